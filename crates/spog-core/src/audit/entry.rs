@@ -1,0 +1,125 @@
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::time::Timestamp;
+
+/// Who performed a change, as the credential says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorType {
+    User,
+    System,
+    Agent,
+    Workflow,
+}
+
+impl ActorType {
+    pub const ALL: [ActorType; 4] = [
+        ActorType::User,
+        ActorType::System,
+        ActorType::Agent,
+        ActorType::Workflow,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ActorType::User => "user",
+            ActorType::System => "system",
+            ActorType::Agent => "agent",
+            ActorType::Workflow => "workflow",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == text)
+    }
+}
+
+/// Where a change came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Web,
+    Api,
+    Scheduler,
+    Agent,
+    Workflow,
+}
+
+impl Source {
+    pub const ALL: [Source; 5] = [
+        Source::Web,
+        Source::Api,
+        Source::Scheduler,
+        Source::Agent,
+        Source::Workflow,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Source::Web => "web",
+            Source::Api => "api",
+            Source::Scheduler => "scheduler",
+            Source::Agent => "agent",
+            Source::Workflow => "workflow",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Outcome::Success, Outcome::Failure]
+            .into_iter()
+            .find(|o| o.as_str() == text)
+    }
+}
+
+/// One entry of an account's audit chain, exactly as stored and exported.
+///
+/// `seq`, `prev_hash` and `hash` are `None` between the commit of the change and the moment
+/// the chain linker appends the entry to its account's chain.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AuditEntry {
+    pub id: String,
+    pub seq: Option<i64>,
+    pub occurred_at: Timestamp,
+    pub account_id: String,
+    pub organization_id: Option<String>,
+    pub actor_type: ActorType,
+    pub actor_id: Option<String>,
+    pub actor_email: Option<String>,
+    pub actor_name: Option<String>,
+    pub source: Source,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: Option<String>,
+    pub resource_name: Option<String>,
+    pub outcome: Outcome,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub metadata: Option<Value>,
+    pub prev_hash: Option<String>,
+    pub hash: Option<String>,
+}

@@ -1,0 +1,9 @@
+//! The audit entry, its canonical form, the hash chain and its verification (SPEC 3).
+
+mod canonical;
+mod chain;
+mod entry;
+
+pub use canonical::{canonical_json, chain_hash};
+pub use chain::{BrokenLink, BrokenReason, ChainVerifier, GENESIS_HASH, VerifyReport};
+pub use entry::{ActorType, AuditEntry, Outcome, Source};

@@ -1,0 +1,211 @@
+//! Types that parse, not validate: each constructor returns the value or a field error, so an
+//! invalid value cannot travel further than the request that brought it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+/// One field at fault and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+/// Every field at fault in one request, so a form can show all of them at once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FieldErrors(BTreeMap<String, String>);
+
+impl FieldErrors {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, error: FieldError) {
+        self.0.entry(error.field).or_insert(error.message);
+    }
+
+    /// Keeps the parsed value, or records its error and returns `None`.
+    pub fn check<T>(&mut self, result: Result<T, FieldError>) -> Option<T> {
+        result.map_err(|e| self.add(e)).ok()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn into_result(self) -> Result<(), FieldErrors> {
+        if self.is_empty() { Ok(()) } else { Err(self) }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.0.get(field).map(String::as_str)
+    }
+}
+
+impl From<FieldError> for FieldErrors {
+    fn from(error: FieldError) -> Self {
+        let mut errors = Self::new();
+        errors.add(error);
+        errors
+    }
+}
+
+/// An email address, trimmed and lower-cased so that lookups are exact.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(field: &str, text: &str) -> Result<Self, FieldError> {
+        let text = text.trim().to_lowercase();
+        let invalid = || FieldError::new(field, "must be an email address like name@example.com");
+        if text.len() > 254 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid());
+        }
+        let (local, domain) = text.split_once('@').ok_or_else(invalid)?;
+        let domain_ok = !domain.is_empty()
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains("..")
+            && domain
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '.' || c == '-');
+        if local.is_empty() || local.len() > 64 || local.contains('@') || !domain_ok {
+            return Err(invalid());
+        }
+        Ok(Self(text))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A human-facing name: trimmed, 1 to `max` characters, no control characters.
+pub fn name(field: &str, text: &str, max: usize) -> Result<String, FieldError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if text.chars().count() > max {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// A password a person chose: long enough to resist guessing, short enough that hashing it
+/// cannot be used to exhaust the server.
+pub fn password(field: &str, text: &str) -> Result<String, FieldError> {
+    let chars = text.chars().count();
+    if chars < 12 {
+        return Err(FieldError::new(field, "must be at least 12 characters"));
+    }
+    if chars > 256 {
+        return Err(FieldError::new(field, "must be at most 256 characters"));
+    }
+    let mut distinct: Vec<char> = text.chars().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < 5 {
+        return Err(FieldError::new(
+            field,
+            "is too weak: use at least 5 different characters",
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(
+            Email::parse("email", "  Ada@Example.COM ")
+                .unwrap()
+                .as_str(),
+            "ada@example.com"
+        );
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "a b@x.io",
+            "a@x..io",
+            "a@@x.io",
+        ] {
+            let err = Email::parse("email", bad).unwrap_err();
+            assert_eq!(err.field, "email", "{bad}");
+        }
+    }
+
+    #[test]
+    fn weak_passwords_are_refused() {
+        assert!(password("password", "").is_err());
+        assert!(password("password", "short").is_err());
+        assert!(password("password", "aaaaaaaaaaaaaaaa").is_err());
+        assert!(password("password", "correct horse battery").is_ok());
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(name("name", "  ops  ", 10).unwrap(), "ops");
+        assert!(name("name", "   ", 10).is_err());
+        assert!(name("name", "x".repeat(11).as_str(), 10).is_err());
+        assert!(name("name", "a\u{7}b", 10).is_err());
+    }
+
+    #[test]
+    fn field_errors_collect_every_field_once() {
+        let mut errors = FieldErrors::new();
+        assert_eq!(errors.check(name("name", "", 5)), None);
+        assert_eq!(errors.check(Ok::<_, FieldError>(3)), Some(3));
+        errors.add(FieldError::new("name", "second message is dropped"));
+        assert_eq!(errors.get("name"), Some("must not be empty"));
+        assert!(errors.into_result().is_err());
+    }
+}
