@@ -1,1 +1,22 @@
-pub fn hello() {}
+//! Persistence for spog on SQLite (the embedded default) and PostgreSQL (for several
+//! instances), chosen by the database URL. Both backends share one schema shape (text ids,
+//! integer microseconds, integer flags, JSON as text) so queries are written once; the few
+//! dialect differences stay in [`Backend`].
+
+pub mod audit;
+mod error;
+pub mod identity;
+mod rows;
+mod sql;
+mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod tx;
+
+pub use error::{StoreError, StoreResult};
+pub use sql::Sql;
+pub use store::{Backend, Store, StoreOptions};
+pub use tx::Tx;
+
+/// A connection that can run queries: a pooled read connection or a transaction.
+pub type Conn = sqlx::AnyConnection;

@@ -1,0 +1,115 @@
+//! The chain linker. Entries arrive unlinked with their changes; the linker appends every
+//! pending entry of an account in one transaction (group commit) under that account's head
+//! row lock, so the chain stays linear with any number of writers and instances while the
+//! lock is held once per batch rather than once per entry.
+
+use spog_core::Timestamp;
+use spog_core::audit::{AuditEntry, GENESIS_HASH, canonical_json, chain_hash};
+use sqlx::AssertSqlSafe;
+
+use super::row::{COLUMNS, EntryRow};
+use crate::{Sql, Store, StoreResult};
+
+/// Entries linked per transaction at most.
+const BATCH: i64 = 2_000;
+
+/// Links pending entries of every account, a batch per transaction, until none are left.
+/// Returns how many entries were linked.
+pub async fn link_pending(store: &Store, now: Timestamp) -> StoreResult<u64> {
+    let mut linked = 0;
+    loop {
+        let accounts: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT account_id FROM audit_logs WHERE seq IS NULL ORDER BY account_id",
+        )
+        .fetch_all(&mut *store.conn().await?)
+        .await?;
+        if accounts.is_empty() {
+            return Ok(linked);
+        }
+        let mut round = 0;
+        // Accounts in a fixed order, so linkers on several instances never deadlock.
+        let mut tx = store.begin().await?;
+        for account in &accounts {
+            round += link_account(&mut tx, store, account, now).await?;
+        }
+        tx.commit_unaudited().await?;
+        linked += round;
+        if round == 0 {
+            return Ok(linked);
+        }
+    }
+}
+
+async fn link_account(
+    tx: &mut crate::Tx,
+    store: &Store,
+    account: &str,
+    now: Timestamp,
+) -> StoreResult<u64> {
+    sqlx::query(
+        "INSERT INTO audit_heads (account_id, seq, hash, updated_at) VALUES ($1, 0, $2, $3) \
+         ON CONFLICT (account_id) DO NOTHING",
+    )
+    .bind(account)
+    .bind(GENESIS_HASH)
+    .bind(now.micros())
+    .execute(&mut **tx)
+    .await?;
+    let (mut seq, mut prev): (i64, String) = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT seq, hash FROM audit_heads WHERE account_id = $1{}",
+        store.backend().for_update()
+    )))
+    .bind(account)
+    .fetch_one(&mut **tx)
+    .await?;
+    // Read after the head lock is held: what an earlier linker linked is no longer pending.
+    let rows: Vec<EntryRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM audit_logs WHERE account_id = $1 AND seq IS NULL ORDER BY id LIMIT {BATCH}"
+    )))
+    .bind(account)
+    .fetch_all(&mut **tx)
+    .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let count = rows.len() as u64;
+    let mut update = Sql::new("WITH v (id, seq, prev_hash, hash) AS (VALUES ");
+    for (i, row) in rows.into_iter().enumerate() {
+        let mut entry = AuditEntry::try_from(row)?;
+        seq += 1;
+        entry.seq = Some(seq);
+        entry.prev_hash = Some(prev.clone());
+        let hash = chain_hash(&prev, &canonical_json(&entry));
+        update
+            .push(if i == 0 { "(" } else { ", (" })
+            .bind(entry.id)
+            .push(", ")
+            .bind(seq)
+            .push(", ")
+            .bind(std::mem::replace(&mut prev, hash.clone()))
+            .push(", ")
+            .bind(hash)
+            .push(")");
+    }
+    update.push(
+        ") UPDATE audit_logs SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash \
+         FROM v WHERE audit_logs.id = v.id AND audit_logs.seq IS NULL",
+    );
+    let done = update.query().execute(&mut **tx).await?;
+    if done.rows_affected() != count {
+        return Err(crate::StoreError::Corrupt(format!(
+            "linking {count} audit entries updated {} rows",
+            done.rows_affected()
+        )));
+    }
+    sqlx::query(
+        "UPDATE audit_heads SET seq = $2, hash = $3, updated_at = $4 WHERE account_id = $1",
+    )
+    .bind(account)
+    .bind(seq)
+    .bind(prev)
+    .bind(now.micros())
+    .execute(&mut **tx)
+    .await?;
+    Ok(count)
+}

@@ -1,0 +1,79 @@
+use spog_core::audit::AuditEntry;
+use spog_core::redact::redact;
+
+use crate::{Sql, StoreResult, Tx};
+
+/// Rows per INSERT statement: 21 parameters each stays far below both databases' limits.
+const ROWS_PER_STATEMENT: usize = 200;
+
+/// Records one entry in the mutation's transaction. Secrets are removed here, on the only
+/// path into the table.
+pub async fn record(tx: &mut Tx, entry: AuditEntry) -> StoreResult<()> {
+    record_all(tx, vec![entry]).await
+}
+
+/// Records entries in the mutation's transaction, unlinked; the chain linker appends them.
+pub async fn record_all(tx: &mut Tx, entries: Vec<AuditEntry>) -> StoreResult<()> {
+    let count = entries.len();
+    let mut entries = entries.into_iter().peekable();
+    while entries.peek().is_some() {
+        let mut sql = Sql::new(
+            "INSERT INTO audit_logs (id, occurred_at, account_id, organization_id, actor_type, actor_id, \
+             actor_email, actor_name, source, ip, user_agent, request_id, action, resource_type, resource_id, \
+             resource_name, outcome, before_state, after_state, metadata) VALUES ",
+        );
+        for (i, mut entry) in entries.by_ref().take(ROWS_PER_STATEMENT).enumerate() {
+            for snapshot in [&mut entry.before, &mut entry.after, &mut entry.metadata]
+                .into_iter()
+                .flatten()
+            {
+                redact(snapshot);
+            }
+            let json = |v: Option<serde_json::Value>| v.map(|v| v.to_string());
+            sql.push(if i == 0 { "(" } else { ", (" })
+                .bind(entry.id)
+                .push(", ")
+                .bind(entry.occurred_at.micros())
+                .push(", ")
+                .bind(entry.account_id)
+                .push(", ")
+                .bind(entry.organization_id)
+                .push(", ")
+                .bind(entry.actor_type.as_str())
+                .push(", ")
+                .bind(entry.actor_id)
+                .push(", ")
+                .bind(entry.actor_email)
+                .push(", ")
+                .bind(entry.actor_name)
+                .push(", ")
+                .bind(entry.source.as_str())
+                .push(", ")
+                .bind(entry.ip)
+                .push(", ")
+                .bind(entry.user_agent)
+                .push(", ")
+                .bind(entry.request_id)
+                .push(", ")
+                .bind(entry.action)
+                .push(", ")
+                .bind(entry.resource_type)
+                .push(", ")
+                .bind(entry.resource_id)
+                .push(", ")
+                .bind(entry.resource_name)
+                .push(", ")
+                .bind(entry.outcome.as_str())
+                .push(", ")
+                .bind(json(entry.before))
+                .push(", ")
+                .bind(json(entry.after))
+                .push(", ")
+                .bind(json(entry.metadata))
+                .push(")");
+        }
+        sql.query().execute(&mut **tx).await?;
+    }
+    tx.note_audit_entries(count);
+    Ok(())
+}

@@ -1,0 +1,239 @@
+use spog_core::model::{Account, Host, HostAccess, Organization, User};
+use spog_core::page::{Cursor, Page, key_text};
+use spog_core::{Id, Timestamp};
+
+use crate::error::Found;
+use crate::rows::{at, flag, id, opt_at};
+use crate::{Conn, Sql, StoreError, StoreResult};
+
+const COLUMNS: &str =
+    "id, organization_id, hostname, name, online, last_heartbeat_at, created_at, updated_at";
+const DUPLICATE: &str = "a host with this hostname already exists in the organization";
+
+#[derive(sqlx::FromRow)]
+struct HostRow {
+    id: String,
+    organization_id: String,
+    hostname: String,
+    name: String,
+    online: i64,
+    last_heartbeat_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<HostRow> for Host {
+    type Error = StoreError;
+    fn try_from(row: HostRow) -> StoreResult<Self> {
+        Ok(Host {
+            id: id(&row.id)?,
+            organization_id: id(&row.organization_id)?,
+            hostname: row.hostname,
+            name: row.name,
+            online: flag(row.online),
+            last_heartbeat_at: opt_at(row.last_heartbeat_at),
+            created_at: at(row.created_at),
+            updated_at: at(row.updated_at),
+        })
+    }
+}
+
+pub async fn create(
+    conn: &mut Conn,
+    account: Id<Account>,
+    organization: Id<Organization>,
+    hostname: &str,
+    name: &str,
+    now: Timestamp,
+) -> StoreResult<Host> {
+    let host: Id<Host> = Id::new();
+    sqlx::query(
+        "INSERT INTO hosts (id, account_id, organization_id, hostname, name, online, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, 0, $6, $6)",
+    )
+    .bind(host.to_string())
+    .bind(account.to_string())
+    .bind(organization.to_string())
+    .bind(hostname)
+    .bind(name)
+    .bind(now.micros())
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| StoreError::on_unique(e, DUPLICATE))?;
+    get(conn, account, host).await
+}
+
+pub async fn get(conn: &mut Conn, account: Id<Account>, host: Id<Host>) -> StoreResult<Host> {
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM hosts WHERE account_id = "));
+    sql.bind(account.to_string())
+        .push(" AND id = ")
+        .bind(host.to_string());
+    sql.query_as::<HostRow>()
+        .fetch_optional(conn)
+        .await
+        .found()?
+        .try_into()
+}
+
+/// Which hosts a listing may show.
+pub enum HostScope {
+    All,
+    GrantedTo(Id<User>),
+}
+
+pub async fn list(
+    conn: &mut Conn,
+    account: Id<Account>,
+    organization: Option<Id<Organization>>,
+    scope: &HostScope,
+    limit: u32,
+    cursor: Option<&str>,
+) -> StoreResult<Page<Host>> {
+    let organization_text = organization.map(|o| o.to_string()).unwrap_or_default();
+    let granted = match scope {
+        HostScope::All => String::new(),
+        HostScope::GrantedTo(user) => user.to_string(),
+    };
+    let scope_cursor =
+        Cursor::scope(&[&account.to_string(), "hosts", &organization_text, &granted]);
+    let after = scope_cursor.decode(cursor)?;
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM hosts WHERE account_id = "));
+    sql.bind(account.to_string());
+    if let Some(organization) = organization {
+        sql.push(" AND organization_id = ")
+            .bind(organization.to_string());
+    }
+    if let HostScope::GrantedTo(user) = scope {
+        sql.push(" AND id IN (SELECT host_id FROM host_access WHERE user_id = ")
+            .bind(user.to_string())
+            .push(")");
+    }
+    if let Some(key) = after {
+        sql.push(" AND id > ").bind(key_text(&key, 0)?);
+    }
+    sql.push(" ORDER BY id LIMIT ").bind(i64::from(limit) + 1);
+    let hosts = sql
+        .query_as::<HostRow>()
+        .fetch_all(conn)
+        .await?
+        .into_iter()
+        .map(Host::try_from)
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Page::from_rows(hosts, limit, &scope_cursor, |h| {
+        vec![h.id.to_string().into()]
+    }))
+}
+
+pub async fn rename(
+    conn: &mut Conn,
+    account: Id<Account>,
+    host: Id<Host>,
+    name: &str,
+    now: Timestamp,
+) -> StoreResult<Host> {
+    let done = sqlx::query(
+        "UPDATE hosts SET name = $3, updated_at = $4 WHERE account_id = $1 AND id = $2",
+    )
+    .bind(account.to_string())
+    .bind(host.to_string())
+    .bind(name)
+    .bind(now.micros())
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    get(conn, account, host).await
+}
+
+pub async fn delete(conn: &mut Conn, account: Id<Account>, host: Id<Host>) -> StoreResult<()> {
+    let done = sqlx::query("DELETE FROM hosts WHERE account_id = $1 AND id = $2")
+        .bind(account.to_string())
+        .bind(host.to_string())
+        .execute(conn)
+        .await
+        .map_err(|e| StoreError::on_foreign_key(e, "the host still has recordings or sessions"))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Grants access; granting twice is harmless. Returns whether a grant was added.
+pub async fn grant(
+    conn: &mut Conn,
+    account: Id<Account>,
+    host: Id<Host>,
+    user: Id<User>,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO host_access (host_id, user_id, account_id, granted_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (host_id, user_id) DO NOTHING",
+    )
+    .bind(host.to_string())
+    .bind(user.to_string())
+    .bind(account.to_string())
+    .bind(now.micros())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Revokes access. Returns whether a grant existed.
+pub async fn revoke(
+    conn: &mut Conn,
+    account: Id<Account>,
+    host: Id<Host>,
+    user: Id<User>,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "DELETE FROM host_access WHERE account_id = $1 AND host_id = $2 AND user_id = $3",
+    )
+    .bind(account.to_string())
+    .bind(host.to_string())
+    .bind(user.to_string())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub async fn access_list(
+    conn: &mut Conn,
+    account: Id<Account>,
+    host: Id<Host>,
+) -> StoreResult<Vec<HostAccess>> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT host_id, user_id, granted_at FROM host_access WHERE account_id = $1 AND host_id = $2 ORDER BY user_id",
+    )
+    .bind(account.to_string())
+    .bind(host.to_string())
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(host, user, granted)| {
+            Ok(HostAccess {
+                host_id: id(&host)?,
+                user_id: id(&user)?,
+                granted_at: at(granted),
+            })
+        })
+        .collect()
+}
+
+pub async fn has_access(
+    conn: &mut Conn,
+    account: Id<Account>,
+    host: Id<Host>,
+    user: Id<User>,
+) -> StoreResult<bool> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM host_access WHERE account_id = $1 AND host_id = $2 AND user_id = $3",
+    )
+    .bind(account.to_string())
+    .bind(host.to_string())
+    .bind(user.to_string())
+    .fetch_optional(conn)
+    .await?;
+    Ok(found.is_some())
+}

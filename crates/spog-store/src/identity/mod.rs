@@ -1,0 +1,10 @@
+//! Accounts, organizations, users, roles, API tokens, login sessions and hosts (SPEC 2).
+//! Every function takes the account it acts in: another account's rows are never found.
+
+pub mod accounts;
+pub mod hosts;
+pub mod organizations;
+pub mod roles;
+pub mod sessions;
+pub mod tokens;
+pub mod users;

@@ -1,0 +1,228 @@
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, ConnectOptions, Executor};
+use tokio::sync::Notify;
+
+use crate::{StoreError, StoreResult, Tx};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// Write transactions take SQLite's write lock up front, so two writers never deadlock
+    /// upgrading read locks; PostgreSQL locks rows as it goes.
+    fn begin_statement(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        }
+    }
+
+    /// Appended to a `SELECT` that claims rows for this instance alone.
+    pub fn skip_locked(self) -> &'static str {
+        match self {
+            // One writer at a time already: the transaction holds SQLite's write lock.
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
+    /// Appended to a `SELECT` of a row the transaction will update.
+    pub fn for_update(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Connections to PostgreSQL, or SQLite readers (SQLite always has one writer).
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The database. Cheap to clone; every clone shares the pools.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Backend,
+    url: String,
+    /// Reads. On PostgreSQL also writes.
+    read: AnyPool,
+    /// Writes. On SQLite a single connection, which serialises writers inside the process
+    /// without busy-waiting; other processes wait on the busy timeout.
+    write: AnyPool,
+    audit_appended: Notify,
+}
+
+impl Store {
+    pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url).ok_or_else(|| {
+            StoreError::Database(sqlx::Error::Configuration(
+                "the database URL must start with sqlite: or postgres:".into(),
+            ))
+        })?;
+        let (read, write) = match backend {
+            Backend::Sqlite => {
+                let connect =
+                    AnyConnectOptions::from_str(&sqlite_url(url))?.disable_statement_logging();
+                let pool = |size: u32| {
+                    AnyPoolOptions::new()
+                        .max_connections(size)
+                        .min_connections(1)
+                        .acquire_timeout(options.acquire_timeout)
+                        .after_connect(|conn, _| {
+                            Box::pin(async move {
+                                conn.execute(sqlx::raw_sql(
+                                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                                ))
+                                .await
+                                .map(|_| ())
+                            })
+                        })
+                };
+                let write = pool(1).connect_with(connect.clone()).await?;
+                let read = pool(options.max_connections.clamp(1, 8))
+                    .connect_with(connect)
+                    .await?;
+                (read, write)
+            }
+            Backend::Postgres => {
+                let connect = AnyConnectOptions::from_str(url)?.disable_statement_logging();
+                let pool = AnyPoolOptions::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(connect)
+                    .await?;
+                (pool.clone(), pool)
+            }
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                backend,
+                url: url.to_owned(),
+                read,
+                write,
+                audit_appended: Notify::new(),
+            }),
+        })
+    }
+
+    pub async fn migrate(&self) -> StoreResult<()> {
+        let migrator = match self.inner.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.inner.write).await?;
+        Ok(())
+    }
+
+    /// True when every migration this build knows is applied.
+    pub async fn migrations_applied(&self) -> StoreResult<bool> {
+        let migrator = match self.inner.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        let latest = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_one(&self.inner.read)
+                .await
+                .ok()
+                .flatten();
+        Ok(applied == Some(latest))
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
+    }
+
+    /// The URL this store was opened with (PostgreSQL listeners open their own connection).
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    /// A connection for reads.
+    pub async fn conn(&self) -> StoreResult<PoolConnection<Any>> {
+        Ok(self.inner.read.acquire().await?)
+    }
+
+    /// Starts the one transaction a mutation runs in.
+    pub async fn begin(&self) -> StoreResult<Tx> {
+        let tx = self
+            .inner
+            .write
+            .begin_with(self.inner.backend.begin_statement())
+            .await?;
+        Ok(Tx::new(tx, self.clone()))
+    }
+
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.inner.read).await?;
+        Ok(())
+    }
+
+    /// Woken whenever a transaction that recorded audit entries commits.
+    pub fn audit_appended(&self) -> &Notify {
+        &self.inner.audit_appended
+    }
+
+    pub async fn close(&self) {
+        self.inner.read.close().await;
+        self.inner.write.close().await;
+    }
+}
+
+/// SQLite URLs create their file when missing.
+fn sqlite_url(url: &str) -> String {
+    if url.contains("mode=") || url.contains(":memory:") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}

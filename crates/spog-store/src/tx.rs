@@ -1,0 +1,62 @@
+use std::ops::{Deref, DerefMut};
+
+use sqlx::{Any, AnyConnection, Transaction};
+
+use crate::{Store, StoreError, StoreResult};
+
+/// The one transaction of a mutation. The change and its audit entry are written through it
+/// and commit together; [`Tx::commit`] refuses to commit a change that recorded no entry.
+pub struct Tx {
+    tx: Transaction<'static, Any>,
+    store: Store,
+    audit_entries: usize,
+}
+
+impl Tx {
+    pub(crate) fn new(tx: Transaction<'static, Any>, store: Store) -> Self {
+        Self {
+            tx,
+            store,
+            audit_entries: 0,
+        }
+    }
+
+    pub(crate) fn note_audit_entries(&mut self, count: usize) {
+        self.audit_entries += count;
+    }
+
+    /// Commits the change together with its audit entries, then wakes the chain linker.
+    pub async fn commit(self) -> StoreResult<()> {
+        if self.audit_entries == 0 {
+            return Err(StoreError::Unaudited);
+        }
+        let store = self.store.clone();
+        self.tx.commit().await?;
+        store.audit_appended().notify_one();
+        Ok(())
+    }
+
+    /// Commits state that is not a mutation of record (e.g. a user's read marks, the chain
+    /// linker's own bookkeeping).
+    pub async fn commit_unaudited(self) -> StoreResult<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl Deref for Tx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+}

@@ -1,0 +1,144 @@
+use std::sync::Arc;
+
+use spog_core::Timestamp;
+use spog_core::audit::{ChainVerifier, GENESIS_HASH};
+use spog_store::audit;
+use spog_store::identity::accounts;
+use spog_store::testing::databases;
+use spog_store::{Store, StoreError};
+
+use crate::entry;
+
+async fn new_account(store: &Store, name: &str) -> spog_core::model::Account {
+    let mut tx = store.begin().await.unwrap();
+    let (account, _) = accounts::create(&mut tx, name, Timestamp::now())
+        .await
+        .unwrap();
+    tx.commit_unaudited().await.unwrap();
+    account
+}
+
+async fn chain_of(store: &Store, account: &str) -> Vec<spog_core::audit::AuditEntry> {
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM audit_logs WHERE account_id = $1 ORDER BY seq")
+            .bind(account)
+            .fetch_all(&mut *store.conn().await.unwrap())
+            .await
+            .unwrap();
+    let mut entries = Vec::new();
+    for id in ids {
+        let mut conn = store.conn().await.unwrap();
+        entries.push(
+            audit::get(&mut conn, account.parse().unwrap(), &id)
+                .await
+                .unwrap(),
+        );
+    }
+    entries
+}
+
+#[tokio::test]
+async fn a_mutation_cannot_commit_without_its_audit_entry() {
+    for db in databases().await {
+        let store = db.store().await;
+        let tx = store.begin().await.unwrap();
+        assert!(matches!(tx.commit().await, Err(StoreError::Unaudited)));
+    }
+}
+
+#[tokio::test]
+async fn recorded_entries_are_linked_into_one_chain_per_account() {
+    for db in databases().await {
+        let store = db.store().await;
+        let acme = new_account(&store, "acme").await;
+        let globex = new_account(&store, "globex").await;
+        for n in 0..3 {
+            for account in [&acme, &globex] {
+                let mut tx = store.begin().await.unwrap();
+                audit::record(&mut tx, entry(account.id, "host.create", &format!("h{n}")))
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+            }
+        }
+        let linked = audit::link_pending(&store, Timestamp::now()).await.unwrap();
+        assert_eq!(linked, 6);
+        for account in [&acme, &globex] {
+            let chain = chain_of(&store, &account.id.to_string()).await;
+            assert_eq!(
+                chain.iter().map(|e| e.seq.unwrap()).collect::<Vec<_>>(),
+                [1, 2, 3]
+            );
+            assert_eq!(chain[0].prev_hash.as_deref(), Some(GENESIS_HASH));
+            let mut verifier = ChainVerifier::new();
+            chain.iter().for_each(|e| verifier.push(e));
+            assert!(verifier.finish().valid, "{:?}", db.backend);
+        }
+    }
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_audit_table() {
+    for db in databases().await {
+        let store = db.store().await;
+        let account = new_account(&store, "acme").await;
+        let mut recorded = entry(account.id, "webhook.create", "w1");
+        recorded.after = Some(serde_json::json!({"name": "hook", "secret": "hunter2hunter2"}));
+        let id = recorded.id.clone();
+        let mut tx = store.begin().await.unwrap();
+        audit::record(&mut tx, recorded).await.unwrap();
+        tx.commit().await.unwrap();
+        let stored = audit::get(&mut store.conn().await.unwrap(), account.id, &id)
+            .await
+            .unwrap();
+        assert_eq!(
+            stored.after,
+            Some(serde_json::json!({"name": "hook", "secret": "[redacted]"}))
+        );
+    }
+}
+
+#[tokio::test]
+async fn sixty_four_concurrent_writers_and_linkers_make_one_linear_chain() {
+    for db in databases().await {
+        let store = db.store().await;
+        let account = new_account(&store, "acme").await;
+        let store = Arc::new(store);
+        let mut tasks = Vec::new();
+        for writer in 0..64 {
+            let store = store.clone();
+            let account = account.id;
+            tasks.push(tokio::spawn(async move {
+                for n in 0..10 {
+                    let mut tx = store.begin().await.unwrap();
+                    audit::record(
+                        &mut tx,
+                        entry(account, "host.update", &format!("w{writer}-{n}")),
+                    )
+                    .await
+                    .unwrap();
+                    tx.commit().await.unwrap();
+                    if n % 3 == 0 {
+                        audit::link_pending(&store, Timestamp::now()).await.unwrap();
+                    }
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        audit::link_pending(&store, Timestamp::now()).await.unwrap();
+        let chain = chain_of(&store, &account.id.to_string()).await;
+        assert_eq!(chain.len(), 640);
+        let mut verifier = ChainVerifier::new();
+        chain.iter().for_each(|e| verifier.push(e));
+        let report = verifier.finish();
+        assert!(
+            report.valid,
+            "{:?}: {:?}",
+            db.backend,
+            report.broken_links.first()
+        );
+        assert_eq!(report.head_seq, 640);
+    }
+}
