@@ -135,6 +135,38 @@ pub fn name(field: &str, text: &str, max: usize) -> Result<String, FieldError> {
     Ok(text.to_owned())
 }
 
+/// A DNS hostname (or IP address): letters, digits, `-`, `.`, at most 253 characters.
+pub fn hostname(field: &str, text: &str) -> Result<String, FieldError> {
+    let text = text.trim().to_lowercase();
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    if text.is_empty() || text.len() > 253 || !text.split('.').all(label_ok) {
+        return Err(FieldError::new(
+            field,
+            "must be a hostname like web-1.example.com",
+        ));
+    }
+    Ok(text)
+}
+
+/// Free text such as a description: at most `max` characters, may be empty.
+pub fn text(field: &str, text: &str, max: usize) -> Result<String, FieldError> {
+    if text.chars().count() > max {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    Ok(text.trim().to_owned())
+}
+
 /// A password a person chose: long enough to resist guessing, short enough that hashing it
 /// cannot be used to exhaust the server.
 pub fn password(field: &str, text: &str) -> Result<String, FieldError> {

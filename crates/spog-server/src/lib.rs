@@ -1,1 +1,18 @@
-pub fn hello() {}
+//! The spog server: HTTP API, console, WebSocket hub and background workers.
+
+pub mod admin;
+pub mod app;
+pub mod auth;
+pub mod bootstrap;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod http;
+pub mod keys;
+pub mod metrics;
+pub mod openapi;
+pub mod state;
+pub mod workers;
+
+pub use app::{Running, launch};
+pub use config::Config;

@@ -45,15 +45,18 @@ pub enum Source {
     Scheduler,
     Agent,
     Workflow,
+    /// The `spog` command line, run by an operator on the server.
+    Cli,
 }
 
 impl Source {
-    pub const ALL: [Source; 5] = [
+    pub const ALL: [Source; 6] = [
         Source::Web,
         Source::Api,
         Source::Scheduler,
         Source::Agent,
         Source::Workflow,
+        Source::Cli,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -63,6 +66,7 @@ impl Source {
             Source::Scheduler => "scheduler",
             Source::Agent => "agent",
             Source::Workflow => "workflow",
+            Source::Cli => "cli",
         }
     }
 
@@ -122,4 +126,40 @@ pub struct AuditEntry {
     pub metadata: Option<Value>,
     pub prev_hash: Option<String>,
     pub hash: Option<String>,
+}
+
+impl AuditEntry {
+    /// Names the resource the change is about.
+    pub fn resource(mut self, id: impl ToString, name: impl Into<String>) -> Self {
+        self.resource_id = Some(id.to_string());
+        self.resource_name = Some(name.into());
+        self
+    }
+
+    pub fn in_organization(mut self, organization: impl ToString) -> Self {
+        self.organization_id = Some(organization.to_string());
+        self
+    }
+
+    /// The resource as it was before the change.
+    pub fn before(mut self, snapshot: &impl Serialize) -> Self {
+        self.before = serde_json::to_value(snapshot).ok();
+        self
+    }
+
+    /// The resource as it is after the change.
+    pub fn after(mut self, snapshot: &impl Serialize) -> Self {
+        self.after = serde_json::to_value(snapshot).ok();
+        self
+    }
+
+    pub fn metadata(mut self, metadata: Value) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
+
+    pub fn failed(mut self) -> Self {
+        self.outcome = Outcome::Failure;
+        self
+    }
 }

@@ -1,0 +1,102 @@
+//! What the command line does to an account, on record like any other change: the actor is
+//! `system` and the source `cli`.
+
+use spog_core::audit::{ActorType, AuditEntry, Source};
+use spog_core::model::{Account, User};
+use spog_core::validate::{self, Email};
+use spog_core::{PermissionSet, Timestamp};
+use spog_store::identity::{accounts, roles, tokens as token_store, users};
+use spog_store::{Store, audit};
+
+use crate::auth::{RequestInfo, password, tokens};
+
+fn cli_entry(account: &Account, action: &str, resource_type: &str) -> AuditEntry {
+    let mut entry = RequestInfo::default().entry(account.id, action, resource_type);
+    entry.actor_type = ActorType::System;
+    entry.actor_name = Some("spog cli".to_owned());
+    entry.source = Source::Cli;
+    entry
+}
+
+pub async fn create_user(
+    store: &Store,
+    account: &str,
+    email: &str,
+    password_text: &str,
+    role: &str,
+) -> anyhow::Result<User> {
+    let email = Email::parse("email", email)?;
+    validate::password("password", password_text)?;
+    let hash = password::hash(password_text.to_owned())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut tx = store.begin().await?;
+    let account = accounts::by_name(&mut tx, account)
+        .await
+        .map_err(|_| anyhow::anyhow!("no account named `{account}`"))?;
+    let roles = roles::resolve(&mut tx, account.id, &[role.to_owned()], "role").await?;
+    let display_name = email
+        .as_str()
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let new = users::NewUser {
+        email,
+        display_name,
+        password_hash: Some(hash),
+        roles,
+        identities: Vec::new(),
+    };
+    let user = users::create(&mut tx, account.id, new, Timestamp::now()).await?;
+    audit::record(
+        &mut tx,
+        cli_entry(&account, "user.create", "user")
+            .resource(user.id, &user.email)
+            .after(&user),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// Creates a token and returns its secret, which is shown only this once.
+pub async fn create_token(
+    store: &Store,
+    account: &str,
+    name: &str,
+    actor_type: &str,
+    permissions: &[String],
+) -> anyhow::Result<String> {
+    let name = validate::name("name", name, 200)?;
+    let actor_type = ActorType::parse(actor_type)
+        .filter(|a| *a != ActorType::User)
+        .ok_or_else(|| anyhow::anyhow!("--actor-type must be system, agent or workflow (user tokens are made through the API, as their user)"))?;
+    let permissions = PermissionSet::parse(permissions.iter().map(String::as_str))
+        .map_err(|name| anyhow::anyhow!("unknown permission `{name}`"))?;
+    let mut tx = store.begin().await?;
+    let account = accounts::by_name(&mut tx, account)
+        .await
+        .map_err(|_| anyhow::anyhow!("no account named `{account}`"))?;
+    let secret = tokens::generate();
+    let new = token_store::NewToken {
+        name,
+        token_hash: secret.hash,
+        prefix: secret.prefix,
+        actor_type,
+        permissions,
+        user_id: None,
+        created_by: None,
+        expires_at: None,
+    };
+    let token = token_store::create(&mut tx, account.id, new, Timestamp::now()).await?;
+    audit::record(
+        &mut tx,
+        cli_entry(&account, "api_token.create", "api_token")
+            .resource(token.id, &token.name)
+            .after(&token),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(secret.token)
+}

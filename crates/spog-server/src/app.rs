@@ -1,0 +1,186 @@
+//! Assembling the server: router, middleware, workers, and `launch`, which tests call with a
+//! listener on port 0 to run the real server in-process.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::bootstrap::{self, FirstAdmin};
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::keys::Keys;
+use crate::metrics::RequestLabels;
+use crate::openapi::ApiDoc;
+use crate::state::AppState;
+use crate::{http, workers};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    /// Set on the first start of an empty database.
+    pub first_admin: Option<FirstAdmin>,
+    server: JoinHandle<std::io::Result<()>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Waits until shutdown has drained requests and stopped the workers.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.server.await??;
+        for worker in self.workers {
+            worker.await?;
+        }
+        self.state.store.close().await;
+        Ok(())
+    }
+}
+
+/// Opens the database (migrating it), initialises it on first start, starts the workers and
+/// serves on `listener` until `shutdown` is cancelled.
+pub async fn launch(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let keys = Keys::load(
+        config.server_key.as_ref().map(|s| s.expose()),
+        &config.data_dir,
+    )?;
+    let options = spog_store::StoreOptions {
+        max_connections: config.database_max_connections,
+        ..Default::default()
+    };
+    let store = spog_store::Store::connect(&config.database_url(), &options).await?;
+    store.migrate().await?;
+    let first_admin = bootstrap::first_start(&store, &config).await?;
+    let state = AppState::new(config, store, keys);
+    let workers = vec![workers::audit_linker::spawn(&state, shutdown.clone())];
+    let app = router(state.clone());
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .into_future(),
+    );
+    tracing::info!(%addr, instance = %state.instance_id, backend = state.store.backend().name(), "spog is serving");
+    Ok(Running {
+        addr,
+        state,
+        first_admin,
+        server,
+        workers,
+    })
+}
+
+/// The API with its OpenAPI document.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(http::api())
+        .split_for_parts()
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = api();
+    let openapi_json = serde_json::to_string(&openapi).expect("the OpenAPI document serialises");
+    let api = api
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    openapi_json.clone(),
+                )
+            }),
+        )
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async {
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                axum::Json(ApiError::BadRequest("method not allowed".into()).body()),
+            )
+        });
+    let config = &state.config;
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(http::system::root_router())
+        .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            config.request_timeout,
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// One log line and one metric sample per request.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let path = request.uri().path().to_owned();
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let mut response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    tracing::info!(
+        target: "spog::request",
+        request_id,
+        method = %method,
+        path,
+        status,
+        elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+    );
+    state.metrics.observe_request(
+        RequestLabels {
+            method: method.to_string(),
+            route,
+            status,
+        },
+        elapsed,
+    );
+    if !response
+        .headers()
+        .contains_key(axum::http::header::CACHE_CONTROL)
+        && path.starts_with("/api/")
+    {
+        response.headers_mut().insert(
+            axum::http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        );
+    }
+    response
+}

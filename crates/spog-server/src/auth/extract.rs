@@ -1,0 +1,177 @@
+use std::marker::PhantomData;
+use std::ops::Deref;
+
+use axum::extract::FromRequestParts;
+use axum::http::Method;
+use axum::http::request::Parts;
+use serde_json::json;
+use spog_core::audit::AuditEntry;
+use spog_core::model::Account;
+use spog_core::{Id, Permission};
+use spog_store::identity::hosts::HostScope;
+
+use super::csrf;
+use super::principal::{Credential, Principal, RequestInfo, authenticate};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// An authenticated caller and where the request came from.
+#[derive(Clone, Debug)]
+pub struct Auth {
+    pub principal: Principal,
+    pub request: RequestInfo,
+}
+
+impl Auth {
+    pub fn account(&self) -> Id<Account> {
+        self.principal.account
+    }
+
+    pub fn has(&self, permission: Permission) -> bool {
+        self.principal.permissions.contains(permission)
+    }
+
+    /// Which hosts (and so which sessions and recordings) the caller may see: all of the
+    /// account's with `hosts.manage` or as a component's token, else those granted to the user.
+    pub fn host_scope(&self) -> HostScope {
+        match self.principal.user {
+            Some(user) if !self.has(Permission::HostsManage) => HostScope::GrantedTo(user),
+            _ => HostScope::All,
+        }
+    }
+
+    /// An audit entry for a change this caller makes.
+    pub fn entry(&self, action: &str, resource_type: &str) -> AuditEntry {
+        let principal = &self.principal;
+        let mut entry = self.request.entry(principal.account, action, resource_type);
+        entry.actor_type = principal.actor_type;
+        entry.actor_id = Some(principal.actor_id.clone());
+        entry.actor_email = principal.email.clone();
+        entry.actor_name = Some(principal.name.clone());
+        entry.source = principal.source();
+        entry
+    }
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(auth) = parts.extensions.get::<Auth>() {
+            return Ok(auth.clone());
+        }
+        let principal = authenticate(state, &parts.headers).await?;
+        if let Credential::Session { id, cookie: true } = &principal.credential {
+            csrf::check(&state.keys, &id.to_string(), &parts.method, &parts.headers)?;
+        }
+        let auth = Auth {
+            principal,
+            request: RequestInfo::from_parts(parts),
+        };
+        parts.extensions.insert(auth.clone());
+        Ok(auth)
+    }
+}
+
+/// A permission a handler requires, named by a marker type in [`permissions`].
+pub trait RequiredPermission {
+    const PERMISSION: Permission;
+}
+
+/// An authenticated caller holding permission `P`; otherwise 403, and for a mutation an audit
+/// entry of the refusal.
+pub struct Require<P>(pub Auth, PhantomData<P>);
+
+impl<P> Deref for Require<P> {
+    type Target = Auth;
+    fn deref(&self) -> &Auth {
+        &self.0
+    }
+}
+
+impl<P: RequiredPermission + Send + Sync> FromRequestParts<AppState> for Require<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let auth = Auth::from_request_parts(parts, state).await?;
+        if auth.has(P::PERMISSION) {
+            return Ok(Require(auth, PhantomData));
+        }
+        if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+            record_denial(state, &auth, parts, P::PERMISSION).await;
+        }
+        Err(ApiError::Forbidden(format!(
+            "this requires the {} permission",
+            P::PERMISSION
+        )))
+    }
+}
+
+/// Refused mutations are on record too; failing to record one must not hide the 403.
+async fn record_denial(state: &AppState, auth: &Auth, parts: &Parts, permission: Permission) {
+    let mut entry = auth
+        .entry("permission.denied", "endpoint")
+        .metadata(json!({"permission": permission.as_str()}))
+        .failed();
+    entry.resource_id = Some(format!("{} {}", parts.method, parts.uri.path()));
+    let recorded = async {
+        let mut tx = state.store.begin().await?;
+        spog_store::audit::record(&mut tx, entry).await?;
+        tx.commit().await
+    };
+    if let Err(error) = recorded.await {
+        tracing::error!(%error, "recording a refused request");
+    }
+}
+
+/// Marker types for [`Require`], one per permission of SPEC 2.
+pub mod permissions {
+    use super::RequiredPermission;
+    use spog_core::Permission;
+
+    pub struct AuditLogsView;
+    pub struct AuditLogsExport;
+    pub struct AuditLogsWrite;
+    pub struct SessionRecordingsView;
+    pub struct SessionRecordingsWrite;
+    pub struct MonitoringView;
+    pub struct MonitoringManage;
+    pub struct EventsPublish;
+    pub struct NotificationsSend;
+    pub struct HostsManage;
+    pub struct UsersManage;
+
+    impl RequiredPermission for AuditLogsView {
+        const PERMISSION: Permission = Permission::AuditLogsView;
+    }
+    impl RequiredPermission for AuditLogsExport {
+        const PERMISSION: Permission = Permission::AuditLogsExport;
+    }
+    impl RequiredPermission for AuditLogsWrite {
+        const PERMISSION: Permission = Permission::AuditLogsWrite;
+    }
+    impl RequiredPermission for SessionRecordingsView {
+        const PERMISSION: Permission = Permission::SessionRecordingsView;
+    }
+    impl RequiredPermission for SessionRecordingsWrite {
+        const PERMISSION: Permission = Permission::SessionRecordingsWrite;
+    }
+    impl RequiredPermission for MonitoringView {
+        const PERMISSION: Permission = Permission::MonitoringView;
+    }
+    impl RequiredPermission for MonitoringManage {
+        const PERMISSION: Permission = Permission::MonitoringManage;
+    }
+    impl RequiredPermission for EventsPublish {
+        const PERMISSION: Permission = Permission::EventsPublish;
+    }
+    impl RequiredPermission for NotificationsSend {
+        const PERMISSION: Permission = Permission::NotificationsSend;
+    }
+    impl RequiredPermission for HostsManage {
+        const PERMISSION: Permission = Permission::HostsManage;
+    }
+    impl RequiredPermission for UsersManage {
+        const PERMISSION: Permission = Permission::UsersManage;
+    }
+}

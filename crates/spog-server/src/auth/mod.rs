@@ -1,0 +1,13 @@
+//! Authentication (session JWTs, API tokens, session cookies with CSRF protection) and the
+//! extractors that put a handler's required permission in its signature.
+
+mod csrf;
+mod extract;
+pub mod jwt;
+pub mod password;
+mod principal;
+pub mod tokens;
+
+pub use csrf::{CSRF_HEADER, SESSION_COOKIE};
+pub use extract::{Auth, Require, permissions};
+pub use principal::{Credential, Principal, RequestInfo};

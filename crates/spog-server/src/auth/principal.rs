@@ -1,0 +1,238 @@
+//! Who is calling: resolved once per request from a bearer token or the session cookie.
+
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, USER_AGENT};
+use axum::http::request::Parts;
+use axum_extra::extract::CookieJar;
+use spog_core::audit::{ActorType, AuditEntry, Outcome, Source};
+use spog_core::model::{Account, ApiToken, User};
+use spog_core::{Id, PermissionSet, Timestamp};
+use spog_store::StoreError;
+use spog_store::identity::sessions::Session;
+use spog_store::identity::{roles, sessions, tokens as token_store};
+
+use super::csrf::SESSION_COOKIE;
+use super::{jwt, tokens};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Clone, Debug)]
+pub enum Credential {
+    /// A login session, presented as a bearer JWT or (from the console) as a cookie.
+    Session {
+        id: Id<Session>,
+        cookie: bool,
+    },
+    ApiToken(Id<ApiToken>),
+}
+
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub account: Id<Account>,
+    pub actor_type: ActorType,
+    /// The user's id, or for non-user tokens the token's id.
+    pub actor_id: String,
+    /// The user acted as: a session's user or a `user` token's user.
+    pub user: Option<Id<User>>,
+    pub email: Option<String>,
+    pub name: String,
+    pub permissions: PermissionSet,
+    pub credential: Credential,
+}
+
+impl Principal {
+    pub fn source(&self) -> Source {
+        match (&self.credential, self.actor_type) {
+            (Credential::Session { cookie: true, .. }, _) => Source::Web,
+            (_, ActorType::Agent) => Source::Agent,
+            (_, ActorType::Workflow) => Source::Workflow,
+            _ => Source::Api,
+        }
+    }
+}
+
+/// Where a request came from, for the audit trail.
+#[derive(Clone, Debug, Default)]
+pub struct RequestInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl RequestInfo {
+    pub fn from_parts(parts: &Parts) -> Self {
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(512).collect::<String>())
+        };
+        Self {
+            ip: parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip().to_string()),
+            user_agent: header(USER_AGENT.as_str()),
+            request_id: header("x-request-id"),
+        }
+    }
+
+    /// An audit entry in `account` with the request's origin and no actor yet.
+    pub fn entry(&self, account: Id<Account>, action: &str, resource_type: &str) -> AuditEntry {
+        AuditEntry {
+            id: uuid::Uuid::now_v7().to_string(),
+            seq: None,
+            occurred_at: Timestamp::now(),
+            account_id: account.to_string(),
+            organization_id: None,
+            actor_type: ActorType::User,
+            actor_id: None,
+            actor_email: None,
+            actor_name: None,
+            source: Source::Api,
+            ip: self.ip.clone(),
+            user_agent: self.user_agent.clone(),
+            request_id: self.request_id.clone(),
+            action: action.to_owned(),
+            resource_type: resource_type.to_owned(),
+            resource_id: None,
+            resource_name: None,
+            outcome: Outcome::Success,
+            before: None,
+            after: None,
+            metadata: None,
+            prev_hash: None,
+            hash: None,
+        }
+    }
+}
+
+/// The credential a request presents, before it is checked.
+enum Presented {
+    Bearer(String),
+    Cookie(String),
+}
+
+fn presented(headers: &HeaderMap) -> Option<Presented> {
+    if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))?;
+        return Some(Presented::Bearer(token.trim().to_owned()));
+    }
+    CookieJar::from_headers(headers)
+        .get(SESSION_COOKIE)
+        .map(|c| Presented::Cookie(c.value().to_owned()))
+}
+
+const INVALID: &str = "the credential is invalid, expired or revoked";
+
+/// Resolves the caller, or 401.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let presented = presented(headers)
+        .ok_or_else(|| ApiError::Unauthenticated("authentication required".to_owned()))?;
+    match presented {
+        Presented::Bearer(token) if token.starts_with(tokens::PREFIX) => {
+            from_api_token(state, &token).await
+        }
+        Presented::Bearer(token) => from_session(state, &token, false).await,
+        Presented::Cookie(token) => from_session(state, &token, true).await,
+    }
+}
+
+fn unauthenticated() -> ApiError {
+    ApiError::Unauthenticated(INVALID.to_owned())
+}
+
+fn missing_is_unauthenticated(error: StoreError) -> ApiError {
+    match error {
+        StoreError::NotFound => unauthenticated(),
+        other => other.into(),
+    }
+}
+
+async fn from_session(state: &AppState, token: &str, cookie: bool) -> Result<Principal, ApiError> {
+    let now = Timestamp::now();
+    let claims = jwt::verify(&state.keys.jwt, token, now).ok_or_else(unauthenticated)?;
+    let session: Id<Session> = claims.sid.parse().map_err(|_| unauthenticated())?;
+    let mut conn = state.store.conn().await?;
+    let user = sessions::live_user(&mut conn, session, now)
+        .await
+        .map_err(missing_is_unauthenticated)?;
+    if user.user.to_string() != claims.sub || user.account.to_string() != claims.acc {
+        return Err(unauthenticated());
+    }
+    let permissions = roles::permissions_of(&mut conn, user.user).await?;
+    Ok(Principal {
+        account: user.account,
+        actor_type: ActorType::User,
+        actor_id: user.user.to_string(),
+        user: Some(user.user),
+        email: Some(user.email),
+        name: user.display_name,
+        permissions,
+        credential: Credential::Session {
+            id: session,
+            cookie,
+        },
+    })
+}
+
+async fn from_api_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    let now = Timestamp::now();
+    let mut conn = state.store.conn().await?;
+    let found = token_store::by_hash(&mut conn, &tokens::hash(token))
+        .await
+        .map_err(missing_is_unauthenticated)?;
+    let api_token = found.token;
+    let expired = api_token.expires_at.is_some_and(|at| at <= now);
+    if api_token.revoked_at.is_some() || expired {
+        return Err(unauthenticated());
+    }
+    let mut principal = Principal {
+        account: found.account,
+        actor_type: api_token.actor_type,
+        actor_id: api_token.id.to_string(),
+        user: None,
+        email: None,
+        name: api_token.name.clone(),
+        permissions: api_token.permissions,
+        credential: Credential::ApiToken(api_token.id),
+    };
+    if let Some(user_id) = api_token.user_id {
+        // A user token acts as its user, never beyond what the user may do now.
+        let user = spog_store::identity::users::get(&mut conn, found.account, user_id)
+            .await
+            .map_err(missing_is_unauthenticated)?;
+        if !user.active {
+            return Err(unauthenticated());
+        }
+        let user_permissions = roles::permissions_of(&mut conn, user_id).await?;
+        principal.actor_id = user_id.to_string();
+        principal.user = Some(user_id);
+        principal.email = Some(user.email);
+        principal.name = user.display_name;
+        principal.permissions = api_token.permissions.intersection(user_permissions);
+    }
+    drop(conn);
+    if api_token
+        .last_used_at
+        .is_none_or(|at| at.micros() < now.micros() - 60_000_000)
+    {
+        let store = state.store.clone();
+        let id = api_token.id;
+        // Bookkeeping off the request path; losing one update costs nothing.
+        tokio::spawn(async move {
+            if let Ok(mut tx) = store.begin().await {
+                if token_store::touch(&mut tx, id, now).await.is_ok() {
+                    let _ = tx.commit_unaudited().await;
+                }
+            }
+        });
+    }
+    Ok(principal)
+}

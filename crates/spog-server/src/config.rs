@@ -1,0 +1,351 @@
+//! Configuration (SPEC 11): compiled-in defaults, then a TOML file, then `SPOG_*`
+//! environment variables (`__` for nesting), then validation. Unknown keys are errors.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Environment variables with the `SPOG_` prefix that are not configuration keys.
+const NOT_CONFIG: &[&str] = &["config", "test_database_url", "log"];
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// SQLite file, server key and recordings live here.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://…`; empty means a SQLite file in the data directory.
+    pub database_url: String,
+    /// Database connections (PostgreSQL) or readers (SQLite).
+    pub database_max_connections: u32,
+    /// The first admin, used only when the database is empty.
+    pub admin_email: String,
+    /// Generated and printed once when empty.
+    pub admin_password: Option<Secret>,
+    /// Key material for JWTs, checkpoints and secrets at rest; generated into the data
+    /// directory when absent.
+    pub server_key: Option<Secret>,
+    /// Lifetime of a login session.
+    #[serde(with = "duration")]
+    pub session_ttl: Duration,
+    /// Mark session cookies `Secure` (set when the console is served over HTTPS).
+    pub cookie_secure: bool,
+    /// Delays before delivery attempts 2..n.
+    #[serde(with = "duration_list")]
+    pub webhook_retry_schedule: Vec<Duration>,
+    #[serde(with = "duration")]
+    pub webhook_attempt_timeout: Duration,
+    #[serde(with = "duration")]
+    pub delivery_retention: Duration,
+    pub allow_insecure_targets: bool,
+    #[serde(with = "cidr_list")]
+    pub outbound_allow_cidrs: Vec<IpNet>,
+    #[serde(with = "duration")]
+    pub host_offline_after: Duration,
+    pub record_input: bool,
+    pub log_format: LogFormat,
+    /// Longest time a request may take before it is answered 503.
+    #[serde(with = "duration")]
+    pub request_timeout: Duration,
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+    /// How often the scheduler signs a checkpoint of every account's chain.
+    #[serde(with = "duration")]
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            database_url: String::new(),
+            database_max_connections: 16,
+            admin_email: "admin@localhost".to_owned(),
+            admin_password: None,
+            server_key: None,
+            session_ttl: Duration::from_secs(12 * 3600),
+            cookie_secure: false,
+            webhook_retry_schedule: [1, 5, 15, 60, 240]
+                .into_iter()
+                .map(|m| Duration::from_secs(m * 60))
+                .collect(),
+            webhook_attempt_timeout: Duration::from_secs(10),
+            delivery_retention: Duration::from_secs(30 * 86_400),
+            allow_insecure_targets: false,
+            outbound_allow_cidrs: Vec::new(),
+            host_offline_after: Duration::from_secs(90),
+            record_input: true,
+            log_format: LogFormat::Text,
+            request_timeout: Duration::from_secs(30),
+            body_limit: 16 * 1024 * 1024,
+            checkpoint_interval: Duration::from_secs(3600),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Config {
+    /// Defaults, then `file` (if any), then `SPOG_*` variables, then validation.
+    pub fn load(file: Option<&Path>) -> Result<Self, String> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(format!(
+                    "configuration file {} does not exist",
+                    file.display()
+                ));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment.merge(Env::prefixed("SPOG_").split("__").ignore(NOT_CONFIG));
+        let config: Config = figment.extract().map_err(|e| {
+            e.into_iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.database_url.is_empty()
+            && spog_store::Backend::from_url(&self.database_url).is_none()
+        {
+            return Err("database_url must start with sqlite: or postgres:".into());
+        }
+        if self.webhook_retry_schedule.is_empty() {
+            return Err("webhook_retry_schedule needs at least one delay".into());
+        }
+        if self.webhook_attempt_timeout.is_zero()
+            || self.session_ttl.is_zero()
+            || self.host_offline_after.is_zero()
+        {
+            return Err(
+                "webhook_attempt_timeout, session_ttl and host_offline_after must be positive"
+                    .into(),
+            );
+        }
+        if self.body_limit < 1024 {
+            return Err("body_limit must be at least 1024 bytes".into());
+        }
+        if self.database_max_connections == 0 {
+            return Err("database_max_connections must be at least 1".into());
+        }
+        spog_core::validate::Email::parse("admin_email", &self.admin_email)
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("spog.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+}
+
+/// A configuration value that must never be printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret)
+    }
+}
+
+/// Parses `250ms`, `90s`, `5m`, `2h`, `30d`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 90s, 5m or 30d"))?;
+    let seconds = match unit.trim() {
+        "ms" => return Ok(Duration::from_millis(number)),
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "`{text}` has an unknown unit; use ms, s, m, h or d"
+            ));
+        }
+    };
+    Ok(Duration::from_secs(number.saturating_mul(seconds)))
+}
+
+fn format_duration(duration: &Duration) -> String {
+    if duration.subsec_millis() != 0 {
+        format!("{}ms", duration.as_millis())
+    } else {
+        format!("{}s", duration.as_secs())
+    }
+}
+
+/// Text or a number of seconds.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DurationValue {
+    Text(String),
+    Seconds(u64),
+}
+
+impl DurationValue {
+    fn parse(self) -> Result<Duration, String> {
+        match self {
+            DurationValue::Text(text) => parse_duration(&text),
+            DurationValue::Seconds(seconds) => Ok(Duration::from_secs(seconds)),
+        }
+    }
+}
+
+mod duration {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format_duration(value))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        DurationValue::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A comma-separated string or a list.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ListValue<T> {
+    Text(String),
+    List(Vec<T>),
+}
+
+mod duration_list {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &[Duration], serializer: S) -> Result<S::Ok, S::Error> {
+        let text: Vec<String> = value.iter().map(format_duration).collect();
+        serializer.serialize_str(&text.join(","))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<Duration>, D::Error> {
+        let items = match ListValue::<DurationValue>::deserialize(deserializer)? {
+            ListValue::Text(text) => text
+                .split(',')
+                .filter(|t| !t.trim().is_empty())
+                .map(parse_duration)
+                .collect::<Result<Vec<_>, _>>(),
+            ListValue::List(items) => items.into_iter().map(DurationValue::parse).collect(),
+        };
+        items.map_err(serde::de::Error::custom)
+    }
+}
+
+mod cidr_list {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &[IpNet], serializer: S) -> Result<S::Ok, S::Error> {
+        let text: Vec<String> = value.iter().map(IpNet::to_string).collect();
+        serializer.serialize_str(&text.join(","))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
+        let items: Vec<String> = match ListValue::<String>::deserialize(deserializer)? {
+            ListValue::Text(text) => text.split(',').map(str::to_owned).collect(),
+            ListValue::List(items) => items,
+        };
+        items
+            .iter()
+            .map(|t| t.trim())
+            .filter(|t| !t.is_empty())
+            .map(|t| {
+                t.parse::<IpNet>()
+                    .or_else(|_| t.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        serde::de::Error::custom(format!("`{t}` is not a CIDR like 10.0.0.0/8"))
+                    })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("12"), Ok(Duration::from_secs(12)));
+        assert!(parse_duration("5 fortnights").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+
+    #[test]
+    fn secrets_are_never_printed() {
+        let config = Config {
+            admin_password: Some(Secret::new("hunter2hunter2")),
+            ..Config::default()
+        };
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn defaults_are_valid_and_serialise_back() {
+        let config = Config::default();
+        config.validate().unwrap();
+        let figment = Figment::from(Serialized::defaults(&config));
+        let again: Config = figment.extract().unwrap();
+        assert_eq!(again.webhook_retry_schedule, config.webhook_retry_schedule);
+    }
+}

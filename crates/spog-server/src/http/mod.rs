@@ -1,0 +1,24 @@
+//! The JSON API under `/api/v1`, one module per feature.
+
+pub mod auth;
+pub mod hosts;
+pub mod organizations;
+pub mod roles;
+pub mod system;
+pub mod tokens;
+pub mod users;
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::state::AppState;
+
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(roles::router())
+        .merge(organizations::router())
+        .merge(tokens::router())
+        .merge(hosts::router())
+        .merge(system::router())
+}

@@ -1,0 +1,105 @@
+//! Liveness, readiness, Prometheus metrics and the system health report (SPEC 9).
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use spog_core::Timestamp;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Require;
+use crate::auth::permissions::MonitoringView;
+use crate::error::ApiResult;
+use crate::state::AppState;
+use crate::workers::WorkerStatus;
+
+/// Routes under `/api/v1`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(system_health))
+}
+
+/// Routes at the root, for load balancers and scrapers.
+pub fn root_router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/healthz", axum::routing::get(healthz))
+        .route("/readyz", axum::routing::get(readyz))
+        .route("/metrics", axum::routing::get(metrics))
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    match state.store.migrations_applied().await {
+        Ok(true) => (StatusCode::OK, "ready"),
+        Ok(false) => (StatusCode::SERVICE_UNAVAILABLE, "migrations pending"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DatabaseHealth {
+    pub backend: String,
+    pub ok: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SystemHealth {
+    pub status: String,
+    pub version: String,
+    pub instance_id: String,
+    pub started_at: Timestamp,
+    pub database: DatabaseHealth,
+    /// Scheduler jobs by name.
+    pub workers: BTreeMap<String, WorkerStatus>,
+    pub websocket_connections: i64,
+}
+
+/// Database, scheduler jobs and backlogs of this instance.
+#[utoipa::path(get, path = "/system/health", tag = "system",
+    responses((status = 200, body = SystemHealth)))]
+async fn system_health(
+    State(state): State<AppState>,
+    _auth: Require<MonitoringView>,
+) -> ApiResult<Json<SystemHealth>> {
+    let ping = state.store.ping().await;
+    let database = DatabaseHealth {
+        backend: state.store.backend().name().to_owned(),
+        ok: ping.is_ok(),
+        error: ping.err().map(|e| e.to_string()),
+    };
+    let workers: BTreeMap<String, WorkerStatus> = state
+        .workers
+        .snapshot()
+        .into_iter()
+        .map(|(name, status)| (name.to_owned(), status))
+        .collect();
+    let healthy = database.ok && workers.values().all(|w| w.running);
+    Ok(Json(SystemHealth {
+        status: if healthy { "ok" } else { "degraded" }.to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        instance_id: state.instance_id.clone(),
+        started_at: state.started_at,
+        database,
+        workers,
+        websocket_connections: state.metrics.websocket_connections.get(),
+    }))
+}

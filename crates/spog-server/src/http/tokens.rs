@@ -1,0 +1,181 @@
+//! `/api-tokens`: credentials for other SPOG components, shown once, stored hashed.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use spog_core::audit::ActorType;
+use spog_core::model::{ApiToken, User};
+use spog_core::page::{self, Page};
+use spog_core::{FieldError, FieldErrors, Id, Permission, PermissionSet, Timestamp, validate};
+use spog_store::audit;
+use spog_store::identity::{tokens as token_store, users};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Require;
+use crate::auth::permissions::UsersManage;
+use crate::auth::tokens;
+use crate::error::ApiResult;
+use crate::extract::{AppJson, AppPath, AppQuery};
+use crate::http::users::ListParams;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(get_token, revoke_token))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    pub name: String,
+    pub actor_type: ActorType,
+    pub permissions: Vec<String>,
+    /// For `user` tokens: the user to act as (default: the caller).
+    pub user_id: Option<Id<User>>,
+    pub expires_at: Option<Timestamp>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedToken {
+    /// The secret token. It is shown only in this response.
+    pub token: String,
+    pub api_token: ApiToken,
+}
+
+/// Parses permission names and refuses any the creator does not hold itself.
+fn grantable(names: &[String], creator: PermissionSet) -> Result<PermissionSet, FieldError> {
+    let mut set = PermissionSet::EMPTY;
+    for name in names {
+        let permission = Permission::parse(name).ok_or_else(|| {
+            FieldError::new("permissions", format!("unknown permission `{name}`"))
+        })?;
+        if !creator.contains(permission) {
+            return Err(FieldError::new(
+                "permissions",
+                format!("you cannot grant `{name}`, which you do not hold"),
+            ));
+        }
+        set.insert(permission);
+    }
+    Ok(set)
+}
+
+/// List API tokens, newest first.
+#[utoipa::path(get, path = "/api-tokens", tag = "users", params(ListParams),
+    responses((status = 200, body = Page<ApiToken>)))]
+async fn list_tokens(
+    State(state): State<AppState>,
+    auth: Require<UsersManage>,
+    AppQuery(params): AppQuery<ListParams>,
+) -> ApiResult<Json<Page<ApiToken>>> {
+    let limit = page::limit(params.limit, page::DEFAULT_LIMIT, page::MAX_LIMIT)?;
+    let mut conn = state.store.conn().await?;
+    Ok(Json(
+        token_store::list(&mut conn, auth.account(), limit, params.cursor.as_deref()).await?,
+    ))
+}
+
+/// Create an API token; the response is the only time the token is shown.
+#[utoipa::path(post, path = "/api-tokens", tag = "users", request_body = CreateToken,
+    responses((status = 201, body = CreatedToken)))]
+async fn create_token(
+    State(state): State<AppState>,
+    auth: Require<UsersManage>,
+    AppJson(body): AppJson<CreateToken>,
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+    let now = Timestamp::now();
+    let mut errors = FieldErrors::new();
+    let name = errors.check(validate::name("name", &body.name, 200));
+    let permissions = errors.check(grantable(&body.permissions, auth.principal.permissions));
+    if body.expires_at.is_some_and(|at| at <= now) {
+        errors.add(FieldError::new("expires_at", "must be in the future"));
+    }
+    if body.user_id.is_some() && body.actor_type != ActorType::User {
+        errors.add(FieldError::new(
+            "user_id",
+            "only `user` tokens act as a user",
+        ));
+    }
+    errors.into_result()?;
+    let (Some(name), Some(permissions)) = (name, permissions) else {
+        unreachable!("field errors were returned above");
+    };
+    let mut tx = state.store.begin().await?;
+    let user_id = match body.actor_type {
+        ActorType::User => {
+            let user = body.user_id.or(auth.principal.user).ok_or_else(|| {
+                FieldError::new(
+                    "user_id",
+                    "is required when a non-user creates a user token",
+                )
+            })?;
+            users::get(&mut tx, auth.account(), user)
+                .await
+                .map_err(|_| FieldError::new("user_id", "is not a user of this account"))?;
+            Some(user)
+        }
+        _ => None,
+    };
+    let secret = tokens::generate();
+    let new = token_store::NewToken {
+        name,
+        token_hash: secret.hash,
+        prefix: secret.prefix,
+        actor_type: body.actor_type,
+        permissions,
+        user_id,
+        created_by: auth.principal.user,
+        expires_at: body.expires_at,
+    };
+    let api_token = token_store::create(&mut tx, auth.account(), new, now).await?;
+    let entry = auth
+        .entry("api_token.create", "api_token")
+        .resource(api_token.id, &api_token.name)
+        .after(&api_token);
+    audit::record(&mut tx, entry).await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            token: secret.token,
+            api_token,
+        }),
+    ))
+}
+
+/// Get an API token (never the secret).
+#[utoipa::path(get, path = "/api-tokens/{id}", tag = "users", params(("id" = String, Path)),
+    responses((status = 200, body = ApiToken)))]
+async fn get_token(
+    State(state): State<AppState>,
+    auth: Require<UsersManage>,
+    AppPath(id): AppPath<Id<ApiToken>>,
+) -> ApiResult<Json<ApiToken>> {
+    let mut conn = state.store.conn().await?;
+    Ok(Json(token_store::get(&mut conn, auth.account(), id).await?))
+}
+
+/// Revoke an API token; it stops working at once.
+#[utoipa::path(delete, path = "/api-tokens/{id}", tag = "users", params(("id" = String, Path)),
+    responses((status = 204)))]
+async fn revoke_token(
+    State(state): State<AppState>,
+    auth: Require<UsersManage>,
+    AppPath(id): AppPath<Id<ApiToken>>,
+) -> ApiResult<StatusCode> {
+    let mut tx = state.store.begin().await?;
+    let before = token_store::get(&mut tx, auth.account(), id).await?;
+    let after = token_store::revoke(&mut tx, auth.account(), id, Timestamp::now()).await?;
+    let entry = auth
+        .entry("api_token.revoke", "api_token")
+        .resource(id, &after.name)
+        .before(&before)
+        .after(&after);
+    audit::record(&mut tx, entry).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,105 @@
+//! Prometheus metrics, kept per server rather than in a global registry so that tests
+//! running several servers in one process each see their own.
+
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    /// The route pattern, not the concrete path, to keep the label set small.
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_seconds: Family<RequestLabels, Histogram>,
+    pub audit_entries_linked: Counter,
+    pub websocket_connections: Gauge,
+    pub deliveries: Family<OutcomeLabels, Counter>,
+    pub delivery_queue_depth: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let requests = Family::<RequestLabels, Counter>::default();
+        let request_seconds = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        let audit_entries_linked = Counter::default();
+        let websocket_connections = Gauge::default();
+        let deliveries = Family::<OutcomeLabels, Counter>::default();
+        let delivery_queue_depth = Gauge::default();
+        let mut registry = Registry::with_prefix("spog");
+        registry.register("http_requests", "HTTP requests answered", requests.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer HTTP requests",
+            request_seconds.clone(),
+        );
+        registry.register(
+            "audit_entries_linked",
+            "Audit entries appended to their account's chain",
+            audit_entries_linked.clone(),
+        );
+        registry.register(
+            "websocket_connections",
+            "Open WebSocket connections",
+            websocket_connections.clone(),
+        );
+        registry.register(
+            "deliveries",
+            "Delivery attempts by outcome",
+            deliveries.clone(),
+        );
+        registry.register(
+            "delivery_queue_depth",
+            "Deliveries waiting for an attempt",
+            delivery_queue_depth.clone(),
+        );
+        Self {
+            registry: Mutex::new(registry),
+            requests,
+            request_seconds,
+            audit_entries_linked,
+            websocket_connections,
+            deliveries,
+            delivery_queue_depth,
+        }
+    }
+
+    pub fn observe_request(&self, labels: RequestLabels, elapsed: Duration) {
+        self.request_seconds
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+        self.requests.get_or_create(&labels).inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        encode(&mut text, &self.registry.lock()).expect("writing to a String");
+        text
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

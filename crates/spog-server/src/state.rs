@@ -1,0 +1,46 @@
+use std::ops::Deref;
+use std::sync::Arc;
+
+use spog_core::Timestamp;
+use spog_store::Store;
+
+use crate::config::Config;
+use crate::keys::Keys;
+use crate::metrics::Metrics;
+use crate::workers::Workers;
+
+/// Everything a request handler or worker needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<App>);
+
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub keys: Keys,
+    /// Distinguishes instances sharing one database, in health output and logs.
+    pub instance_id: String,
+    pub started_at: Timestamp,
+    pub metrics: Metrics,
+    pub workers: Workers,
+}
+
+impl AppState {
+    pub fn new(config: Config, store: Store, keys: Keys) -> Self {
+        Self(Arc::new(App {
+            config,
+            store,
+            keys,
+            instance_id: uuid::Uuid::now_v7().to_string(),
+            started_at: Timestamp::now(),
+            metrics: Metrics::new(),
+            workers: Workers::default(),
+        }))
+    }
+}
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}

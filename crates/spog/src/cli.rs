@@ -1,0 +1,79 @@
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "spog",
+    version,
+    about = "SPOG audit, session-recording and notification hub"
+)]
+pub struct Cli {
+    /// TOML configuration file (also SPOG_CONFIG).
+    #[arg(long, global = true, env = "SPOG_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the API, console and workers (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Accounts and users.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Create an account (tenant) with its default organization and admin; prints its id.
+    CreateAccount {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        admin_email: String,
+        #[arg(long)]
+        admin_password: String,
+    },
+    /// Create a user in an account.
+    CreateUser {
+        /// Account name.
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+        /// Role name: admin, auditor, operator, viewer or a custom role.
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token; prints it once.
+    Create {
+        /// Account name.
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        name: String,
+        /// system, agent, workflow or user.
+        #[arg(long)]
+        actor_type: String,
+        /// Comma-separated permissions, e.g. audit_logs.write,events.publish.
+        #[arg(long, value_delimiter = ',')]
+        permissions: Vec<String>,
+    },
+}

@@ -1,0 +1,139 @@
+use std::io::IsTerminal;
+
+use anyhow::Context;
+use spog_core::audit::Source;
+use spog_core::validate::Email;
+use spog_server::config::LogFormat;
+use spog_server::{Config, admin, bootstrap};
+use spog_store::{Store, StoreOptions};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{AdminCommand, Cli, Command, TokenCommand};
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config =
+        Config::load(cli.config.as_deref()).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    init_logging(config.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            open_store(&config).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Admin { command } => admin_command(&config, command).await,
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    account,
+                    name,
+                    actor_type,
+                    permissions,
+                },
+        } => {
+            let store = open_store(&config).await?;
+            let token =
+                admin::create_token(&store, &account, &name, &actor_type, &permissions).await?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let shutdown = CancellationToken::new();
+    let running = spog_server::launch(config, listener, shutdown.clone()).await?;
+    if let Some(admin) = &running.first_admin {
+        print_first_admin(admin, running.addr);
+    }
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        shutdown.cancel();
+    });
+    running.wait().await
+}
+
+fn print_first_admin(admin: &bootstrap::FirstAdmin, addr: std::net::SocketAddr) {
+    println!();
+    println!("  spog is ready at http://{addr}/");
+    println!("  First start: created the default account and its administrator.");
+    println!("    email:    {}", admin.email);
+    match &admin.generated_password {
+        Some(password) => {
+            println!("    password: {password}   (shown only now; change it after logging in)")
+        }
+        None => println!("    password: the configured admin_password"),
+    }
+    println!();
+}
+
+async fn wait_for_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let options = StoreOptions {
+        max_connections: 2,
+        ..Default::default()
+    };
+    let store = Store::connect(&config.database_url(), &options).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+async fn admin_command(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    match command {
+        AdminCommand::CreateAccount {
+            name,
+            admin_email,
+            admin_password,
+        } => {
+            let name = spog_core::validate::name("name", &name, 200)?;
+            let email = Email::parse("admin_email", &admin_email)?;
+            let account =
+                bootstrap::create_account(&store, &name, &email, &admin_password, Source::Cli)
+                    .await?;
+            println!("{}", account.id);
+        }
+        AdminCommand::CreateUser {
+            account,
+            email,
+            password,
+            role,
+        } => {
+            let user = admin::create_user(&store, &account, &email, &password, &role).await?;
+            println!("{}", user.id);
+        }
+    }
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SPOG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
