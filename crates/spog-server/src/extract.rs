@@ -73,7 +73,11 @@ fn shape_error(path: &str, message: &str) -> ApiError {
         }
     };
     match (unknown, missing) {
-        (Some(name), _) => ApiError::field(&join(name), "is not a known field"),
+        // The path of an unknown field already ends with its name.
+        (Some(name), _) if path.is_empty() || path == "." => {
+            ApiError::field(name, "is not a known field")
+        }
+        (Some(_), _) => ApiError::field(path, "is not a known field"),
         (_, Some(name)) => ApiError::field(&join(name), "is required"),
         _ => {
             let field = if path.is_empty() || path == "." {

@@ -12,6 +12,8 @@ pub mod keys;
 pub mod metrics;
 pub mod openapi;
 pub mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod workers;
 
 pub use app::{Running, launch};

@@ -227,10 +227,10 @@ async fn from_api_token(state: &AppState, token: &str) -> Result<Principal, ApiE
         let id = api_token.id;
         // Bookkeeping off the request path; losing one update costs nothing.
         tokio::spawn(async move {
-            if let Ok(mut tx) = store.begin().await {
-                if token_store::touch(&mut tx, id, now).await.is_ok() {
-                    let _ = tx.commit_unaudited().await;
-                }
+            if let Ok(mut tx) = store.begin().await
+                && token_store::touch(&mut tx, id, now).await.is_ok()
+            {
+                let _ = tx.commit_unaudited().await;
             }
         });
     }

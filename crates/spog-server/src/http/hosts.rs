@@ -55,10 +55,10 @@ pub struct RenameHost {
 /// A host the caller may see, or 404.
 pub async fn visible_host(conn: &mut Conn, auth: &Auth, id: Id<Host>) -> ApiResult<Host> {
     let host = hosts::get(conn, auth.account(), id).await?;
-    if let HostScope::GrantedTo(user) = auth.host_scope() {
-        if !hosts::has_access(conn, auth.account(), id, user).await? {
-            return Err(ApiError::NotFound);
-        }
+    if let HostScope::GrantedTo(user) = auth.host_scope()
+        && !hosts::has_access(conn, auth.account(), id, user).await?
+    {
+        return Err(ApiError::NotFound);
     }
     Ok(host)
 }

@@ -1,0 +1,256 @@
+//! Every mutating route records an audit entry in its own transaction. The table below must
+//! name every mutating route of the OpenAPI document, so a new route cannot be forgotten.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use spog_server::testing::{Client, TestServer};
+
+use crate::servers;
+
+async fn audit_count(server: &TestServer) -> i64 {
+    let mut conn = server.state.store.conn().await.unwrap();
+    sqlx::query_scalar("SELECT COUNT(*) FROM audit_logs")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap()
+}
+
+/// `(method, path template, path with ids, body)` for each mutating route.
+async fn mutations(
+    server: &TestServer,
+    admin: &Client,
+) -> Vec<(Method, &'static str, String, Value)> {
+    let (_, orgs) = admin.get("/organizations").await;
+    let org = orgs[0]["id"].as_str().unwrap().to_owned();
+    let (_, extra_org) = admin
+        .post("/organizations", json!({"name": "to delete"}))
+        .await;
+    let extra_org = extra_org["id"].as_str().unwrap().to_owned();
+    let (_, host) = admin
+        .post("/hosts", json!({"organization_id": org, "hostname": "h-1"}))
+        .await;
+    let host = host["id"].as_str().unwrap().to_owned();
+    let (_, user) = admin
+        .post(
+            "/users",
+            json!({"email": "u@example.com", "roles": ["viewer"]}),
+        )
+        .await;
+    let user = user["id"].as_str().unwrap().to_owned();
+    let (_, role) = admin
+        .post("/roles", json!({"name": "custom", "permissions": []}))
+        .await;
+    let role = role["id"].as_str().unwrap().to_owned();
+    let (_, token) = admin
+        .post(
+            "/api-tokens",
+            json!({"name": "t", "actor_type": "system", "permissions": []}),
+        )
+        .await;
+    let token = token["api_token"]["id"].as_str().unwrap().to_owned();
+    let _ = server;
+    vec![
+        (
+            Method::POST,
+            "/auth/login",
+            "/auth/login".into(),
+            json!({"email": spog_server::testing::ADMIN_EMAIL, "password": spog_server::testing::ADMIN_PASSWORD}),
+        ),
+        (
+            Method::POST,
+            "/users",
+            "/users".into(),
+            json!({"email": "new@example.com", "roles": []}),
+        ),
+        (
+            Method::PATCH,
+            "/users/{id}",
+            format!("/users/{user}"),
+            json!({"display_name": "Renamed"}),
+        ),
+        (
+            Method::POST,
+            "/roles",
+            "/roles".into(),
+            json!({"name": "another", "permissions": ["monitoring.view"]}),
+        ),
+        (
+            Method::PATCH,
+            "/roles/{id}",
+            format!("/roles/{role}"),
+            json!({"description": "changed"}),
+        ),
+        (
+            Method::DELETE,
+            "/roles/{id}",
+            format!("/roles/{role}"),
+            Value::Null,
+        ),
+        (
+            Method::POST,
+            "/organizations",
+            "/organizations".into(),
+            json!({"name": "fresh"}),
+        ),
+        (
+            Method::PATCH,
+            "/organizations/{id}",
+            format!("/organizations/{org}"),
+            json!({"name": "renamed"}),
+        ),
+        (
+            Method::DELETE,
+            "/organizations/{id}",
+            format!("/organizations/{extra_org}"),
+            Value::Null,
+        ),
+        (
+            Method::POST,
+            "/api-tokens",
+            "/api-tokens".into(),
+            json!({"name": "n", "actor_type": "agent", "permissions": []}),
+        ),
+        (
+            Method::DELETE,
+            "/api-tokens/{id}",
+            format!("/api-tokens/{token}"),
+            Value::Null,
+        ),
+        (
+            Method::POST,
+            "/hosts",
+            "/hosts".into(),
+            json!({"organization_id": org, "hostname": "h-2"}),
+        ),
+        (
+            Method::PATCH,
+            "/hosts/{id}",
+            format!("/hosts/{host}"),
+            json!({"name": "renamed"}),
+        ),
+        (
+            Method::POST,
+            "/hosts/{id}/access/{user_id}",
+            format!("/hosts/{host}/access/{user}"),
+            json!({}),
+        ),
+        (
+            Method::DELETE,
+            "/hosts/{id}/access/{user_id}",
+            format!("/hosts/{host}/access/{user}"),
+            Value::Null,
+        ),
+        (
+            Method::DELETE,
+            "/hosts/{id}",
+            format!("/hosts/{host}"),
+            Value::Null,
+        ),
+        (
+            Method::DELETE,
+            "/users/{id}",
+            format!("/users/{user}"),
+            Value::Null,
+        ),
+        // Last: it ends the admin's session.
+        (
+            Method::POST,
+            "/auth/logout",
+            "/auth/logout".into(),
+            json!({}),
+        ),
+    ]
+}
+
+fn mutating_routes_of_the_api() -> Vec<(String, String)> {
+    let (_, openapi) = spog_server::app::api();
+    let mut routes = Vec::new();
+    for (path, item) in &openapi.paths.paths {
+        for (method, operation) in [
+            ("POST", &item.post),
+            ("PATCH", &item.patch),
+            ("PUT", &item.put),
+            ("DELETE", &item.delete),
+        ] {
+            if operation.is_some() {
+                routes.push((method.to_owned(), path.clone()));
+            }
+        }
+    }
+    routes.sort();
+    routes
+}
+
+#[tokio::test]
+async fn every_mutating_route_records_an_audit_entry() {
+    for server in servers().await {
+        let admin = server.admin().await;
+        let table = mutations(&server, &admin).await;
+        let mut covered: Vec<(String, String)> = table
+            .iter()
+            .map(|(m, p, _, _)| (m.to_string(), p.to_string()))
+            .collect();
+        covered.sort();
+        assert_eq!(
+            covered,
+            mutating_routes_of_the_api(),
+            "add the new mutating route to this table"
+        );
+        for (method, template, path, body) in table {
+            let before = audit_count(&server).await;
+            let body = (!body.is_null()).then_some(body);
+            let (status, response) = admin.send(method.clone(), &path, body).await;
+            assert!(
+                status.is_success(),
+                "{method} {template}: {status} {response}"
+            );
+            assert_eq!(
+                audit_count(&server).await,
+                before + 1,
+                "{method} {template} recorded no entry"
+            );
+        }
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn refused_mutations_and_failed_logins_are_recorded_as_failures() {
+    for server in servers().await {
+        let admin = server.admin().await;
+        let viewer = admin
+            .user_with_roles(&server, "v@example.com", &["viewer"])
+            .await;
+        let before = audit_count(&server).await;
+        assert_eq!(
+            viewer
+                .post("/users", json!({"email": "x@example.com"}))
+                .await
+                .0,
+            StatusCode::FORBIDDEN
+        );
+        let bad = server
+            .anonymous()
+            .post(
+                "/auth/login",
+                json!({"email": "v@example.com", "password": "wrong password!"}),
+            )
+            .await;
+        assert_eq!(bad.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(audit_count(&server).await, before + 2);
+        let failures: Vec<(String, String)> = sqlx::query_as(
+            "SELECT action, actor_email FROM audit_logs WHERE outcome = 'failure' ORDER BY id",
+        )
+        .fetch_all(&mut *server.state.store.conn().await.unwrap())
+        .await
+        .unwrap();
+        assert_eq!(
+            failures,
+            [
+                ("permission.denied".to_owned(), "v@example.com".to_owned()),
+                ("auth.login".to_owned(), "v@example.com".to_owned())
+            ]
+        );
+        server.stop().await;
+    }
+}
