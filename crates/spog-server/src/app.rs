@@ -71,7 +71,10 @@ pub async fn launch(
     store.migrate().await?;
     let first_admin = bootstrap::first_start(&store, &config).await?;
     let state = AppState::new(config, store, keys);
-    let workers = vec![workers::audit_linker::spawn(&state, shutdown.clone())];
+    let workers = vec![
+        workers::audit_linker::spawn(&state, shutdown.clone()),
+        workers::checkpoints::spawn(&state, shutdown.clone()),
+    ];
     let app = router(state.clone());
     let addr = listener.local_addr()?;
     let server = tokio::spawn(

@@ -112,6 +112,29 @@ fn form_urlencoded_parse(query: &str) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(query.as_bytes())
 }
 
+/// Parses a query string into `T` (which may ignore names it does not know), after checking
+/// that every parameter is one of `allowed`: for endpoints whose parameters come from several
+/// documented groups.
+pub fn parse_query<T: DeserializeOwned>(
+    query: Option<&str>,
+    allowed: &[&[&str]],
+) -> Result<T, ApiError> {
+    let query = query.unwrap_or_default();
+    for (name, _) in form_urlencoded_parse(query) {
+        if !allowed.iter().any(|group| group.contains(&name.as_ref())) {
+            return Err(ApiError::field(
+                &name,
+                "is not a parameter of this endpoint",
+            ));
+        }
+    }
+    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded_parse(query));
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        shape_error(&path, &error.into_inner().to_string())
+    })
+}
+
 /// A path parameter; one that does not parse names nothing that exists, so it is 404.
 pub struct AppPath<T>(pub T);
 

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod bootstrap;
+pub mod chain;
 pub mod config;
 pub mod error;
 pub mod extract;

@@ -2,6 +2,7 @@
 //! the previous link is kept, so any length verifies in constant memory.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::canonical::{canonical_json, chain_hash};
 use super::entry::AuditEntry;
@@ -12,7 +13,7 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 /// Reports beyond this many are counted but not listed, keeping memory bounded.
 const MAX_LISTED: usize = 1_000;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BrokenReason {
     /// The entry's content no longer produces its stored hash: it was altered.
@@ -24,7 +25,7 @@ pub enum BrokenReason {
     SeqGap,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct BrokenLink {
     pub seq: i64,
     pub id: String,
@@ -33,7 +34,7 @@ pub struct BrokenLink {
     pub found: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct VerifyReport {
     pub valid: bool,
     pub entries_checked: u64,

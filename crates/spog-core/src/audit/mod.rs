@@ -2,6 +2,7 @@
 
 mod canonical;
 mod chain;
+pub mod checkpoint;
 mod entry;
 
 pub use canonical::{canonical_json, chain_hash};

@@ -1,5 +1,6 @@
 //! The JSON API under `/api/v1`, one module per feature.
 
+pub mod audit;
 pub mod auth;
 pub mod hosts;
 pub mod organizations;
@@ -15,6 +16,7 @@ use crate::state::AppState;
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(auth::router())
+        .merge(audit::router())
         .merge(users::router())
         .merge(roles::router())
         .merge(organizations::router())

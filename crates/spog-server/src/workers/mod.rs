@@ -3,6 +3,7 @@
 //! directly; its outcome is what `/api/v1/system/health` reports.
 
 pub mod audit_linker;
+pub mod checkpoints;
 
 use std::collections::BTreeMap;
 use std::future::Future;

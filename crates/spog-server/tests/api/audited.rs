@@ -152,6 +152,24 @@ async fn mutations(
             format!("/users/{user}"),
             Value::Null,
         ),
+        (
+            Method::POST,
+            "/audit-logs",
+            "/audit-logs".into(),
+            json!({"action": "job.run", "resource_type": "job", "outcome": "success"}),
+        ),
+        (
+            Method::POST,
+            "/audit-logs/batch",
+            "/audit-logs/batch".into(),
+            json!({"entries": [{"action": "job.run", "resource_type": "job", "outcome": "success"}]}),
+        ),
+        (
+            Method::POST,
+            "/audit-logs/checkpoints",
+            "/audit-logs/checkpoints".into(),
+            json!({}),
+        ),
         // Last: it ends the admin's session.
         (
             Method::POST,

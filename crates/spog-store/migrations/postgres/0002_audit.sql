@@ -29,13 +29,15 @@ CREATE TABLE audit_logs (
     UNIQUE (account_id, prev_hash)
 );
 CREATE INDEX audit_logs_unlinked ON audit_logs (account_id, id) WHERE seq IS NULL;
+-- Filter indexes end with (occurred_at, id): the order of every listing, newest first.
 CREATE INDEX audit_logs_time ON audit_logs (account_id, occurred_at, id);
-CREATE INDEX audit_logs_action ON audit_logs (account_id, action, occurred_at);
-CREATE INDEX audit_logs_actor ON audit_logs (account_id, actor_id, occurred_at);
-CREATE INDEX audit_logs_actor_email ON audit_logs (account_id, actor_email, occurred_at);
-CREATE INDEX audit_logs_resource ON audit_logs (account_id, resource_type, resource_id, occurred_at);
-CREATE INDEX audit_logs_organization ON audit_logs (account_id, organization_id, occurred_at);
-CREATE INDEX audit_logs_failures ON audit_logs (account_id, occurred_at) WHERE outcome = 'failure';
+CREATE INDEX audit_logs_action ON audit_logs (account_id, action, occurred_at, id);
+CREATE INDEX audit_logs_actor ON audit_logs (account_id, actor_id, occurred_at, id);
+CREATE INDEX audit_logs_actor_type ON audit_logs (account_id, actor_type, occurred_at, id);
+CREATE INDEX audit_logs_actor_email ON audit_logs (account_id, actor_email, occurred_at, id);
+CREATE INDEX audit_logs_resource ON audit_logs (account_id, resource_type, resource_id, occurred_at, id);
+CREATE INDEX audit_logs_organization ON audit_logs (account_id, organization_id, occurred_at, id);
+CREATE INDEX audit_logs_outcome ON audit_logs (account_id, outcome, occurred_at, id);
 
 -- The head of each account's chain: the linker locks this row while it appends.
 CREATE TABLE audit_heads (

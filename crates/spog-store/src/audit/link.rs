@@ -8,6 +8,7 @@ use spog_core::audit::{AuditEntry, GENESIS_HASH, canonical_json, chain_hash};
 use sqlx::AssertSqlSafe;
 
 use super::row::{COLUMNS, EntryRow};
+use super::stats::DailyCounts;
 use crate::{Sql, Store, StoreResult};
 
 /// Entries linked per transaction at most.
@@ -73,9 +74,11 @@ async fn link_account(
         return Ok(0);
     }
     let count = rows.len() as u64;
+    let mut counts = DailyCounts::default();
     let mut update = Sql::new("WITH v (id, seq, prev_hash, hash) AS (VALUES ");
     for (i, row) in rows.into_iter().enumerate() {
         let mut entry = AuditEntry::try_from(row)?;
+        counts.add(&entry);
         seq += 1;
         entry.seq = Some(seq);
         entry.prev_hash = Some(prev.clone());
@@ -102,6 +105,7 @@ async fn link_account(
             done.rows_affected()
         )));
     }
+    counts.save(tx, account).await?;
     sqlx::query(
         "UPDATE audit_heads SET seq = $2, hash = $3, updated_at = $4 WHERE account_id = $1",
     )

@@ -1,10 +1,15 @@
 //! The audit trail's storage: entries recorded with their change, linked into each account's
 //! chain by group commit, and read back for search, statistics, export and verification.
 
+pub mod checkpoints;
 mod link;
+mod query;
 mod record;
 mod row;
+mod stats;
 
 pub use link::link_pending;
+pub use query::{ActionFilter, AuditFilter, chain_batch, head, list};
 pub use record::{record, record_all};
 pub use row::get;
+pub use stats::{ActorCount, AuditStats, Count, DayCount, stats};

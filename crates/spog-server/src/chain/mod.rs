@@ -1,0 +1,158 @@
+//! Operations on whole audit chains: verifying an account's chain as stored, and signing
+//! checkpoints of chain heads. Used by the API, the checkpoint worker and tests.
+
+use serde::Serialize;
+use spog_core::Id;
+use spog_core::Timestamp;
+use spog_core::audit::{ChainVerifier, VerifyReport, checkpoint};
+use spog_core::model::Account;
+use spog_store::audit::checkpoints::{self, Checkpoint};
+use spog_store::audit::{self, AuditFilter};
+use spog_store::{Store, StoreResult};
+use tokio::sync::mpsc;
+use utoipa::ToSchema;
+
+use crate::keys::Keys;
+
+/// Rows per read while walking a chain.
+const BATCH: u32 = 5_000;
+
+#[derive(Serialize, ToSchema)]
+pub struct IntegrityReport {
+    #[serde(flatten)]
+    #[schema(inline)]
+    pub report: VerifyReport,
+    pub checked_at: Timestamp,
+    /// The signed checkpoint the chain was also compared with, if any.
+    pub checkpoint_seq: Option<i64>,
+}
+
+/// Walks the account's whole chain in `seq` order, reading the next batch while the current
+/// one is hashed, and compares its end with the stored head and the latest checkpoint.
+pub async fn verify(store: &Store, account: Id<Account>) -> StoreResult<IntegrityReport> {
+    audit::link_pending(store, Timestamp::now()).await?;
+    let mut conn = store.conn().await?;
+    let head = audit::head(&mut conn, account).await?;
+    let latest = checkpoints::latest(&mut conn, account).await?;
+    drop(conn);
+    let mut verifier = ChainVerifier::new();
+    if let Some((seq, hash)) = &head {
+        verifier.anchor(*seq, hash);
+    }
+    if let Some(checkpoint) = &latest {
+        verifier.anchor(checkpoint.seq, &checkpoint.head_hash);
+    }
+    let (batches, mut received) = mpsc::channel(2);
+    let reader = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut after = 0;
+            loop {
+                let batch = async {
+                    let mut conn = store.conn().await?;
+                    audit::chain_batch(&mut conn, account, &AuditFilter::default(), after, BATCH)
+                        .await
+                }
+                .await;
+                let done = match &batch {
+                    Ok(entries) => {
+                        after = entries.last().and_then(|e| e.seq).unwrap_or(after);
+                        entries.len() < BATCH as usize
+                    }
+                    Err(_) => true,
+                };
+                if batches.send(batch).await.is_err() || done {
+                    break;
+                }
+            }
+        })
+    };
+    while let Some(batch) = received.recv().await {
+        let batch = batch?;
+        verifier = tokio::task::spawn_blocking(move || {
+            batch.iter().for_each(|entry| verifier.push(entry));
+            verifier
+        })
+        .await
+        .expect("hashing does not panic");
+    }
+    let _ = reader.await;
+    Ok(IntegrityReport {
+        report: verifier.finish(),
+        checked_at: Timestamp::now(),
+        checkpoint_seq: latest.map(|c| c.seq),
+    })
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PublicKey {
+    pub algorithm: String,
+    pub key_id: String,
+    /// The 32-byte Ed25519 public key, hex.
+    pub public_key: String,
+}
+
+pub fn public_key(keys: &Keys) -> PublicKey {
+    let key = keys.checkpoint.verifying_key();
+    PublicKey {
+        algorithm: "ed25519".to_owned(),
+        key_id: checkpoint::key_id(&key),
+        public_key: hex::encode(key.as_bytes()),
+    }
+}
+
+/// Signs and stores a checkpoint of the account's current head; `None` for an empty chain.
+/// The head already checkpointed is returned as it was.
+pub async fn sign_checkpoint(
+    store: &Store,
+    keys: &Keys,
+    account: Id<Account>,
+) -> StoreResult<Option<Checkpoint>> {
+    audit::link_pending(store, Timestamp::now()).await?;
+    let mut conn = store.conn().await?;
+    let Some((seq, hash)) = audit::head(&mut conn, account).await? else {
+        return Ok(None);
+    };
+    if seq == 0 {
+        return Ok(None);
+    }
+    drop(conn);
+    let signed = signed(keys, &account.to_string(), seq, &hash);
+    let mut tx = store.begin().await?;
+    checkpoints::insert(&mut tx, &signed).await?;
+    tx.commit_unaudited().await?;
+    let mut conn = store.conn().await?;
+    checkpoints::by_seq(&mut conn, account, seq).await
+}
+
+fn signed(keys: &Keys, account: &str, seq: i64, head_hash: &str) -> Checkpoint {
+    let signed_at = Timestamp::now();
+    let message = checkpoint::statement(account, seq, head_hash, signed_at);
+    Checkpoint {
+        id: uuid::Uuid::now_v7().to_string(),
+        account_id: account.to_owned(),
+        seq,
+        head_hash: head_hash.to_owned(),
+        signed_at,
+        key_id: checkpoint::key_id(&keys.checkpoint.verifying_key()),
+        signature: checkpoint::sign(&keys.checkpoint, &message),
+    }
+}
+
+/// Signs a checkpoint for every account whose head moved since its last one.
+pub async fn checkpoint_all(store: &Store, keys: &Keys) -> StoreResult<usize> {
+    audit::link_pending(store, Timestamp::now()).await?;
+    let heads = {
+        let mut conn = store.conn().await?;
+        checkpoints::heads_without_checkpoint(&mut conn).await?
+    };
+    let mut signed_count = 0;
+    for (account, seq, hash) in heads {
+        let mut tx = store.begin().await?;
+        if checkpoints::insert(&mut tx, &signed(keys, &account, seq, &hash)).await? {
+            signed_count += 1;
+        }
+        tx.commit_unaudited().await?;
+    }
+    Ok(signed_count)
+}
