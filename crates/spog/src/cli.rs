@@ -27,6 +27,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// API tokens.
     Token {
         #[command(subcommand)]
@@ -75,5 +80,22 @@ pub enum TokenCommand {
         /// Comma-separated permissions, e.g. audit_logs.write,events.publish.
         #[arg(long, value_delimiter = ',')]
         permissions: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Verify a JSON Lines export offline, without the server: every hash and link, and the
+    /// chain's end against a signed checkpoint. Exits 1 when anything is broken.
+    Verify {
+        /// The export (`GET /api/v1/audit-logs/export?format=jsonl` without filters).
+        #[arg(long)]
+        export: PathBuf,
+        /// A checkpoint as `GET /api/v1/audit-logs/checkpoints` returns one (JSON).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// The public key (`GET /api/v1/audit-logs/checkpoints/public-key`, JSON or hex).
+        #[arg(long)]
+        public_key: Option<PathBuf>,
     },
 }

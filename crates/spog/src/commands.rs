@@ -8,9 +8,21 @@ use spog_server::{Config, admin, bootstrap};
 use spog_store::{Store, StoreOptions};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{AdminCommand, Cli, Command, TokenCommand};
+use crate::cli::{AdminCommand, AuditCommand, Cli, Command, TokenCommand};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Offline verification needs neither configuration nor database.
+    if let Some(Command::Audit {
+        command:
+            AuditCommand::Verify {
+                export,
+                checkpoint,
+                public_key,
+            },
+    }) = &cli.command
+    {
+        return crate::verify::run(export, checkpoint.as_deref(), public_key.as_deref());
+    }
     let config =
         Config::load(cli.config.as_deref()).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     init_logging(config.log_format);
@@ -22,6 +34,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin { command } => admin_command(&config, command).await,
+        Command::Audit { .. } => unreachable!("handled before configuration is read"),
         Command::Token {
             command:
                 TokenCommand::Create {

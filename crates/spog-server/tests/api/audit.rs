@@ -546,3 +546,31 @@ async fn a_truncated_tail_is_caught_by_the_head_and_by_a_signed_checkpoint() {
         server.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_concurrent_writers_leave_one_linear_chain() {
+    for server in servers().await {
+        let admin = server.admin().await;
+        let agent = writer(&admin).await;
+        let mut writers = Vec::new();
+        for w in 0..64 {
+            let agent = agent.clone();
+            writers.push(tokio::spawn(async move {
+                for n in 0..5 {
+                    let (status, body) = agent
+                        .post("/audit-logs", ingest("job.run", &format!("w{w}-{n}")))
+                        .await;
+                    assert_eq!(status, StatusCode::CREATED, "{body}");
+                }
+            }));
+        }
+        for w in writers {
+            w.await.unwrap();
+        }
+        let report = integrity(&admin).await;
+        assert_eq!(report["valid"], true, "{report}");
+        assert!(report["entries_checked"].as_i64().unwrap() >= 320);
+        assert_eq!(report["head_seq"], report["entries_checked"]);
+        server.stop().await;
+    }
+}

@@ -1,0 +1,120 @@
+//! `spog audit verify`: checks an export offline with the same rules as the server, so an
+//! auditor needs nothing but the file, a checkpoint and the public key.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use spog_core::Timestamp;
+use spog_core::audit::{AuditEntry, ChainVerifier, checkpoint};
+
+#[derive(Deserialize)]
+struct Checkpoint {
+    account_id: String,
+    seq: i64,
+    head_hash: String,
+    signed_at: Timestamp,
+    signature: String,
+}
+
+fn read_public_key(path: &Path) -> anyhow::Result<ed25519_dalek::VerifyingKey> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let key_text = match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(json) => json["public_key"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_default(),
+        Err(_) => text.trim().to_owned(),
+    };
+    checkpoint::parse_public_key(&key_text)
+        .context("the public key must be 32 bytes, hex or base64")
+}
+
+pub fn run(
+    export: &Path,
+    checkpoint_file: Option<&Path>,
+    public_key: Option<&Path>,
+) -> anyhow::Result<()> {
+    let mut verifier = ChainVerifier::new();
+    let mut expected_account = None;
+    if let Some(path) = checkpoint_file {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let signed: Checkpoint =
+            serde_json::from_str(&text).context("the checkpoint is not a checkpoint's JSON")?;
+        let statement = checkpoint::statement(
+            &signed.account_id,
+            signed.seq,
+            &signed.head_hash,
+            signed.signed_at,
+        );
+        match public_key {
+            Some(key_path) => {
+                let key = read_public_key(key_path)?;
+                if !checkpoint::verify(&key, &statement, &signed.signature) {
+                    bail!(
+                        "the checkpoint's signature does not verify with this public key: the checkpoint is forged or altered"
+                    );
+                }
+                println!(
+                    "checkpoint: signature valid (seq {}, signed {})",
+                    signed.seq, signed.signed_at
+                );
+            }
+            None => println!(
+                "checkpoint: WARNING signature not checked (no --public-key); it only anchors the chain's end"
+            ),
+        }
+        verifier.anchor(signed.seq, &signed.head_hash);
+        expected_account = Some(signed.account_id);
+    } else if public_key.is_some() {
+        bail!("--public-key verifies a checkpoint; give --checkpoint too");
+    }
+    let file = File::open(export).with_context(|| format!("opening {}", export.display()))?;
+    for (number, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("reading line {}", number + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let entry: AuditEntry = serde_json::from_str(&line)
+            .with_context(|| format!("line {} is not an audit entry", number + 1))?;
+        match &expected_account {
+            Some(account) if *account != entry.account_id => {
+                bail!(
+                    "line {}: the entry belongs to account {}, not {account}",
+                    number + 1,
+                    entry.account_id
+                )
+            }
+            None => expected_account = Some(entry.account_id.clone()),
+            _ => {}
+        }
+        verifier.push(&entry);
+    }
+    let report = verifier.finish();
+    println!("entries checked: {}", report.entries_checked);
+    println!("head: seq {} hash {}", report.head_seq, report.head_hash);
+    for link in &report.broken_links {
+        let reason = serde_json::to_value(link.reason).unwrap_or_default();
+        println!(
+            "broken: seq {} id {} {}: expected {} found {}",
+            link.seq,
+            if link.id.is_empty() { "-" } else { &link.id },
+            reason.as_str().unwrap_or_default(),
+            link.expected,
+            link.found
+        );
+    }
+    if report.broken_links_omitted > 0 {
+        println!("… and {} more broken links", report.broken_links_omitted);
+    }
+    if report.valid {
+        println!("valid: the chain is intact");
+        Ok(())
+    } else {
+        bail!("the chain is broken")
+    }
+}
