@@ -35,7 +35,8 @@ CREATE INDEX audit_logs_action ON audit_logs (account_id, action, occurred_at, i
 CREATE INDEX audit_logs_actor ON audit_logs (account_id, actor_id, occurred_at, id);
 CREATE INDEX audit_logs_actor_type ON audit_logs (account_id, actor_type, occurred_at, id);
 CREATE INDEX audit_logs_actor_email ON audit_logs (account_id, actor_email, occurred_at, id);
-CREATE INDEX audit_logs_resource ON audit_logs (account_id, resource_type, resource_id, occurred_at, id);
+CREATE INDEX audit_logs_resource_type ON audit_logs (account_id, resource_type, occurred_at, id);
+CREATE INDEX audit_logs_resource_id ON audit_logs (account_id, resource_id, occurred_at, id);
 CREATE INDEX audit_logs_organization ON audit_logs (account_id, organization_id, occurred_at, id);
 CREATE INDEX audit_logs_outcome ON audit_logs (account_id, outcome, occurred_at, id);
 

@@ -11,8 +11,11 @@ use super::row::{COLUMNS, EntryRow};
 use super::stats::DailyCounts;
 use crate::{Sql, Store, StoreResult};
 
-/// Entries linked per transaction at most.
-const BATCH: i64 = 2_000;
+/// Entries linked per transaction at most: large, since writers queue behind the linker's
+/// transaction and each round costs them one wait.
+const BATCH: i64 = 10_000;
+/// Rows per UPDATE statement (4 parameters each, within SQLite's limit of 32,766).
+const ROWS_PER_UPDATE: usize = 2_000;
 
 /// Links pending entries of every account, a batch per transaction, until none are left.
 /// Returns how many entries were linked.
@@ -75,35 +78,47 @@ async fn link_account(
     }
     let count = rows.len() as u64;
     let mut counts = DailyCounts::default();
-    let mut update = Sql::new("WITH v (id, seq, prev_hash, hash) AS (VALUES ");
-    for (i, row) in rows.into_iter().enumerate() {
+    let mut links = Vec::with_capacity(rows.len());
+    for row in rows {
         let mut entry = AuditEntry::try_from(row)?;
         counts.add(&entry);
         seq += 1;
         entry.seq = Some(seq);
         entry.prev_hash = Some(prev.clone());
         let hash = chain_hash(&prev, &canonical_json(&entry));
-        update
-            .push(if i == 0 { "(" } else { ", (" })
-            .bind(entry.id)
-            .push(", ")
-            .bind(seq)
-            .push(", ")
-            .bind(std::mem::replace(&mut prev, hash.clone()))
-            .push(", ")
-            .bind(hash)
-            .push(")");
+        links.push((
+            entry.id,
+            seq,
+            std::mem::replace(&mut prev, hash.clone()),
+            hash,
+        ));
     }
-    update.push(
-        ") UPDATE audit_logs SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash \
-         FROM v WHERE audit_logs.id = v.id AND audit_logs.seq IS NULL",
-    );
-    let done = update.query().execute(&mut **tx).await?;
-    if done.rows_affected() != count {
-        return Err(crate::StoreError::Corrupt(format!(
-            "linking {count} audit entries updated {} rows",
-            done.rows_affected()
-        )));
+    for chunk in links.chunks(ROWS_PER_UPDATE) {
+        let mut update = Sql::new("WITH v (id, seq, prev_hash, hash) AS (VALUES ");
+        for (i, (id, seq, prev_hash, hash)) in chunk.iter().enumerate() {
+            update
+                .push(if i == 0 { "(" } else { ", (" })
+                .bind(id.clone())
+                .push(", ")
+                .bind(*seq)
+                .push(", ")
+                .bind(prev_hash.clone())
+                .push(", ")
+                .bind(hash.clone())
+                .push(")");
+        }
+        update.push(
+            ") UPDATE audit_logs SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash \
+             FROM v WHERE audit_logs.id = v.id AND audit_logs.seq IS NULL",
+        );
+        let done = update.query().execute(&mut **tx).await?;
+        if done.rows_affected() != chunk.len() as u64 {
+            return Err(crate::StoreError::Corrupt(format!(
+                "linking {} audit entries updated {} rows",
+                chunk.len(),
+                done.rows_affected()
+            )));
+        }
     }
     counts.save(tx, account).await?;
     sqlx::query(

@@ -1,0 +1,32 @@
+//! `cargo run --release -p spog-bench -- <benchmark> [--postgres URL]`
+
+mod audit;
+mod harness;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "spog benchmarks: each prints its figures beside a baseline from the same run")]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Audit trail (issue 3): ingest rate and chain-linking lag, search, statistics, export
+    /// and verification on a large chain.
+    Audit(audit::Options),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match cli.bench {
+            Bench::Audit(options) => audit::run(options).await,
+        }
+    })
+}
