@@ -119,7 +119,7 @@ async fn ingest(options: &Options, postgres: Option<&str>, batch: u64) {
                 let last = body
                     .get("id")
                     .or_else(|| body["ids"].as_array().and_then(|ids| ids.last()));
-                if n % (batch * 10) == 0 || batch == 1 && n % 50 == 0 {
+                if n.is_multiple_of(batch * 10) || batch == 1 && n.is_multiple_of(50) {
                     samples.push((
                         Instant::now(),
                         last.and_then(Value::as_str).unwrap_or_default().to_owned(),
