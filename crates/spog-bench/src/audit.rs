@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use spog_core::Timestamp;
-use spog_core::audit::{ActorType, AuditEntry, Outcome, Source, canonical_json};
+use spog_core::audit::{ActorType, AuditEntry, Outcome, Snapshot, Source, canonical_json};
 use spog_server::testing::{Client, TestServer};
 use spog_store::Store;
 use spog_store::audit::{self, AuditFilter};
@@ -75,7 +75,7 @@ fn entry(account: &str, n: u64, at: Timestamp) -> AuditEntry {
         outcome: Outcome::Success,
         before: None,
         after: None,
-        metadata: Some(json!({"exit_code": 0, "host": "web-1"})),
+        metadata: Some(Snapshot::redacted(json!({"exit_code": 0, "host": "web-1"}))),
         prev_hash: None,
         hash: None,
     }

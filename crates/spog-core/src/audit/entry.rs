@@ -2,6 +2,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::Snapshot;
 use crate::time::Timestamp;
 
 /// Who performed a change, as the credential says.
@@ -121,9 +122,9 @@ pub struct AuditEntry {
     pub resource_id: Option<String>,
     pub resource_name: Option<String>,
     pub outcome: Outcome,
-    pub before: Option<Value>,
-    pub after: Option<Value>,
-    pub metadata: Option<Value>,
+    pub before: Option<Snapshot>,
+    pub after: Option<Snapshot>,
+    pub metadata: Option<Snapshot>,
     pub prev_hash: Option<String>,
     pub hash: Option<String>,
 }
@@ -143,18 +144,18 @@ impl AuditEntry {
 
     /// The resource as it was before the change.
     pub fn before(mut self, snapshot: &impl Serialize) -> Self {
-        self.before = serde_json::to_value(snapshot).ok();
+        self.before = serde_json::to_value(snapshot).ok().map(Snapshot::redacted);
         self
     }
 
     /// The resource as it is after the change.
     pub fn after(mut self, snapshot: &impl Serialize) -> Self {
-        self.after = serde_json::to_value(snapshot).ok();
+        self.after = serde_json::to_value(snapshot).ok().map(Snapshot::redacted);
         self
     }
 
     pub fn metadata(mut self, metadata: Value) -> Self {
-        self.metadata = Some(metadata);
+        self.metadata = Some(Snapshot::redacted(metadata));
         self
     }
 

@@ -4,7 +4,9 @@ mod canonical;
 mod chain;
 pub mod checkpoint;
 mod entry;
+mod snapshot;
 
 pub use canonical::{canonical_json, chain_hash};
 pub use chain::{BrokenLink, BrokenReason, ChainVerifier, GENESIS_HASH, VerifyReport};
 pub use entry::{ActorType, AuditEntry, Outcome, Source};
+pub use snapshot::Snapshot;

@@ -1,13 +1,12 @@
-use spog_core::audit::AuditEntry;
-use spog_core::redact::redact;
+use spog_core::audit::{AuditEntry, Snapshot};
 
 use crate::{Sql, StoreResult, Tx};
 
 /// Rows per INSERT statement: 21 parameters each stays far below both databases' limits.
 const ROWS_PER_STATEMENT: usize = 200;
 
-/// Records one entry in the mutation's transaction. Secrets are removed here, on the only
-/// path into the table.
+/// Records one entry in the mutation's transaction. (Its snapshots were redacted when they
+/// were made: [`spog_core::audit::Snapshot`] is the only way to build one.)
 pub async fn record(tx: &mut Tx, entry: AuditEntry) -> StoreResult<()> {
     record_all(tx, vec![entry]).await
 }
@@ -22,14 +21,8 @@ pub async fn record_all(tx: &mut Tx, entries: Vec<AuditEntry>) -> StoreResult<()
              actor_email, actor_name, source, ip, user_agent, request_id, action, resource_type, resource_id, \
              resource_name, outcome, before_state, after_state, metadata) VALUES ",
         );
-        for (i, mut entry) in entries.by_ref().take(ROWS_PER_STATEMENT).enumerate() {
-            for snapshot in [&mut entry.before, &mut entry.after, &mut entry.metadata]
-                .into_iter()
-                .flatten()
-            {
-                redact(snapshot);
-            }
-            let json = |v: Option<serde_json::Value>| v.map(|v| v.to_string());
+        for (i, entry) in entries.by_ref().take(ROWS_PER_STATEMENT).enumerate() {
+            let json = |v: Option<Snapshot>| v.map(|v| v.as_str().to_owned());
             sql.push(if i == 0 { "(" } else { ", (" })
                 .bind(entry.id)
                 .push(", ")

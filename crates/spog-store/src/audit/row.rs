@@ -1,4 +1,4 @@
-use spog_core::audit::{ActorType, AuditEntry, Outcome, Source};
+use spog_core::audit::{ActorType, AuditEntry, Outcome, Snapshot, Source};
 use spog_core::model::Account;
 use spog_core::{Id, Timestamp};
 use sqlx::AssertSqlSafe;
@@ -38,8 +38,8 @@ pub(crate) struct EntryRow {
     hash: Option<String>,
 }
 
-fn json(text: Option<String>) -> StoreResult<Option<serde_json::Value>> {
-    text.map(|t| serde_json::from_str(&t))
+fn json(text: Option<String>) -> StoreResult<Option<Snapshot>> {
+    text.map(Snapshot::stored)
         .transpose()
         .map_err(|e| StoreError::Corrupt(format!("audit snapshot is not JSON: {e}")))
 }

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use spog_core::audit::{ActorType, AuditEntry, Outcome};
+use spog_core::audit::{ActorType, AuditEntry, Outcome, Snapshot};
 use spog_core::model::Organization;
 use spog_core::{FieldError, FieldErrors, Id, Timestamp};
 use spog_store::audit;
@@ -94,9 +94,9 @@ fn optional_text(field: &str, text: Option<String>) -> Result<Option<String>, Fi
     }
 }
 
-fn snapshot(field: &str, value: Option<Value>) -> Result<Option<Value>, FieldError> {
-    match value {
-        Some(v) if v.to_string().len() > MAX_SNAPSHOT_BYTES => {
+fn snapshot(field: &str, value: Option<Value>) -> Result<Option<Snapshot>, FieldError> {
+    match value.map(Snapshot::redacted) {
+        Some(s) if s.as_str().len() > MAX_SNAPSHOT_BYTES => {
             Err(FieldError::new(field, "must be at most 64 KiB of JSON"))
         }
         other => Ok(other),
