@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod id;
 pub mod model;
+pub mod notification;
 pub mod page;
 pub mod permission;
 pub mod redact;

@@ -71,10 +71,11 @@ pub async fn launch(
     store.migrate().await?;
     let first_admin = bootstrap::first_start(&store, &config).await?;
     let state = AppState::new(config, store, keys);
-    let workers = vec![
+    let mut workers = vec![
         workers::audit_linker::spawn(&state, shutdown.clone()),
         workers::checkpoints::spawn(&state, shutdown.clone()),
     ];
+    workers.extend(state.bus.spawn_listener(shutdown.clone()));
     let app = router(state.clone());
     let addr = listener.local_addr()?;
     let server = tokio::spawn(
@@ -106,6 +107,7 @@ pub fn router(state: AppState) -> Router {
     let (api, openapi) = api();
     let openapi_json = serde_json::to_string(&openapi).expect("the OpenAPI document serialises");
     let api = api
+        .merge(http::ws::router())
         .route(
             "/openapi.json",
             axum::routing::get(move || async move {

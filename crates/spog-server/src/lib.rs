@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod http;
+pub mod hub;
 pub mod keys;
 pub mod metrics;
 pub mod openapi;

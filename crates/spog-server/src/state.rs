@@ -5,6 +5,7 @@ use spog_core::Timestamp;
 use spog_store::Store;
 
 use crate::config::Config;
+use crate::hub::bus::Bus;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
 use crate::workers::Workers;
@@ -22,12 +23,15 @@ pub struct App {
     pub started_at: Timestamp,
     pub metrics: Metrics,
     pub workers: Workers,
+    /// Real-time events to browsers, across instances.
+    pub bus: Bus,
 }
 
 impl AppState {
     pub fn new(config: Config, store: Store, keys: Keys) -> Self {
         Self(Arc::new(App {
             config,
+            bus: Bus::new(store.clone()),
             store,
             keys,
             instance_id: uuid::Uuid::now_v7().to_string(),

@@ -6,7 +6,9 @@
 pub mod audit;
 mod error;
 pub mod identity;
+pub mod notifications;
 mod rows;
+pub mod signals;
 mod sql;
 mod store;
 #[cfg(feature = "testing")]

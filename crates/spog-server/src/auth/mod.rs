@@ -10,4 +10,4 @@ pub mod tokens;
 
 pub use csrf::{CSRF_HEADER, SESSION_COOKIE};
 pub use extract::{Auth, Require, permissions};
-pub use principal::{Credential, Principal, RequestInfo};
+pub use principal::{Credential, Principal, RequestInfo, authenticate, authenticate_token};

@@ -144,6 +144,15 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Princ
     }
 }
 
+/// Resolves a session JWT or an API token given outside the usual headers (`?token=`).
+pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    if token.starts_with(tokens::PREFIX) {
+        from_api_token(state, token).await
+    } else {
+        from_session(state, token, false).await
+    }
+}
+
 fn unauthenticated() -> ApiError {
     ApiError::Unauthenticated(INVALID.to_owned())
 }

@@ -3,11 +3,13 @@
 pub mod audit;
 pub mod auth;
 pub mod hosts;
+pub mod notifications;
 pub mod organizations;
 pub mod roles;
 pub mod system;
 pub mod tokens;
 pub mod users;
+pub mod ws;
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -22,5 +24,6 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(organizations::router())
         .merge(tokens::router())
         .merge(hosts::router())
+        .merge(notifications::router())
         .merge(system::router())
 }

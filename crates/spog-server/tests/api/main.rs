@@ -4,6 +4,7 @@ mod audit;
 mod audited;
 mod auth;
 mod identity;
+mod notifications;
 
 use spog_server::testing::TestServer;
 use spog_store::testing::databases;

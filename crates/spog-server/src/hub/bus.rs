@@ -1,0 +1,126 @@
+//! Carries real-time events to the hubs of every instance. On PostgreSQL an event is a
+//! `NOTIFY` that every instance (this one included) hears on its `LISTEN` connection; on
+//! SQLite there is one instance and events go straight to its hub. Events are only wake-ups
+//! for browsers: what they announce is already in the database, and a client that missed
+//! one catches up when it reconnects.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use spog_core::Id;
+use spog_core::model::{Account, User};
+use spog_core::notification::Notification;
+use spog_store::{Backend, Store, signals};
+use tokio_util::sync::CancellationToken;
+
+use super::{Dashboard, Hub};
+
+const CHANNEL: &str = "spog_bus";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BusEvent {
+    Notification {
+        account: Id<Account>,
+        notification: Id<Notification>,
+    },
+    UnreadCount {
+        account: Id<Account>,
+        user: Id<User>,
+        count: i64,
+    },
+    Dashboard {
+        account: Id<Account>,
+        dashboard: Dashboard,
+    },
+}
+
+#[derive(Clone)]
+pub struct Bus {
+    store: Store,
+    pub hub: Arc<Hub>,
+}
+
+impl Bus {
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            hub: Arc::new(Hub::default()),
+        }
+    }
+
+    /// Announces an event to every instance. Call it after the change it announces commits.
+    pub async fn publish(&self, event: BusEvent) {
+        match self.store.backend() {
+            Backend::Postgres => {
+                let payload = serde_json::to_string(&event).expect("serialising an event");
+                if let Err(error) = signals::notify(&self.store, CHANNEL, &payload).await {
+                    tracing::warn!(%error, "publishing a real-time event");
+                }
+            }
+            Backend::Sqlite => self.deliver(event).await,
+        }
+    }
+
+    /// Hands an event to this instance's hub.
+    async fn deliver(&self, event: BusEvent) {
+        match event {
+            BusEvent::Notification {
+                account,
+                notification,
+            } => {
+                let found = async {
+                    let mut conn = self.store.conn().await?;
+                    spog_store::notifications::by_id(&mut conn, account, notification).await
+                };
+                match found.await {
+                    Ok(notification) => self.hub.notification(account, Arc::new(notification)),
+                    Err(error) => tracing::warn!(%error, "loading an announced notification"),
+                }
+            }
+            BusEvent::UnreadCount {
+                account,
+                user,
+                count,
+            } => self.hub.unread_count(account, user, count),
+            BusEvent::Dashboard { account, dashboard } => self.hub.dashboard(account, dashboard),
+        }
+    }
+
+    /// On PostgreSQL, listens for events of all instances until shutdown.
+    pub fn spawn_listener(
+        &self,
+        shutdown: CancellationToken,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        if self.store.backend() != Backend::Postgres {
+            return None;
+        }
+        let bus = self.clone();
+        Some(tokio::spawn(async move {
+            while !shutdown.is_cancelled() {
+                if let Err(error) = bus.listen(&shutdown).await {
+                    tracing::warn!(%error, "real-time listener lost its connection; reconnecting");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        }))
+    }
+
+    async fn listen(&self, shutdown: &CancellationToken) -> spog_store::StoreResult<()> {
+        let mut listener = signals::Listener::connect(&self.store, CHANNEL).await?;
+        loop {
+            let payload = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                received = listener.recv() => received?,
+            };
+            match serde_json::from_str::<BusEvent>(&payload) {
+                Ok(event) => self.deliver(event).await,
+                Err(error) => tracing::warn!(%error, "an unreadable real-time event"),
+            }
+        }
+    }
+}
