@@ -258,7 +258,7 @@ async fn large_chain(options: &Options, postgres: Option<&str>) -> anyhow::Resul
     fill(&store, &account, options.entries).await;
     let written = started.elapsed();
     let started = Instant::now();
-    let linked = audit::link_pending(&store, Timestamp::now()).await?;
+    let linked = audit::link_pending(&store, Timestamp::now()).await?.entries;
     let link_time = started.elapsed();
     println!(
         "large chain: {} entries written in {:.1} s, linked in {:.1} s ({:.0} entries/s)",

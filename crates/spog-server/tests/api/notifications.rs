@@ -268,3 +268,30 @@ async fn a_notification_made_on_one_instance_reaches_sockets_on_another() {
     second.stop().await;
     first.stop().await;
 }
+
+#[tokio::test]
+async fn dashboards_hear_when_the_audit_trail_grows_if_they_may_read_it() {
+    for server in servers().await {
+        let admin = server.admin().await;
+        let viewer = admin
+            .user_with_roles(&server, "val@example.com", &["viewer"])
+            .await;
+        let mut admin_tab = socket(&admin).await;
+        let mut viewer_tab = socket(&viewer).await;
+        next(&mut admin_tab).await;
+        next(&mut viewer_tab).await;
+        admin.post("/organizations", json!({"name": "ops"})).await;
+        let pushed = next(&mut admin_tab).await;
+        assert_eq!(
+            (pushed["type"].as_str(), pushed["topic"].as_str()),
+            (Some("dashboard"), Some("audit"))
+        );
+        assert!(pushed["data"]["head_seq"].as_i64().unwrap() > 0);
+        let silence = tokio::time::timeout(Duration::from_millis(500), viewer_tab.next()).await;
+        assert!(
+            silence.is_err() || matches!(silence, Ok(Some(Ok(Message::Ping(_))))),
+            "viewers lack audit_logs.view"
+        );
+        server.stop().await;
+    }
+}

@@ -3,6 +3,8 @@
 //! row lock, so the chain stays linear with any number of writers and instances while the
 //! lock is held once per batch rather than once per entry.
 
+use std::collections::BTreeMap;
+
 use spog_core::Timestamp;
 use spog_core::audit::{AuditEntry, GENESIS_HASH, canonical_json, chain_hash};
 use sqlx::AssertSqlSafe;
@@ -17,10 +19,17 @@ const BATCH: i64 = 10_000;
 /// Rows per UPDATE statement (4 parameters each, within SQLite's limit of 32,766).
 const ROWS_PER_UPDATE: usize = 2_000;
 
+/// What one call of [`link_pending`] appended.
+#[derive(Debug, Default)]
+pub struct Linked {
+    pub entries: u64,
+    /// The new head `seq` of each account that grew.
+    pub heads: BTreeMap<String, i64>,
+}
+
 /// Links pending entries of every account, a batch per transaction, until none are left.
-/// Returns how many entries were linked.
-pub async fn link_pending(store: &Store, now: Timestamp) -> StoreResult<u64> {
-    let mut linked = 0;
+pub async fn link_pending(store: &Store, now: Timestamp) -> StoreResult<Linked> {
+    let mut linked = Linked::default();
     loop {
         let accounts: Vec<String> = sqlx::query_scalar(
             "SELECT DISTINCT account_id FROM audit_logs WHERE seq IS NULL ORDER BY account_id",
@@ -31,13 +40,19 @@ pub async fn link_pending(store: &Store, now: Timestamp) -> StoreResult<u64> {
             return Ok(linked);
         }
         let mut round = 0;
+        let mut heads = Vec::new();
         // Accounts in a fixed order, so linkers on several instances never deadlock.
         let mut tx = store.begin().await?;
         for account in &accounts {
-            round += link_account(&mut tx, store, account, now).await?;
+            let (count, head) = link_account(&mut tx, store, account, now).await?;
+            if count > 0 {
+                heads.push((account.clone(), head));
+            }
+            round += count;
         }
         tx.commit_unaudited().await?;
-        linked += round;
+        linked.entries += round;
+        linked.heads.extend(heads);
         if round == 0 {
             return Ok(linked);
         }
@@ -49,7 +64,7 @@ async fn link_account(
     store: &Store,
     account: &str,
     now: Timestamp,
-) -> StoreResult<u64> {
+) -> StoreResult<(u64, i64)> {
     sqlx::query(
         "INSERT INTO audit_heads (account_id, seq, hash, updated_at) VALUES ($1, 0, $2, $3) \
          ON CONFLICT (account_id) DO NOTHING",
@@ -74,7 +89,7 @@ async fn link_account(
     .fetch_all(&mut **tx)
     .await?;
     if rows.is_empty() {
-        return Ok(0);
+        return Ok((0, seq));
     }
     let count = rows.len() as u64;
     let mut counts = DailyCounts::default();
@@ -130,5 +145,5 @@ async fn link_account(
     .bind(now.micros())
     .execute(&mut **tx)
     .await?;
-    Ok(count)
+    Ok((count, seq))
 }

@@ -8,7 +8,7 @@ mod record;
 mod row;
 mod stats;
 
-pub use link::link_pending;
+pub use link::{Linked, link_pending};
 pub use query::{ActionFilter, AuditFilter, chain_batch, head, list};
 pub use record::{record, record_all};
 pub use row::get;

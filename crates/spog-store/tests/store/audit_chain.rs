@@ -62,7 +62,8 @@ async fn recorded_entries_are_linked_into_one_chain_per_account() {
             }
         }
         let linked = audit::link_pending(&store, Timestamp::now()).await.unwrap();
-        assert_eq!(linked, 6);
+        assert_eq!(linked.entries, 6);
+        assert_eq!(linked.heads.values().collect::<Vec<_>>(), [&3, &3]);
         for account in [&acme, &globex] {
             let chain = chain_of(&store, &account.id.to_string()).await;
             assert_eq!(
