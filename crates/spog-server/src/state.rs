@@ -4,6 +4,7 @@ use std::sync::Arc;
 use spog_core::Timestamp;
 use spog_store::Store;
 
+use crate::auth::throttle::LoginThrottle;
 use crate::config::Config;
 use crate::hub::bus::Bus;
 use crate::keys::Keys;
@@ -25,6 +26,7 @@ pub struct App {
     pub workers: Workers,
     /// Real-time events to browsers, across instances.
     pub bus: Bus,
+    pub login_throttle: LoginThrottle,
 }
 
 impl AppState {
@@ -38,6 +40,7 @@ impl AppState {
             started_at: Timestamp::now(),
             metrics: Metrics::new(),
             workers: Workers::default(),
+            login_throttle: LoginThrottle::default(),
         }))
     }
 }

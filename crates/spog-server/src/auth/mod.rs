@@ -6,6 +6,7 @@ mod extract;
 pub mod jwt;
 pub mod password;
 mod principal;
+pub mod throttle;
 pub mod tokens;
 
 pub use csrf::{CSRF_HEADER, SESSION_COOKIE};

@@ -62,6 +62,11 @@ pub async fn log_in(
     source: Source,
 ) -> ApiResult<LoggedIn> {
     let email = Email::parse("email", email)?;
+    let ip = request.ip.as_deref();
+    let started = std::time::Instant::now();
+    if !state.login_throttle.allows(ip, email.as_str(), started) {
+        return Err(ApiError::RateLimited);
+    }
     let mut conn = state.store.conn().await?;
     let candidate = match users::login_candidate(&mut conn, &email).await {
         Ok(candidate) => Some(candidate),
@@ -71,6 +76,9 @@ pub async fn log_in(
     drop(conn);
     let stored = candidate.as_ref().and_then(|c| c.password_hash.clone());
     let password_ok = password::verify(password_text.to_owned(), stored).await;
+    if !password_ok {
+        state.login_throttle.failed(ip, email.as_str(), started);
+    }
     let Some(candidate) = candidate else {
         // No account to record the attempt in: log it for the operator instead.
         tracing::warn!(email = email.as_str(), ip = ?request.ip, "login with an unknown email");
@@ -97,6 +105,7 @@ pub async fn log_in(
         tx.commit().await?;
         return Err(ApiError::Unauthenticated(BAD_LOGIN.to_owned()));
     }
+    state.login_throttle.succeeded(ip, email.as_str());
     let session: Id<Session> = Id::new();
     let expires_at = now.plus(state.config.session_ttl);
     sessions::create(

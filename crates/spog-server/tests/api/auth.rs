@@ -132,3 +132,30 @@ async fn a_token_cannot_grant_what_its_creator_lacks() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn repeated_wrong_passwords_are_throttled_with_429() {
+    for server in servers().await {
+        let anonymous = server.anonymous();
+        let wrong = json!({"email": ADMIN_EMAIL, "password": "not the password"});
+        for _ in 0..10 {
+            assert_eq!(
+                anonymous.post("/auth/login", wrong.clone()).await.0,
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        let (status, body) = anonymous
+            .post(
+                "/auth/login",
+                json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "even the right password waits: {body}"
+        );
+        assert_eq!(body["error"]["code"], "rate_limited");
+        server.stop().await;
+    }
+}
