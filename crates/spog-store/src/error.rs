@@ -70,3 +70,9 @@ impl<T> Found<T> for Result<Option<T>, sqlx::Error> {
         self?.ok_or(StoreError::NotFound)
     }
 }
+
+impl<T> Found<T> for StoreResult<Option<T>> {
+    fn found(self) -> StoreResult<T> {
+        self?.ok_or(StoreError::NotFound)
+    }
+}

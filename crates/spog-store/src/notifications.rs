@@ -148,8 +148,7 @@ pub async fn list(
     sql.push(" ORDER BY n.created_at DESC, n.id DESC LIMIT ")
         .bind(i64::from(limit) + 1);
     let rows = sql
-        .query_as::<NotificationRow>()
-        .fetch_all(conn)
+        .fetch_all::<NotificationRow>(conn)
         .await?
         .into_iter()
         .map(Notification::try_from)
@@ -168,8 +167,7 @@ pub async fn get(
     let mut sql = Sql::new(COLUMNS);
     visible_to(&mut sql, account, user);
     sql.push(" AND n.id = ").bind(notification.to_string());
-    sql.query_as::<NotificationRow>()
-        .fetch_optional(conn)
+    sql.fetch_optional::<NotificationRow>(conn)
         .await
         .found()?
         .try_into()
@@ -183,7 +181,7 @@ pub async fn unread_count(
     let mut sql = Sql::new("SELECT COUNT(*)");
     visible_to(&mut sql, account, user);
     sql.push(" AND r.read_at IS NULL");
-    Ok(sql.query_scalar::<i64>().fetch_one(conn).await?)
+    Ok(sql.fetch_scalar::<i64>(conn).await?)
 }
 
 /// Marks one notification read for `user` (idempotent); NotFound if they cannot see it.
@@ -220,7 +218,7 @@ pub async fn mark_all_read(
     sql.bind(user.to_string()).push(", ").bind(now.micros());
     visible_to(&mut sql, account, user);
     sql.push(" AND r.read_at IS NULL ON CONFLICT (user_id, notification_id) DO NOTHING");
-    Ok(sql.query().execute(conn).await?.rows_affected())
+    Ok(sql.execute(conn).await?.rows_affected())
 }
 
 /// A notification as newly announced (unread), for pushing to its recipients.
@@ -236,8 +234,7 @@ pub async fn by_id(
     sql.bind(account.to_string())
         .push(" AND n.id = ")
         .bind(notification.to_string());
-    sql.query_as::<NotificationRow>()
-        .fetch_optional(conn)
+    sql.fetch_optional::<NotificationRow>(conn)
         .await
         .found()?
         .try_into()

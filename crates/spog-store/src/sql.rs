@@ -1,9 +1,15 @@
-//! A small builder for queries assembled at run time (filters, `IN` lists), numbering
-//! placeholders `$1, $2, …`, which both backends accept.
+//! A builder for queries assembled at run time (filters, `IN` lists, multi-row inserts). Its
+//! placeholders suit the connection it runs on: `$1, $2, …` on PostgreSQL, `?` on SQLite,
+//! where numbered names cost a linear search per parameter (quadratic for a bulk insert).
 
-use sqlx::any::AnyArguments;
-use sqlx::query::{Query, QueryAs, QueryScalar};
+use sqlx::any::{AnyArguments, AnyQueryResult, AnyRow};
 use sqlx::{Any, Arguments, AssertSqlSafe, Encode, FromRow, Type};
+
+use crate::{Conn, StoreResult};
+
+/// Stands for a parameter in the text until the connection's style is known; it never
+/// occurs in SQL this crate writes.
+const PLACEHOLDER: char = '\u{1}';
 
 #[derive(Default)]
 pub struct Sql {
@@ -30,12 +36,11 @@ impl Sql {
         T: Encode<'static, Any> + Type<Any>,
     {
         self.args.add(value).expect("binding a plain value");
-        self.text.push('$');
-        self.text.push_str(&self.args.len().to_string());
+        self.text.push(PLACEHOLDER);
         self
     }
 
-    /// Appends `($n, $n+1, …)`; an empty list becomes `(NULL)`, which matches nothing.
+    /// Appends `(?, ?, …)`; an empty list becomes `(NULL)`, which matches nothing.
     pub fn bind_list<T>(&mut self, values: impl IntoIterator<Item = T>) -> &mut Self
     where
         T: Encode<'static, Any> + Type<Any>,
@@ -56,21 +61,61 @@ impl Sql {
         self
     }
 
-    pub fn query(self) -> Query<'static, Any, AnyArguments> {
-        sqlx::query_with(AssertSqlSafe(self.text), self.args)
+    /// The text with placeholders in `conn`'s style.
+    fn finish(self, conn: &Conn) -> (String, AnyArguments) {
+        let numbered = conn.backend_name() != "SQLite";
+        let mut text = String::with_capacity(self.text.len() + self.args.len() * 4);
+        let mut n = 0;
+        for c in self.text.chars() {
+            if c != PLACEHOLDER {
+                text.push(c);
+            } else if numbered {
+                n += 1;
+                text.push('$');
+                text.push_str(&n.to_string());
+            } else {
+                text.push('?');
+            }
+        }
+        (text, self.args)
     }
 
-    pub fn query_as<O>(self) -> QueryAs<'static, Any, O, AnyArguments>
-    where
-        O: for<'r> FromRow<'r, sqlx::any::AnyRow>,
-    {
-        sqlx::query_as_with(AssertSqlSafe(self.text), self.args)
+    pub async fn execute(self, conn: &mut Conn) -> StoreResult<AnyQueryResult> {
+        let (text, args) = self.finish(conn);
+        Ok(sqlx::query_with(AssertSqlSafe(text), args)
+            .execute(conn)
+            .await?)
     }
 
-    pub fn query_scalar<O>(self) -> QueryScalar<'static, Any, O, AnyArguments>
+    pub async fn fetch_all<O>(self, conn: &mut Conn) -> StoreResult<Vec<O>>
     where
-        (O,): for<'r> FromRow<'r, sqlx::any::AnyRow>,
+        O: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
     {
-        sqlx::query_scalar_with(AssertSqlSafe(self.text), self.args)
+        let (text, args) = self.finish(conn);
+        Ok(sqlx::query_as_with(AssertSqlSafe(text), args)
+            .fetch_all(conn)
+            .await?)
+    }
+
+    pub async fn fetch_optional<O>(self, conn: &mut Conn) -> StoreResult<Option<O>>
+    where
+        O: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+    {
+        let (text, args) = self.finish(conn);
+        Ok(sqlx::query_as_with(AssertSqlSafe(text), args)
+            .fetch_optional(conn)
+            .await?)
+    }
+
+    /// One row of one column.
+    pub async fn fetch_scalar<O>(self, conn: &mut Conn) -> StoreResult<O>
+    where
+        (O,): for<'r> FromRow<'r, AnyRow>,
+        O: Send + Unpin,
+    {
+        let (text, args) = self.finish(conn);
+        Ok(sqlx::query_scalar_with(AssertSqlSafe(text), args)
+            .fetch_one(conn)
+            .await?)
     }
 }

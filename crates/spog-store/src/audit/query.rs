@@ -152,7 +152,7 @@ pub async fn list(
     }
     sql.push(" ORDER BY occurred_at DESC, id DESC LIMIT ")
         .bind(i64::from(limit) + 1);
-    let rows = entries(sql.query_as::<EntryRow>().fetch_all(conn).await?)?;
+    let rows = entries(sql.fetch_all::<EntryRow>(conn).await?)?;
     Ok(Page::from_rows(rows, limit, &scope, |e| {
         vec![e.occurred_at.micros().into(), e.id.clone().into()]
     }))
@@ -175,7 +175,7 @@ pub async fn chain_batch(
         .bind(after_seq);
     filter.push_conditions(&mut sql);
     sql.push(" ORDER BY seq LIMIT ").bind(i64::from(limit));
-    entries(sql.query_as::<EntryRow>().fetch_all(conn).await?)
+    entries(sql.fetch_all::<EntryRow>(conn).await?)
 }
 
 /// The account's chain head as the linker last wrote it: `(seq, hash)`.

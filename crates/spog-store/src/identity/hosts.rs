@@ -68,8 +68,7 @@ pub async fn get(conn: &mut Conn, account: Id<Account>, host: Id<Host>) -> Store
     sql.bind(account.to_string())
         .push(" AND id = ")
         .bind(host.to_string());
-    sql.query_as::<HostRow>()
-        .fetch_optional(conn)
+    sql.fetch_optional::<HostRow>(conn)
         .await
         .found()?
         .try_into()
@@ -113,8 +112,7 @@ pub async fn list(
     }
     sql.push(" ORDER BY id LIMIT ").bind(i64::from(limit) + 1);
     let hosts = sql
-        .query_as::<HostRow>()
-        .fetch_all(conn)
+        .fetch_all::<HostRow>(conn)
         .await?
         .into_iter()
         .map(Host::try_from)

@@ -99,8 +99,7 @@ pub async fn get(
     sql.bind(account.to_string())
         .push(" AND id = ")
         .bind(token.to_string());
-    sql.query_as::<TokenRow>()
-        .fetch_optional(conn)
+    sql.fetch_optional::<TokenRow>(conn)
         .await
         .found()?
         .try_into()
@@ -125,8 +124,7 @@ pub async fn list(
     sql.push(" ORDER BY id DESC LIMIT ")
         .bind(i64::from(limit) + 1);
     let tokens = sql
-        .query_as::<TokenRow>()
-        .fetch_all(conn)
+        .fetch_all::<TokenRow>(conn)
         .await?
         .into_iter()
         .map(ApiToken::try_from)
@@ -167,11 +165,7 @@ pub async fn by_hash(conn: &mut Conn, token_hash: &str) -> StoreResult<TokenCred
         "SELECT account_id, {COLUMNS} FROM api_tokens WHERE token_hash = "
     ));
     sql.bind(token_hash.to_owned());
-    let row = sql
-        .query_as::<AccountTokenRow>()
-        .fetch_optional(conn)
-        .await
-        .found()?;
+    let row = sql.fetch_optional::<AccountTokenRow>(conn).await.found()?;
     Ok(TokenCredential {
         account: id(&row.account_id)?,
         token: row.token.try_into()?,

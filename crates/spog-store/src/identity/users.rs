@@ -134,7 +134,7 @@ pub async fn list(
     }
     sql.push(" ORDER BY email LIMIT ")
         .bind(i64::from(limit) + 1);
-    let rows = sql.query_as::<UserRow>().fetch_all(&mut *conn).await?;
+    let rows = sql.fetch_all::<UserRow>(&mut *conn).await?;
     let users = complete(conn, account, rows).await?;
     Ok(Page::from_rows(users, limit, &scope, |u| {
         vec![u.email.clone().into()]
@@ -190,11 +190,7 @@ async fn complete(
         .bind_list(ids.iter().map(|u| u.to_string()))
         .push(" ORDER BY provider, subject");
     let mut identities: HashMap<String, Vec<ExternalIdentity>> = HashMap::new();
-    for (user, provider, subject) in sql
-        .query_as::<(String, String, String)>()
-        .fetch_all(conn)
-        .await?
-    {
+    for (user, provider, subject) in sql.fetch_all::<(String, String, String)>(conn).await? {
         identities
             .entry(user)
             .or_default()
