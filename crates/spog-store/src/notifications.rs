@@ -181,7 +181,7 @@ pub async fn unread_count(
     let mut sql = Sql::new("SELECT COUNT(*)");
     visible_to(&mut sql, account, user);
     sql.push(" AND r.read_at IS NULL");
-    Ok(sql.fetch_scalar::<i64>(conn).await?)
+    sql.fetch_scalar::<i64>(conn).await
 }
 
 /// Marks one notification read for `user` (idempotent); NotFound if they cannot see it.

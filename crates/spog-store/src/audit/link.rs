@@ -126,7 +126,7 @@ async fn link_account(
             ") UPDATE audit_logs SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash \
              FROM v WHERE audit_logs.id = v.id AND audit_logs.seq IS NULL",
         );
-        let done = update.execute(&mut **tx).await?;
+        let done = update.execute(tx).await?;
         if done.rows_affected() != chunk.len() as u64 {
             return Err(crate::StoreError::Corrupt(format!(
                 "linking {} audit entries updated {} rows",

@@ -65,7 +65,7 @@ pub async fn record_all(tx: &mut Tx, entries: Vec<AuditEntry>) -> StoreResult<()
                 .bind(json(entry.metadata))
                 .push(")");
         }
-        sql.execute(&mut **tx).await?;
+        sql.execute(tx).await?;
     }
     tx.note_audit_entries(count);
     Ok(())

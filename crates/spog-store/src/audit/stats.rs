@@ -71,7 +71,7 @@ impl DailyCounts {
                  count = audit_daily_counts.count + excluded.count, \
                  label = COALESCE(excluded.label, audit_daily_counts.label)",
             );
-            sql.execute(&mut **tx).await?;
+            sql.execute(tx).await?;
         }
         Ok(())
     }

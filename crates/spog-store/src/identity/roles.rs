@@ -208,5 +208,5 @@ pub async fn names_of(conn: &mut Conn, users: &[Id<User>]) -> StoreResult<Vec<(S
     );
     sql.bind_list(users.iter().map(|u| u.to_string()))
         .push(" ORDER BY r.name");
-    Ok(sql.fetch_all::<(String, String)>(conn).await?)
+    sql.fetch_all::<(String, String)>(conn).await
 }
