@@ -49,7 +49,8 @@ fn find(path: &str) -> Option<Asset> {
 static FINGERPRINT: LazyLock<String> = LazyLock::new(|| {
     let mut hasher = Sha256::new();
     let own = Own::iter().map(|p| (p.clone(), Own::get(&p)));
-    let vendor = Vendor::iter().map(|p| (Cow::Owned(format!("{VENDOR_PREFIX}{p}")), Vendor::get(&p)));
+    let vendor =
+        Vendor::iter().map(|p| (Cow::Owned(format!("{VENDOR_PREFIX}{p}")), Vendor::get(&p)));
     let mut files: Vec<_> = own.chain(vendor).collect();
     files.sort_by(|a, b| a.0.cmp(&b.0));
     for (path, file) in files {
@@ -79,16 +80,26 @@ fn content_type(path: &str) -> &'static str {
 
 /// `GET /assets/{fingerprint}/{*path}`: long-cached under the current fingerprint; under an
 /// older one (a page from before an upgrade) the current file, revalidated each time.
-pub async fn serve(Path((fingerprint, path)): Path<(String, String)>, headers: HeaderMap) -> Response {
+pub async fn serve(
+    Path((fingerprint, path)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     let Some(asset) = find(&path) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let cache = if fingerprint == *FINGERPRINT { IMMUTABLE } else { REVALIDATE };
+    let cache = if fingerprint == *FINGERPRINT {
+        IMMUTABLE
+    } else {
+        REVALIDATE
+    };
     let etag = HeaderValue::from_str(&asset.etag).expect("hex is a valid header value");
     let cached = headers
         .get(IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|sent| sent.split(',').any(|tag| tag.trim() == asset.etag || tag.trim() == "*"));
+        .is_some_and(|sent| {
+            sent.split(',')
+                .any(|tag| tag.trim() == asset.etag || tag.trim() == "*")
+        });
     let mut response = if cached {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -114,7 +125,10 @@ mod tests {
         assert!(find("js/console.js").is_some());
         let htmx = find("vendor/htmx.org/dist/htmx.min.js").expect("htmx is embedded");
         assert!(htmx.data.len() > 10_000);
-        assert!(find("vendor/htmx.org/package.json").is_none(), "only what pages use");
+        assert!(
+            find("vendor/htmx.org/package.json").is_none(),
+            "only what pages use"
+        );
         assert_eq!(base().len(), "/assets/".len() + 12);
     }
 }

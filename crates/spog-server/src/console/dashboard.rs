@@ -65,7 +65,10 @@ struct ActivityPartial {
     activity: Option<Vec<ActivityRow>>,
 }
 
-async fn activity(state: &AppState, viewer: &Viewer) -> Result<Option<Vec<ActivityRow>>, spog_store::StoreError> {
+async fn activity(
+    state: &AppState,
+    viewer: &Viewer,
+) -> Result<Option<Vec<ActivityRow>>, spog_store::StoreError> {
     if !viewer.has(Permission::AuditLogsView) {
         return Ok(None);
     }

@@ -64,9 +64,7 @@ impl IntoResponse for PageError {
                 "This link does not work",
                 message.clone(),
             ),
-            PageError::Forbidden(message) => {
-                (StatusCode::FORBIDDEN, "Refused", message.clone())
-            }
+            PageError::Forbidden(message) => (StatusCode::FORBIDDEN, "Refused", message.clone()),
             PageError::Unavailable(message) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Temporarily unavailable",

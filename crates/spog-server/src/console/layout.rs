@@ -21,7 +21,12 @@ struct NavEntry {
 /// The sidebar in the order of SPEC 10. Pages not built yet (Audit Logs, Terminal, Desktop,
 /// Webhooks, Notification Channels, Alerts) have no entry until they exist; each is one line.
 const NAV: &[NavEntry] = &[
-    NavEntry { section: "", label: "Dashboard", href: "/", requires: None },
+    NavEntry {
+        section: "",
+        label: "Dashboard",
+        href: "/",
+        requires: None,
+    },
     NavEntry {
         section: "",
         label: "System health",
@@ -46,8 +51,18 @@ const NAV: &[NavEntry] = &[
         href: "/admin/api-tokens",
         requires: Some(Permission::UsersManage),
     },
-    NavEntry { section: "Admin", label: "Organizations", href: "/admin/organizations", requires: None },
-    NavEntry { section: "Admin", label: "Hosts", href: "/admin/hosts", requires: None },
+    NavEntry {
+        section: "Admin",
+        label: "Organizations",
+        href: "/admin/organizations",
+        requires: None,
+    },
+    NavEntry {
+        section: "Admin",
+        label: "Hosts",
+        href: "/admin/hosts",
+        requires: None,
+    },
 ];
 
 pub struct NavSection {

@@ -5,7 +5,7 @@ use askama::Template;
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Redirect};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::Cookie;
 use serde::Deserialize;
@@ -118,13 +118,24 @@ pub async fn log_in_form(
         // Not this browser's form (login CSRF), or its cookie is gone: a fresh form.
         let message = "This login form has expired. Please log in again.".to_owned();
         let jar = jar.remove(Cookie::build(LOGIN_NONCE_COOKIE).path("/login"));
-        return login_form(&state, jar, StatusCode::FORBIDDEN, next, form.email, Some(message));
+        return login_form(
+            &state,
+            jar,
+            StatusCode::FORBIDDEN,
+            next,
+            form.email,
+            Some(message),
+        );
     }
     let result = log_in(&state, &request, &form.email, &form.password, Source::Web).await;
     let (status, message) = match result {
         Ok(logged_in) => {
             let jar = jar
-                .add(session_cookie(&state.config, logged_in.token, logged_in.expires_at))
+                .add(session_cookie(
+                    &state.config,
+                    logged_in.token,
+                    logged_in.expires_at,
+                ))
                 .remove(Cookie::build(LOGIN_NONCE_COOKIE).path("/login"));
             return Ok((jar, Redirect::to(&next)).into_response());
         }
@@ -160,7 +171,9 @@ pub async fn log_out_form(
     let jar = jar.add(cleared_session_cookie(&state.config));
     let principal = match authenticate(&state, &headers).await {
         Ok(principal) => principal,
-        Err(ApiError::Unauthenticated(_)) => return Ok((jar, Redirect::to("/login")).into_response()),
+        Err(ApiError::Unauthenticated(_)) => {
+            return Ok((jar, Redirect::to("/login")).into_response());
+        }
         Err(other) => return Err(other.into()),
     };
     let Credential::Session { id, cookie: true } = principal.credential else {

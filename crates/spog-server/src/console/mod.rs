@@ -6,17 +6,24 @@
 mod assets;
 mod dashboard;
 mod error;
+mod hosts;
 mod layout;
+mod lists;
 mod login;
+mod organizations;
+mod roles;
 mod session;
+mod system;
+mod tokens;
+mod users;
 
 use axum::Router;
 use axum::extract::Request;
+use axum::http::HeaderValue;
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
     X_FRAME_OPTIONS,
 };
-use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -31,6 +38,26 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(login::log_out_form))
         .route("/", get(dashboard::dashboard))
         .route("/dashboard/activity", get(dashboard::activity_partial))
+        .route("/system/health", get(system::health_page))
+        .route("/system/health/report", get(system::health_partial))
+        .route("/admin/users", get(users::list_page))
+        .route("/admin/users/table", get(users::table_partial))
+        .route("/admin/users/{id}", get(users::edit_page))
+        .route("/admin/roles", get(roles::list_page))
+        .route("/admin/roles/table", get(roles::table_partial))
+        .route("/admin/roles/{id}", get(roles::edit_page))
+        .route("/admin/api-tokens", get(tokens::list_page))
+        .route("/admin/api-tokens/table", get(tokens::table_partial))
+        .route("/admin/organizations", get(organizations::list_page))
+        .route(
+            "/admin/organizations/table",
+            get(organizations::table_partial),
+        )
+        .route("/admin/organizations/{id}", get(organizations::edit_page))
+        .route("/admin/hosts", get(hosts::list_page))
+        .route("/admin/hosts/table", get(hosts::table_partial))
+        .route("/admin/hosts/{id}", get(hosts::host_page))
+        .route("/admin/hosts/{id}/access", get(hosts::access_partial))
         .route("/assets/{fingerprint}/{*path}", get(assets::serve))
         .fallback(|| async { error::PageError::NotFound.into_response() })
         .layer(middleware::from_fn(security_headers))

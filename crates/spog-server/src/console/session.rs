@@ -7,8 +7,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use rand::RngCore;
-use spog_core::{Id, Permission, Timestamp};
-use spog_store::identity::sessions::Session;
+use spog_core::{Permission, Timestamp};
 
 use super::error::PageError;
 use crate::auth::{Auth, Credential, RequestInfo, SESSION_COOKIE, authenticate};
@@ -23,7 +22,6 @@ pub const LOGIN_NONCE_COOKIE: &str = "spog_login_nonce";
 /// The user a console page is rendered for, signed in with the session cookie.
 pub struct Viewer {
     pub auth: Auth,
-    pub session: Id<Session>,
     /// Sent back in the `x-csrf-token` header by every unsafe request of the page.
     pub csrf: String,
 }
@@ -49,7 +47,6 @@ impl FromRequestParts<AppState> for Viewer {
         };
         Ok(Viewer {
             csrf: state.keys.csrf_token(&id.to_string()),
-            session: id,
             auth: Auth {
                 principal,
                 request: RequestInfo::from_parts(parts),
@@ -161,7 +158,10 @@ mod tests {
 
     #[test]
     fn only_paths_on_this_site_are_followed_after_login() {
-        assert_eq!(safe_next(Some("/admin/users?cursor=x")), "/admin/users?cursor=x");
+        assert_eq!(
+            safe_next(Some("/admin/users?cursor=x")),
+            "/admin/users?cursor=x"
+        );
         for hostile in [
             "https://evil.example/",
             "//evil.example/",
@@ -173,13 +173,19 @@ mod tests {
             assert_eq!(safe_next(Some(hostile)), "/", "{hostile:?}");
         }
         assert_eq!(safe_next(None), "/");
-        assert_eq!(login_url("/admin/users?a=1&b=2"), "/login?next=%2Fadmin%2Fusers%3Fa%3D1%26b%3D2");
+        assert_eq!(
+            login_url("/admin/users?a=1&b=2"),
+            "/login?next=%2Fadmin%2Fusers%3Fa%3D1%26b%3D2"
+        );
         assert_eq!(login_url("/"), "/login");
     }
 
     #[test]
     fn htmx_requests_name_the_page_they_came_from() {
-        assert_eq!(path_of_url("http://127.0.0.1:8080/admin/users?x=1"), Some("/admin/users?x=1"));
+        assert_eq!(
+            path_of_url("http://127.0.0.1:8080/admin/users?x=1"),
+            Some("/admin/users?x=1")
+        );
         assert_eq!(path_of_url("http://127.0.0.1:8080"), None);
     }
 }
