@@ -73,9 +73,12 @@ async fn activity(
         return Ok(None);
     }
     let mut conn = state.store.conn().await?;
-    let newest = audit::list(&mut conn, viewer.auth.account(), &AuditFilter::default(), RECENT, None);
-    let entries = newest.await?.items;
-    Ok(Some(entries.into_iter().map(ActivityRow::from).collect()))
+    // Newest first, as `GET /audit-logs/recent` reads them.
+    let everything = AuditFilter::default();
+    let newest = audit::list(&mut conn, viewer.auth.account(), &everything, RECENT, None).await?;
+    Ok(Some(
+        newest.items.into_iter().map(ActivityRow::from).collect(),
+    ))
 }
 
 pub async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> PageResult {
