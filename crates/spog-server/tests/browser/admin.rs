@@ -383,3 +383,45 @@ async fn custom_roles_are_created_with_their_permissions() {
     }
     browser.close().await;
 }
+
+#[tokio::test]
+async fn losing_a_permission_while_a_page_is_open_shows_the_refusal() {
+    let Some(browser) = Browser::open().await else {
+        return;
+    };
+    for server in servers().await {
+        let admin = server.admin().await;
+        let (status, second) = admin
+            .post(
+                "/users",
+                json!({"email": "second@example.com", "password": "a long enough password", "roles": ["admin"]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        browser
+            .log_in(&server.base, "second@example.com", "a long enough password")
+            .await;
+        browser.goto(&format!("{}/admin/users", server.base)).await;
+        let id = second["id"].as_str().unwrap();
+        let (status, _) = admin
+            .patch(&format!("/users/{id}"), json!({"roles": ["viewer"]}))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+
+        browser.fill("#new-user-email", "late@example.com").await;
+        browser.click("#create-user-submit").await;
+        let message = browser
+            .wait_for_text("#create-user [data-form-error]", "permission")
+            .await;
+        assert_eq!(message, "this requires the users.manage permission");
+        let (_, users) = admin.get("/users").await;
+        assert!(find_user(&users, "late@example.com").is_none());
+        browser
+            .client
+            .delete_all_cookies()
+            .await
+            .expect("clearing cookies");
+        server.stop().await;
+    }
+    browser.close().await;
+}

@@ -2,6 +2,7 @@
 //! fresh profile, stopped when the test ends.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,7 +19,8 @@ const PATIENCE: Duration = Duration::from_secs(20);
 
 pub struct Browser {
     pub client: Client,
-    driver: Child,
+    /// Until stopped.
+    driver: Option<Child>,
     profile: PathBuf,
 }
 
@@ -46,7 +48,9 @@ impl Browser {
             return None;
         }
         let port = free_port();
+        // Its own process group, with the browsers it starts: a failed test still stops them.
         let driver = Command::new(CHROMEDRIVER)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -55,7 +59,7 @@ impl Browser {
         let profile = std::env::temp_dir().join(format!("spog-chromium-{}", uuid::Uuid::now_v7()));
         let browser = Browser {
             client: connect(port, &profile).await,
-            driver,
+            driver: Some(driver),
             profile,
         };
         browser
@@ -192,8 +196,13 @@ impl Browser {
     }
 
     fn stop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        let Some(mut driver) = self.driver.take() else {
+            return;
+        };
+        let group = format!("-{}", driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = driver.kill();
+        let _ = driver.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
@@ -220,6 +229,8 @@ async fn connect(port: u16, profile: &Path) -> Client {
                 "--disable-background-networking",
                 "--disable-component-update",
                 "--disable-sync",
+                "--disable-breakpad",
+                "--disable-crash-reporter",
                 format!("--user-data-dir={}", profile.display()),
             ],
         },
