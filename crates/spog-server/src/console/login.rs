@@ -145,6 +145,10 @@ pub async fn log_in_form(
         ),
         Err(ApiError::Unauthenticated(message)) => (StatusCode::UNAUTHORIZED, message),
         Err(ApiError::Unavailable(message)) => (StatusCode::SERVICE_UNAVAILABLE, message),
+        Err(ApiError::RateLimited) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed attempts; wait a few minutes and try again".to_owned(),
+        ),
         Err(other) => return Err(other.into()),
     };
     let message = capitalised(&message);

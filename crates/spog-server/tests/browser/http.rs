@@ -455,3 +455,25 @@ async fn pages_of_another_accounts_objects_are_not_found() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn repeated_wrong_passwords_on_the_login_form_are_slowed_down() {
+    for server in servers().await {
+        let mut visitor = Visitor::new(&server);
+        let (csrf, _) = visitor.open_login("/login").await;
+        let attempt = [
+            ("email", ADMIN_EMAIL),
+            ("password", "not the password"),
+            ("csrf", &csrf),
+        ];
+        for _ in 0..10 {
+            let wrong = visitor.post_form("/login", &attempt).await;
+            assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        }
+        let throttled = visitor.post_form("/login", &attempt).await;
+        assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+        let page = throttled.text().await.unwrap();
+        assert!(page.contains("Too many failed attempts"), "{page}");
+        server.stop().await;
+    }
+}
