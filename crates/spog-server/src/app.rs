@@ -25,7 +25,7 @@ use crate::keys::Keys;
 use crate::metrics::RequestLabels;
 use crate::openapi::ApiDoc;
 use crate::state::AppState;
-use crate::{http, workers};
+use crate::{console, http, workers};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -128,6 +128,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .merge(http::system::root_router())
+        .merge(console::router())
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(TimeoutLayer::with_status_code(

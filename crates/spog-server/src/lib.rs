@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod chain;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod http;

@@ -9,6 +9,7 @@ mod principal;
 pub mod throttle;
 pub mod tokens;
 
+pub(crate) use csrf::constant_time_eq;
 pub use csrf::{CSRF_HEADER, SESSION_COOKIE};
 pub use extract::{Auth, Require, permissions};
 pub use principal::{Credential, Principal, RequestInfo, authenticate, authenticate_token};

@@ -80,6 +80,11 @@ async fn system_health(
     State(state): State<AppState>,
     _auth: Require<MonitoringView>,
 ) -> ApiResult<Json<SystemHealth>> {
+    Ok(Json(health(&state).await))
+}
+
+/// The health report, shared by the API and the console's System health page.
+pub async fn health(state: &AppState) -> SystemHealth {
     let ping = state.store.ping().await;
     let database = DatabaseHealth {
         backend: state.store.backend().name().to_owned(),
@@ -93,7 +98,7 @@ async fn system_health(
         .map(|(name, status)| (name.to_owned(), status))
         .collect();
     let healthy = database.ok && workers.values().all(|w| w.running);
-    Ok(Json(SystemHealth {
+    SystemHealth {
         status: if healthy { "ok" } else { "degraded" }.to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         instance_id: state.instance_id.clone(),
@@ -101,5 +106,5 @@ async fn system_health(
         database,
         workers,
         websocket_connections: state.metrics.websocket_connections.get(),
-    }))
+    }
 }

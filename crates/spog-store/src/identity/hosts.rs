@@ -122,6 +122,32 @@ pub async fn list(
     }))
 }
 
+/// How many hosts a scope sees, and how many of them are online.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostCounts {
+    pub total: i64,
+    pub online: i64,
+}
+
+pub async fn counts(
+    conn: &mut Conn,
+    account: Id<Account>,
+    scope: &HostScope,
+) -> StoreResult<HostCounts> {
+    // COUNT, not SUM: PostgreSQL sums BIGINT into NUMERIC, which the Any driver cannot read.
+    let mut sql = Sql::new(
+        "SELECT COUNT(*), COUNT(CASE WHEN online = 1 THEN 1 END) FROM hosts WHERE account_id = ",
+    );
+    sql.bind(account.to_string());
+    if let HostScope::GrantedTo(user) = scope {
+        sql.push(" AND id IN (SELECT host_id FROM host_access WHERE user_id = ")
+            .bind(user.to_string())
+            .push(")");
+    }
+    let (total, online) = sql.query_as::<(i64, i64)>().fetch_one(conn).await?;
+    Ok(HostCounts { total, online })
+}
+
 pub async fn rename(
     conn: &mut Conn,
     account: Id<Account>,

@@ -141,6 +141,16 @@ pub async fn list(
     }))
 }
 
+/// How many users the account has.
+pub async fn count(conn: &mut Conn, account: Id<Account>) -> StoreResult<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE account_id = $1")
+            .bind(account.to_string())
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
 /// Users of the account holding `permission` through any role, for fan-out.
 pub async fn ids_with_permission(
     conn: &mut Conn,

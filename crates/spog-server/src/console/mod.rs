@@ -1,0 +1,88 @@
+//! The web console (SPEC 10): server-rendered pages (askama) with htmx partials and small
+//! JS modules, served by the same binary at `/`. Pages read through the store with the API's
+//! account scoping and permission checks; every change goes through the JSON API itself.
+//! These routes are HTML and stay out of the OpenAPI document.
+
+mod assets;
+mod dashboard;
+mod error;
+mod hosts;
+mod layout;
+mod lists;
+mod login;
+mod organizations;
+mod roles;
+mod session;
+mod system;
+mod tokens;
+mod users;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
+    X_FRAME_OPTIONS,
+};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::state::AppState;
+
+pub use session::{LOGIN_NONCE_COOKIE, safe_next};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(login::login_page).post(login::log_in_form))
+        .route("/logout", post(login::log_out_form))
+        .route("/", get(dashboard::dashboard))
+        .route("/dashboard/activity", get(dashboard::activity_partial))
+        .route("/system/health", get(system::health_page))
+        .route("/system/health/report", get(system::health_partial))
+        .route("/admin/users", get(users::list_page))
+        .route("/admin/users/table", get(users::table_partial))
+        .route("/admin/users/{id}", get(users::edit_page))
+        .route("/admin/roles", get(roles::list_page))
+        .route("/admin/roles/table", get(roles::table_partial))
+        .route("/admin/roles/{id}", get(roles::edit_page))
+        .route("/admin/api-tokens", get(tokens::list_page))
+        .route("/admin/api-tokens/table", get(tokens::table_partial))
+        .route("/admin/organizations", get(organizations::list_page))
+        .route(
+            "/admin/organizations/table",
+            get(organizations::table_partial),
+        )
+        .route("/admin/organizations/{id}", get(organizations::edit_page))
+        .route("/admin/hosts", get(hosts::list_page))
+        .route("/admin/hosts/table", get(hosts::table_partial))
+        .route("/admin/hosts/{id}", get(hosts::host_page))
+        .route("/admin/hosts/{id}/access", get(hosts::access_partial))
+        .route("/assets/{fingerprint}/{*path}", get(assets::serve))
+        .fallback(|| async { error::PageError::NotFound.into_response() })
+        .layer(middleware::from_fn(security_headers))
+}
+
+/// Scripts and styles only from our own files (htmx reads its configuration from a meta
+/// tag, so nothing inline is needed), no framing, no referrer beyond this site.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+     frame-ancestors 'none'";
+
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    let html = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    // Pages carry the viewer's data and CSRF token: never stored by caches or the browser.
+    if html && !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
