@@ -97,6 +97,16 @@ impl Sql {
             .await?)
     }
 
+    pub async fn fetch_one<O>(self, conn: &mut Conn) -> StoreResult<O>
+    where
+        O: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+    {
+        let (text, args) = self.finish(conn);
+        Ok(sqlx::query_as_with(AssertSqlSafe(text), args)
+            .fetch_one(conn)
+            .await?)
+    }
+
     pub async fn fetch_optional<O>(self, conn: &mut Conn) -> StoreResult<Option<O>>
     where
         O: for<'r> FromRow<'r, AnyRow> + Send + Unpin,

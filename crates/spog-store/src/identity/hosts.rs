@@ -144,7 +144,7 @@ pub async fn counts(
             .bind(user.to_string())
             .push(")");
     }
-    let (total, online) = sql.query_as::<(i64, i64)>().fetch_one(conn).await?;
+    let (total, online) = sql.fetch_one::<(i64, i64)>(conn).await?;
     Ok(HostCounts { total, online })
 }
 
