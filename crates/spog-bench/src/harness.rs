@@ -44,7 +44,12 @@ pub fn ms(duration: Duration) -> String {
 
 /// Resident memory of this process, in bytes.
 pub fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    rss_of("/proc/self/status")
+}
+
+/// `VmRSS` of a `/proc/<pid>/status` file, in bytes.
+pub fn rss_of(status_file: &str) -> u64 {
+    std::fs::read_to_string(status_file)
         .ok()
         .and_then(|status| {
             status

@@ -2,6 +2,8 @@
 
 mod audit;
 mod harness;
+mod process;
+mod realtime;
 
 use clap::{Parser, Subcommand};
 
@@ -17,6 +19,9 @@ enum Bench {
     /// Audit trail (issue 3): ingest rate and chain-linking lag, search, statistics, export
     /// and verification on a large chain.
     Audit(audit::Options),
+    /// Real time (issue 5): 5,000 WebSockets on one `spog serve` process, broadcast and
+    /// single-user delivery latency. Needs `cargo build --release -p spog` first.
+    Realtime(realtime::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -27,6 +32,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.bench {
             Bench::Audit(options) => audit::run(options).await,
+            Bench::Realtime(options) => realtime::run(options).await,
         }
     })
 }

@@ -180,13 +180,9 @@ impl Client {
         self.send(Method::DELETE, path, None).await
     }
 
-    /// Creates a user with `roles` and returns a client logged in as them.
-    pub async fn user_with_roles(
-        &self,
-        server: &TestServer,
-        email: &str,
-        roles: &[&str],
-    ) -> Client {
+    /// Creates a user with `roles` on the server at `base` and returns a client logged in as
+    /// them.
+    pub async fn user_with_roles_on(&self, base: &str, email: &str, roles: &[&str]) -> Client {
         let password = "a long enough password";
         let (status, body) = self
             .post(
@@ -195,7 +191,26 @@ impl Client {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "creating {email}: {body}");
-        server.login(email, password).await
+        let anonymous = Client {
+            base: base.to_owned(),
+            token: None,
+            http: self.http.clone(),
+        };
+        let (status, body) = anonymous
+            .post("/auth/login", json!({"email": email, "password": password}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "login as {email}: {body}");
+        anonymous.with_token(body["token"].as_str().expect("a token"))
+    }
+
+    /// Creates a user with `roles` and returns a client logged in as them.
+    pub async fn user_with_roles(
+        &self,
+        server: &TestServer,
+        email: &str,
+        roles: &[&str],
+    ) -> Client {
+        self.user_with_roles_on(&server.base, email, roles).await
     }
 
     /// Creates an API token and returns a client using it.
