@@ -1,8 +1,11 @@
 // The console's entry module: wires htmx to the session (CSRF header, expired sessions) and
-// loads the behaviours every page shares.
+// loads the behaviours every page shares (forms, the live socket, the bell).
 import { csrfToken, toLogin } from "./session.js";
 import "./forms.js";
 import "./clipboard.js";
+import "./filters.js";
+import "./live.js";
+import "./bell.js";
 
 document.body.addEventListener("htmx:configRequest", (event) => {
   const method = (event.detail.verb || "get").toUpperCase();

@@ -8,7 +8,8 @@
 // A 422 puts each of `details.fields` next to its field (`data-error-for="name"`); other
 // errors go to the form's `data-form-error` element. On success the form may refresh htmx
 // partials (`data-refresh`), reveal a result (`data-reveal`, filling `data-fill` from the
-// response), go elsewhere (`data-redirect`), or say so (`data-success`).
+// response), go elsewhere (`data-redirect`), or say so (`data-success`); it also fires
+// `api:success` with the answer.
 import { csrfToken, toLogin } from "./session.js";
 
 document.addEventListener("submit", (event) => {
@@ -170,6 +171,8 @@ async function submit(form) {
 
 function succeeded(form, answer) {
   const data = form.dataset;
+  // Other modules may act on the answer (the bell reads unread counts from it).
+  form.dispatchEvent(new CustomEvent("api:success", { bubbles: true, detail: answer }));
   if (data.redirect) {
     window.location.assign(data.redirect);
     return;

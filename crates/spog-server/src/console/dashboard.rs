@@ -1,5 +1,6 @@
 //! `GET /`: what exists now at a glance (users, hosts, organizations) and the account's
-//! latest audit entries, refreshed every 10 seconds.
+//! latest audit entries, refreshed when the WebSocket says the trail grew (every 10 seconds
+//! while it is down).
 
 use askama::Template;
 use axum::extract::State;

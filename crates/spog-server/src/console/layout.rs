@@ -18,14 +18,20 @@ struct NavEntry {
     requires: Option<Permission>,
 }
 
-/// The sidebar in the order of SPEC 10. Pages not built yet (Audit Logs, Terminal, Desktop,
-/// Webhooks, Notification Channels, Alerts) have no entry until they exist; each is one line.
+/// The sidebar in the order of SPEC 10. Pages not built yet (Terminal, Desktop, Webhooks,
+/// Notification Channels, Alerts) have no entry until they exist; each is one line.
 const NAV: &[NavEntry] = &[
     NavEntry {
         section: "",
         label: "Dashboard",
         href: "/",
         requires: None,
+    },
+    NavEntry {
+        section: "",
+        label: "Audit logs",
+        href: "/audit-logs",
+        requires: Some(Permission::AuditLogsView),
     },
     NavEntry {
         section: "",
@@ -84,6 +90,8 @@ pub struct Chrome {
     pub csrf: String,
     pub assets: String,
     pub sections: Vec<NavSection>,
+    /// The bell's category filter.
+    pub notification_categories: Vec<&'static str>,
 }
 
 impl Chrome {
@@ -115,6 +123,7 @@ impl Chrome {
             csrf: viewer.csrf.clone(),
             assets: assets::base(),
             sections,
+            notification_categories: super::notifications::categories(),
         }
     }
 }

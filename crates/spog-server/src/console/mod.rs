@@ -4,12 +4,14 @@
 //! These routes are HTML and stay out of the OpenAPI document.
 
 mod assets;
+mod audit;
 mod dashboard;
 mod error;
 mod hosts;
 mod layout;
 mod lists;
 mod login;
+mod notifications;
 mod organizations;
 mod roles;
 mod session;
@@ -38,6 +40,22 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(login::log_out_form))
         .route("/", get(dashboard::dashboard))
         .route("/dashboard/activity", get(dashboard::activity_partial))
+        .route("/audit-logs", get(audit::search_page))
+        .route("/audit-logs/stats", get(audit::stats_page))
+        .route("/audit-logs/integrity", get(audit::integrity_page))
+        .route("/audit-logs/integrity/report", get(audit::report_partial))
+        .route(
+            "/audit-logs/integrity/checkpoints",
+            get(audit::checkpoints_partial),
+        )
+        .route(
+            "/audit-logs/checkpoints/{seq}/download",
+            get(audit::checkpoint_download),
+        )
+        .route("/audit-logs/{id}", get(audit::detail_page))
+        .route("/notifications", get(notifications::notifications_page))
+        .route("/notifications/list", get(notifications::list_partial))
+        .route("/notifications/menu", get(notifications::menu_partial))
         .route("/system/health", get(system::health_page))
         .route("/system/health/report", get(system::health_partial))
         .route("/admin/users", get(users::list_page))

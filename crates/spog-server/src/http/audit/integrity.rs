@@ -10,7 +10,7 @@ use spog_store::audit::{
 };
 use utoipa::IntoParams;
 
-use crate::auth::Require;
+use crate::auth::{Auth, Require};
 use crate::auth::permissions::AuditLogsView;
 use crate::chain::{self, IntegrityReport, PublicKey};
 use crate::error::{ApiError, ApiResult};
@@ -24,6 +24,11 @@ pub async fn verify_integrity(
     State(state): State<AppState>,
     auth: Require<AuditLogsView>,
 ) -> ApiResult<Json<IntegrityReport>> {
+    Ok(Json(verify_and_record(&state, &auth).await?))
+}
+
+/// Walks the chain and puts the check on record (the console runs it the same way).
+pub(crate) async fn verify_and_record(state: &AppState, auth: &Auth) -> ApiResult<IntegrityReport> {
     let report = chain::verify(&state.store, auth.account()).await?;
     let mut tx = state.store.begin().await?;
     let entry = auth.entry("audit_log.verify", "audit_log").metadata(json!({
@@ -34,7 +39,7 @@ pub async fn verify_integrity(
     }));
     audit::record(&mut tx, entry).await?;
     tx.commit().await?;
-    Ok(Json(report))
+    Ok(report)
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -1,10 +1,10 @@
 //! `/audit-logs`: search, statistics, export, integrity, checkpoints and ingest (SPEC 3).
 
 mod export;
-mod filter;
+pub(crate) mod filter;
 mod ingest;
-mod integrity;
-mod search;
+pub(crate) mod integrity;
+pub(crate) mod search;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;

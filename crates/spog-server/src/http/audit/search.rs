@@ -112,35 +112,46 @@ pub async fn audit_stats(
     auth: Require<AuditLogsView>,
     AppQuery(params): AppQuery<StatsParams>,
 ) -> ApiResult<Json<AuditStats>> {
-    let now = Timestamp::now();
-    let parse = |field: &str, text: &Option<String>| {
-        text.as_deref()
-            .map(|t| {
-                Timestamp::parse(t)
-                    .ok_or_else(|| FieldError::new(field, "must be an RFC 3339 time"))
-            })
-            .transpose()
-    };
-    let (from, to) = match (
+    let (from, to) = stats_range(
         params.days,
-        parse("from", &params.from)?,
-        parse("to", &params.to)?,
-    ) {
-        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-            return Err(ApiError::field(
-                "days",
-                "give either days or from/to, not both",
-            ));
-        }
+        params.from.as_deref(),
+        params.to.as_deref(),
+        Timestamp::now(),
+    )?;
+    let mut conn = state.store.conn().await?;
+    Ok(Json(
+        audit::stats(&mut conn, auth.account(), from, to).await?,
+    ))
+}
+
+/// The range statistics cover: the last `days` days up to `now`, or `from`/`to` (RFC 3339),
+/// by default the seven days up to `to`.
+pub(crate) fn stats_range(
+    days: Option<i64>,
+    from: Option<&str>,
+    to: Option<&str>,
+    now: Timestamp,
+) -> ApiResult<(Timestamp, Timestamp)> {
+    let parse = |field: &str, text: Option<&str>| {
+        text.map(|t| {
+            Timestamp::parse(t).ok_or_else(|| FieldError::new(field, "must be an RFC 3339 time"))
+        })
+        .transpose()
+    };
+    match (days, parse("from", from)?, parse("to", to)?) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(ApiError::field(
+            "days",
+            "give either days or from/to, not both",
+        )),
         (days, None, None) => {
             let days = days.unwrap_or(7);
             if !(1..=366).contains(&days) {
                 return Err(ApiError::field("days", "must be between 1 and 366"));
             }
-            (
+            Ok((
                 now.minus(std::time::Duration::from_secs((days as u64 - 1) * 86_400)),
                 now,
-            )
+            ))
         }
         (None, from, to) => {
             let to = to.unwrap_or(now);
@@ -154,11 +165,7 @@ pub async fn audit_stats(
                     "the range must be at most 366 days",
                 ));
             }
-            (from, to)
+            Ok((from, to))
         }
-    };
-    let mut conn = state.store.conn().await?;
-    Ok(Json(
-        audit::stats(&mut conn, auth.account(), from, to).await?,
-    ))
+    }
 }
