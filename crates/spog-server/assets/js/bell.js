@@ -1,6 +1,7 @@
-// The bell in the top bar: the unread badge (from the WebSocket, polled while it is down),
-// the dropdown with its filters, a toast for each new notification, and the counts that
-// mark-read forms on this page answer (forms marked `data-unread` get `{"count"}` back).
+// The bell in the top bar: the unread badge and any `data-unread-count` element (from the
+// WebSocket, polled while it is down), the dropdown with its filters, a toast for each new
+// notification, and the counts that mark-read forms on this page answer (forms marked
+// `data-unread` get `{"count"}` back).
 import { isLive } from "./live.js";
 
 const POLL_EVERY = 30000;
@@ -21,6 +22,9 @@ function showCount(count) {
   badge.hidden = count <= 0;
   button.setAttribute("aria-label", count > 0 ? `Notifications, ${count} unread` : "Notifications");
   document.title = count > 0 ? `(${count}) ${title}` : title;
+  for (const element of document.querySelectorAll("[data-unread-count]")) {
+    element.textContent = String(count);
+  }
 }
 
 async function fetchCount() {

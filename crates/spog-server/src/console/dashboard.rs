@@ -1,6 +1,6 @@
-//! `GET /`: what exists now at a glance (users, hosts, organizations) and the account's
-//! latest audit entries, refreshed when the WebSocket says the trail grew (every 10 seconds
-//! while it is down).
+//! `GET /`: what exists now at a glance (users, hosts, organizations, unread notifications)
+//! and the account's latest audit entries, refreshed when the WebSocket says the trail grew
+//! (every 10 seconds while it is down).
 
 use askama::Template;
 use axum::extract::State;
@@ -9,6 +9,7 @@ use spog_core::audit::{AuditEntry, Outcome};
 use spog_store::audit::{self, AuditFilter};
 use spog_store::identity::hosts::{self, HostCounts};
 use spog_store::identity::{organizations, users};
+use spog_store::notifications;
 
 use super::error::PageResult;
 use super::layout::{Chrome, render, when};
@@ -56,6 +57,8 @@ struct DashboardPage {
     users: Option<i64>,
     hosts: HostCounts,
     organizations: usize,
+    /// The viewer's unread notifications (kept current by the bell's script).
+    unread: i64,
     /// With `audit_logs.view`, like the audit API.
     activity: Option<Vec<ActivityRow>>,
 }
@@ -91,12 +94,17 @@ pub async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> PageRes
     };
     let hosts = hosts::counts(&mut conn, account, &viewer.auth.host_scope()).await?;
     let organizations = organizations::list(&mut conn, account).await?.len();
+    let unread = match viewer.auth.principal.user {
+        Some(user) => notifications::unread_count(&mut conn, account, user).await?,
+        None => 0,
+    };
     drop(conn);
     render(&DashboardPage {
         chrome: Chrome::new(&viewer, "Dashboard", "/"),
         users,
         hosts,
         organizations,
+        unread,
         activity: activity(&state, &viewer).await?,
     })
 }

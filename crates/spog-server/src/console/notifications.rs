@@ -39,7 +39,11 @@ impl NotificationQuery {
             "" => None,
             "true" => Some(true),
             "false" => Some(false),
-            _ => return Err(PageError::BadRequest("read must be true or false".to_owned())),
+            _ => {
+                return Err(PageError::BadRequest(
+                    "read must be true or false".to_owned(),
+                ));
+            }
         };
         let category = match self.category.as_str() {
             "" => None,
@@ -187,9 +191,12 @@ async fn list(
         rows: page.items.into_iter().map(Into::into).collect(),
         filters: query.filters(),
         paged: query.cursor.is_some(),
-        next: page
-            .next_cursor
-            .map(|c| format!("cursor={}", form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>())),
+        next: page.next_cursor.map(|c| {
+            format!(
+                "cursor={}",
+                form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>()
+            )
+        }),
         here: String::new(),
     };
     list.here = list.link(cursor.as_deref().unwrap_or_default());

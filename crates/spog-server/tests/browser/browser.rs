@@ -148,6 +148,47 @@ impl Browser {
         }
     }
 
+    /// Waits until no element matching `css` is visible.
+    pub async fn wait_until_hidden(&self, css: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            // An element replaced while it is checked counts as still there: check again.
+            let visible = match self.client.find(Locator::Css(css)).await {
+                Ok(element) => element.is_displayed().await.unwrap_or(true),
+                Err(_) => false,
+            };
+            if !visible {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{css} stayed visible");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the page's WebSocket is connected (live.js marks the document).
+    pub async fn wait_until_live(&self) {
+        self.find("html[data-live=on]").await;
+    }
+
+    /// `GET path` from inside the page, with its cookies; the response's status and text.
+    pub async fn fetch(&self, path: &str) -> (u16, String) {
+        let answer = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 fetch(arguments[0], {credentials: 'same-origin'})
+                   .then(async r => done([r.status, await r.text()]))
+                   .catch(e => done([0, String(e)]));",
+                vec![json!(path)],
+            )
+            .await
+            .expect("fetching from the page");
+        (
+            answer[0].as_u64().expect("a status") as u16,
+            answer[1].as_str().expect("a body").to_owned(),
+        )
+    }
+
     pub async fn fill(&self, css: &str, value: &str) {
         let field = self.find(css).await;
         field.clear().await.expect("clearing a field");

@@ -12,7 +12,7 @@ use spog_server::testing::{ADMIN_EMAIL, ADMIN_PASSWORD, TestServer};
 use crate::servers;
 
 /// A browser without JavaScript: follows no redirects, keeps cookies by name.
-struct Visitor {
+pub(crate) struct Visitor {
     base: String,
     http: reqwest::Client,
     cookies: BTreeMap<String, String>,
@@ -20,7 +20,7 @@ struct Visitor {
 }
 
 impl Visitor {
-    fn new(server: &TestServer) -> Self {
+    pub(crate) fn new(server: &TestServer) -> Self {
         Visitor {
             base: server.base.clone(),
             http: reqwest::Client::builder()
@@ -32,7 +32,7 @@ impl Visitor {
         }
     }
 
-    fn cookie_header(&self) -> String {
+    pub(crate) fn cookie_header(&self) -> String {
         self.cookies
             .iter()
             .map(|(name, value)| format!("{name}={value}"))
@@ -59,11 +59,11 @@ impl Visitor {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Response {
+    pub(crate) async fn get(&mut self, path: &str) -> Response {
         self.get_with(path, &[]).await
     }
 
-    async fn get_with(&mut self, path: &str, headers: &[(&str, &str)]) -> Response {
+    pub(crate) async fn get_with(&mut self, path: &str, headers: &[(&str, &str)]) -> Response {
         let mut request = self.http.get(format!("{}{path}", self.base));
         if !self.cookies.is_empty() {
             request = request.header("cookie", self.cookie_header());
@@ -100,11 +100,11 @@ impl Visitor {
     }
 
     /// Logs in as the first admin and returns the page's CSRF token for the session.
-    async fn log_in(&mut self) -> String {
+    pub(crate) async fn log_in(&mut self) -> String {
         self.log_in_as(ADMIN_EMAIL, ADMIN_PASSWORD).await
     }
 
-    async fn log_in_as(&mut self, email: &str, password: &str) -> String {
+    pub(crate) async fn log_in_as(&mut self, email: &str, password: &str) -> String {
         let (csrf, _) = self.open_login("/login").await;
         let response = self
             .post_form(
@@ -118,7 +118,7 @@ impl Visitor {
     }
 }
 
-fn attribute_after(page: &str, marker: &str, attribute: &str) -> String {
+pub(crate) fn attribute_after(page: &str, marker: &str, attribute: &str) -> String {
     let at = page
         .find(marker)
         .unwrap_or_else(|| panic!("{marker} in {page}"));
@@ -132,7 +132,7 @@ fn hidden(page: &str, name: &str) -> String {
     attribute_after(page, &format!("name=\"{name}\""), "value")
 }
 
-fn meta(page: &str, name: &str) -> String {
+pub(crate) fn meta(page: &str, name: &str) -> String {
     attribute_after(page, &format!("<meta name=\"{name}\""), "content")
 }
 

@@ -3,8 +3,11 @@
 //! and, with SPOG_TEST_DATABASE_URL, on PostgreSQL too.
 
 mod admin;
+mod audit;
 mod browser;
 mod http;
+mod notifications;
+mod pages;
 mod session;
 
 use spog_server::testing::TestServer;

@@ -82,7 +82,7 @@ async fn recent_activity_refreshes_itself() {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED);
-        // No reload: the list polls every 10 seconds.
+        // No reload: the WebSocket says the trail grew (a 10-second poll stands in without it).
         browser
             .wait_for_text("#activity-table", "host.create")
             .await;

@@ -119,7 +119,8 @@ pub fn day_chart(days: &[DayCount], href: impl Fn(&str) -> String) -> DayChart {
 pub struct RankRow {
     pub label: String,
     pub detail: Option<String>,
-    pub href: String,
+    /// The search listing the row's entries, where a filter can name them.
+    pub href: Option<String>,
     pub count: i64,
     /// Of the longest bar, 0–100.
     pub width: String,
@@ -132,7 +133,7 @@ pub struct Ranking {
 }
 
 /// The `limit` first of `rows` (already sorted, largest first): `(label, detail, href, count)`.
-pub fn ranking(rows: Vec<(String, Option<String>, String, i64)>, limit: usize) -> Ranking {
+pub fn ranking(rows: Vec<(String, Option<String>, Option<String>, i64)>, limit: usize) -> Ranking {
     let max = rows.iter().map(|r| r.3).max().unwrap_or(0).max(1) as f64;
     let more = rows.len().saturating_sub(limit);
     Ranking {
@@ -211,7 +212,7 @@ mod tests {
     #[test]
     fn rankings_scale_to_their_top_row_and_count_the_rest() {
         let rows = (0..12)
-            .map(|n| (format!("a{n}"), None, String::new(), 12 - n))
+            .map(|n| (format!("a{n}"), None, None, 12 - n))
             .collect();
         let ranked = ranking(rows, 10);
         assert_eq!(ranked.rows.len(), 10);

@@ -8,7 +8,7 @@ use spog_store::audit;
 use spog_store::identity::organizations;
 
 use super::diff::{DiffRow, DiffSummary, diff, flatten, summary};
-use super::{chrome, encode};
+use super::{chrome, encode, refused};
 use crate::console::error::{PageError, PageResult};
 use crate::console::layout::{Chrome, render, when};
 use crate::console::session::Viewer;
@@ -46,10 +46,10 @@ pub async fn detail_page(
     viewer: Viewer,
     Path(id): Path<String>,
 ) -> PageResult {
-    let chrome = match chrome(&viewer, "Audit entry") {
-        Ok(chrome) => chrome,
-        Err(page) => return page,
-    };
+    if let Some(page) = refused(&viewer) {
+        return page;
+    }
+    let chrome = chrome(&viewer, "Audit entry");
     let id: uuid::Uuid = id.parse().map_err(|_| PageError::NotFound)?;
     let account = viewer.auth.account();
     let mut conn = state.store.conn().await?;

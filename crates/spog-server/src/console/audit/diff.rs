@@ -161,7 +161,8 @@ mod tests {
     #[test]
     fn added_removed_and_changed_keys_are_told_apart() {
         let before = json!({"name": "web", "roles": ["viewer"], "old": 1, "same": true});
-        let after = json!({"name": "web-1", "roles": ["viewer", "operator"], "new": "x", "same": true});
+        let after =
+            json!({"name": "web-1", "roles": ["viewer", "operator"], "new": "x", "same": true});
         let rows = diff(Some(&before), Some(&after));
         assert_eq!(
             changes(&rows),
@@ -190,7 +191,8 @@ mod tests {
     #[test]
     fn nested_objects_read_as_paths() {
         let before = json!({"config": {"url": "https://a", "headers": {"x-team": "ops"}}, "steps": [{"n": 1}]});
-        let after = json!({"config": {"url": "https://b", "headers": {}}, "steps": [{"n": 1}, {"n": 2}]});
+        let after =
+            json!({"config": {"url": "https://b", "headers": {}}, "steps": [{"n": 1}, {"n": 2}]});
         let rows = diff(Some(&before), Some(&after));
         assert_eq!(
             changes(&rows),
@@ -217,7 +219,10 @@ mod tests {
         );
         assert_eq!(
             changes(&diff(Some(&user), None)),
-            [("email", Change::Removed), ("profile.team", Change::Removed)]
+            [
+                ("email", Change::Removed),
+                ("profile.team", Change::Removed)
+            ]
         );
         assert!(diff(None, None).is_empty());
     }

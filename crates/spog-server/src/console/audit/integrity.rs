@@ -10,10 +10,10 @@ use spog_core::Permission;
 use spog_core::audit::{BrokenLink, BrokenReason};
 use spog_store::audit::checkpoints::{self, Checkpoint};
 
-use super::chrome;
+use super::{chrome, refused};
 use crate::chain::{self, IntegrityReport, PublicKey};
 use crate::console::error::{PageError, PageResult};
-use crate::console::layout::{Chrome, no_access, render, when};
+use crate::console::layout::{Chrome, render, when};
 use crate::console::session::Viewer;
 use crate::http::audit::integrity::verify_and_record;
 use crate::state::AppState;
@@ -124,17 +124,20 @@ impl From<IntegrityReport> for ReportPartial {
     }
 }
 
-async fn checkpoint_rows(state: &AppState, viewer: &Viewer) -> Result<Vec<CheckpointRow>, PageError> {
+async fn checkpoint_rows(
+    state: &AppState,
+    viewer: &Viewer,
+) -> Result<Vec<CheckpointRow>, PageError> {
     let mut conn = state.store.conn().await?;
     let list = checkpoints::list(&mut conn, viewer.auth.account(), CHECKPOINTS).await?;
     Ok(list.into_iter().map(Into::into).collect())
 }
 
 pub async fn integrity_page(State(state): State<AppState>, viewer: Viewer) -> PageResult {
-    let chrome = match chrome(&viewer, "Audit integrity") {
-        Ok(chrome) => chrome,
-        Err(page) => return page,
-    };
+    if let Some(page) = refused(&viewer) {
+        return page;
+    }
+    let chrome = chrome(&viewer, "Audit integrity");
     render(&IntegrityPage {
         chrome,
         tab: "integrity",
@@ -146,7 +149,7 @@ pub async fn integrity_page(State(state): State<AppState>, viewer: Viewer) -> Pa
 
 /// `GET /audit-logs/integrity/report`: runs the verification and shows its result.
 pub async fn report_partial(State(state): State<AppState>, viewer: Viewer) -> PageResult {
-    if let Err(page) = chrome(&viewer, "Audit integrity") {
+    if let Some(page) = refused(&viewer) {
         return page;
     }
     let report = verify_and_record(&state, &viewer.auth).await?;
@@ -155,7 +158,7 @@ pub async fn report_partial(State(state): State<AppState>, viewer: Viewer) -> Pa
 
 /// `GET /audit-logs/integrity/checkpoints`: the checkpoint list, refreshed after signing.
 pub async fn checkpoints_partial(State(state): State<AppState>, viewer: Viewer) -> PageResult {
-    if let Err(page) = chrome(&viewer, "Audit integrity") {
+    if let Some(page) = refused(&viewer) {
         return page;
     }
     render(&CheckpointsPartial {
@@ -170,17 +173,16 @@ pub async fn checkpoint_download(
     viewer: Viewer,
     Path(seq): Path<String>,
 ) -> PageResult {
-    if !viewer.has(Permission::AuditLogsView) {
-        let chrome = Chrome::new(&viewer, "Audit integrity", "/audit-logs");
-        return no_access(chrome, Permission::AuditLogsView);
+    if let Some(page) = refused(&viewer) {
+        return page;
     }
     let seq: i64 = seq.parse().map_err(|_| PageError::NotFound)?;
     let mut conn = state.store.conn().await?;
     let checkpoint = checkpoints::by_seq(&mut conn, viewer.auth.account(), seq)
         .await?
         .ok_or(PageError::NotFound)?;
-    let body = serde_json::to_string_pretty(&checkpoint)
-        .map_err(|e| PageError::Internal(e.into()))?;
+    let body =
+        serde_json::to_string_pretty(&checkpoint).map_err(|e| PageError::Internal(e.into()))?;
     Ok((
         [
             (CONTENT_TYPE, "application/json".to_owned()),

@@ -17,7 +17,7 @@ pub use stats::stats_page;
 
 use spog_core::{FieldErrors, Permission};
 
-use super::error::PageError;
+use super::error::{PageError, PageResult};
 use super::layout::{Chrome, no_access};
 use super::session::Viewer;
 use crate::error::ApiError;
@@ -25,13 +25,15 @@ use crate::error::ApiError;
 /// The sidebar entry every audit page highlights.
 const NAV_HREF: &str = "/audit-logs";
 
-/// The layout of an audit page, or the no-access page for a viewer without `audit_logs.view`.
-fn chrome(viewer: &Viewer, title: &str) -> Result<Chrome, super::error::PageResult> {
-    let chrome = Chrome::new(viewer, title, NAV_HREF);
-    if !viewer.has(Permission::AuditLogsView) {
-        return Err(no_access(chrome, Permission::AuditLogsView));
-    }
-    Ok(chrome)
+/// The layout of an audit page: they all highlight the one sidebar entry.
+fn chrome(viewer: &Viewer, title: &str) -> Chrome {
+    Chrome::new(viewer, title, NAV_HREF)
+}
+
+/// What a viewer without `audit_logs.view` gets instead of an audit page.
+fn refused(viewer: &Viewer) -> Option<PageResult> {
+    (!viewer.has(Permission::AuditLogsView))
+        .then(|| no_access(chrome(viewer, "Audit logs"), Permission::AuditLogsView))
 }
 
 /// A query's non-empty parameters in order: an HTML form sends its empty fields too, and an
@@ -104,10 +106,6 @@ mod tests {
     #[test]
     fn empty_form_fields_are_no_filter() {
         let pairs = non_empty_pairs(Some("action=user.*&actor_id=&q=+&outcome=failure"));
-        assert_eq!(
-            encode(&pairs),
-            "action=user.*&outcome=failure",
-            "{pairs:?}"
-        );
+        assert_eq!(encode(&pairs), "action=user.*&outcome=failure", "{pairs:?}");
     }
 }

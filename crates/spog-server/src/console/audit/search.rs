@@ -14,7 +14,7 @@ use spog_store::StoreError;
 use spog_store::audit;
 use spog_store::identity::organizations;
 
-use super::{chrome, datetime_field, encode, field_errors, non_empty_pairs, utc_time};
+use super::{chrome, datetime_field, encode, field_errors, non_empty_pairs, refused, utc_time};
 use crate::console::error::PageResult;
 use crate::console::layout::{Chrome, when};
 use crate::console::session::Viewer;
@@ -139,10 +139,10 @@ pub async fn search_page(
     viewer: Viewer,
     RawQuery(raw): RawQuery,
 ) -> PageResult {
-    let chrome = match chrome(&viewer, "Audit logs") {
-        Ok(chrome) => chrome,
-        Err(page) => return page,
-    };
+    if let Some(page) = refused(&viewer) {
+        return page;
+    }
+    let chrome = chrome(&viewer, "Audit logs");
     let mut cursor = None;
     let mut filters = Vec::new();
     for (name, value) in non_empty_pairs(raw.as_deref()) {

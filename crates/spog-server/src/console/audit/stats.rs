@@ -12,7 +12,7 @@ use spog_core::{FieldError, FieldErrors, Timestamp};
 use spog_store::audit::{self, AuditStats};
 
 use super::charts::{DayChart, Ranking, day_chart, ranking};
-use super::{chrome, encode, field_errors, non_empty_pairs};
+use super::{chrome, encode, field_errors, non_empty_pairs, refused};
 use crate::console::error::PageResult;
 use crate::console::layout::Chrome;
 use crate::console::session::Viewer;
@@ -67,7 +67,9 @@ impl StatsPage {
     fn days_selected(&self, days: &i64) -> bool {
         match self.values.get("days") {
             Some(chosen) => chosen.parse() == Ok(*days),
-            None => !self.values.contains_key("from") && !self.values.contains_key("to") && *days == 7,
+            None => {
+                !self.values.contains_key("from") && !self.values.contains_key("to") && *days == 7
+            }
         }
     }
 
@@ -108,7 +110,7 @@ fn charts(stats: AuditStats) -> Charts {
     let counts = |counts: &[audit::Count], name: &str| {
         counts
             .iter()
-            .map(|c| (c.key.clone(), None, link(name, &c.key), c.count))
+            .map(|c| (c.key.clone(), None, Some(link(name, &c.key)), c.count))
             .collect()
     };
     let failures = stats
@@ -131,9 +133,15 @@ fn charts(stats: AuditStats) -> Charts {
         .iter()
         .map(|a| {
             let label = a.label.clone().unwrap_or_else(|| a.actor.clone());
-            let detail = (a.label.is_some() && a.label.as_deref() != Some(&a.actor))
-                .then(|| a.actor.clone());
-            (label, detail, link("actor_id", &a.actor), a.count)
+            // Statistics key an actor by id, else by email or name; only an id is a filter.
+            let has_id = a.label.as_deref() != Some(&a.actor) && a.actor != "(unknown)";
+            let detail = (has_id && a.label.is_some()).then(|| a.actor.clone());
+            (
+                label,
+                detail,
+                has_id.then(|| link("actor_id", &a.actor)),
+                a.count,
+            )
         })
         .collect();
     Charts {
@@ -160,10 +168,10 @@ pub async fn stats_page(
     viewer: Viewer,
     RawQuery(raw): RawQuery,
 ) -> PageResult {
-    let chrome = match chrome(&viewer, "Audit statistics") {
-        Ok(chrome) => chrome,
-        Err(page) => return page,
-    };
+    if let Some(page) = refused(&viewer) {
+        return page;
+    }
+    let chrome = chrome(&viewer, "Audit statistics");
     let pairs = non_empty_pairs(raw.as_deref());
     let values: HashMap<String, String> = pairs.iter().cloned().collect();
     let mut errors = FieldErrors::new();

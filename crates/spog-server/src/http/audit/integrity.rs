@@ -10,8 +10,8 @@ use spog_store::audit::{
 };
 use utoipa::IntoParams;
 
-use crate::auth::{Auth, Require};
 use crate::auth::permissions::AuditLogsView;
+use crate::auth::{Auth, Require};
 use crate::chain::{self, IntegrityReport, PublicKey};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::AppQuery;
