@@ -161,7 +161,7 @@ async fn an_entrys_detail_shows_what_changed_between_before_and_after() {
         assert_eq!(roles, "[\"auditor\"]");
         // Display name, roles and the update time.
         let summary = browser.text("#diff-summary").await;
-        assert!(summary.contains("3 changed "), "{summary}");
+        assert!(summary.contains("3 changed"), "{summary}");
         let origin = browser.text("#entry-origin").await;
         assert!(
             origin.contains(ADMIN_EMAIL) && origin.contains("api"),
