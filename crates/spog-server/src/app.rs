@@ -76,6 +76,11 @@ pub async fn launch(
         workers::checkpoints::spawn(&state, shutdown.clone()),
     ];
     workers.extend(state.bus.spawn_listener(shutdown.clone()));
+    let (hub, stopping) = (state.bus.hub.clone(), shutdown.clone());
+    workers.push(tokio::spawn(async move {
+        stopping.cancelled().await;
+        hub.close_all();
+    }));
     let app = router(state.clone());
     let addr = listener.local_addr()?;
     let server = tokio::spawn(

@@ -8,7 +8,7 @@ mod socket;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
@@ -58,6 +58,8 @@ struct Connection {
 pub struct Hub {
     accounts: RwLock<HashMap<Id<Account>, Vec<Connection>>>,
     next_id: AtomicU64,
+    /// The server is stopping: no connection stays or joins.
+    closing: AtomicBool,
 }
 
 /// A registered connection; unregisters itself when dropped.
@@ -83,16 +85,17 @@ impl Hub {
     ) -> Registration {
         let (queue, pushes) = mpsc::channel(QUEUE);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.accounts
-            .write()
-            .entry(account)
-            .or_default()
-            .push(Connection {
+        let mut accounts = self.accounts.write();
+        // While closing, the queue is dropped at once and the connection ends as it starts.
+        if !self.is_closing() {
+            accounts.entry(account).or_default().push(Connection {
                 id,
                 user,
                 permissions,
                 queue,
             });
+        }
+        drop(accounts);
         Registration {
             hub: self.clone(),
             account,
@@ -109,6 +112,19 @@ impl Hub {
                 accounts.remove(&account);
             }
         }
+    }
+
+    /// Ends every connection (each socket closes with "going away", so browsers reconnect,
+    /// to another instance or to this one restarted) and refuses new ones: the server stops.
+    /// Upgraded sockets are not part of the HTTP server's graceful shutdown.
+    pub fn close_all(&self) {
+        let mut accounts = self.accounts.write();
+        self.closing.store(true, Ordering::SeqCst);
+        accounts.clear();
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
     }
 
     pub fn connections(&self) -> usize {

@@ -16,6 +16,8 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 const SILENCE_LIMIT: Duration = Duration::from_secs(90);
 /// RFC 6455: the peer broke a policy (here: its credential).
 pub const POLICY_VIOLATION: u16 = 1008;
+const GOING_AWAY: u16 = 1001;
+const TRY_AGAIN_LATER: u16 = 1013;
 
 /// Closes a socket whose credential was refused.
 pub async fn refuse(mut socket: WebSocket, reason: &str) {
@@ -55,8 +57,15 @@ pub async fn serve_socket(state: AppState, mut socket: WebSocket, principal: Pri
         loop {
             let outgoing = tokio::select! {
                 push = registration.pushes.recv() => match push {
-                    // The hub dropped this connection: it did not keep up.
-                    None => break,
+                    // The hub dropped this connection: it did not keep up, or the server stops.
+                    None => {
+                        let frame = match state.bus.hub.is_closing() {
+                            true => CloseFrame { code: GOING_AWAY, reason: Utf8Bytes::from_static("the server is shutting down") },
+                            false => CloseFrame { code: TRY_AGAIN_LATER, reason: Utf8Bytes::from_static("too slow to keep up") },
+                        };
+                        let _ = socket.send(Message::Close(Some(frame))).await;
+                        break;
+                    }
                     Some(Push::Notification(notification)) => {
                         unread += 1;
                         text(json!({"type": "notification", "notification": *notification, "unread_count": unread}))
@@ -79,7 +88,7 @@ pub async fn serve_socket(state: AppState, mut socket: WebSocket, principal: Pri
                 },
                 _ = ticker.tick() => {
                     if last_heard.elapsed() > SILENCE_LIMIT {
-                        let frame = CloseFrame { code: 1001, reason: Utf8Bytes::from_static("silent for 90 seconds") };
+                        let frame = CloseFrame { code: GOING_AWAY, reason: Utf8Bytes::from_static("silent for 90 seconds") };
                         let _ = socket.send(Message::Close(Some(frame))).await;
                         break;
                     }

@@ -237,6 +237,26 @@ async fn a_socket_with_a_bad_token_is_closed_as_a_policy_violation() {
 }
 
 #[tokio::test]
+async fn stopping_the_server_closes_its_sockets_as_going_away() {
+    for server in servers().await {
+        let admin = server.admin().await;
+        let mut socket = socket(&admin).await;
+        assert_eq!(next(&mut socket).await["type"], "unread_count");
+        server.stop().await;
+        // Browsers reconnect at once, to another instance or to this one restarted.
+        let frame = tokio::time::timeout(Duration::from_secs(2), socket.next())
+            .await
+            .expect("closed when the server stops")
+            .unwrap()
+            .unwrap();
+        match frame {
+            Message::Close(Some(close)) => assert_eq!(u16::from(close.code), 1001),
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_notification_made_on_one_instance_reaches_sockets_on_another() {
     let Ok(url) = std::env::var(spog_store::testing::POSTGRES_ENV) else {
         eprintln!("PostgreSQL suite skipped: cross-instance real-time test");

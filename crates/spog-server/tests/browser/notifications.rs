@@ -1,10 +1,12 @@
 //! The notification bell and page in a real browser, fed by the WebSocket: a notification
-//! sent through the API shows up without a reload, and reading in one tab clears the badge
-//! in every other.
+//! sent through the API shows up without a reload, reading in one tab clears the badge in
+//! every other, and a page outlives a restart of the server.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use spog_server::testing::{ADMIN_EMAIL, ADMIN_PASSWORD, Client};
+use spog_server::testing::{ADMIN_EMAIL, ADMIN_PASSWORD, Client, test_config};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::browser::Browser;
 use crate::servers;
@@ -170,6 +172,71 @@ async fn marking_all_read_in_one_tab_clears_the_badge_in_another() {
             .await
             .expect("clearing cookies");
         server.stop().await;
+    }
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_page_reconnects_after_the_server_restarts_and_catches_up() {
+    let Some(browser) = Browser::open().await else {
+        return;
+    };
+    for server in servers().await {
+        browser
+            .log_in(&server.base, ADMIN_EMAIL, ADMIN_PASSWORD)
+            .await;
+        browser.wait_until_live().await;
+        mark_page(&browser).await;
+        let address = server.base.trim_start_matches("http://").to_owned();
+        let database = server.database.clone();
+        let data_dir = server.data_dir.clone();
+        server.stop().await;
+        browser.find("html[data-live=off]").await;
+
+        // The same service comes back on the same address; meanwhile things happened.
+        let shutdown = CancellationToken::new();
+        let listener = TcpListener::bind(&address).await.expect("the old address");
+        let restarted =
+            spog_server::launch(test_config(&database, data_dir), listener, shutdown.clone())
+                .await
+                .expect("restarting");
+        let admin = Client {
+            base: format!("http://{address}"),
+            token: None,
+            http: reqwest::Client::new(),
+        };
+        let (_, login) = admin
+            .post(
+                "/auth/login",
+                json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
+            )
+            .await;
+        let admin = admin.with_token(login["token"].as_str().unwrap());
+        admin
+            .post("/organizations", json!({"name": "Founded while away"}))
+            .await;
+        notify(
+            &admin,
+            json!({"user_email": ADMIN_EMAIL}),
+            "Sent while away",
+        )
+        .await;
+
+        // Reconnected with backoff, the page refreshes what it shows and hears the count.
+        browser.wait_until_live().await;
+        browser
+            .wait_for_text("#activity", "Founded while away")
+            .await;
+        assert_eq!(browser.wait_for_text("#bell-badge", "1").await, "1");
+        assert!(same_page(&browser).await, "no reload");
+
+        browser
+            .client
+            .delete_all_cookies()
+            .await
+            .expect("clearing cookies");
+        shutdown.cancel();
+        restarted.wait().await.expect("a clean shutdown");
     }
     browser.close().await;
 }
