@@ -1,7 +1,10 @@
-//! The pure domain of spog: identifiers, time, permissions, validation and the audit
-//! chain. Nothing here performs I/O, so every rule can be tested in isolation.
+//! The pure domain of spog: identifiers, time, permissions, validation, the audit chain,
+//! events and the delivery rules. Nothing here performs I/O, so every rule can be tested in
+//! isolation.
 
 pub mod audit;
+pub mod delivery;
+pub mod events;
 pub mod id;
 pub mod model;
 pub mod notification;
@@ -11,6 +14,7 @@ pub mod redact;
 mod schema;
 pub mod time;
 pub mod validate;
+pub mod webhooks;
 
 pub use id::Id;
 pub use permission::{BuiltinRole, Permission, PermissionSet};

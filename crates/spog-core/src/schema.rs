@@ -4,6 +4,7 @@ use utoipa::openapi::schema::{Object, SchemaFormat, Type};
 use utoipa::openapi::{KnownFormat, RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
+use crate::events::EventType;
 use crate::{Id, Permission, PermissionSet, Timestamp};
 
 fn string(format: Option<KnownFormat>, description: &str) -> RefOr<Schema> {
@@ -49,3 +50,12 @@ impl PartialSchema for PermissionSet {
     }
 }
 impl ToSchema for PermissionSet {}
+
+impl PartialSchema for EventType {
+    fn schema() -> RefOr<Schema> {
+        let mut object = Object::with_type(Type::String);
+        object.enum_values = Some(EventType::ALL.iter().map(|t| t.as_str().into()).collect());
+        RefOr::T(Schema::Object(object))
+    }
+}
+impl ToSchema for EventType {}

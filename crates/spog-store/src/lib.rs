@@ -4,7 +4,9 @@
 //! dialect differences stay in [`Backend`].
 
 pub mod audit;
+pub mod deliveries;
 mod error;
+pub mod events;
 pub mod identity;
 pub mod notifications;
 mod rows;
@@ -14,6 +16,7 @@ mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tx;
+pub mod webhooks;
 
 pub use error::{StoreError, StoreResult};
 pub use sql::Sql;

@@ -94,6 +94,7 @@ struct Inner {
     /// without busy-waiting; other processes wait on the busy timeout.
     write: AnyPool,
     audit_appended: Notify,
+    deliveries_enqueued: Notify,
 }
 
 impl Store {
@@ -147,6 +148,7 @@ impl Store {
                 read,
                 write,
                 audit_appended: Notify::new(),
+                deliveries_enqueued: Notify::new(),
             }),
         })
     }
@@ -208,6 +210,12 @@ impl Store {
     /// Woken whenever a transaction that recorded audit entries commits.
     pub fn audit_appended(&self) -> &Notify {
         &self.inner.audit_appended
+    }
+
+    /// Woken whenever a transaction that created deliveries commits (a wake-up only: the
+    /// rows are the truth, and the delivery engine also polls).
+    pub fn deliveries_enqueued(&self) -> &Notify {
+        &self.inner.deliveries_enqueued
     }
 
     pub async fn close(&self) {

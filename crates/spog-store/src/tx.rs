@@ -10,6 +10,7 @@ pub struct Tx {
     tx: Transaction<'static, Any>,
     store: Store,
     audit_entries: usize,
+    deliveries_enqueued: bool,
 }
 
 impl Tx {
@@ -18,6 +19,7 @@ impl Tx {
             tx,
             store,
             audit_entries: 0,
+            deliveries_enqueued: false,
         }
     }
 
@@ -25,21 +27,35 @@ impl Tx {
         self.audit_entries += count;
     }
 
-    /// Commits the change together with its audit entries, then wakes the chain linker.
+    pub(crate) fn note_deliveries_enqueued(&mut self) {
+        self.deliveries_enqueued = true;
+    }
+
+    /// Commits the change together with its audit entries, then wakes the chain linker (and
+    /// the delivery engine, when the change created deliveries).
     pub async fn commit(self) -> StoreResult<()> {
         if self.audit_entries == 0 {
             return Err(StoreError::Unaudited);
         }
         let store = self.store.clone();
+        let deliveries = self.deliveries_enqueued;
         self.tx.commit().await?;
         store.audit_appended().notify_one();
+        if deliveries {
+            store.deliveries_enqueued().notify_one();
+        }
         Ok(())
     }
 
     /// Commits state that is not a mutation of record (e.g. a user's read marks, the chain
     /// linker's own bookkeeping).
     pub async fn commit_unaudited(self) -> StoreResult<()> {
+        let store = self.store.clone();
+        let deliveries = self.deliveries_enqueued;
         self.tx.commit().await?;
+        if deliveries {
+            store.deliveries_enqueued().notify_one();
+        }
         Ok(())
     }
 
