@@ -240,7 +240,10 @@ mod tests {
         let now = Timestamp::from_micros(1_000_000);
         let second = schedule.after_attempt(1, false, now);
         assert_eq!(second.status, DeliveryStatus::Retrying);
-        assert_eq!(second.next_attempt_at, Some(now.plus(Duration::from_secs(60))));
+        assert_eq!(
+            second.next_attempt_at,
+            Some(now.plus(Duration::from_secs(60)))
+        );
         assert_eq!(second.completed_at, None);
         let last = schedule.after_attempt(6, false, now);
         assert_eq!(last.status, DeliveryStatus::Failed);
@@ -268,7 +271,10 @@ mod tests {
         let excerpt = response_excerpt(text.as_bytes());
         assert_eq!(excerpt.len(), RESPONSE_BODY_LIMIT);
         let odd = format!("a{}", "é".repeat(3000));
-        assert_eq!(response_excerpt(odd.as_bytes()).len(), RESPONSE_BODY_LIMIT - 1);
+        assert_eq!(
+            response_excerpt(odd.as_bytes()).len(),
+            RESPONSE_BODY_LIMIT - 1
+        );
         assert_eq!(response_excerpt(b"ok"), "ok");
     }
 }

@@ -48,8 +48,12 @@ pub fn parse_url(field: &str, text: &str, allow_insecure: bool) -> Result<url::U
             format!("must be at most {MAX_URL} characters"),
         ));
     }
-    let url = url::Url::parse(text)
-        .map_err(|_| FieldError::new(field, "must be an absolute URL like https://example.com/hook"))?;
+    let url = url::Url::parse(text).map_err(|_| {
+        FieldError::new(
+            field,
+            "must be an absolute URL like https://example.com/hook",
+        )
+    })?;
     match url.scheme() {
         "https" => {}
         "http" if allow_insecure => {}
@@ -143,7 +147,10 @@ pub fn parse_headers(
             ));
         }
         if !seen.insert(lower) {
-            return Err(FieldError::new(at, "is given twice (header names ignore case)"));
+            return Err(FieldError::new(
+                at,
+                "is given twice (header names ignore case)",
+            ));
         }
         if value.len() > MAX_HEADER_VALUE {
             return Err(FieldError::new(
@@ -168,7 +175,10 @@ fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 
 /// `X-Webhook-Signature`: `sha256=` and the hex HMAC-SHA256 of the raw body.
 pub fn signature_header(secret: &str, body: &[u8]) -> String {
-    format!("sha256={}", hex::encode(hmac_sha256(secret.as_bytes(), &[body])))
+    format!(
+        "sha256={}",
+        hex::encode(hmac_sha256(secret.as_bytes(), &[body]))
+    )
 }
 
 /// Standard Webhooks `webhook-signature`: `v1,` and the base64 HMAC-SHA256 of
@@ -206,7 +216,11 @@ mod tests {
             "https://example.com/#x",
             "javascript:alert(1)",
         ] {
-            assert_eq!(parse_url("url", bad, true).unwrap_err().field, "url", "{bad}");
+            assert_eq!(
+                parse_url("url", bad, true).unwrap_err().field,
+                "url",
+                "{bad}"
+            );
         }
     }
 

@@ -40,6 +40,15 @@ pub struct Running {
 }
 
 impl Running {
+    /// Stops at once, as a crash would: no request or delivery in flight finishes or records
+    /// anything, and what the database holds is all that is left.
+    pub fn abort(self) {
+        self.server.abort();
+        for worker in self.workers {
+            worker.abort();
+        }
+    }
+
     /// Waits until shutdown has drained requests and stopped the workers.
     pub async fn wait(self) -> anyhow::Result<()> {
         self.server.await??;
@@ -70,10 +79,12 @@ pub async fn launch(
     let store = spog_store::Store::connect(&config.database_url(), &options).await?;
     store.migrate().await?;
     let first_admin = bootstrap::first_start(&store, &config).await?;
-    let state = AppState::new(config, store, keys);
+    let state = AppState::new(config, store, keys)?;
     let mut workers = vec![
         workers::audit_linker::spawn(&state, shutdown.clone()),
         workers::checkpoints::spawn(&state, shutdown.clone()),
+        workers::delivery::spawn(&state, shutdown.clone()),
+        workers::delivery_cleanup::spawn(&state, shutdown.clone()),
     ];
     workers.extend(state.bus.spawn_listener(shutdown.clone()));
     let (hub, stopping) = (state.bus.hub.clone(), shutdown.clone());

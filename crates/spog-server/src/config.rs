@@ -42,6 +42,12 @@ pub struct Config {
     pub webhook_retry_schedule: Vec<Duration>,
     #[serde(with = "duration")]
     pub webhook_attempt_timeout: Duration,
+    /// How long an instance holds a delivery it is attempting; if the instance dies, another
+    /// takes the delivery up once this lapses. Longer than the attempt timeout.
+    #[serde(with = "duration")]
+    pub delivery_lease: Duration,
+    /// Delivery attempts in flight at once on one instance.
+    pub delivery_concurrency: u32,
     #[serde(with = "duration")]
     pub delivery_retention: Duration,
     pub allow_insecure_targets: bool,
@@ -78,6 +84,8 @@ impl Default for Config {
                 .map(|m| Duration::from_secs(m * 60))
                 .collect(),
             webhook_attempt_timeout: Duration::from_secs(10),
+            delivery_lease: Duration::from_secs(60),
+            delivery_concurrency: 256,
             delivery_retention: Duration::from_secs(30 * 86_400),
             allow_insecure_targets: false,
             outbound_allow_cidrs: Vec::new(),
@@ -139,6 +147,12 @@ impl Config {
                 "webhook_attempt_timeout, session_ttl and host_offline_after must be positive"
                     .into(),
             );
+        }
+        if self.delivery_lease <= self.webhook_attempt_timeout {
+            return Err("delivery_lease must be longer than webhook_attempt_timeout".into());
+        }
+        if self.delivery_concurrency == 0 {
+            return Err("delivery_concurrency must be at least 1".into());
         }
         if self.body_limit < 1024 {
             return Err("body_limit must be at least 1024 bytes".into());

@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod chain;
 pub mod config;
 pub mod console;
+pub mod delivery;
 pub mod error;
 pub mod extract;
 pub mod http;

@@ -33,6 +33,7 @@ pub struct Metrics {
     pub websocket_connections: Gauge,
     pub deliveries: Family<OutcomeLabels, Counter>,
     pub delivery_queue_depth: Gauge,
+    pub delivery_attempt_seconds: Histogram,
 }
 
 impl Metrics {
@@ -45,6 +46,7 @@ impl Metrics {
         let websocket_connections = Gauge::default();
         let deliveries = Family::<OutcomeLabels, Counter>::default();
         let delivery_queue_depth = Gauge::default();
+        let delivery_attempt_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 15));
         let mut registry = Registry::with_prefix("spog");
         registry.register("http_requests", "HTTP requests answered", requests.clone());
         registry.register(
@@ -64,13 +66,18 @@ impl Metrics {
         );
         registry.register(
             "deliveries",
-            "Delivery attempts by outcome",
+            "Delivery attempts by the state they left the delivery in (succeeded, retrying, failed) or abandoned",
             deliveries.clone(),
         );
         registry.register(
             "delivery_queue_depth",
             "Deliveries waiting for an attempt",
             delivery_queue_depth.clone(),
+        );
+        registry.register(
+            "delivery_attempt_duration_seconds",
+            "Time one delivery attempt took",
+            delivery_attempt_seconds.clone(),
         );
         Self {
             registry: Mutex::new(registry),
@@ -80,6 +87,7 @@ impl Metrics {
             websocket_connections,
             deliveries,
             delivery_queue_depth,
+            delivery_attempt_seconds,
         }
     }
 

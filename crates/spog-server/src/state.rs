@@ -6,6 +6,7 @@ use spog_store::Store;
 
 use crate::auth::throttle::LoginThrottle;
 use crate::config::Config;
+use crate::delivery::Engine;
 use crate::hub::bus::Bus;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
@@ -27,11 +28,14 @@ pub struct App {
     /// Real-time events to browsers, across instances.
     pub bus: Bus,
     pub login_throttle: LoginThrottle,
+    /// The outbound delivery engine's settings and transports.
+    pub engine: Engine,
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Store, keys: Keys) -> Self {
-        Self(Arc::new(App {
+    pub fn new(config: Config, store: Store, keys: Keys) -> anyhow::Result<Self> {
+        let engine = Engine::new(&config)?;
+        Ok(Self(Arc::new(App {
             config,
             bus: Bus::new(store.clone()),
             store,
@@ -41,7 +45,8 @@ impl AppState {
             metrics: Metrics::new(),
             workers: Workers::default(),
             login_throttle: LoginThrottle::default(),
-        }))
+            engine,
+        })))
     }
 }
 

@@ -36,6 +36,8 @@ pub fn test_config(database: &TestDatabase, data_dir: PathBuf) -> Config {
             "test server key shared by every instance of a test",
         )),
         allow_insecure_targets: true,
+        // Tests' receivers listen on this machine's loopback.
+        outbound_allow_cidrs: vec!["127.0.0.0/8".parse().expect("a CIDR")],
         ..Config::default()
     }
 }
@@ -99,6 +101,14 @@ impl TestServer {
             running.wait().await.expect("a clean shutdown");
         }
         let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+
+    /// Stops the server as a crash would (see [`crate::Running::abort`]).
+    pub fn kill(mut self) {
+        if let Some(running) = self.running.take() {
+            running.abort();
+        }
+        self.shutdown.cancel();
     }
 
     /// Links pending audit entries now, as the linker worker would shortly.

@@ -81,7 +81,7 @@ pub async fn health_page(State(state): State<AppState>, viewer: Viewer) -> PageR
     }
     render(&HealthPage {
         chrome,
-        health: health(&state).await.into(),
+        health: health(&state, viewer.auth.account()).await.into(),
     })
 }
 
@@ -93,6 +93,6 @@ pub async fn health_partial(State(state): State<AppState>, viewer: Viewer) -> Pa
         );
     }
     render(&HealthPartial {
-        health: health(&state).await.into(),
+        health: health(&state, viewer.auth.account()).await.into(),
     })
 }

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod events;
 pub mod hosts;
 pub mod notifications;
 pub mod organizations;
@@ -9,6 +10,7 @@ pub mod roles;
 pub mod system;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 pub mod ws;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -24,6 +26,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(organizations::router())
         .merge(tokens::router())
         .merge(hosts::router())
+        .merge(events::router())
+        .merge(webhooks::router())
         .merge(notifications::router())
         .merge(system::router())
 }

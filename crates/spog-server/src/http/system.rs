@@ -8,7 +8,9 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use serde::Serialize;
-use spog_core::Timestamp;
+use spog_core::model::Account;
+use spog_core::{Id, Timestamp};
+use spog_store::deliveries;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -45,6 +47,15 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // The backlog is counted when scraped, not on every engine tick.
+    if let Ok(mut conn) = state.store.conn().await
+        && let Ok(backlog) = deliveries::backlog(&mut conn, None).await
+    {
+        state
+            .metrics
+            .delivery_queue_depth
+            .set(backlog.pending + backlog.retrying + backlog.delivering);
+    }
     (
         [(
             CONTENT_TYPE,
@@ -61,6 +72,20 @@ pub struct DatabaseHealth {
     pub error: Option<String>,
 }
 
+/// The caller's account's deliveries not yet done.
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryBacklog {
+    /// Waiting for their first attempt.
+    pub pending: i64,
+    /// Waiting for a later attempt.
+    pub retrying: i64,
+    /// An attempt in progress.
+    pub delivering: i64,
+    pub oldest_pending_at: Option<Timestamp>,
+    /// How long the oldest delivery has waited for its first attempt.
+    pub oldest_pending_age_seconds: Option<f64>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct SystemHealth {
     pub status: String,
@@ -70,7 +95,24 @@ pub struct SystemHealth {
     pub database: DatabaseHealth,
     /// Scheduler jobs by name.
     pub workers: BTreeMap<String, WorkerStatus>,
+    /// Null when the database cannot be read.
+    pub deliveries: Option<DeliveryBacklog>,
     pub websocket_connections: i64,
+}
+
+async fn delivery_backlog(state: &AppState, account: Id<Account>) -> Option<DeliveryBacklog> {
+    let mut conn = state.store.conn().await.ok()?;
+    let backlog = deliveries::backlog(&mut conn, Some(account)).await.ok()?;
+    let now = Timestamp::now();
+    Some(DeliveryBacklog {
+        pending: backlog.pending,
+        retrying: backlog.retrying,
+        delivering: backlog.delivering,
+        oldest_pending_at: backlog.oldest_pending_at,
+        oldest_pending_age_seconds: backlog
+            .oldest_pending_at
+            .map(|at| (now.micros() - at.micros()).max(0) as f64 / 1e6),
+    })
 }
 
 /// Database, scheduler jobs and backlogs of this instance.
@@ -78,13 +120,15 @@ pub struct SystemHealth {
     responses((status = 200, body = SystemHealth)))]
 async fn system_health(
     State(state): State<AppState>,
-    _auth: Require<MonitoringView>,
+    auth: Require<MonitoringView>,
 ) -> ApiResult<Json<SystemHealth>> {
-    Ok(Json(health(&state).await))
+    Ok(Json(health(&state, auth.account()).await))
 }
 
-/// The health report, shared by the API and the console's System health page.
-pub async fn health(state: &AppState) -> SystemHealth {
+/// The health report, shared by the API and the console's System health page; the delivery
+/// backlog is the account's own.
+pub async fn health(state: &AppState, account: Id<Account>) -> SystemHealth {
+    let deliveries = delivery_backlog(state, account).await;
     let ping = state.store.ping().await;
     let database = DatabaseHealth {
         backend: state.store.backend().name().to_owned(),
@@ -105,6 +149,7 @@ pub async fn health(state: &AppState) -> SystemHealth {
         started_at: state.started_at,
         database,
         workers,
+        deliveries,
         websocket_connections: state.metrics.websocket_connections.get(),
     }
 }

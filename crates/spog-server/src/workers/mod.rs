@@ -4,6 +4,8 @@
 
 pub mod audit_linker;
 pub mod checkpoints;
+pub mod delivery;
+pub mod delivery_cleanup;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -37,11 +39,11 @@ impl Workers {
         self.status.lock().clone()
     }
 
-    fn set_running(&self, name: &'static str, running: bool) {
+    pub(crate) fn set_running(&self, name: &'static str, running: bool) {
         self.status.lock().entry(name).or_default().running = running;
     }
 
-    fn record(&self, name: &'static str, result: &anyhow::Result<()>) {
+    pub(crate) fn record(&self, name: &'static str, result: &anyhow::Result<()>) {
         let mut status = self.status.lock();
         let status = status.entry(name).or_default();
         let now = Timestamp::now();

@@ -59,8 +59,7 @@ pub async fn list(
     sql.push(" ORDER BY id DESC LIMIT ")
         .bind(i64::from(limit) + 1);
     let deliveries = sql
-        .query_as::<DeliveryRow>()
-        .fetch_all(conn)
+        .fetch_all::<DeliveryRow>(conn)
         .await?
         .into_iter()
         .map(Delivery::try_from)
@@ -87,8 +86,7 @@ pub async fn get(
         .bind(target.to_owned())
         .push(" AND id = ")
         .bind(delivery.to_string());
-    sql.query_as::<DeliveryRow>()
-        .fetch_optional(conn)
+    sql.fetch_optional::<DeliveryRow>(conn)
         .await
         .found()?
         .try_into()
@@ -219,7 +217,7 @@ pub async fn backlog(conn: &mut Conn, account: Option<Id<Account>>) -> StoreResu
         sql.push(" AND account_id = ").bind(account.to_string());
     }
     sql.push(" GROUP BY status");
-    let rows: Vec<(String, i64, Option<i64>)> = sql.query_as().fetch_all(conn).await?;
+    let rows: Vec<(String, i64, Option<i64>)> = sql.fetch_all(conn).await?;
     let mut backlog = Backlog::default();
     for (status, count, oldest) in rows {
         match status.as_str() {

@@ -60,7 +60,7 @@ pub async fn enqueue(
                 .bind(now.micros())
                 .push(")");
         }
-        sql.query().execute(&mut **tx).await?;
+        sql.execute(tx).await?;
     }
     if !ids.is_empty() {
         tx.note_deliveries_enqueued();
@@ -222,8 +222,8 @@ async fn record_chunk(
             " FROM v WHERE deliveries.id = v.id AND deliveries.lease_token = v.token \
              AND deliveries.status = 'delivering' RETURNING deliveries.id",
         );
-    let updated: Vec<String> = update.query_scalar().fetch_all(&mut *conn).await?;
-    let updated: std::collections::HashSet<String> = updated.into_iter().collect();
+    let updated: Vec<(String,)> = update.fetch_all(&mut *conn).await?;
+    let updated: std::collections::HashSet<String> = updated.into_iter().map(|(id,)| id).collect();
     let kept: Vec<&AttemptRecord> = records
         .iter()
         .filter(|r| updated.contains(&r.delivery.to_string()))
@@ -267,7 +267,7 @@ async fn insert_attempts(conn: &mut Conn, records: &[&AttemptRecord]) -> StoreRe
             .bind(record.response_body.clone())
             .push(")");
     }
-    sql.query().execute(conn).await?;
+    sql.execute(conn).await?;
     Ok(())
 }
 

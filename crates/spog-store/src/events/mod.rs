@@ -101,13 +101,12 @@ pub async fn by_idempotency_key(
     account: Id<Account>,
     key: &str,
 ) -> StoreResult<Option<Id<Event>>> {
-    let found: Option<String> = sqlx::query_scalar(
-        "SELECT id FROM events WHERE account_id = $1 AND idempotency_key = $2",
-    )
-    .bind(account.to_string())
-    .bind(key)
-    .fetch_optional(conn)
-    .await?;
+    let found: Option<String> =
+        sqlx::query_scalar("SELECT id FROM events WHERE account_id = $1 AND idempotency_key = $2")
+            .bind(account.to_string())
+            .bind(key)
+            .fetch_optional(conn)
+            .await?;
     found.as_deref().map(id).transpose()
 }
 
@@ -116,7 +115,7 @@ pub async fn by_idempotency_key(
 pub async fn payloads(conn: &mut Conn, ids: &[String]) -> StoreResult<Vec<(Id<Event>, String)>> {
     let mut sql = crate::Sql::new("SELECT id, payload FROM events WHERE id IN ");
     sql.bind_list(ids.iter().cloned());
-    let rows: Vec<(String, String)> = sql.query_as().fetch_all(conn).await?;
+    let rows: Vec<(String, String)> = sql.fetch_all(conn).await?;
     rows.into_iter()
         .map(|(event, payload)| Ok((id(&event)?, payload)))
         .collect()

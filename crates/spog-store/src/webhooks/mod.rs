@@ -120,12 +120,13 @@ pub async fn get_with_secret(
     account: Id<Account>,
     webhook: Id<Webhook>,
 ) -> StoreResult<(Webhook, Option<String>)> {
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM webhooks WHERE account_id = "));
+    let mut sql = Sql::new(&format!(
+        "SELECT {COLUMNS} FROM webhooks WHERE account_id = "
+    ));
     sql.bind(account.to_string())
         .push(" AND id = ")
         .bind(webhook.to_string());
-    sql.query_as::<WebhookRow>()
-        .fetch_optional(conn)
+    sql.fetch_optional::<WebhookRow>(conn)
         .await
         .found()?
         .into_webhook()
@@ -141,7 +142,9 @@ pub async fn list(
     let organization_text = organization.map(|o| o.to_string()).unwrap_or_default();
     let scope = Cursor::scope(&[&account.to_string(), "webhooks", &organization_text]);
     let after = scope.decode(cursor)?;
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM webhooks WHERE account_id = "));
+    let mut sql = Sql::new(&format!(
+        "SELECT {COLUMNS} FROM webhooks WHERE account_id = "
+    ));
     sql.bind(account.to_string());
     if let Some(organization) = organization {
         sql.push(" AND organization_id = ")
@@ -152,8 +155,7 @@ pub async fn list(
     }
     sql.push(" ORDER BY id LIMIT ").bind(i64::from(limit) + 1);
     let webhooks = sql
-        .query_as::<WebhookRow>()
-        .fetch_all(conn)
+        .fetch_all::<WebhookRow>(conn)
         .await?
         .into_iter()
         .map(|row| row.into_webhook().map(|(w, _)| w))
@@ -256,7 +258,7 @@ pub async fn targets(conn: &mut Conn, ids: &[String]) -> StoreResult<Vec<Webhook
     );
     sql.bind_list(ids.iter().cloned());
     let rows: Vec<(String, String, String, Option<String>, String, i64)> =
-        sql.query_as().fetch_all(conn).await?;
+        sql.fetch_all(conn).await?;
     rows.into_iter()
         .map(|(webhook, account, url, secret, headers, active)| {
             Ok(WebhookTarget {

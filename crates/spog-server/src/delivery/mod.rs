@@ -1,0 +1,59 @@
+//! The one outbound delivery engine (SPEC 5.3, DESIGN "one outbound delivery engine"):
+//! durable deliveries claimed under a lease, attempted outside any transaction through the
+//! guarded transports, recorded and rescheduled by the configured schedule.
+//!
+//! A target kind is only a formatter plus a transport: [`webhook::prepare`] turns claimed
+//! webhook deliveries into signed HTTP requests; a notification channel adds its own
+//! formatter (and, for email, its transport) as another [`Outgoing`] and another arm in
+//! [`engine::prepare`]. The queue, state machine, schedule and history do not change.
+
+pub mod engine;
+pub mod guard;
+pub mod http;
+pub mod webhook;
+
+use std::time::Duration;
+
+use spog_core::delivery::RetrySchedule;
+
+use crate::config::Config;
+use http::{HttpRequest, HttpTransport, Report};
+
+/// What one attempt of a delivery sends.
+#[derive(Clone, Debug)]
+pub enum Outgoing {
+    Http(HttpRequest),
+    /// The delivery cannot be sent as it stands (its target is gone or inactive, its secret
+    /// unreadable); the attempt fails with this reason and the schedule goes on.
+    Unsendable(String),
+}
+
+/// The engine's settings and transports, shared by the worker and synchronous tests.
+pub struct Engine {
+    pub http: HttpTransport,
+    pub schedule: RetrySchedule,
+    pub attempt_timeout: Duration,
+    pub lease: Duration,
+    /// Attempts in flight at once on this instance.
+    pub concurrency: u32,
+}
+
+impl Engine {
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        Ok(Self {
+            http: HttpTransport::new(guard::Guard::new(config.outbound_allow_cidrs.clone()))?,
+            schedule: RetrySchedule::new(config.webhook_retry_schedule.clone()),
+            attempt_timeout: config.webhook_attempt_timeout,
+            lease: config.delivery_lease,
+            concurrency: config.delivery_concurrency,
+        })
+    }
+
+    /// Makes one attempt.
+    pub async fn send(&self, outgoing: &Outgoing) -> Report {
+        match outgoing {
+            Outgoing::Http(request) => self.http.post(request, self.attempt_timeout).await,
+            Outgoing::Unsendable(reason) => Report::failed(reason.clone(), Duration::ZERO),
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! `/webhooks`: subscriptions (SPEC 5.1), their event types, the synchronous test, and the
+//! delivery history with manual retry (SPEC 5.3).
+
+mod deliveries;
+mod test;
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Deserializer};
+use serde_json::json;
+use spog_core::events::{EventType, EventTypeInfo};
+use spog_core::model::Organization;
+use spog_core::page::{self, Page};
+use spog_core::webhooks::{self as rules, Webhook};
+use spog_core::{FieldError, FieldErrors, Id, Timestamp, validate};
+use spog_store::identity::organizations;
+use spog_store::webhooks::{self as store, WebhookFields};
+use spog_store::{StoreError, audit};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Require;
+use crate::auth::permissions::{MonitoringManage, MonitoringView};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AppJson, AppPath, AppQuery};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_event_types))
+        .routes(routes!(list_webhooks, create_webhook))
+        .routes(routes!(get_webhook, update_webhook, delete_webhook))
+        .routes(routes!(test::test_webhook))
+        .routes(routes!(deliveries::list_deliveries))
+        .routes(routes!(deliveries::get_delivery))
+        .routes(routes!(deliveries::retry_delivery))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WebhookParams {
+    pub organization_id: Option<Id<Organization>>,
+    /// 1 to 500; default 50.
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    pub organization_id: Id<Organization>,
+    /// Unique in the organization.
+    pub name: String,
+    /// `https://…` (`http://` only when the server allows insecure targets).
+    pub url: String,
+    /// HMAC key for the signatures; write-only.
+    pub secret: Option<String>,
+    /// Extra headers sent with every attempt.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub event_types: Vec<String>,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Absent leaves a field as it is; for `secret`, `null` removes it.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWebhook {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    /// A new secret, or `null` to send unsigned deliveries.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub secret: Option<Option<String>>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub event_types: Option<Vec<String>>,
+    pub active: Option<bool>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from an absent one (`None`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A subscription's fields as a request gives them, before checking.
+struct Proposed<'a> {
+    name: &'a str,
+    url: &'a str,
+    /// `Some(text)`: a new secret in clear.
+    new_secret: Option<&'a str>,
+    headers: &'a BTreeMap<String, String>,
+    event_types: &'a [String],
+    active: bool,
+}
+
+/// Checks every field, naming each one at fault; the secret is sealed for storage.
+fn check(
+    state: &AppState,
+    proposed: Proposed<'_>,
+    kept_secret: Option<String>,
+) -> Result<WebhookFields, FieldErrors> {
+    let mut errors = FieldErrors::new();
+    let name = errors.check(validate::name("name", proposed.name, rules::MAX_NAME));
+    let url = errors.check(
+        rules::parse_url("url", proposed.url, state.config.allow_insecure_targets).and_then(
+            |url| {
+                state
+                    .engine
+                    .http
+                    .guard()
+                    .check_url(&url)
+                    .map(|()| url)
+                    .map_err(|refused| FieldError::new("url", refused.to_string()))
+            },
+        ),
+    );
+    let secret = proposed
+        .new_secret
+        .map(|s| rules::parse_secret("secret", s))
+        .transpose();
+    let secret = errors.check(secret);
+    let headers = errors.check(rules::parse_headers("headers", proposed.headers));
+    let event_types = errors.check(EventType::parse_list("event_types", proposed.event_types));
+    errors.into_result()?;
+    let (Some(name), Some(url), Some(secret), Some(headers), Some(event_types)) =
+        (name, url, secret, headers, event_types)
+    else {
+        unreachable!("field errors were returned above");
+    };
+    Ok(WebhookFields {
+        name,
+        url: url.to_string(),
+        secret_ciphertext: match secret {
+            Some(secret) => Some(state.keys.seal(&secret)),
+            None => kept_secret,
+        },
+        headers,
+        event_types,
+        active: proposed.active,
+    })
+}
+
+fn organization_field(error: StoreError) -> ApiError {
+    match error {
+        StoreError::NotFound => {
+            ApiError::field("organization_id", "is not an organization of this account")
+        }
+        other => other.into(),
+    }
+}
+
+/// The event types a subscription can choose, with what each means.
+#[utoipa::path(get, path = "/webhooks/event-types", tag = "webhooks",
+    responses((status = 200, body = Page<EventTypeInfo>)))]
+async fn list_event_types(_auth: Require<MonitoringView>) -> Json<Page<EventTypeInfo>> {
+    Json(Page {
+        items: EventTypeInfo::all(),
+        next_cursor: None,
+    })
+}
+
+/// List webhook subscriptions.
+#[utoipa::path(get, path = "/webhooks", tag = "webhooks", params(WebhookParams),
+    responses((status = 200, body = Page<Webhook>)))]
+async fn list_webhooks(
+    State(state): State<AppState>,
+    auth: Require<MonitoringView>,
+    AppQuery(params): AppQuery<WebhookParams>,
+) -> ApiResult<Json<Page<Webhook>>> {
+    let limit = page::limit(params.limit, page::DEFAULT_LIMIT, page::MAX_LIMIT)?;
+    let mut conn = state.store.conn().await?;
+    let page = store::list(
+        &mut conn,
+        auth.account(),
+        params.organization_id,
+        limit,
+        params.cursor.as_deref(),
+    )
+    .await?;
+    Ok(Json(page))
+}
+
+/// Subscribe a URL to event types.
+#[utoipa::path(post, path = "/webhooks", tag = "webhooks", request_body = CreateWebhook,
+    responses((status = 201, body = Webhook)))]
+async fn create_webhook(
+    State(state): State<AppState>,
+    auth: Require<MonitoringManage>,
+    AppJson(body): AppJson<CreateWebhook>,
+) -> ApiResult<(StatusCode, Json<Webhook>)> {
+    let proposed = Proposed {
+        name: &body.name,
+        url: &body.url,
+        new_secret: body.secret.as_deref(),
+        headers: &body.headers,
+        event_types: &body.event_types,
+        active: body.active,
+    };
+    let fields = check(&state, proposed, None)?;
+    let mut tx = state.store.begin().await?;
+    organizations::get(&mut tx, auth.account(), body.organization_id)
+        .await
+        .map_err(organization_field)?;
+    let webhook = store::create(
+        &mut tx,
+        auth.account(),
+        body.organization_id,
+        &fields,
+        Timestamp::now(),
+    )
+    .await?;
+    let entry = auth
+        .entry("webhook.create", "webhook")
+        .resource(webhook.id, &webhook.name)
+        .in_organization(webhook.organization_id)
+        .after(&webhook);
+    audit::record(&mut tx, entry).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(webhook)))
+}
+
+/// Get a webhook subscription.
+#[utoipa::path(get, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = Webhook)))]
+async fn get_webhook(
+    State(state): State<AppState>,
+    auth: Require<MonitoringView>,
+    AppPath(id): AppPath<Id<Webhook>>,
+) -> ApiResult<Json<Webhook>> {
+    let mut conn = state.store.conn().await?;
+    Ok(Json(store::get(&mut conn, auth.account(), id).await?))
+}
+
+/// Change a webhook subscription; absent fields stay as they are.
+#[utoipa::path(patch, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+    request_body = UpdateWebhook, responses((status = 200, body = Webhook)))]
+async fn update_webhook(
+    State(state): State<AppState>,
+    auth: Require<MonitoringManage>,
+    AppPath(id): AppPath<Id<Webhook>>,
+    AppJson(body): AppJson<UpdateWebhook>,
+) -> ApiResult<Json<Webhook>> {
+    let mut tx = state.store.begin().await?;
+    let (before, sealed) = store::get_with_secret(&mut tx, auth.account(), id).await?;
+    let event_types: Vec<String> = match &body.event_types {
+        Some(types) => types.clone(),
+        None => before
+            .event_types
+            .iter()
+            .map(|t| t.as_str().to_owned())
+            .collect(),
+    };
+    let (new_secret, kept_secret) = match &body.secret {
+        None => (None, sealed),
+        Some(None) => (None, None),
+        Some(Some(secret)) => (Some(secret.as_str()), None),
+    };
+    let proposed = Proposed {
+        name: body.name.as_deref().unwrap_or(&before.name),
+        url: body.url.as_deref().unwrap_or(&before.url),
+        new_secret,
+        headers: body.headers.as_ref().unwrap_or(&before.headers),
+        event_types: &event_types,
+        active: body.active.unwrap_or(before.active),
+    };
+    let fields = check(&state, proposed, kept_secret)?;
+    let webhook = store::update(&mut tx, auth.account(), id, &fields, Timestamp::now()).await?;
+    let entry = auth
+        .entry("webhook.update", "webhook")
+        .resource(id, &webhook.name)
+        .in_organization(webhook.organization_id)
+        .before(&before)
+        .after(&webhook)
+        .metadata(json!({"secret_changed": body.secret.is_some()}));
+    audit::record(&mut tx, entry).await?;
+    tx.commit().await?;
+    Ok(Json(webhook))
+}
+
+/// Delete a webhook subscription and its whole delivery history.
+#[utoipa::path(delete, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 204)))]
+async fn delete_webhook(
+    State(state): State<AppState>,
+    auth: Require<MonitoringManage>,
+    AppPath(id): AppPath<Id<Webhook>>,
+) -> ApiResult<StatusCode> {
+    let mut tx = state.store.begin().await?;
+    let before = store::get(&mut tx, auth.account(), id).await?;
+    let deliveries = store::delete(&mut tx, auth.account(), id).await?;
+    let entry = auth
+        .entry("webhook.delete", "webhook")
+        .resource(id, &before.name)
+        .in_organization(before.organization_id)
+        .before(&before)
+        .metadata(json!({"deliveries_deleted": deliveries}));
+    audit::record(&mut tx, entry).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,123 @@
+//! The delivery loop: keeps up to `delivery_concurrency` attempts in flight, claiming more as
+//! room frees up, woken at once when a transaction creates deliveries and every half second
+//! for retries that come due and work other instances left. Results are recorded by a
+//! companion loop in batches, so a slow receiver only ever occupies its own slot.
+//!
+//! Everything runs inside the one task `spawn` returns: aborting it (a crash) abandons the
+//! in-flight attempts, whose leases lapse and whose deliveries are then taken up again.
+
+use std::time::Duration;
+
+use spog_store::deliveries::AttemptRecord;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::delivery::engine;
+use crate::state::AppState;
+
+pub const NAME: &str = "webhook_delivery";
+
+const POLL: Duration = Duration::from_millis(500);
+
+pub fn spawn(state: &AppState, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    let state = state.clone();
+    tokio::spawn(async move {
+        state.workers.set_running(NAME, true);
+        let capacity = state.engine.concurrency.max(1) as usize;
+        let (results, pending) = mpsc::channel(capacity);
+        tokio::join!(
+            claim_loop(&state, results, shutdown),
+            record_loop(&state, pending)
+        );
+        state.workers.set_running(NAME, false);
+    })
+}
+
+async fn claim_loop(
+    state: &AppState,
+    results: mpsc::Sender<AttemptRecord>,
+    shutdown: CancellationToken,
+) {
+    let capacity = state.engine.concurrency.max(1) as usize;
+    // Claim in batches once the pipe is busy, one by one when it is idle (for latency).
+    let worth_claiming = (capacity / 8).max(1);
+    let mut in_flight = JoinSet::new();
+    let mut ticker = tokio::time::interval(POLL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut more_due = true;
+    loop {
+        let room = capacity - in_flight.len();
+        if more_due && room > 0 && (room >= worth_claiming || in_flight.is_empty()) {
+            let claimed = engine::claim(state, room as u32).await;
+            let failure = claimed.as_ref().err().map(|e| anyhow::anyhow!("{e:#}"));
+            state
+                .workers
+                .record(NAME, &failure.map_or(Ok(()), Err::<(), _>));
+            match claimed {
+                Ok(batch) => {
+                    more_due = batch.len() == room.min(engine::BATCH as usize);
+                    for (claimed, outgoing) in batch {
+                        let state = state.clone();
+                        let results = results.clone();
+                        in_flight.spawn(async move {
+                            let record = engine::attempt(&state, &claimed, &outgoing).await;
+                            let _ = results.send(record).await;
+                        });
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        worker = NAME,
+                        error = format!("{error:#}"),
+                        "claiming failed"
+                    );
+                    more_due = false;
+                }
+            }
+        }
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            _ = state.store.deliveries_enqueued().notified() => more_due = true,
+            _ = ticker.tick() => more_due = true,
+        }
+    }
+    // Attempts in flight finish (each is bounded by the attempt timeout) and are recorded;
+    // nothing more is claimed.
+    while in_flight.join_next().await.is_some() {}
+}
+
+async fn record_loop(state: &AppState, mut pending: mpsc::Receiver<AttemptRecord>) {
+    let mut batch = Vec::new();
+    while pending.recv_many(&mut batch, engine::BATCH as usize).await > 0 {
+        let mut tries = 0;
+        loop {
+            match engine::record(state, &batch).await {
+                Ok(_) => break,
+                Err(error) if tries < 5 => {
+                    tries += 1;
+                    tracing::warn!(
+                        worker = NAME,
+                        error = format!("{error:#}"),
+                        "recording attempts failed; retrying"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+                }
+                Err(error) => {
+                    // The deliveries stay claimed; their leases lapse and they are taken up
+                    // again, so nothing is lost.
+                    tracing::error!(
+                        worker = NAME,
+                        error = format!("{error:#}"),
+                        "recording attempts failed"
+                    );
+                    state.workers.record(NAME, &Err(error));
+                    break;
+                }
+            }
+        }
+        batch.clear();
+    }
+}
