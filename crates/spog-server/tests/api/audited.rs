@@ -48,7 +48,7 @@ async fn mutations(
         )
         .await;
     let token = token["api_token"]["id"].as_str().unwrap().to_owned();
-    let _ = server;
+    let (webhook, delivery) = failed_delivery(server, admin, &org).await;
     vec![
         (
             Method::POST,
@@ -147,6 +147,43 @@ async fn mutations(
             Value::Null,
         ),
         (
+            Method::POST,
+            "/events",
+            "/events".into(),
+            json!({"event_type": "job.failed", "organization_id": org, "data": {"job": 1}}),
+        ),
+        (
+            Method::POST,
+            "/webhooks",
+            "/webhooks".into(),
+            json!({"organization_id": org, "name": "audited", "url": "https://hooks.example.com/x",
+                   "event_types": ["host.online"]}),
+        ),
+        (
+            Method::PATCH,
+            "/webhooks/{id}",
+            format!("/webhooks/{webhook}"),
+            json!({"active": false}),
+        ),
+        (
+            Method::POST,
+            "/webhooks/{id}/test",
+            format!("/webhooks/{webhook}/test"),
+            json!({}),
+        ),
+        (
+            Method::POST,
+            "/webhooks/{id}/deliveries/{delivery_id}/retry",
+            format!("/webhooks/{webhook}/deliveries/{delivery}/retry"),
+            json!({}),
+        ),
+        (
+            Method::DELETE,
+            "/webhooks/{id}",
+            format!("/webhooks/{webhook}"),
+            Value::Null,
+        ),
+        (
             Method::DELETE,
             "/users/{id}",
             format!("/users/{user}"),
@@ -184,6 +221,33 @@ async fn mutations(
             json!({}),
         ),
     ]
+}
+
+/// A webhook to a port nothing listens on, with one delivery marked failed.
+async fn failed_delivery(server: &TestServer, admin: &Client, org: &str) -> (String, String) {
+    let (_, webhook) = admin
+        .post(
+            "/webhooks",
+            json!({"organization_id": org, "name": "unreachable", "url": "http://127.0.0.1:9/",
+                   "event_types": ["job.completed"]}),
+        )
+        .await;
+    let webhook = webhook["id"].as_str().unwrap().to_owned();
+    admin
+        .post(
+            "/events",
+            json!({"event_type": "job.completed", "organization_id": org, "data": {}}),
+        )
+        .await;
+    let delivery: String = sqlx::query_scalar(
+        "UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, lease_token = NULL \
+         WHERE target_id = $1 RETURNING id",
+    )
+    .bind(&webhook)
+    .fetch_one(&mut *server.state.store.conn().await.unwrap())
+    .await
+    .unwrap();
+    (webhook, delivery)
 }
 
 /// Mutations SPEC 3.1 leaves off the record: a user marking their own notifications read.

@@ -3,10 +3,18 @@
 mod audit;
 mod audited;
 mod auth;
+mod deliveries;
+mod delivery_faults;
 mod identity;
 mod notifications;
+mod receiver;
+mod scale_out;
+mod webhooks;
 
-use spog_server::testing::TestServer;
+use std::sync::Arc;
+
+use spog_server::Config;
+use spog_server::testing::{TestServer, test_config};
 use spog_store::testing::databases;
 
 /// A fresh server per available backend.
@@ -16,4 +24,20 @@ pub async fn servers() -> Vec<TestServer> {
         servers.push(TestServer::start(database).await);
     }
     servers
+}
+
+/// A fresh server per available backend, its configuration changed by `change`.
+pub async fn servers_with(change: impl Fn(&mut Config)) -> Vec<TestServer> {
+    let mut servers = Vec::new();
+    for database in databases().await {
+        let database = Arc::new(database);
+        let mut config = test_config(&database, temp_dir());
+        change(&mut config);
+        servers.push(TestServer::start_with(database, config).await);
+    }
+    servers
+}
+
+pub fn temp_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("spog-server-test-{}", uuid::Uuid::now_v7()))
 }

@@ -96,7 +96,7 @@ pub async fn claim(
     }
     let token = uuid::Uuid::now_v7().to_string();
     let mut tx = store.begin().await?;
-    let rows: Vec<(String, String, String, String, String, String, String, i64)> =
+    let rows: Vec<ClaimRow> =
         sqlx::query_as(AssertSqlSafe(format!(
             "UPDATE deliveries SET status = 'delivering', attempt_count = attempt_count + 1, \
              lease_token = $1, lease_expires_at = $2, next_attempt_at = NULL, updated_at = $3 \
@@ -114,22 +114,32 @@ pub async fn claim(
         .await?;
     tx.commit_unaudited().await?;
     rows.into_iter()
-        .map(
-            |(delivery, account, organization, kind, target, event, event_name, attempt)| {
-                Ok(Claimed {
-                    id: id(&delivery)?,
-                    account: id(&account)?,
-                    organization: id(&organization)?,
-                    target_kind: target_kind(&kind)?,
-                    target_id: target,
-                    event_id: id(&event)?,
-                    event_type: event_type(&event_name)?,
-                    attempt: attempt as u32,
-                    lease_token: token.clone(),
-                })
-            },
-        )
+        .map(|row| {
+            Ok(Claimed {
+                id: id(&row.id)?,
+                account: id(&row.account_id)?,
+                organization: id(&row.organization_id)?,
+                target_kind: target_kind(&row.target_kind)?,
+                target_id: row.target_id,
+                event_id: id(&row.event_id)?,
+                event_type: event_type(&row.event_type)?,
+                attempt: row.attempt_count as u32,
+                lease_token: token.clone(),
+            })
+        })
         .collect()
+}
+
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    id: String,
+    account_id: String,
+    organization_id: String,
+    target_kind: String,
+    target_id: String,
+    event_id: String,
+    event_type: String,
+    attempt_count: i64,
 }
 
 /// A cheap read first, so an idle engine never takes the write lock.
