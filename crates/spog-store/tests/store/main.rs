@@ -1,6 +1,7 @@
 //! Store behaviour, run on SQLite and (with SPOG_TEST_DATABASE_URL) PostgreSQL.
 
 mod audit_chain;
+mod deliveries;
 mod identity;
 
 use spog_core::Id;

@@ -1,0 +1,242 @@
+//! The delivery queue on both backends: claims never overlap, a lapsed claim cannot record,
+//! a dead instance's delivery is taken up again, and work per call stays bounded.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use spog_core::delivery::{DeliveryStatus, RetrySchedule, TargetKind};
+use spog_core::events::EventType;
+use spog_core::model::{Account, Organization};
+use spog_core::{Id, Timestamp};
+use spog_store::deliveries::{self, AttemptRecord, Claimed};
+use spog_store::events::{self, NewEvent};
+use spog_store::identity::accounts;
+use spog_store::testing::databases;
+use spog_store::{Store, webhooks};
+
+const LEASE: Duration = Duration::from_secs(30);
+
+async fn account(store: &Store) -> (Id<Account>, Id<Organization>) {
+    let mut tx = store.begin().await.unwrap();
+    let (account, organization) = accounts::create(&mut tx, "acme", Timestamp::now())
+        .await
+        .unwrap();
+    tx.commit_unaudited().await.unwrap();
+    (account.id, organization.id)
+}
+
+/// `events` events, each fanned out to `subscribers` webhooks.
+async fn enqueue(store: &Store, subscribers: usize, events: usize) -> (Id<Account>, Vec<String>) {
+    let (account, organization) = account(store).await;
+    let mut tx = store.begin().await.unwrap();
+    let mut hooks = Vec::new();
+    for n in 0..subscribers {
+        let fields = webhooks::WebhookFields {
+            name: format!("hook {n}"),
+            url: "https://hooks.example.com/".into(),
+            secret_ciphertext: None,
+            headers: Default::default(),
+            event_types: vec![EventType::JobFailed],
+            active: true,
+        };
+        let hook = webhooks::create(&mut tx, account, organization, &fields, Timestamp::now())
+            .await
+            .unwrap();
+        hooks.push(hook.id.to_string());
+    }
+    for _ in 0..events {
+        let event = NewEvent {
+            account,
+            organization,
+            event_type: EventType::JobFailed,
+            occurred_at: Timestamp::now(),
+            data: "{}".into(),
+            idempotency_key: None,
+        };
+        events::publish(&mut tx, event, Timestamp::now())
+            .await
+            .unwrap();
+    }
+    tx.commit_unaudited().await.unwrap();
+    (account, hooks)
+}
+
+fn result(claimed: &Claimed, success: bool) -> AttemptRecord {
+    AttemptRecord {
+        delivery: claimed.id,
+        lease_token: claimed.lease_token.clone(),
+        attempt: claimed.attempt,
+        started_at: Timestamp::now(),
+        duration_ms: 3,
+        success,
+        status_code: Some(if success { 200 } else { 500 }),
+        error: (!success).then(|| "HTTP 500".to_owned()),
+        response_body: Some("body".into()),
+    }
+}
+
+#[tokio::test]
+async fn concurrent_claims_never_hand_out_the_same_delivery() {
+    for db in databases().await {
+        let store = db.store().await;
+        enqueue(&store, 5, 60).await;
+        let claimers = (0..4).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let batch = deliveries::claim(&store, 7, LEASE, Timestamp::now())
+                        .await
+                        .unwrap();
+                    if batch.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(batch.into_iter().map(|c| c.id));
+                }
+            })
+        });
+        let mut all = Vec::new();
+        for claimer in claimers {
+            all.extend(claimer.await.unwrap());
+        }
+        let distinct: HashSet<_> = all.iter().collect();
+        assert_eq!(all.len(), 300, "{:?}", db.backend);
+        assert_eq!(distinct.len(), 300, "{:?}", db.backend);
+    }
+}
+
+#[tokio::test]
+async fn attempts_move_deliveries_through_the_schedule() {
+    for db in databases().await {
+        let store = db.store().await;
+        let (account, hooks) = enqueue(&store, 1, 1).await;
+        let schedule = RetrySchedule::new(vec![Duration::from_secs(60)]);
+        let start = Timestamp::now();
+        let first = deliveries::claim(&store, 10, LEASE, start).await.unwrap();
+        assert_eq!((first.len(), first[0].attempt), (1, 1));
+        let recorded = deliveries::record(&store, &schedule, &[result(&first[0], false)], start)
+            .await
+            .unwrap();
+        assert_eq!(recorded[0].status, DeliveryStatus::Retrying);
+        // Not due again until the delay has passed.
+        assert!(
+            deliveries::claim(&store, 10, LEASE, start.plus(Duration::from_secs(59)))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let later = start.plus(Duration::from_secs(61));
+        let second = deliveries::claim(&store, 10, LEASE, later).await.unwrap();
+        assert_eq!(second[0].attempt, 2);
+        let recorded = deliveries::record(&store, &schedule, &[result(&second[0], false)], later)
+            .await
+            .unwrap();
+        assert_eq!(recorded[0].status, DeliveryStatus::Failed);
+        let mut conn = store.conn().await.unwrap();
+        let detail = deliveries::detail(
+            &mut conn,
+            account,
+            TargetKind::Webhook,
+            &hooks[0],
+            first[0].id,
+        )
+        .await
+        .unwrap();
+        assert_eq!(detail.delivery.status, DeliveryStatus::Failed);
+        assert_eq!(detail.delivery.attempt_count, 2);
+        assert_eq!(detail.delivery.last_status_code, Some(500));
+        assert_eq!(detail.attempts.len(), 2);
+        assert_eq!(detail.payload["event_type"], "job.failed");
+    }
+}
+
+#[tokio::test]
+async fn a_lapsed_claim_is_taken_up_again_and_its_late_result_is_ignored() {
+    for db in databases().await {
+        let store = db.store().await;
+        let (account, hooks) = enqueue(&store, 1, 1).await;
+        let schedule = RetrySchedule::new(vec![Duration::from_secs(10)]);
+        let start = Timestamp::now();
+        let lost = deliveries::claim(&store, 10, LEASE, start).await.unwrap();
+        let lapsed = start.plus(LEASE + Duration::from_secs(1));
+        assert_eq!(
+            deliveries::expire_leases(&store, &schedule, 100, lapsed)
+                .await
+                .unwrap(),
+            1
+        );
+        // The lost attempt counts, failed as of when its lease lapsed; the next follows the
+        // schedule from there.
+        let retry_at = start.plus(LEASE + Duration::from_secs(10));
+        let again = deliveries::claim(&store, 10, LEASE, retry_at)
+            .await
+            .unwrap();
+        assert_eq!((again.len(), again[0].attempt), (1, 2));
+        // The dead instance's result arrives late: its claim no longer holds.
+        let late = deliveries::record(&store, &schedule, &[result(&lost[0], true)], retry_at)
+            .await
+            .unwrap();
+        assert!(late.is_empty());
+        let done = deliveries::record(&store, &schedule, &[result(&again[0], true)], retry_at)
+            .await
+            .unwrap();
+        assert_eq!(done[0].status, DeliveryStatus::Succeeded);
+        let mut conn = store.conn().await.unwrap();
+        let detail = deliveries::detail(
+            &mut conn,
+            account,
+            TargetKind::Webhook,
+            &hooks[0],
+            lost[0].id,
+        )
+        .await
+        .unwrap();
+        assert_eq!(detail.attempts.len(), 2);
+        assert!(
+            detail.attempts[0]
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("lease expired")
+        );
+    }
+}
+
+#[tokio::test]
+async fn claims_and_cleanup_do_bounded_work_whatever_the_backlog() {
+    for db in databases().await {
+        let store = db.store().await;
+        enqueue(&store, 10, 50).await;
+        let now = Timestamp::now();
+        let batch = deliveries::claim(&store, 25, LEASE, now).await.unwrap();
+        assert_eq!(batch.len(), 25);
+        let mut conn = store.conn().await.unwrap();
+        let backlog = deliveries::backlog(&mut conn, None).await.unwrap();
+        assert_eq!((backlog.pending, backlog.delivering), (475, 25));
+        drop(conn);
+        let schedule = RetrySchedule::standard();
+        let records: Vec<_> = batch.iter().map(|c| result(c, true)).collect();
+        deliveries::record(&store, &schedule, &records, now)
+            .await
+            .unwrap();
+        let past_retention = now.plus(Duration::from_secs(1));
+        assert_eq!(
+            deliveries::cleanup(&store, past_retention, 10)
+                .await
+                .unwrap(),
+            10
+        );
+        assert_eq!(
+            deliveries::cleanup(&store, past_retention, 100)
+                .await
+                .unwrap(),
+            15
+        );
+        assert_eq!(
+            deliveries::cleanup(&store, past_retention, 100)
+                .await
+                .unwrap(),
+            0
+        );
+    }
+}
