@@ -4,6 +4,7 @@ mod audit;
 mod harness;
 mod process;
 mod realtime;
+mod webhooks;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +23,9 @@ enum Bench {
     /// Real time (issue 5): 5,000 WebSockets on one `spog serve` process, broadcast and
     /// single-user delivery latency. Needs `cargo build --release -p spog` first.
     Realtime(realtime::Options),
+    /// Webhooks (issue 4): sustained delivery beside a bare HTTP client, publish to first
+    /// attempt latency, and a 100,000-delivery backlog to a receiver that is down.
+    Webhooks(webhooks::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         match cli.bench {
             Bench::Audit(options) => audit::run(options).await,
             Bench::Realtime(options) => realtime::run(options).await,
+            Bench::Webhooks(options) => webhooks::run(options).await,
         }
     })
 }
