@@ -74,3 +74,6 @@ CREATE TABLE delivery_attempts (
     response_body    TEXT
 );
 CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id, id);
+
+-- A queue table: rows change state constantly, so vacuum it early to keep its indexes lean.
+ALTER TABLE deliveries SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);

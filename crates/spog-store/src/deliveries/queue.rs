@@ -84,7 +84,9 @@ pub struct Claimed {
 }
 
 /// Claims up to `limit` due deliveries for one attempt each, under a lease of `lease`.
-/// PostgreSQL skips rows other instances are claiming; SQLite has one writer at a time.
+/// PostgreSQL skips rows other instances are claiming (the rows stay locked until the update,
+/// so it needs no second look at their status); SQLite has one writer at a time. The update
+/// joins the claimed ids by primary key: its cost follows the batch, not the backlog.
 pub async fn claim(
     store: &Store,
     limit: u32,
@@ -98,12 +100,13 @@ pub async fn claim(
     let mut tx = store.begin().await?;
     let rows: Vec<ClaimRow> =
         sqlx::query_as(AssertSqlSafe(format!(
-            "UPDATE deliveries SET status = 'delivering', attempt_count = attempt_count + 1, \
+            "UPDATE deliveries SET status = 'delivering', attempt_count = deliveries.attempt_count + 1, \
              lease_token = $1, lease_expires_at = $2, next_attempt_at = NULL, updated_at = $3 \
-             WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'retrying') \
-             AND next_attempt_at <= $3 ORDER BY next_attempt_at LIMIT $4{}) \
-             AND status IN ('pending', 'retrying') \
-             RETURNING id, account_id, organization_id, target_kind, target_id, event_id, event_type, attempt_count",
+             FROM (SELECT id FROM deliveries WHERE status IN ('pending', 'retrying') \
+             AND next_attempt_at <= $3 ORDER BY next_attempt_at LIMIT $4{}) AS due \
+             WHERE deliveries.id = due.id \
+             RETURNING deliveries.id, deliveries.account_id, deliveries.organization_id, deliveries.target_kind, \
+             deliveries.target_id, deliveries.event_id, deliveries.event_type, deliveries.attempt_count",
             store.backend().skip_locked()
         )))
         .bind(&token)
@@ -175,7 +178,8 @@ pub struct Recorded {
 }
 
 /// Records attempts and moves their deliveries on per `schedule`, in one transaction. An
-/// attempt whose claim lapsed (another instance took the delivery up) is not recorded.
+/// attempt whose claim lapsed (another instance took the delivery up) is not recorded: each
+/// claim has its own token, cleared when its attempt is recorded or taken up.
 pub async fn record(
     store: &Store,
     schedule: &RetrySchedule,
@@ -230,7 +234,7 @@ async fn record_chunk(
         .bind(now.micros())
         .push(
             " FROM v WHERE deliveries.id = v.id AND deliveries.lease_token = v.token \
-             AND deliveries.status = 'delivering' RETURNING deliveries.id",
+             RETURNING deliveries.id",
         );
     let updated: Vec<(String,)> = update.fetch_all(&mut *conn).await?;
     let updated: std::collections::HashSet<String> = updated.into_iter().map(|(id,)| id).collect();
