@@ -32,7 +32,7 @@ pub struct Options {
     #[arg(long, default_value_t = 10)]
     subscriptions: usize,
     /// Concurrent publishing clients in the throughput run.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 16)]
     publishers: usize,
     /// Events per second in the latency run.
     #[arg(long, default_value_t = 500)]
@@ -105,7 +105,9 @@ async fn receiver() -> Receiver {
 async fn start(postgres: Option<&str>) -> TestServer {
     let database = Arc::new(harness::database(postgres).await);
     let dir = std::env::temp_dir().join(format!("spog-bench-{}", uuid::Uuid::now_v7()));
-    let config = test_config(&database, dir);
+    let mut config = test_config(&database, dir);
+    // The production pool size, not the tests' smaller one.
+    config.database_max_connections = spog_server::Config::default().database_max_connections;
     TestServer::start_with(database, config).await
 }
 
@@ -200,6 +202,11 @@ async fn throughput(options: &Options, postgres: Option<&str>) -> anyhow::Result
         ms(drained_in),
         verdict(rate >= 3000.0)
     );
+    let (drained, drain_rate) = drain_in_bulk(&server, &org, &receiver).await?;
+    println!(
+        "  the engine alone: {drained} deliveries enqueued in bulk through the store, delivered at {drain_rate:.0}/s ({})",
+        verdict(drain_rate >= 3000.0)
+    );
     let bare = bare_client(&receiver, &org, options.seconds).await;
     println!(
         "  baseline: a bare reqwest client, {} in flight, same payloads and receiver: {:.0} requests/s (engine at {:.0}% of it)",
@@ -209,6 +216,38 @@ async fn throughput(options: &Options, postgres: Option<&str>) -> anyhow::Result
     );
     server.stop().await;
     Ok(())
+}
+
+/// Enqueues 3,000 events (30,000 deliveries to the 10 subscriptions) in bulk transactions,
+/// and measures from the first commit to the last delivery.
+async fn drain_in_bulk(server: &TestServer, org: &str, receiver: &Receiver) -> anyhow::Result<(u64, f64)> {
+    let (account, organization) = ids(server, org).await?;
+    let subscriptions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhooks")
+        .fetch_one(&mut *server.state.store.conn().await?)
+        .await?;
+    let before = receiver.count.load(Ordering::Relaxed);
+    let started = Instant::now();
+    for _ in 0..6 {
+        let mut tx = server.state.store.begin().await?;
+        for n in 0..500 {
+            let event = NewEvent {
+                account,
+                organization,
+                event_type: EventType::JobCompleted,
+                occurred_at: Timestamp::now(),
+                data: json!({"n": n, "host": "web-1", "exit_code": 0}).to_string(),
+                idempotency_key: None,
+            };
+            events::publish(&mut tx, event, Timestamp::now()).await?;
+        }
+        tx.commit_unaudited().await?;
+    }
+    let expected = 3_000 * subscriptions as u64;
+    while receiver.count.load(Ordering::Relaxed) - before < expected {
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(120), "the drain stalled");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok((expected, expected as f64 / started.elapsed().as_secs_f64()))
 }
 
 /// A plain client posting the engine's payload shape to the same receiver, with as many
@@ -389,6 +428,16 @@ async fn ids(
     Ok((account.parse()?, org.parse()?))
 }
 
+/// After the benchmark's own mass updates, what autovacuum would soon do on PostgreSQL.
+async fn settle(store: &Store) -> anyhow::Result<()> {
+    if store.backend() == spog_store::Backend::Postgres {
+        sqlx::query("VACUUM ANALYZE deliveries")
+            .execute(&mut *store.conn().await?)
+            .await?;
+    }
+    Ok(())
+}
+
 /// What one engine tick costs with the whole backlog due at once, beside the same tick with
 /// a backlog of 1,000: the claim reads an index range of its batch size, whatever waits.
 async fn claim_cost(store: &Store, backlog: u64) -> anyhow::Result<()> {
@@ -419,7 +468,7 @@ async fn claim_cost(store: &Store, backlog: u64) -> anyhow::Result<()> {
                 .execute(&mut *store.conn().await?)
                 .await?;
             }
-            Ok::<_, anyhow::Error>(())
+            settle(&store).await
         }
     };
     due(None).await?;
@@ -429,6 +478,7 @@ async fn claim_cost(store: &Store, backlog: u64) -> anyhow::Result<()> {
     sqlx::query("UPDATE deliveries SET next_attempt_at = 9000000000000000")
         .execute(&mut *store.conn().await?)
         .await?;
+    settle(store).await?;
     let idle_claim = {
         let started = Instant::now();
         let claimed = spog_store::deliveries::claim(store, 500, lease, Timestamp::now()).await?;

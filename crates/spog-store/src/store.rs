@@ -61,6 +61,16 @@ impl Backend {
             Backend::Postgres => " FOR UPDATE",
         }
     }
+
+    /// Run first in a transaction whose loss in a database crash is harmless (it is redone
+    /// from what did reach the disk): its commit does not wait for the log flush. SQLite in
+    /// WAL mode with `synchronous = NORMAL` already commits without one.
+    pub fn without_flush_wait(self) -> Option<&'static str> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some("SET LOCAL synchronous_commit = off"),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -25,7 +25,7 @@ pub fn spawn(state: &AppState, shutdown: CancellationToken) -> tokio::task::Join
     tokio::spawn(async move {
         state.workers.set_running(NAME, true);
         let capacity = state.engine.concurrency.max(1) as usize;
-        let (results, pending) = mpsc::channel(capacity);
+        let (results, pending) = mpsc::channel(capacity * 2);
         tokio::join!(
             claim_loop(&state, results, shutdown),
             record_loop(&state, pending)
@@ -40,8 +40,9 @@ async fn claim_loop(
     shutdown: CancellationToken,
 ) {
     let capacity = state.engine.concurrency.max(1) as usize;
-    // Claim in batches once the pipe is busy, one by one when it is idle (for latency).
-    let worth_claiming = (capacity / 8).max(1);
+    // Claim in large batches once the pipe is busy (a claim costs about the same whatever
+    // its size), and at once when it is idle (for latency).
+    let worth_claiming = (capacity / 2).max(1);
     let mut in_flight = JoinSet::new();
     let mut ticker = tokio::time::interval(POLL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

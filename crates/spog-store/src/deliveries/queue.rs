@@ -97,7 +97,7 @@ pub async fn claim(
         return Ok(Vec::new());
     }
     let token = uuid::Uuid::now_v7().to_string();
-    let mut tx = store.begin().await?;
+    let mut tx = begin_relaxed(store).await?;
     let rows: Vec<ClaimRow> =
         sqlx::query_as(AssertSqlSafe(format!(
             "UPDATE deliveries SET status = 'delivering', attempt_count = deliveries.attempt_count + 1, \
@@ -145,6 +145,17 @@ struct ClaimRow {
     attempt_count: i64,
 }
 
+/// A transaction of the engine's own bookkeeping. Should the database crash and lose it, a
+/// lost claim makes its deliveries due again and a lost record leaves them claimed until the
+/// lease lapses: either way they are attempted again (at least once), never lost.
+async fn begin_relaxed(store: &Store) -> StoreResult<Tx> {
+    let mut tx = store.begin().await?;
+    if let Some(statement) = store.backend().without_flush_wait() {
+        sqlx::query(statement).execute(&mut *tx).await?;
+    }
+    Ok(tx)
+}
+
 /// A cheap read first, so an idle engine never takes the write lock.
 async fn anything_due(store: &Store, now: Timestamp) -> StoreResult<bool> {
     let due: Option<i64> = sqlx::query_scalar(
@@ -186,7 +197,7 @@ pub async fn record(
     records: &[AttemptRecord],
     now: Timestamp,
 ) -> StoreResult<Vec<Recorded>> {
-    let mut tx = store.begin().await?;
+    let mut tx = begin_relaxed(store).await?;
     let mut recorded = Vec::with_capacity(records.len());
     for chunk in records.chunks(ROWS_PER_STATEMENT) {
         recorded.extend(record_chunk(&mut tx, schedule, chunk, now).await?);
