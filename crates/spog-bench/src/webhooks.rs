@@ -32,7 +32,7 @@ pub struct Options {
     #[arg(long, default_value_t = 10)]
     subscriptions: usize,
     /// Concurrent publishing clients in the throughput run.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 8)]
     publishers: usize,
     /// Events per second in the latency run.
     #[arg(long, default_value_t = 500)]
@@ -220,7 +220,11 @@ async fn throughput(options: &Options, postgres: Option<&str>) -> anyhow::Result
 
 /// Enqueues 3,000 events (30,000 deliveries to the 10 subscriptions) in bulk transactions,
 /// and measures from the first commit to the last delivery.
-async fn drain_in_bulk(server: &TestServer, org: &str, receiver: &Receiver) -> anyhow::Result<(u64, f64)> {
+async fn drain_in_bulk(
+    server: &TestServer,
+    org: &str,
+    receiver: &Receiver,
+) -> anyhow::Result<(u64, f64)> {
     let (account, organization) = ids(server, org).await?;
     let subscriptions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhooks")
         .fetch_one(&mut *server.state.store.conn().await?)
@@ -244,7 +248,10 @@ async fn drain_in_bulk(server: &TestServer, org: &str, receiver: &Receiver) -> a
     }
     let expected = 3_000 * subscriptions as u64;
     while receiver.count.load(Ordering::Relaxed) - before < expected {
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(120), "the drain stalled");
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(120),
+            "the drain stalled"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     Ok((expected, expected as f64 / started.elapsed().as_secs_f64()))
