@@ -2,6 +2,7 @@
 //! events and the delivery rules. Nothing here performs I/O, so every rule can be tested in
 //! isolation.
 
+pub mod alerts;
 pub mod audit;
 pub mod delivery;
 pub mod events;

@@ -83,6 +83,8 @@ pub async fn launch(
     let mut workers = vec![
         workers::audit_linker::spawn(&state, shutdown.clone()),
         workers::checkpoints::spawn(&state, shutdown.clone()),
+        workers::liveness::spawn(&state, shutdown.clone()),
+        workers::alert_evaluation::spawn(&state, shutdown.clone()),
         workers::delivery::spawn(&state, shutdown.clone()),
         workers::delivery_cleanup::spawn(&state, shutdown.clone()),
     ];

@@ -24,3 +24,11 @@ pub fn opt_at(micros: Option<i64>) -> Option<Timestamp> {
 pub fn flag(value: i64) -> bool {
     value != 0
 }
+
+pub fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).expect("serialising plain data")
+}
+
+pub fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("bad JSON column: {e}")))
+}

@@ -48,11 +48,16 @@ impl Tx {
     }
 
     /// Commits state that is not a mutation of record (e.g. a user's read marks, the chain
-    /// linker's own bookkeeping).
+    /// linker's own bookkeeping), or that is one only sometimes (a heartbeat that brings a
+    /// host online).
     pub async fn commit_unaudited(self) -> StoreResult<()> {
         let store = self.store.clone();
         let deliveries = self.deliveries_enqueued;
+        let audited = self.audit_entries > 0;
         self.tx.commit().await?;
+        if audited {
+            store.audit_appended().notify_one();
+        }
         if deliveries {
             store.deliveries_enqueued().notify_one();
         }

@@ -9,13 +9,14 @@ use serde_json::{Value, json};
 use spog_core::events::{self as core_events, Event};
 use spog_core::model::Organization;
 use spog_core::{FieldErrors, Id, Timestamp};
-use spog_store::events::{self, NewEvent, Published};
+use spog_store::events::{NewEvent, Published};
 use spog_store::identity::organizations;
 use spog_store::{StoreError, audit};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::alerting::{self, Announcements};
 use crate::auth::Require;
 use crate::auth::permissions::EventsPublish;
 use crate::error::{ApiError, ApiResult};
@@ -124,7 +125,8 @@ async fn publish(
     let organization = event.organization;
     let (event_type, occurred_at) = (event.event_type, event.occurred_at);
     let key = event.idempotency_key.clone();
-    let published = events::publish(&mut tx, event, now).await?;
+    let mut announcements = Announcements::default();
+    let published = alerting::publish_event(&mut tx, event, now, &mut announcements).await?;
     let Published::New { event, deliveries } = &published else {
         // Nothing changed: nothing to record.
         return Ok(published);
@@ -143,5 +145,6 @@ async fn publish(
         .metadata(json!({"idempotency_key": key, "deliveries": deliveries.len()}));
     audit::record(&mut tx, entry).await?;
     tx.commit().await?;
+    announcements.send(&state.bus).await;
     Ok(published)
 }

@@ -1,5 +1,6 @@
 //! The JSON API under `/api/v1`, one module per feature.
 
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod events;
@@ -8,6 +9,7 @@ pub mod notifications;
 pub mod organizations;
 pub mod roles;
 pub mod system;
+pub mod telemetry;
 pub mod tokens;
 pub mod users;
 pub mod webhooks;
@@ -29,5 +31,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(events::router())
         .merge(webhooks::router())
         .merge(notifications::router())
+        .merge(alerts::router())
+        .merge(telemetry::router())
         .merge(system::router())
 }

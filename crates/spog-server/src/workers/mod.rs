@@ -2,10 +2,12 @@
 //! on a tick, a signal or shutdown, and calls a single-step `run_once` that tests call
 //! directly; its outcome is what `/api/v1/system/health` reports.
 
+pub mod alert_evaluation;
 pub mod audit_linker;
 pub mod checkpoints;
 pub mod delivery;
 pub mod delivery_cleanup;
+pub mod liveness;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -49,6 +49,21 @@ async fn mutations(
         .await;
     let token = token["api_token"]["id"].as_str().unwrap().to_owned();
     let (webhook, delivery) = failed_delivery(server, admin, &org).await;
+    let (_, silent_host) = admin
+        .post("/hosts", json!({"organization_id": org, "hostname": "h-3"}))
+        .await;
+    let silent_host = silent_host["id"].as_str().unwrap().to_owned();
+    let rule = json!({"kind": "event", "organization_id": org, "name": "setup rule", "event_types": ["drift.detected"], "severity": "low"});
+    let (_, rule) = admin.post("/alert-rules", rule).await;
+    let rule = rule["id"].as_str().unwrap().to_owned();
+    admin
+        .post(
+            "/events",
+            json!({"event_type": "drift.detected", "organization_id": org, "data": {}}),
+        )
+        .await;
+    let (_, alerts) = admin.get("/alerts").await;
+    let alert = alerts["items"][0]["id"].as_str().unwrap().to_owned();
     vec![
         (
             Method::POST,
@@ -213,6 +228,43 @@ async fn mutations(
             "/notifications".into(),
             json!({"broadcast": true, "category": "system", "severity": "info", "title": "t", "message": "m"}),
         ),
+        // A host's first heartbeat brings it online, on record.
+        (
+            Method::POST,
+            "/hosts/{id}/heartbeat",
+            format!("/hosts/{silent_host}/heartbeat"),
+            json!({}),
+        ),
+        (
+            Method::POST,
+            "/alert-rules",
+            "/alert-rules".into(),
+            json!({"kind": "metric", "organization_id": org, "name": "cpu", "metric": "cpu", "operator": ">", "threshold": 90, "for_seconds": 0, "severity": "low"}),
+        ),
+        (
+            Method::PATCH,
+            "/alert-rules/{id}",
+            format!("/alert-rules/{rule}"),
+            json!({"enabled": false}),
+        ),
+        (
+            Method::POST,
+            "/alerts/{id}/acknowledge",
+            format!("/alerts/{alert}/acknowledge"),
+            json!({}),
+        ),
+        (
+            Method::POST,
+            "/alerts/{id}/resolve",
+            format!("/alerts/{alert}/resolve"),
+            json!({}),
+        ),
+        (
+            Method::DELETE,
+            "/alert-rules/{id}",
+            format!("/alert-rules/{rule}"),
+            Value::Null,
+        ),
         // Last: it ends the admin's session.
         (
             Method::POST,
@@ -251,7 +303,9 @@ async fn failed_delivery(server: &TestServer, admin: &Client, org: &str) -> (Str
 }
 
 /// Mutations SPEC 3.1 leaves off the record: a user marking their own notifications read.
-const UNAUDITED: [(&str, &str); 2] = [
+/// Metric samples are readings, not changes: the alerts they fire and resolve are on record.
+const UNAUDITED: [(&str, &str); 3] = [
+    ("POST", "/metrics"),
     ("POST", "/notifications/read-all"),
     ("POST", "/notifications/{id}/read"),
 ];

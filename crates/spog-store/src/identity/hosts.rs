@@ -261,3 +261,63 @@ pub async fn has_access(
     .await?;
     Ok(found.is_some())
 }
+
+/// Records a heartbeat; returns whether it brought the host online. Of concurrent
+/// heartbeats of an offline host, exactly one does.
+pub async fn heartbeat(
+    conn: &mut Conn,
+    account: Id<Account>,
+    host: Id<Host>,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let came_online = sqlx::query(
+        "UPDATE hosts SET online = 1, last_heartbeat_at = $3, updated_at = $3 \
+         WHERE account_id = $1 AND id = $2 AND online = 0",
+    )
+    .bind(account.to_string())
+    .bind(host.to_string())
+    .bind(now.micros())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    if !came_online {
+        let done = sqlx::query(
+            "UPDATE hosts SET last_heartbeat_at = $3 WHERE account_id = $1 AND id = $2",
+        )
+        .bind(account.to_string())
+        .bind(host.to_string())
+        .bind(now.micros())
+        .execute(conn)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+    }
+    Ok(came_online)
+}
+
+/// Marks offline every online host silent since before `cutoff`, in any account; returns
+/// them with their accounts. Of instances doing this at once, each host goes to one.
+pub async fn mark_silent_offline(
+    conn: &mut Conn,
+    cutoff: Timestamp,
+    now: Timestamp,
+) -> StoreResult<Vec<(Id<Account>, Host)>> {
+    let mut sql = Sql::new("UPDATE hosts SET online = 0, updated_at = ");
+    sql.bind(now.micros())
+        .push(" WHERE online = 1 AND last_heartbeat_at < ")
+        .bind(cutoff.micros())
+        .push(&format!(" RETURNING account_id, {COLUMNS}"));
+    let rows: Vec<SilencedRow> = sql.fetch_all(conn).await?;
+    rows.into_iter()
+        .map(|row| Ok((id(&row.account_id)?, Host::try_from(row.host)?)))
+        .collect()
+}
+
+#[derive(sqlx::FromRow)]
+struct SilencedRow {
+    account_id: String,
+    #[sqlx(flatten)]
+    host: HostRow,
+}

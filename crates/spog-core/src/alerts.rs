@@ -1,0 +1,259 @@
+//! Alert rules and alerts (SPEC 7.3): what a rule watches, when it fires, and what its
+//! `alert.*` events say. Pure rules; the store keeps the state.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+
+use crate::events::EventType;
+use crate::model::{Host, Organization, User};
+use crate::notification::Severity;
+use crate::{Id, Timestamp};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum Operator {
+    #[serde(rename = ">")]
+    Above,
+    #[serde(rename = ">=")]
+    AtLeast,
+    #[serde(rename = "<")]
+    Below,
+    #[serde(rename = "<=")]
+    AtMost,
+}
+
+impl Operator {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Operator::Above => ">",
+            Operator::AtLeast => ">=",
+            Operator::Below => "<",
+            Operator::AtMost => "<=",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Operator::Above,
+            Operator::AtLeast,
+            Operator::Below,
+            Operator::AtMost,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == text)
+    }
+
+    /// Whether `value operator threshold` holds.
+    pub fn holds(self, value: f64, threshold: f64) -> bool {
+        match self {
+            Operator::Above => value > threshold,
+            Operator::AtLeast => value >= threshold,
+            Operator::Below => value < threshold,
+            Operator::AtMost => value <= threshold,
+        }
+    }
+}
+
+/// What a rule watches.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Condition {
+    /// A published event of one of `event_types` whose data has every `match` field.
+    Event {
+        event_types: Vec<EventType>,
+        #[serde(rename = "match")]
+        #[schema(value_type = Object)]
+        matches: Map<String, Value>,
+    },
+    /// A metric of a host crossing a threshold for `for_seconds`.
+    Metric {
+        metric: String,
+        operator: Operator,
+        threshold: f64,
+        for_seconds: i64,
+        /// Empty: every host of the organization.
+        host_ids: Vec<Id<Host>>,
+    },
+}
+
+impl Condition {
+    /// Whether an event fires an event rule: its type is listed and every `match` field
+    /// (a dotted path into the data) equals the given value.
+    pub fn matches_event(&self, event_type: EventType, data: &Value) -> bool {
+        let Condition::Event {
+            event_types,
+            matches,
+        } = self
+        else {
+            return false;
+        };
+        event_types.contains(&event_type)
+            && matches
+                .iter()
+                .all(|(path, expected)| field(data, path) == Some(expected))
+    }
+
+    pub fn watches_host(&self, host: Id<Host>) -> bool {
+        match self {
+            Condition::Metric { host_ids, .. } => host_ids.is_empty() || host_ids.contains(&host),
+            Condition::Event { .. } => false,
+        }
+    }
+}
+
+/// The value at a dotted path (`job.name`) of a JSON object.
+fn field<'a>(data: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(data, |value, key| value.get(key))
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct AlertRule {
+    pub id: Id<AlertRule>,
+    pub organization_id: Id<Organization>,
+    pub name: String,
+    #[serde(flatten)]
+    pub condition: Condition,
+    pub severity: Severity,
+    pub channel_ids: Vec<String>,
+    pub enabled: bool,
+    pub cooldown_seconds: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    Firing,
+    Acknowledged,
+    Resolved,
+}
+
+impl AlertState {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Firing => "firing",
+            AlertState::Acknowledged => "acknowledged",
+            AlertState::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            AlertState::Firing,
+            AlertState::Acknowledged,
+            AlertState::Resolved,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
+    /// The event announcing a move into this state.
+    pub const fn event_type(self) -> EventType {
+        match self {
+            AlertState::Firing => EventType::AlertFired,
+            AlertState::Acknowledged => EventType::AlertAcknowledged,
+            AlertState::Resolved => EventType::AlertResolved,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Alert {
+    pub id: Id<Alert>,
+    pub organization_id: Id<Organization>,
+    /// Null once the rule is deleted; `rule_name` keeps its name.
+    pub rule_id: Option<Id<AlertRule>>,
+    pub rule_name: String,
+    pub kind: String,
+    pub severity: Severity,
+    pub state: AlertState,
+    pub summary: String,
+    pub host_id: Option<Id<Host>>,
+    pub hostname: Option<String>,
+    pub metric: Option<String>,
+    pub value: Option<f64>,
+    pub threshold: Option<f64>,
+    pub operator: Option<Operator>,
+    pub source_event_id: Option<String>,
+    pub fired_at: Timestamp,
+    pub acknowledged_at: Option<Timestamp>,
+    pub acknowledged_by: Option<Id<User>>,
+    pub resolved_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}
+
+impl Alert {
+    /// The data of the `alert.*` event announcing this alert's current state.
+    pub fn event_data(&self, at: Timestamp) -> Value {
+        json!({
+            "alert_id": self.id,
+            "rule_id": self.rule_id,
+            "rule_name": self.rule_name,
+            "severity": self.severity,
+            "state": self.state,
+            "summary": self.summary,
+            "kind": self.kind,
+            "metric": self.metric,
+            "value": self.value,
+            "threshold": self.threshold,
+            "operator": self.operator,
+            "host_id": self.host_id,
+            "hostname": self.hostname,
+            "source_event_id": self.source_event_id,
+            "at": at,
+        })
+    }
+}
+
+/// One line saying why a metric alert fired: `cpu 97.5 > 90 on web-1 for 60 s`.
+pub fn metric_summary(
+    metric: &str,
+    value: f64,
+    operator: Operator,
+    threshold: f64,
+    hostname: &str,
+    for_seconds: i64,
+) -> String {
+    format!(
+        "{metric} {value} {} {threshold} on {hostname} for {for_seconds} s",
+        operator.as_str()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event_rule(matches: Value) -> Condition {
+        Condition::Event {
+            event_types: vec![EventType::JobFailed],
+            matches: matches.as_object().unwrap().clone(),
+        }
+    }
+
+    #[test]
+    fn event_rules_match_type_and_every_data_field() {
+        let rule = event_rule(json!({"job.name": "backup", "attempt": 3}));
+        let data = json!({"job": {"name": "backup"}, "attempt": 3, "other": true});
+        assert!(rule.matches_event(EventType::JobFailed, &data));
+        assert!(!rule.matches_event(EventType::JobCompleted, &data));
+        assert!(!rule.matches_event(
+            EventType::JobFailed,
+            &json!({"job": {"name": "backup"}, "attempt": 2})
+        ));
+        assert!(!rule.matches_event(EventType::JobFailed, &json!({"attempt": 3})));
+        assert!(event_rule(json!({})).matches_event(EventType::JobFailed, &json!({})));
+    }
+
+    #[test]
+    fn operators_compare_as_written() {
+        assert!(Operator::Above.holds(91.0, 90.0));
+        assert!(!Operator::Above.holds(90.0, 90.0));
+        assert!(Operator::AtLeast.holds(90.0, 90.0));
+        assert!(Operator::Below.holds(1.0, 2.0));
+        assert!(Operator::AtMost.holds(2.0, 2.0));
+        assert_eq!(Operator::parse(">="), Some(Operator::AtLeast));
+        assert_eq!(serde_json::to_value(Operator::Below).unwrap(), json!("<"));
+    }
+}

@@ -1,0 +1,183 @@
+//! What agents report about hosts: heartbeats (SPEC 4, host liveness) and metric samples
+//! (evaluated by metric alert rules). A heartbeat that brings a host online and the alerts
+//! samples fire or resolve are on record; the readings themselves are not changes.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use spog_core::events::EventType;
+use spog_core::model::Host;
+use spog_core::{FieldError, FieldErrors, Id, Timestamp};
+use spog_store::alerting::rules;
+use spog_store::events::NewEvent;
+use spog_store::identity::hosts;
+use spog_store::{StoreError, audit};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::alerting::metrics::{Sample, evaluate};
+use crate::alerting::{Announcements, publish_event};
+use crate::auth::Require;
+use crate::auth::permissions::EventsPublish;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AppJson, AppPath};
+use crate::http::alerts::metric_name;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(heartbeat))
+        .routes(routes!(ingest_metrics))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HeartbeatAccepted {
+    pub online: bool,
+    /// True when this heartbeat brought the host back online.
+    pub came_online: bool,
+}
+
+/// A host's agent is alive.
+#[utoipa::path(post, path = "/hosts/{id}/heartbeat", tag = "hosts", params(("id" = String, Path)),
+    responses((status = 202, body = HeartbeatAccepted)))]
+async fn heartbeat(
+    State(state): State<AppState>,
+    auth: Require<EventsPublish>,
+    AppPath(id): AppPath<Id<Host>>,
+) -> ApiResult<(StatusCode, Json<HeartbeatAccepted>)> {
+    let now = Timestamp::now();
+    let mut announcements = Announcements::default();
+    let mut tx = state.store.begin().await?;
+    let came_online = hosts::heartbeat(&mut tx, auth.account(), id, now).await?;
+    if came_online {
+        let host = hosts::get(&mut tx, auth.account(), id).await?;
+        let event = NewEvent {
+            account: auth.account(),
+            organization: host.organization_id,
+            event_type: EventType::HostOnline,
+            occurred_at: now,
+            data: json!({"host_id": host.id, "hostname": host.hostname, "name": host.name})
+                .to_string(),
+            idempotency_key: None,
+        };
+        publish_event(&mut tx, event, now, &mut announcements).await?;
+        let entry = auth
+            .entry("host.online", "host")
+            .resource(id, &host.hostname)
+            .in_organization(host.organization_id)
+            .after(&host);
+        audit::record(&mut tx, entry).await?;
+    }
+    tx.commit_unaudited().await?;
+    announcements.send(&state.bus).await;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(HeartbeatAccepted {
+            online: true,
+            came_online,
+        }),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SampleBody {
+    pub metric: String,
+    pub value: f64,
+    /// When it was measured; defaults to now.
+    pub at: Option<Timestamp>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetricBatch {
+    pub host_id: Id<Host>,
+    /// 1 to 10,000 samples.
+    pub samples: Vec<SampleBody>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MetricsAccepted {
+    pub accepted: usize,
+}
+
+const MAX_SAMPLES: usize = 10_000;
+
+/// Metric samples of a host, for metric alert rules.
+#[utoipa::path(post, path = "/metrics", tag = "alerts", request_body = MetricBatch,
+    responses((status = 202, body = MetricsAccepted)))]
+async fn ingest_metrics(
+    State(state): State<AppState>,
+    auth: Require<EventsPublish>,
+    AppJson(batch): AppJson<MetricBatch>,
+) -> ApiResult<(StatusCode, Json<MetricsAccepted>)> {
+    let now = Timestamp::now();
+    let mut errors = FieldErrors::new();
+    if batch.samples.is_empty() || batch.samples.len() > MAX_SAMPLES {
+        errors.add(FieldError::new(
+            "samples",
+            format!("must hold 1 to {MAX_SAMPLES} samples"),
+        ));
+    }
+    let mut samples = Vec::with_capacity(batch.samples.len());
+    for (i, sample) in batch.samples.into_iter().enumerate() {
+        let metric = errors.check(metric_name(&format!("samples[{i}].metric"), &sample.metric));
+        if !sample.value.is_finite() {
+            errors.add(FieldError::new(
+                format!("samples[{i}].value"),
+                "must be a finite number",
+            ));
+        }
+        let at = sample.at.unwrap_or(now);
+        if at.micros() > now.micros() + 300_000_000 {
+            errors.add(FieldError::new(
+                format!("samples[{i}].at"),
+                "must not be in the future",
+            ));
+        }
+        if let Some(metric) = metric {
+            samples.push(Sample {
+                metric,
+                value: sample.value,
+                at,
+            });
+        }
+    }
+    errors.into_result()?;
+    samples.sort_by_key(|s| s.at);
+    let accepted = samples.len();
+    let host = {
+        let mut conn = state.store.conn().await?;
+        hosts::get(&mut conn, auth.account(), batch.host_id)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => ApiError::field("host_id", "is not a host of this account"),
+                other => other.into(),
+            })?
+    };
+    let rules = {
+        let mut conn = state.store.conn().await?;
+        rules::enabled(&mut conn, auth.account(), host.organization_id, "metric").await?
+    };
+    let watched = rules.iter().any(|r| r.condition.watches_host(host.id));
+    if watched {
+        let mut announcements = Announcements::default();
+        let mut tx = state.store.begin().await?;
+        evaluate(
+            &mut tx,
+            auth.account(),
+            &host,
+            &rules,
+            &samples,
+            now,
+            &mut announcements,
+        )
+        .await?;
+        tx.commit_unaudited().await?;
+        announcements.send(&state.bus).await;
+    }
+    Ok((StatusCode::ACCEPTED, Json(MetricsAccepted { accepted })))
+}

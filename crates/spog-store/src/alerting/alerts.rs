@@ -1,0 +1,255 @@
+use spog_core::alerts::{Alert, AlertRule, AlertState, Operator};
+use spog_core::model::{Account, Host, Organization, User};
+use spog_core::notification::Severity;
+use spog_core::page::{Cursor, Page, key_int, key_text};
+use spog_core::{Id, Timestamp};
+
+use crate::error::Found;
+use crate::rows::{at, id, opt_at, opt_id};
+use crate::{Conn, Sql, StoreError, StoreResult};
+
+const COLUMNS: &str = "id, organization_id, rule_id, rule_name, kind, severity, state, summary, host_id, hostname, \
+     metric, value, threshold, operator, source_event_id, fired_at, acknowledged_at, acknowledged_by, resolved_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+struct AlertRow {
+    id: String,
+    organization_id: String,
+    rule_id: Option<String>,
+    rule_name: String,
+    kind: String,
+    severity: String,
+    state: String,
+    summary: String,
+    host_id: Option<String>,
+    hostname: Option<String>,
+    metric: Option<String>,
+    value: Option<f64>,
+    threshold: Option<f64>,
+    operator: Option<String>,
+    source_event_id: Option<String>,
+    fired_at: i64,
+    acknowledged_at: Option<i64>,
+    acknowledged_by: Option<String>,
+    resolved_at: Option<i64>,
+    updated_at: i64,
+}
+
+impl TryFrom<AlertRow> for Alert {
+    type Error = StoreError;
+    fn try_from(row: AlertRow) -> StoreResult<Self> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("alert: {what}"));
+        Ok(Alert {
+            id: id(&row.id)?,
+            organization_id: id(&row.organization_id)?,
+            rule_id: opt_id(row.rule_id.as_deref())?,
+            rule_name: row.rule_name,
+            kind: row.kind,
+            severity: Severity::parse(&row.severity).ok_or_else(|| corrupt("severity"))?,
+            state: AlertState::parse(&row.state).ok_or_else(|| corrupt("state"))?,
+            summary: row.summary,
+            host_id: opt_id(row.host_id.as_deref())?,
+            hostname: row.hostname,
+            metric: row.metric,
+            value: row.value,
+            threshold: row.threshold,
+            operator: row.operator.as_deref().and_then(Operator::parse),
+            source_event_id: row.source_event_id,
+            fired_at: at(row.fired_at),
+            acknowledged_at: opt_at(row.acknowledged_at),
+            acknowledged_by: opt_id(row.acknowledged_by.as_deref())?,
+            resolved_at: opt_at(row.resolved_at),
+            updated_at: at(row.updated_at),
+        })
+    }
+}
+
+/// A new firing alert of `rule`, filled in by the caller (summary, host, metric figures).
+pub fn firing(rule: &AlertRule, summary: String, now: Timestamp) -> Alert {
+    let kind = match rule.condition {
+        spog_core::alerts::Condition::Event { .. } => "event",
+        spog_core::alerts::Condition::Metric { .. } => "metric",
+    };
+    Alert {
+        id: Id::new(),
+        organization_id: rule.organization_id,
+        rule_id: Some(rule.id),
+        rule_name: rule.name.clone(),
+        kind: kind.to_owned(),
+        severity: rule.severity,
+        state: AlertState::Firing,
+        summary,
+        host_id: None,
+        hostname: None,
+        metric: None,
+        value: None,
+        threshold: None,
+        operator: None,
+        source_event_id: None,
+        fired_at: now,
+        acknowledged_at: None,
+        acknowledged_by: None,
+        resolved_at: None,
+        updated_at: now,
+    }
+}
+
+/// Stores a new alert; `Conflict` if its metric rule already has an open alert for the host.
+pub async fn insert(conn: &mut Conn, account: Id<Account>, alert: &Alert) -> StoreResult<()> {
+    let mut sql = Sql::new(&format!(
+        "INSERT INTO alerts (account_id, {COLUMNS}) VALUES ("
+    ));
+    sql.bind(account.to_string())
+        .push(", ")
+        .bind(alert.id.to_string())
+        .push(", ")
+        .bind(alert.organization_id.to_string())
+        .push(", ")
+        .bind(alert.rule_id.map(|r| r.to_string()))
+        .push(", ")
+        .bind(alert.rule_name.clone())
+        .push(", ")
+        .bind(alert.kind.clone())
+        .push(", ")
+        .bind(alert.severity.as_str())
+        .push(", ")
+        .bind(alert.state.as_str())
+        .push(", ")
+        .bind(alert.summary.clone())
+        .push(", ")
+        .bind(alert.host_id.map(|h| h.to_string()))
+        .push(", ")
+        .bind(alert.hostname.clone())
+        .push(", ")
+        .bind(alert.metric.clone())
+        .push(", ")
+        .bind(alert.value)
+        .push(", ")
+        .bind(alert.threshold)
+        .push(", ")
+        .bind(alert.operator.map(|o| o.as_str()))
+        .push(", ")
+        .bind(alert.source_event_id.clone())
+        .push(", ")
+        .bind(alert.fired_at.micros())
+        .push(", NULL, NULL, NULL, ")
+        .bind(alert.updated_at.micros())
+        .push(")");
+    sql.execute(conn).await.map_err(|e| match e {
+        StoreError::Database(db) => {
+            StoreError::on_unique(db, "the rule already has an open alert for this host")
+        }
+        other => other,
+    })?;
+    Ok(())
+}
+
+pub async fn get(conn: &mut Conn, account: Id<Account>, alert: Id<Alert>) -> StoreResult<Alert> {
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM alerts WHERE account_id = "));
+    sql.bind(account.to_string())
+        .push(" AND id = ")
+        .bind(alert.to_string());
+    sql.fetch_optional::<AlertRow>(conn)
+        .await
+        .found()?
+        .try_into()
+}
+
+/// The open (firing or acknowledged) alert of a metric rule for a host.
+pub async fn open_for(
+    conn: &mut Conn,
+    rule: Id<AlertRule>,
+    host: Id<Host>,
+) -> StoreResult<Option<Alert>> {
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM alerts WHERE rule_id = "));
+    sql.bind(rule.to_string())
+        .push(" AND host_id = ")
+        .bind(host.to_string())
+        .push(" AND state <> 'resolved' AND kind = 'metric'");
+    sql.fetch_optional::<AlertRow>(conn)
+        .await?
+        .map(Alert::try_from)
+        .transpose()
+}
+
+/// Newest first.
+pub async fn list(
+    conn: &mut Conn,
+    account: Id<Account>,
+    state: Option<AlertState>,
+    organization: Option<Id<Organization>>,
+    limit: u32,
+    cursor: Option<&str>,
+) -> StoreResult<Page<Alert>> {
+    let state_text = state.map(|s| s.as_str()).unwrap_or_default();
+    let organization_text = organization.map(|o| o.to_string()).unwrap_or_default();
+    let scope = Cursor::scope(&[
+        &account.to_string(),
+        "alerts",
+        state_text,
+        &organization_text,
+    ]);
+    let after = scope.decode(cursor)?;
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM alerts WHERE account_id = "));
+    sql.bind(account.to_string());
+    if let Some(state) = state {
+        sql.push(" AND state = ").bind(state.as_str());
+    }
+    if let Some(organization) = organization {
+        sql.push(" AND organization_id = ")
+            .bind(organization.to_string());
+    }
+    if let Some(key) = after {
+        sql.push(" AND (fired_at, id) < (")
+            .bind(key_int(&key, 0)?)
+            .push(", ")
+            .bind(key_text(&key, 1)?)
+            .push(")");
+    }
+    sql.push(" ORDER BY fired_at DESC, id DESC LIMIT ")
+        .bind(i64::from(limit) + 1);
+    let alerts = sql
+        .fetch_all::<AlertRow>(conn)
+        .await?
+        .into_iter()
+        .map(Alert::try_from)
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Page::from_rows(alerts, limit, &scope, |a| {
+        vec![a.fired_at.micros().into(), a.id.to_string().into()]
+    }))
+}
+
+/// Moves an alert to `to` if it is in one of `from`; returns whether it moved.
+pub async fn transition(
+    conn: &mut Conn,
+    account: Id<Account>,
+    alert: Id<Alert>,
+    from: &[AlertState],
+    to: AlertState,
+    by: Option<Id<User>>,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let mut sql = Sql::new("UPDATE alerts SET state = ");
+    sql.bind(to.as_str())
+        .push(", updated_at = ")
+        .bind(now.micros());
+    match to {
+        AlertState::Acknowledged => {
+            sql.push(", acknowledged_at = ")
+                .bind(now.micros())
+                .push(", acknowledged_by = ")
+                .bind(by.map(|u| u.to_string()));
+        }
+        AlertState::Resolved => {
+            sql.push(", resolved_at = ").bind(now.micros());
+        }
+        AlertState::Firing => {}
+    }
+    sql.push(" WHERE account_id = ")
+        .bind(account.to_string())
+        .push(" AND id = ")
+        .bind(alert.to_string())
+        .push(" AND state IN ")
+        .bind_list(from.iter().map(|s| s.as_str()));
+    Ok(sql.execute(conn).await?.rows_affected() == 1)
+}

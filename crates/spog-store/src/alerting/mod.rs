@@ -1,0 +1,5 @@
+//! Alert rules, alerts and metric evaluation state (SPEC 7.3).
+
+pub mod alerts;
+pub mod metric_states;
+pub mod rules;

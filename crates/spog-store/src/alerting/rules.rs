@@ -1,0 +1,295 @@
+use serde_json::{Map, Value};
+use spog_core::alerts::{AlertRule, Condition, Operator};
+use spog_core::events::EventType;
+use spog_core::model::{Account, Organization};
+use spog_core::notification::Severity;
+use spog_core::page::{Cursor, Page, key_text};
+use spog_core::{Id, Timestamp};
+
+use crate::error::Found;
+use crate::rows::{at, flag, from_json, id, json_text};
+use crate::{Conn, Sql, StoreError, StoreResult};
+
+const DUPLICATE: &str = "an alert rule with this name already exists in the organization";
+const COLUMNS: &str = "id, organization_id, name, kind, event_types, match_fields, metric, operator, threshold, \
+     for_seconds, host_ids, severity, channel_ids, enabled, cooldown_seconds, created_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+struct RuleRow {
+    id: String,
+    organization_id: String,
+    name: String,
+    kind: String,
+    event_types: Option<String>,
+    match_fields: Option<String>,
+    metric: Option<String>,
+    operator: Option<String>,
+    threshold: Option<f64>,
+    for_seconds: Option<i64>,
+    host_ids: Option<String>,
+    severity: String,
+    channel_ids: String,
+    enabled: i64,
+    cooldown_seconds: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("alert rule: {what}"))
+}
+
+impl TryFrom<RuleRow> for AlertRule {
+    type Error = StoreError;
+    fn try_from(row: RuleRow) -> StoreResult<Self> {
+        let condition = match row.kind.as_str() {
+            "event" => {
+                let names: Vec<String> = from_json(row.event_types.as_deref().unwrap_or("[]"))?;
+                let event_types = names
+                    .iter()
+                    .map(|n| EventType::from_name(n).ok_or_else(|| corrupt("event type")))
+                    .collect::<StoreResult<Vec<_>>>()?;
+                let matches: Map<String, Value> =
+                    from_json(row.match_fields.as_deref().unwrap_or("{}"))?;
+                Condition::Event {
+                    event_types,
+                    matches,
+                }
+            }
+            "metric" => Condition::Metric {
+                metric: row.metric.ok_or_else(|| corrupt("metric"))?,
+                operator: row
+                    .operator
+                    .as_deref()
+                    .and_then(Operator::parse)
+                    .ok_or_else(|| corrupt("operator"))?,
+                threshold: row.threshold.ok_or_else(|| corrupt("threshold"))?,
+                for_seconds: row.for_seconds.unwrap_or(0),
+                host_ids: from_json(row.host_ids.as_deref().unwrap_or("[]"))?,
+            },
+            other => return Err(corrupt(other)),
+        };
+        Ok(AlertRule {
+            id: id(&row.id)?,
+            organization_id: id(&row.organization_id)?,
+            name: row.name,
+            condition,
+            severity: Severity::parse(&row.severity).ok_or_else(|| corrupt("severity"))?,
+            channel_ids: from_json(&row.channel_ids)?,
+            enabled: flag(row.enabled),
+            cooldown_seconds: row.cooldown_seconds,
+            created_at: at(row.created_at),
+            updated_at: at(row.updated_at),
+        })
+    }
+}
+
+/// Binds every column of `rule` after `id, account_id` (in [`COLUMNS`] order).
+fn bind_rule(sql: &mut Sql, rule: &AlertRule) {
+    let (kind, event_types, matches, metric, operator, threshold, for_seconds, host_ids) =
+        match &rule.condition {
+            Condition::Event {
+                event_types,
+                matches,
+            } => {
+                let names: Vec<&str> = event_types.iter().map(|t| t.as_str()).collect();
+                (
+                    "event",
+                    Some(json_text(&names)),
+                    Some(json_text(matches)),
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                )
+            }
+            Condition::Metric {
+                metric,
+                operator,
+                threshold,
+                for_seconds,
+                host_ids,
+            } => (
+                "metric",
+                None,
+                None,
+                Some(metric.clone()),
+                Some(operator.as_str()),
+                Some(*threshold),
+                Some(*for_seconds),
+                Some(json_text(host_ids)),
+            ),
+        };
+    sql.bind(rule.organization_id.to_string())
+        .push(", ")
+        .bind(rule.name.clone())
+        .push(", ")
+        .bind(kind)
+        .push(", ")
+        .bind(event_types)
+        .push(", ")
+        .bind(matches)
+        .push(", ")
+        .bind(metric)
+        .push(", ")
+        .bind(operator)
+        .push(", ")
+        .bind(threshold)
+        .push(", ")
+        .bind(for_seconds)
+        .push(", ")
+        .bind(host_ids)
+        .push(", ")
+        .bind(rule.severity.as_str())
+        .push(", ")
+        .bind(json_text(&rule.channel_ids))
+        .push(", ")
+        .bind(i64::from(rule.enabled))
+        .push(", ")
+        .bind(rule.cooldown_seconds)
+        .push(", ")
+        .bind(rule.created_at.micros())
+        .push(", ")
+        .bind(rule.updated_at.micros());
+}
+
+pub async fn create(conn: &mut Conn, account: Id<Account>, rule: &AlertRule) -> StoreResult<()> {
+    let mut sql = Sql::new(&format!(
+        "INSERT INTO alert_rules (account_id, {COLUMNS}) VALUES ("
+    ));
+    sql.bind(account.to_string())
+        .push(", ")
+        .bind(rule.id.to_string())
+        .push(", ");
+    bind_rule(&mut sql, rule);
+    sql.push(")");
+    sql.execute(conn).await.map_err(|e| match e {
+        StoreError::Database(db) => StoreError::on_unique(db, DUPLICATE),
+        other => other,
+    })?;
+    Ok(())
+}
+
+/// Replaces every field of the rule (the caller read and changed it in this transaction).
+pub async fn update(conn: &mut Conn, account: Id<Account>, rule: &AlertRule) -> StoreResult<()> {
+    let mut sql = Sql::new("UPDATE alert_rules SET (");
+    sql.push(COLUMNS.trim_start_matches("id, ")).push(") = (");
+    bind_rule(&mut sql, rule);
+    sql.push(") WHERE account_id = ")
+        .bind(account.to_string())
+        .push(" AND id = ")
+        .bind(rule.id.to_string());
+    let done = sql.execute(conn).await.map_err(|e| match e {
+        StoreError::Database(db) => StoreError::on_unique(db, DUPLICATE),
+        other => other,
+    })?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub async fn get(
+    conn: &mut Conn,
+    account: Id<Account>,
+    rule: Id<AlertRule>,
+) -> StoreResult<AlertRule> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {COLUMNS} FROM alert_rules WHERE account_id = "
+    ));
+    sql.bind(account.to_string())
+        .push(" AND id = ")
+        .bind(rule.to_string());
+    sql.fetch_optional::<RuleRow>(conn)
+        .await
+        .found()?
+        .try_into()
+}
+
+pub async fn list(
+    conn: &mut Conn,
+    account: Id<Account>,
+    organization: Option<Id<Organization>>,
+    limit: u32,
+    cursor: Option<&str>,
+) -> StoreResult<Page<AlertRule>> {
+    let organization_text = organization.map(|o| o.to_string()).unwrap_or_default();
+    let scope = Cursor::scope(&[&account.to_string(), "alert_rules", &organization_text]);
+    let after = scope.decode(cursor)?;
+    let mut sql = Sql::new(&format!(
+        "SELECT {COLUMNS} FROM alert_rules WHERE account_id = "
+    ));
+    sql.bind(account.to_string());
+    if let Some(organization) = organization {
+        sql.push(" AND organization_id = ")
+            .bind(organization.to_string());
+    }
+    if let Some(key) = after {
+        sql.push(" AND id > ").bind(key_text(&key, 0)?);
+    }
+    sql.push(" ORDER BY id LIMIT ").bind(i64::from(limit) + 1);
+    let rules = sql
+        .fetch_all::<RuleRow>(conn)
+        .await?
+        .into_iter()
+        .map(AlertRule::try_from)
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Page::from_rows(rules, limit, &scope, |r| {
+        vec![r.id.to_string().into()]
+    }))
+}
+
+pub async fn delete(conn: &mut Conn, account: Id<Account>, rule: Id<AlertRule>) -> StoreResult<()> {
+    let done = sqlx::query("DELETE FROM alert_rules WHERE account_id = $1 AND id = $2")
+        .bind(account.to_string())
+        .bind(rule.to_string())
+        .execute(conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Enabled rules of `kind` in the organization (event rules are few per organization).
+pub async fn enabled(
+    conn: &mut Conn,
+    account: Id<Account>,
+    organization: Id<Organization>,
+    kind: &str,
+) -> StoreResult<Vec<AlertRule>> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {COLUMNS} FROM alert_rules WHERE account_id = "
+    ));
+    sql.bind(account.to_string())
+        .push(" AND organization_id = ")
+        .bind(organization.to_string())
+        .push(" AND kind = ")
+        .bind(kind.to_owned())
+        .push(" AND enabled = 1 ORDER BY id");
+    sql.fetch_all::<RuleRow>(conn)
+        .await?
+        .into_iter()
+        .map(AlertRule::try_from)
+        .collect()
+}
+
+/// Claims the right to notify for `rule` at `now`: false while its cooldown runs. Within the
+/// caller's transaction, so concurrent firings of one rule notify once.
+pub async fn claim_notification(
+    conn: &mut Conn,
+    rule: &AlertRule,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE alert_rules SET last_fired_at = $2 WHERE id = $1 \
+         AND (last_fired_at IS NULL OR last_fired_at <= $3)",
+    )
+    .bind(rule.id.to_string())
+    .bind(now.micros())
+    .bind(now.micros() - rule.cooldown_seconds * 1_000_000)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
