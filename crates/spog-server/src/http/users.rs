@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use spog_core::model::{ExternalIdentity, User};
 use spog_core::page::{self, Page};
+use spog_core::permission::Permission;
 use spog_core::validate::{self, Email};
 use spog_core::{FieldError, FieldErrors, Id, Timestamp};
 use spog_store::audit;
@@ -197,6 +198,18 @@ async fn update_user(
         Some(names) => Some(roles::resolve(&mut tx, auth.account(), names, "roles").await?),
         None => None,
     };
+    // Otherwise the last administrator can lock everyone out of user management.
+    if auth.principal.user == Some(id)
+        && roles.as_ref().is_some_and(|roles| {
+            !roles
+                .iter()
+                .any(|r| r.permissions.contains(Permission::UsersManage))
+        })
+    {
+        return Err(
+            FieldError::new("roles", "you cannot take users.manage away from yourself").into(),
+        );
+    }
     let ends_sessions = password_hash.is_some() || body.active == Some(false);
     let changes = users::UserChanges {
         display_name,
