@@ -94,6 +94,34 @@ async fn invalid_user_input_names_every_field_at_fault() {
 }
 
 #[tokio::test]
+async fn administrators_cannot_lock_themselves_out() {
+    for server in servers().await {
+        let admin = server.admin().await;
+        let (_, me) = admin.get("/auth/me").await;
+        let me = format!("/users/{}", me["user_id"].as_str().unwrap());
+        let (status, body) = admin.patch(&me, json!({"roles": ["viewer"]})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            body["error"]["details"]["fields"]["roles"].is_string(),
+            "{body}"
+        );
+        let (status, body) = admin.patch(&me, json!({"active": false})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            body["error"]["details"]["fields"]["active"].is_string(),
+            "{body}"
+        );
+        assert_eq!(admin.delete(&me).await.0, StatusCode::CONFLICT);
+        let (status, body) = admin
+            .patch(&me, json!({"roles": ["admin", "viewer"]}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(admin.get("/users").await.0, StatusCode::OK);
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
 async fn duplicate_emails_and_names_are_conflicts() {
     for server in servers().await {
         let admin = server.admin().await;
