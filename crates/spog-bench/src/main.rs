@@ -1,7 +1,9 @@
 //! `cargo run --release -p spog-bench -- <benchmark> [--postgres URL]`
 
 mod audit;
+mod foundation;
 mod harness;
+mod metrics;
 mod process;
 mod realtime;
 mod webhooks;
@@ -23,6 +25,12 @@ enum Bench {
     /// Real time (issue 5): 5,000 WebSockets on one `spog serve` process, broadcast and
     /// single-user delivery latency. Needs `cargo build --release -p spog` first.
     Realtime(realtime::Options),
+    /// Foundation (issue 2): idle memory and start-up of `spog serve`, authenticated request
+    /// rate beside an unauthenticated one. Needs `cargo build --release -p spog` first.
+    Foundation(foundation::Options),
+    /// Metric ingestion (issue 5): `POST /metrics` with 100 metric rules evaluated, beside
+    /// the same requests with no rules.
+    Metrics(metrics::Options),
     /// Webhooks (issue 4): sustained delivery beside a bare HTTP client, publish to first
     /// attempt latency, and a 100,000-delivery backlog to a receiver that is down.
     Webhooks(webhooks::Options),
@@ -37,6 +45,8 @@ fn main() -> anyhow::Result<()> {
         match cli.bench {
             Bench::Audit(options) => audit::run(options).await,
             Bench::Realtime(options) => realtime::run(options).await,
+            Bench::Foundation(options) => foundation::run(options).await,
+            Bench::Metrics(options) => metrics::run(options).await,
             Bench::Webhooks(options) => webhooks::run(options).await,
         }
     })

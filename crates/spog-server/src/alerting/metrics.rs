@@ -54,6 +54,9 @@ pub async fn evaluate(
             .map(|s| (s.rule, s))
             .collect();
     let mut changed = Vec::new();
+    // Rules whose open alert is known to exist in this batch: their later samples that still
+    // breach look nothing up, so a steady stream costs no query per sample.
+    let mut firing = std::collections::HashSet::new();
     for rule in watching {
         let Condition::Metric {
             metric,
@@ -89,16 +92,21 @@ pub async fn evaluate(
                 }),
                 _ => Step::Unchanged,
             };
+            let stopped = matches!(&step, Step::Save(s) if s.breaching_since.is_none());
             if let Step::Save(state) = step {
                 states.insert(rule.id, state.clone());
                 changed.push(state);
             }
-            if !holds {
+            if stopped {
+                firing.remove(&rule.id);
                 resolve_open(tx, account, rule.id, host.id, now, announcements).await?;
-            } else if let Some(since) = states.get(&rule.id).and_then(|s| s.breaching_since)
+            } else if holds
+                && !firing.contains(&rule.id)
+                && let Some(since) = states.get(&rule.id).and_then(|s| s.breaching_since)
                 && sample.at.micros() - since.micros() >= for_seconds * 1_000_000
             {
                 fire_once(tx, account, rule, host, sample.value, now, announcements).await?;
+                firing.insert(rule.id);
             }
         }
     }
