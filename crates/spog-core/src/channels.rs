@@ -440,7 +440,7 @@ impl Notice {
             None => format!("alert rule {rule}"),
         };
         Self {
-            subject: format!("[{}] {rule} — {state}", severity.as_str().to_uppercase()),
+            subject: format!("[{}] {rule}: {state}", severity.as_str().to_uppercase()),
             message: text("summary").unwrap_or(rule).to_owned(),
             severity,
             source,

@@ -194,9 +194,14 @@ async fn announce(
     };
     let published = Box::pin(publish_event(tx, event, now, announcements)).await?;
     if let Published::New { event, .. } = published {
-        let targets =
-            spog_store::channels::of_organization(tx, account, alert.organization_id, channels, true)
-                .await?;
+        let targets = spog_store::channels::of_organization(
+            tx,
+            account,
+            alert.organization_id,
+            channels,
+            true,
+        )
+        .await?;
         deliveries::enqueue(
             tx,
             account,

@@ -99,10 +99,7 @@ impl EmailTransport {
             ));
         }
         let transport = builder.build();
-        let response = transport
-            .send(message)
-            .await
-            .map_err(|e| describe(&e))?;
+        let response = transport.send(message).await.map_err(|e| describe(&e))?;
         let code: u16 = response.code().to_string().parse().unwrap_or(250);
         Ok((code, response.message().collect::<Vec<_>>().join(" ")))
     }

@@ -5,10 +5,10 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::json;
+use spog_core::channels::Channel;
 use spog_core::delivery::{Delivery, DeliveryDetail, DeliveryStatus, TargetKind};
 use spog_core::events::EventType;
 use spog_core::page::{self, Page};
-use spog_core::channels::Channel;
 use spog_core::{FieldErrors, Id, Timestamp};
 use spog_store::deliveries::{self, DeliveryFilter};
 use spog_store::{audit, channels as store};
@@ -127,7 +127,10 @@ pub(super) async fn retry_delivery(
     )
     .await?;
     let entry = auth
-        .entry("notification_channel.delivery_retry", "notification_channel_delivery")
+        .entry(
+            "notification_channel.delivery_retry",
+            "notification_channel_delivery",
+        )
         .resource(
             delivery,
             format!("{} to {}", after.event_type, channel.name),
