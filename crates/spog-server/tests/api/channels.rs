@@ -171,6 +171,12 @@ async fn invalid_configurations_are_422_naming_the_field() {
                 json!({"smtp_host": "mail.example.com", "from_address": "a@example.com"}),
                 "config.to_addresses",
             ),
+            // The outbound guard covers SMTP too.
+            (
+                "smtp",
+                json!({"smtp_host": "169.254.169.254", "from_address": "a@example.com", "to_addresses": ["a@example.com"]}),
+                "config.smtp_host",
+            ),
             (
                 "slack",
                 json!({"webhook_url": "ftp://hooks.slack.com/x"}),
