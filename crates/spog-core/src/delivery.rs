@@ -75,14 +75,17 @@ impl fmt::Display for DeliveryStatus {
 pub enum TargetKind {
     /// A webhook subscription (SPEC 5).
     Webhook,
+    /// A notification channel (SPEC 7).
+    Channel,
 }
 
 impl TargetKind {
-    pub const ALL: [TargetKind; 1] = [TargetKind::Webhook];
+    pub const ALL: [TargetKind; 2] = [TargetKind::Webhook, TargetKind::Channel];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             TargetKind::Webhook => "webhook",
+            TargetKind::Channel => "channel",
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod alerting;
 pub mod audit;
+pub mod channels;
 pub mod deliveries;
 mod error;
 pub mod events;

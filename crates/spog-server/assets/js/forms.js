@@ -4,7 +4,9 @@
 //
 // Fields become a JSON object: checkbox groups marked `data-list` become arrays, a checkbox
 // marked `data-bool` becomes true/false, empty fields marked `data-optional` are left out, and
-// `data-datetime` fields are sent as RFC 3339. `{name}` in the URL takes the field's value.
+// `data-datetime` fields are sent as RFC 3339, `data-number` fields as numbers, `data-split`
+// fields as lists of their words, `data-json` fields as the JSON they hold, and dotted names
+// (`config.smtp_host`) as nested objects. `{name}` in the URL takes the field's value.
 // A 422 puts each of `details.fields` next to its field (`data-error-for="name"`); other
 // errors go to the form's `data-form-error` element. On success the form may refresh htmx
 // partials (`data-refresh`), reveal a result (`data-reveal`, filling `data-fill` from the
@@ -27,7 +29,7 @@ document.addEventListener("submit", (event) => {
 function fieldsOf(form) {
   const body = {};
   for (const element of form.elements) {
-    if (!element.name || element.disabled || element.type === "submit") {
+    if (!element.name || element.matches(":disabled") || element.type === "submit") {
       continue;
     }
     const data = element.dataset;
@@ -40,12 +42,40 @@ function fieldsOf(form) {
       body[element.name] = element.checked;
     } else if (element.value === "" && "optional" in data) {
       continue;
+    } else if ("number" in data) {
+      const number = Number(element.value);
+      body[element.name] = Number.isFinite(number) ? number : element.value;
+    } else if ("split" in data) {
+      body[element.name] = element.value.split(/[\s,;]+/).filter(Boolean);
+    } else if ("json" in data) {
+      try {
+        body[element.name] = JSON.parse(element.value);
+      } catch (error) {
+        body[element.name] = element.value;
+      }
     } else if ("datetime" in data) {
       const at = new Date(element.value);
       body[element.name] = isNaN(at) ? element.value : at.toISOString();
     } else {
       body[element.name] = element.value;
     }
+  }
+  return body;
+}
+
+// `{"config.smtp_host": "x"}` becomes `{"config": {"smtp_host": "x"}}`.
+function nest(body) {
+  for (const key of Object.keys(body)) {
+    if (!key.includes(".")) {
+      continue;
+    }
+    const parts = key.split(".");
+    let target = body;
+    for (const part of parts.slice(0, -1)) {
+      target = target[part] = target[part] || {};
+    }
+    target[parts[parts.length - 1]] = body[key];
+    delete body[key];
   }
   return body;
 }
@@ -128,6 +158,7 @@ async function submit(form) {
   clearErrors(form);
   const body = fieldsOf(form);
   const url = urlOf(form, body);
+  nest(body);
   const method = (form.dataset.method || "POST").toUpperCase();
   const headers = { "x-csrf-token": csrfToken(), accept: "application/json" };
   const init = { method, headers, credentials: "same-origin" };

@@ -9,6 +9,7 @@ pub mod metrics;
 use serde_json::{Value, json};
 use spog_core::alerts::{Alert, AlertRule, AlertState};
 use spog_core::audit::{ActorType, AuditEntry, Source};
+use spog_core::delivery::TargetKind;
 use spog_core::events::EventType;
 use spog_core::model::Account;
 use spog_core::notification::{Category, Severity};
@@ -16,7 +17,7 @@ use spog_core::{Id, Permission, Timestamp};
 use spog_store::alerting::{alerts, rules};
 use spog_store::events::{self, NewEvent, Published};
 use spog_store::identity::users;
-use spog_store::{StoreResult, Tx, audit, notifications};
+use spog_store::{StoreResult, Tx, audit, deliveries, notifications};
 
 use crate::auth::RequestInfo;
 use crate::hub::Dashboard;
@@ -191,11 +192,28 @@ async fn announce(
         data: alert.event_data(now).to_string(),
         idempotency_key: None,
     };
-    Box::pin(publish_event(tx, event, now, announcements)).await?;
-    debug_assert!(
-        channels.is_empty(),
-        "rules link no channels until channels exist"
-    );
+    let published = Box::pin(publish_event(tx, event, now, announcements)).await?;
+    if let Published::New { event, .. } = published {
+        let targets = spog_store::channels::of_organization(
+            tx,
+            account,
+            alert.organization_id,
+            channels,
+            true,
+        )
+        .await?;
+        deliveries::enqueue(
+            tx,
+            account,
+            alert.organization_id,
+            event,
+            event_type,
+            TargetKind::Channel,
+            &targets,
+            now,
+        )
+        .await?;
+    }
     let title = format!(
         "[{}] {} — {}",
         alert.severity.as_str().to_uppercase(),

@@ -19,7 +19,7 @@ struct NavEntry {
 }
 
 /// The sidebar in the order of SPEC 10. Pages not built yet (Terminal, Desktop, Webhooks,
-/// Notification Channels, Alerts) have no entry until they exist; each is one line.
+/// Alerts) have no entry until they exist; each is one line.
 const NAV: &[NavEntry] = &[
     NavEntry {
         section: "",
@@ -32,6 +32,12 @@ const NAV: &[NavEntry] = &[
         label: "Audit logs",
         href: "/audit-logs",
         requires: Some(Permission::AuditLogsView),
+    },
+    NavEntry {
+        section: "",
+        label: "Notification channels",
+        href: "/notification-channels",
+        requires: Some(Permission::MonitoringView),
     },
     NavEntry {
         section: "",

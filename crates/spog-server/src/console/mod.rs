@@ -5,6 +5,7 @@
 
 mod assets;
 mod audit;
+mod channels;
 mod dashboard;
 mod error;
 mod hosts;
@@ -56,6 +57,10 @@ pub fn router() -> Router<AppState> {
         .route("/notifications", get(notifications::notifications_page))
         .route("/notifications/list", get(notifications::list_partial))
         .route("/notifications/menu", get(notifications::menu_partial))
+        .route("/notification-channels", get(channels::list_page))
+        .route("/notification-channels/table", get(channels::table_partial))
+        .route("/notification-channels/new", get(channels::new_page))
+        .route("/notification-channels/{id}", get(channels::channel_page))
         .route("/system/health", get(system::health_page))
         .route("/system/health/report", get(system::health_partial))
         .route("/admin/users", get(users::list_page))

@@ -9,7 +9,7 @@ use spog_core::Timestamp;
 use spog_core::delivery::{DeliveryStatus, TargetKind};
 use spog_store::deliveries::{self, AttemptRecord, Claimed, Recorded};
 
-use super::{Outgoing, webhook};
+use super::{Outgoing, channel, webhook};
 use crate::metrics::OutcomeLabels;
 use crate::state::AppState;
 
@@ -66,6 +66,9 @@ async fn prepare(
         let outgoing = match kind {
             TargetKind::Webhook => {
                 webhook::prepare(&mut conn, &state.keys, &batch, Timestamp::now()).await?
+            }
+            TargetKind::Channel => {
+                channel::prepare(&mut conn, &state.keys, &batch, Timestamp::now()).await?
             }
         };
         prepared.extend(batch.into_iter().zip(outgoing));

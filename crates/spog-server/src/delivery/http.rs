@@ -17,6 +17,8 @@ pub struct HttpRequest {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
+    /// A 2xx is success only with this body (Slack answers `ok`).
+    pub expect_body: Option<&'static str>,
 }
 
 /// What one attempt came to.
@@ -48,8 +50,7 @@ pub struct HttpTransport {
 }
 
 impl HttpTransport {
-    pub fn new(guard: Guard) -> anyhow::Result<Self> {
-        let guard = Arc::new(guard);
+    pub fn new(guard: Arc<Guard>) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             // A proxy would resolve and connect in our place, past the guard.
@@ -83,7 +84,14 @@ impl HttpTransport {
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(512).collect::<String>());
         let body = read_excerpt(response, deadline).await;
-        let error = if status.is_success() {
+        let unexpected = request
+            .expect_body
+            .filter(|expected| status.is_success() && body.trim_ascii() != expected.as_bytes());
+        let error = if let Some(expected) = unexpected {
+            Some(format!(
+                "HTTP {status} without the expected body `{expected}`"
+            ))
+        } else if status.is_success() {
             None
         } else if status.is_redirection() {
             Some(match location {
@@ -94,7 +102,7 @@ impl HttpTransport {
             Some(format!("HTTP {status}"))
         };
         Report {
-            success: status.is_success(),
+            success: status.is_success() && unexpected.is_none(),
             status_code: Some(status.as_u16()),
             error,
             response_body: Some(response_excerpt(&body)),

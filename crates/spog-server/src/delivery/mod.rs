@@ -3,10 +3,12 @@
 //! guarded transports, recorded and rescheduled by the configured schedule.
 //!
 //! A target kind is only a formatter plus a transport: [`webhook::prepare`] turns claimed
-//! webhook deliveries into signed HTTP requests; a notification channel adds its own
-//! formatter (and, for email, its transport) as another [`Outgoing`] and another arm in
-//! [`engine::prepare`]. The queue, state machine, schedule and history do not change.
+//! webhook deliveries into signed HTTP requests; [`channel::prepare`] turns notification
+//! channel deliveries into Slack, Teams or webhook requests or emails (sent through
+//! [`email`]). The queue, state machine, schedule and history are the same for all.
 
+pub mod channel;
+pub mod email;
 pub mod engine;
 pub mod guard;
 pub mod http;
@@ -17,12 +19,15 @@ use std::time::Duration;
 use spog_core::delivery::RetrySchedule;
 
 use crate::config::Config;
+use email::{EmailRequest, EmailTransport};
 use http::{HttpRequest, HttpTransport, Report};
 
 /// What one attempt of a delivery sends.
 #[derive(Clone, Debug)]
 pub enum Outgoing {
     Http(HttpRequest),
+    /// An email channel's message.
+    Email(Box<EmailRequest>),
     /// The delivery cannot be sent as it stands (its target is gone or inactive, its secret
     /// unreadable); the attempt fails with this reason and the schedule goes on.
     Unsendable(String),
@@ -31,6 +36,7 @@ pub enum Outgoing {
 /// The engine's settings and transports, shared by the worker and synchronous tests.
 pub struct Engine {
     pub http: HttpTransport,
+    pub email: EmailTransport,
     pub schedule: RetrySchedule,
     pub attempt_timeout: Duration,
     pub lease: Duration,
@@ -40,8 +46,10 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let guard = std::sync::Arc::new(guard::Guard::new(config.outbound_allow_cidrs.clone()));
         Ok(Self {
-            http: HttpTransport::new(guard::Guard::new(config.outbound_allow_cidrs.clone()))?,
+            http: HttpTransport::new(std::sync::Arc::clone(&guard))?,
+            email: EmailTransport::new(guard),
             schedule: RetrySchedule::new(config.webhook_retry_schedule.clone()),
             attempt_timeout: config.webhook_attempt_timeout,
             lease: config.delivery_lease,
@@ -53,6 +61,7 @@ impl Engine {
     pub async fn send(&self, outgoing: &Outgoing) -> Report {
         match outgoing {
             Outgoing::Http(request) => self.http.post(request, self.attempt_timeout).await,
+            Outgoing::Email(request) => self.email.send(request, self.attempt_timeout).await,
             Outgoing::Unsendable(reason) => Report::failed(reason.clone(), Duration::ZERO),
         }
     }

@@ -47,6 +47,7 @@ pub fn signed_request(
         url: url.to_owned(),
         headers,
         body,
+        expect_body: None,
     }
 }
 

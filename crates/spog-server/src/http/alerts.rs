@@ -13,7 +13,7 @@ use spog_core::page::{self, Page};
 use spog_core::{FieldError, FieldErrors, Id, Timestamp, validate};
 use spog_store::alerting::{alerts, rules};
 use spog_store::identity::{hosts, organizations};
-use spog_store::{Conn, StoreError, audit};
+use spog_store::{Conn, StoreError, audit, channels};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -122,7 +122,9 @@ fn apply(body: RuleBody, rule: &mut AlertRule, creating: bool, errors: &mut Fiel
     if let Some(severity) = body.severity {
         rule.severity = severity;
     }
-    if let Some(channels) = body.channel_ids {
+    if let Some(mut channels) = body.channel_ids {
+        let mut seen = std::collections::HashSet::new();
+        channels.retain(|c| seen.insert(c.clone()));
         rule.channel_ids = channels;
     }
     if let Some(enabled) = body.enabled {
@@ -236,8 +238,16 @@ async fn check_references(
             }
         }
     }
-    if !rule.channel_ids.is_empty() {
-        // No notification channel exists yet to link.
+    let found = channels::of_organization(
+        conn,
+        account,
+        rule.organization_id,
+        &rule.channel_ids,
+        false,
+    )
+    .await?;
+    if rule.channel_ids.iter().any(|c| !found.contains(c)) {
+        // A channel of another organization or account is as absent as one that never was.
         return Err(ApiError::NotFound);
     }
     Ok(())

@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod channels;
 pub mod events;
 pub mod hosts;
 pub mod notifications;
@@ -31,6 +32,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(events::router())
         .merge(webhooks::router())
         .merge(notifications::router())
+        .merge(channels::router())
         .merge(alerts::router())
         .merge(telemetry::router())
         .merge(system::router())

@@ -64,6 +64,7 @@ async fn mutations(
         .await;
     let (_, alerts) = admin.get("/alerts").await;
     let alert = alerts["items"][0]["id"].as_str().unwrap().to_owned();
+    let (channel, channel_delivery) = failed_channel_delivery(server, admin, &org).await;
     vec![
         (
             Method::POST,
@@ -265,6 +266,38 @@ async fn mutations(
             format!("/alert-rules/{rule}"),
             Value::Null,
         ),
+        (
+            Method::POST,
+            "/notification-channels",
+            "/notification-channels".into(),
+            json!({"organization_id": org, "name": "audited", "type": "smtp",
+                   "config": {"smtp_host": "mail.example.com", "from_address": "a@example.com",
+                              "to_addresses": ["b@example.com"], "smtp_password": "pw"}}),
+        ),
+        (
+            Method::PATCH,
+            "/notification-channels/{id}",
+            format!("/notification-channels/{channel}"),
+            json!({"enabled": false}),
+        ),
+        (
+            Method::POST,
+            "/notification-channels/{id}/test",
+            format!("/notification-channels/{channel}/test"),
+            json!({}),
+        ),
+        (
+            Method::POST,
+            "/notification-channels/{id}/deliveries/{delivery_id}/retry",
+            format!("/notification-channels/{channel}/deliveries/{channel_delivery}/retry"),
+            json!({}),
+        ),
+        (
+            Method::DELETE,
+            "/notification-channels/{id}",
+            format!("/notification-channels/{channel}"),
+            Value::Null,
+        ),
         // Last: it ends the admin's session.
         (
             Method::POST,
@@ -300,6 +333,45 @@ async fn failed_delivery(server: &TestServer, admin: &Client, org: &str) -> (Str
     .await
     .unwrap();
     (webhook, delivery)
+}
+
+/// A Slack channel to a port nothing listens on, linked to a rule that fired, with its one
+/// delivery marked failed.
+async fn failed_channel_delivery(
+    server: &TestServer,
+    admin: &Client,
+    org: &str,
+) -> (String, String) {
+    let (_, channel) = admin
+        .post(
+            "/notification-channels",
+            json!({"organization_id": org, "name": "unreachable", "type": "slack",
+                   "config": {"webhook_url": "http://127.0.0.1:9/"}}),
+        )
+        .await;
+    let channel = channel["id"].as_str().unwrap().to_owned();
+    admin
+        .post(
+            "/alert-rules",
+            json!({"kind": "event", "organization_id": org, "name": "scan rule",
+                   "event_types": ["compliance.scan_completed"], "severity": "low", "channel_ids": [channel]}),
+        )
+        .await;
+    admin
+        .post(
+            "/events",
+            json!({"event_type": "compliance.scan_completed", "organization_id": org, "data": {}}),
+        )
+        .await;
+    let delivery: String = sqlx::query_scalar(
+        "UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, lease_token = NULL \
+         WHERE target_id = $1 RETURNING id",
+    )
+    .bind(&channel)
+    .fetch_one(&mut *server.state.store.conn().await.unwrap())
+    .await
+    .unwrap();
+    (channel, delivery)
 }
 
 /// Mutations SPEC 3.1 leaves off the record: a user marking their own notifications read.

@@ -4,12 +4,14 @@ mod alerts;
 mod audit;
 mod audited;
 mod auth;
+mod channels;
 mod deliveries;
 mod delivery_faults;
 mod identity;
 mod notifications;
 mod receiver;
 mod scale_out;
+mod smtp;
 mod webhooks;
 
 use std::sync::Arc;

@@ -16,6 +16,8 @@ use tokio::sync::Notify;
 #[derive(Clone, Debug)]
 pub enum Answer {
     Status(u16),
+    /// The status with this body (Slack answers `ok`).
+    Text(u16, &'static str),
     /// Never answers.
     Hang,
     /// Hangs on the first request it gets, then answers 200.
@@ -133,6 +135,7 @@ async fn respond(state: Arc<Inner>, path: String, headers: HeaderMap, body: Byte
             format!("answered {code}"),
         )
             .into_response(),
+        Answer::Text(code, body) => (StatusCode::from_u16(code).unwrap(), body).into_response(),
         Answer::Hang => std::future::pending().await,
         Answer::HangOnce => {
             let first = !std::mem::replace(&mut *state.hung_once.lock(), true);

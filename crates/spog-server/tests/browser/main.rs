@@ -5,6 +5,7 @@
 mod admin;
 mod audit;
 mod browser;
+mod channels;
 mod http;
 mod notifications;
 mod pages;

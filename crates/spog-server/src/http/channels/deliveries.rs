@@ -1,0 +1,145 @@
+//! A notification channel's delivery history (SPEC 7.2): list with filters, detail with every attempt,
+//! and manual retry of a `failed` delivery.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::json;
+use spog_core::channels::Channel;
+use spog_core::delivery::{Delivery, DeliveryDetail, DeliveryStatus, TargetKind};
+use spog_core::events::EventType;
+use spog_core::page::{self, Page};
+use spog_core::{FieldErrors, Id, Timestamp};
+use spog_store::deliveries::{self, DeliveryFilter};
+use spog_store::{audit, channels as store};
+use utoipa::IntoParams;
+
+use crate::auth::Require;
+use crate::auth::permissions::{MonitoringManage, MonitoringView};
+use crate::error::ApiResult;
+use crate::extract::{AppPath, AppQuery};
+use crate::state::AppState;
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryParams {
+    /// `pending`, `delivering`, `succeeded`, `retrying` or `failed`.
+    pub status: Option<String>,
+    /// One of the event types.
+    pub event_type: Option<String>,
+    /// 1 to 500; default 50.
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// A channel's deliveries (alert notifications), newest first.
+#[utoipa::path(get, path = "/notification-channels/{id}/deliveries", tag = "channels",
+    params(("id" = String, Path), DeliveryParams),
+    responses((status = 200, body = Page<Delivery>)))]
+pub(super) async fn list_deliveries(
+    State(state): State<AppState>,
+    auth: Require<MonitoringView>,
+    AppPath(id): AppPath<Id<Channel>>,
+    AppQuery(params): AppQuery<DeliveryParams>,
+) -> ApiResult<Json<Page<Delivery>>> {
+    let mut errors = FieldErrors::new();
+    let limit = errors.check(page::limit(
+        params.limit,
+        page::DEFAULT_LIMIT,
+        page::MAX_LIMIT,
+    ));
+    let status = params
+        .status
+        .as_deref()
+        .map(|s| DeliveryStatus::parse("status", s))
+        .transpose();
+    let status = errors.check(status).flatten();
+    let event_type = params
+        .event_type
+        .as_deref()
+        .map(|t| EventType::parse("event_type", t))
+        .transpose();
+    let event_type = errors.check(event_type).flatten();
+    errors.into_result()?;
+    let mut conn = state.store.conn().await?;
+    store::get(&mut conn, auth.account(), id).await?;
+    let page = deliveries::list(
+        &mut conn,
+        auth.account(),
+        TargetKind::Channel,
+        &id.to_string(),
+        &DeliveryFilter { status, event_type },
+        limit.unwrap_or(page::DEFAULT_LIMIT),
+        params.cursor.as_deref(),
+    )
+    .await?;
+    Ok(Json(page))
+}
+
+/// A delivery with its payload and every attempt.
+#[utoipa::path(get, path = "/notification-channels/{id}/deliveries/{delivery_id}", tag = "channels",
+    params(("id" = String, Path), ("delivery_id" = String, Path)),
+    responses((status = 200, body = DeliveryDetail)))]
+pub(super) async fn get_delivery(
+    State(state): State<AppState>,
+    auth: Require<MonitoringView>,
+    AppPath((id, delivery)): AppPath<(Id<Channel>, Id<Delivery>)>,
+) -> ApiResult<Json<DeliveryDetail>> {
+    let mut conn = state.store.conn().await?;
+    let detail = deliveries::detail(
+        &mut conn,
+        auth.account(),
+        TargetKind::Channel,
+        &id.to_string(),
+        delivery,
+    )
+    .await?;
+    Ok(Json(detail))
+}
+
+/// Send a `failed` delivery again from its first attempt (409 in any other state).
+#[utoipa::path(post, path = "/notification-channels/{id}/deliveries/{delivery_id}/retry", tag = "channels",
+    params(("id" = String, Path), ("delivery_id" = String, Path)),
+    responses((status = 200, body = Delivery)))]
+pub(super) async fn retry_delivery(
+    State(state): State<AppState>,
+    auth: Require<MonitoringManage>,
+    AppPath((id, delivery)): AppPath<(Id<Channel>, Id<Delivery>)>,
+) -> ApiResult<Json<Delivery>> {
+    let mut tx = state.store.begin().await?;
+    let channel = store::get(&mut tx, auth.account(), id).await?;
+    let before = deliveries::get(
+        &mut tx,
+        auth.account(),
+        TargetKind::Channel,
+        &id.to_string(),
+        delivery,
+    )
+    .await?;
+    let after = deliveries::retry(
+        &mut tx,
+        auth.account(),
+        TargetKind::Channel,
+        &id.to_string(),
+        delivery,
+        Timestamp::now(),
+    )
+    .await?;
+    let entry = auth
+        .entry(
+            "notification_channel.delivery_retry",
+            "notification_channel_delivery",
+        )
+        .resource(
+            delivery,
+            format!("{} to {}", after.event_type, channel.name),
+        )
+        .in_organization(channel.organization_id)
+        .before(&before)
+        .after(&after)
+        .metadata(json!({"channel_id": id}));
+    audit::record(&mut tx, entry).await?;
+    tx.commit().await?;
+    Ok(Json(after))
+}
