@@ -65,6 +65,10 @@ pub struct Config {
     /// How often the scheduler signs a checkpoint of every account's chain.
     #[serde(with = "duration")]
     pub checkpoint_interval: Duration,
+    /// How long a resolved credential is reused before it is looked up again; revocations on
+    /// another instance take effect within it. Zero looks every request up.
+    #[serde(with = "duration")]
+    pub auth_cache_ttl: Duration,
 }
 
 impl Default for Config {
@@ -95,6 +99,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             body_limit: 16 * 1024 * 1024,
             checkpoint_interval: Duration::from_secs(3600),
+            auth_cache_ttl: Duration::from_secs(1),
         }
     }
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use spog_core::Timestamp;
 use spog_store::Store;
 
+use crate::auth::AuthCache;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::Config;
 use crate::delivery::Engine;
@@ -28,6 +29,7 @@ pub struct App {
     /// Real-time events to browsers, across instances.
     pub bus: Bus,
     pub login_throttle: LoginThrottle,
+    pub auth_cache: AuthCache,
     /// The outbound delivery engine's settings and transports.
     pub engine: Engine,
 }
@@ -35,6 +37,7 @@ pub struct App {
 impl AppState {
     pub fn new(config: Config, store: Store, keys: Keys) -> anyhow::Result<Self> {
         let engine = Engine::new(&config)?;
+        let auth_cache = AuthCache::new(config.auth_cache_ttl);
         Ok(Self(Arc::new(App {
             config,
             bus: Bus::new(store.clone()),
@@ -45,6 +48,7 @@ impl AppState {
             metrics: Metrics::new(),
             workers: Workers::default(),
             login_throttle: LoginThrottle::default(),
+            auth_cache,
             engine,
         })))
     }

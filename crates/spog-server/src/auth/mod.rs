@@ -1,6 +1,7 @@
 //! Authentication (session JWTs, API tokens, session cookies with CSRF protection) and the
 //! extractors that put a handler's required permission in its signature.
 
+mod cache;
 mod csrf;
 mod extract;
 pub mod jwt;
@@ -9,6 +10,7 @@ mod principal;
 pub mod throttle;
 pub mod tokens;
 
+pub use cache::AuthCache;
 pub(crate) use csrf::constant_time_eq;
 pub use csrf::{CSRF_HEADER, SESSION_COOKIE};
 pub use extract::{Auth, Require, permissions};

@@ -144,6 +144,19 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Princ
     }
 }
 
+/// `resolve`'s caller, or the one it gave for `key` within the cache's time to live.
+async fn cached<F>(state: &AppState, key: String, resolve: F) -> Result<Principal, ApiError>
+where
+    F: Future<Output = Result<Principal, ApiError>>,
+{
+    if let Some(principal) = state.auth_cache.get(&key) {
+        return Ok(principal);
+    }
+    let principal = resolve.await?;
+    state.auth_cache.put(key, &principal);
+    Ok(principal)
+}
+
 /// Resolves a session JWT or an API token given outside the usual headers (`?token=`).
 pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {
     if token.starts_with(tokens::PREFIX) {
@@ -166,8 +179,25 @@ fn missing_is_unauthenticated(error: StoreError) -> ApiError {
 
 async fn from_session(state: &AppState, token: &str, cookie: bool) -> Result<Principal, ApiError> {
     let now = Timestamp::now();
+    // The signature and expiry are checked on every request; only the lookup is cached.
     let claims = jwt::verify(&state.keys.jwt, token, now).ok_or_else(unauthenticated)?;
     let session: Id<Session> = claims.sid.parse().map_err(|_| unauthenticated())?;
+    let key = format!("session:{cookie}:{session}");
+    cached(
+        state,
+        key,
+        session_principal(state, claims, session, cookie, now),
+    )
+    .await
+}
+
+async fn session_principal(
+    state: &AppState,
+    claims: jwt::Claims,
+    session: Id<Session>,
+    cookie: bool,
+    now: Timestamp,
+) -> Result<Principal, ApiError> {
     let mut conn = state.store.conn().await?;
     let user = sessions::live_user(&mut conn, session, now)
         .await
@@ -192,6 +222,15 @@ async fn from_session(state: &AppState, token: &str, cookie: bool) -> Result<Pri
 }
 
 async fn from_api_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    cached(
+        state,
+        format!("token:{token}"),
+        api_token_principal(state, token),
+    )
+    .await
+}
+
+async fn api_token_principal(state: &AppState, token: &str) -> Result<Principal, ApiError> {
     let now = Timestamp::now();
     let mut conn = state.store.conn().await?;
     let found = token_store::by_hash(&mut conn, &tokens::hash(token))

@@ -153,6 +153,7 @@ pub async fn log_out(state: &AppState, auth: &Auth) -> ApiResult<()> {
     entry.resource_name = auth.principal.email.clone();
     audit::record(&mut tx, entry).await?;
     tx.commit().await?;
+    state.auth_cache.clear();
     Ok(())
 }
 

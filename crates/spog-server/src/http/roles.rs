@@ -164,6 +164,7 @@ async fn update_role(
         .after(&role);
     audit::record(&mut tx, entry).await?;
     tx.commit().await?;
+    state.auth_cache.clear();
     Ok(Json(role))
 }
 
@@ -187,5 +188,6 @@ async fn delete_role(
         .before(&before);
     audit::record(&mut tx, entry).await?;
     tx.commit().await?;
+    state.auth_cache.clear();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -177,5 +177,6 @@ async fn revoke_token(
         .after(&after);
     audit::record(&mut tx, entry).await?;
     tx.commit().await?;
+    state.auth_cache.clear();
     Ok(StatusCode::NO_CONTENT)
 }

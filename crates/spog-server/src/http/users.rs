@@ -231,6 +231,7 @@ async fn update_user(
     )
     .await?;
     tx.commit().await?;
+    state.auth_cache.clear();
     Ok(Json(user))
 }
 
@@ -255,5 +256,6 @@ async fn delete_user(
         .metadata(serde_json::json!({"email": before.email}));
     audit::record(&mut tx, entry).await?;
     tx.commit().await?;
+    state.auth_cache.clear();
     Ok(StatusCode::NO_CONTENT)
 }
