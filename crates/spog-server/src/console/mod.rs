@@ -19,6 +19,7 @@ mod session;
 mod system;
 mod tokens;
 mod users;
+mod webhooks;
 
 use axum::Router;
 use axum::extract::Request;
@@ -54,6 +55,21 @@ pub fn router() -> Router<AppState> {
             get(audit::checkpoint_download),
         )
         .route("/audit-logs/{id}", get(audit::detail_page))
+        .route("/webhooks", get(webhooks::list_page))
+        .route("/webhooks/table", get(webhooks::table_partial))
+        .route("/webhooks/event-types", get(webhooks::event_types_page))
+        .route("/webhooks/new", get(webhooks::new_page))
+        .route("/webhooks/{id}", get(webhooks::detail_page))
+        .route("/webhooks/{id}/edit", get(webhooks::edit_page))
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries_page))
+        .route(
+            "/webhooks/{id}/deliveries/table",
+            get(webhooks::deliveries_table),
+        )
+        .route(
+            "/webhooks/{id}/deliveries/{delivery_id}",
+            get(webhooks::delivery_page),
+        )
         .route("/notifications", get(notifications::notifications_page))
         .route("/notifications/list", get(notifications::list_partial))
         .route("/notifications/menu", get(notifications::menu_partial))
