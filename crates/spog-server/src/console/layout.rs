@@ -47,6 +47,12 @@ const NAV: &[NavEntry] = &[
     },
     NavEntry {
         section: "",
+        label: "Alerts",
+        href: "/alerts",
+        requires: Some(Permission::MonitoringView),
+    },
+    NavEntry {
+        section: "",
         label: "System health",
         href: "/system/health",
         requires: Some(Permission::MonitoringView),

@@ -3,6 +3,7 @@
 //! account scoping and permission checks; every change goes through the JSON API itself.
 //! These routes are HTML and stay out of the OpenAPI document.
 
+mod alerts;
 mod assets;
 mod audit;
 mod channels;
@@ -70,6 +71,13 @@ pub fn router() -> Router<AppState> {
             "/webhooks/{id}/deliveries/{delivery_id}",
             get(webhooks::delivery_page),
         )
+        .route("/alerts", get(alerts::alerts_page))
+        .route("/alerts/table", get(alerts::alerts_table))
+        .route("/alerts/{id}", get(alerts::alert_page))
+        .route("/alert-rules", get(alerts::rules_page))
+        .route("/alert-rules/table", get(alerts::rules_table))
+        .route("/alert-rules/new", get(alerts::new_rule_page))
+        .route("/alert-rules/{id}", get(alerts::edit_rule_page))
         .route("/notifications", get(notifications::notifications_page))
         .route("/notifications/list", get(notifications::list_partial))
         .route("/notifications/menu", get(notifications::menu_partial))

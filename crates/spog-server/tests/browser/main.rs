@@ -3,6 +3,7 @@
 //! and, with SPOG_TEST_DATABASE_URL, on PostgreSQL too.
 
 mod admin;
+mod alerts;
 mod audit;
 mod browser;
 mod channels;

@@ -161,3 +161,90 @@ async fn delivery_filters_are_parsed_like_the_apis_and_other_accounts_are_not_fo
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn alert_pages_show_rules_and_alerts_to_viewers_without_their_controls() {
+    for server in servers().await {
+        let admin = server.admin().await;
+        let (_, organizations) = admin.get("/organizations").await;
+        let organization = organizations[0]["id"].as_str().unwrap().to_owned();
+        let (status, rule) = admin
+            .post(
+                "/alert-rules",
+                json!({"kind": "event", "organization_id": organization, "name": "Drift",
+                       "event_types": ["drift.detected"], "severity": "medium"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{rule}");
+        let rule_id = rule["id"].as_str().unwrap().to_owned();
+        admin
+            .post(
+                "/events",
+                json!({"event_type": "drift.detected", "organization_id": organization,
+                       "data": {"hostname": "web-1"}}),
+            )
+            .await;
+        let (_, alerts) = admin.get("/alerts").await;
+        let alert_id = alerts["items"][0]["id"].as_str().unwrap().to_owned();
+
+        let mut viewer = visitor_with(&server, "viewer@example.com", &["monitoring.view"]).await;
+        let (status, list) = page(&mut viewer, "/alerts").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(list.contains("Drift") && list.contains("firing"), "{list}");
+        assert!(
+            !list.contains("/acknowledge"),
+            "no Acknowledge without manage"
+        );
+        let (status, rules) = page(&mut viewer, "/alert-rules").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(rules.contains("drift.detected") && !rules.contains("new-rule"));
+        let (status, rule_page) = page(&mut viewer, &format!("/alert-rules/{rule_id}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(rule_page.contains("disabled") && !rule_page.contains("rule-submit"));
+        assert!(!rule_page.contains("delete-rule"));
+        let (status, _) = page(&mut viewer, "/alert-rules/new").await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, detail) = page(&mut viewer, &format!("/alerts/{alert_id}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!detail.contains("alert-actions"));
+
+        let (status, body) = page(&mut viewer, "/alerts?state=asleep").await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            body.contains("must be firing, acknowledged or resolved"),
+            "{body}"
+        );
+        let (_, resolved) = page(&mut viewer, "/alerts?state=resolved").await;
+        assert!(resolved.contains("No alerts in this state"), "{resolved}");
+
+        let mut outsider = visitor_with(&server, "auditor@example.com", &["audit_logs.view"]).await;
+        for path in ["/alerts", "/alert-rules", "/alerts/table"] {
+            let (status, _) = page(&mut outsider, path).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+        }
+
+        spog_server::bootstrap::create_account(
+            &server.state.store,
+            "globex",
+            &spog_core::validate::Email::parse("email", "root@globex.example").unwrap(),
+            "globex admin password",
+            spog_core::audit::Source::Cli,
+        )
+        .await
+        .unwrap();
+        let mut globex = Visitor::new(&server);
+        globex
+            .log_in_as("root@globex.example", "globex admin password")
+            .await;
+        for path in [
+            format!("/alerts/{alert_id}"),
+            format!("/alert-rules/{rule_id}"),
+        ] {
+            let (status, _) = page(&mut globex, &path).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        }
+        let (_, list) = page(&mut globex, "/alerts").await;
+        assert!(!list.contains("Drift"));
+        server.stop().await;
+    }
+}
