@@ -43,6 +43,7 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(login::log_out_form))
         .route("/", get(dashboard::dashboard))
         .route("/dashboard/activity", get(dashboard::activity_partial))
+        .route("/dashboard/tiles", get(dashboard::tiles_partial))
         .route("/audit-logs", get(audit::search_page))
         .route("/audit-logs/stats", get(audit::stats_page))
         .route("/audit-logs/integrity", get(audit::integrity_page))

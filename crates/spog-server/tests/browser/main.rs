@@ -7,6 +7,7 @@ mod alerts;
 mod audit;
 mod browser;
 mod channels;
+mod dashboard;
 mod http;
 mod monitoring;
 mod notifications;
