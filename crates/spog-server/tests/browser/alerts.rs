@@ -123,3 +123,74 @@ async fn a_rule_created_in_the_console_fires_live_and_is_acknowledged() {
     }
     browser.close().await;
 }
+
+#[tokio::test]
+async fn editing_a_metric_rule_sends_only_its_fields_and_keeps_its_hosts() {
+    let Some(browser) = Browser::open().await else {
+        return;
+    };
+    for server in servers().await {
+        let admin = server.admin().await;
+        let (_, organizations) = admin.get("/organizations").await;
+        let organization = organizations[0]["id"].as_str().unwrap().to_owned();
+        let (_, host) = admin
+            .post(
+                "/hosts",
+                json!({"organization_id": organization, "hostname": "db-1"}),
+            )
+            .await;
+        let host_id = host["id"].as_str().unwrap().to_owned();
+        let (status, rule) = admin
+            .post(
+                "/alert-rules",
+                json!({"kind": "metric", "organization_id": organization, "name": "Hot DB",
+                       "metric": "cpu.usage", "operator": ">", "threshold": 90,
+                       "for_seconds": 60, "host_ids": [host_id], "severity": "high"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{rule}");
+        let id = rule["id"].as_str().unwrap().to_owned();
+
+        browser
+            .log_in(&server.base, ADMIN_EMAIL, ADMIN_PASSWORD)
+            .await;
+        browser
+            .goto(&format!("{}/alert-rules/{id}", server.base))
+            .await;
+        assert!(!browser.is_present("#rule-kind").await, "the kind is fixed");
+        assert!(!browser.is_present("#event-fields").await);
+        browser.fill("#rule-threshold", "95.5").await;
+        browser.click("#rule-operator option[value='>=']").await;
+        browser.fill("#rule-for", "-1").await;
+        browser.click("#rule-submit").await;
+        browser
+            .wait_for_text("#rule-form [data-error-for=for_seconds]", "between")
+            .await;
+        browser.fill("#rule-for", "120").await;
+        browser.click("#rule-submit").await;
+        browser
+            .wait_for_text("#rules-table, #rule-form [data-form-status], h1", "Hot DB")
+            .await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let rule = loop {
+            let (_, rule) = admin.get(&format!("/alert-rules/{id}")).await;
+            if rule["for_seconds"] == 120 {
+                break rule;
+            }
+            assert!(std::time::Instant::now() < deadline, "never saved: {rule}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        assert_eq!(rule["threshold"], 95.5);
+        assert_eq!(rule["operator"], ">=");
+        assert_eq!(rule["host_ids"], json!([host_id]));
+        assert_eq!(rule["kind"], "metric");
+
+        browser
+            .client
+            .delete_all_cookies()
+            .await
+            .expect("clearing cookies");
+        server.stop().await;
+    }
+    browser.close().await;
+}
