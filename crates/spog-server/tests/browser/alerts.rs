@@ -168,9 +168,6 @@ async fn editing_a_metric_rule_sends_only_its_fields_and_keeps_its_hosts() {
             .await;
         browser.fill("#rule-for", "120").await;
         browser.click("#rule-submit").await;
-        browser
-            .wait_for_text("#rules-table, #rule-form [data-form-status], h1", "Hot DB")
-            .await;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         let rule = loop {
             let (_, rule) = admin.get(&format!("/alert-rules/{id}")).await;
