@@ -47,6 +47,8 @@ pub struct FilteredPager {
     /// The validated filters as a query string (no cursor).
     pub query: String,
     pub paged: bool,
+    /// This page's cursor, URL-encoded.
+    pub cursor: Option<String>,
     pub next: Option<String>,
 }
 
@@ -56,10 +58,19 @@ impl FilteredPager {
             path,
             query,
             paged: cursor.is_some(),
+            cursor: cursor.map(|c| form_urlencoded::byte_serialize(c.as_bytes()).collect()),
             next: page
                 .next_cursor
                 .as_ref()
                 .map(|c| form_urlencoded::byte_serialize(c.as_bytes()).collect()),
+        }
+    }
+
+    /// This very page (filters and cursor), so that a live refresh stays on it.
+    pub fn here(&self, table: bool) -> String {
+        match &self.cursor {
+            Some(cursor) => self.link(table, &format!("cursor={cursor}")),
+            None => self.link(table, ""),
         }
     }
 
@@ -189,4 +200,36 @@ pub fn role_options(roles: &[Role], checked: &[String]) -> Vec<RoleOption> {
             checked: checked.contains(&role.name),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filtered_pages_keep_their_filters_in_every_link() {
+        let page = Page {
+            items: vec![1],
+            next_cursor: Some("a+b/c".to_owned()),
+        };
+        let query = encode_query(&[("status", "failed".into()), ("event_type", String::new())]);
+        assert_eq!(query, "status=failed");
+        let pager = FilteredPager::of("/webhooks/1/deliveries".into(), query, Some("x y"), &page);
+        assert_eq!(pager.next.as_deref(), Some("a%2Bb%2Fc"));
+        assert_eq!(
+            pager.link(false, ""),
+            "/webhooks/1/deliveries?status=failed"
+        );
+        assert_eq!(
+            pager.link(true, "cursor=z"),
+            "/webhooks/1/deliveries/table?status=failed&cursor=z"
+        );
+        assert_eq!(
+            pager.here(true),
+            "/webhooks/1/deliveries/table?status=failed&cursor=x+y"
+        );
+        let first = FilteredPager::of("/alerts".into(), String::new(), None, &page);
+        assert_eq!(first.here(false), "/alerts");
+        assert_eq!(first.link(true, "cursor=z"), "/alerts/table?cursor=z");
+    }
 }
