@@ -19,6 +19,15 @@ async fn a_rule_created_in_the_console_fires_live_and_is_acknowledged() {
         let admin = server.admin().await;
         let (_, organizations) = admin.get("/organizations").await;
         let organization = organizations[0]["id"].as_str().unwrap().to_owned();
+        let (status, channel) = admin
+            .post(
+                "/notification-channels",
+                json!({"organization_id": organization, "name": "Ops Slack", "type": "slack",
+                       "config": {"webhook_url": "http://127.0.0.1:9/slack"}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{channel}");
+        let channel_id = channel["id"].as_str().unwrap().to_owned();
         browser
             .log_in(&server.base, ADMIN_EMAIL, ADMIN_PASSWORD)
             .await;
@@ -56,6 +65,9 @@ async fn a_rule_created_in_the_console_fires_live_and_is_acknowledged() {
             .fill("#rule-match", r#"{"job_name": "nightly backup"}"#)
             .await;
         browser
+            .click(&format!("#rule-channels input[value='{channel_id}']"))
+            .await;
+        browser
             .click("#rule-severity option[value='critical']")
             .await;
         browser.fill("#rule-cooldown", "0").await;
@@ -72,6 +84,7 @@ async fn a_rule_created_in_the_console_fires_live_and_is_acknowledged() {
         assert_eq!(rule["event_types"], json!(["job.failed"]));
         assert_eq!(rule["match"], json!({"job_name": "nightly backup"}));
         assert_eq!(rule["severity"], "critical");
+        assert_eq!(rule["channel_ids"], json!([channel_id]));
         assert_eq!(rule["cooldown_seconds"], 0);
 
         // The Alerts page is open when the event comes in.

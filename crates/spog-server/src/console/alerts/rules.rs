@@ -1,7 +1,8 @@
 //! `/alert-rules`: the rules list, and the create and edit forms of event rules (event types
 //! plus a data match) and metric rules (metric, operator, threshold, `for_seconds`, hosts),
-//! each with severity, cooldown and enabled. The forms send exactly the fields of the rule's
-//! kind to `/api/v1/alert-rules`, whose 422s show beside their fields.
+//! each with severity, cooldown, enabled and the notification channels it delivers to. The
+//! forms send exactly the fields of the rule's kind to `/api/v1/alert-rules`, whose 422s show
+//! beside their fields.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -10,6 +11,7 @@ use spog_core::events::EventType;
 use spog_core::notification::Severity;
 use spog_core::{Id, Permission, page};
 use spog_store::alerting::rules;
+use spog_store::channels;
 use spog_store::identity::hosts::{self, HostScope};
 
 use super::{ALERTS, RULES, refused, severity_badge};
@@ -198,6 +200,57 @@ pub struct HostOption {
     pub checked: bool,
 }
 
+/// A notification channel as a checkbox; while creating, shown only for the organization
+/// chosen (channels of another organization are refused).
+pub struct ChannelOption {
+    pub id: String,
+    pub label: String,
+    pub organization_id: String,
+    pub checked: bool,
+}
+
+/// The channels a rule may link (those of its organization once it has one), ticked as the
+/// rule links them; a linked channel beyond the first page is kept by its id.
+async fn channel_options(
+    conn: &mut spog_store::Conn,
+    viewer: &Viewer,
+    organization: Option<Id<spog_core::model::Organization>>,
+    checked: &[String],
+) -> Result<Vec<ChannelOption>, PageError> {
+    let account = viewer.auth.account();
+    let names = organization_names(conn, account).await?;
+    let page = channels::list(conn, account, organization, page::MAX_LIMIT, None).await?;
+    let mut options: Vec<ChannelOption> = page
+        .items
+        .iter()
+        .map(|c| ChannelOption {
+            id: c.id.to_string(),
+            label: match organization {
+                Some(_) => format!("{} ({})", c.name, c.channel_type.as_str()),
+                None => format!(
+                    "{} ({}, {})",
+                    c.name,
+                    c.channel_type.as_str(),
+                    organization_name(&names, c.organization_id)
+                ),
+            },
+            organization_id: c.organization_id.to_string(),
+            checked: checked.contains(&c.id.to_string()),
+        })
+        .collect();
+    for id in checked {
+        if !options.iter().any(|o| o.id == *id) {
+            options.push(ChannelOption {
+                id: id.clone(),
+                label: id.clone(),
+                organization_id: organization.map(|o| o.to_string()).unwrap_or_default(),
+                checked: true,
+            });
+        }
+    }
+    Ok(options)
+}
+
 /// The create form (`rule` is `None`) or the edit form of a rule of a fixed kind.
 #[derive(Template)]
 #[template(path = "alerts/rule_form.html")]
@@ -209,6 +262,7 @@ struct RuleForm {
     operators: Vec<&'static str>,
     event_types: Vec<EventTypeOption>,
     hosts: Vec<HostOption>,
+    channels: Vec<ChannelOption>,
     /// Without `monitoring.manage` the rule shows in the form's fields, read only.
     can_manage: bool,
 }
@@ -267,6 +321,7 @@ fn form(
     organizations: Vec<OrganizationOption>,
     checked_types: &[EventType],
     hosts: Vec<HostOption>,
+    channels: Vec<ChannelOption>,
 ) -> RuleForm {
     RuleForm {
         chrome,
@@ -276,6 +331,7 @@ fn form(
         operators: OPERATORS.iter().map(|o| o.as_str()).collect(),
         event_types: event_type_options(rule_event_types(), checked_types),
         hosts,
+        channels,
         can_manage: true,
     }
 }
@@ -288,8 +344,9 @@ pub async fn new_rule_page(State(state): State<AppState>, viewer: Viewer) -> Pag
     let mut conn = state.store.conn().await?;
     let organizations = organization_options(&mut conn, viewer.auth.account()).await?;
     let hosts = host_options(&mut conn, &viewer, &[]).await?;
+    let channels = channel_options(&mut conn, &viewer, None, &[]).await?;
     drop(conn);
-    render(&form(chrome, None, organizations, &[], hosts))
+    render(&form(chrome, None, organizations, &[], hosts, channels))
 }
 
 pub async fn edit_rule_page(
@@ -310,10 +367,17 @@ pub async fn edit_rule_page(
         Condition::Metric { host_ids, .. } => (Vec::new(), host_ids.clone()),
     };
     let hosts = host_options(&mut conn, &viewer, &host_ids).await?;
+    let channels = channel_options(
+        &mut conn,
+        &viewer,
+        Some(rule.organization_id),
+        &rule.channel_ids,
+    )
+    .await?;
     drop(conn);
     let view = RuleView::new(&rule, organization_name(&names, rule.organization_id));
     let chrome = Chrome::new(&viewer, &rule.name, ALERTS);
-    let mut page = form(chrome, Some(view), Vec::new(), &types, hosts);
+    let mut page = form(chrome, Some(view), Vec::new(), &types, hosts, channels);
     page.can_manage = viewer.has(Permission::MonitoringManage);
     render(&page)
 }
