@@ -89,6 +89,7 @@ pub async fn launch(
         workers::delivery_cleanup::spawn(&state, shutdown.clone()),
     ];
     workers.extend(state.bus.spawn_listener(shutdown.clone()));
+    workers.push(state.bus.spawn_coalescer(shutdown.clone()));
     let (hub, stopping) = (state.bus.hub.clone(), shutdown.clone());
     workers.push(tokio::spawn(async move {
         stopping.cancelled().await;

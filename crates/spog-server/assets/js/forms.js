@@ -5,13 +5,20 @@
 // Fields become a JSON object: checkbox groups marked `data-list` become arrays, a checkbox
 // marked `data-bool` becomes true/false, empty fields marked `data-optional` are left out, and
 // `data-datetime` fields are sent as RFC 3339, `data-number` fields as numbers, `data-split`
-// fields as lists of their words, `data-json` fields as the JSON they hold, and dotted names
-// (`config.smtp_host`) as nested objects. `{name}` in the URL takes the field's value.
+// fields as lists of their words, `data-json` fields as the JSON they hold (empty: `{}`), a
+// textarea marked `data-pairs` ("Name: value" lines) as an object, a ticked checkbox marked
+// `data-null` as `null` for its name (unticked, nothing), and dotted names (`config.smtp_host`)
+// as nested objects. Text that does not parse is sent as it is, for the API to name the field
+// at fault. `{name}` in the URL takes the field's value.
 // A 422 puts each of `details.fields` next to its field (`data-error-for="name"`); other
 // errors go to the form's `data-form-error` element. On success the form may refresh htmx
 // partials (`data-refresh`), reveal a result (`data-reveal`, filling `data-fill` from the
-// response), go elsewhere (`data-redirect`), or say so (`data-success`); it also fires
-// `api:success` with the answer.
+// response; a true/false value reads as the slot's `data-yes`/`data-no` when it has them), go
+// elsewhere (`data-redirect`, where `{name}` takes the answer's field), or say so
+// (`data-success`); it also fires `api:success` with the answer.
+//
+// Parts of a form that apply to one choice only (`<fieldset data-when="kind=metric">`) are
+// shown and sent only while the form's `kind` field has that value.
 import { csrfToken, toLogin } from "./session.js";
 
 document.addEventListener("submit", (event) => {
@@ -26,14 +33,34 @@ document.addEventListener("submit", (event) => {
   submit(form);
 });
 
+// "Name: value" lines as an object; a line without a colon is a name with an empty value.
+function pairsOf(text) {
+  const pairs = {};
+  for (const line of text.split("\n")) {
+    if (line.trim() === "") {
+      continue;
+    }
+    const at = line.indexOf(":");
+    const name = (at < 0 ? line : line.slice(0, at)).trim();
+    pairs[name] = at < 0 ? "" : line.slice(at + 1).trim();
+  }
+  return pairs;
+}
+
 function fieldsOf(form) {
   const body = {};
+  const nulls = [];
   for (const element of form.elements) {
+    // `:disabled` also covers fields inside a disabled fieldset.
     if (!element.name || element.matches(":disabled") || element.type === "submit") {
       continue;
     }
     const data = element.dataset;
-    if ("list" in data) {
+    if ("null" in data) {
+      if (element.checked) {
+        nulls.push(element.name);
+      }
+    } else if ("list" in data) {
       body[element.name] = body[element.name] || [];
       if (element.checked) {
         body[element.name].push(element.value);
@@ -44,15 +71,18 @@ function fieldsOf(form) {
       continue;
     } else if ("number" in data) {
       const number = Number(element.value);
-      body[element.name] = Number.isFinite(number) ? number : element.value;
+      const empty = element.value.trim() === "";
+      body[element.name] = !empty && Number.isFinite(number) ? number : element.value;
     } else if ("split" in data) {
       body[element.name] = element.value.split(/[\s,;]+/).filter(Boolean);
     } else if ("json" in data) {
       try {
-        body[element.name] = JSON.parse(element.value);
+        body[element.name] = element.value.trim() === "" ? {} : JSON.parse(element.value);
       } catch (error) {
         body[element.name] = element.value;
       }
+    } else if ("pairs" in data) {
+      body[element.name] = pairsOf(element.value);
     } else if ("datetime" in data) {
       const at = new Date(element.value);
       body[element.name] = isNaN(at) ? element.value : at.toISOString();
@@ -60,8 +90,30 @@ function fieldsOf(form) {
       body[element.name] = element.value;
     }
   }
+  for (const name of nulls) {
+    body[name] = null;
+  }
   return body;
 }
+
+// Shows and enables the parts of `form` that apply to its current choices.
+function applyChoices(form) {
+  for (const part of form.querySelectorAll("[data-when]")) {
+    const [name, value] = part.dataset.when.split("=");
+    const field = form.elements.namedItem(name);
+    const on = field != null && field.value === value;
+    part.hidden = !on;
+    part.disabled = !on;
+  }
+}
+
+document.addEventListener("change", (event) => {
+  const form = event.target.form;
+  if (form && form.dataset.api) {
+    applyChoices(form);
+  }
+});
+document.querySelectorAll("form[data-api]").forEach(applyChoices);
 
 // `{"config.smtp_host": "x"}` becomes `{"config": {"smtp_host": "x"}}`.
 function nest(body) {
@@ -205,13 +257,21 @@ function succeeded(form, answer) {
   // Other modules may act on the answer (the bell reads unread counts from it).
   form.dispatchEvent(new CustomEvent("api:success", { bubbles: true, detail: answer }));
   if (data.redirect) {
-    window.location.assign(data.redirect);
+    const to = data.redirect.replace(/\{([a-z_]+)\}/g, (_, name) =>
+      encodeURIComponent(valueAt(answer, name) ?? ""),
+    );
+    window.location.assign(to);
     return;
   }
   if (data.reveal) {
     const target = document.querySelector(data.reveal);
     for (const slot of target.querySelectorAll("[data-fill]")) {
-      slot.textContent = valueAt(answer, slot.dataset.fill) ?? "";
+      const value = valueAt(answer, slot.dataset.fill);
+      const yesNo = typeof value === "boolean" && "yes" in slot.dataset;
+      slot.textContent = yesNo ? (value ? slot.dataset.yes : slot.dataset.no) : (value ?? "");
+      if (typeof value === "boolean") {
+        slot.dataset.value = String(value);
+      }
     }
     target.hidden = false;
   }

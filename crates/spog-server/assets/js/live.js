@@ -6,7 +6,8 @@
 //   <div hx-get="/dashboard/activity" hx-trigger="refresh" data-live="audit" data-live-poll="10">
 //
 // refreshes on `dashboard` messages of topic `audit` (or, with data-live="notifications", on
-// notification and unread-count messages), at most once a second, and polls every
+// notification and unread-count messages; several topics separated by spaces listen to each),
+// at most once a second, and polls every
 // `data-live-poll` seconds while the socket is down.
 import { toLogin } from "./session.js";
 
@@ -47,7 +48,7 @@ export function refresh(element) {
 }
 
 function liveElements(kind) {
-  return document.querySelectorAll(kind ? `[data-live="${kind}"]` : "[data-live]");
+  return document.querySelectorAll(kind ? `[data-live~="${CSS.escape(kind)}"]` : "[data-live]");
 }
 
 function startPolling() {

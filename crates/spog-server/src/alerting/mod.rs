@@ -26,12 +26,19 @@ use crate::hub::bus::{Bus, BusEvent};
 /// Real-time messages owed once the transaction commits.
 #[derive(Default)]
 #[must_use = "announcements are sent after the transaction commits"]
-pub struct Announcements(Vec<BusEvent>);
+pub struct Announcements {
+    events: Vec<BusEvent>,
+    /// Dashboard topics whose data changed, announced coalesced ([`Bus::touch`]).
+    touched: Vec<(Id<Account>, &'static str)>,
+}
 
 impl Announcements {
     pub async fn send(self, bus: &Bus) {
-        for event in self.0 {
+        for event in self.events {
             bus.publish(event).await;
+        }
+        for (account, topic) in self.touched {
+            bus.touch(account, topic);
         }
     }
 }
@@ -46,9 +53,19 @@ pub async fn publish_event(
     let (account, organization, event_type) = (event.account, event.organization, event.event_type);
     let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
     let published = events::publish(tx, event, now).await?;
-    let Published::New { event: id, .. } = &published else {
+    let Published::New {
+        event: id,
+        deliveries,
+    } = &published
+    else {
         return Ok(published);
     };
+    if !deliveries.is_empty() {
+        announcements.touched.push((account, "deliveries"));
+    }
+    if matches!(event_type, EventType::HostOnline | EventType::HostOffline) {
+        announcements.touched.push((account, "hosts"));
+    }
     // Alerts never trigger event rules, so an alert can never set off another.
     if !matches!(
         event_type,
@@ -237,7 +254,7 @@ async fn announce(
         data: json!({"alert_id": alert.id, "state": alert.state}),
     };
     announcements
-        .0
+        .events
         .push(BusEvent::Dashboard { account, dashboard });
     Ok(())
 }
@@ -266,7 +283,7 @@ async fn notify_monitors(
             link: link.clone(),
         };
         let notification = notifications::create(tx, account, new, Timestamp::now()).await?;
-        announcements.0.push(BusEvent::Notification {
+        announcements.events.push(BusEvent::Notification {
             account,
             notification: notification.id,
         });

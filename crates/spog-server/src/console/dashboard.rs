@@ -1,15 +1,20 @@
-//! `GET /`: what exists now at a glance (users, hosts, organizations, unread notifications)
-//! and the account's latest audit entries, refreshed when the WebSocket says the trail grew
-//! (every 10 seconds while it is down).
+//! `GET /`: what exists now at a glance — tiles of users, hosts online and offline,
+//! organizations, unread notifications, firing alerts and failed or waiting deliveries — and
+//! the account's latest audit entries. Both refresh when the WebSocket says their data changed
+//! (`dashboard` messages of the topics `alerts`, `deliveries` and `hosts` for the tiles,
+//! `audit` for the activity; the bell's messages for the unread count), and every 10 seconds
+//! while it is down.
 
 use askama::Template;
 use axum::extract::State;
 use spog_core::Permission;
+use spog_core::alerts::AlertState;
 use spog_core::audit::{AuditEntry, Outcome};
+use spog_store::alerting::alerts;
 use spog_store::audit::{self, AuditFilter};
 use spog_store::identity::hosts::{self, HostCounts};
 use spog_store::identity::{organizations, users};
-use spog_store::notifications;
+use spog_store::{deliveries, notifications};
 
 use super::error::PageResult;
 use super::layout::{Chrome, render, when};
@@ -49,18 +54,45 @@ impl From<AuditEntry> for ActivityRow {
     }
 }
 
+/// The counts of the tiles, each as the viewer may see it.
+pub struct Tiles {
+    /// With `users.manage`, like the users API.
+    pub users: Option<i64>,
+    pub hosts: HostCounts,
+    pub organizations: usize,
+    /// The viewer's unread notifications.
+    pub unread: i64,
+    /// With `monitoring.view`, like the alerts and webhooks APIs.
+    pub monitoring: Option<Monitoring>,
+}
+
+impl Tiles {
+    pub fn hosts_offline(&self) -> i64 {
+        self.hosts.total - self.hosts.online
+    }
+}
+
+pub struct Monitoring {
+    pub firing: i64,
+    pub acknowledged: i64,
+    pub deliveries_failed: i64,
+    /// Waiting for a first or later attempt, or being attempted.
+    pub deliveries_pending: i64,
+}
+
 #[derive(Template)]
 #[template(path = "dashboard.html")]
 struct DashboardPage {
     chrome: Chrome,
-    /// With `users.manage`, like the users API.
-    users: Option<i64>,
-    hosts: HostCounts,
-    organizations: usize,
-    /// The viewer's unread notifications (kept current by the bell's script).
-    unread: i64,
+    tiles: Tiles,
     /// With `audit_logs.view`, like the audit API.
     activity: Option<Vec<ActivityRow>>,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard_tiles.html")]
+struct TilesPartial {
+    tiles: Tiles,
 }
 
 #[derive(Template)]
@@ -85,7 +117,7 @@ async fn activity(
     ))
 }
 
-pub async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> PageResult {
+async fn tiles(state: &AppState, viewer: &Viewer) -> Result<Tiles, spog_store::StoreError> {
     let account = viewer.auth.account();
     let mut conn = state.store.conn().await?;
     let users = match viewer.has(Permission::UsersManage) {
@@ -98,14 +130,39 @@ pub async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> PageRes
         Some(user) => notifications::unread_count(&mut conn, account, user).await?,
         None => 0,
     };
-    drop(conn);
-    render(&DashboardPage {
-        chrome: Chrome::new(&viewer, "Dashboard", "/"),
+    let monitoring = match viewer.has(Permission::MonitoringView) {
+        true => {
+            let backlog = deliveries::backlog(&mut conn, Some(account)).await?;
+            Some(Monitoring {
+                firing: alerts::count(&mut conn, account, AlertState::Firing).await?,
+                acknowledged: alerts::count(&mut conn, account, AlertState::Acknowledged).await?,
+                deliveries_failed: deliveries::failed_count(&mut conn, account).await?,
+                deliveries_pending: backlog.pending + backlog.retrying + backlog.delivering,
+            })
+        }
+        false => None,
+    };
+    Ok(Tiles {
         users,
         hosts,
         organizations,
         unread,
+        monitoring,
+    })
+}
+
+pub async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> PageResult {
+    render(&DashboardPage {
+        chrome: Chrome::new(&viewer, "Dashboard", "/"),
+        tiles: tiles(&state, &viewer).await?,
         activity: activity(&state, &viewer).await?,
+    })
+}
+
+/// `GET /dashboard/tiles`: the tiles alone, for live refreshes.
+pub async fn tiles_partial(State(state): State<AppState>, viewer: Viewer) -> PageResult {
+    render(&TilesPartial {
+        tiles: tiles(&state, &viewer).await?,
     })
 }
 

@@ -8,11 +8,14 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use spog_core::model::{Host, Organization, User};
 use spog_core::{Id, Permission, page};
-use spog_store::identity::{hosts, organizations, users};
+use spog_store::identity::{hosts, users};
 
 use super::error::{PageError, PageResult};
 use super::layout::{Chrome, no_access, render, when, when_or};
-use super::lists::{ListQuery, Pager, parse_id};
+use super::lists::{
+    ListQuery, OrganizationOption, Pager, organization_name, organization_names,
+    organization_options, parse_id,
+};
 use super::session::Viewer;
 use crate::http::hosts::visible_host;
 use crate::state::AppState;
@@ -32,11 +35,6 @@ pub struct HostsTable {
     pub rows: Vec<HostRow>,
     pub pager: Pager,
     pub can_manage: bool,
-}
-
-pub struct OrganizationOption {
-    pub id: String,
-    pub name: String,
 }
 
 #[derive(Template)]
@@ -93,24 +91,10 @@ fn row(host: &Host, organization_names: &HashMap<Id<Organization>, String>) -> H
         id: host.id.to_string(),
         hostname: host.hostname.clone(),
         name: host.name.clone(),
-        organization: organization_names
-            .get(&host.organization_id)
-            .cloned()
-            .unwrap_or_else(|| host.organization_id.to_string()),
+        organization: organization_name(organization_names, host.organization_id),
         online: host.online,
         last_heartbeat: when_or(host.last_heartbeat_at, "never"),
     }
-}
-
-async fn organization_names(
-    conn: &mut spog_store::Conn,
-    viewer: &Viewer,
-) -> Result<HashMap<Id<Organization>, String>, PageError> {
-    Ok(organizations::list(conn, viewer.auth.account())
-        .await?
-        .into_iter()
-        .map(|o| (o.id, o.name))
-        .collect())
 }
 
 async fn table(
@@ -119,7 +103,7 @@ async fn table(
     query: &ListQuery,
 ) -> Result<HostsTable, PageError> {
     let mut conn = state.store.conn().await?;
-    let names = organization_names(&mut conn, viewer).await?;
+    let names = organization_names(&mut conn, viewer.auth.account()).await?;
     let page = hosts::list(
         &mut conn,
         viewer.auth.account(),
@@ -142,14 +126,7 @@ pub async fn list_page(
     Query(query): Query<ListQuery>,
 ) -> PageResult {
     let mut conn = state.store.conn().await?;
-    let organizations = organizations::list(&mut conn, viewer.auth.account())
-        .await?
-        .into_iter()
-        .map(|o| OrganizationOption {
-            id: o.id.to_string(),
-            name: o.name,
-        })
-        .collect();
+    let organizations = organization_options(&mut conn, viewer.auth.account()).await?;
     drop(conn);
     render(&HostsPage {
         chrome: Chrome::new(&viewer, "Hosts", PATH),
@@ -209,7 +186,7 @@ pub async fn host_page(
     let id = parse_id::<Host>(&id)?;
     let mut conn = state.store.conn().await?;
     let host = visible_host(&mut conn, &viewer.auth, id).await?;
-    let names = organization_names(&mut conn, &viewer).await?;
+    let names = organization_names(&mut conn, viewer.auth.account()).await?;
     let can_manage = viewer.has(Permission::HostsManage);
     let users = match can_manage && viewer.has(Permission::UsersManage) {
         true => {

@@ -3,6 +3,7 @@
 //! account scoping and permission checks; every change goes through the JSON API itself.
 //! These routes are HTML and stay out of the OpenAPI document.
 
+mod alerts;
 mod assets;
 mod audit;
 mod channels;
@@ -19,6 +20,7 @@ mod session;
 mod system;
 mod tokens;
 mod users;
+mod webhooks;
 
 use axum::Router;
 use axum::extract::Request;
@@ -41,6 +43,7 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(login::log_out_form))
         .route("/", get(dashboard::dashboard))
         .route("/dashboard/activity", get(dashboard::activity_partial))
+        .route("/dashboard/tiles", get(dashboard::tiles_partial))
         .route("/audit-logs", get(audit::search_page))
         .route("/audit-logs/stats", get(audit::stats_page))
         .route("/audit-logs/integrity", get(audit::integrity_page))
@@ -54,6 +57,28 @@ pub fn router() -> Router<AppState> {
             get(audit::checkpoint_download),
         )
         .route("/audit-logs/{id}", get(audit::detail_page))
+        .route("/webhooks", get(webhooks::list_page))
+        .route("/webhooks/table", get(webhooks::table_partial))
+        .route("/webhooks/event-types", get(webhooks::event_types_page))
+        .route("/webhooks/new", get(webhooks::new_page))
+        .route("/webhooks/{id}", get(webhooks::detail_page))
+        .route("/webhooks/{id}/edit", get(webhooks::edit_page))
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries_page))
+        .route(
+            "/webhooks/{id}/deliveries/table",
+            get(webhooks::deliveries_table),
+        )
+        .route(
+            "/webhooks/{id}/deliveries/{delivery_id}",
+            get(webhooks::delivery_page),
+        )
+        .route("/alerts", get(alerts::alerts_page))
+        .route("/alerts/table", get(alerts::alerts_table))
+        .route("/alerts/{id}", get(alerts::alert_page))
+        .route("/alert-rules", get(alerts::rules_page))
+        .route("/alert-rules/table", get(alerts::rules_table))
+        .route("/alert-rules/new", get(alerts::new_rule_page))
+        .route("/alert-rules/{id}", get(alerts::edit_rule_page))
         .route("/notifications", get(notifications::notifications_page))
         .route("/notifications/list", get(notifications::list_partial))
         .route("/notifications/menu", get(notifications::menu_partial))

@@ -131,6 +131,7 @@ async fn create_host(
         .after(&host);
     audit::record(&mut tx, entry).await?;
     tx.commit().await?;
+    state.bus.touch(auth.account(), "hosts");
     Ok((StatusCode::CREATED, Json(host)))
 }
 
@@ -188,6 +189,7 @@ async fn delete_host(
         .before(&before);
     audit::record(&mut tx, entry).await?;
     tx.commit().await?;
+    state.bus.touch(auth.account(), "hosts");
     Ok(StatusCode::NO_CONTENT)
 }
 

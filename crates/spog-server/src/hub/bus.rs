@@ -4,8 +4,13 @@
 //! for browsers: what they announce is already in the database, and a client that missed
 //! one catches up when it reconnects.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde_json::json;
+use tokio::sync::Notify;
 
 use serde::{Deserialize, Serialize};
 use spog_core::Id;
@@ -17,6 +22,9 @@ use tokio_util::sync::CancellationToken;
 use super::{Dashboard, Hub};
 
 const CHANNEL: &str = "spog_bus";
+
+/// The shortest gap between two coalesced dashboard messages.
+const COALESCE: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -40,6 +48,14 @@ pub enum BusEvent {
 pub struct Bus {
     store: Store,
     pub hub: Arc<Hub>,
+    touched: Arc<Touched>,
+}
+
+/// Dashboard topics whose data changed, by account, not yet announced.
+#[derive(Default)]
+struct Touched {
+    marks: Mutex<HashSet<(Id<Account>, &'static str)>>,
+    wake: Notify,
 }
 
 impl Bus {
@@ -47,7 +63,45 @@ impl Bus {
         Self {
             store,
             hub: Arc::new(Hub::default()),
+            touched: Arc::default(),
         }
+    }
+
+    /// Says that data of a dashboard `topic` changed, for changes that come in floods
+    /// (deliveries move thousands of times a second): the `dashboard` message is sent by
+    /// [`Bus::spawn_coalescer`] at most once a second per account and topic. Call it after
+    /// the change commits.
+    pub fn touch(&self, account: Id<Account>, topic: &'static str) {
+        if self.touched.marks.lock().insert((account, topic)) {
+            self.touched.wake.notify_one();
+        }
+    }
+
+    /// Sends the dashboard messages of [`Bus::touch`] until shutdown: at once for the first
+    /// change after a quiet second, then at most once a second.
+    pub fn spawn_coalescer(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let bus = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = bus.touched.wake.notified() => {}
+                }
+                let marks = std::mem::take(&mut *bus.touched.marks.lock());
+                for (account, topic) in marks {
+                    let dashboard = Dashboard {
+                        topic: topic.to_owned(),
+                        data: json!({}),
+                    };
+                    bus.publish(BusEvent::Dashboard { account, dashboard })
+                        .await;
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(COALESCE) => {}
+                }
+            }
+        })
     }
 
     /// Announces an event to every instance. Call it after the change it announces commits.

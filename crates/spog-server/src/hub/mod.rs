@@ -37,11 +37,13 @@ pub struct Dashboard {
 }
 
 impl Dashboard {
-    /// Who may see a topic.
+    /// Who may see a topic. Everyone sees the hosts they may see (so the counts differ per
+    /// viewer, and the message only says they changed).
     fn permission(&self) -> Option<Permission> {
         match self.topic.as_str() {
             "audit" => Some(Permission::AuditLogsView),
             "sessions" => Some(Permission::SessionRecordingsView),
+            "hosts" => None,
             _ => Some(Permission::MonitoringView),
         }
     }

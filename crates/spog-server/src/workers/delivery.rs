@@ -1,13 +1,17 @@
 //! The delivery loop: keeps up to `delivery_concurrency` attempts in flight, claiming more as
 //! room frees up, woken at once when a transaction creates deliveries and every half second
 //! for retries that come due and work other instances left. Results are recorded by a
-//! companion loop in batches, so a slow receiver only ever occupies its own slot.
+//! companion loop in batches, so a slow receiver only ever occupies its own slot; each batch
+//! recorded tells its accounts' dashboards (coalesced) that deliveries moved.
 //!
 //! Everything runs inside the one task `spawn` returns: aborting it (a crash) abandons the
 //! in-flight attempts, whose leases lapse and whose deliveries are then taken up again.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
+use spog_core::Id;
+use spog_core::model::Account;
 use spog_store::deliveries::AttemptRecord;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -34,9 +38,12 @@ pub fn spawn(state: &AppState, shutdown: CancellationToken) -> tokio::task::Join
     })
 }
 
+/// An attempt's result and the account whose delivery it was.
+type Attempted = (Id<Account>, AttemptRecord);
+
 async fn claim_loop(
     state: &AppState,
-    results: mpsc::Sender<AttemptRecord>,
+    results: mpsc::Sender<Attempted>,
     shutdown: CancellationToken,
 ) {
     let capacity = state.engine.concurrency.max(1) as usize;
@@ -63,7 +70,7 @@ async fn claim_loop(
                         let results = results.clone();
                         in_flight.spawn(async move {
                             let record = engine::attempt(&state, &claimed, &outgoing).await;
-                            let _ = results.send(record).await;
+                            let _ = results.send((claimed.account, record)).await;
                         });
                     }
                 }
@@ -90,13 +97,28 @@ async fn claim_loop(
     while in_flight.join_next().await.is_some() {}
 }
 
-async fn record_loop(state: &AppState, mut pending: mpsc::Receiver<AttemptRecord>) {
+async fn record_loop(state: &AppState, mut pending: mpsc::Receiver<Attempted>) {
+    let mut received = Vec::new();
+    let mut accounts = HashSet::new();
     let mut batch = Vec::new();
-    while pending.recv_many(&mut batch, engine::BATCH as usize).await > 0 {
+    while pending
+        .recv_many(&mut received, engine::BATCH as usize)
+        .await
+        > 0
+    {
+        for (account, record) in received.drain(..) {
+            accounts.insert(account);
+            batch.push(record);
+        }
         let mut tries = 0;
         loop {
             match engine::record(state, &batch).await {
-                Ok(_) => break,
+                Ok(_) => {
+                    for account in accounts.drain() {
+                        state.bus.touch(account, "deliveries");
+                    }
+                    break;
+                }
                 Err(error) if tries < 5 => {
                     tries += 1;
                     tracing::warn!(
@@ -120,5 +142,6 @@ async fn record_loop(state: &AppState, mut pending: mpsc::Receiver<AttemptRecord
             }
         }
         batch.clear();
+        accounts.clear();
     }
 }

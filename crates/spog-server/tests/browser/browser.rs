@@ -125,12 +125,19 @@ impl Browser {
         }
     }
 
+    /// The text of the element matching `css`; one that a live refresh replaced between
+    /// finding and reading is found again.
     pub async fn text(&self, css: &str) -> String {
-        self.find(css)
-            .await
-            .text()
-            .await
-            .expect("an element's text")
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match self.find(css).await.text().await {
+                Ok(text) => return text,
+                Err(error) if is_stale(&error) && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => panic!("the text of {css}: {error}"),
+            }
+        }
     }
 
     /// Waits until the element matching `css` shows text containing `needle`.
@@ -195,8 +202,19 @@ impl Browser {
         field.send_keys(value).await.expect("typing");
     }
 
+    /// Clicks the element matching `css`; one that a live refresh replaced between finding
+    /// and clicking is found again.
     pub async fn click(&self, css: &str) {
-        self.find(css).await.click().await.expect("clicking");
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match self.find(css).await.click().await {
+                Ok(_) => return,
+                Err(error) if is_stale(&error) && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => panic!("clicking {css}: {error}"),
+            }
+        }
     }
 
     /// Accepts the confirmation dialog a click opened.
@@ -252,6 +270,12 @@ impl Drop for Browser {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Whether a command failed because its element left the page (an htmx swap replaced it).
+fn is_stale(error: &fantoccini::error::CmdError) -> bool {
+    matches!(error, fantoccini::error::CmdError::Standard(error)
+        if error.error == fantoccini::error::ErrorStatus::StaleElementReference)
 }
 
 /// Connects to chromedriver on `port` as soon as it listens, opening a headless Chromium.

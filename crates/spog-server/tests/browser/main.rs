@@ -3,15 +3,23 @@
 //! and, with SPOG_TEST_DATABASE_URL, on PostgreSQL too.
 
 mod admin;
+mod alerts;
 mod audit;
 mod browser;
 mod channels;
+mod dashboard;
 mod http;
+mod monitoring;
 mod notifications;
 mod pages;
+mod receiver;
 mod session;
+mod webhooks;
 
-use spog_server::testing::TestServer;
+use std::sync::Arc;
+
+use spog_server::config::Config;
+use spog_server::testing::{TestServer, test_config};
 use spog_store::testing::databases;
 
 /// A fresh server per available backend.
@@ -19,6 +27,20 @@ pub async fn servers() -> Vec<TestServer> {
     let mut servers = Vec::new();
     for database in databases().await {
         servers.push(TestServer::start(database).await);
+    }
+    servers
+}
+
+/// A fresh server per available backend, its configuration changed by `change`.
+pub async fn servers_with(change: impl Fn(&mut Config)) -> Vec<TestServer> {
+    let mut servers = Vec::new();
+    for database in databases().await {
+        let database = Arc::new(database);
+        let data_dir =
+            std::env::temp_dir().join(format!("spog-browser-test-{}", uuid::Uuid::now_v7()));
+        let mut config = test_config(&database, data_dir);
+        change(&mut config);
+        servers.push(TestServer::start_with(database, config).await);
     }
     servers
 }

@@ -219,6 +219,17 @@ pub async fn list(
     }))
 }
 
+/// How many of the account's alerts are in `state`.
+pub async fn count(conn: &mut Conn, account: Id<Account>, state: AlertState) -> StoreResult<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM alerts WHERE account_id = $1 AND state = $2")
+            .bind(account.to_string())
+            .bind(state.as_str())
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
 /// Moves an alert to `to` if it is in one of `from`; returns whether it moved.
 pub async fn transition(
     conn: &mut Conn,

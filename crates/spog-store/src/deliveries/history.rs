@@ -231,3 +231,14 @@ pub async fn backlog(conn: &mut Conn, account: Option<Id<Account>>) -> StoreResu
     }
     Ok(backlog)
 }
+
+/// How many of the account's deliveries failed for good (they stay until retried or their
+/// target is deleted).
+pub async fn failed_count(conn: &mut Conn, account: Id<Account>) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM deliveries WHERE account_id = $1 AND status = 'failed'",
+    )
+    .bind(account.to_string())
+    .fetch_one(conn)
+    .await?)
+}

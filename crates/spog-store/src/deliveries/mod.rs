@@ -6,7 +6,9 @@
 mod history;
 mod queue;
 
-pub use history::{Backlog, DeliveryFilter, backlog, delete_for_target, detail, get, list, retry};
+pub use history::{
+    Backlog, DeliveryFilter, backlog, delete_for_target, detail, failed_count, get, list, retry,
+};
 pub use queue::{AttemptRecord, Claimed, Recorded, claim, cleanup, enqueue, expire_leases, record};
 
 use spog_core::delivery::{Delivery, DeliveryStatus, TargetKind};

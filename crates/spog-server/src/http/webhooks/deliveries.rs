@@ -138,5 +138,6 @@ pub(super) async fn retry_delivery(
         .metadata(json!({"webhook_id": id}));
     audit::record(&mut tx, entry).await?;
     tx.commit().await?;
+    state.bus.touch(auth.account(), "deliveries");
     Ok(Json(after))
 }

@@ -308,5 +308,8 @@ async fn delete_webhook(
         .metadata(json!({"deliveries_deleted": deliveries}));
     audit::record(&mut tx, entry).await?;
     tx.commit().await?;
+    if deliveries > 0 {
+        state.bus.touch(auth.account(), "deliveries");
+    }
     Ok(StatusCode::NO_CONTENT)
 }
