@@ -55,7 +55,12 @@ pub struct Config {
     pub outbound_allow_cidrs: Vec<IpNet>,
     #[serde(with = "duration")]
     pub host_offline_after: Duration,
+    /// Record terminal input (`i`) events; when off they are dropped before the disk.
     pub record_input: bool,
+    /// Silence after which the scheduler ends a terminal session or desktop recording whose
+    /// source stopped sending (a connected stream is never silent).
+    #[serde(with = "duration")]
+    pub recording_idle_timeout: Duration,
     pub log_format: LogFormat,
     /// Longest time a request may take before it is answered 503.
     #[serde(with = "duration")]
@@ -91,6 +96,7 @@ impl Default for Config {
             outbound_allow_cidrs: Vec::new(),
             host_offline_after: Duration::from_secs(90),
             record_input: true,
+            recording_idle_timeout: Duration::from_secs(600),
             log_format: LogFormat::Text,
             request_timeout: Duration::from_secs(30),
             body_limit: 16 * 1024 * 1024,
@@ -142,9 +148,11 @@ impl Config {
         if self.webhook_attempt_timeout.is_zero()
             || self.session_ttl.is_zero()
             || self.host_offline_after.is_zero()
+            || self.recording_idle_timeout.is_zero()
         {
             return Err(
-                "webhook_attempt_timeout, session_ttl and host_offline_after must be positive"
+                "webhook_attempt_timeout, session_ttl, host_offline_after and \
+                 recording_idle_timeout must be positive"
                     .into(),
             );
         }

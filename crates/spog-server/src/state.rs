@@ -10,6 +10,7 @@ use crate::delivery::Engine;
 use crate::hub::bus::Bus;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
+use crate::recordings::Recorders;
 use crate::workers::Workers;
 
 /// Everything a request handler or worker needs. Cheap to clone.
@@ -30,11 +31,14 @@ pub struct App {
     pub login_throttle: LoginThrottle,
     /// The outbound delivery engine's settings and transports.
     pub engine: Engine,
+    /// Session recordings being written on this instance.
+    pub recorders: Recorders,
 }
 
 impl AppState {
     pub fn new(config: Config, store: Store, keys: Keys) -> anyhow::Result<Self> {
         let engine = Engine::new(&config)?;
+        let recorders = Recorders::new(&config.data_dir);
         Ok(Self(Arc::new(App {
             config,
             bus: Bus::new(store.clone()),
@@ -45,6 +49,7 @@ impl AppState {
             metrics: Metrics::new(),
             workers: Workers::default(),
             login_throttle: LoginThrottle::default(),
+            recorders,
             engine,
         })))
     }
