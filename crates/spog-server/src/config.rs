@@ -363,6 +363,27 @@ mod tests {
     }
 
     #[test]
+    fn recording_settings_read_from_toml_and_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "spog.toml",
+                "record_input = false\nrecording_idle_timeout = \"5m\"\n",
+            )?;
+            let config = Config::load(Some(Path::new("spog.toml"))).unwrap();
+            assert!(!config.record_input);
+            assert_eq!(config.recording_idle_timeout, Duration::from_secs(300));
+            jail.set_env("SPOG_RECORD_INPUT", "true");
+            jail.set_env("SPOG_RECORDING_IDLE_TIMEOUT", "90s");
+            let config = Config::load(Some(Path::new("spog.toml"))).unwrap();
+            assert!(config.record_input);
+            assert_eq!(config.recording_idle_timeout, Duration::from_secs(90));
+            jail.set_env("SPOG_RECORDING_IDLE_TIMEOUT", "0s");
+            assert!(Config::load(None).unwrap_err().contains("recording_idle_timeout"));
+            Ok(())
+        });
+    }
+
+    #[test]
     fn defaults_are_valid_and_serialise_back() {
         let config = Config::default();
         config.validate().unwrap();

@@ -10,6 +10,8 @@ mod delivery_faults;
 mod identity;
 mod notifications;
 mod receiver;
+mod desktop;
+mod terminal;
 mod scale_out;
 mod smtp;
 mod webhooks;

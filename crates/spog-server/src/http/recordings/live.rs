@@ -60,6 +60,10 @@ async fn follow(
     {
         return;
     }
+    // What the source sent just before the viewer joined belongs to the screen so far.
+    if let Some(recorder) = state.recorders.open_cast(recording.id) {
+        let _ = recorder.flush();
+    }
     let joined = Instant::now();
     let mut offset = None;
     let mut history = true;
