@@ -18,8 +18,8 @@ struct NavEntry {
     requires: Option<Permission>,
 }
 
-/// The sidebar in the order of SPEC 10. Pages not built yet (Terminal, Desktop, Webhooks,
-/// Alerts) have no entry until they exist; each is one line.
+/// The sidebar in the order of SPEC 10. Pages not built yet (Webhooks, Alerts) have no entry
+/// until they exist; each is one line.
 const NAV: &[NavEntry] = &[
     NavEntry {
         section: "",
@@ -32,6 +32,24 @@ const NAV: &[NavEntry] = &[
         label: "Audit logs",
         href: "/audit-logs",
         requires: Some(Permission::AuditLogsView),
+    },
+    NavEntry {
+        section: "Terminal",
+        label: "Sessions",
+        href: "/terminal/sessions",
+        requires: Some(Permission::SessionRecordingsView),
+    },
+    NavEntry {
+        section: "Terminal",
+        label: "Recordings",
+        href: "/terminal/recordings",
+        requires: Some(Permission::SessionRecordingsView),
+    },
+    NavEntry {
+        section: "Desktop",
+        label: "Recordings",
+        href: "/desktop/recordings",
+        requires: Some(Permission::SessionRecordingsView),
     },
     NavEntry {
         section: "",

@@ -9,6 +9,7 @@ mod channels;
 mod http;
 mod notifications;
 mod pages;
+mod recordings;
 mod session;
 
 use spog_server::testing::TestServer;
