@@ -282,3 +282,42 @@ pub fn read(file: &std::fs::File, frame: &Frame) -> io::Result<Vec<u8>> {
 pub fn at(frames: &[Frame], ms: u64) -> usize {
     frames.partition_point(|f| f.elapsed_ms <= ms).saturating_sub(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_torn_last_frame_is_cut_off_and_the_index_rebuilt_on_reopen() {
+        let dir = std::env::temp_dir().join(format!("spog-frames-{}", uuid::Uuid::now_v7()));
+        let path = dir.join("r.frames");
+        let id = Id::new();
+        let recorder = FrameRecorder::open(id, &path).unwrap();
+        recorder.append(0, b"\xFF\xD8\xFFone", "f", false).unwrap();
+        recorder.append(40, b"\xFF\xD8\xFFtwo", "f", true).unwrap();
+        assert!(recorder.append(30, b"\xFF\xD8\xFFold", "f", true).is_err());
+        drop(recorder);
+        // A frame whose header made it to the disk but not all of its image.
+        let mut torn = 80u64.to_le_bytes().to_vec();
+        torn.extend(1000u32.to_le_bytes());
+        torn.extend(b"\xFF\xD8");
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut file, &torn).unwrap();
+        std::fs::remove_file(index_path(&path)).unwrap();
+
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.len(), 2, "readers stop at the torn frame");
+        let recorder = FrameRecorder::open(id, &path).unwrap();
+        recorder.append(60, b"\xFF\xD8\xFFthree", "f", true).unwrap();
+        let progress = recorder.close();
+        assert_eq!(progress.frame_count, 3);
+        assert_eq!(progress.duration_ms, 60);
+        let loaded = load(&path).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let images: Vec<Vec<u8>> = loaded.iter().map(|f| read(&file, f).unwrap()).collect();
+        assert_eq!(images[2], b"\xFF\xD8\xFFthree");
+        assert_eq!(at(&loaded, 50), 1);
+        assert_eq!(at(&loaded, 0), 0);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

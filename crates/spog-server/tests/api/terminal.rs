@@ -538,3 +538,63 @@ async fn the_scheduler_ends_sessions_whose_source_went_silent() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_crash_loses_at_most_the_last_second_and_the_recording_goes_on_after_restart() {
+    for server in servers().await {
+        let setup = setup(&server).await;
+        let session = start(&setup, &setup.host).await;
+        let id = session["id"].as_str().unwrap().to_owned();
+        let recording = session["recording_id"].as_str().unwrap().to_owned();
+        let mut source = socket(&setup.gateway, &format!("/terminal/sessions/{id}/stream")).await;
+        source
+            .send(Message::text(r#"[[0.5, "o", "before the crash\r\n"]]"#))
+            .await
+            .unwrap();
+        // The recordings worker writes streamed events out within a quarter second.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let (database, data_dir) = (server.database.clone(), server.data_dir.clone());
+        let token = setup.gateway.token.clone().unwrap();
+        server.kill();
+        drop(source);
+
+        // A writer that died mid-line leaves a torn tail; the next writer cuts it off.
+        let file = data_dir.join(format!("recordings/{}", file_of(&database, &recording).await));
+        let mut bytes = std::fs::read(&file).unwrap();
+        assert!(
+            String::from_utf8_lossy(&bytes).contains("before the crash"),
+            "streamed events reached the file within a second"
+        );
+        bytes.extend_from_slice(b"[0.9, \"o\", \"torn");
+        std::fs::write(&file, &bytes).unwrap();
+
+        let config = spog_server::testing::test_config(&database, data_dir);
+        let server = TestServer::start_with(database, config).await;
+        let gateway = server.anonymous().with_token(&token);
+        let path = format!("/terminal/sessions/{id}/events");
+        let (status, _) = gateway.post(&path, json!([[0.2, "o", "too early"]])).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "time order survives the crash");
+        let (status, body) = gateway.post(&path, json!([[1.0, "o", "after the restart\r\n"]])).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (_, ended) = gateway.post(&format!("/terminal/sessions/{id}/end"), json!({})).await;
+        assert_eq!(ended["event_count"], 2, "{ended}");
+        let admin = server.admin().await;
+        let (_, _, cast) = download(&admin, &recording).await;
+        assert_eq!(replay(&cast)[..2], ["before the crash", "after the restart"]);
+        server.stop().await;
+    }
+}
+
+/// A recording's file, relative to its data directory's `recordings/`.
+async fn file_of(database: &spog_store::testing::TestDatabase, recording: &str) -> String {
+    let store = spog_store::Store::connect(&database.url, &Default::default())
+        .await
+        .unwrap();
+    let path: String = sqlx::query_scalar("SELECT file_path FROM terminal_recordings WHERE id = $1")
+        .bind(recording)
+        .fetch_one(&mut *store.conn().await.unwrap())
+        .await
+        .unwrap();
+    store.close().await;
+    path.trim_start_matches("recordings/").to_owned()
+}
