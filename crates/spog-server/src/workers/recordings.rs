@@ -45,8 +45,12 @@ pub async fn flush_once(state: &AppState, sync: bool) -> anyhow::Result<()> {
     }
     let mut ended_cast = Vec::new();
     let mut ended_frames = Vec::new();
+    if casts.is_empty() && frames.is_empty() {
+        return Ok(());
+    }
     {
-        let mut conn = state.store.conn().await?;
+        // Bookkeeping, not a change of record: the recordings' starts and ends are audited.
+        let mut conn = state.store.begin().await?;
         for recorder in &casts {
             if recorder.streams.load(Ordering::Acquire) > 0 {
                 recorder.touch();
@@ -67,6 +71,7 @@ pub async fn flush_once(state: &AppState, sync: bool) -> anyhow::Result<()> {
                 ended_frames.push(recorder.id);
             }
         }
+        conn.commit_unaudited().await?;
     }
     // Ended meanwhile (by another instance or the idle job): stop writing.
     for id in ended_cast {

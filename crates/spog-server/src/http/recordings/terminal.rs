@@ -44,6 +44,15 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(download_cast))
 }
 
+/// A recording with its events, as `GET /terminal/recordings/{id}` streams it.
+#[derive(serde::Serialize, ToSchema)]
+pub struct RecordingWithEvents {
+    #[serde(flatten)]
+    pub recording: TerminalRecording,
+    /// `[[elapsed_seconds, code, data], ...]`, in time order.
+    pub events: Vec<Vec<serde_json::Value>>,
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartSession {
@@ -371,7 +380,7 @@ async fn readable(
 /// A recording's metadata and its events, for playback: the fields of a recording plus
 /// `events` (`[[elapsed_seconds, code, data], ...]`). Streamed, however long the recording.
 #[utoipa::path(get, path = "/terminal/recordings/{id}", tag = "recordings",
-    params(("id" = String, Path)), responses((status = 200, body = TerminalRecording)))]
+    params(("id" = String, Path)), responses((status = 200, body = RecordingWithEvents)))]
 async fn get_recording(
     State(state): State<AppState>,
     auth: Require<SessionRecordingsView>,
