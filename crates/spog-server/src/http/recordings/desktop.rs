@@ -2,7 +2,9 @@
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -172,8 +174,12 @@ async fn append_frame(
     auth: Require<SessionRecordingsWrite>,
     AppPath(id): AppPath<Id<DesktopRecording>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<FrameAccepted>> {
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+        _ => ApiError::BadRequest(rejection.body_text()),
+    })?;
     let recording = active(&state, &auth, id).await?;
     let elapsed = headers
         .get(ELAPSED_HEADER)
@@ -210,8 +216,9 @@ async fn stream_frames(
     State(state): State<AppState>,
     auth: Require<SessionRecordingsWrite>,
     AppPath(id): AppPath<Id<DesktopRecording>>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
+    let upgrade = super::websocket(upgrade)?;
     let recording = active(&state, &auth, id).await?;
     let recorder = state.recorders.frames(&recording)?;
     Ok(upgrade

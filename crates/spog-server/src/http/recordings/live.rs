@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -34,8 +35,9 @@ pub async fn watch_session(
     auth: Require<SessionRecordingsView>,
     AppPath(id): AppPath<Id<TerminalSession>>,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
+    let upgrade = super::websocket(upgrade)?;
     header_map_origin_ok(&auth, &headers)?;
     let recording = visible(&state, &auth, id).await?;
     let account = auth.account();

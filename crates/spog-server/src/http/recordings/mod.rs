@@ -78,6 +78,21 @@ pub fn same_origin_for_cookie(auth: &Auth, headers: &HeaderMap) -> ApiResult<()>
     Ok(())
 }
 
+/// A WebSocket endpoint asked without a WebSocket handshake answers in the API's format.
+pub fn websocket(
+    upgrade: Result<
+        axum::extract::WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
+) -> ApiResult<axum::extract::WebSocketUpgrade> {
+    upgrade.map_err(|rejection| {
+        ApiError::BadRequest(format!(
+            "this endpoint speaks WebSocket only: {}",
+            rejection.body_text()
+        ))
+    })
+}
+
 pub fn size_field(field: &str, value: i64, max: i64) -> Result<i64, FieldError> {
     spog_core::recordings::size(field, value, max)
 }

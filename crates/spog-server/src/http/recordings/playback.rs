@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -63,8 +64,9 @@ pub async fn play(
     AppPath(id): AppPath<Id<DesktopRecording>>,
     AppQuery(params): AppQuery<PlayParams>,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
+    let upgrade = super::websocket(upgrade)?;
     same_origin_for_cookie(&auth, &headers)?;
     let speed = speed("speed", params.speed.unwrap_or(1.0))?;
     let recording = visible(&state, &auth, id).await?;
