@@ -109,7 +109,10 @@ pub fn size(field: &str, value: i64, max: i64) -> Result<i64, FieldError> {
     if (1..=max).contains(&value) {
         Ok(value)
     } else {
-        Err(FieldError::new(field, format!("must be between 1 and {max}")))
+        Err(FieldError::new(
+            field,
+            format!("must be between 1 and {max}"),
+        ))
     }
 }
 
@@ -170,7 +173,9 @@ pub fn check_event(field: &str, raw: RawEvent, previous: f64) -> Result<CastEven
     if time < previous {
         return Err(FieldError::new(
             format!("{field}[0]"),
-            format!("is earlier than the event before it ({previous}); events must be in time order"),
+            format!(
+                "is earlier than the event before it ({previous}); events must be in time order"
+            ),
         ));
     }
     let code = EventCode::parse(&code).ok_or_else(|| {
@@ -258,7 +263,10 @@ mod tests {
         assert!(check_event("e", raw(1.0, "o", "hi"), 1.0).is_ok());
         let early = check_event("e", raw(0.5, "o", "hi"), 1.0).unwrap_err();
         assert_eq!(early.field, "e[0]");
-        assert_eq!(check_event("e", raw(1.0, "x", ""), 0.0).unwrap_err().field, "e[1]");
+        assert_eq!(
+            check_event("e", raw(1.0, "x", ""), 0.0).unwrap_err().field,
+            "e[1]"
+        );
         assert!(check_event("e", raw(f64::NAN, "o", ""), 0.0).is_err());
         assert!(check_event("e", raw(-1.0, "o", ""), -5.0).is_err());
     }
@@ -290,10 +298,7 @@ mod tests {
     #[test]
     fn frames_are_recognised_by_their_magic() {
         assert_eq!(image_kind(&[0xFF, 0xD8, 0xFF, 0xE0]), Some(ImageKind::Jpeg));
-        assert_eq!(
-            image_kind(b"\x89PNG\r\n\x1a\n...."),
-            Some(ImageKind::Png)
-        );
+        assert_eq!(image_kind(b"\x89PNG\r\n\x1a\n...."), Some(ImageKind::Png));
         assert_eq!(image_kind(b"GIF89a"), None);
         assert_eq!(image_kind(b""), None);
     }

@@ -378,7 +378,11 @@ mod tests {
             assert!(config.record_input);
             assert_eq!(config.recording_idle_timeout, Duration::from_secs(90));
             jail.set_env("SPOG_RECORDING_IDLE_TIMEOUT", "0s");
-            assert!(Config::load(None).unwrap_err().contains("recording_idle_timeout"));
+            assert!(
+                Config::load(None)
+                    .unwrap_err()
+                    .contains("recording_idle_timeout")
+            );
             Ok(())
         });
     }

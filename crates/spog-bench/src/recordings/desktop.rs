@@ -105,7 +105,9 @@ pub async fn ingest(bench: &Bench, frames: usize, streams: usize) -> anyhow::Res
     let took = started.elapsed().as_secs_f64();
     let mut recorded = 0;
     for id in &ids {
-        recorded += end(&bench.gateway, id).await["frame_count"].as_u64().unwrap();
+        recorded += end(&bench.gateway, id).await["frame_count"]
+            .as_u64()
+            .unwrap();
     }
     let total = (per_stream * streams) as u64;
     assert_eq!(recorded, total, "every frame recorded");

@@ -84,7 +84,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     );
     let data_dir =
         std::env::temp_dir().join(format!("spog-bench-recordings-{}", uuid::Uuid::now_v7()));
-    let server = ServerProcess::start(data_dir.clone(), database.as_ref().map(|d| d.url.as_str())).await;
+    let server =
+        ServerProcess::start(data_dir.clone(), database.as_ref().map(|d| d.url.as_str())).await;
     let admin = server.admin().await;
     let gateway = admin
         .token_client("agent", &["session_recordings.write"])

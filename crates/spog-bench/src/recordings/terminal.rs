@@ -199,7 +199,9 @@ pub async fn download(bench: &Bench, mb: usize) -> anyhow::Result<()> {
     let header_end = first_line.iter().position(|&b| b == b'\n').unwrap();
     let header: Value = serde_json::from_slice(&first_line[..header_end])?;
     assert!(header["duration"].as_f64().unwrap() > 0.0);
-    let growth = peak.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(before);
+    let growth = peak
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .saturating_sub(before);
     let mb_s = rate(downloaded, took);
     println!(
         ".cast download of {:.0} MB: {mb_s:.0} MB/s ({took:.2} s), server RSS growth {:.1} MB \

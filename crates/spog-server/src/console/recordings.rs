@@ -57,7 +57,12 @@ pub fn duration(seconds: f64) -> String {
     match whole {
         0..60 => format!("{seconds:.1}s"),
         60..3600 => format!("{}m {:02}s", whole / 60, whole % 60),
-        _ => format!("{}h {:02}m {:02}s", whole / 3600, whole / 60 % 60, whole % 60),
+        _ => format!(
+            "{}h {:02}m {:02}s",
+            whole / 3600,
+            whole / 60 % 60,
+            whole % 60
+        ),
     }
 }
 
@@ -160,14 +165,33 @@ async fn list(
     let mut conn = state.store.conn().await?;
     let cursor = query.cursor.as_deref();
     let (rows, next) = if kind == "desktop" {
-        let page = desktop::list(&mut conn, account, &scope, &filter, page::DEFAULT_LIMIT, cursor)
-            .await?;
-        (page.items.iter().map(desktop_row).collect(), next_cursor(&page))
+        let page = desktop::list(
+            &mut conn,
+            account,
+            &scope,
+            &filter,
+            page::DEFAULT_LIMIT,
+            cursor,
+        )
+        .await?;
+        (
+            page.items.iter().map(desktop_row).collect(),
+            next_cursor(&page),
+        )
     } else {
-        let page =
-            terminal::list(&mut conn, account, &scope, &filter, page::DEFAULT_LIMIT, cursor)
-                .await?;
-        (page.items.iter().map(terminal_row).collect(), next_cursor(&page))
+        let page = terminal::list(
+            &mut conn,
+            account,
+            &scope,
+            &filter,
+            page::DEFAULT_LIMIT,
+            cursor,
+        )
+        .await?;
+        (
+            page.items.iter().map(terminal_row).collect(),
+            next_cursor(&page),
+        )
     };
     let hosts = hosts::list(&mut conn, account, None, &scope, page::MAX_LIMIT, None)
         .await?
@@ -263,13 +287,17 @@ pub async fn terminal_play(
     }
     let id: Id<TerminalRecording> = parse_id(&id)?;
     let mut conn = state.store.conn().await?;
-    let recording =
-        terminal::get(&mut conn, viewer.auth.account(), id, &viewer.auth.host_scope())
-            .await
-            .map_err(|e| match e {
-                spog_store::StoreError::NotFound => PageError::NotFound,
-                other => other.into(),
-            })?;
+    let recording = terminal::get(
+        &mut conn,
+        viewer.auth.account(),
+        id,
+        &viewer.auth.host_scope(),
+    )
+    .await
+    .map_err(|e| match e {
+        spog_store::StoreError::NotFound => PageError::NotFound,
+        other => other.into(),
+    })?;
     render(&TerminalPlay {
         chrome,
         row: terminal_row(&recording),
@@ -300,12 +328,17 @@ pub async fn desktop_play(
     }
     let id: Id<DesktopRecording> = parse_id(&id)?;
     let mut conn = state.store.conn().await?;
-    let recording = desktop::get(&mut conn, viewer.auth.account(), id, &viewer.auth.host_scope())
-        .await
-        .map_err(|e| match e {
-            spog_store::StoreError::NotFound => PageError::NotFound,
-            other => other.into(),
-        })?;
+    let recording = desktop::get(
+        &mut conn,
+        viewer.auth.account(),
+        id,
+        &viewer.auth.host_scope(),
+    )
+    .await
+    .map_err(|e| match e {
+        spog_store::StoreError::NotFound => PageError::NotFound,
+        other => other.into(),
+    })?;
     render(&DesktopPlay {
         chrome,
         row: desktop_row(&recording),

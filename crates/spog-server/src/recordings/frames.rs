@@ -227,7 +227,11 @@ fn scan(file: &std::fs::File, from: u64, end: u64) -> io::Result<(Vec<Frame>, u6
         let elapsed_ms = u64::from_le_bytes(header[..8].try_into().expect("8 bytes"));
         let len = u32::from_le_bytes(header[8..].try_into().expect("4 bytes"));
         let next = position + HEADER as u64 + u64::from(len);
-        if next > end || frames.last().is_some_and(|f: &Frame| f.elapsed_ms > elapsed_ms) {
+        if next > end
+            || frames
+                .last()
+                .is_some_and(|f: &Frame| f.elapsed_ms > elapsed_ms)
+        {
             break;
         }
         frames.push(Frame {
@@ -280,7 +284,9 @@ pub fn read(file: &std::fs::File, frame: &Frame) -> io::Result<Vec<u8>> {
 
 /// The index of the frame showing at `ms`: the last one at or before it.
 pub fn at(frames: &[Frame], ms: u64) -> usize {
-    frames.partition_point(|f| f.elapsed_ms <= ms).saturating_sub(1)
+    frames
+        .partition_point(|f| f.elapsed_ms <= ms)
+        .saturating_sub(1)
 }
 
 #[cfg(test)]
@@ -301,14 +307,19 @@ mod tests {
         let mut torn = 80u64.to_le_bytes().to_vec();
         torn.extend(1000u32.to_le_bytes());
         torn.extend(b"\xFF\xD8");
-        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         std::io::Write::write_all(&mut file, &torn).unwrap();
         std::fs::remove_file(index_path(&path)).unwrap();
 
         let loaded = load(&path).unwrap();
         assert_eq!(loaded.len(), 2, "readers stop at the torn frame");
         let recorder = FrameRecorder::open(id, &path).unwrap();
-        recorder.append(60, b"\xFF\xD8\xFFthree", "f", true).unwrap();
+        recorder
+            .append(60, b"\xFF\xD8\xFFthree", "f", true)
+            .unwrap();
         let progress = recorder.close();
         assert_eq!(progress.frame_count, 3);
         assert_eq!(progress.duration_ms, 60);

@@ -26,13 +26,21 @@ pub async fn flush_once(state: &AppState, sync: bool) -> anyhow::Result<()> {
     let frames = state.recorders.all_frames();
     let (casts, frames) = tokio::task::spawn_blocking(move || {
         for recorder in &casts {
-            let done = if sync { recorder.sync() } else { recorder.flush() };
+            let done = if sync {
+                recorder.sync()
+            } else {
+                recorder.flush()
+            };
             if let Err(error) = done {
                 tracing::warn!(recording = %recorder.id, %error, "flushing a terminal recording");
             }
         }
         for recorder in &frames {
-            let done = if sync { recorder.sync() } else { recorder.flush() };
+            let done = if sync {
+                recorder.sync()
+            } else {
+                recorder.flush()
+            };
             if let Err(error) = done {
                 tracing::warn!(recording = %recorder.id, %error, "flushing a desktop recording");
             }
@@ -113,16 +121,23 @@ pub async fn idle_once(state: &AppState, now: Timestamp) -> anyhow::Result<usize
     for (account, id) in silent {
         let progress = state.recorders.close_cast(id);
         let mut tx = state.store.begin().await?;
-        let recording =
-            match terminal::end(&mut tx, account, id, progress.as_ref(), EndReason::Idle, now).await
-            {
-                Ok(recording) => recording,
-                // Ended meanwhile by its source or another instance.
-                Err(spog_store::StoreError::Conflict(_) | spog_store::StoreError::NotFound) => {
-                    continue;
-                }
-                Err(other) => return Err(other.into()),
-            };
+        let recording = match terminal::end(
+            &mut tx,
+            account,
+            id,
+            progress.as_ref(),
+            EndReason::Idle,
+            now,
+        )
+        .await
+        {
+            Ok(recording) => recording,
+            // Ended meanwhile by its source or another instance.
+            Err(spog_store::StoreError::Conflict(_) | spog_store::StoreError::NotFound) => {
+                continue;
+            }
+            Err(other) => return Err(other.into()),
+        };
         let mut entry = system_entry(account, "terminal_session.end", "terminal_session")
             .resource(
                 recording.session_id,
@@ -143,14 +158,22 @@ pub async fn idle_once(state: &AppState, now: Timestamp) -> anyhow::Result<usize
     for (account, id) in silent {
         let progress = state.recorders.close_frames(id);
         let mut tx = state.store.begin().await?;
-        let recording =
-            match desktop::end(&mut tx, account, id, progress.as_ref(), EndReason::Idle, now).await {
-                Ok(recording) => recording,
-                Err(spog_store::StoreError::Conflict(_) | spog_store::StoreError::NotFound) => {
-                    continue;
-                }
-                Err(other) => return Err(other.into()),
-            };
+        let recording = match desktop::end(
+            &mut tx,
+            account,
+            id,
+            progress.as_ref(),
+            EndReason::Idle,
+            now,
+        )
+        .await
+        {
+            Ok(recording) => recording,
+            Err(spog_store::StoreError::Conflict(_) | spog_store::StoreError::NotFound) => {
+                continue;
+            }
+            Err(other) => return Err(other.into()),
+        };
         let mut entry = system_entry(account, "desktop_recording.end", "desktop_recording")
             .resource(
                 recording.id,

@@ -67,7 +67,8 @@ async fn mutations(
     let (channel, channel_delivery) = failed_channel_delivery(server, admin, &org).await;
     let (_, me) = admin.get("/auth/me").await;
     let me = me["user_id"].as_str().unwrap().to_owned();
-    let terminal = json!({"host_id": silent_host, "user_id": me, "shell": "sh", "width": 80, "height": 24});
+    let terminal =
+        json!({"host_id": silent_host, "user_id": me, "shell": "sh", "width": 80, "height": 24});
     let (_, session) = admin.post("/terminal/sessions", terminal.clone()).await;
     let session = session["id"].as_str().unwrap().to_owned();
     let desktop = json!({"host_id": silent_host, "user_id": me, "width": 800, "height": 600});

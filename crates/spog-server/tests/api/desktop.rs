@@ -67,14 +67,22 @@ async fn desktop_frames_are_recorded_listed_and_played_back_at_their_pace() {
         assert_eq!(status, StatusCode::CREATED, "{recording}");
         let id = recording["id"].as_str().unwrap();
         for (i, elapsed) in [0u64, 200, 400, 600].into_iter().enumerate() {
-            let (status, body) =
-                frame(&setup.gateway, id, &elapsed.to_string(), jpeg(i as u8, 5000)).await;
+            let (status, body) = frame(
+                &setup.gateway,
+                id,
+                &elapsed.to_string(),
+                jpeg(i as u8, 5000),
+            )
+            .await;
             assert_eq!(status, StatusCode::OK, "{body}");
             assert_eq!(body["frame_count"], i + 1);
         }
         let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
         png.resize(300, 7);
-        assert_eq!(frame(&setup.gateway, id, "800", png).await.0, StatusCode::OK);
+        assert_eq!(
+            frame(&setup.gateway, id, "800", png).await.0,
+            StatusCode::OK
+        );
 
         // Bad frames are refused; the recording is untouched.
         for (elapsed, body, field) in [
@@ -84,11 +92,18 @@ async fn desktop_frames_are_recorded_listed_and_played_back_at_their_pace() {
         ] {
             let (status, response) = frame(&setup.gateway, id, elapsed, body).await;
             assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{response}");
-            assert!(response["error"]["details"]["fields"][field].is_string(), "{response}");
+            assert!(
+                response["error"]["details"]["fields"][field].is_string(),
+                "{response}"
+            );
         }
 
         // Frames over a WebSocket; a connection dropping mid-frame loses only that frame.
-        let mut source = socket(&setup.gateway, &format!("/desktop/recordings/{id}/frames/stream")).await;
+        let mut source = socket(
+            &setup.gateway,
+            &format!("/desktop/recordings/{id}/frames/stream"),
+        )
+        .await;
         let mut message = 1000u64.to_be_bytes().to_vec();
         message.extend(jpeg(5, 4000));
         source.send(Message::binary(message)).await.unwrap();
@@ -139,13 +154,18 @@ async fn desktop_frames_are_recorded_listed_and_played_back_at_their_pace() {
             }
         }
         for (at, expected) in &times {
-            assert!((at - expected).abs() < 150, "frame due at {expected} ms came at {at} ms");
+            assert!(
+                (at - expected).abs() < 150,
+                "frame due at {expected} ms came at {at} ms"
+            );
         }
         assert_eq!(next_json(&mut player).await["type"], "end");
 
         // Seek back: the frame showing at 450 ms comes at once, then the rest at pace.
         player
-            .send(Message::text(json!({"type": "seek", "ms": 450}).to_string()))
+            .send(Message::text(
+                json!({"type": "seek", "ms": 450}).to_string(),
+            ))
             .await
             .unwrap();
         assert_eq!(next_frame(&mut player).await.0, 400);
@@ -163,7 +183,10 @@ async fn desktop_frames_are_recorded_listed_and_played_back_at_their_pace() {
         assert_eq!(next_frame(&mut fast).await.0, 600);
         assert_eq!(next_frame(&mut fast).await.0, 800);
         let took = started.elapsed().as_millis();
-        assert!((100..300).contains(&took), "300 ms of recording at 2x took {took} ms");
+        assert!(
+            (100..300).contains(&took),
+            "300 ms of recording at 2x took {took} ms"
+        );
 
         let url = setup
             .admin
@@ -212,7 +235,11 @@ async fn desktop_recordings_follow_host_access() {
         setup
             .admin
             .post(
-                &format!("/hosts/{}/access/{}", setup.host, me["user_id"].as_str().unwrap()),
+                &format!(
+                    "/hosts/{}/access/{}",
+                    setup.host,
+                    me["user_id"].as_str().unwrap()
+                ),
                 json!({}),
             )
             .await;

@@ -76,9 +76,15 @@ async fn start(setup: &Setup, host: &str) -> Value {
     session
 }
 
-async fn download(client: &Client, recording: &str) -> (StatusCode, reqwest::header::HeaderMap, String) {
+async fn download(
+    client: &Client,
+    recording: &str,
+) -> (StatusCode, reqwest::header::HeaderMap, String) {
     let response = client
-        .request(reqwest::Method::GET, &format!("/terminal/recordings/{recording}/cast"))
+        .request(
+            reqwest::Method::GET,
+            &format!("/terminal/recordings/{recording}/cast"),
+        )
         .send()
         .await
         .unwrap();
@@ -152,7 +158,10 @@ async fn a_session_recorded_over_http_downloads_as_a_cast_that_a_terminal_emulat
         // While the session runs, what was recorded already plays.
         let (status, _, cast) = download(&setup.admin, recording).await;
         assert_eq!(status, StatusCode::OK);
-        assert!(replay(&cast).contains(&"hello wörld bold".to_owned()), "{cast}");
+        assert!(
+            replay(&cast).contains(&"hello wörld bold".to_owned()),
+            "{cast}"
+        );
 
         let (status, ended) = setup
             .gateway
@@ -262,7 +271,10 @@ async fn bad_events_are_refused_and_the_recording_stays_playable() {
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         let (status, _) = setup
             .gateway
-            .post(&path, json!([[2.0, "o", "\u{fffd} lone surrogates never arrive"]]))
+            .post(
+                &path,
+                json!([[2.0, "o", "\u{fffd} lone surrogates never arrive"]]),
+            )
             .await;
         assert_eq!(status, StatusCode::OK);
 
@@ -283,13 +295,25 @@ async fn bad_events_are_refused_and_the_recording_stays_playable() {
 
         // Bad starts name the field.
         for (body, field) in [
-            (json!({"host_id": setup.host, "user_id": setup.user, "shell": "sh", "width": 0, "height": 10}), "width"),
-            (json!({"host_id": setup.user, "user_id": setup.user, "shell": "sh", "width": 80, "height": 10}), "host_id"),
-            (json!({"host_id": setup.host, "user_id": setup.host, "shell": "sh", "width": 80, "height": 10}), "user_id"),
+            (
+                json!({"host_id": setup.host, "user_id": setup.user, "shell": "sh", "width": 0, "height": 10}),
+                "width",
+            ),
+            (
+                json!({"host_id": setup.user, "user_id": setup.user, "shell": "sh", "width": 80, "height": 10}),
+                "host_id",
+            ),
+            (
+                json!({"host_id": setup.host, "user_id": setup.host, "shell": "sh", "width": 80, "height": 10}),
+                "user_id",
+            ),
         ] {
             let (status, response) = setup.gateway.post("/terminal/sessions", body).await;
             assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{response}");
-            assert!(response["error"]["details"]["fields"][field].is_string(), "{response}");
+            assert!(
+                response["error"]["details"]["fields"][field].is_string(),
+                "{response}"
+            );
         }
         server.stop().await;
     }
@@ -435,7 +459,10 @@ async fn sessions_and_recordings_show_only_on_hosts_the_viewer_may_see() {
         let auditor_id = me["user_id"].as_str().unwrap();
         let (status, _) = setup
             .admin
-            .post(&format!("/hosts/{}/access/{auditor_id}", setup.host), json!({}))
+            .post(
+                &format!("/hosts/{}/access/{auditor_id}", setup.host),
+                json!({}),
+            )
             .await;
         assert_eq!(status, StatusCode::NO_CONTENT);
 
@@ -490,7 +517,10 @@ async fn sessions_and_recordings_show_only_on_hosts_the_viewer_may_see() {
         let (_, listed) = globex.get("/terminal/recordings").await;
         assert_eq!(listed["items"], json!([]));
         assert_eq!(
-            globex.get(&format!("/terminal/recordings/{recording}/cast")).await.0,
+            globex
+                .get(&format!("/terminal/recordings/{recording}/cast"))
+                .await
+                .0,
             StatusCode::NOT_FOUND
         );
         let (status, _) = globex_gateway
@@ -510,13 +540,18 @@ async fn sessions_and_recordings_show_only_on_hosts_the_viewer_may_see() {
 
 #[tokio::test]
 async fn the_scheduler_ends_sessions_whose_source_went_silent() {
-    for server in servers_with(|config| config.recording_idle_timeout = Duration::from_secs(60)).await {
+    for server in
+        servers_with(|config| config.recording_idle_timeout = Duration::from_secs(60)).await
+    {
         let setup = setup(&server).await;
         let session = start(&setup, &setup.host).await;
         let id = session["id"].as_str().unwrap();
         setup
             .gateway
-            .post(&format!("/terminal/sessions/{id}/events"), json!([[0.5, "o", "hi"]]))
+            .post(
+                &format!("/terminal/sessions/{id}/events"),
+                json!([[0.5, "o", "hi"]]),
+            )
             .await;
         let now = spog_core::Timestamp::now();
         let ended = spog_server::workers::recordings::idle_once(&server.state, now)
@@ -559,7 +594,10 @@ async fn a_crash_loses_at_most_the_last_second_and_the_recording_goes_on_after_r
         drop(source);
 
         // A writer that died mid-line leaves a torn tail; the next writer cuts it off.
-        let file = data_dir.join(format!("recordings/{}", file_of(&database, &recording).await));
+        let file = data_dir.join(format!(
+            "recordings/{}",
+            file_of(&database, &recording).await
+        ));
         let mut bytes = std::fs::read(&file).unwrap();
         assert!(
             String::from_utf8_lossy(&bytes).contains("before the crash"),
@@ -573,14 +611,25 @@ async fn a_crash_loses_at_most_the_last_second_and_the_recording_goes_on_after_r
         let gateway = server.anonymous().with_token(&token);
         let path = format!("/terminal/sessions/{id}/events");
         let (status, _) = gateway.post(&path, json!([[0.2, "o", "too early"]])).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "time order survives the crash");
-        let (status, body) = gateway.post(&path, json!([[1.0, "o", "after the restart\r\n"]])).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "time order survives the crash"
+        );
+        let (status, body) = gateway
+            .post(&path, json!([[1.0, "o", "after the restart\r\n"]]))
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        let (_, ended) = gateway.post(&format!("/terminal/sessions/{id}/end"), json!({})).await;
+        let (_, ended) = gateway
+            .post(&format!("/terminal/sessions/{id}/end"), json!({}))
+            .await;
         assert_eq!(ended["event_count"], 2, "{ended}");
         let admin = server.admin().await;
         let (_, _, cast) = download(&admin, &recording).await;
-        assert_eq!(replay(&cast)[..2], ["before the crash", "after the restart"]);
+        assert_eq!(
+            replay(&cast)[..2],
+            ["before the crash", "after the restart"]
+        );
         server.stop().await;
     }
 }
@@ -590,11 +639,12 @@ async fn file_of(database: &spog_store::testing::TestDatabase, recording: &str) 
     let store = spog_store::Store::connect(&database.url, &Default::default())
         .await
         .unwrap();
-    let path: String = sqlx::query_scalar("SELECT file_path FROM terminal_recordings WHERE id = $1")
-        .bind(recording)
-        .fetch_one(&mut *store.conn().await.unwrap())
-        .await
-        .unwrap();
+    let path: String =
+        sqlx::query_scalar("SELECT file_path FROM terminal_recordings WHERE id = $1")
+            .bind(recording)
+            .fetch_one(&mut *store.conn().await.unwrap())
+            .await
+            .unwrap();
     store.close().await;
     path.trim_start_matches("recordings/").to_owned()
 }

@@ -87,7 +87,11 @@ async fn a_terminal_recording_made_through_the_api_plays_in_the_console() {
         events(
             &setup,
             id,
-            json!([[0.2, "o", "$ echo hello from spog\r\n"], [0.6, "o", "hello from spog\r\n"], [1.5, "o", "$ "]]),
+            json!([
+                [0.2, "o", "$ echo hello from spog\r\n"],
+                [0.6, "o", "hello from spog\r\n"],
+                [1.5, "o", "$ "]
+            ]),
         )
         .await;
         setup
@@ -95,12 +99,18 @@ async fn a_terminal_recording_made_through_the_api_plays_in_the_console() {
             .post(&format!("/terminal/sessions/{id}/end"), json!({}))
             .await;
 
-        browser.log_in(&server.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
-        browser.goto(&format!("{}/terminal/recordings", server.base)).await;
+        browser
+            .log_in(&server.base, ADMIN_EMAIL, ADMIN_PASSWORD)
+            .await;
+        browser
+            .goto(&format!("{}/terminal/recordings", server.base))
+            .await;
         browser
             .wait_for_text(&format!("tr[data-id='{recording}']"), "web-1")
             .await;
-        assert!(browser.is_present("#download-cast").await || browser.is_present("a[download]").await);
+        assert!(
+            browser.is_present("#download-cast").await || browser.is_present("a[download]").await
+        );
         browser
             .click(&format!("tr[data-id='{recording}'] a.button"))
             .await;
@@ -116,7 +126,9 @@ async fn a_terminal_recording_made_through_the_api_plays_in_the_console() {
         .await;
         let duration = duration.as_f64().unwrap();
         assert!((duration - 1.5).abs() < 0.01, "duration {duration}");
-        browser.wait_for_text("#cast-player", "hello from spog").await;
+        browser
+            .wait_for_text("#cast-player", "hello from spog")
+            .await;
         let (status, cast) = browser
             .fetch(&format!("/api/v1/terminal/recordings/{recording}/cast"))
             .await;
@@ -137,8 +149,12 @@ async fn an_active_session_is_followed_live() {
         let session = start_terminal(&setup).await;
         let id = session["id"].as_str().unwrap();
         events(&setup, id, json!([[0.1, "o", "first line\r\n"]])).await;
-        browser.log_in(&server.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
-        browser.goto(&format!("{}/terminal/sessions", server.base)).await;
+        browser
+            .log_in(&server.base, ADMIN_EMAIL, ADMIN_PASSWORD)
+            .await;
+        browser
+            .goto(&format!("{}/terminal/sessions", server.base))
+            .await;
         browser
             .wait_for_text(&format!("tr[data-session='{id}']"), "Watch live")
             .await;
@@ -196,8 +212,12 @@ async fn a_desktop_recording_streams_its_frames_onto_the_canvas() {
             .post(&format!("/desktop/recordings/{id}/end"), json!({}))
             .await;
 
-        browser.log_in(&server.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
-        browser.goto(&format!("{}/desktop/recordings", server.base)).await;
+        browser
+            .log_in(&server.base, ADMIN_EMAIL, ADMIN_PASSWORD)
+            .await;
+        browser
+            .goto(&format!("{}/desktop/recordings", server.base))
+            .await;
         browser
             .wait_for_text(&format!("tr[data-id='{id}']"), "4 frames")
             .await;
@@ -247,7 +267,11 @@ fn png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
         for &byte in bytes {
             crc ^= u32::from(byte);
             for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc

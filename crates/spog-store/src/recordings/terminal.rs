@@ -257,7 +257,9 @@ pub async fn end(
         .push(" AND ended_at IS NULL");
     if sql.execute(conn).await?.rows_affected() == 0 {
         get(conn, account, recording, &HostScope::All).await?;
-        return Err(StoreError::Conflict("the session has already ended".to_owned()));
+        return Err(StoreError::Conflict(
+            "the session has already ended".to_owned(),
+        ));
     }
     get(conn, account, recording, &HostScope::All).await
 }

@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::ws::{Message, WebSocket};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket};
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -115,7 +115,10 @@ async fn start_recording(
     let recording = desktop::start(&mut tx, &new).await?;
     let entry = auth
         .entry("desktop_recording.start", "desktop_recording")
-        .resource(recording.id, format!("{}@{}", recording.user_email, recording.hostname))
+        .resource(
+            recording.id,
+            format!("{}@{}", recording.user_email, recording.hostname),
+        )
         .in_organization(organization)
         .after(&recording);
     audit::record(&mut tx, entry).await?;

@@ -5,8 +5,8 @@
 
 use std::time::Instant;
 
-use axum::extract::ws::{Message, WebSocket};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket};
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -115,10 +115,13 @@ async fn follow(
                 _ => {}
             },
         }
-        if last_check.elapsed() >= std::time::Duration::from_secs(1) || recorder.as_ref().is_some_and(|r| r.is_closed()) {
+        if last_check.elapsed() >= std::time::Duration::from_secs(1)
+            || recorder.as_ref().is_some_and(|r| r.is_closed())
+        {
             last_check = Instant::now();
             if let Ok(mut conn) = state.store.conn().await
-                && let Ok(now) = terminal::get(&mut conn, account, recording.id, &HostScope::All).await
+                && let Ok(now) =
+                    terminal::get(&mut conn, account, recording.id, &HostScope::All).await
             {
                 // One more round reads the last events before closing.
                 ended = now.ended_at.is_some();
@@ -137,7 +140,9 @@ async fn read_round(
             Some(offset) => offset,
             None => match cast::read_header(&path) {
                 Ok((_, offset)) => offset,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Ok((Vec::new(), None));
+                }
                 Err(e) => return Err(e),
             },
         };

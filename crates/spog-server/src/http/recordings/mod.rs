@@ -73,7 +73,9 @@ pub fn same_origin_for_cookie(auth: &Auth, headers: &HeaderMap) -> ApiResult<()>
         Credential::Session { cookie: true, .. }
     );
     if by_cookie && !crate::http::ws::same_origin(headers) {
-        return Err(ApiError::Forbidden("cross-origin WebSocket refused".to_owned()));
+        return Err(ApiError::Forbidden(
+            "cross-origin WebSocket refused".to_owned(),
+        ));
     }
     Ok(())
 }

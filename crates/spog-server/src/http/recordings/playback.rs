@@ -12,8 +12,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket};
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -126,7 +126,11 @@ impl Player {
         let meta = json!({"type": "meta", "width": recording.width, "height": recording.height,
             "frame_count": self.frames.len(), "duration_ms": duration_ms, "start_ms": start,
             "speed": self.speed});
-        if socket.send(Message::Text(meta.to_string().into())).await.is_err() {
+        if socket
+            .send(Message::Text(meta.to_string().into()))
+            .await
+            .is_err()
+        {
             return;
         }
         // Media time `anchor.1` was showing at instant `anchor.0`.

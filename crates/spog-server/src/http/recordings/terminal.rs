@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
@@ -128,7 +128,10 @@ async fn start_session(
     let session = recording.session();
     let entry = auth
         .entry("terminal_session.start", "terminal_session")
-        .resource(session.id, format!("{}@{}", session.user_email, session.hostname))
+        .resource(
+            session.id,
+            format!("{}@{}", session.user_email, session.hostname),
+        )
         .in_organization(organization)
         .after(&session)
         .metadata(serde_json::json!({"recording_id": recording.id}));
@@ -228,7 +231,10 @@ async fn end_session(
     .await?;
     let entry = auth
         .entry("terminal_session.end", "terminal_session")
-        .resource(ended.session_id, format!("{}@{}", ended.user_email, ended.hostname))
+        .resource(
+            ended.session_id,
+            format!("{}@{}", ended.user_email, ended.hostname),
+        )
         .in_organization(ended.organization_id)
         .before(&recording.session())
         .after(&ended);
@@ -406,7 +412,11 @@ async fn get_recording(
             out.push(b',');
         }
         first = false;
-        out.extend(chunk[..chunk.len() - 1].iter().map(|&b| if b == b'\n' { b',' } else { b }));
+        out.extend(
+            chunk[..chunk.len() - 1]
+                .iter()
+                .map(|&b| if b == b'\n' { b',' } else { b }),
+        );
         out
     });
     Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
