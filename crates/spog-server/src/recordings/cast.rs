@@ -120,13 +120,17 @@ impl CastRecorder {
         let mut checked = Vec::with_capacity(events.len());
         let mut errors = FieldErrors::new();
         for (i, raw) in events.into_iter().enumerate() {
-            match check_event(&format!("{field}[{i}]"), raw, previous) {
+            match check_event("", raw, previous) {
                 Ok(event) => {
                     previous = event.time;
                     checked.push(event);
                 }
                 Err(error) => {
-                    errors.add(error);
+                    // The event's place is named only when something is wrong with it.
+                    errors.add(spog_core::FieldError::new(
+                        format!("{field}[{i}]{}", error.field),
+                        error.message,
+                    ));
                     break;
                 }
             }

@@ -28,7 +28,7 @@ use super::{RecordingParams, recording_subject, size_field};
 use crate::auth::permissions::{SessionRecordingsView, SessionRecordingsWrite};
 use crate::auth::{Auth, Require};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AppJson, AppPath, AppQuery, parse_json};
+use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::recordings::{Appended, CastRecorder, RecordingError, cast};
 use crate::state::AppState;
 
@@ -312,7 +312,12 @@ async fn ingest(state: AppState, recorder: std::sync::Arc<CastRecorder>, mut soc
         let events = match parse_events(text.as_bytes()) {
             Ok(events) => events,
             Err(error) => {
-                close(&mut socket, INVALID, &error.to_string()).await;
+                close(
+                    &mut socket,
+                    INVALID,
+                    &format!("not asciicast events: {error}"),
+                )
+                .await;
                 break;
             }
         };
@@ -340,16 +345,16 @@ async fn ingest(state: AppState, recorder: std::sync::Arc<CastRecorder>, mut soc
 }
 
 /// One event or a batch of them.
-fn parse_events(text: &[u8]) -> Result<Vec<RawEvent>, ApiError> {
+fn parse_events(text: &[u8]) -> Result<Vec<RawEvent>, serde_json::Error> {
     let batch = text
         .iter()
         .filter(|b| !b.is_ascii_whitespace())
         .take(2)
         .eq(b"[[".iter());
     if batch {
-        parse_json::<Vec<RawEvent>>(text)
+        serde_json::from_slice::<Vec<RawEvent>>(text)
     } else {
-        parse_json::<RawEvent>(text).map(|event| vec![event])
+        serde_json::from_slice::<RawEvent>(text).map(|event| vec![event])
     }
 }
 
