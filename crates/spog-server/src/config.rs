@@ -363,6 +363,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail decides its closure's error type.
     fn recording_settings_read_from_toml_and_environment() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

@@ -137,11 +137,7 @@ async fn play(admin: Client, id: String) -> Vec<Duration> {
                 let (t0, e0) = *first.get_or_insert((now, elapsed));
                 let actual = now - t0;
                 let expected = Duration::from_millis(elapsed - e0);
-                errors.push(if actual > expected {
-                    actual - expected
-                } else {
-                    expected - actual
-                });
+                errors.push(actual.abs_diff(expected));
             }
             Message::Text(text) if text.contains("\"end\"") => break,
             _ => {}
