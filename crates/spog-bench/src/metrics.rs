@@ -137,7 +137,8 @@ async fn ingest(agent: &Client, hosts: &[String], options: &Options) -> f64 {
             let mut step = 0;
             while Instant::now() < deadline {
                 for host in &mine {
-                    let (status, body) = agent.post("/metrics", batch(host, size, step, start)).await;
+                    let (status, body) =
+                        agent.post("/metrics", batch(host, size, step, start)).await;
                     assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
                     accepted.fetch_add(size as u64, Ordering::Relaxed);
                 }
