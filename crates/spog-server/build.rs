@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Files of `web/node_modules` that `src/console/assets.rs` embeds.
-const VENDORED: &[&str] = &["htmx.org/dist/htmx.min.js"];
+const VENDORED: &[&str] = &[
+    "htmx.org/dist/htmx.min.js",
+    "asciinema-player/dist/bundle/asciinema-player.min.js",
+    "asciinema-player/dist/bundle/asciinema-player.css",
+];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));

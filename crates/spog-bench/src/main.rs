@@ -6,6 +6,7 @@ mod harness;
 mod metrics;
 mod process;
 mod realtime;
+mod recordings;
 mod webhooks;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,10 @@ enum Bench {
     /// Metric ingestion (issue 5): `POST /metrics` with 100 metric rules evaluated, beside
     /// the same requests with no rules.
     Metrics(metrics::Options),
+    /// Session recordings (issue 6): 50 terminal sessions streaming at once, a 100 MB `.cast`
+    /// download and the server's memory meanwhile, desktop frame ingest and playback pacing.
+    /// Needs `cargo build --release -p spog` first.
+    Recordings(recordings::Options),
     /// Webhooks (issue 4): sustained delivery beside a bare HTTP client, publish to first
     /// attempt latency, and a 100,000-delivery backlog to a receiver that is down.
     Webhooks(webhooks::Options),
@@ -47,6 +52,7 @@ fn main() -> anyhow::Result<()> {
             Bench::Realtime(options) => realtime::run(options).await,
             Bench::Foundation(options) => foundation::run(options).await,
             Bench::Metrics(options) => metrics::run(options).await,
+            Bench::Recordings(options) => recordings::run(options).await,
             Bench::Webhooks(options) => webhooks::run(options).await,
         }
     })

@@ -12,6 +12,7 @@ pub mod model;
 pub mod notification;
 pub mod page;
 pub mod permission;
+pub mod recordings;
 pub mod redact;
 mod schema;
 pub mod time;

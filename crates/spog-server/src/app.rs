@@ -87,13 +87,17 @@ pub async fn launch(
         workers::alert_evaluation::spawn(&state, shutdown.clone()),
         workers::delivery::spawn(&state, shutdown.clone()),
         workers::delivery_cleanup::spawn(&state, shutdown.clone()),
+        workers::recordings::spawn_flush(&state, shutdown.clone()),
+        workers::recordings::spawn_idle(&state, shutdown.clone()),
     ];
     workers.extend(state.bus.spawn_listener(shutdown.clone()));
     workers.push(state.bus.spawn_coalescer(shutdown.clone()));
-    let (hub, stopping) = (state.bus.hub.clone(), shutdown.clone());
+    let (stopped, stopping) = (state.clone(), shutdown.clone());
     workers.push(tokio::spawn(async move {
         stopping.cancelled().await;
-        hub.close_all();
+        stopped.bus.hub.close_all();
+        // What recorders hold reaches the disk; their streams close.
+        stopped.recorders.close_all();
     }));
     let app = router(state.clone());
     let addr = listener.local_addr()?;

@@ -55,7 +55,12 @@ pub struct Config {
     pub outbound_allow_cidrs: Vec<IpNet>,
     #[serde(with = "duration")]
     pub host_offline_after: Duration,
+    /// Record terminal input (`i`) events; when off they are dropped before the disk.
     pub record_input: bool,
+    /// Silence after which the scheduler ends a terminal session or desktop recording whose
+    /// source stopped sending (a connected stream is never silent).
+    #[serde(with = "duration")]
+    pub recording_idle_timeout: Duration,
     pub log_format: LogFormat,
     /// Longest time a request may take before it is answered 503.
     #[serde(with = "duration")]
@@ -95,6 +100,7 @@ impl Default for Config {
             outbound_allow_cidrs: Vec::new(),
             host_offline_after: Duration::from_secs(90),
             record_input: true,
+            recording_idle_timeout: Duration::from_secs(600),
             log_format: LogFormat::Text,
             request_timeout: Duration::from_secs(30),
             body_limit: 16 * 1024 * 1024,
@@ -147,9 +153,11 @@ impl Config {
         if self.webhook_attempt_timeout.is_zero()
             || self.session_ttl.is_zero()
             || self.host_offline_after.is_zero()
+            || self.recording_idle_timeout.is_zero()
         {
             return Err(
-                "webhook_attempt_timeout, session_ttl and host_offline_after must be positive"
+                "webhook_attempt_timeout, session_ttl, host_offline_after and \
+                 recording_idle_timeout must be positive"
                     .into(),
             );
         }
@@ -357,6 +365,32 @@ mod tests {
             ..Config::default()
         };
         assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail decides its closure's error type.
+    fn recording_settings_read_from_toml_and_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "spog.toml",
+                "record_input = false\nrecording_idle_timeout = \"5m\"\n",
+            )?;
+            let config = Config::load(Some(Path::new("spog.toml"))).unwrap();
+            assert!(!config.record_input);
+            assert_eq!(config.recording_idle_timeout, Duration::from_secs(300));
+            jail.set_env("SPOG_RECORD_INPUT", "true");
+            jail.set_env("SPOG_RECORDING_IDLE_TIMEOUT", "90s");
+            let config = Config::load(Some(Path::new("spog.toml"))).unwrap();
+            assert!(config.record_input);
+            assert_eq!(config.recording_idle_timeout, Duration::from_secs(90));
+            jail.set_env("SPOG_RECORDING_IDLE_TIMEOUT", "0s");
+            assert!(
+                Config::load(None)
+                    .unwrap_err()
+                    .contains("recording_idle_timeout")
+            );
+            Ok(())
+        });
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod hub;
 pub mod keys;
 pub mod metrics;
 pub mod openapi;
+pub mod recordings;
 pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -11,6 +11,7 @@ use crate::delivery::Engine;
 use crate::hub::bus::Bus;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
+use crate::recordings::Recorders;
 use crate::workers::Workers;
 
 /// Everything a request handler or worker needs. Cheap to clone.
@@ -32,12 +33,15 @@ pub struct App {
     pub auth_cache: AuthCache,
     /// The outbound delivery engine's settings and transports.
     pub engine: Engine,
+    /// Session recordings being written on this instance.
+    pub recorders: Recorders,
 }
 
 impl AppState {
     pub fn new(config: Config, store: Store, keys: Keys) -> anyhow::Result<Self> {
         let engine = Engine::new(&config)?;
         let auth_cache = AuthCache::new(config.auth_cache_ttl);
+        let recorders = Recorders::new(&config.data_dir);
         Ok(Self(Arc::new(App {
             config,
             bus: Bus::new(store.clone()),
@@ -49,6 +53,7 @@ impl AppState {
             workers: Workers::default(),
             login_throttle: LoginThrottle::default(),
             auth_cache,
+            recorders,
             engine,
         })))
     }

@@ -11,6 +11,7 @@ mod error;
 pub mod events;
 pub mod identity;
 pub mod notifications;
+pub mod recordings;
 mod rows;
 pub mod signals;
 mod sql;

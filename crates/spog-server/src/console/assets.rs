@@ -21,6 +21,8 @@ struct Own;
 #[derive(RustEmbed)]
 #[folder = "../../web/node_modules/"]
 #[include = "htmx.org/dist/htmx.min.js"]
+#[include = "asciinema-player/dist/bundle/asciinema-player.min.js"]
+#[include = "asciinema-player/dist/bundle/asciinema-player.css"]
 struct Vendor;
 
 const VENDOR_PREFIX: &str = "vendor/";

@@ -34,6 +34,24 @@ const NAV: &[NavEntry] = &[
         requires: Some(Permission::AuditLogsView),
     },
     NavEntry {
+        section: "Terminal",
+        label: "Sessions",
+        href: "/terminal/sessions",
+        requires: Some(Permission::SessionRecordingsView),
+    },
+    NavEntry {
+        section: "Terminal",
+        label: "Recordings",
+        href: "/terminal/recordings",
+        requires: Some(Permission::SessionRecordingsView),
+    },
+    NavEntry {
+        section: "Desktop",
+        label: "Recordings",
+        href: "/desktop/recordings",
+        requires: Some(Permission::SessionRecordingsView),
+    },
+    NavEntry {
         section: "",
         label: "Webhooks",
         href: "/webhooks",

@@ -15,6 +15,7 @@ mod lists;
 mod login;
 mod notifications;
 mod organizations;
+mod recordings;
 mod roles;
 mod session;
 mod system;
@@ -82,6 +83,11 @@ pub fn router() -> Router<AppState> {
         .route("/notifications", get(notifications::notifications_page))
         .route("/notifications/list", get(notifications::list_partial))
         .route("/notifications/menu", get(notifications::menu_partial))
+        .route(recordings::SESSIONS, get(recordings::sessions_page))
+        .route(recordings::TERMINAL, get(recordings::terminal_page))
+        .route("/terminal/recordings/{id}", get(recordings::terminal_play))
+        .route(recordings::DESKTOP, get(recordings::desktop_page))
+        .route("/desktop/recordings/{id}", get(recordings::desktop_play))
         .route("/notification-channels", get(channels::list_page))
         .route("/notification-channels/table", get(channels::table_partial))
         .route("/notification-channels/new", get(channels::new_page))
@@ -112,8 +118,10 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Scripts and styles only from our own files (htmx reads its configuration from a meta
-/// tag, so nothing inline is needed), no framing, no referrer beyond this site.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+/// tag, so nothing inline is needed), no framing, no referrer beyond this site. The asciinema
+/// player's terminal is WebAssembly, compiled from its own bundle: `'wasm-unsafe-eval'` allows
+/// that and no JavaScript `eval`.
+const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
      frame-ancestors 'none'";
 

@@ -8,6 +8,7 @@ pub mod events;
 pub mod hosts;
 pub mod notifications;
 pub mod organizations;
+pub mod recordings;
 pub mod roles;
 pub mod system;
 pub mod telemetry;
@@ -34,6 +35,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(notifications::router())
         .merge(channels::router())
         .merge(alerts::router())
+        .merge(recordings::router())
         .merge(telemetry::router())
         .merge(system::router())
 }

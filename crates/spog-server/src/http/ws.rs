@@ -59,7 +59,7 @@ async fn upgrade(
         })
 }
 
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else {
         // Browsers always send Origin on WebSocket handshakes; other clients are not at risk.
         return true;

@@ -8,6 +8,7 @@ pub mod checkpoints;
 pub mod delivery;
 pub mod delivery_cleanup;
 pub mod liveness;
+pub mod recordings;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -65,6 +65,15 @@ async fn mutations(
     let (_, alerts) = admin.get("/alerts").await;
     let alert = alerts["items"][0]["id"].as_str().unwrap().to_owned();
     let (channel, channel_delivery) = failed_channel_delivery(server, admin, &org).await;
+    let (_, me) = admin.get("/auth/me").await;
+    let me = me["user_id"].as_str().unwrap().to_owned();
+    let terminal =
+        json!({"host_id": silent_host, "user_id": me, "shell": "sh", "width": 80, "height": 24});
+    let (_, session) = admin.post("/terminal/sessions", terminal.clone()).await;
+    let session = session["id"].as_str().unwrap().to_owned();
+    let desktop = json!({"host_id": silent_host, "user_id": me, "width": 800, "height": 600});
+    let (_, recording) = admin.post("/desktop/recordings", desktop.clone()).await;
+    let recording = recording["id"].as_str().unwrap().to_owned();
     vec![
         (
             Method::POST,
@@ -298,6 +307,30 @@ async fn mutations(
             format!("/notification-channels/{channel}"),
             Value::Null,
         ),
+        (
+            Method::POST,
+            "/terminal/sessions",
+            "/terminal/sessions".into(),
+            terminal,
+        ),
+        (
+            Method::POST,
+            "/terminal/sessions/{id}/end",
+            format!("/terminal/sessions/{session}/end"),
+            json!({}),
+        ),
+        (
+            Method::POST,
+            "/desktop/recordings",
+            "/desktop/recordings".into(),
+            desktop,
+        ),
+        (
+            Method::POST,
+            "/desktop/recordings/{id}/end",
+            format!("/desktop/recordings/{recording}/end"),
+            json!({}),
+        ),
         // Last: it ends the admin's session.
         (
             Method::POST,
@@ -376,10 +409,14 @@ async fn failed_channel_delivery(
 
 /// Mutations SPEC 3.1 leaves off the record: a user marking their own notifications read.
 /// Metric samples are readings, not changes: the alerts they fire and resolve are on record.
-const UNAUDITED: [(&str, &str); 3] = [
+/// Recording events and frames are the recording itself (its file is their record); the
+/// session's start and end are audited.
+const UNAUDITED: [(&str, &str); 5] = [
+    ("POST", "/desktop/recordings/{id}/frames"),
     ("POST", "/metrics"),
     ("POST", "/notifications/read-all"),
     ("POST", "/notifications/{id}/read"),
+    ("POST", "/terminal/sessions/{id}/events"),
 ];
 
 fn mutating_routes_of_the_api() -> Vec<(String, String)> {

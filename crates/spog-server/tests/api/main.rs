@@ -7,11 +7,13 @@ mod auth;
 mod channels;
 mod deliveries;
 mod delivery_faults;
+mod desktop;
 mod identity;
 mod notifications;
 mod receiver;
 mod scale_out;
 mod smtp;
+mod terminal;
 mod webhooks;
 
 use std::sync::Arc;

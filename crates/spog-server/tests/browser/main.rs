@@ -13,6 +13,7 @@ mod monitoring;
 mod notifications;
 mod pages;
 mod receiver;
+mod recordings;
 mod session;
 mod webhooks;
 

@@ -1,0 +1,363 @@
+//! Terminal > Sessions and Recordings, Desktop > Recordings and Playback (SPEC 10). Listings
+//! read through the store with the API's host scoping; the players load the recording from
+//! the API (`.cast` for the asciinema player, the live follow socket for an active session,
+//! the paced playback socket for desktop recordings).
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use spog_core::model::Host;
+use spog_core::page::{self, Page};
+use spog_core::recordings::{DesktopRecording, TerminalRecording};
+use spog_core::{Id, Permission};
+use spog_store::identity::hosts;
+use spog_store::recordings::terminal::Filter;
+use spog_store::recordings::{desktop, terminal};
+
+use super::error::{PageError, PageResult};
+use super::layout::{Chrome, no_access, render, when, when_or};
+use super::lists::parse_id;
+use super::session::Viewer;
+use crate::state::AppState;
+
+pub const SESSIONS: &str = "/terminal/sessions";
+pub const TERMINAL: &str = "/terminal/recordings";
+pub const DESKTOP: &str = "/desktop/recordings";
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    pub host_id: Option<String>,
+    pub user_id: Option<String>,
+    pub cursor: Option<String>,
+}
+
+pub struct Row {
+    pub id: String,
+    pub session_id: String,
+    pub hostname: String,
+    pub host_id: String,
+    pub user_email: String,
+    pub user_id: String,
+    pub started: String,
+    pub ended: String,
+    pub active: bool,
+    pub duration: String,
+    pub detail: String,
+}
+
+pub struct HostOption {
+    pub id: String,
+    pub hostname: String,
+    pub selected: bool,
+}
+
+/// `1h 02m 03s`, `4m 05s`, `6.2s`.
+pub fn duration(seconds: f64) -> String {
+    let whole = seconds.max(0.0) as u64;
+    match whole {
+        0..60 => format!("{seconds:.1}s"),
+        60..3600 => format!("{}m {:02}s", whole / 60, whole % 60),
+        _ => format!(
+            "{}h {:02}m {:02}s",
+            whole / 3600,
+            whole / 60 % 60,
+            whole % 60
+        ),
+    }
+}
+
+/// `1.2 MB`.
+pub fn bytes(n: i64) -> String {
+    let n = n.max(0) as f64;
+    match n {
+        n if n < 1e3 => format!("{n} B"),
+        n if n < 1e6 => format!("{:.1} kB", n / 1e3),
+        n if n < 1e9 => format!("{:.1} MB", n / 1e6),
+        n => format!("{:.2} GB", n / 1e9),
+    }
+}
+
+fn terminal_row(r: &TerminalRecording) -> Row {
+    Row {
+        id: r.id.to_string(),
+        session_id: r.session_id.to_string(),
+        hostname: r.hostname.clone(),
+        host_id: r.host_id.to_string(),
+        user_email: r.user_email.clone(),
+        user_id: r.user_id.to_string(),
+        started: when(r.started_at),
+        ended: when_or(r.ended_at, ""),
+        active: r.ended_at.is_none(),
+        duration: duration(r.duration_seconds),
+        detail: format!(
+            "{} · in {} · out {} · {}",
+            r.shell,
+            bytes(r.bytes_in),
+            bytes(r.bytes_out),
+            r.end_reason.as_deref().unwrap_or("recording")
+        ),
+    }
+}
+
+fn desktop_row(r: &DesktopRecording) -> Row {
+    Row {
+        id: r.id.to_string(),
+        session_id: String::new(),
+        hostname: r.hostname.clone(),
+        host_id: r.host_id.to_string(),
+        user_email: r.user_email.clone(),
+        user_id: r.user_id.to_string(),
+        started: when(r.started_at),
+        ended: when_or(r.ended_at, ""),
+        active: r.ended_at.is_none(),
+        duration: duration(r.duration_seconds),
+        detail: format!(
+            "{}×{} · {} frames · {}",
+            r.width,
+            r.height,
+            r.frame_count,
+            bytes(r.total_bytes)
+        ),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "recordings/list.html")]
+struct ListPage {
+    chrome: Chrome,
+    heading: &'static str,
+    path: &'static str,
+    kind: &'static str,
+    rows: Vec<Row>,
+    hosts: Vec<HostOption>,
+    /// The filters as a query string, for paging links.
+    query: String,
+    paged: bool,
+    next: Option<String>,
+    /// An unknown filter value (a hand-edited link).
+    error: Option<String>,
+}
+
+/// A listing page: Terminal sessions (active), Terminal recordings or Desktop recordings.
+async fn list(
+    state: &AppState,
+    viewer: &Viewer,
+    query: ListQuery,
+    path: &'static str,
+) -> PageResult {
+    let (heading, kind) = match path {
+        SESSIONS => ("Terminal sessions", "sessions"),
+        TERMINAL => ("Terminal recordings", "terminal"),
+        _ => ("Desktop recordings", "desktop"),
+    };
+    let chrome = Chrome::new(viewer, heading, path);
+    if !viewer.has(Permission::SessionRecordingsView) {
+        return no_access(chrome, Permission::SessionRecordingsView);
+    }
+    let mut error = None;
+    let filter = Filter {
+        host: parse_filter(&query.host_id, &mut error),
+        user: parse_filter(&query.user_id, &mut error),
+        active: kind == "sessions",
+    };
+    let account = viewer.auth.account();
+    let scope = viewer.auth.host_scope();
+    let mut conn = state.store.conn().await?;
+    let cursor = query.cursor.as_deref();
+    let (rows, next) = if kind == "desktop" {
+        let page = desktop::list(
+            &mut conn,
+            account,
+            &scope,
+            &filter,
+            page::DEFAULT_LIMIT,
+            cursor,
+        )
+        .await?;
+        (
+            page.items.iter().map(desktop_row).collect(),
+            next_cursor(&page),
+        )
+    } else {
+        let page = terminal::list(
+            &mut conn,
+            account,
+            &scope,
+            &filter,
+            page::DEFAULT_LIMIT,
+            cursor,
+        )
+        .await?;
+        (
+            page.items.iter().map(terminal_row).collect(),
+            next_cursor(&page),
+        )
+    };
+    let hosts = hosts::list(&mut conn, account, None, &scope, page::MAX_LIMIT, None)
+        .await?
+        .items
+        .into_iter()
+        .map(|h: Host| HostOption {
+            selected: Some(h.id) == filter.host,
+            id: h.id.to_string(),
+            hostname: h.hostname,
+        })
+        .collect();
+    let mut pairs = form_urlencoded::Serializer::new(String::new());
+    if let Some(host) = filter.host {
+        pairs.append_pair("host_id", &host.to_string());
+    }
+    if let Some(user) = filter.user {
+        pairs.append_pair("user_id", &user.to_string());
+    }
+    render(&ListPage {
+        chrome,
+        heading,
+        path,
+        kind,
+        rows,
+        hosts,
+        query: pairs.finish(),
+        paged: cursor.is_some(),
+        next,
+        error,
+    })
+}
+
+/// An id filter of a listing; one that does not parse is reported, not silently dropped.
+fn parse_filter<T>(text: &Option<String>, error: &mut Option<String>) -> Option<Id<T>> {
+    let text = text.as_deref().filter(|t| !t.is_empty())?;
+    match text.parse() {
+        Ok(id) => Some(id),
+        Err(_) => {
+            *error = Some(format!("`{text}` is not an id"));
+            None
+        }
+    }
+}
+
+fn next_cursor<T>(page: &Page<T>) -> Option<String> {
+    page.next_cursor
+        .as_ref()
+        .map(|c| form_urlencoded::byte_serialize(c.as_bytes()).collect())
+}
+
+pub async fn sessions_page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(query): Query<ListQuery>,
+) -> PageResult {
+    list(&state, &viewer, query, SESSIONS).await
+}
+
+pub async fn terminal_page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(query): Query<ListQuery>,
+) -> PageResult {
+    list(&state, &viewer, query, TERMINAL).await
+}
+
+pub async fn desktop_page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(query): Query<ListQuery>,
+) -> PageResult {
+    list(&state, &viewer, query, DESKTOP).await
+}
+
+#[derive(Template)]
+#[template(path = "recordings/terminal_play.html")]
+struct TerminalPlay {
+    chrome: Chrome,
+    row: Row,
+    width: i64,
+    height: i64,
+}
+
+/// One terminal recording in the asciinema player; an active session is followed live.
+pub async fn terminal_play(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> PageResult {
+    let chrome = Chrome::new(&viewer, "Terminal recording", TERMINAL);
+    if !viewer.has(Permission::SessionRecordingsView) {
+        return no_access(chrome, Permission::SessionRecordingsView);
+    }
+    let id: Id<TerminalRecording> = parse_id(&id)?;
+    let mut conn = state.store.conn().await?;
+    let recording = terminal::get(
+        &mut conn,
+        viewer.auth.account(),
+        id,
+        &viewer.auth.host_scope(),
+    )
+    .await
+    .map_err(|e| match e {
+        spog_store::StoreError::NotFound => PageError::NotFound,
+        other => other.into(),
+    })?;
+    render(&TerminalPlay {
+        chrome,
+        row: terminal_row(&recording),
+        width: recording.width,
+        height: recording.height,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "recordings/desktop_play.html")]
+struct DesktopPlay {
+    chrome: Chrome,
+    row: Row,
+    width: i64,
+    height: i64,
+    duration_ms: i64,
+}
+
+/// Desktop > Playback: one recording on a canvas, paced by the server.
+pub async fn desktop_play(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> PageResult {
+    let chrome = Chrome::new(&viewer, "Desktop playback", DESKTOP);
+    if !viewer.has(Permission::SessionRecordingsView) {
+        return no_access(chrome, Permission::SessionRecordingsView);
+    }
+    let id: Id<DesktopRecording> = parse_id(&id)?;
+    let mut conn = state.store.conn().await?;
+    let recording = desktop::get(
+        &mut conn,
+        viewer.auth.account(),
+        id,
+        &viewer.auth.host_scope(),
+    )
+    .await
+    .map_err(|e| match e {
+        spog_store::StoreError::NotFound => PageError::NotFound,
+        other => other.into(),
+    })?;
+    render(&DesktopPlay {
+        chrome,
+        row: desktop_row(&recording),
+        width: recording.width,
+        height: recording.height,
+        duration_ms: (recording.duration_seconds * 1000.0).round() as i64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations_read_like_people_say_them() {
+        assert_eq!(duration(6.24), "6.2s");
+        assert_eq!(duration(245.0), "4m 05s");
+        assert_eq!(duration(3723.0), "1h 02m 03s");
+        assert_eq!(bytes(999), "999 B");
+        assert_eq!(bytes(1_200_000), "1.2 MB");
+    }
+}

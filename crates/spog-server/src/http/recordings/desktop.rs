@@ -1,0 +1,319 @@
+//! `/desktop/recordings` (SPEC 8.2): ingest of JPEG or PNG frames and their listing.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket};
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use spog_core::model::{Host, User};
+use spog_core::page::{self, Page};
+use spog_core::recordings::{DesktopRecording, MAX_DESKTOP_SIZE, image_kind};
+use spog_core::{FieldError, FieldErrors, Id, Timestamp};
+use spog_store::audit;
+use spog_store::recordings::desktop;
+use spog_store::recordings::terminal::Filter;
+use spog_store::recordings::{EndReason, NewRecording};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::terminal::{INVALID, NORMAL, TRY_LATER, UNSUPPORTED, close};
+use super::{RecordingParams, recording_subject, size_field};
+use crate::auth::permissions::{SessionRecordingsView, SessionRecordingsWrite};
+use crate::auth::{Auth, Require};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AppJson, AppPath, AppQuery};
+use crate::recordings::{FrameRecorder, RecordingError};
+use crate::state::AppState;
+
+pub const ELAPSED_HEADER: &str = "x-frame-elapsed-ms";
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_recordings, start_recording))
+        .routes(routes!(get_recording))
+        .routes(routes!(append_frame))
+        .routes(routes!(stream_frames))
+        .routes(routes!(end_recording))
+        .routes(routes!(super::playback::play))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartDesktop {
+    pub host_id: Id<Host>,
+    pub user_id: Id<User>,
+    pub width: i64,
+    pub height: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FrameAccepted {
+    /// Frames recorded so far.
+    pub frame_count: i64,
+}
+
+pub async fn visible(
+    state: &AppState,
+    auth: &Auth,
+    id: Id<DesktopRecording>,
+) -> ApiResult<DesktopRecording> {
+    let mut conn = state.store.conn().await?;
+    Ok(desktop::get(&mut conn, auth.account(), id, &auth.host_scope()).await?)
+}
+
+async fn active(
+    state: &AppState,
+    auth: &Auth,
+    id: Id<DesktopRecording>,
+) -> ApiResult<DesktopRecording> {
+    let recording = visible(state, auth, id).await?;
+    if recording.ended_at.is_some() {
+        return Err(ApiError::Conflict("the recording has ended".to_owned()));
+    }
+    Ok(recording)
+}
+
+fn located(state: &AppState, mut recording: DesktopRecording) -> DesktopRecording {
+    recording.file_path = state
+        .recorders
+        .path(&recording.file_path)
+        .display()
+        .to_string();
+    recording
+}
+
+/// Start a desktop recording (gateways and agents).
+#[utoipa::path(post, path = "/desktop/recordings", tag = "recordings", request_body = StartDesktop,
+    responses((status = 201, body = DesktopRecording)))]
+async fn start_recording(
+    State(state): State<AppState>,
+    auth: Require<SessionRecordingsWrite>,
+    AppJson(body): AppJson<StartDesktop>,
+) -> ApiResult<(StatusCode, Json<DesktopRecording>)> {
+    let mut errors = FieldErrors::new();
+    errors.check(size_field("width", body.width, MAX_DESKTOP_SIZE));
+    errors.check(size_field("height", body.height, MAX_DESKTOP_SIZE));
+    errors.into_result()?;
+    let mut tx = state.store.begin().await?;
+    let (organization, user_email) =
+        recording_subject(&mut tx, &auth, body.host_id, body.user_id).await?;
+    let new = NewRecording {
+        account: auth.account(),
+        organization,
+        host: body.host_id,
+        user: body.user_id,
+        user_email: &user_email,
+        width: body.width,
+        height: body.height,
+        started_at: Timestamp::now(),
+    };
+    let recording = desktop::start(&mut tx, &new).await?;
+    let entry = auth
+        .entry("desktop_recording.start", "desktop_recording")
+        .resource(
+            recording.id,
+            format!("{}@{}", recording.user_email, recording.hostname),
+        )
+        .in_organization(organization)
+        .after(&recording);
+    audit::record(&mut tx, entry).await?;
+    tx.commit().await?;
+    state.recorders.frames(&recording)?;
+    Ok((StatusCode::CREATED, Json(located(&state, recording))))
+}
+
+/// Desktop recordings on the hosts the caller may see, newest first.
+#[utoipa::path(get, path = "/desktop/recordings", tag = "recordings", params(RecordingParams),
+    responses((status = 200, body = Page<DesktopRecording>)))]
+async fn list_recordings(
+    State(state): State<AppState>,
+    auth: Require<SessionRecordingsView>,
+    AppQuery(params): AppQuery<RecordingParams>,
+) -> ApiResult<Json<Page<DesktopRecording>>> {
+    let limit = page::limit(params.limit, page::DEFAULT_LIMIT, page::MAX_LIMIT)?;
+    let filter = Filter {
+        host: params.host_id,
+        user: params.user_id,
+        active: false,
+    };
+    let mut conn = state.store.conn().await?;
+    let page = desktop::list(
+        &mut conn,
+        auth.account(),
+        &auth.host_scope(),
+        &filter,
+        limit,
+        params.cursor.as_deref(),
+    )
+    .await?;
+    Ok(Json(page.map(|r| located(&state, r))))
+}
+
+/// A desktop recording.
+#[utoipa::path(get, path = "/desktop/recordings/{id}", tag = "recordings",
+    params(("id" = String, Path)), responses((status = 200, body = DesktopRecording)))]
+async fn get_recording(
+    State(state): State<AppState>,
+    auth: Require<SessionRecordingsView>,
+    AppPath(id): AppPath<Id<DesktopRecording>>,
+) -> ApiResult<Json<DesktopRecording>> {
+    Ok(Json(located(&state, visible(&state, &auth, id).await?)))
+}
+
+/// Append one frame: the body is a JPEG or PNG image, `X-Frame-Elapsed-Ms` the milliseconds
+/// since the recording started (not earlier than the frame before). The frame is in the file
+/// when this answers.
+#[utoipa::path(post, path = "/desktop/recordings/{id}/frames", tag = "recordings",
+    params(("id" = String, Path), ("X-Frame-Elapsed-Ms" = u64, Header)),
+    request_body(content = Vec<u8>, content_type = "image/jpeg"),
+    responses((status = 200, body = FrameAccepted)))]
+async fn append_frame(
+    State(state): State<AppState>,
+    auth: Require<SessionRecordingsWrite>,
+    AppPath(id): AppPath<Id<DesktopRecording>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<FrameAccepted>> {
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+        _ => ApiError::BadRequest(rejection.body_text()),
+    })?;
+    let recording = active(&state, &auth, id).await?;
+    let elapsed = headers
+        .get(ELAPSED_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|ms| *ms <= MAX_ELAPSED_MS)
+        .ok_or_else(|| {
+            ApiError::field(
+                "X-Frame-Elapsed-Ms",
+                "must be the frame's elapsed milliseconds since the recording started",
+            )
+        })?;
+    check_image(&body)?;
+    let recorder = state.recorders.frames(&recording)?;
+    let frame_count = recorder.append(elapsed, &body, "X-Frame-Elapsed-Ms", true)?;
+    Ok(Json(FrameAccepted { frame_count }))
+}
+
+/// A year of milliseconds.
+const MAX_ELAPSED_MS: u64 = 366 * 86_400 * 1000;
+
+fn check_image(bytes: &[u8]) -> Result<(), FieldError> {
+    image_kind(bytes)
+        .map(|_| ())
+        .ok_or_else(|| FieldError::new("body", "must be a JPEG or PNG image"))
+}
+
+/// Stream frames over a WebSocket: each binary message is the frame's elapsed milliseconds
+/// (8 bytes, big-endian) followed by the JPEG or PNG image. A message that breaks the rules
+/// closes the socket (1007) with the reason; the frames before it stay recorded.
+#[utoipa::path(get, path = "/desktop/recordings/{id}/frames/stream", tag = "recordings",
+    params(("id" = String, Path)), responses((status = 101, description = "WebSocket")))]
+async fn stream_frames(
+    State(state): State<AppState>,
+    auth: Require<SessionRecordingsWrite>,
+    AppPath(id): AppPath<Id<DesktopRecording>>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let upgrade = super::websocket(upgrade)?;
+    let recording = active(&state, &auth, id).await?;
+    let recorder = state.recorders.frames(&recording)?;
+    Ok(upgrade
+        .max_message_size(state.config.body_limit)
+        .on_upgrade(move |socket| ingest(recorder, socket)))
+}
+
+async fn ingest(recorder: std::sync::Arc<FrameRecorder>, mut socket: WebSocket) {
+    use std::sync::atomic::Ordering;
+    recorder.streams.fetch_add(1, Ordering::AcqRel);
+    let closing = recorder.closing.notified();
+    tokio::pin!(closing);
+    closing.as_mut().enable();
+    loop {
+        if recorder.is_closed() {
+            close(&mut socket, NORMAL, "the recording has ended").await;
+            break;
+        }
+        let message = tokio::select! {
+            _ = &mut closing => continue,
+            message = socket.recv() => message,
+        };
+        let bytes = match message {
+            Some(Ok(Message::Binary(bytes))) => bytes,
+            Some(Ok(Message::Text(_))) => {
+                close(&mut socket, UNSUPPORTED, "send frames as binary messages").await;
+                break;
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                recorder.touch();
+                continue;
+            }
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+        };
+        let checked = (bytes.len() >= 8)
+            .then(|| u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")))
+            .filter(|ms| *ms <= MAX_ELAPSED_MS)
+            .ok_or_else(|| FieldError::new("message", "must start with 8 bytes of elapsed ms"))
+            .and_then(|ms| check_image(&bytes[8..]).map(|()| ms));
+        let result = checked
+            .map_err(RecordingError::from)
+            .and_then(|ms| recorder.append(ms, &bytes[8..], "message", false));
+        match result {
+            Ok(_) => {}
+            Err(RecordingError::Ended) => {
+                close(&mut socket, NORMAL, "the recording has ended").await;
+                break;
+            }
+            Err(error @ RecordingError::Invalid(_)) => {
+                close(&mut socket, INVALID, &error.to_string()).await;
+                break;
+            }
+            Err(error) => {
+                tracing::warn!(recording = %recorder.id, %error, "recording a frame stream");
+                close(&mut socket, TRY_LATER, &error.to_string()).await;
+                break;
+            }
+        }
+    }
+    if let Err(error) = recorder.flush() {
+        tracing::warn!(recording = %recorder.id, %error, "flushing a frame stream");
+    }
+    recorder.streams.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// End a desktop recording.
+#[utoipa::path(post, path = "/desktop/recordings/{id}/end", tag = "recordings",
+    params(("id" = String, Path)), responses((status = 200, body = DesktopRecording)))]
+async fn end_recording(
+    State(state): State<AppState>,
+    auth: Require<SessionRecordingsWrite>,
+    AppPath(id): AppPath<Id<DesktopRecording>>,
+) -> ApiResult<Json<DesktopRecording>> {
+    let recording = active(&state, &auth, id).await?;
+    let progress = state.recorders.close_frames(recording.id);
+    let mut tx = state.store.begin().await?;
+    let ended = desktop::end(
+        &mut tx,
+        auth.account(),
+        recording.id,
+        progress.as_ref(),
+        EndReason::Ended,
+        Timestamp::now(),
+    )
+    .await?;
+    let entry = auth
+        .entry("desktop_recording.end", "desktop_recording")
+        .resource(ended.id, format!("{}@{}", ended.user_email, ended.hostname))
+        .in_organization(ended.organization_id)
+        .before(&recording)
+        .after(&ended);
+    audit::record(&mut tx, entry).await?;
+    tx.commit().await?;
+    Ok(Json(located(&state, ended)))
+}

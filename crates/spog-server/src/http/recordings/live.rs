@@ -1,0 +1,164 @@
+//! `GET /terminal/sessions/{id}/watch`: follows a session live over a WebSocket in the
+//! asciinema player's `v2.asciicast` protocol: a header, then one event per message. What was
+//! recorded before the viewer joined is sent at time 0 (the screen as it is now); later
+//! events carry the time since the viewer joined. Closes with 1000 when the session ends.
+
+use std::time::Instant;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket};
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde_json::json;
+use spog_core::recordings::{RawEvent, TerminalRecording, TerminalSession};
+use spog_core::{Id, model::Account};
+use spog_store::identity::hosts::HostScope;
+use spog_store::recordings::terminal;
+
+use super::terminal::{FOLLOW_POLL, NORMAL, close, header_map_origin_ok, visible};
+use crate::auth::Require;
+use crate::auth::permissions::SessionRecordingsView;
+use crate::error::ApiResult;
+use crate::extract::AppPath;
+use crate::recordings::cast;
+use crate::state::AppState;
+
+/// Most bytes read for one round of sending.
+const ROUND: usize = 1024 * 1024;
+
+/// Follow a terminal session live (WebSocket, subprotocol `v2.asciicast`).
+#[utoipa::path(get, path = "/terminal/sessions/{id}/watch", tag = "recordings",
+    params(("id" = String, Path)), responses((status = 101, description = "WebSocket")))]
+pub async fn watch_session(
+    State(state): State<AppState>,
+    auth: Require<SessionRecordingsView>,
+    AppPath(id): AppPath<Id<TerminalSession>>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let upgrade = super::websocket(upgrade)?;
+    header_map_origin_ok(&auth, &headers)?;
+    let recording = visible(&state, &auth, id).await?;
+    let account = auth.account();
+    Ok(upgrade
+        .protocols(["v2.asciicast"])
+        .on_upgrade(move |socket| follow(state, account, recording, socket)))
+}
+
+async fn follow(
+    state: AppState,
+    account: Id<Account>,
+    recording: TerminalRecording,
+    mut socket: WebSocket,
+) {
+    let path = state.recorders.path(&recording.file_path);
+    let header = json!({"version": 2, "width": recording.width, "height": recording.height,
+        "timestamp": recording.started_at.unix_seconds()});
+    if socket
+        .send(Message::Text(header.to_string().into()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    // What the source sent just before the viewer joined belongs to the screen so far.
+    if let Some(recorder) = state.recorders.open_cast(recording.id) {
+        let _ = recorder.flush();
+    }
+    let joined = Instant::now();
+    let mut offset = None;
+    let mut history = true;
+    let mut last_check = Instant::now();
+    let mut ended = recording.ended_at.is_some();
+    loop {
+        let recorder = state.recorders.open_cast(recording.id);
+        let woken = async {
+            match &recorder {
+                Some(recorder) => recorder.written.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        // Read what is there; after the first round, only what is new.
+        let (lines, next) = match read_round(path.clone(), offset).await {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::warn!(%error, "following a terminal session");
+                close(&mut socket, 1011, "the recording cannot be read").await;
+                return;
+            }
+        };
+        offset = next.or(offset);
+        let now = joined.elapsed().as_secs_f64();
+        let time = if history { 0.0 } else { now };
+        for (_, code, data) in lines {
+            let event = json!([time, code, data]);
+            if socket
+                .send(Message::Text(event.to_string().into()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        history = false;
+        if ended {
+            // Everything up to the end has been sent.
+            close(&mut socket, NORMAL, "the session has ended").await;
+            return;
+        }
+        tokio::select! {
+            _ = woken => {}
+            _ = tokio::time::sleep(FOLLOW_POLL) => {}
+            message = socket.recv() => match message {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                _ => {}
+            },
+        }
+        if last_check.elapsed() >= std::time::Duration::from_secs(1)
+            || recorder.as_ref().is_some_and(|r| r.is_closed())
+        {
+            last_check = Instant::now();
+            if let Ok(mut conn) = state.store.conn().await
+                && let Ok(now) =
+                    terminal::get(&mut conn, account, recording.id, &HostScope::All).await
+            {
+                // One more round reads the last events before closing.
+                ended = now.ended_at.is_some();
+            }
+        }
+    }
+}
+
+/// Complete events from `offset` (from the first event when None), and the offset after them.
+async fn read_round(
+    path: std::path::PathBuf,
+    offset: Option<u64>,
+) -> std::io::Result<(Vec<RawEvent>, Option<u64>)> {
+    tokio::task::spawn_blocking(move || {
+        let offset = match offset {
+            Some(offset) => offset,
+            None => match cast::read_header(&path) {
+                Ok((_, offset)) => offset,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Ok((Vec::new(), None));
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        let mut events = Vec::new();
+        let mut read = 0usize;
+        let next = cast::read_lines(&path, offset, None, 256 * 1024, |chunk| {
+            read += chunk.len();
+            for line in chunk.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                if let Ok(event) = serde_json::from_slice::<RawEvent>(line) {
+                    events.push(event);
+                }
+            }
+            read < ROUND
+        })?;
+        Ok((events, Some(next)))
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}

@@ -1,0 +1,100 @@
+//! Session recordings (SPEC 8): terminal sessions in asciicast v2 and desktop sessions as
+//! image frames. Starting and ending are audited; the events and frames appended in between
+//! are the recording itself, not changes of record, and are not (the file is their record).
+
+pub mod desktop;
+mod live;
+mod playback;
+pub mod terminal;
+
+use axum::http::HeaderMap;
+use serde::Deserialize;
+use spog_core::model::{Host, Organization, User};
+use spog_core::{FieldError, Id};
+use spog_store::identity::hosts::{self, HostScope};
+use spog_store::identity::users;
+use spog_store::{Conn, StoreError};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::auth::{Auth, Credential};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(terminal::router())
+        .merge(desktop::router())
+}
+
+/// The host and user a new recording is of: both of the caller's account, and the host one
+/// the caller may see. Anything else names the field at fault.
+pub async fn recording_subject(
+    conn: &mut Conn,
+    auth: &Auth,
+    host: Id<Host>,
+    user: Id<User>,
+) -> ApiResult<(Id<Organization>, String)> {
+    let not_a_host = || ApiError::field("host_id", "is not a host of this account");
+    let host = hosts::get(conn, auth.account(), host)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => not_a_host(),
+            other => other.into(),
+        })?;
+    if let HostScope::GrantedTo(caller) = auth.host_scope()
+        && !hosts::has_access(conn, auth.account(), host.id, caller).await?
+    {
+        return Err(not_a_host());
+    }
+    let user = users::get(conn, auth.account(), user)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::field("user_id", "is not a user of this account"),
+            other => other.into(),
+        })?;
+    Ok((host.organization_id, user.email))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RecordingParams {
+    pub host_id: Option<Id<Host>>,
+    pub user_id: Option<Id<User>>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// A browser may use its session cookie on our own pages' WebSockets only.
+pub fn same_origin_for_cookie(auth: &Auth, headers: &HeaderMap) -> ApiResult<()> {
+    let by_cookie = matches!(
+        auth.principal.credential,
+        Credential::Session { cookie: true, .. }
+    );
+    if by_cookie && !crate::http::ws::same_origin(headers) {
+        return Err(ApiError::Forbidden(
+            "cross-origin WebSocket refused".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// A WebSocket endpoint asked without a WebSocket handshake answers in the API's format.
+pub fn websocket(
+    upgrade: Result<
+        axum::extract::WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
+) -> ApiResult<axum::extract::WebSocketUpgrade> {
+    upgrade.map_err(|rejection| {
+        ApiError::BadRequest(format!(
+            "this endpoint speaks WebSocket only: {}",
+            rejection.body_text()
+        ))
+    })
+}
+
+pub fn size_field(field: &str, value: i64, max: i64) -> Result<i64, FieldError> {
+    spog_core::recordings::size(field, value, max)
+}

@@ -1,0 +1,501 @@
+//! `/terminal/sessions` and `/terminal/recordings` (SPEC 8.1).
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use spog_core::model::{Host, User};
+use spog_core::page::{self, Page};
+use spog_core::recordings::{
+    MAX_TERMINAL_SIZE, RawEvent, TerminalRecording, TerminalSession, download_header,
+};
+use spog_core::{FieldErrors, Id, Timestamp, validate};
+use spog_store::audit;
+use spog_store::recordings::terminal::{self, Filter};
+use spog_store::recordings::{EndReason, NewRecording};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{RecordingParams, recording_subject, size_field};
+use crate::auth::permissions::{SessionRecordingsView, SessionRecordingsWrite};
+use crate::auth::{Auth, Require};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AppJson, AppPath, AppQuery};
+use crate::recordings::{Appended, CastRecorder, RecordingError, cast};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_sessions, start_session))
+        .routes(routes!(get_session))
+        .routes(routes!(append_events))
+        .routes(routes!(end_session))
+        .routes(routes!(stream_events))
+        .routes(routes!(super::live::watch_session))
+        .routes(routes!(list_recordings))
+        .routes(routes!(get_recording))
+        .routes(routes!(download_cast))
+}
+
+/// A recording with its events, as `GET /terminal/recordings/{id}` streams it.
+#[derive(serde::Serialize, ToSchema)]
+pub struct RecordingWithEvents {
+    #[serde(flatten)]
+    pub recording: TerminalRecording,
+    /// `[[elapsed_seconds, code, data], ...]`, in time order.
+    pub events: Vec<Vec<serde_json::Value>>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartSession {
+    pub host_id: Id<Host>,
+    pub user_id: Id<User>,
+    pub shell: String,
+    pub width: i64,
+    pub height: i64,
+}
+
+/// A session the caller may see.
+pub async fn visible(
+    state: &AppState,
+    auth: &Auth,
+    session: Id<TerminalSession>,
+) -> ApiResult<TerminalRecording> {
+    let mut conn = state.store.conn().await?;
+    Ok(terminal::by_session(&mut conn, auth.account(), session, &auth.host_scope()).await?)
+}
+
+/// A session the caller may see that is still active (409 once it has ended).
+async fn active(
+    state: &AppState,
+    auth: &Auth,
+    session: Id<TerminalSession>,
+) -> ApiResult<TerminalRecording> {
+    let recording = visible(state, auth, session).await?;
+    if recording.ended_at.is_some() {
+        return Err(ApiError::Conflict("the session has ended".to_owned()));
+    }
+    Ok(recording)
+}
+
+/// Shows the recording's file as an absolute path.
+fn located(state: &AppState, mut recording: TerminalRecording) -> TerminalRecording {
+    recording.file_path = state
+        .recorders
+        .path(&recording.file_path)
+        .display()
+        .to_string();
+    recording
+}
+
+/// Start a terminal session and its recording (gateways and agents).
+#[utoipa::path(post, path = "/terminal/sessions", tag = "recordings", request_body = StartSession,
+    responses((status = 201, body = TerminalSession)))]
+async fn start_session(
+    State(state): State<AppState>,
+    auth: Require<SessionRecordingsWrite>,
+    AppJson(body): AppJson<StartSession>,
+) -> ApiResult<(StatusCode, Json<TerminalSession>)> {
+    let mut errors = FieldErrors::new();
+    let shell = errors.check(validate::text("shell", &body.shell, 200));
+    errors.check(size_field("width", body.width, MAX_TERMINAL_SIZE));
+    errors.check(size_field("height", body.height, MAX_TERMINAL_SIZE));
+    errors.into_result()?;
+    let shell = shell.unwrap_or_default();
+    let mut tx = state.store.begin().await?;
+    let (organization, user_email) =
+        recording_subject(&mut tx, &auth, body.host_id, body.user_id).await?;
+    let new = NewRecording {
+        account: auth.account(),
+        organization,
+        host: body.host_id,
+        user: body.user_id,
+        user_email: &user_email,
+        width: body.width,
+        height: body.height,
+        started_at: Timestamp::now(),
+    };
+    let recording = terminal::start(&mut tx, &new, &shell).await?;
+    let session = recording.session();
+    let entry = auth
+        .entry("terminal_session.start", "terminal_session")
+        .resource(
+            session.id,
+            format!("{}@{}", session.user_email, session.hostname),
+        )
+        .in_organization(organization)
+        .after(&session)
+        .metadata(serde_json::json!({"recording_id": recording.id}));
+    audit::record(&mut tx, entry).await?;
+    tx.commit().await?;
+    // The file exists from the start, so the recording plays even before its first event.
+    state.recorders.cast(&recording)?;
+    Ok((StatusCode::CREATED, Json(session)))
+}
+
+/// Active terminal sessions on the hosts the caller may see.
+#[utoipa::path(get, path = "/terminal/sessions", tag = "recordings", params(RecordingParams),
+    responses((status = 200, body = Page<TerminalSession>)))]
+async fn list_sessions(
+    State(state): State<AppState>,
+    auth: Require<SessionRecordingsView>,
+    AppQuery(params): AppQuery<RecordingParams>,
+) -> ApiResult<Json<Page<TerminalSession>>> {
+    let page = list(&state, &auth, params, true).await?;
+    Ok(Json(page.map(|r| r.session())))
+}
+
+async fn list(
+    state: &AppState,
+    auth: &Auth,
+    params: RecordingParams,
+    active: bool,
+) -> ApiResult<Page<TerminalRecording>> {
+    let limit = page::limit(params.limit, page::DEFAULT_LIMIT, page::MAX_LIMIT)?;
+    let filter = Filter {
+        host: params.host_id,
+        user: params.user_id,
+        active,
+    };
+    let mut conn = state.store.conn().await?;
+    let page = terminal::list(
+        &mut conn,
+        auth.account(),
+        &auth.host_scope(),
+        &filter,
+        limit,
+        params.cursor.as_deref(),
+    )
+    .await?;
+    Ok(page.map(|r| located(state, r)))
+}
+
+/// A terminal session, active or ended.
+#[utoipa::path(get, path = "/terminal/sessions/{id}", tag = "recordings",
+    params(("id" = String, Path)), responses((status = 200, body = TerminalSession)))]
+async fn get_session(
+    State(state): State<AppState>,
+    auth: Require<SessionRecordingsView>,
+    AppPath(id): AppPath<Id<TerminalSession>>,
+) -> ApiResult<Json<TerminalSession>> {
+    Ok(Json(visible(&state, &auth, id).await?.session()))
+}
+
+/// Append asciicast events `[[elapsed_seconds, "o"|"i"|"r"|"m", data], ...]`, in time order.
+/// The batch is checked as a whole and is in the recording file when this answers. An empty
+/// batch only says the source is alive.
+#[utoipa::path(post, path = "/terminal/sessions/{id}/events", tag = "recordings",
+    params(("id" = String, Path)),
+    request_body(content = Vec<Vec<serde_json::Value>>, description = "asciicast v2 events"),
+    responses((status = 200, body = Appended)))]
+async fn append_events(
+    State(state): State<AppState>,
+    auth: Require<SessionRecordingsWrite>,
+    AppPath(id): AppPath<Id<TerminalSession>>,
+    AppJson(events): AppJson<Vec<RawEvent>>,
+) -> ApiResult<Json<Appended>> {
+    let recording = active(&state, &auth, id).await?;
+    let recorder = state.recorders.cast(&recording)?;
+    let appended = recorder.append(events, state.config.record_input, "body", true)?;
+    Ok(Json(appended))
+}
+
+/// End a session; its recording is complete.
+#[utoipa::path(post, path = "/terminal/sessions/{id}/end", tag = "recordings",
+    params(("id" = String, Path)), responses((status = 200, body = TerminalRecording)))]
+async fn end_session(
+    State(state): State<AppState>,
+    auth: Require<SessionRecordingsWrite>,
+    AppPath(id): AppPath<Id<TerminalSession>>,
+) -> ApiResult<Json<TerminalRecording>> {
+    let recording = active(&state, &auth, id).await?;
+    let progress = state.recorders.close_cast(recording.id);
+    let mut tx = state.store.begin().await?;
+    let ended = terminal::end(
+        &mut tx,
+        auth.account(),
+        recording.id,
+        progress.as_ref(),
+        EndReason::Ended,
+        Timestamp::now(),
+    )
+    .await?;
+    let entry = auth
+        .entry("terminal_session.end", "terminal_session")
+        .resource(
+            ended.session_id,
+            format!("{}@{}", ended.user_email, ended.hostname),
+        )
+        .in_organization(ended.organization_id)
+        .before(&recording.session())
+        .after(&ended);
+    audit::record(&mut tx, entry).await?;
+    tx.commit().await?;
+    Ok(Json(located(&state, ended)))
+}
+
+/// Stream events over a WebSocket: each text message is one event `[t, code, data]` or a
+/// batch of them. A message that breaks the rules closes the socket (1007, with the reason);
+/// what came before it stays recorded. Closes with 1000 when the session ends.
+#[utoipa::path(get, path = "/terminal/sessions/{id}/stream", tag = "recordings",
+    params(("id" = String, Path)), responses((status = 101, description = "WebSocket")))]
+async fn stream_events(
+    State(state): State<AppState>,
+    auth: Require<SessionRecordingsWrite>,
+    AppPath(id): AppPath<Id<TerminalSession>>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let upgrade = super::websocket(upgrade)?;
+    let recording = active(&state, &auth, id).await?;
+    let recorder = state.recorders.cast(&recording)?;
+    Ok(upgrade
+        .max_message_size(state.config.body_limit)
+        .on_upgrade(move |socket| ingest(state, recorder, socket)))
+}
+
+pub(super) async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+    let mut end = reason.len().min(120);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let frame = CloseFrame {
+        code,
+        reason: reason[..end].into(),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+/// Close codes of RFC 6455.
+pub(super) const NORMAL: u16 = 1000;
+pub(super) const UNSUPPORTED: u16 = 1003;
+pub(super) const INVALID: u16 = 1007;
+pub(super) const TRY_LATER: u16 = 1013;
+
+async fn ingest(state: AppState, recorder: std::sync::Arc<CastRecorder>, mut socket: WebSocket) {
+    use std::sync::atomic::Ordering;
+    recorder.streams.fetch_add(1, Ordering::AcqRel);
+    let closing = recorder.closing.notified();
+    tokio::pin!(closing);
+    closing.as_mut().enable();
+    loop {
+        if recorder.is_closed() {
+            close(&mut socket, NORMAL, "the session has ended").await;
+            break;
+        }
+        let message = tokio::select! {
+            _ = &mut closing => continue,
+            message = socket.recv() => message,
+        };
+        let text = match message {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Binary(_))) => {
+                close(&mut socket, UNSUPPORTED, "send events as text messages").await;
+                break;
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                recorder.touch();
+                continue;
+            }
+            // A close, or a connection that dropped (perhaps mid-message): what arrived
+            // whole is recorded.
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+        };
+        let events = match parse_events(text.as_bytes()) {
+            Ok(events) => events,
+            Err(error) => {
+                close(
+                    &mut socket,
+                    INVALID,
+                    &format!("not asciicast events: {error}"),
+                )
+                .await;
+                break;
+            }
+        };
+        match recorder.append(events, state.config.record_input, "message", false) {
+            Ok(_) => {}
+            Err(RecordingError::Ended) => {
+                close(&mut socket, NORMAL, "the session has ended").await;
+                break;
+            }
+            Err(error @ RecordingError::Invalid(_)) => {
+                close(&mut socket, INVALID, &error.to_string()).await;
+                break;
+            }
+            Err(error) => {
+                tracing::warn!(recording = %recorder.id, %error, "recording a stream");
+                close(&mut socket, TRY_LATER, &error.to_string()).await;
+                break;
+            }
+        }
+    }
+    if let Err(error) = recorder.flush() {
+        tracing::warn!(recording = %recorder.id, %error, "flushing a stream's recording");
+    }
+    recorder.streams.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// One event or a batch of them.
+fn parse_events(text: &[u8]) -> Result<Vec<RawEvent>, serde_json::Error> {
+    let batch = text
+        .iter()
+        .filter(|b| !b.is_ascii_whitespace())
+        .take(2)
+        .eq(b"[[".iter());
+    if batch {
+        serde_json::from_slice::<Vec<RawEvent>>(text)
+    } else {
+        serde_json::from_slice::<RawEvent>(text).map(|event| vec![event])
+    }
+}
+
+/// Terminal recordings on the hosts the caller may see, newest first.
+#[utoipa::path(get, path = "/terminal/recordings", tag = "recordings", params(RecordingParams),
+    responses((status = 200, body = Page<TerminalRecording>)))]
+async fn list_recordings(
+    State(state): State<AppState>,
+    auth: Require<SessionRecordingsView>,
+    AppQuery(params): AppQuery<RecordingParams>,
+) -> ApiResult<Json<Page<TerminalRecording>>> {
+    Ok(Json(list(&state, &auth, params, false).await?))
+}
+
+/// The recording as far as it is written (its progress from the local writer if any).
+async fn readable(
+    state: &AppState,
+    auth: &Auth,
+    id: Id<TerminalRecording>,
+) -> ApiResult<(TerminalRecording, Option<u64>)> {
+    let mut conn = state.store.conn().await?;
+    let mut recording = terminal::get(&mut conn, auth.account(), id, &auth.host_scope()).await?;
+    drop(conn);
+    let mut end = None;
+    if let Some(recorder) = state.recorders.open_cast(recording.id) {
+        let progress = recorder.progress();
+        recording.duration_seconds = progress.duration_micros as f64 / 1e6;
+        recording.bytes_in = progress.bytes_in;
+        recording.bytes_out = progress.bytes_out;
+        recording.event_count = progress.event_count;
+        end = Some(recorder.flushed_len());
+    }
+    Ok((recording, end))
+}
+
+/// A recording's metadata and its events, for playback: the fields of a recording plus
+/// `events` (`[[elapsed_seconds, code, data], ...]`). Streamed, however long the recording.
+#[utoipa::path(get, path = "/terminal/recordings/{id}", tag = "recordings",
+    params(("id" = String, Path)), responses((status = 200, body = RecordingWithEvents)))]
+async fn get_recording(
+    State(state): State<AppState>,
+    auth: Require<SessionRecordingsView>,
+    AppPath(id): AppPath<Id<TerminalRecording>>,
+) -> ApiResult<Response> {
+    let (recording, end) = readable(&state, &auth, id).await?;
+    let path = state.recorders.path(&recording.file_path);
+    let recording = located(&state, recording);
+    let mut head = serde_json::to_string(&recording).map_err(ApiError::internal)?;
+    head.pop();
+    head.push_str(r#","events":["#);
+    let offset = match cast::read_header(&path) {
+        Ok((_, offset)) => Some(offset),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(ApiError::internal(e)),
+    };
+    let mut first = true;
+    let body = stream_file(path, offset, end, head, "]}", move |chunk| {
+        let mut out = Vec::with_capacity(chunk.len() + 1);
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend(
+            chunk[..chunk.len() - 1]
+                .iter()
+                .map(|&b| if b == b'\n' { b',' } else { b }),
+        );
+        out
+    });
+    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The recording as an asciicast v2 file (`application/x-asciicast`), streamed.
+#[utoipa::path(get, path = "/terminal/recordings/{id}/cast", tag = "recordings",
+    params(("id" = String, Path)),
+    responses((status = 200, content_type = "application/x-asciicast", body = String)))]
+async fn download_cast(
+    State(state): State<AppState>,
+    auth: Require<SessionRecordingsView>,
+    AppPath(id): AppPath<Id<TerminalRecording>>,
+) -> ApiResult<Response> {
+    let (recording, end) = readable(&state, &auth, id).await?;
+    let path = state.recorders.path(&recording.file_path);
+    let offset = match cast::read_header(&path) {
+        Ok((_, offset)) => Some(offset),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(ApiError::internal(e)),
+    };
+    let mut head = download_header(&recording, recording.duration_seconds);
+    head.push('\n');
+    let body = stream_file(path, offset, end, head, "", |chunk| chunk.to_vec());
+    let disposition = format!("attachment; filename=\"{}.cast\"", recording.id);
+    Ok((
+        [
+            (CONTENT_TYPE, "application/x-asciicast".to_owned()),
+            (CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// A body of `head`, the complete lines of the file from `offset` (each chunk through
+/// `shape`), then `tail`; read on a blocking thread a few chunks ahead of the client, so
+/// memory stays constant whatever the file's size.
+fn stream_file(
+    path: std::path::PathBuf,
+    offset: Option<u64>,
+    end: Option<u64>,
+    head: String,
+    tail: &'static str,
+    mut shape: impl FnMut(&[u8]) -> Vec<u8> + Send + 'static,
+) -> Body {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        if sender.blocking_send(Ok(Bytes::from(head))).is_err() {
+            return;
+        }
+        if let Some(offset) = offset {
+            let read = cast::read_lines(&path, offset, end, 256 * 1024, |chunk| {
+                sender.blocking_send(Ok(Bytes::from(shape(chunk)))).is_ok()
+            });
+            if let Err(error) = read {
+                tracing::warn!(%error, path = %path.display(), "reading a recording");
+                let _ = sender.blocking_send(Err(error));
+                return;
+            }
+        }
+        if !tail.is_empty() {
+            let _ = sender.blocking_send(Ok(Bytes::from_static(tail.as_bytes())));
+        }
+    });
+    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    });
+    Body::from_stream(stream)
+}
+
+/// How often a live follower looks for new events when not woken.
+pub(super) const FOLLOW_POLL: Duration = Duration::from_millis(250);
+
+pub(super) fn header_map_origin_ok(auth: &Auth, headers: &HeaderMap) -> ApiResult<()> {
+    super::same_origin_for_cookie(auth, headers)
+}
