@@ -48,7 +48,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             let rule = json!({"kind": "metric", "organization_id": organization,
                 "name": format!("rule {n}"), "metric": format!("m.{}", n % METRICS),
                 "operator": ">", "threshold": 50 + (n / METRICS) * 5, "for_seconds": 30,
-                "severity": "warning"});
+                "severity": "medium"});
             let (status, body) = admin.post("/alert-rules", rule).await;
             assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
         }
@@ -102,13 +102,13 @@ async fn hosts(admin: &Client, count: usize) -> Vec<String> {
     ids
 }
 
-/// Samples walking through time, a few above the highest thresholds, so rules start and stop
-/// breaching, fire and resolve.
+/// Samples a millisecond apart, each metric a slow wave between 20 and 100, so every rule
+/// breaches now and then for a while: rules start and stop breaching, fire and resolve.
 fn batch(host: &str, size: usize, step: u64, start: Timestamp) -> Value {
     let samples: Vec<Value> = (0..size)
         .map(|i| {
             let n = step * size as u64 + i as u64;
-            let value = ((n * 37) % 110) as f64;
+            let value = 60.0 + 40.0 * (n as f64 / 3_000.0).sin();
             let at = start.plus(Duration::from_millis(n));
             json!({"metric": format!("m.{}", n % METRICS as u64), "value": value, "at": at})
         })

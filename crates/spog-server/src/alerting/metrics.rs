@@ -53,6 +53,7 @@ pub async fn evaluate(
             .into_iter()
             .map(|s| (s.rule, s))
             .collect();
+    // Rules whose stored state changes; each is saved once, as it ends the batch.
     let mut changed = Vec::new();
     // Rules whose open alert is known to exist in this batch: their later samples that still
     // breach look nothing up, so a steady stream costs no query per sample.
@@ -94,8 +95,10 @@ pub async fn evaluate(
             };
             let stopped = matches!(&step, Step::Save(s) if s.breaching_since.is_none());
             if let Step::Save(state) = step {
-                states.insert(rule.id, state.clone());
-                changed.push(state);
+                if !changed.contains(&rule.id) {
+                    changed.push(rule.id);
+                }
+                states.insert(rule.id, state);
             }
             if stopped {
                 firing.remove(&rule.id);
@@ -111,7 +114,8 @@ pub async fn evaluate(
         }
     }
     if !changed.is_empty() {
-        metric_states::save(tx, account, &changed).await?;
+        let last: Vec<MetricState> = changed.iter().map(|rule| states[rule].clone()).collect();
+        metric_states::save(tx, account, &last).await?;
     }
     Ok(())
 }

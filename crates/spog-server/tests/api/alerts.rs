@@ -402,3 +402,30 @@ async fn heartbeats_bring_hosts_online_and_silence_takes_them_offline_on_record(
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn one_batch_may_cross_a_threshold_back_and_forth() {
+    for server in servers().await {
+        let s = setup(&server).await;
+        let rule = json!({"kind": "metric", "organization_id": s.organization, "name": "cpu hot", "metric": "cpu.usage",
+            "operator": ">", "threshold": 90, "for_seconds": 0, "severity": "high"});
+        assert_eq!(
+            s.admin.post("/alert-rules", rule).await.0,
+            StatusCode::CREATED
+        );
+        let start = Timestamp::now().minus(std::time::Duration::from_secs(60));
+        let samples: Vec<Value> = [95.0, 10.0, 96.0, 11.0, 97.0]
+            .iter()
+            .enumerate()
+            .map(|(i, v)| json!({"metric": "cpu.usage", "value": v, "at": start.plus(std::time::Duration::from_secs(i as u64))}))
+            .collect();
+        let (status, body) = s
+            .agent
+            .post("/metrics", json!({"host_id": s.host, "samples": samples}))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(alerts(&s.admin, "state=resolved").await.len(), 2);
+        assert_eq!(alerts(&s.admin, "state=firing").await.len(), 1);
+        server.stop().await;
+    }
+}
