@@ -40,6 +40,16 @@ impl Sql {
         self
     }
 
+    /// Binds a double that may be missing. A missing one is written as `NULL`, not bound:
+    /// sqlx's Any driver binds a missing double as a float4, and PostgreSQL would then type the
+    /// parameter of that connection's cached statement float4 for every later value.
+    pub fn bind_double(&mut self, value: Option<f64>) -> &mut Self {
+        match value {
+            Some(value) => self.bind(value),
+            None => self.push("NULL"),
+        }
+    }
+
     /// Appends `(?, ?, …)`; an empty list becomes `(NULL)`, which matches nothing.
     pub fn bind_list<T>(&mut self, values: impl IntoIterator<Item = T>) -> &mut Self
     where

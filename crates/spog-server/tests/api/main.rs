@@ -24,6 +24,11 @@ use spog_store::testing::databases;
 
 /// A fresh server per available backend.
 pub async fn servers() -> Vec<TestServer> {
+    // A 500's cause shows in the failing test's output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("error")
+        .with_test_writer()
+        .try_init();
     let mut servers = Vec::new();
     for database in databases().await {
         servers.push(TestServer::start(database).await);

@@ -135,7 +135,7 @@ fn bind_rule(sql: &mut Sql, rule: &AlertRule) {
         .push(", ")
         .bind(operator)
         .push(", ")
-        .bind(threshold)
+        .bind_double(threshold)
         .push(", ")
         .bind(for_seconds)
         .push(", ")

@@ -3,35 +3,20 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::Deserialize;
 use serde_json::json;
-use spog_core::delivery::{Delivery, DeliveryDetail, DeliveryStatus, TargetKind};
-use spog_core::events::EventType;
-use spog_core::page::{self, Page};
+use spog_core::delivery::{Delivery, DeliveryDetail, TargetKind};
+use spog_core::page::Page;
 use spog_core::webhooks::Webhook;
-use spog_core::{FieldErrors, Id, Timestamp};
-use spog_store::deliveries::{self, DeliveryFilter};
+use spog_core::{Id, Timestamp};
+use spog_store::deliveries;
 use spog_store::{audit, webhooks as store};
-use utoipa::IntoParams;
 
 use crate::auth::Require;
 use crate::auth::permissions::{MonitoringManage, MonitoringView};
 use crate::error::ApiResult;
 use crate::extract::{AppPath, AppQuery};
+use crate::http::delivery_query::DeliveryParams;
 use crate::state::AppState;
-
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct DeliveryParams {
-    /// `pending`, `delivering`, `succeeded`, `retrying` or `failed`.
-    pub status: Option<String>,
-    /// One of the event types.
-    pub event_type: Option<String>,
-    /// 1 to 500; default 50.
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
-}
 
 /// A webhook's deliveries, newest first.
 #[utoipa::path(get, path = "/webhooks/{id}/deliveries", tag = "webhooks",
@@ -43,25 +28,7 @@ pub(super) async fn list_deliveries(
     AppPath(id): AppPath<Id<Webhook>>,
     AppQuery(params): AppQuery<DeliveryParams>,
 ) -> ApiResult<Json<Page<Delivery>>> {
-    let mut errors = FieldErrors::new();
-    let limit = errors.check(page::limit(
-        params.limit,
-        page::DEFAULT_LIMIT,
-        page::MAX_LIMIT,
-    ));
-    let status = params
-        .status
-        .as_deref()
-        .map(|s| DeliveryStatus::parse("status", s))
-        .transpose();
-    let status = errors.check(status).flatten();
-    let event_type = params
-        .event_type
-        .as_deref()
-        .map(|t| EventType::parse("event_type", t))
-        .transpose();
-    let event_type = errors.check(event_type).flatten();
-    errors.into_result()?;
+    let (filter, limit) = params.parse()?;
     let mut conn = state.store.conn().await?;
     store::get(&mut conn, auth.account(), id).await?;
     let page = deliveries::list(
@@ -69,8 +36,8 @@ pub(super) async fn list_deliveries(
         auth.account(),
         TargetKind::Webhook,
         &id.to_string(),
-        &DeliveryFilter { status, event_type },
-        limit.unwrap_or(page::DEFAULT_LIMIT),
+        &filter,
+        limit,
         params.cursor.as_deref(),
     )
     .await?;
