@@ -96,7 +96,7 @@ impl SmtpServer {
             .flatten()
             .filter_map(|e| e.ok().map(|e| e.path()))
             .collect();
-        files.sort();
+        files.sort_by_key(|path| arrival(path));
         files
             .into_iter()
             .filter_map(|path| std::fs::read_to_string(path).ok())
@@ -123,6 +123,28 @@ impl SmtpServer {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// Maildir names start `<seconds>.M<microseconds>P…`, the microseconds not zero-padded, so
+/// names sort by arrival only once parsed.
+fn arrival(path: &std::path::Path) -> (u64, u64, String) {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut parts = name.split('.');
+    let seconds = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let micros = parts
+        .next()
+        .and_then(|p| p.strip_prefix('M'))
+        .map(|p| {
+            p.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or(0);
+    (seconds, micros, name)
 }
 
 impl Drop for SmtpServer {
