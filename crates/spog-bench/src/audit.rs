@@ -138,7 +138,7 @@ async fn ingest(options: &Options, postgres: Option<&str>, batch: u64) {
     let accepted = counter.load(Ordering::Relaxed);
     // Let the linker catch up, then stop sampling.
     for _ in 0..600 {
-        let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_logs WHERE seq IS NULL")
+        let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_unlinked")
             .fetch_one(&mut *account.conn().await.unwrap())
             .await
             .unwrap();
@@ -233,7 +233,7 @@ async fn plain_inserts(options: &Options, postgres: Option<&str>, batch: u64) ->
                     .map(|i| entry(&account, c as u64 * 1_000_000_000 + written + i, now))
                     .collect();
                 let mut tx = store.begin().await.unwrap();
-                audit::record_all(&mut tx, rows).await.unwrap();
+                audit::insert_entries(&mut tx, rows).await.unwrap();
                 tx.commit_unaudited().await.unwrap();
                 written += batch;
             }
@@ -422,7 +422,7 @@ async fn verification(server: &TestServer, admin: &Client, account: &str) -> any
             5_000,
         )
         .await?;
-        let bytes: Vec<Vec<u8>> = batch.iter().map(canonical_json).collect();
+        let bytes: Vec<Vec<u8>> = batch.entries.iter().map(canonical_json).collect();
         let started = Instant::now();
         for entry in &bytes {
             let mut digest = Sha256::new();
@@ -432,9 +432,9 @@ async fn verification(server: &TestServer, admin: &Client, account: &str) -> any
         }
         hashing += started.elapsed();
         hashed += bytes.len() as u64;
-        match batch.last().and_then(|e| e.seq) {
-            Some(seq) if batch.len() == 5_000 => after = seq,
-            _ => break,
+        match batch.next_after {
+            Some(next) => after = next,
+            None => break,
         }
     }
     let bare = hashed as f64 / hashing.as_secs_f64();

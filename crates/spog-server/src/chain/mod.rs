@@ -54,15 +54,13 @@ pub async fn verify(store: &Store, account: Id<Account>) -> StoreResult<Integrit
                         .await
                 }
                 .await;
-                let done = match &batch {
-                    Ok(entries) => {
-                        after = entries.last().and_then(|e| e.seq).unwrap_or(after);
-                        entries.len() < BATCH as usize
-                    }
-                    Err(_) => true,
-                };
-                if batches.send(batch).await.is_err() || done {
+                let next = batch.as_ref().ok().and_then(|b| b.next_after);
+                if batches.send(batch.map(|b| b.entries)).await.is_err() {
                     break;
+                }
+                match next {
+                    Some(next) => after = next,
+                    None => break,
                 }
             }
         })

@@ -386,6 +386,21 @@ async fn chain_of_twenty(server: &TestServer) -> Client {
     admin
 }
 
+/// SQL naming the entry with this resource name.
+fn id_of(name: &str) -> String {
+    format!("(SELECT id FROM audit_entries WHERE resource_name = '{name}')")
+}
+
+/// Deletes every entry after `seq`, with its link, as an attacker with the database would.
+async fn truncate_after(server: &TestServer, seq: i64) {
+    sql(
+        server,
+        &format!("DELETE FROM audit_entries WHERE id IN (SELECT entry_id FROM audit_links WHERE seq > {seq})"),
+    )
+    .await;
+    sql(server, &format!("DELETE FROM audit_links WHERE seq > {seq}")).await;
+}
+
 async fn seq_of(server: &TestServer, name: &str) -> i64 {
     let mut conn = server.state.store.conn().await.unwrap();
     sqlx::query_scalar("SELECT seq FROM audit_logs WHERE resource_name = $1")
@@ -416,7 +431,7 @@ async fn an_edited_entry_is_reported_as_a_hash_mismatch() {
         let seq = seq_of(&server, "j5").await;
         sql(
             &server,
-            "UPDATE audit_logs SET action = 'job.cancel' WHERE resource_name = 'j5'",
+            "UPDATE audit_entries SET action = 'job.cancel' WHERE resource_name = 'j5'",
         )
         .await;
         let report = integrity(&admin).await;
@@ -432,7 +447,7 @@ async fn a_deleted_entry_is_reported_as_a_gap() {
     for server in servers().await {
         let admin = chain_of_twenty(&server).await;
         let seq = seq_of(&server, "j7").await;
-        sql(&server, "DELETE FROM audit_logs WHERE resource_name = 'j7'").await;
+        sql(&server, "DELETE FROM audit_entries WHERE resource_name = 'j7'").await;
         let report = integrity(&admin).await;
         assert_eq!(
             reasons(&report),
@@ -452,17 +467,17 @@ async fn swapped_entries_are_reported_at_both_positions() {
         let (a, b) = (seq_of(&server, "j3").await, seq_of(&server, "j9").await);
         sql(
             &server,
-            &format!("UPDATE audit_logs SET seq = -1 WHERE seq = {a} AND resource_name = 'j3'"),
+            &format!("UPDATE audit_links SET seq = -1 WHERE seq = {a} AND entry_id = {}", id_of("j3")),
         )
         .await;
         sql(
             &server,
-            &format!("UPDATE audit_logs SET seq = {a} WHERE seq = {b} AND resource_name = 'j9'"),
+            &format!("UPDATE audit_links SET seq = {a} WHERE seq = {b} AND entry_id = {}", id_of("j9")),
         )
         .await;
         sql(
             &server,
-            &format!("UPDATE audit_logs SET seq = {b} WHERE seq = -1"),
+            &format!("UPDATE audit_links SET seq = {b} WHERE seq = -1"),
         )
         .await;
         let found = reasons(&integrity(&admin).await);
@@ -504,11 +519,7 @@ async fn a_truncated_tail_is_caught_by_the_head_and_by_a_signed_checkpoint() {
             checkpoint["signature"].as_str().unwrap()
         ));
         // Delete the tail, then also rewind the stored head as a careful attacker would.
-        sql(
-            &server,
-            &format!("DELETE FROM audit_logs WHERE seq > {}", head - 3),
-        )
-        .await;
+        truncate_after(&server, head - 3).await;
         let report = integrity(&admin).await;
         assert_eq!(report["valid"], false);
         assert!(
@@ -522,11 +533,7 @@ async fn a_truncated_tail_is_caught_by_the_head_and_by_a_signed_checkpoint() {
         .fetch_one(&mut *server.state.store.conn().await.unwrap())
         .await
         .unwrap();
-        sql(
-            &server,
-            &format!("DELETE FROM audit_logs WHERE seq > {}", head - 3),
-        )
-        .await;
+        truncate_after(&server, head - 3).await;
         sql(
             &server,
             &format!(

@@ -324,7 +324,7 @@ async fn the_integrity_page_finds_an_entry_edited_in_the_database() {
         // Someone with database access rewrites what happened to Research.
         let (id, seq) = entry_of(&server, "Research").await;
         let mut conn = server.state.store.conn().await.unwrap();
-        sqlx::query("UPDATE audit_logs SET action = 'organization.delete' WHERE id = $1")
+        sqlx::query("UPDATE audit_entries SET action = 'organization.delete' WHERE id = $1")
             .bind(&id)
             .execute(&mut *conn)
             .await

@@ -1,23 +1,27 @@
-//! The chain linker. Entries arrive unlinked with their changes; the linker appends every
-//! pending entry of an account in one transaction (group commit) under that account's head
-//! row lock, so the chain stays linear with any number of writers and instances while the
-//! lock is held once per batch rather than once per entry.
+//! The chain linker. Entries arrive unlinked with their changes, queued in `audit_unlinked`;
+//! the linker appends every queued entry of an account in one transaction (group commit)
+//! under that account's head row lock, so the chain stays linear with any number of writers
+//! and instances while the lock is held once per batch rather than once per entry. A link is
+//! a narrow row of its own (`audit_links`): the entry itself is never rewritten.
 
 use std::collections::BTreeMap;
 
 use spog_core::Timestamp;
-use spog_core::audit::{AuditEntry, GENESIS_HASH, canonical_json, chain_hash};
+use spog_core::audit::{GENESIS_HASH, canonical_json, chain_hash};
 use sqlx::AssertSqlSafe;
 
-use super::row::{COLUMNS, EntryRow};
+use spog_core::Id;
+use spog_core::model::Account;
+
+use super::walk::queued;
 use super::stats::DailyCounts;
-use crate::{Sql, Store, StoreResult};
+use crate::{Sql, Store, StoreError, StoreResult};
 
 /// Entries linked per transaction at most: large, since writers queue behind the linker's
 /// transaction and each round costs them one wait.
 const BATCH: i64 = 10_000;
-/// Rows per UPDATE statement (4 parameters each, within SQLite's limit of 32,766).
-const ROWS_PER_UPDATE: usize = 2_000;
+/// Rows per INSERT statement (5 parameters each, within SQLite's limit of 32,766).
+const ROWS_PER_INSERT: usize = 2_000;
 
 /// What one call of [`link_pending`] appended.
 #[derive(Debug, Default)]
@@ -32,7 +36,7 @@ pub async fn link_pending(store: &Store, now: Timestamp) -> StoreResult<Linked> 
     let mut linked = Linked::default();
     loop {
         let accounts: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT account_id FROM audit_logs WHERE seq IS NULL ORDER BY account_id",
+            "SELECT DISTINCT account_id FROM audit_unlinked ORDER BY account_id",
         )
         .fetch_all(&mut *store.conn().await?)
         .await?;
@@ -81,21 +85,20 @@ async fn link_account(
     .bind(account)
     .fetch_one(&mut **tx)
     .await?;
-    // Read after the head lock is held: what an earlier linker linked is no longer pending.
-    let rows: Vec<EntryRow> = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM audit_logs WHERE account_id = $1 AND seq IS NULL ORDER BY id LIMIT {BATCH}"
-    )))
-    .bind(account)
-    .fetch_all(&mut **tx)
-    .await?;
+    let account_id: Id<Account> = account
+        .parse()
+        .map_err(|_| StoreError::Corrupt(format!("audit account id `{account}`")))?;
+    // Read after the head lock is held: what an earlier linker linked is no longer queued. A
+    // queued entry that is gone (deleted behind the store's back) stays queued, unlinked.
+    let rows = queued(tx, account_id, BATCH).await?;
     if rows.is_empty() {
         return Ok((0, seq));
     }
     let count = rows.len() as u64;
+    let first_seq = seq + 1;
     let mut counts = DailyCounts::default();
     let mut links = Vec::with_capacity(rows.len());
-    for row in rows {
-        let mut entry = AuditEntry::try_from(row)?;
+    for mut entry in rows {
         counts.add(&entry);
         seq += 1;
         entry.seq = Some(seq);
@@ -108,32 +111,38 @@ async fn link_account(
             hash,
         ));
     }
-    for chunk in links.chunks(ROWS_PER_UPDATE) {
-        let mut update = Sql::new("WITH v (id, seq, prev_hash, hash) AS (VALUES ");
+    for chunk in links.chunks(ROWS_PER_INSERT) {
+        let mut insert =
+            Sql::new("INSERT INTO audit_links (account_id, seq, entry_id, prev_hash, hash) VALUES ");
         for (i, (id, seq, prev_hash, hash)) in chunk.iter().enumerate() {
-            update
+            insert
                 .push(if i == 0 { "(" } else { ", (" })
-                .bind(id.clone())
+                .bind(account.to_owned())
                 .push(", ")
                 .bind(*seq)
+                .push(", ")
+                .bind(id.clone())
                 .push(", ")
                 .bind(prev_hash.clone())
                 .push(", ")
                 .bind(hash.clone())
                 .push(")");
         }
-        update.push(
-            ") UPDATE audit_logs SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash \
-             FROM v WHERE audit_logs.id = v.id AND audit_logs.seq IS NULL",
-        );
-        let done = update.execute(tx).await?;
-        if done.rows_affected() != chunk.len() as u64 {
-            return Err(crate::StoreError::Corrupt(format!(
-                "linking {} audit entries updated {} rows",
-                chunk.len(),
-                done.rows_affected()
-            )));
-        }
+        insert.execute(tx).await?;
+    }
+    let dequeued = sqlx::query(
+        "DELETE FROM audit_unlinked WHERE account_id = $1 AND entry_id IN \
+         (SELECT entry_id FROM audit_links WHERE account_id = $1 AND seq > $2)",
+    )
+    .bind(account)
+    .bind(first_seq - 1)
+    .execute(&mut **tx)
+    .await?;
+    if dequeued.rows_affected() != count {
+        return Err(StoreError::Corrupt(format!(
+            "linking {count} audit entries dequeued {}",
+            dequeued.rows_affected()
+        )));
     }
     counts.save(tx, account).await?;
     sqlx::query(

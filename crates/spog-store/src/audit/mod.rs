@@ -7,9 +7,11 @@ mod query;
 mod record;
 mod row;
 mod stats;
+mod walk;
 
 pub use link::{Linked, link_pending};
-pub use query::{ActionFilter, AuditFilter, chain_batch, head, list};
-pub use record::{record, record_all};
+pub use query::{ActionFilter, AuditFilter, head, list};
+pub use record::{insert_entries, record, record_all};
 pub use row::get;
+pub use walk::{ChainBatch, chain_batch};
 pub use stats::{ActorCount, AuditStats, Count, DayCount, stats};

@@ -41,7 +41,7 @@ fn like_literal(text: &str) -> String {
 }
 
 impl AuditFilter {
-    fn push_conditions(&self, sql: &mut Sql) {
+    pub(crate) fn push_conditions(&self, sql: &mut Sql) {
         let mut eq = |column: &str, value: &Option<String>| {
             if let Some(value) = value {
                 sql.push(" AND ")
@@ -156,26 +156,6 @@ pub async fn list(
     Ok(Page::from_rows(rows, limit, &scope, |e| {
         vec![e.occurred_at.micros().into(), e.id.clone().into()]
     }))
-}
-
-/// Linked entries matching `filter` after `after_seq`, in chain order: one batch of an export
-/// or of a verification walk.
-pub async fn chain_batch(
-    conn: &mut Conn,
-    account: Id<Account>,
-    filter: &AuditFilter,
-    after_seq: i64,
-    limit: u32,
-) -> StoreResult<Vec<AuditEntry>> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM audit_logs WHERE account_id = "
-    ));
-    sql.bind(account.to_string())
-        .push(" AND seq > ")
-        .bind(after_seq);
-    filter.push_conditions(&mut sql);
-    sql.push(" ORDER BY seq LIMIT ").bind(i64::from(limit));
-    entries(sql.fetch_all::<EntryRow>(conn).await?)
 }
 
 /// The account's chain head as the linker last wrote it: `(seq, hash)`.

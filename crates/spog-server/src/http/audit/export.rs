@@ -101,14 +101,16 @@ pub async fn export_audit_logs(
                     return;
                 }
             };
-            let last = batch.len() < BATCH as usize;
-            after = batch.last().and_then(|e| e.seq).unwrap_or(after);
             let bytes = match format {
-                Format::Csv => csv_rows(&batch),
-                Format::JsonLines => json_lines(&batch),
+                Format::Csv => csv_rows(&batch.entries),
+                Format::JsonLines => json_lines(&batch.entries),
             };
-            if chunks.send(Ok(bytes)).await.is_err() || last {
+            if chunks.send(Ok(bytes)).await.is_err() {
                 return;
+            }
+            match batch.next_after {
+                Some(next) => after = next,
+                None => return,
             }
         }
     });
@@ -139,7 +141,7 @@ async fn next_batch(
     account: spog_core::Id<spog_core::model::Account>,
     filter: &AuditFilter,
     after: i64,
-) -> spog_store::StoreResult<Vec<AuditEntry>> {
+) -> spog_store::StoreResult<audit::ChainBatch> {
     let mut conn = store.conn().await?;
     audit::chain_batch(&mut conn, account, filter, after, BATCH).await
 }
