@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use spog_core::Timestamp;
 use spog_store::Store;
+use spog_store::audit::GroupCommit;
 
 use crate::auth::AuthCache;
 use crate::auth::throttle::LoginThrottle;
@@ -35,6 +36,8 @@ pub struct App {
     pub engine: Engine,
     /// Session recordings being written on this instance.
     pub recorders: Recorders,
+    /// Audit entries ingested from other components, recorded in groups.
+    pub audit_ingest: GroupCommit,
 }
 
 impl AppState {
@@ -45,6 +48,7 @@ impl AppState {
         Ok(Self(Arc::new(App {
             config,
             bus: Bus::new(store.clone()),
+            audit_ingest: GroupCommit::start(&store),
             store,
             keys,
             instance_id: uuid::Uuid::now_v7().to_string(),

@@ -1,5 +1,6 @@
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -105,6 +106,15 @@ struct Inner {
     write: AnyPool,
     audit_appended: Notify,
     deliveries_enqueued: Notify,
+    linker: LinkerPace,
+}
+
+/// Back-pressure from the chain linker: while it is behind, writers wait for its next round
+/// before they answer, so under overload the chain's lag stays bounded instead of growing.
+#[derive(Default)]
+pub(crate) struct LinkerPace {
+    behind: AtomicBool,
+    round_done: Notify,
 }
 
 impl Store {
@@ -126,9 +136,7 @@ impl Store {
                         .acquire_timeout(options.acquire_timeout)
                         .after_connect(move |conn, _| {
                             Box::pin(async move {
-                                conn.execute(sqlx::raw_sql(pragmas))
-                                    .await
-                                    .map(|_| ())
+                                conn.execute(sqlx::raw_sql(pragmas)).await.map(|_| ())
                             })
                         })
                 };
@@ -158,6 +166,7 @@ impl Store {
                 write,
                 audit_appended: Notify::new(),
                 deliveries_enqueued: Notify::new(),
+                linker: LinkerPace::default(),
             }),
         })
     }
@@ -221,6 +230,23 @@ impl Store {
         &self.inner.audit_appended
     }
 
+    /// Called by the linker after each round: whether it left the chain behind.
+    pub(crate) fn linker_round_done(&self, behind: bool) {
+        self.inner.linker.behind.store(behind, Ordering::Relaxed);
+        self.inner.linker.round_done.notify_waiters();
+    }
+
+    /// Returns at once unless this instance's linker is behind; then after its next round
+    /// (or a second, should the round be slow).
+    pub(crate) async fn keep_pace_with_linker(&self) {
+        let round_done = self.inner.linker.round_done.notified();
+        let mut round_done = std::pin::pin!(round_done);
+        round_done.as_mut().enable();
+        if self.inner.linker.behind.load(Ordering::Relaxed) {
+            let _ = tokio::time::timeout(Duration::from_secs(1), round_done).await;
+        }
+    }
+
     /// Woken whenever a transaction that created deliveries commits (a wake-up only: the
     /// rows are the truth, and the delivery engine also polls).
     pub fn deliveries_enqueued(&self) -> &Notify {
@@ -247,7 +273,8 @@ macro_rules! sqlite_pragmas {
 /// The one writer keeps 64 MiB of pages, so the indexes it updates stay in memory instead of
 /// being spilled and re-read; checkpoints come every 16 MiB of WAL rather than every 4 MiB,
 /// so pages written again and again are copied back less often.
-const SQLITE_WRITER_PRAGMAS: &str = sqlite_pragmas!("PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 4000;");
+const SQLITE_WRITER_PRAGMAS: &str =
+    sqlite_pragmas!("PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 4000;");
 /// Readers: 16 MiB of pages each.
 const SQLITE_READER_PRAGMAS: &str = sqlite_pragmas!("PRAGMA cache_size = -16384;");
 

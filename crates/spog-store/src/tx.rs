@@ -32,7 +32,8 @@ impl Tx {
     }
 
     /// Commits the change together with its audit entries, then wakes the chain linker (and
-    /// the delivery engine, when the change created deliveries).
+    /// the delivery engine, when the change created deliveries); while the linker is behind,
+    /// returns only after its next round.
     pub async fn commit(self) -> StoreResult<()> {
         if self.audit_entries == 0 {
             return Err(StoreError::Unaudited);
@@ -44,6 +45,7 @@ impl Tx {
         if deliveries {
             store.deliveries_enqueued().notify_one();
         }
+        store.keep_pace_with_linker().await;
         Ok(())
     }
 
@@ -55,11 +57,12 @@ impl Tx {
         let deliveries = self.deliveries_enqueued;
         let audited = self.audit_entries > 0;
         self.tx.commit().await?;
-        if audited {
-            store.audit_appended().notify_one();
-        }
         if deliveries {
             store.deliveries_enqueued().notify_one();
+        }
+        if audited {
+            store.audit_appended().notify_one();
+            store.keep_pace_with_linker().await;
         }
         Ok(())
     }

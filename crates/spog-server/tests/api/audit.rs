@@ -398,7 +398,11 @@ async fn truncate_after(server: &TestServer, seq: i64) {
         &format!("DELETE FROM audit_entries WHERE id IN (SELECT entry_id FROM audit_links WHERE seq > {seq})"),
     )
     .await;
-    sql(server, &format!("DELETE FROM audit_links WHERE seq > {seq}")).await;
+    sql(
+        server,
+        &format!("DELETE FROM audit_links WHERE seq > {seq}"),
+    )
+    .await;
 }
 
 async fn seq_of(server: &TestServer, name: &str) -> i64 {
@@ -447,7 +451,11 @@ async fn a_deleted_entry_is_reported_as_a_gap() {
     for server in servers().await {
         let admin = chain_of_twenty(&server).await;
         let seq = seq_of(&server, "j7").await;
-        sql(&server, "DELETE FROM audit_entries WHERE resource_name = 'j7'").await;
+        sql(
+            &server,
+            "DELETE FROM audit_entries WHERE resource_name = 'j7'",
+        )
+        .await;
         let report = integrity(&admin).await;
         assert_eq!(
             reasons(&report),
@@ -467,12 +475,18 @@ async fn swapped_entries_are_reported_at_both_positions() {
         let (a, b) = (seq_of(&server, "j3").await, seq_of(&server, "j9").await);
         sql(
             &server,
-            &format!("UPDATE audit_links SET seq = -1 WHERE seq = {a} AND entry_id = {}", id_of("j3")),
+            &format!(
+                "UPDATE audit_links SET seq = -1 WHERE seq = {a} AND entry_id = {}",
+                id_of("j3")
+            ),
         )
         .await;
         sql(
             &server,
-            &format!("UPDATE audit_links SET seq = {a} WHERE seq = {b} AND entry_id = {}", id_of("j9")),
+            &format!(
+                "UPDATE audit_links SET seq = {a} WHERE seq = {b} AND entry_id = {}",
+                id_of("j9")
+            ),
         )
         .await;
         sql(

@@ -13,13 +13,15 @@ use sqlx::AssertSqlSafe;
 use spog_core::Id;
 use spog_core::model::Account;
 
-use super::walk::queued;
 use super::stats::DailyCounts;
+use super::walk::queued;
 use crate::{Sql, Store, StoreError, StoreResult};
 
 /// Entries linked per transaction at most: large, since writers queue behind the linker's
 /// transaction and each round costs them one wait.
 const BATCH: i64 = 10_000;
+/// A round that links this many entries leaves the chain behind: writers then keep pace.
+const BEHIND: u64 = 2_000;
 /// Rows per INSERT statement (5 parameters each, within SQLite's limit of 32,766).
 const ROWS_PER_INSERT: usize = 2_000;
 
@@ -41,6 +43,7 @@ pub async fn link_pending(store: &Store, now: Timestamp) -> StoreResult<Linked> 
         .fetch_all(&mut *store.conn().await?)
         .await?;
         if accounts.is_empty() {
+            store.linker_round_done(false);
             return Ok(linked);
         }
         let mut round = 0;
@@ -55,6 +58,7 @@ pub async fn link_pending(store: &Store, now: Timestamp) -> StoreResult<Linked> 
             round += count;
         }
         tx.commit_unaudited().await?;
+        store.linker_round_done(round >= BEHIND);
         linked.entries += round;
         linked.heads.extend(heads);
         if round == 0 {
@@ -112,8 +116,9 @@ async fn link_account(
         ));
     }
     for chunk in links.chunks(ROWS_PER_INSERT) {
-        let mut insert =
-            Sql::new("INSERT INTO audit_links (account_id, seq, entry_id, prev_hash, hash) VALUES ");
+        let mut insert = Sql::new(
+            "INSERT INTO audit_links (account_id, seq, entry_id, prev_hash, hash) VALUES ",
+        );
         for (i, (id, seq, prev_hash, hash)) in chunk.iter().enumerate() {
             insert
                 .push(if i == 0 { "(" } else { ", (" })

@@ -2,6 +2,7 @@
 //! chain by group commit, and read back for search, statistics, export and verification.
 
 pub mod checkpoints;
+mod group;
 mod link;
 mod query;
 mod record;
@@ -9,9 +10,10 @@ mod row;
 mod stats;
 mod walk;
 
+pub use group::GroupCommit;
 pub use link::{Linked, link_pending};
 pub use query::{ActionFilter, AuditFilter, head, list};
 pub use record::{insert_entries, record, record_all};
 pub use row::get;
-pub use walk::{ChainBatch, chain_batch};
 pub use stats::{ActorCount, AuditStats, Count, DayCount, stats};
+pub use walk::{ChainBatch, chain_batch};

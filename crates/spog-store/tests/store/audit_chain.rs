@@ -147,3 +147,50 @@ async fn sixty_four_concurrent_writers_and_linkers_make_one_linear_chain() {
         assert_eq!(report.head_seq, 640);
     }
 }
+
+/// Ingest's group commit: many requests share transactions, yet each is all or nothing, and a
+/// request that fails in the database fails alone.
+#[tokio::test]
+async fn grouped_ingest_requests_stay_all_or_nothing_each() {
+    for db in databases().await {
+        let store = db.store().await;
+        let account = new_account(&store, "acme").await;
+        let taken = entry(account.id, "host.update", "taken");
+        let mut tx = store.begin().await.unwrap();
+        audit::record(&mut tx, taken.clone()).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let ingest = audit::GroupCommit::start(&store);
+        let mut requests = Vec::new();
+        for request in 0..40 {
+            let mut entries: Vec<_> = (0..25)
+                .map(|n| entry(account.id, "job.run", &format!("r{request}-{n}")))
+                .collect();
+            if request == 17 {
+                // Reuses the id of a stored entry: the database refuses the whole request.
+                entries[10].id = taken.id.clone();
+            }
+            let ingest = ingest.clone();
+            requests.push(tokio::spawn(async move { ingest.record(entries).await }));
+        }
+        for (request, result) in requests.into_iter().enumerate() {
+            let result = result.await.unwrap();
+            assert_eq!(
+                result.is_ok(),
+                request != 17,
+                "request {request}: {result:?}"
+            );
+        }
+        audit::link_pending(&store, Timestamp::now()).await.unwrap();
+        let chain = chain_of(&store, &account.id.to_string()).await;
+        assert_eq!(chain.len(), 1 + 39 * 25, "{:?}", db.backend);
+        assert!(!chain.iter().any(|e| {
+            e.resource_id
+                .as_deref()
+                .is_some_and(|r| r.starts_with("r17-"))
+        }));
+        let mut verifier = ChainVerifier::new();
+        chain.iter().for_each(|e| verifier.push(e));
+        assert!(verifier.finish().valid);
+    }
+}

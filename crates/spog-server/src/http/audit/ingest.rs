@@ -11,7 +11,6 @@ use serde_json::Value;
 use spog_core::audit::{ActorType, AuditEntry, Outcome, Snapshot};
 use spog_core::model::Organization;
 use spog_core::{FieldError, FieldErrors, Id, Timestamp};
-use spog_store::audit;
 use spog_store::identity::organizations;
 use utoipa::ToSchema;
 
@@ -153,6 +152,9 @@ async fn check_organizations(
     auth: &Require<AuditLogsWrite>,
     named: &[(String, Id<Organization>)],
 ) -> ApiResult<()> {
+    if named.is_empty() {
+        return Ok(());
+    }
     let known: BTreeSet<Id<Organization>> = {
         let mut conn = state.store.conn().await?;
         organizations::list(&mut conn, auth.account())
@@ -175,9 +177,7 @@ async fn check_organizations(
 
 async fn store_entries(state: &AppState, entries: Vec<AuditEntry>) -> ApiResult<Vec<String>> {
     let ids = entries.iter().map(|e| e.id.clone()).collect();
-    let mut tx = state.store.begin().await?;
-    audit::record_all(&mut tx, entries).await?;
-    tx.commit().await?;
+    state.audit_ingest.record(entries).await?;
     Ok(ids)
 }
 
