@@ -422,7 +422,9 @@ async fn verification(server: &TestServer, admin: &Client, account: &str) -> any
             5_000,
         )
         .await?;
-        let bytes: Vec<Vec<u8>> = batch.entries.iter().map(canonical_json).collect();
+        let next_after = batch.next_after;
+        let entries = batch.into_entries()?;
+        let bytes: Vec<Vec<u8>> = entries.iter().map(canonical_json).collect();
         let started = Instant::now();
         for entry in &bytes {
             let mut digest = Sha256::new();
@@ -432,7 +434,7 @@ async fn verification(server: &TestServer, admin: &Client, account: &str) -> any
         }
         hashing += started.elapsed();
         hashed += bytes.len() as u64;
-        match batch.next_after {
+        match next_after {
             Some(next) => after = next,
             None => break,
         }

@@ -11,10 +11,12 @@ use crate::{Conn, StoreResult};
 /// occurs in SQL this crate writes.
 const PLACEHOLDER: char = '\u{1}';
 
-#[derive(Default)]
 pub struct Sql {
     text: String,
     args: AnyArguments,
+    /// Whether the connection keeps the prepared statement (and, on PostgreSQL, may settle on
+    /// a generic plan for it).
+    persistent: bool,
 }
 
 impl Sql {
@@ -22,7 +24,17 @@ impl Sql {
         Self {
             text: text.to_owned(),
             args: AnyArguments::default(),
+            persistent: true,
         }
+    }
+
+    /// Plans the query with its parameter values on every run instead of caching it. For
+    /// searches whose best plan depends on the values: after five runs PostgreSQL may keep a
+    /// generic plan that cannot see a `LIKE` pattern's prefix or how rare a value is, and
+    /// then scans a whole table for a page of fifty.
+    pub fn planned_per_run(&mut self) -> &mut Self {
+        self.persistent = false;
+        self
     }
 
     pub fn push(&mut self, text: &str) -> &mut Self {
@@ -72,7 +84,7 @@ impl Sql {
     }
 
     /// The text with placeholders in `conn`'s style.
-    fn finish(self, conn: &Conn) -> (String, AnyArguments) {
+    fn finish(self, conn: &Conn) -> (String, AnyArguments, bool) {
         let numbered = conn.backend_name() != "SQLite";
         let mut text = String::with_capacity(self.text.len() + self.args.len() * 4);
         let mut n = 0;
@@ -87,12 +99,13 @@ impl Sql {
                 text.push('?');
             }
         }
-        (text, self.args)
+        (text, self.args, self.persistent)
     }
 
     pub async fn execute(self, conn: &mut Conn) -> StoreResult<AnyQueryResult> {
-        let (text, args) = self.finish(conn);
+        let (text, args, persistent) = self.finish(conn);
         Ok(sqlx::query_with(AssertSqlSafe(text), args)
+            .persistent(persistent)
             .execute(conn)
             .await?)
     }
@@ -101,8 +114,9 @@ impl Sql {
     where
         O: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
     {
-        let (text, args) = self.finish(conn);
+        let (text, args, persistent) = self.finish(conn);
         Ok(sqlx::query_as_with(AssertSqlSafe(text), args)
+            .persistent(persistent)
             .fetch_all(conn)
             .await?)
     }
@@ -111,8 +125,9 @@ impl Sql {
     where
         O: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
     {
-        let (text, args) = self.finish(conn);
+        let (text, args, persistent) = self.finish(conn);
         Ok(sqlx::query_as_with(AssertSqlSafe(text), args)
+            .persistent(persistent)
             .fetch_one(conn)
             .await?)
     }
@@ -121,8 +136,9 @@ impl Sql {
     where
         O: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
     {
-        let (text, args) = self.finish(conn);
+        let (text, args, persistent) = self.finish(conn);
         Ok(sqlx::query_as_with(AssertSqlSafe(text), args)
+            .persistent(persistent)
             .fetch_optional(conn)
             .await?)
     }
@@ -133,8 +149,9 @@ impl Sql {
         (O,): for<'r> FromRow<'r, AnyRow>,
         O: Send + Unpin,
     {
-        let (text, args) = self.finish(conn);
+        let (text, args, persistent) = self.finish(conn);
         Ok(sqlx::query_scalar_with(AssertSqlSafe(text), args)
+            .persistent(persistent)
             .fetch_one(conn)
             .await?)
     }

@@ -275,8 +275,9 @@ macro_rules! sqlite_pragmas {
 /// so pages written again and again are copied back less often.
 const SQLITE_WRITER_PRAGMAS: &str =
     sqlite_pragmas!("PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 4000;");
-/// Readers: 16 MiB of pages each.
-const SQLITE_READER_PRAGMAS: &str = sqlite_pragmas!("PRAGMA cache_size = -16384;");
+/// Readers keep SQLite's default 2 MiB of pages each: a walk through a large trail takes a
+/// pool connection per batch, and larger caches on all of them showed as server memory.
+const SQLITE_READER_PRAGMAS: &str = sqlite_pragmas!("");
 
 /// SQLite URLs create their file when missing.
 fn sqlite_url(url: &str) -> String {

@@ -62,7 +62,6 @@ impl Tx {
         }
         if audited {
             store.audit_appended().notify_one();
-            store.keep_pace_with_linker().await;
         }
         Ok(())
     }

@@ -55,7 +55,7 @@ pub async fn verify(store: &Store, account: Id<Account>) -> StoreResult<Integrit
                 }
                 .await;
                 let next = batch.as_ref().ok().and_then(|b| b.next_after);
-                if batches.send(batch.map(|b| b.entries)).await.is_err() {
+                if batches.send(batch).await.is_err() {
                     break;
                 }
                 match next {
@@ -67,12 +67,15 @@ pub async fn verify(store: &Store, account: Id<Account>) -> StoreResult<Integrit
     };
     while let Some(batch) = received.recv().await {
         let batch = batch?;
-        verifier = tokio::task::spawn_blocking(move || {
-            batch.iter().for_each(|entry| verifier.push(entry));
-            verifier
+        // Parsed and hashed off the reader, which meanwhile reads the next batch.
+        let hashed = tokio::task::spawn_blocking(move || {
+            let entries = batch.into_entries()?;
+            entries.iter().for_each(|entry| verifier.push(entry));
+            Ok::<_, spog_store::StoreError>(verifier)
         })
         .await
         .expect("hashing does not panic");
+        verifier = hashed?;
     }
     let _ = reader.await;
     Ok(IntegrityReport {

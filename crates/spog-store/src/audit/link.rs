@@ -21,7 +21,7 @@ use crate::{Sql, Store, StoreError, StoreResult};
 /// transaction and each round costs them one wait.
 const BATCH: i64 = 10_000;
 /// A round that links this many entries leaves the chain behind: writers then keep pace.
-const BEHIND: u64 = 2_000;
+const BEHIND: u64 = 1_000;
 /// Rows per INSERT statement (5 parameters each, within SQLite's limit of 32,766).
 const ROWS_PER_INSERT: usize = 2_000;
 

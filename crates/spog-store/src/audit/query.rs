@@ -151,7 +151,8 @@ pub async fn list(
             .push(")");
     }
     sql.push(" ORDER BY occurred_at DESC, id DESC LIMIT ")
-        .bind(i64::from(limit) + 1);
+        .bind(i64::from(limit) + 1)
+        .planned_per_run();
     let rows = entries(sql.fetch_all::<EntryRow>(conn).await?)?;
     Ok(Page::from_rows(rows, limit, &scope, |e| {
         vec![e.occurred_at.micros().into(), e.id.clone().into()]

@@ -11,13 +11,22 @@ use super::query::AuditFilter;
 use super::row::EntryRow;
 use crate::{Conn, Sql, StoreError, StoreResult};
 
-/// One batch of a walk along an account's chain in `seq` order.
+/// One batch of a walk along an account's chain in `seq` order, as read: parsing it is left
+/// to [`ChainBatch::into_entries`], so that a walk can parse one batch while it reads the next.
 #[derive(Debug)]
 pub struct ChainBatch {
-    /// The batch's linked entries that match the filter, in `seq` order.
-    pub entries: Vec<AuditEntry>,
+    json: Option<String>,
     /// Where the next batch starts; `None` at the end of the chain.
     pub next_after: Option<i64>,
+}
+
+impl ChainBatch {
+    /// The batch's linked entries that match the filter, in `seq` order.
+    pub fn into_entries(self) -> StoreResult<Vec<AuditEntry>> {
+        let mut entries = parse(self.json)?;
+        entries.sort_unstable_by_key(|e| e.seq);
+        Ok(entries)
+    }
 }
 
 /// The entries of the next `limit` links after `after_seq` that match `filter`: one batch of
@@ -41,7 +50,7 @@ pub async fn chain_batch(
     .await?;
     let Some(last_seq) = last else {
         return Ok(ChainBatch {
-            entries: Vec::new(),
+            json: None,
             next_after: None,
         });
     };
@@ -53,10 +62,8 @@ pub async fn chain_batch(
             .push(" AND seq <= ")
             .bind(last_seq);
     };
-    let mut entries = entries_of(conn, account, keys, filter).await?;
-    entries.sort_unstable_by_key(|e| e.seq);
     Ok(ChainBatch {
-        entries,
+        json: entries_of(conn, account, keys, filter).await?,
         next_after: (count == i64::from(limit)).then_some(last_seq),
     })
 }
@@ -76,19 +83,19 @@ pub(crate) async fn queued(
         .push(" ORDER BY entry_id LIMIT ")
         .bind(limit);
     };
-    let mut entries = entries_of(conn, account, keys, &AuditFilter::default()).await?;
+    let mut entries = parse(entries_of(conn, account, keys, &AuditFilter::default()).await?)?;
     entries.sort_unstable_by(|a, b| a.id.cmp(&b.id));
     Ok(entries)
 }
 
 /// The entries named by the query `keys` writes (of `entry_id, seq, prev_hash, hash`) that
-/// match `filter`, in no particular order.
+/// match `filter`, in no particular order, as one JSON array (`None` for none).
 async fn entries_of(
     conn: &mut Conn,
     account: Id<Account>,
     keys: impl FnOnce(&mut Sql),
     filter: &AuditFilter,
-) -> StoreResult<Vec<AuditEntry>> {
+) -> StoreResult<Option<String>> {
     let (aggregate, array, cast) = if conn.backend_name() == "SQLite" {
         ("json_group_array", "json_array", "")
     } else {
@@ -104,7 +111,12 @@ async fn entries_of(
     sql.push(") k JOIN audit_entries e ON e.id = k.entry_id WHERE e.account_id = ")
         .bind(account.to_string());
     filter.push_conditions(&mut sql);
-    let Some(json): Option<String> = sql.fetch_scalar(conn).await? else {
+    sql.planned_per_run();
+    sql.fetch_scalar(conn).await
+}
+
+fn parse(json: Option<String>) -> StoreResult<Vec<AuditEntry>> {
+    let Some(json) = json else {
         return Ok(Vec::new());
     };
     let rows: Vec<EntryRow> = serde_json::from_str(&json)

@@ -91,7 +91,7 @@ pub async fn export_audit_logs(
         }
         let mut after = 0;
         loop {
-            let batch = match next_batch(&store, account, &filter, after).await {
+            let (entries, next_after) = match next_batch(&store, account, &filter, after).await {
                 Ok(batch) => batch,
                 Err(error) => {
                     tracing::error!(%error, "exporting audit entries");
@@ -102,13 +102,13 @@ pub async fn export_audit_logs(
                 }
             };
             let bytes = match format {
-                Format::Csv => csv_rows(&batch.entries),
-                Format::JsonLines => json_lines(&batch.entries),
+                Format::Csv => csv_rows(&entries),
+                Format::JsonLines => json_lines(&entries),
             };
             if chunks.send(Ok(bytes)).await.is_err() {
                 return;
             }
-            match batch.next_after {
+            match next_after {
                 Some(next) => after = next,
                 None => return,
             }
@@ -141,9 +141,11 @@ async fn next_batch(
     account: spog_core::Id<spog_core::model::Account>,
     filter: &AuditFilter,
     after: i64,
-) -> spog_store::StoreResult<audit::ChainBatch> {
+) -> spog_store::StoreResult<(Vec<AuditEntry>, Option<i64>)> {
     let mut conn = store.conn().await?;
-    audit::chain_batch(&mut conn, account, filter, after, BATCH).await
+    let batch = audit::chain_batch(&mut conn, account, filter, after, BATCH).await?;
+    let next_after = batch.next_after;
+    Ok((batch.into_entries()?, next_after))
 }
 
 fn json_lines(entries: &[AuditEntry]) -> Bytes {
