@@ -37,8 +37,11 @@ pub struct Linked {
 pub async fn link_pending(store: &Store, now: Timestamp) -> StoreResult<Linked> {
     let mut linked = Linked::default();
     loop {
+        // The queue's accounts by skipping along its key, not by reading every queued row.
         let accounts: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT account_id FROM audit_unlinked ORDER BY account_id",
+            "WITH RECURSIVE a (id) AS (SELECT MIN(account_id) FROM audit_unlinked UNION ALL \
+             SELECT (SELECT MIN(account_id) FROM audit_unlinked WHERE account_id > a.id) \
+             FROM a WHERE a.id IS NOT NULL) SELECT id FROM a WHERE id IS NOT NULL ORDER BY id",
         )
         .fetch_all(&mut *store.conn().await?)
         .await?;
@@ -99,7 +102,6 @@ async fn link_account(
         return Ok((0, seq));
     }
     let count = rows.len() as u64;
-    let first_seq = seq + 1;
     let mut counts = DailyCounts::default();
     let mut links = Vec::with_capacity(rows.len());
     for mut entry in rows {
@@ -135,18 +137,18 @@ async fn link_account(
         }
         insert.execute(tx).await?;
     }
-    let dequeued = sqlx::query(
-        "DELETE FROM audit_unlinked WHERE account_id = $1 AND entry_id IN \
-         (SELECT entry_id FROM audit_links WHERE account_id = $1 AND seq > $2)",
-    )
-    .bind(account)
-    .bind(first_seq - 1)
-    .execute(&mut **tx)
-    .await?;
-    if dequeued.rows_affected() != count {
+    let mut dequeued = 0;
+    for chunk in links.chunks(ROWS_PER_INSERT) {
+        let mut delete = Sql::new("DELETE FROM audit_unlinked WHERE account_id = ");
+        delete
+            .bind(account.to_owned())
+            .push(" AND entry_id IN ")
+            .bind_list(chunk.iter().map(|(id, ..)| id.clone()));
+        dequeued += delete.execute(tx).await?.rows_affected();
+    }
+    if dequeued != count {
         return Err(StoreError::Corrupt(format!(
-            "linking {count} audit entries dequeued {}",
-            dequeued.rows_affected()
+            "linking {count} audit entries dequeued {dequeued}"
         )));
     }
     counts.save(tx, account).await?;

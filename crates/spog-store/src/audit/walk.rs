@@ -93,24 +93,36 @@ pub(crate) async fn queued(
 async fn entries_of(
     conn: &mut Conn,
     account: Id<Account>,
-    keys: impl FnOnce(&mut Sql),
+    keys: impl Fn(&mut Sql),
     filter: &AuditFilter,
 ) -> StoreResult<Option<String>> {
-    let (aggregate, array, cast) = if conn.backend_name() == "SQLite" {
-        ("json_group_array", "json_array", "")
-    } else {
-        ("json_agg", "json_build_array", "::text")
-    };
-    let mut sql = Sql::new(&format!(
-        "SELECT {aggregate}({array}(e.id, k.seq, e.occurred_at, e.account_id, e.organization_id, \
+    const VALUES: &str = "e.id, k.seq, e.occurred_at, e.account_id, e.organization_id, \
          e.actor_type, e.actor_id, e.actor_email, e.actor_name, e.source, e.ip, e.user_agent, \
          e.request_id, e.action, e.resource_type, e.resource_id, e.resource_name, e.outcome, \
-         e.before_state, e.after_state, e.metadata, k.prev_hash, k.hash)){cast} FROM ("
-    ));
-    keys(&mut sql);
-    sql.push(") k JOIN audit_entries e ON e.id = k.entry_id WHERE e.account_id = ")
-        .bind(account.to_string());
+         e.before_state, e.after_state, e.metadata, k.prev_hash, k.hash";
+    let sqlite = conn.backend_name() == "SQLite";
+    let mut sql;
+    if sqlite {
+        sql = Sql::new(&format!(
+            "SELECT json_group_array(json_array({VALUES})) FROM ("
+        ));
+        keys(&mut sql);
+        sql.push(") k JOIN audit_entries e ON e.id = k.entry_id WHERE e.account_id = ");
+    } else {
+        // One lookup per key, written as a subquery: as a join, PostgreSQL hashed the whole
+        // table whenever it expected thousands of keys.
+        sql = Sql::new(&format!(
+            "SELECT json_agg((SELECT json_build_array({VALUES}) FROM audit_entries e \
+             WHERE e.id = k.entry_id AND e.account_id = "
+        ));
+    }
+    sql.bind(account.to_string());
     filter.push_conditions(&mut sql);
+    if !sqlite {
+        sql.push("))::text FROM (");
+        keys(&mut sql);
+        sql.push(") k");
+    }
     sql.planned_per_run();
     sql.fetch_scalar(conn).await
 }
@@ -119,7 +131,11 @@ fn parse(json: Option<String>) -> StoreResult<Vec<AuditEntry>> {
     let Some(json) = json else {
         return Ok(Vec::new());
     };
-    let rows: Vec<EntryRow> = serde_json::from_str(&json)
+    // On PostgreSQL a key whose entry does not match the filter (or is gone) is a null.
+    let rows: Vec<Option<EntryRow>> = serde_json::from_str(&json)
         .map_err(|e| StoreError::Corrupt(format!("reading audit entries: {e}")))?;
-    rows.into_iter().map(AuditEntry::try_from).collect()
+    rows.into_iter()
+        .flatten()
+        .map(AuditEntry::try_from)
+        .collect()
 }
