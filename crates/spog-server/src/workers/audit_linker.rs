@@ -13,6 +13,7 @@ use crate::hub::bus::BusEvent;
 use crate::state::AppState;
 
 pub const NAME: &str = "audit_chain_linker";
+const GATHER: Duration = Duration::from_millis(20);
 
 /// Links what is pending and tells the dashboards of the accounts whose trail grew.
 pub async fn run_once(state: &AppState) -> anyhow::Result<u64> {
@@ -41,6 +42,11 @@ pub fn spawn(state: &AppState, shutdown: CancellationToken) -> tokio::task::Join
         Duration::from_secs(1),
         Some(|state| state.store.audit_appended()),
         shutdown,
-        |state| async move { run_once(&state).await.map(|_| ()) },
+        |state| async move {
+            // Lets the commits of a burst gather, so a round links many and costs its fixed
+            // statements once.
+            tokio::time::sleep(GATHER).await;
+            run_once(&state).await.map(|_| ())
+        },
     )
 }
