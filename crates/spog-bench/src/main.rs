@@ -41,11 +41,6 @@ enum Bench {
     Webhooks(webhooks::Options),
 }
 
-/// glibc's allocator spent a tenth of the request path consolidating and unlinking chunks
-/// under concurrent ingest; mimalloc's per-thread pages do not.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Errors of in-process servers reach stderr.

@@ -7,11 +7,6 @@ mod verify;
 
 use clap::Parser;
 
-/// glibc's allocator spent a tenth of the request path consolidating and unlinking chunks
-/// under concurrent ingest; mimalloc's per-thread pages do not.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
