@@ -112,7 +112,7 @@ struct Inner {
 /// Back-pressure from the chain linker: while it is behind, writers wait for its next round
 /// before they answer, so under overload the chain's lag stays bounded instead of growing.
 #[derive(Default)]
-pub(crate) struct LinkerPace {
+struct LinkerPace {
     behind: AtomicBool,
     round_done: Notify,
 }
@@ -287,5 +287,36 @@ fn sqlite_url(url: &str) -> String {
         format!("{url}&mode=rwc")
     } else {
         format!("{url}?mode=rwc")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn writers_wait_for_a_linker_that_is_behind_until_its_next_round() {
+        let store = Store::connect("sqlite::memory:", &StoreOptions::default())
+            .await
+            .unwrap();
+        let prompt =
+            tokio::time::timeout(Duration::from_millis(100), store.keep_pace_with_linker());
+        assert!(prompt.await.is_ok(), "a linker that keeps up holds nobody");
+
+        store.linker_round_done(true);
+        let waiting = tokio::spawn({
+            let store = store.clone();
+            async move { store.keep_pace_with_linker().await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !waiting.is_finished(),
+            "a writer waits while the linker is behind"
+        );
+        store.linker_round_done(false);
+        tokio::time::timeout(Duration::from_millis(500), waiting)
+            .await
+            .expect("released by the next round")
+            .unwrap();
     }
 }

@@ -57,11 +57,11 @@ impl Tx {
         let deliveries = self.deliveries_enqueued;
         let audited = self.audit_entries > 0;
         self.tx.commit().await?;
-        if deliveries {
-            store.deliveries_enqueued().notify_one();
-        }
         if audited {
             store.audit_appended().notify_one();
+        }
+        if deliveries {
+            store.deliveries_enqueued().notify_one();
         }
         Ok(())
     }

@@ -5,6 +5,8 @@
 //! round trips are paid once per group. Each request stays all or nothing: when a group
 //! fails, its requests are retried one transaction each, so one bad request fails alone.
 
+use std::sync::Arc;
+
 use spog_core::audit::AuditEntry;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -30,7 +32,7 @@ impl GroupCommit {
     /// They stop when every handle is dropped.
     pub fn start(store: &Store) -> Self {
         let (requests, queue) = mpsc::channel(QUEUE);
-        let queue = std::sync::Arc::new(Mutex::new(queue));
+        let queue = Arc::new(Mutex::new(queue));
         let writers = match store.backend() {
             Backend::Sqlite => 1,
             Backend::Postgres => 4,
@@ -57,9 +59,9 @@ fn closed() -> StoreError {
     StoreError::Database(sqlx::Error::PoolClosed)
 }
 
-async fn write(store: Store, queue: std::sync::Arc<Mutex<mpsc::Receiver<Request>>>) {
+async fn write(store: Store, queue: Arc<Mutex<mpsc::Receiver<Request>>>) {
     loop {
-        let mut group = {
+        let group = {
             let mut queue = queue.lock().await;
             let Some(first) = queue.recv().await else {
                 return;
@@ -73,25 +75,22 @@ async fn write(store: Store, queue: std::sync::Arc<Mutex<mpsc::Receiver<Request>
             }
             group
         };
-        if group.len() == 1 {
-            let request = group.pop().expect("one request");
+        if group.len() > 1 {
+            let entries = group
+                .iter()
+                .flat_map(|r| r.entries.iter().cloned())
+                .collect();
+            if record(&store, entries).await.is_ok() {
+                for request in group {
+                    let _ = request.done.send(Ok(()));
+                }
+                continue;
+            }
+        }
+        // A request alone, or each request of a group that failed: one transaction each.
+        for request in group {
             let result = record(&store, request.entries).await;
             let _ = request.done.send(result);
-            continue;
-        }
-        let entries = group
-            .iter()
-            .flat_map(|r| r.entries.iter().cloned())
-            .collect();
-        if record(&store, entries).await.is_ok() {
-            for request in group {
-                let _ = request.done.send(Ok(()));
-            }
-        } else {
-            for request in group {
-                let result = record(&store, request.entries).await;
-                let _ = request.done.send(result);
-            }
         }
     }
 }

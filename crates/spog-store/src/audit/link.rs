@@ -6,12 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use spog_core::Timestamp;
 use spog_core::audit::{GENESIS_HASH, canonical_json, chain_hash};
-use sqlx::AssertSqlSafe;
-
-use spog_core::Id;
 use spog_core::model::Account;
+use spog_core::{Id, Timestamp};
+use sqlx::AssertSqlSafe;
 
 use super::stats::DailyCounts;
 use super::walk::queued;

@@ -14,7 +14,8 @@ pub async fn record(tx: &mut Tx, entry: AuditEntry) -> StoreResult<()> {
 /// Records entries in the mutation's transaction, unlinked; the chain linker appends them.
 pub async fn record_all(tx: &mut Tx, entries: Vec<AuditEntry>) -> StoreResult<()> {
     let count = entries.len();
-    for chunk in entries.chunks(ROWS_PER_STATEMENT * 4) {
+    // Two parameters a row where an entry has twenty-one.
+    for chunk in entries.chunks(ROWS_PER_STATEMENT * 10) {
         let mut sql = Sql::new("INSERT INTO audit_unlinked (account_id, entry_id) VALUES ");
         for (i, entry) in chunk.iter().enumerate() {
             sql.push(if i == 0 { "(" } else { ", (" })
