@@ -3,7 +3,10 @@
 //! where numbered names cost a linear search per parameter (quadratic for a bulk insert).
 
 use sqlx::any::{AnyArguments, AnyQueryResult, AnyRow};
-use sqlx::{Any, Arguments, AssertSqlSafe, Encode, FromRow, Type};
+use sqlx::postgres::PgRow;
+use sqlx::{
+    Any, Arguments, AssertSqlSafe, Database, Encode, FromRow, PgConnection, Postgres, Type,
+};
 
 use crate::{Conn, StoreResult};
 
@@ -11,19 +14,21 @@ use crate::{Conn, StoreResult};
 /// occurs in SQL this crate writes.
 const PLACEHOLDER: char = '\u{1}';
 
-pub struct Sql {
+/// Built for the Any driver every store function uses; `Sql<Postgres>` for the few reads that
+/// go through PostgreSQL's own driver (see [`crate::Store::bulk_conn`]).
+pub struct Sql<DB: Database = Any> {
     text: String,
-    args: AnyArguments,
+    args: DB::Arguments,
     /// Whether the connection keeps the prepared statement (and, on PostgreSQL, may settle on
     /// a generic plan for it).
     persistent: bool,
 }
 
-impl Sql {
+impl<DB: Database> Sql<DB> {
     pub fn new(text: &str) -> Self {
         Self {
             text: text.to_owned(),
-            args: AnyArguments::default(),
+            args: DB::Arguments::default(),
             persistent: true,
         }
     }
@@ -45,27 +50,17 @@ impl Sql {
     /// Appends the next placeholder and binds `value` to it.
     pub fn bind<T>(&mut self, value: T) -> &mut Self
     where
-        T: Encode<'static, Any> + Type<Any>,
+        T: Encode<'static, DB> + Type<DB>,
     {
         self.args.add(value).expect("binding a plain value");
         self.text.push(PLACEHOLDER);
         self
     }
 
-    /// Binds a double that may be missing. A missing one is written as `NULL`, not bound:
-    /// sqlx's Any driver binds a missing double as a float4, and PostgreSQL would then type the
-    /// parameter of that connection's cached statement float4 for every later value.
-    pub fn bind_double(&mut self, value: Option<f64>) -> &mut Self {
-        match value {
-            Some(value) => self.bind(value),
-            None => self.push("NULL"),
-        }
-    }
-
     /// Appends `(?, ?, …)`; an empty list becomes `(NULL)`, which matches nothing.
     pub fn bind_list<T>(&mut self, values: impl IntoIterator<Item = T>) -> &mut Self
     where
-        T: Encode<'static, Any> + Type<Any>,
+        T: Encode<'static, DB> + Type<DB>,
     {
         self.text.push('(');
         let mut empty = true;
@@ -83,9 +78,8 @@ impl Sql {
         self
     }
 
-    /// The text with placeholders in `conn`'s style.
-    fn finish(self, conn: &Conn) -> (String, AnyArguments, bool) {
-        let numbered = conn.backend_name() != "SQLite";
+    /// The text with placeholders numbered (`$1, $2, …`) or not (`?`).
+    fn text(&self, numbered: bool) -> String {
         let mut text = String::with_capacity(self.text.len() + self.args.len() * 4);
         let mut n = 0;
         for c in self.text.chars() {
@@ -99,6 +93,24 @@ impl Sql {
                 text.push('?');
             }
         }
+        text
+    }
+}
+
+impl Sql<Any> {
+    /// Binds a double that may be missing. A missing one is written as `NULL`, not bound:
+    /// sqlx's Any driver binds a missing double as a float4, and PostgreSQL would then type the
+    /// parameter of that connection's cached statement float4 for every later value.
+    pub fn bind_double(&mut self, value: Option<f64>) -> &mut Self {
+        match value {
+            Some(value) => self.bind(value),
+            None => self.push("NULL"),
+        }
+    }
+
+    /// The text with placeholders in `conn`'s style.
+    fn finish(self, conn: &Conn) -> (String, AnyArguments, bool) {
+        let text = self.text(conn.backend_name() != "SQLite");
         (text, self.args, self.persistent)
     }
 
@@ -153,6 +165,16 @@ impl Sql {
         Ok(sqlx::query_scalar_with(AssertSqlSafe(text), args)
             .persistent(persistent)
             .fetch_one(conn)
+            .await?)
+    }
+}
+
+impl Sql<Postgres> {
+    pub async fn fetch_rows_pg(self, conn: &mut PgConnection) -> StoreResult<Vec<PgRow>> {
+        let text = self.text(true);
+        Ok(sqlx::query_with(AssertSqlSafe(text), self.args)
+            .persistent(self.persistent)
+            .fetch_all(conn)
             .await?)
     }
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyPool, ConnectOptions, Executor};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Any, AnyPool, ConnectOptions, Executor, PgPool, Postgres};
 use tokio::sync::Notify;
 
 use crate::{StoreError, StoreResult, Tx};
@@ -104,6 +105,9 @@ struct Inner {
     /// Writes. On SQLite a single connection, which serialises writers inside the process
     /// without busy-waiting; other processes wait on the busy timeout.
     write: AnyPool,
+    /// On PostgreSQL, connections through its own driver for reads of many rows (walks along
+    /// an audit chain): the Any driver copies every value of every row once more.
+    bulk: Option<PgPool>,
     audit_appended: Notify,
     deliveries_enqueued: Notify,
     linker: LinkerPace,
@@ -125,7 +129,7 @@ impl Store {
                 "the database URL must start with sqlite: or postgres:".into(),
             ))
         })?;
-        let (read, write) = match backend {
+        let (read, write, bulk) = match backend {
             Backend::Sqlite => {
                 let connect =
                     AnyConnectOptions::from_str(&sqlite_url(url))?.disable_statement_logging();
@@ -146,7 +150,7 @@ impl Store {
                 let read = pool(options.max_connections.clamp(1, 8), SQLITE_READER_PRAGMAS)
                     .connect_with(connect)
                     .await?;
-                (read, write)
+                (read, write, None)
             }
             Backend::Postgres => {
                 let connect = AnyConnectOptions::from_str(url)?.disable_statement_logging();
@@ -155,7 +159,16 @@ impl Store {
                     .acquire_timeout(options.acquire_timeout)
                     .connect_with(connect)
                     .await?;
-                (pool.clone(), pool)
+                // Connected on first use and closed when idle: most instances never walk.
+                let bulk = PgPoolOptions::new()
+                    .max_connections(BULK_CONNECTIONS)
+                    .min_connections(0)
+                    .idle_timeout(Duration::from_secs(60))
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_lazy_with(
+                        PgConnectOptions::from_str(url)?.disable_statement_logging(),
+                    );
+                (pool.clone(), pool, Some(bulk))
             }
         };
         Ok(Self {
@@ -164,6 +177,7 @@ impl Store {
                 url: url.to_owned(),
                 read,
                 write,
+                bulk,
                 audit_appended: Notify::new(),
                 deliveries_enqueued: Notify::new(),
                 linker: LinkerPace::default(),
@@ -208,6 +222,14 @@ impl Store {
     /// A connection for reads.
     pub async fn conn(&self) -> StoreResult<PoolConnection<Any>> {
         Ok(self.inner.read.acquire().await?)
+    }
+
+    /// On PostgreSQL, a read connection through its own driver, for reads of many rows.
+    pub(crate) async fn bulk_conn(&self) -> StoreResult<Option<PoolConnection<Postgres>>> {
+        match &self.inner.bulk {
+            Some(pool) => Ok(Some(pool.acquire().await?)),
+            None => Ok(None),
+        }
     }
 
     /// Starts the one transaction a mutation runs in.
@@ -256,8 +278,15 @@ impl Store {
     pub async fn close(&self) {
         self.inner.read.close().await;
         self.inner.write.close().await;
+        if let Some(bulk) = &self.inner.bulk {
+            bulk.close().await;
+        }
     }
 }
+
+/// Bulk reads at once per instance on PostgreSQL: two batches of one walk in flight, for two
+/// walks.
+const BULK_CONNECTIONS: u32 = 4;
 
 /// Every SQLite connection: WAL (readers never block the writer), statement journals in
 /// memory rather than temporary files; then what is particular to the connection.

@@ -2,15 +2,24 @@
 //! that hashing a chain costs little more than reading it. A test proves the output equals a
 //! general JCS serialiser's.
 
+use std::io::Write;
+
 use sha2::{Digest, Sha256};
 
 use super::Snapshot;
 use super::entry::AuditEntry;
+use crate::time::Timestamp;
 
 /// The canonical JSON of every field of `entry` except `hash`.
 pub fn canonical_json(entry: &AuditEntry) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
-    let mut object = Object::new(&mut out);
+    write_canonical_json(entry, &mut out);
+    out
+}
+
+/// [`canonical_json`] appended to `out`, for walks that reuse one buffer for every entry.
+pub fn write_canonical_json(entry: &AuditEntry, out: &mut Vec<u8>) {
+    let mut object = Object::new(out);
     // Keys in ascending order, as JCS requires.
     object.string("account_id", Some(&entry.account_id));
     object.string("action", Some(&entry.action));
@@ -23,7 +32,7 @@ pub fn canonical_json(entry: &AuditEntry) -> Vec<u8> {
     object.string("id", Some(&entry.id));
     object.string("ip", entry.ip.as_deref());
     object.json("metadata", entry.metadata.as_ref());
-    object.string("occurred_at", Some(&entry.occurred_at.to_string()));
+    object.timestamp("occurred_at", entry.occurred_at);
     object.string("organization_id", entry.organization_id.as_deref());
     object.string("outcome", Some(entry.outcome.as_str()));
     object.string("prev_hash", entry.prev_hash.as_deref());
@@ -35,12 +44,16 @@ pub fn canonical_json(entry: &AuditEntry) -> Vec<u8> {
     object.string("source", Some(entry.source.as_str()));
     object.string("user_agent", entry.user_agent.as_deref());
     object.finish();
-    out
 }
 
 /// `SHA-256(prev_hash_bytes || canonical_json(entry))` as lowercase hex, where
 /// `prev_hash_bytes` are the 32 bytes the previous hash's hex spells.
 pub fn chain_hash(prev_hash: &str, canonical: &[u8]) -> String {
+    hex::encode(chain_digest(prev_hash, canonical))
+}
+
+/// [`chain_hash`] as bytes.
+pub fn chain_digest(prev_hash: &str, canonical: &[u8]) -> [u8; 32] {
     let mut digest = Sha256::new();
     let mut prev = [0u8; 32];
     // A malformed stored link hashes as zeros; verification reports it as a mismatch anyway.
@@ -49,7 +62,7 @@ pub fn chain_hash(prev_hash: &str, canonical: &[u8]) -> String {
     }
     digest.update(prev);
     digest.update(canonical);
-    hex::encode(digest.finalize())
+    digest.finalize().into()
 }
 
 struct Object<'a> {
@@ -85,9 +98,15 @@ impl<'a> Object<'a> {
     fn integer(&mut self, key: &str, value: Option<i64>) {
         self.key(key);
         match value {
-            Some(n) => self.out.extend_from_slice(n.to_string().as_bytes()),
+            Some(n) => write!(self.out, "{n}").expect("writing to a Vec"),
             None => self.out.extend_from_slice(b"null"),
         }
+    }
+
+    /// RFC 3339 text, which never needs escaping.
+    fn timestamp(&mut self, key: &str, value: Timestamp) {
+        self.key(key);
+        write!(self.out, "\"{value}\"").expect("writing to a Vec");
     }
 
     /// A snapshot is canonical text already: written verbatim.

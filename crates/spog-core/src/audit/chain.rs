@@ -4,7 +4,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::canonical::{canonical_json, chain_hash};
+use super::canonical::{chain_digest, write_canonical_json};
 use super::entry::AuditEntry;
 
 /// `prev_hash` of an account's first entry.
@@ -53,6 +53,8 @@ pub struct ChainVerifier {
     broken: Vec<BrokenLink>,
     omitted: u64,
     anchors: Vec<(i64, String)>,
+    /// The entry being hashed, kept to spare an allocation per entry.
+    canonical: Vec<u8>,
 }
 
 impl Default for ChainVerifier {
@@ -70,6 +72,7 @@ impl ChainVerifier {
             broken: Vec::new(),
             omitted: 0,
             anchors: Vec::new(),
+            canonical: Vec::with_capacity(1024),
         }
     }
 
@@ -90,8 +93,13 @@ impl ChainVerifier {
             let expected = self.prev_hash.clone();
             self.report(entry, BrokenReason::PrevMismatch, expected, prev.to_owned());
         }
-        let computed = chain_hash(prev, &canonical_json(entry));
-        if computed != stored {
+        self.canonical.clear();
+        write_canonical_json(entry, &mut self.canonical);
+        let mut computed = [0u8; 64];
+        hex::encode_to_slice(chain_digest(prev, &self.canonical), &mut computed)
+            .expect("64 hex digits for 32 bytes");
+        if computed != stored.as_bytes() {
+            let computed = String::from_utf8_lossy(&computed).into_owned();
             self.report(
                 entry,
                 BrokenReason::HashMismatch,
@@ -102,7 +110,8 @@ impl ChainVerifier {
         self.check_anchors(entry, stored);
         self.checked += 1;
         self.expected_seq = seq + 1;
-        self.prev_hash = stored.to_owned();
+        self.prev_hash.clear();
+        self.prev_hash.push_str(stored);
     }
 
     /// Adds a head known independently of the rows (the stored chain head, a signed
@@ -190,7 +199,7 @@ impl ChainVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{ActorType, Outcome, Source};
+    use crate::audit::{ActorType, Outcome, Source, canonical_json, chain_hash};
     use crate::time::Timestamp;
 
     fn chain(n: i64) -> Vec<AuditEntry> {

@@ -1,6 +1,7 @@
 //! Operations on whole audit chains: verifying an account's chain as stored, and signing
 //! checkpoints of chain heads. Used by the API, the checkpoint worker and tests.
 
+use futures::StreamExt;
 use serde::Serialize;
 use spog_core::Id;
 use spog_core::Timestamp;
@@ -9,13 +10,9 @@ use spog_core::model::Account;
 use spog_store::audit::checkpoints::{self, Checkpoint};
 use spog_store::audit::{self, AuditFilter};
 use spog_store::{Store, StoreResult};
-use tokio::sync::mpsc;
 use utoipa::ToSchema;
 
 use crate::keys::Keys;
-
-/// Rows per read while walking a chain.
-const BATCH: u32 = 5_000;
 
 #[derive(Serialize, ToSchema)]
 pub struct IntegrityReport {
@@ -27,8 +24,7 @@ pub struct IntegrityReport {
     pub checkpoint_seq: Option<i64>,
 }
 
-/// Walks the account's whole chain in `seq` order, reading the next batch while the current
-/// one is hashed, and compares its end with the stored head and the latest checkpoint.
+/// Walks the account's whole chain in `seq` order and compares its end with the stored head and the latest checkpoint.
 pub async fn verify(store: &Store, account: Id<Account>) -> StoreResult<IntegrityReport> {
     audit::link_pending(store, Timestamp::now()).await?;
     let mut conn = store.conn().await?;
@@ -42,32 +38,10 @@ pub async fn verify(store: &Store, account: Id<Account>) -> StoreResult<Integrit
     if let Some(checkpoint) = &latest {
         verifier.anchor(checkpoint.seq, &checkpoint.head_hash);
     }
-    let (batches, mut received) = mpsc::channel(2);
-    let reader = {
-        let store = store.clone();
-        tokio::spawn(async move {
-            let mut after = 0;
-            loop {
-                let batch = async {
-                    let mut conn = store.conn().await?;
-                    audit::chain_batch(&mut conn, account, &AuditFilter::default(), after, BATCH)
-                        .await
-                }
-                .await;
-                let next = batch.as_ref().ok().and_then(|b| b.next_after);
-                if batches.send(batch).await.is_err() {
-                    break;
-                }
-                match next {
-                    Some(next) => after = next,
-                    None => break,
-                }
-            }
-        })
-    };
-    while let Some(batch) = received.recv().await {
+    let mut batches = audit::walk(store, account, AuditFilter::default()).await?;
+    while let Some(batch) = batches.next().await {
         let batch = batch?;
-        // Parsed and hashed off the reader, which meanwhile reads the next batch.
+        // Decoded and hashed off the async workers, while the walk reads the next batches.
         let hashed = tokio::task::spawn_blocking(move || {
             let entries = batch.into_entries()?;
             entries.iter().for_each(|entry| verifier.push(entry));
@@ -77,7 +51,6 @@ pub async fn verify(store: &Store, account: Id<Account>) -> StoreResult<Integrit
         .expect("hashing does not panic");
         verifier = hashed?;
     }
-    let _ = reader.await;
     Ok(IntegrityReport {
         report: verifier.finish(),
         checked_at: Timestamp::now(),

@@ -16,4 +16,4 @@ pub use query::{ActionFilter, AuditFilter, head, list};
 pub use record::{insert_entries, record, record_all};
 pub use row::get;
 pub use stats::{ActorCount, AuditStats, Count, DayCount, stats};
-pub use walk::{ChainBatch, chain_batch};
+pub use walk::{ChainBatch, walk};

@@ -6,6 +6,8 @@ use spog_core::model::Account;
 use spog_core::page::{Cursor, Page, key_int, key_text};
 use spog_core::{Id, Timestamp};
 
+use sqlx::{Database, Encode, Type};
+
 use super::row::{COLUMNS, EntryRow};
 use crate::{Conn, Sql, StoreResult};
 
@@ -41,7 +43,11 @@ fn like_literal(text: &str) -> String {
 }
 
 impl AuditFilter {
-    pub(crate) fn push_conditions(&self, sql: &mut Sql) {
+    pub(crate) fn push_conditions<DB: Database>(&self, sql: &mut Sql<DB>)
+    where
+        String: Encode<'static, DB> + Type<DB>,
+        i64: Encode<'static, DB> + Type<DB>,
+    {
         let mut eq = |column: &str, value: &Option<String>| {
             if let Some(value) = value {
                 sql.push(" AND ")

@@ -1,3 +1,4 @@
+use futures::StreamExt;
 use std::sync::Arc;
 
 use spog_core::Timestamp;
@@ -192,5 +193,64 @@ async fn grouped_ingest_requests_stay_all_or_nothing_each() {
         let mut verifier = ChainVerifier::new();
         chain.iter().for_each(|e| verifier.push(e));
         assert!(verifier.finish().valid);
+    }
+}
+
+#[tokio::test]
+async fn a_walk_reads_a_chain_of_many_batches_in_order_and_only_what_matches() {
+    for db in databases().await {
+        let store = db.store().await;
+        let acme = new_account(&store, "acme").await;
+        let globex = new_account(&store, "globex").await;
+        // More than two batches of the walk, interleaved with another account's entries.
+        let mut tx = store.begin().await.unwrap();
+        let mut entries = Vec::new();
+        for n in 0..12_345 {
+            let action = if n % 7 == 0 {
+                "host.delete"
+            } else {
+                "host.create"
+            };
+            entries.push(entry(acme.id, action, &format!("h{n}")));
+            if n % 100 == 0 {
+                entries.push(entry(globex.id, "host.delete", &format!("g{n}")));
+            }
+        }
+        audit::record_all(&mut tx, entries).await.unwrap();
+        tx.commit().await.unwrap();
+        audit::link_pending(&store, Timestamp::now()).await.unwrap();
+
+        let walked = |filter: audit::AuditFilter| {
+            let store = store.clone();
+            async move {
+                let batches = audit::walk(&store, acme.id, filter).await.unwrap();
+                let batches: Vec<_> = batches.collect().await;
+                let mut seqs = Vec::new();
+                for batch in batches {
+                    let entries = batch.unwrap().into_entries().unwrap();
+                    assert!(!entries.is_empty(), "batches hold entries");
+                    for e in entries {
+                        assert_eq!(e.account_id, acme.id.to_string());
+                        seqs.push((e.seq.unwrap(), e.action));
+                    }
+                }
+                seqs
+            }
+        };
+        let all = walked(audit::AuditFilter::default()).await;
+        assert_eq!(
+            all.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+            (1..=12_345).collect::<Vec<i64>>(),
+            "{:?}",
+            db.backend
+        );
+        let deletes = walked(audit::AuditFilter {
+            action: Some(audit::ActionFilter::Exact("host.delete".into())),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(deletes.len(), 12_345_usize.div_ceil(7));
+        assert!(deletes.iter().all(|(_, action)| action == "host.delete"));
+        assert!(deletes.windows(2).all(|w| w[0].0 < w[1].0));
     }
 }

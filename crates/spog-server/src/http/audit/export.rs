@@ -5,12 +5,12 @@ use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 use spog_core::Timestamp;
 use spog_core::audit::AuditEntry;
-use spog_store::audit::{self, AuditFilter};
-use tokio::sync::mpsc;
+use spog_store::audit;
 use utoipa::IntoParams;
 
 use super::filter::{FILTER_NAMES, FilterParams};
@@ -19,8 +19,6 @@ use crate::auth::permissions::AuditLogsExport;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::parse_query;
 use crate::state::AppState;
-
-const BATCH: u32 = 2_000;
 
 /// The CSV columns of SPEC 3.3, in order.
 const CSV_COLUMNS: [&str; 18] = [
@@ -82,42 +80,22 @@ pub async fn export_audit_logs(
     tx.commit().await?;
     audit::link_pending(&state.store, Timestamp::now()).await?;
 
-    let (chunks, received) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let account = auth.account();
-    let store = state.store.clone();
-    tokio::spawn(async move {
-        if format == Format::Csv {
-            let _ = chunks.send(Ok(csv_rows(&[]))).await;
-        }
-        let mut after = 0;
-        loop {
-            let (entries, next_after) = match next_batch(&store, account, &filter, after).await {
-                Ok(batch) => batch,
-                Err(error) => {
-                    tracing::error!(%error, "exporting audit entries");
-                    let _ = chunks
-                        .send(Err(std::io::Error::other("export failed")))
-                        .await;
-                    return;
-                }
-            };
-            let bytes = match format {
+    let batches = audit::walk(&state.store, auth.account(), filter).await?;
+    let header = (format == Format::Csv).then(|| Ok(csv_rows(&[])));
+    let rows = batches.map(
+        move |batch| match batch.and_then(|batch| batch.into_entries()) {
+            Ok(entries) => Ok(match format {
                 Format::Csv => csv_rows(&entries),
                 Format::JsonLines => json_lines(&entries),
-            };
-            if chunks.send(Ok(bytes)).await.is_err() {
-                return;
+            }),
+            Err(error) => {
+                // The response has begun: all that is left is to cut it short.
+                tracing::error!(%error, "exporting audit entries");
+                Err(std::io::Error::other("export failed"))
             }
-            match next_after {
-                Some(next) => after = next,
-                None => return,
-            }
-        }
-    });
-    let body = Body::from_stream(futures::stream::unfold(
-        received,
-        |mut received| async move { received.recv().await.map(|chunk| (chunk, received)) },
-    ));
+        },
+    );
+    let body = Body::from_stream(futures::stream::iter(header).chain(rows));
     let (content_type, extension) = match format {
         Format::Csv => ("text/csv; charset=utf-8", "csv"),
         Format::JsonLines => ("application/jsonl", "jsonl"),
@@ -134,18 +112,6 @@ pub async fn export_audit_logs(
         body,
     )
         .into_response())
-}
-
-async fn next_batch(
-    store: &spog_store::Store,
-    account: spog_core::Id<spog_core::model::Account>,
-    filter: &AuditFilter,
-    after: i64,
-) -> spog_store::StoreResult<(Vec<AuditEntry>, Option<i64>)> {
-    let mut conn = store.conn().await?;
-    let batch = audit::chain_batch(&mut conn, account, filter, after, BATCH).await?;
-    let next_after = batch.next_after;
-    Ok((batch.into_entries()?, next_after))
 }
 
 fn json_lines(entries: &[AuditEntry]) -> Bytes {
