@@ -429,7 +429,7 @@ async fn verification(server: &TestServer, admin: &Client, account: &str) -> any
     let account = account.parse()?;
     let (mut hashing, mut hashed) = (Duration::ZERO, 0u64);
     let mut prev = [0u8; 32];
-    let mut batches = audit::walk(store, account, AuditFilter::default()).await?;
+    let mut batches = audit::walk(store, account, AuditFilter::default(), 5_000).await?;
     while let Some(entries) = batches.next().await {
         let bytes: Vec<Vec<u8>> = entries?
             .into_entries()?

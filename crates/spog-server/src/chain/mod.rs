@@ -14,6 +14,10 @@ use utoipa::ToSchema;
 
 use crate::keys::Keys;
 
+/// Entries per read: verification goes as fast as it can hash, and larger batches cost
+/// fewer queries per entry.
+const BATCH: i64 = 5_000;
+
 #[derive(Serialize, ToSchema)]
 pub struct IntegrityReport {
     #[serde(flatten)]
@@ -38,7 +42,7 @@ pub async fn verify(store: &Store, account: Id<Account>) -> StoreResult<Integrit
     if let Some(checkpoint) = &latest {
         verifier.anchor(checkpoint.seq, &checkpoint.head_hash);
     }
-    let mut batches = audit::walk(store, account, AuditFilter::default()).await?;
+    let mut batches = audit::walk(store, account, AuditFilter::default(), BATCH).await?;
     while let Some(batch) = batches.next().await {
         let batch = batch?;
         // Decoded and hashed off the async workers, while the walk reads the next batches.

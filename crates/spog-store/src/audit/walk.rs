@@ -15,9 +15,6 @@ use super::query::AuditFilter;
 use super::row::EntryRow;
 use crate::{Backend, Conn, Sql, Store, StoreError, StoreResult};
 
-/// Links per batch of a walk.
-const BATCH: i64 = 5_000;
-
 /// One batch of a walk, as read: decoding it is left to [`ChainBatch::into_entries`] where
 /// that is the expensive part (SQLite's JSON), so that the walk's consumer parses one batch
 /// while the database reads the next ones.
@@ -55,8 +52,9 @@ const VALUES: &str = "e.id, k.seq, e.occurred_at, e.account_id, e.organization_i
      e.request_id, e.action, e.resource_type, e.resource_id, e.resource_name, e.outcome, \
      e.before_state, e.after_state, e.metadata, k.prev_hash, k.hash";
 
-/// The account's linked entries that match `filter`, in `seq` order, as non-empty batches.
-/// The links are read by their key, by ranges of `seq` up to the last link at the start;
+/// The account's linked entries that match `filter`, in `seq` order, as non-empty batches
+/// of up to `batch_size`. The links are read by their key, by ranges of `seq` up to the last
+/// link at the start;
 /// a link whose entry is gone yields nothing, which verification reports as a gap.
 ///
 /// Batches are read ahead of the consumer, each on its own connection and task, so that the
@@ -66,6 +64,7 @@ pub async fn walk(
     store: &Store,
     account: Id<Account>,
     filter: AuditFilter,
+    batch_size: i64,
 ) -> StoreResult<impl Stream<Item = StoreResult<ChainBatch>> + Send + 'static> {
     let read_ahead = match store.backend() {
         Backend::Sqlite => 2,
@@ -78,12 +77,12 @@ pub async fn walk(
             .await?;
     let (store, filter) = (store.clone(), Arc::new(filter));
     let batches = (0..last.unwrap_or(0))
-        .step_by(BATCH as usize)
+        .step_by(batch_size.max(1) as usize)
         .map(move |after| {
             let (store, filter) = (store.clone(), filter.clone());
-            tokio::spawn(
-                async move { links_in(&store, account, &filter, after, after + BATCH).await },
-            )
+            tokio::spawn(async move {
+                links_in(&store, account, &filter, after, after + batch_size).await
+            })
         });
     Ok(futures::stream::iter(batches)
         .buffered(read_ahead)

@@ -202,10 +202,10 @@ async fn a_walk_reads_a_chain_of_many_batches_in_order_and_only_what_matches() {
         let store = db.store().await;
         let acme = new_account(&store, "acme").await;
         let globex = new_account(&store, "globex").await;
-        // More than two batches of the walk, interleaved with another account's entries.
+        // Several batches of the walk, interleaved with another account's entries.
         let mut tx = store.begin().await.unwrap();
         let mut entries = Vec::new();
-        for n in 0..12_345 {
+        for n in 0..2_345 {
             let action = if n % 7 == 0 {
                 "host.delete"
             } else {
@@ -223,7 +223,7 @@ async fn a_walk_reads_a_chain_of_many_batches_in_order_and_only_what_matches() {
         let walked = |filter: audit::AuditFilter| {
             let store = store.clone();
             async move {
-                let batches = audit::walk(&store, acme.id, filter).await.unwrap();
+                let batches = audit::walk(&store, acme.id, filter, 500).await.unwrap();
                 let batches: Vec<_> = batches.collect().await;
                 let mut seqs = Vec::new();
                 for batch in batches {
@@ -240,7 +240,7 @@ async fn a_walk_reads_a_chain_of_many_batches_in_order_and_only_what_matches() {
         let all = walked(audit::AuditFilter::default()).await;
         assert_eq!(
             all.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
-            (1..=12_345).collect::<Vec<i64>>(),
+            (1..=2_345).collect::<Vec<i64>>(),
             "{:?}",
             db.backend
         );
@@ -249,7 +249,7 @@ async fn a_walk_reads_a_chain_of_many_batches_in_order_and_only_what_matches() {
             ..Default::default()
         })
         .await;
-        assert_eq!(deletes.len(), 12_345_usize.div_ceil(7));
+        assert_eq!(deletes.len(), 2_345_usize.div_ceil(7));
         assert!(deletes.iter().all(|(_, action)| action == "host.delete"));
         assert!(deletes.windows(2).all(|w| w[0].0 < w[1].0));
     }
