@@ -4,7 +4,7 @@ pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod channels;
-pub mod delivery_query;
+pub mod delivery_history;
 pub mod events;
 pub mod hosts;
 pub mod notifications;

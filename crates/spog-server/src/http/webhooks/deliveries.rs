@@ -1,22 +1,28 @@
-//! A webhook's delivery history (SPEC 5.3): list with filters, detail with every attempt,
-//! and manual retry of a `failed` delivery.
+//! A webhook's delivery history (SPEC 5.3); the work is in [`delivery_history`].
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::json;
+use spog_core::Id;
 use spog_core::delivery::{Delivery, DeliveryDetail, TargetKind};
 use spog_core::page::Page;
 use spog_core::webhooks::Webhook;
-use spog_core::{Id, Timestamp};
-use spog_store::deliveries;
-use spog_store::{audit, webhooks as store};
+use spog_store::webhooks as store;
 
 use crate::auth::Require;
 use crate::auth::permissions::{MonitoringManage, MonitoringView};
 use crate::error::ApiResult;
 use crate::extract::{AppPath, AppQuery};
-use crate::http::delivery_query::DeliveryParams;
+use crate::http::delivery_history::{self, DeliveryParams, Owner};
 use crate::state::AppState;
+
+fn owner(webhook: Webhook) -> Owner {
+    Owner {
+        kind: TargetKind::Webhook,
+        id: webhook.id.to_string(),
+        name: webhook.name,
+        organization_id: webhook.organization_id,
+    }
+}
 
 /// A webhook's deliveries, newest first.
 #[utoipa::path(get, path = "/webhooks/{id}/deliveries", tag = "webhooks",
@@ -28,19 +34,9 @@ pub(super) async fn list_deliveries(
     AppPath(id): AppPath<Id<Webhook>>,
     AppQuery(params): AppQuery<DeliveryParams>,
 ) -> ApiResult<Json<Page<Delivery>>> {
-    let (filter, limit) = params.parse()?;
     let mut conn = state.store.conn().await?;
-    store::get(&mut conn, auth.account(), id).await?;
-    let page = deliveries::list(
-        &mut conn,
-        auth.account(),
-        TargetKind::Webhook,
-        &id.to_string(),
-        &filter,
-        limit,
-        params.cursor.as_deref(),
-    )
-    .await?;
+    let owner = owner(store::get(&mut conn, auth.account(), id).await?);
+    let page = delivery_history::list(&mut conn, &auth, &owner, &params).await?;
     Ok(Json(page))
 }
 
@@ -54,14 +50,8 @@ pub(super) async fn get_delivery(
     AppPath((id, delivery)): AppPath<(Id<Webhook>, Id<Delivery>)>,
 ) -> ApiResult<Json<DeliveryDetail>> {
     let mut conn = state.store.conn().await?;
-    let detail = deliveries::detail(
-        &mut conn,
-        auth.account(),
-        TargetKind::Webhook,
-        &id.to_string(),
-        delivery,
-    )
-    .await?;
+    let (kind, owner_id) = (TargetKind::Webhook, id.to_string());
+    let detail = delivery_history::detail(&mut conn, &auth, kind, &owner_id, delivery).await?;
     Ok(Json(detail))
 }
 
@@ -75,36 +65,7 @@ pub(super) async fn retry_delivery(
     AppPath((id, delivery)): AppPath<(Id<Webhook>, Id<Delivery>)>,
 ) -> ApiResult<Json<Delivery>> {
     let mut tx = state.store.begin().await?;
-    let webhook = store::get(&mut tx, auth.account(), id).await?;
-    let before = deliveries::get(
-        &mut tx,
-        auth.account(),
-        TargetKind::Webhook,
-        &id.to_string(),
-        delivery,
-    )
-    .await?;
-    let after = deliveries::retry(
-        &mut tx,
-        auth.account(),
-        TargetKind::Webhook,
-        &id.to_string(),
-        delivery,
-        Timestamp::now(),
-    )
-    .await?;
-    let entry = auth
-        .entry("webhook.delivery_retry", "webhook_delivery")
-        .resource(
-            delivery,
-            format!("{} to {}", after.event_type, webhook.name),
-        )
-        .in_organization(webhook.organization_id)
-        .before(&before)
-        .after(&after)
-        .metadata(json!({"webhook_id": id}));
-    audit::record(&mut tx, entry).await?;
-    tx.commit().await?;
-    state.bus.touch(auth.account(), "deliveries");
-    Ok(Json(after))
+    let owner = owner(store::get(&mut tx, auth.account(), id).await?);
+    let retried = delivery_history::retry(&state, &auth, tx, owner, delivery).await?;
+    Ok(Json(retried))
 }
