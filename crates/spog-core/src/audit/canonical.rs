@@ -6,43 +6,43 @@ use std::io::Write;
 
 use sha2::{Digest, Sha256};
 
-use super::Snapshot;
-use super::entry::AuditEntry;
+use super::entry::{AuditEntry, EntryFields};
 use crate::time::Timestamp;
 
 /// The canonical JSON of every field of `entry` except `hash`.
 pub fn canonical_json(entry: &AuditEntry) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
-    write_canonical_json(entry, &mut out);
+    write_canonical_json(&entry.fields(), &mut out);
     out
 }
 
-/// [`canonical_json`] appended to `out`, for walks that reuse one buffer for every entry.
-pub fn write_canonical_json(entry: &AuditEntry, out: &mut Vec<u8>) {
+/// [`canonical_json`] of borrowed fields, appended to `out`, for walks that reuse one buffer
+/// for every entry.
+pub fn write_canonical_json(entry: &EntryFields<'_>, out: &mut Vec<u8>) {
     let mut object = Object::new(out);
     // Keys in ascending order, as JCS requires.
-    object.string("account_id", Some(&entry.account_id));
-    object.string("action", Some(&entry.action));
-    object.string("actor_email", entry.actor_email.as_deref());
-    object.string("actor_id", entry.actor_id.as_deref());
-    object.string("actor_name", entry.actor_name.as_deref());
-    object.string("actor_type", Some(entry.actor_type.as_str()));
-    object.json("after", entry.after.as_ref());
-    object.json("before", entry.before.as_ref());
-    object.string("id", Some(&entry.id));
-    object.string("ip", entry.ip.as_deref());
-    object.json("metadata", entry.metadata.as_ref());
+    object.string("account_id", Some(entry.account_id));
+    object.string("action", Some(entry.action));
+    object.string("actor_email", entry.actor_email);
+    object.string("actor_id", entry.actor_id);
+    object.string("actor_name", entry.actor_name);
+    object.string("actor_type", Some(entry.actor_type));
+    object.json("after", entry.after);
+    object.json("before", entry.before);
+    object.string("id", Some(entry.id));
+    object.string("ip", entry.ip);
+    object.json("metadata", entry.metadata);
     object.timestamp("occurred_at", entry.occurred_at);
-    object.string("organization_id", entry.organization_id.as_deref());
-    object.string("outcome", Some(entry.outcome.as_str()));
-    object.string("prev_hash", entry.prev_hash.as_deref());
-    object.string("request_id", entry.request_id.as_deref());
-    object.string("resource_id", entry.resource_id.as_deref());
-    object.string("resource_name", entry.resource_name.as_deref());
-    object.string("resource_type", Some(&entry.resource_type));
+    object.string("organization_id", entry.organization_id);
+    object.string("outcome", Some(entry.outcome));
+    object.string("prev_hash", entry.prev_hash);
+    object.string("request_id", entry.request_id);
+    object.string("resource_id", entry.resource_id);
+    object.string("resource_name", entry.resource_name);
+    object.string("resource_type", Some(entry.resource_type));
     object.integer("seq", entry.seq);
-    object.string("source", Some(entry.source.as_str()));
-    object.string("user_agent", entry.user_agent.as_deref());
+    object.string("source", Some(entry.source));
+    object.string("user_agent", entry.user_agent);
     object.finish();
 }
 
@@ -110,10 +110,10 @@ impl<'a> Object<'a> {
     }
 
     /// A snapshot is canonical text already: written verbatim.
-    fn json(&mut self, key: &str, value: Option<&Snapshot>) {
+    fn json(&mut self, key: &str, value: Option<&str>) {
         self.key(key);
         match value {
-            Some(snapshot) => self.out.extend_from_slice(snapshot.as_str().as_bytes()),
+            Some(snapshot) => self.out.extend_from_slice(snapshot.as_bytes()),
             None => self.out.extend_from_slice(b"null"),
         }
     }
@@ -126,7 +126,7 @@ impl<'a> Object<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{ActorType, Outcome, Source};
+    use crate::audit::{ActorType, Outcome, Snapshot, Source};
     use crate::time::Timestamp;
     use serde_json::json;
 

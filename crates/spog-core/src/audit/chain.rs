@@ -5,7 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::canonical::{chain_digest, write_canonical_json};
-use super::entry::AuditEntry;
+use super::entry::{AuditEntry, EntryFields};
 
 /// `prev_hash` of an account's first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -45,16 +45,29 @@ pub struct VerifyReport {
     pub broken_links_omitted: u64,
 }
 
+/// Checks entries pushed in `seq` order. An entry's own hash depends only on its stored
+/// fields and `prev_hash`, so separate parts of a chain can be checked apart (on several
+/// cores, see [`ChainVerifier::segment`]) and then joined, which checks only where they meet.
 #[derive(Debug)]
 pub struct ChainVerifier {
-    expected_seq: i64,
-    prev_hash: String,
+    /// Where the next entry must continue from: `(seq, prev_hash)`. A segment learns it from
+    /// its first entry, which is checked when the segment is appended to what precedes it.
+    next: Option<(i64, String)>,
+    first: Option<Follower>,
     checked: u64,
     broken: Vec<BrokenLink>,
     omitted: u64,
     anchors: Vec<(i64, String)>,
     /// The entry being hashed, kept to spare an allocation per entry.
     canonical: Vec<u8>,
+}
+
+/// A segment's first entry, as far as its predecessor is concerned.
+#[derive(Debug)]
+struct Follower {
+    seq: i64,
+    id: String,
+    prev_hash: String,
 }
 
 impl Default for ChainVerifier {
@@ -64,34 +77,50 @@ impl Default for ChainVerifier {
 }
 
 impl ChainVerifier {
+    /// A verifier of a whole chain, from its first entry.
     pub fn new() -> Self {
         Self {
-            expected_seq: 1,
-            prev_hash: GENESIS_HASH.to_owned(),
+            next: Some((1, GENESIS_HASH.to_owned())),
+            ..Self::segment_of(Vec::new())
+        }
+    }
+
+    fn segment_of(anchors: Vec<(i64, String)>) -> Self {
+        Self {
+            next: None,
+            first: None,
             checked: 0,
             broken: Vec::new(),
             omitted: 0,
-            anchors: Vec::new(),
+            anchors,
             canonical: Vec::with_capacity(1024),
         }
     }
 
+    /// An empty verifier for a later part of this chain, with the same anchors: push that
+    /// part's entries into it, then [`append`](Self::append) it in order.
+    pub fn segment(&self) -> Self {
+        Self::segment_of(self.anchors.clone())
+    }
+
     /// Checks the next linked entry. Entries must come in ascending `seq` order.
     pub fn push(&mut self, entry: &AuditEntry) {
+        self.push_fields(&entry.fields());
+    }
+
+    /// [`push`](Self::push) for an entry's borrowed fields.
+    pub fn push_fields(&mut self, entry: &EntryFields<'_>) {
         let seq = entry.seq.unwrap_or(0);
-        let prev = entry.prev_hash.as_deref().unwrap_or("");
-        let stored = entry.hash.as_deref().unwrap_or("");
-        if seq != self.expected_seq {
-            self.report(
-                entry,
-                BrokenReason::SeqGap,
-                self.expected_seq.to_string(),
-                seq.to_string(),
-            );
-        }
-        if prev != self.prev_hash {
-            let expected = self.prev_hash.clone();
-            self.report(entry, BrokenReason::PrevMismatch, expected, prev.to_owned());
+        let prev = entry.prev_hash.unwrap_or("");
+        let stored = entry.hash.unwrap_or("");
+        if self.next.is_some() {
+            self.follow(seq, entry.id, prev);
+        } else {
+            self.first = Some(Follower {
+                seq,
+                id: entry.id.to_owned(),
+                prev_hash: prev.to_owned(),
+            });
         }
         self.canonical.clear();
         write_canonical_json(entry, &mut self.canonical);
@@ -100,18 +129,56 @@ impl ChainVerifier {
             .expect("64 hex digits for 32 bytes");
         if computed != stored.as_bytes() {
             let computed = String::from_utf8_lossy(&computed).into_owned();
+            self.report(seq, entry.id, BrokenReason::HashMismatch, computed, stored);
+        }
+        self.check_anchors(seq, entry.id, stored);
+        self.checked += 1;
+        match &mut self.next {
+            Some((next_seq, next_prev)) => {
+                *next_seq = seq + 1;
+                next_prev.clear();
+                next_prev.push_str(stored);
+            }
+            None => self.next = Some((seq + 1, stored.to_owned())),
+        }
+    }
+
+    /// Continues this verifier with a segment checked apart, the part of the chain that
+    /// follows what this one has seen.
+    pub fn append(&mut self, segment: ChainVerifier) {
+        if let Some(first) = &segment.first {
+            self.follow(first.seq, &first.id, &first.prev_hash);
+        }
+        self.checked += segment.checked;
+        self.omitted += segment.omitted;
+        for link in segment.broken {
+            self.push_report(link);
+        }
+        if segment.next.is_some() {
+            self.next = segment.next;
+        }
+    }
+
+    /// Checks that the entry `(seq, id, prev_hash)` continues from the one before it.
+    fn follow(&mut self, seq: i64, id: &str, prev: &str) {
+        let Some((expected_seq, expected_prev)) = &self.next else {
+            return;
+        };
+        let expected_seq = *expected_seq;
+        let broken_prev = (prev != expected_prev).then(|| expected_prev.clone());
+        if seq != expected_seq {
+            let found = seq.to_string();
             self.report(
-                entry,
-                BrokenReason::HashMismatch,
-                computed,
-                stored.to_owned(),
+                seq,
+                id,
+                BrokenReason::SeqGap,
+                expected_seq.to_string(),
+                &found,
             );
         }
-        self.check_anchors(entry, stored);
-        self.checked += 1;
-        self.expected_seq = seq + 1;
-        self.prev_hash.clear();
-        self.prev_hash.push_str(stored);
+        if let Some(expected_prev) = broken_prev {
+            self.report(seq, id, BrokenReason::PrevMismatch, expected_prev, prev);
+        }
     }
 
     /// Adds a head known independently of the rows (the stored chain head, a signed
@@ -121,8 +188,7 @@ impl ChainVerifier {
         self.anchors.push((seq, hash.to_owned()));
     }
 
-    fn check_anchors(&mut self, entry: &AuditEntry, stored: &str) {
-        let seq = entry.seq.unwrap_or(0);
+    fn check_anchors(&mut self, seq: i64, id: &str, stored: &str) {
         let mismatched: Vec<String> = self
             .anchors
             .iter()
@@ -130,17 +196,13 @@ impl ChainVerifier {
             .map(|(_, hash)| hash.clone())
             .collect();
         for expected in mismatched {
-            self.report(
-                entry,
-                BrokenReason::HashMismatch,
-                expected,
-                stored.to_owned(),
-            );
+            self.report(seq, id, BrokenReason::HashMismatch, expected, stored);
         }
     }
 
     pub fn finish(mut self) -> VerifyReport {
-        let last_seq = self.expected_seq - 1;
+        let (next_seq, head_hash) = self.next.take().unwrap_or((1, GENESIS_HASH.to_owned()));
+        let last_seq = next_seq - 1;
         let cut_short: Vec<i64> = self
             .anchors
             .iter()
@@ -156,34 +218,23 @@ impl ChainVerifier {
                 found: format!("chain ends at seq {last_seq}"),
             });
         }
-        let head_hash = if self.checked == 0 {
-            GENESIS_HASH.to_owned()
-        } else {
-            self.prev_hash
-        };
         VerifyReport {
             valid: self.broken.is_empty() && self.omitted == 0,
             entries_checked: self.checked,
-            head_seq: self.expected_seq - 1,
+            head_seq: last_seq,
             head_hash,
             broken_links: self.broken,
             broken_links_omitted: self.omitted,
         }
     }
 
-    fn report(
-        &mut self,
-        entry: &AuditEntry,
-        reason: BrokenReason,
-        expected: String,
-        found: String,
-    ) {
+    fn report(&mut self, seq: i64, id: &str, reason: BrokenReason, expected: String, found: &str) {
         self.push_report(BrokenLink {
-            seq: entry.seq.unwrap_or(0),
-            id: entry.id.clone(),
+            seq,
+            id: id.to_owned(),
             reason,
             expected,
-            found,
+            found: found.to_owned(),
         });
     }
 
@@ -316,5 +367,41 @@ mod tests {
             reasons(&verifier.finish()),
             [(3, BrokenReason::HashMismatch)]
         );
+    }
+
+    #[test]
+    fn segments_checked_apart_and_joined_agree_with_one_pass() {
+        let intact = chain(7);
+        let mut edited = chain(7);
+        edited[3].action = "host.delete".into();
+        let mut deleted = chain(7);
+        deleted.remove(3);
+        let mut swapped = chain(7);
+        swapped.swap(2, 3);
+        for entries in [
+            intact.clone(),
+            edited,
+            deleted,
+            swapped,
+            intact[..5].to_vec(),
+        ] {
+            let anchored = |verifier: &mut ChainVerifier| {
+                verifier.anchor(7, intact[6].hash.as_deref().unwrap());
+            };
+            let mut one_pass = ChainVerifier::new();
+            anchored(&mut one_pass);
+            entries.iter().for_each(|e| one_pass.push(e));
+            let expected = one_pass.finish();
+            for size in 1..=entries.len() {
+                let mut joined = ChainVerifier::new();
+                anchored(&mut joined);
+                for part in entries.chunks(size) {
+                    let mut segment = joined.segment();
+                    part.iter().for_each(|e| segment.push(e));
+                    joined.append(segment);
+                }
+                assert_eq!(joined.finish(), expected, "segments of {size}");
+            }
+        }
     }
 }

@@ -129,7 +129,67 @@ pub struct AuditEntry {
     pub hash: Option<String>,
 }
 
+/// An entry's stored fields as borrowed text: what is hashed, read where it lies (a batch
+/// of rows, an entry) without an allocation per field. Enumerations and snapshots are the
+/// stored text, so a value altered into something no [`AuditEntry`] can hold still hashes
+/// (and fails to match) instead of failing to read.
+#[derive(Clone, Copy, Debug)]
+pub struct EntryFields<'a> {
+    pub id: &'a str,
+    pub seq: Option<i64>,
+    pub occurred_at: Timestamp,
+    pub account_id: &'a str,
+    pub organization_id: Option<&'a str>,
+    pub actor_type: &'a str,
+    pub actor_id: Option<&'a str>,
+    pub actor_email: Option<&'a str>,
+    pub actor_name: Option<&'a str>,
+    pub source: &'a str,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+    pub action: &'a str,
+    pub resource_type: &'a str,
+    pub resource_id: Option<&'a str>,
+    pub resource_name: Option<&'a str>,
+    pub outcome: &'a str,
+    /// Canonical JSON text.
+    pub before: Option<&'a str>,
+    pub after: Option<&'a str>,
+    pub metadata: Option<&'a str>,
+    pub prev_hash: Option<&'a str>,
+    pub hash: Option<&'a str>,
+}
+
 impl AuditEntry {
+    pub fn fields(&self) -> EntryFields<'_> {
+        EntryFields {
+            id: &self.id,
+            seq: self.seq,
+            occurred_at: self.occurred_at,
+            account_id: &self.account_id,
+            organization_id: self.organization_id.as_deref(),
+            actor_type: self.actor_type.as_str(),
+            actor_id: self.actor_id.as_deref(),
+            actor_email: self.actor_email.as_deref(),
+            actor_name: self.actor_name.as_deref(),
+            source: self.source.as_str(),
+            ip: self.ip.as_deref(),
+            user_agent: self.user_agent.as_deref(),
+            request_id: self.request_id.as_deref(),
+            action: &self.action,
+            resource_type: &self.resource_type,
+            resource_id: self.resource_id.as_deref(),
+            resource_name: self.resource_name.as_deref(),
+            outcome: self.outcome.as_str(),
+            before: self.before.as_ref().map(Snapshot::as_str),
+            after: self.after.as_ref().map(Snapshot::as_str),
+            metadata: self.metadata.as_ref().map(Snapshot::as_str),
+            prev_hash: self.prev_hash.as_deref(),
+            hash: self.hash.as_deref(),
+        }
+    }
+
     /// Names the resource the change is about.
     pub fn resource(mut self, id: impl ToString, name: impl Into<String>) -> Self {
         self.resource_id = Some(id.to_string());

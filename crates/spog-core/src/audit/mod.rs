@@ -8,5 +8,5 @@ mod snapshot;
 
 pub use canonical::{canonical_json, chain_hash};
 pub use chain::{BrokenLink, BrokenReason, ChainVerifier, GENESIS_HASH, VerifyReport};
-pub use entry::{ActorType, AuditEntry, Outcome, Source};
+pub use entry::{ActorType, AuditEntry, EntryFields, Outcome, Source};
 pub use snapshot::Snapshot;
