@@ -10,7 +10,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use spog_core::Timestamp;
-use spog_core::audit::{ActorType, AuditEntry, Outcome, Snapshot, Source, canonical_json};
+use spog_core::audit::{ActorType, AuditEntry, Outcome, Snapshot, Source, write_canonical_json};
 use spog_server::testing::{Client, TestServer};
 use spog_store::Store;
 use spog_store::audit::{self, AuditFilter};
@@ -430,11 +430,14 @@ async fn verification(server: &TestServer, admin: &Client, account: &str) -> any
     let (mut hashing, mut hashed) = (Duration::ZERO, 0u64);
     let mut prev = [0u8; 32];
     let mut batches = audit::walk(store, account, AuditFilter::default(), 5_000).await?;
-    while let Some(entries) = batches.next().await {
-        let bytes: Vec<Vec<u8>> = entries?
-            .into_entries()?
-            .iter()
-            .map(canonical_json)
+    while let Some(batch) = batches.next().await {
+        let bytes: Vec<Vec<u8>> = batch?
+            .fields()
+            .map(|entry| {
+                let mut bytes = Vec::new();
+                write_canonical_json(&entry, &mut bytes);
+                bytes
+            })
             .collect();
         let started = Instant::now();
         for entry in &bytes {

@@ -97,6 +97,32 @@ impl<DB: Database> Sql<DB> {
     }
 }
 
+/// What conditions are written into: [`Sql`] on sqlx's drivers, or the text and values of
+/// a query on another driver (the SQLite reads of walks). Only what filters bind.
+pub(crate) trait QueryText {
+    fn push_text(&mut self, text: &str);
+    fn bind_text(&mut self, value: String);
+    fn bind_int(&mut self, value: i64);
+}
+
+impl<DB: Database> QueryText for Sql<DB>
+where
+    String: Encode<'static, DB> + Type<DB>,
+    i64: Encode<'static, DB> + Type<DB>,
+{
+    fn push_text(&mut self, text: &str) {
+        self.push(text);
+    }
+
+    fn bind_text(&mut self, value: String) {
+        self.bind(value);
+    }
+
+    fn bind_int(&mut self, value: i64) {
+        self.bind(value);
+    }
+}
+
 impl Sql<Any> {
     /// Binds a double that may be missing. A missing one is written as `NULL`, not bound:
     /// sqlx's Any driver binds a missing double as a float4, and PostgreSQL would then type the

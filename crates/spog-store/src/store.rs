@@ -1,3 +1,4 @@
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -6,6 +7,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Any, AnyPool, ConnectOptions, Executor, PgPool, Postgres};
 use tokio::sync::Notify;
 
@@ -108,6 +110,8 @@ struct Inner {
     /// On PostgreSQL, connections through its own driver for reads of many rows (walks along
     /// an audit chain): the Any driver copies every value of every row once more.
     bulk: Option<PgPool>,
+    /// On SQLite, the database file, which walks open connections of their own to.
+    sqlite_file: Option<PathBuf>,
     audit_appended: Notify,
     deliveries_enqueued: Notify,
     linker: LinkerPace,
@@ -129,7 +133,7 @@ impl Store {
                 "the database URL must start with sqlite: or postgres:".into(),
             ))
         })?;
-        let (read, write, bulk) = match backend {
+        let (read, write, bulk, sqlite_file) = match backend {
             Backend::Sqlite => {
                 let connect =
                     AnyConnectOptions::from_str(&sqlite_url(url))?.disable_statement_logging();
@@ -150,7 +154,10 @@ impl Store {
                 let read = pool(options.max_connections.clamp(1, 8), SQLITE_READER_PRAGMAS)
                     .connect_with(connect)
                     .await?;
-                (read, write, None)
+                let file = SqliteConnectOptions::from_str(&sqlite_url(url))?
+                    .get_filename()
+                    .to_owned();
+                (read, write, None, Some(file))
             }
             Backend::Postgres => {
                 let connect = AnyConnectOptions::from_str(url)?.disable_statement_logging();
@@ -168,7 +175,7 @@ impl Store {
                     .connect_lazy_with(
                         PgConnectOptions::from_str(url)?.disable_statement_logging(),
                     );
-                (pool.clone(), pool, Some(bulk))
+                (pool.clone(), pool, Some(bulk), None)
             }
         };
         Ok(Self {
@@ -178,6 +185,7 @@ impl Store {
                 read,
                 write,
                 bulk,
+                sqlite_file,
                 audit_appended: Notify::new(),
                 deliveries_enqueued: Notify::new(),
                 linker: LinkerPace::default(),
@@ -232,6 +240,22 @@ impl Store {
         }
     }
 
+    /// On SQLite, a read-only connection of its own through SQLite's library (rusqlite) for
+    /// reads of many rows, which borrow each value where sqlx copies it; blocking, so used
+    /// off the async workers. Its cache is larger than a pool reader's and goes with it.
+    pub(crate) fn sqlite_reader(&self) -> StoreResult<Option<rusqlite::Connection>> {
+        let Some(file) = &self.inner.sqlite_file else {
+            return Ok(None);
+        };
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = rusqlite::Connection::open_with_flags(file, flags)?;
+        conn.execute_batch(
+            "PRAGMA query_only = ON; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -16384;",
+        )?;
+        Ok(Some(conn))
+    }
+
     /// Starts the one transaction a mutation runs in.
     pub async fn begin(&self) -> StoreResult<Tx> {
         let tx = self
@@ -284,8 +308,8 @@ impl Store {
     }
 }
 
-/// Bulk reads at once per instance on PostgreSQL: two batches of one walk in flight, for two
-/// walks.
+/// Bulk reads at once per instance on PostgreSQL: the batches one walk reads ahead; walks at
+/// once share them.
 const BULK_CONNECTIONS: u32 = 4;
 
 /// Every SQLite connection: WAL (readers never block the writer), statement journals in

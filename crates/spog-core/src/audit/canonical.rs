@@ -19,7 +19,23 @@ pub fn canonical_json(entry: &AuditEntry) -> Vec<u8> {
 /// [`canonical_json`] of borrowed fields, appended to `out`, for walks that reuse one buffer
 /// for every entry.
 pub fn write_canonical_json(entry: &EntryFields<'_>, out: &mut Vec<u8>) {
-    let mut object = Object::new(out);
+    write_fields(entry, out, false);
+}
+
+/// An entry as exported (a line of JSON Lines): the canonical JSON of every field, `hash`
+/// too. A snapshot stored as something other than JSON (altered behind the store's back) is
+/// written as a string, so the line stays JSON and verifying it reports that entry.
+pub fn write_entry_json(entry: &EntryFields<'_>, out: &mut Vec<u8>) {
+    write_fields(entry, out, true);
+}
+
+fn write_fields(entry: &EntryFields<'_>, out: &mut Vec<u8>, exported: bool) {
+    let mut object = Object {
+        out,
+        exported,
+        first: true,
+    };
+    object.out.push(b'{');
     // Keys in ascending order, as JCS requires.
     object.string("account_id", Some(entry.account_id));
     object.string("action", Some(entry.action));
@@ -29,6 +45,9 @@ pub fn write_canonical_json(entry: &EntryFields<'_>, out: &mut Vec<u8>) {
     object.string("actor_type", Some(entry.actor_type));
     object.json("after", entry.after);
     object.json("before", entry.before);
+    if exported {
+        object.string("hash", entry.hash);
+    }
     object.string("id", Some(entry.id));
     object.string("ip", entry.ip);
     object.json("metadata", entry.metadata);
@@ -43,7 +62,7 @@ pub fn write_canonical_json(entry: &EntryFields<'_>, out: &mut Vec<u8>) {
     object.integer("seq", entry.seq);
     object.string("source", Some(entry.source));
     object.string("user_agent", entry.user_agent);
-    object.finish();
+    object.out.push(b'}');
 }
 
 /// `SHA-256(prev_hash_bytes || canonical_json(entry))` as lowercase hex, where
@@ -67,15 +86,12 @@ pub fn chain_digest(prev_hash: &str, canonical: &[u8]) -> [u8; 32] {
 
 struct Object<'a> {
     out: &'a mut Vec<u8>,
+    /// Written for an export rather than for hashing.
+    exported: bool,
     first: bool,
 }
 
-impl<'a> Object<'a> {
-    fn new(out: &'a mut Vec<u8>) -> Self {
-        out.push(b'{');
-        Self { out, first: true }
-    }
-
+impl Object<'_> {
     fn key(&mut self, key: &str) {
         if !self.first {
             self.out.push(b',');
@@ -109,17 +125,24 @@ impl<'a> Object<'a> {
         write!(self.out, "\"{value}\"").expect("writing to a Vec");
     }
 
-    /// A snapshot is canonical text already: written verbatim.
+    /// A snapshot is canonical text already: written verbatim (see [`write_entry_json`]).
     fn json(&mut self, key: &str, value: Option<&str>) {
-        self.key(key);
         match value {
-            Some(snapshot) => self.out.extend_from_slice(snapshot.as_bytes()),
-            None => self.out.extend_from_slice(b"null"),
+            Some(snapshot)
+                if self.exported
+                    && serde_json::from_str::<&serde_json::value::RawValue>(snapshot).is_err() =>
+            {
+                self.string(key, Some(snapshot));
+            }
+            Some(snapshot) => {
+                self.key(key);
+                self.out.extend_from_slice(snapshot.as_bytes());
+            }
+            None => {
+                self.key(key);
+                self.out.extend_from_slice(b"null");
+            }
         }
-    }
-
-    fn finish(self) {
-        self.out.push(b'}');
     }
 }
 
@@ -184,5 +207,27 @@ mod tests {
         changed.resource_name = Some("other".into());
         assert_ne!(chain_hash(&prev, &canonical_json(&changed)), base);
         assert_ne!(chain_hash(&"11".repeat(32), &canonical_json(&entry)), base);
+    }
+
+    #[test]
+    fn an_exported_entry_is_its_canonical_json_with_its_hash() {
+        let entry = sample();
+        let mut line = Vec::new();
+        write_entry_json(&entry.fields(), &mut line);
+        let whole = serde_json::to_value(&entry).unwrap();
+        assert_eq!(line, serde_jcs::to_vec(&whole).unwrap());
+        let read: AuditEntry = serde_json::from_slice(&line).unwrap();
+        assert_eq!(read, entry);
+    }
+
+    #[test]
+    fn a_snapshot_that_is_not_json_is_exported_as_text() {
+        let entry = sample();
+        let mut fields = entry.fields();
+        fields.metadata = Some("{\"cut");
+        let mut line = Vec::new();
+        write_entry_json(&fields, &mut line);
+        let read: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(read["metadata"], "{\"cut");
     }
 }

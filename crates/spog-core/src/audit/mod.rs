@@ -6,7 +6,7 @@ pub mod checkpoint;
 mod entry;
 mod snapshot;
 
-pub use canonical::{canonical_json, chain_hash};
+pub use canonical::{canonical_json, chain_hash, write_canonical_json, write_entry_json};
 pub use chain::{BrokenLink, BrokenReason, ChainVerifier, GENESIS_HASH, VerifyReport};
 pub use entry::{ActorType, AuditEntry, EntryFields, Outcome, Source};
 pub use snapshot::Snapshot;

@@ -17,6 +17,8 @@ use crate::keys::Keys;
 /// Entries per read: verification goes as fast as it can hash, and larger batches cost
 /// fewer queries per entry.
 const BATCH: i64 = 5_000;
+/// Batches hashed at once.
+const HASHERS: usize = 2;
 
 #[derive(Serialize, ToSchema)]
 pub struct IntegrityReport {
@@ -42,18 +44,23 @@ pub async fn verify(store: &Store, account: Id<Account>) -> StoreResult<Integrit
     if let Some(checkpoint) = &latest {
         verifier.anchor(checkpoint.seq, &checkpoint.head_hash);
     }
-    let mut batches = audit::walk(store, account, AuditFilter::default(), BATCH).await?;
-    while let Some(batch) = batches.next().await {
-        let batch = batch?;
-        // Decoded and hashed off the async workers, while the walk reads the next batches.
-        let hashed = tokio::task::spawn_blocking(move || {
-            let entries = batch.into_entries()?;
-            entries.iter().for_each(|entry| verifier.push(entry));
-            Ok::<_, spog_store::StoreError>(verifier)
+    // Each batch is hashed apart, off the async workers and on every core, while the walk
+    // reads the next; the parts are joined in order.
+    let template = verifier.segment();
+    let mut segments = audit::walk(store, account, AuditFilter::default(), BATCH)
+        .await?
+        .map(|batch| {
+            let mut segment = template.segment();
+            tokio::task::spawn_blocking(move || {
+                batch?
+                    .fields()
+                    .for_each(|entry| segment.push_fields(&entry));
+                Ok::<_, spog_store::StoreError>(segment)
+            })
         })
-        .await
-        .expect("hashing does not panic");
-        verifier = hashed?;
+        .buffered(HASHERS);
+    while let Some(segment) = segments.next().await {
+        verifier.append(segment.expect("hashing does not panic")?);
     }
     Ok(IntegrityReport {
         report: verifier.finish(),

@@ -11,8 +11,8 @@ use spog_core::model::Account;
 use spog_core::{Id, Timestamp};
 use sqlx::AssertSqlSafe;
 
+use super::queue::queued;
 use super::stats::DailyCounts;
-use super::walk::queued;
 use crate::{Sql, Store, StoreError, StoreResult};
 
 /// Entries linked per transaction at most: large, since writers queue behind the linker's

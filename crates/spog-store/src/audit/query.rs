@@ -6,9 +6,8 @@ use spog_core::model::Account;
 use spog_core::page::{Cursor, Page, key_int, key_text};
 use spog_core::{Id, Timestamp};
 
-use sqlx::{Database, Encode, Type};
-
 use super::row::{COLUMNS, EntryRow};
+use crate::sql::QueryText;
 use crate::{Conn, Sql, StoreResult};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,58 +42,55 @@ fn like_literal(text: &str) -> String {
 }
 
 impl AuditFilter {
-    pub(crate) fn push_conditions<DB: Database>(&self, sql: &mut Sql<DB>)
-    where
-        String: Encode<'static, DB> + Type<DB>,
-        i64: Encode<'static, DB> + Type<DB>,
-    {
-        let mut eq = |column: &str, value: &Option<String>| {
+    pub(crate) fn push_conditions(&self, sql: &mut impl QueryText) {
+        let mut eq = |column: &str, value: Option<String>| {
             if let Some(value) = value {
-                sql.push(" AND ")
-                    .push(column)
-                    .push(" = ")
-                    .bind(value.clone());
+                sql.push_text(&format!(" AND {column} = "));
+                sql.bind_text(value);
             }
         };
-        eq("actor_id", &self.actor_id);
+        eq("actor_id", self.actor_id.clone());
         eq(
             "actor_email",
-            &self.actor_email.as_ref().map(|e| e.to_lowercase()),
+            self.actor_email.as_ref().map(|e| e.to_lowercase()),
         );
-        eq("resource_type", &self.resource_type);
-        eq("resource_id", &self.resource_id);
-        eq("organization_id", &self.organization_id);
-        eq(
-            "actor_type",
-            &self.actor_type.map(|a| a.as_str().to_owned()),
-        );
-        eq("outcome", &self.outcome.map(|o| o.as_str().to_owned()));
+        eq("resource_type", self.resource_type.clone());
+        eq("resource_id", self.resource_id.clone());
+        eq("organization_id", self.organization_id.clone());
+        eq("actor_type", self.actor_type.map(|a| a.as_str().to_owned()));
+        eq("outcome", self.outcome.map(|o| o.as_str().to_owned()));
         match &self.action {
             Some(ActionFilter::Exact(action)) => {
-                sql.push(" AND action = ").bind(action.clone());
+                sql.push_text(" AND action = ");
+                sql.bind_text(action.clone());
             }
             Some(ActionFilter::Prefix(prefix)) => {
-                sql.push(" AND action LIKE ")
-                    .bind(format!("{}%", like_literal(prefix)))
-                    .push(" ESCAPE '\\'");
+                sql.push_text(" AND action LIKE ");
+                sql.bind_text(format!("{}%", like_literal(prefix)));
+                sql.push_text(" ESCAPE '\\'");
             }
             None => {}
         }
         if let Some(from) = self.from {
-            sql.push(" AND occurred_at >= ").bind(from.micros());
+            sql.push_text(" AND occurred_at >= ");
+            sql.bind_int(from.micros());
         }
         if let Some(to) = self.to {
-            sql.push(" AND occurred_at < ").bind(to.micros());
+            sql.push_text(" AND occurred_at < ");
+            sql.bind_int(to.micros());
         }
         if let Some(q) = &self.q {
             let pattern = format!("%{}%", like_literal(&q.to_lowercase()));
-            sql.push(" AND (LOWER(action) LIKE ")
-                .bind(pattern.clone())
-                .push(" ESCAPE '\\' OR LOWER(resource_name) LIKE ")
-                .bind(pattern.clone())
-                .push(" ESCAPE '\\' OR LOWER(actor_email) LIKE ")
-                .bind(pattern)
-                .push(" ESCAPE '\\')");
+            for (i, column) in ["action", "resource_name", "actor_email"]
+                .iter()
+                .enumerate()
+            {
+                sql.push_text(if i == 0 { " AND (" } else { " OR " });
+                sql.push_text(&format!("LOWER({column}) LIKE "));
+                sql.bind_text(pattern.clone());
+                sql.push_text(" ESCAPE '\\'");
+            }
+            sql.push_text(")");
         }
     }
 

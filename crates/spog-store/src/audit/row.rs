@@ -1,8 +1,7 @@
 use spog_core::audit::{ActorType, AuditEntry, Outcome, Snapshot, Source};
 use spog_core::model::Account;
 use spog_core::{Id, Timestamp};
-use sqlx::postgres::PgRow;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::AssertSqlSafe;
 
 use crate::error::Found;
 use crate::{Conn, StoreError, StoreResult};
@@ -12,7 +11,7 @@ pub(crate) const COLUMNS: &str = "id, seq, occurred_at, account_id, organization
      actor_email, actor_name, source, ip, user_agent, request_id, action, resource_type, resource_id, \
      resource_name, outcome, before_state, after_state, metadata, prev_hash, hash";
 
-/// A stored entry as read, by column or (see [`super::walk`]) as a JSON array in
+/// A stored entry as read, by column or (see [`super::queue`]) as a JSON array in
 /// [`COLUMNS`] order.
 #[derive(sqlx::FromRow, serde::Deserialize)]
 pub(crate) struct EntryRow {
@@ -39,39 +38,6 @@ pub(crate) struct EntryRow {
     metadata: Option<String>,
     prev_hash: Option<String>,
     hash: Option<String>,
-}
-
-impl EntryRow {
-    /// Decodes a row of [`COLUMNS`] by position, unchecked: by name, sqlx searched for each
-    /// column of each row and compared its type, which showed in walks along a chain. The
-    /// columns are the schema's; a type that did not fit would fail to decode.
-    pub(crate) fn from_pg(row: &PgRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            id: row.try_get_unchecked(0)?,
-            seq: row.try_get_unchecked(1)?,
-            occurred_at: row.try_get_unchecked(2)?,
-            account_id: row.try_get_unchecked(3)?,
-            organization_id: row.try_get_unchecked(4)?,
-            actor_type: row.try_get_unchecked(5)?,
-            actor_id: row.try_get_unchecked(6)?,
-            actor_email: row.try_get_unchecked(7)?,
-            actor_name: row.try_get_unchecked(8)?,
-            source: row.try_get_unchecked(9)?,
-            ip: row.try_get_unchecked(10)?,
-            user_agent: row.try_get_unchecked(11)?,
-            request_id: row.try_get_unchecked(12)?,
-            action: row.try_get_unchecked(13)?,
-            resource_type: row.try_get_unchecked(14)?,
-            resource_id: row.try_get_unchecked(15)?,
-            resource_name: row.try_get_unchecked(16)?,
-            outcome: row.try_get_unchecked(17)?,
-            before_state: row.try_get_unchecked(18)?,
-            after_state: row.try_get_unchecked(19)?,
-            metadata: row.try_get_unchecked(20)?,
-            prev_hash: row.try_get_unchecked(21)?,
-            hash: row.try_get_unchecked(22)?,
-        })
-    }
 }
 
 fn json(text: Option<String>) -> StoreResult<Option<Snapshot>> {

@@ -1,207 +1,313 @@
-//! Reading many entries at once: walks along a chain (verification and export) and the
-//! linker's queue. SQLite returns a batch as one JSON array of entries (each an array in
-//! [`COLUMNS`](super::row::COLUMNS) order): per-row decoding through the Any driver cost more
-//! than everything else a walk does. PostgreSQL builds such JSON slowly (7 µs an entry), so a
-//! walk there reads rows through PostgreSQL's own driver instead.
+//! Walks along a chain (verification and export): an account's linked entries in `seq`
+//! order, as [`ChainBatch`]es read ahead of their consumer by a few readers, each on a
+//! connection of its own through the backend's own driver (rusqlite on SQLite, sqlx's
+//! PostgreSQL driver), which lend each value where the Any driver copies it.
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use rusqlite::types::Value;
 use spog_core::Id;
-use spog_core::audit::AuditEntry;
 use spog_core::model::Account;
-use sqlx::Postgres;
-use std::sync::Arc;
+use sqlx::{PgConnection, Postgres, Row};
+use tokio::sync::mpsc;
 
+use super::batch::{BatchBuilder, ChainBatch, ENTRY_COLUMNS, ENTRY_TEXT_COLUMNS, LINK_COLUMNS};
 use super::query::AuditFilter;
-use super::row::EntryRow;
-use crate::{Backend, Conn, Sql, Store, StoreError, StoreResult};
+use crate::sql::QueryText;
+use crate::{Backend, Sql, Store, StoreError, StoreResult};
 
-/// One batch of a walk, as read: decoding it is left to [`ChainBatch::into_entries`] where
-/// that is the expensive part (SQLite's JSON), so that the walk's consumer parses one batch
-/// while the database reads the next ones.
-#[derive(Debug)]
-pub struct ChainBatch(Read);
-
-#[derive(Debug)]
-enum Read {
-    Json(Option<String>),
-    Decoded(Vec<AuditEntry>),
-}
-
-impl ChainBatch {
-    /// The batch's entries, in `seq` order.
-    pub fn into_entries(self) -> StoreResult<Vec<AuditEntry>> {
-        let mut entries = match self.0 {
-            Read::Json(json) => parse(json)?,
-            Read::Decoded(entries) => entries,
-        };
-        entries.sort_unstable_by_key(|e| e.seq);
-        Ok(entries)
-    }
-
-    fn is_empty(&self) -> bool {
-        match &self.0 {
-            Read::Json(json) => json.is_none(),
-            Read::Decoded(entries) => entries.is_empty(),
-        }
+/// Readers per walk, each reading every nth batch: enough that the database and the
+/// consumer keep both cores of a small server busy. PostgreSQL's work is in another process
+/// and between them is a socket, so more there.
+fn readers(backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => 2,
+        Backend::Postgres => 4,
     }
 }
-
-/// Every column an entry is read with, the link's from `k` and the entry's from `e`.
-const VALUES: &str = "e.id, k.seq, e.occurred_at, e.account_id, e.organization_id, \
-     e.actor_type, e.actor_id, e.actor_email, e.actor_name, e.source, e.ip, e.user_agent, \
-     e.request_id, e.action, e.resource_type, e.resource_id, e.resource_name, e.outcome, \
-     e.before_state, e.after_state, e.metadata, k.prev_hash, k.hash";
+/// Ids per read of entries by id.
+const IDS_PER_READ: usize = 500;
 
 /// The account's linked entries that match `filter`, in `seq` order, as non-empty batches
-/// of up to `batch_size`. The links are read by their key, by ranges of `seq` up to the last
-/// link at the start;
-/// a link whose entry is gone yields nothing, which verification reports as a gap.
-///
-/// Batches are read ahead of the consumer, each on its own connection and task, so that the
-/// database and the decoding use every core; memory stays constant. PostgreSQL's rows are
-/// decoded as they arrive, on the reading tasks, so more of its batches are read at once.
+/// of up to `batch_size` links' worth, up to the last link at the start. A link whose entry
+/// is gone yields nothing, which verification reports as a gap. Memory stays constant: each
+/// reader holds at most two batches.
 pub async fn walk(
     store: &Store,
     account: Id<Account>,
     filter: AuditFilter,
     batch_size: i64,
-) -> StoreResult<impl Stream<Item = StoreResult<ChainBatch>> + Send + 'static> {
-    let read_ahead = match store.backend() {
-        Backend::Sqlite => 2,
-        Backend::Postgres => 4,
-    };
+) -> StoreResult<BoxStream<'static, StoreResult<ChainBatch>>> {
     let last: Option<i64> =
         sqlx::query_scalar("SELECT MAX(seq) FROM audit_links WHERE account_id = $1")
             .bind(account.to_string())
             .fetch_one(&mut *store.conn().await?)
             .await?;
-    let (store, filter) = (store.clone(), Arc::new(filter));
-    let batches = (0..last.unwrap_or(0))
-        .step_by(batch_size.max(1) as usize)
-        .map(move |after| {
-            let (store, filter) = (store.clone(), filter.clone());
-            tokio::spawn(async move {
-                links_in(&store, account, &filter, after, after + batch_size).await
-            })
-        });
-    Ok(futures::stream::iter(batches)
-        .buffered(read_ahead)
-        .map(|read| read.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())))
-        .filter(|batch| std::future::ready(!matches!(batch, Ok(read) if read.is_empty()))))
+    let batch_size = batch_size.max(1);
+    let ranges: Vec<(i64, i64)> = (0..last.unwrap_or(0))
+        .step_by(batch_size as usize)
+        .map(|after| (after, after + batch_size))
+        .collect();
+    let total = ranges.len();
+    let readers = readers(store.backend()).min(total);
+    let mut receivers = Vec::with_capacity(readers);
+    for reader in 0..readers {
+        let (sender, receiver) = mpsc::channel(1);
+        receivers.push(receiver);
+        let read = Reader {
+            account: account.to_string(),
+            filter: filter.clone(),
+            ranges: ranges
+                .iter()
+                .copied()
+                .skip(reader)
+                .step_by(readers)
+                .collect(),
+            sender,
+        };
+        match store.backend() {
+            Backend::Sqlite => {
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || read.sqlite(&store));
+            }
+            Backend::Postgres => {
+                tokio::spawn(read.postgres(store.clone()));
+            }
+        }
+    }
+    // The batches back in order, taking each reader's in turn.
+    let batches = futures::stream::unfold((receivers, 0), move |(mut receivers, n)| async move {
+        if n == total {
+            return None;
+        }
+        let batch = receivers[n % readers]
+            .recv()
+            .await
+            .unwrap_or_else(|| Err(StoreError::Corrupt("a walk's reader stopped".into())));
+        let next = if batch.is_err() { total } else { n + 1 };
+        Some((batch, (receivers, next)))
+    });
+    Ok(batches
+        .filter(|batch| std::future::ready(!matches!(batch, Ok(batch) if batch.is_empty())))
+        .boxed())
 }
 
-/// The entries of the account's links with `after < seq <= upto` that match `filter`.
-async fn links_in(
-    store: &Store,
-    account: Id<Account>,
+/// One reader of a walk: its ranges `(after, upto]` of `seq`, each sent as a batch.
+struct Reader {
+    account: String,
+    filter: AuditFilter,
+    ranges: Vec<(i64, i64)>,
+    sender: mpsc::Sender<StoreResult<ChainBatch>>,
+}
+
+impl Reader {
+    fn sqlite(self, store: &Store) {
+        let conn = match store.sqlite_reader() {
+            Ok(Some(conn)) => conn,
+            Ok(None) => unreachable!("a SQLite store opens SQLite readers"),
+            Err(error) => {
+                let _ = self.sender.blocking_send(Err(error));
+                return;
+            }
+        };
+        for &(after, upto) in &self.ranges {
+            let batch = sqlite_batch(&conn, &self.account, &self.filter, after, upto);
+            let failed = batch.is_err();
+            if self.sender.blocking_send(batch).is_err() || failed {
+                return;
+            }
+        }
+    }
+
+    /// Takes a pooled connection for each batch, so that walks at once share the pool.
+    async fn postgres(self, store: Store) {
+        for &(after, upto) in &self.ranges {
+            let batch = match store.bulk_conn().await {
+                Ok(Some(mut conn)) => {
+                    postgres_batch(&mut conn, &self.account, &self.filter, after, upto).await
+                }
+                Ok(None) => unreachable!("a PostgreSQL store has bulk connections"),
+                Err(error) => Err(error),
+            };
+            let failed = batch.is_err();
+            if self.sender.send(batch).await.is_err() || failed {
+                return;
+            }
+        }
+    }
+}
+
+/// A query for rusqlite, with `?` placeholders.
+struct SqliteQuery {
+    text: String,
+    values: Vec<Value>,
+}
+
+impl QueryText for SqliteQuery {
+    fn push_text(&mut self, text: &str) {
+        self.text.push_str(text);
+    }
+
+    fn bind_text(&mut self, value: String) {
+        self.text.push('?');
+        self.values.push(Value::Text(value));
+    }
+
+    fn bind_int(&mut self, value: i64) {
+        self.text.push('?');
+        self.values.push(Value::Integer(value));
+    }
+}
+
+/// Writes the conditions every read of entries has: the account, and the walk's filter.
+fn entries_of(sql: &mut impl QueryText, account: &str, filter: &AuditFilter) {
+    sql.push_text(&format!(
+        "SELECT {ENTRY_COLUMNS} FROM audit_entries WHERE account_id = "
+    ));
+    sql.bind_text(account.to_owned());
+    filter.push_conditions(sql);
+}
+
+/// Writes the range read of entries between `lo` and `hi`, in id order.
+fn entries_between(sql: &mut impl QueryText, lo: String, hi: String, limit: i64) {
+    sql.push_text(" AND id >= ");
+    sql.bind_text(lo);
+    sql.push_text(" AND id <= ");
+    sql.bind_text(hi);
+    sql.push_text(" ORDER BY id LIMIT ");
+    sql.bind_int(limit);
+}
+
+/// Writes the read of the entries named by `ids`, in id order.
+fn entries_named(sql: &mut impl QueryText, ids: &[String]) {
+    for (i, id) in ids.iter().enumerate() {
+        sql.push_text(if i == 0 { " AND id IN (" } else { ", " });
+        sql.bind_text(id.clone());
+    }
+    sql.push_text(") ORDER BY id");
+}
+
+fn sqlite_batch(
+    conn: &rusqlite::Connection,
+    account: &str,
     filter: &AuditFilter,
     after: i64,
     upto: i64,
 ) -> StoreResult<ChainBatch> {
-    let read = match store.bulk_conn().await? {
-        Some(mut conn) => {
-            // One lookup per link (`LIMIT 1` keeps the subquery apart): as a plain join,
-            // PostgreSQL hashed the whole table whenever it expected thousands of links.
-            let mut sql = Sql::<Postgres>::new(&format!(
-                "SELECT {VALUES} FROM audit_links k CROSS JOIN LATERAL \
-                 (SELECT * FROM audit_entries e WHERE e.id = k.entry_id AND e.account_id = "
-            ));
-            sql.bind(account.to_string());
-            filter.push_conditions(&mut sql);
-            sql.push(" LIMIT 1) e WHERE k.account_id = ")
-                .bind(account.to_string())
-                .push(" AND k.seq > ")
-                .bind(after)
-                .push(" AND k.seq <= ")
-                .bind(upto);
-            sql.planned_per_run();
-            let rows = sql.fetch_rows_pg(&mut conn).await?;
-            Read::Decoded(
-                rows.iter()
-                    .map(|row| AuditEntry::try_from(EntryRow::from_pg(row)?))
-                    .collect::<StoreResult<_>>()?,
-            )
-        }
-        None => {
-            let keys = |sql: &mut Sql| {
-                sql.push(
-                    "SELECT entry_id, seq, prev_hash, hash FROM audit_links WHERE account_id = ",
-                )
-                .bind(account.to_string())
-                .push(" AND seq > ")
-                .bind(after)
-                .push(" AND seq <= ")
-                .bind(upto);
-            };
-            Read::Json(entries_of(&mut *store.conn().await?, account, keys, filter).await?)
-        }
+    let mut batch = BatchBuilder::default();
+    let mut links = conn.prepare(&format!(
+        "SELECT {LINK_COLUMNS} FROM audit_links WHERE account_id = ?1 AND seq > ?2 AND seq <= ?3 \
+         ORDER BY seq"
+    ))?;
+    let mut rows = links.query(rusqlite::params![account, after, upto])?;
+    while let Some(row) = rows.next()? {
+        let text = |i: usize| row.get_ref(i).and_then(|v| Ok(v.as_str()?));
+        batch.push_link(text(0)?, row.get(1)?, text(2)?, text(3)?);
+    }
+    let Some((lo, hi)) = batch.id_range() else {
+        return Ok(batch.finish());
     };
-    Ok(ChainBatch(read))
+    let limit = batch.entry_limit();
+    let new_query = || {
+        let mut sql = SqliteQuery {
+            text: String::new(),
+            values: Vec::new(),
+        };
+        entries_of(&mut sql, account, filter);
+        sql
+    };
+    let mut sql = new_query();
+    entries_between(&mut sql, lo, hi, limit);
+    sqlite_entries(conn, sql, &mut batch)?;
+    if batch.entries_read() as i64 == limit {
+        for ids in batch.ids_after_last_entry().chunks(IDS_PER_READ) {
+            let mut sql = new_query();
+            entries_named(&mut sql, ids);
+            sqlite_entries(conn, sql, &mut batch)?;
+        }
+    }
+    Ok(batch.finish())
 }
 
-/// Up to `limit` entries of the account waiting to be linked, in id order.
-pub(crate) async fn queued(
-    conn: &mut Conn,
-    account: Id<Account>,
-    limit: i64,
-) -> StoreResult<Vec<AuditEntry>> {
-    let keys = |sql: &mut Sql| {
-        sql.push(
-            "SELECT entry_id, NULL AS seq, NULL AS prev_hash, NULL AS hash FROM audit_unlinked \
-             WHERE account_id = ",
-        )
-        .bind(account.to_string())
-        .push(" ORDER BY entry_id LIMIT ")
-        .bind(limit);
-    };
-    let mut entries = parse(entries_of(conn, account, keys, &AuditFilter::default()).await?)?;
-    entries.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-    Ok(entries)
+fn sqlite_entries(
+    conn: &rusqlite::Connection,
+    sql: SqliteQuery,
+    batch: &mut BatchBuilder,
+) -> StoreResult<()> {
+    let mut statement = conn.prepare(&sql.text)?;
+    let mut rows = statement.query(rusqlite::params_from_iter(sql.values))?;
+    while let Some(row) = rows.next()? {
+        let mut text = [None; ENTRY_TEXT_COLUMNS];
+        for (i, value) in text.iter_mut().enumerate() {
+            *value = row
+                .get_ref(i)?
+                .as_str_or_null()
+                .map_err(rusqlite::Error::from)?;
+        }
+        batch.push_entry(|i| text[i], row.get(ENTRY_TEXT_COLUMNS)?);
+    }
+    Ok(())
 }
 
-/// The entries named by the query `keys` writes (of `entry_id, seq, prev_hash, hash`) that
-/// match `filter`, in no particular order, as one JSON array (`None` for none).
-async fn entries_of(
-    conn: &mut Conn,
-    account: Id<Account>,
-    keys: impl Fn(&mut Sql),
+async fn postgres_batch(
+    conn: &mut PgConnection,
+    account: &str,
     filter: &AuditFilter,
-) -> StoreResult<Option<String>> {
-    let sqlite = conn.backend_name() == "SQLite";
-    let mut sql;
-    if sqlite {
-        sql = Sql::new(&format!(
-            "SELECT json_group_array(json_array({VALUES})) FROM ("
-        ));
-        keys(&mut sql);
-        sql.push(") k JOIN audit_entries e ON e.id = k.entry_id WHERE e.account_id = ");
-    } else {
-        // One lookup per key, as in `links_in`.
-        sql = Sql::new(&format!(
-            "SELECT json_agg((SELECT json_build_array({VALUES}) FROM audit_entries e \
-             WHERE e.id = k.entry_id AND e.account_id = "
-        ));
+    after: i64,
+    upto: i64,
+) -> StoreResult<ChainBatch> {
+    let mut batch = BatchBuilder::default();
+    let links = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {LINK_COLUMNS} FROM audit_links WHERE account_id = $1 AND seq > $2 AND seq <= $3 \
+         ORDER BY seq"
+    )))
+    .bind(account)
+    .bind(after)
+    .bind(upto)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in &links {
+        batch.push_link(
+            row.try_get_unchecked(0)?,
+            row.try_get_unchecked(1)?,
+            row.try_get_unchecked(2)?,
+            row.try_get_unchecked(3)?,
+        );
     }
-    sql.bind(account.to_string());
-    filter.push_conditions(&mut sql);
-    if !sqlite {
-        sql.push("))::text FROM (");
-        keys(&mut sql);
-        sql.push(") k");
+    let Some((lo, hi)) = batch.id_range() else {
+        return Ok(batch.finish());
+    };
+    let limit = batch.entry_limit();
+    let new_query = || {
+        let mut sql = Sql::<Postgres>::new("");
+        entries_of(&mut sql, account, filter);
+        sql.planned_per_run();
+        sql
+    };
+    let mut sql = new_query();
+    entries_between(&mut sql, lo, hi, limit);
+    postgres_entries(conn, sql, &mut batch).await?;
+    if batch.entries_read() as i64 == limit {
+        for ids in batch.ids_after_last_entry().chunks(IDS_PER_READ) {
+            let mut sql = new_query();
+            entries_named(&mut sql, ids);
+            postgres_entries(conn, sql, &mut batch).await?;
+        }
     }
-    sql.planned_per_run();
-    sql.fetch_scalar(conn).await
+    Ok(batch.finish())
 }
 
-fn parse(json: Option<String>) -> StoreResult<Vec<AuditEntry>> {
-    let Some(json) = json else {
-        return Ok(Vec::new());
-    };
-    // On PostgreSQL a key whose entry does not match the filter (or is gone) is a null.
-    let rows: Vec<Option<EntryRow>> = serde_json::from_str(&json)
-        .map_err(|e| StoreError::Corrupt(format!("reading audit entries: {e}")))?;
-    rows.into_iter()
-        .flatten()
-        .map(AuditEntry::try_from)
-        .collect()
+async fn postgres_entries(
+    conn: &mut PgConnection,
+    sql: Sql<Postgres>,
+    batch: &mut BatchBuilder,
+) -> StoreResult<()> {
+    for row in sql.fetch_rows_pg(conn).await? {
+        let mut text = [None; ENTRY_TEXT_COLUMNS];
+        for (i, value) in text.iter_mut().enumerate() {
+            *value = row.try_get_unchecked(i)?;
+        }
+        batch.push_entry(|i| text[i], row.try_get_unchecked(ENTRY_TEXT_COLUMNS)?);
+    }
+    Ok(())
 }
