@@ -77,6 +77,28 @@ impl Backend {
     }
 }
 
+/// A connection of [`Store::sqlite_reader`], kept as the spare when dropped if there is none.
+pub(crate) struct SqliteReader {
+    conn: Option<rusqlite::Connection>,
+    store: Store,
+}
+
+impl std::ops::Deref for SqliteReader {
+    type Target = rusqlite::Connection;
+    fn deref(&self) -> &rusqlite::Connection {
+        self.conn.as_ref().expect("held until dropped")
+    }
+}
+
+impl Drop for SqliteReader {
+    fn drop(&mut self) {
+        let mut spare = self.store.inner.sqlite_spare.lock().expect("not poisoned");
+        if spare.is_none() {
+            *spare = self.conn.take();
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
     /// Connections to PostgreSQL, or SQLite readers (SQLite always has one writer).
@@ -110,8 +132,10 @@ struct Inner {
     /// On PostgreSQL, connections through its own driver for reads of many rows (walks along
     /// an audit chain): the Any driver copies every value of every row once more.
     bulk: Option<PgPool>,
-    /// On SQLite, the database file, which walks open connections of their own to.
+    /// On SQLite, the database file, which walks and the linker read through connections of
+    /// their own (see [`Store::sqlite_reader`]), and one such connection kept between uses.
     sqlite_file: Option<PathBuf>,
+    sqlite_spare: std::sync::Mutex<Option<rusqlite::Connection>>,
     audit_appended: Notify,
     deliveries_enqueued: Notify,
     linker: LinkerPace,
@@ -186,6 +210,7 @@ impl Store {
                 write,
                 bulk,
                 sqlite_file,
+                sqlite_spare: std::sync::Mutex::new(None),
                 audit_appended: Notify::new(),
                 deliveries_enqueued: Notify::new(),
                 linker: LinkerPace::default(),
@@ -242,18 +267,29 @@ impl Store {
 
     /// On SQLite, a read-only connection of its own through SQLite's library (rusqlite) for
     /// reads of many rows, which borrow each value where sqlx copies it; blocking, so used
-    /// off the async workers. Its cache is larger than a pool reader's and goes with it.
-    pub(crate) fn sqlite_reader(&self) -> StoreResult<Option<rusqlite::Connection>> {
+    /// off the async workers. One is kept when returned, with what its cache holds.
+    pub(crate) fn sqlite_reader(&self) -> StoreResult<Option<SqliteReader>> {
         let Some(file) = &self.inner.sqlite_file else {
             return Ok(None);
         };
-        let flags =
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = rusqlite::Connection::open_with_flags(file, flags)?;
-        conn.execute_batch(
-            "PRAGMA query_only = ON; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -16384;",
-        )?;
-        Ok(Some(conn))
+        let spare = self.inner.sqlite_spare.lock().expect("not poisoned").take();
+        let conn = match spare {
+            Some(conn) => conn,
+            None => {
+                let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let conn = rusqlite::Connection::open_with_flags(file, flags)?;
+                conn.execute_batch(
+                    "PRAGMA query_only = ON; PRAGMA busy_timeout = 10000; \
+                     PRAGMA cache_size = -16384;",
+                )?;
+                conn
+            }
+        };
+        Ok(Some(SqliteReader {
+            conn: Some(conn),
+            store: self.clone(),
+        }))
     }
 
     /// Starts the one transaction a mutation runs in.

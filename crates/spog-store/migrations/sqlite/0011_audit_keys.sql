@@ -47,12 +47,24 @@ CREATE TABLE audit_links_keyed (
     prev_hash   TEXT NOT NULL,
     hash        TEXT NOT NULL,
     PRIMARY KEY (account_id, seq),
-    UNIQUE (account_id, entry_id),
-    UNIQUE (account_id, prev_hash)
+    UNIQUE (account_id, entry_id)
 ) WITHOUT ROWID;
 INSERT INTO audit_links_keyed SELECT * FROM audit_links;
 DROP TABLE audit_links;
 ALTER TABLE audit_links_keyed RENAME TO audit_links;
+
+-- The chain's guard beside its primary key (one link per position): every link follows the
+-- link before it, its prev_hash being that link's hash (the genesis hash at seq 1). It
+-- implies that no two links share a prev_hash, which a unique index on prev_hash guarded
+-- before; that index grew at random places, which cost more than the rest of linking on
+-- large chains, where this check reads the previous position of the primary key.
+CREATE TRIGGER audit_links_follow BEFORE INSERT ON audit_links
+WHEN NEW.prev_hash IS NOT COALESCE(
+    (SELECT hash FROM audit_links WHERE account_id = NEW.account_id AND seq = NEW.seq - 1),
+    CASE WHEN NEW.seq = 1 THEN '0000000000000000000000000000000000000000000000000000000000000000' END)
+BEGIN
+    SELECT RAISE(ABORT, 'an audit link does not follow the link before it');
+END;
 
 CREATE VIEW audit_logs AS
 SELECT e.id, l.seq, e.occurred_at, e.account_id, e.organization_id, e.actor_type, e.actor_id,

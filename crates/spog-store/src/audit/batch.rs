@@ -1,13 +1,14 @@
-//! One batch of a walk along a chain: the links of a range of `seq` joined with their
-//! entries, every value in one text buffer, so a batch costs a few allocations however many
-//! entries it holds and its entries are read as borrowed [`EntryFields`].
+//! A batch of entries read together: a range of a chain's links joined with their entries
+//! (walks), or entries waiting in the linker's queue. Every value is in one text buffer, so
+//! a batch costs a few allocations however many entries it holds, and its entries are read
+//! as borrowed [`EntryFields`].
 //!
-//! A batch is assembled from two range reads, each one index descent: the links of the
-//! range (by `(account_id, seq)`), then the account's entries between the smallest and the
-//! largest id those links name (by `(account_id, id)`). The linker appends entries in id
-//! order, so that id range holds little else; where it holds too much (an entry committed
-//! long after its id was made), the read stops at [`BatchBuilder::entry_limit`] and the
-//! rest are read by id.
+//! A batch is assembled from two range reads, each one index descent: the links of a range
+//! of `seq` (by `(account_id, seq)`) or the queue's first ids, then the account's entries
+//! between the smallest and the largest of those ids (by `(account_id, id)`). The linker
+//! appends entries in id order, so that id range holds little else; where it holds too
+//! much (an entry committed long after its id was made), the read stops at
+//! [`BatchBuilder::entry_limit`] and the rest are read by id.
 
 use spog_core::Timestamp;
 use spog_core::audit::EntryFields;
@@ -34,10 +35,11 @@ const NULL: Span = Span {
     len: u32::MAX,
 };
 
+/// An entry's link; `seq: None` (and NULL hashes) for an entry not linked yet.
 #[derive(Debug)]
 struct Link {
     entry_id: Span,
-    seq: i64,
+    seq: Option<i64>,
     prev_hash: Span,
     hash: Span,
 }
@@ -48,7 +50,8 @@ struct Entry {
     occurred_at: i64,
 }
 
-/// The entries of a range of a chain that match the walk's filter, in `seq` order.
+/// Entries with their links: those of a range of a chain that match the walk's filter, in
+/// `seq` order, or queued ones in id order.
 #[derive(Debug)]
 pub struct ChainBatch {
     text: String,
@@ -64,14 +67,14 @@ impl ChainBatch {
         self.rows.is_empty()
     }
 
-    /// The entries, in `seq` order.
+    /// The entries, in `seq` order (queued ones in id order).
     pub fn fields(&self) -> impl Iterator<Item = EntryFields<'_>> {
         self.rows.iter().map(|(link, entry)| {
             let opt = |span: Span| get(&self.text, span);
             let text = |i: usize| opt(entry.text[i]).unwrap_or_default();
             EntryFields {
                 id: text(0),
-                seq: Some(link.seq),
+                seq: link.seq,
                 occurred_at: Timestamp::from_micros(entry.occurred_at),
                 account_id: text(1),
                 organization_id: opt(entry.text[2]),
@@ -102,7 +105,8 @@ fn get(text: &str, span: Span) -> Option<&str> {
     (span.len != u32::MAX).then(|| &text[span.start as usize..(span.start + span.len) as usize])
 }
 
-/// Assembles a [`ChainBatch`]: links first, in `seq` order, then entries in id order.
+/// Assembles a [`ChainBatch`]: links (or queued ids) first, in their order, then entries in
+/// id order.
 #[derive(Debug, Default)]
 pub(crate) struct BatchBuilder {
     text: String,
@@ -126,9 +130,20 @@ impl BatchBuilder {
     pub(crate) fn push_link(&mut self, entry_id: &str, seq: i64, prev_hash: &str, hash: &str) {
         let link = Link {
             entry_id: self.span(Some(entry_id)),
-            seq,
+            seq: Some(seq),
             prev_hash: self.span(Some(prev_hash)),
             hash: self.span(Some(hash)),
+        };
+        self.links.push(link);
+    }
+
+    /// An entry waiting to be linked.
+    pub(crate) fn push_queued(&mut self, entry_id: &str) {
+        let link = Link {
+            entry_id: self.span(Some(entry_id)),
+            seq: None,
+            prev_hash: NULL,
+            hash: NULL,
         };
         self.links.push(link);
     }

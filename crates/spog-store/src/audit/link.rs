@@ -6,13 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use spog_core::audit::{GENESIS_HASH, canonical_json, chain_hash};
-use spog_core::model::Account;
-use spog_core::{Id, Timestamp};
+use spog_core::Timestamp;
+use spog_core::audit::{GENESIS_HASH, chain_hash, write_canonical_json};
 use sqlx::AssertSqlSafe;
 
-use super::queue::queued;
 use super::stats::DailyCounts;
+use super::walk::queued_entries;
 use crate::{Sql, Store, StoreError, StoreResult};
 
 /// Entries linked per transaction at most: large, since writers queue behind the linker's
@@ -90,26 +89,34 @@ async fn link_account(
     .bind(account)
     .fetch_one(&mut **tx)
     .await?;
-    let account_id: Id<Account> = account
-        .parse()
-        .map_err(|_| StoreError::Corrupt(format!("audit account id `{account}`")))?;
-    // Read after the head lock is held: what an earlier linker linked is no longer queued. A
-    // queued entry that is gone (deleted behind the store's back) stays queued, unlinked.
-    let rows = queued(tx, account_id, BATCH).await?;
-    if rows.is_empty() {
+    // Read after the head lock is held: what an earlier linker linked is no longer queued.
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT entry_id FROM audit_unlinked WHERE account_id = $1 ORDER BY entry_id LIMIT $2",
+    )
+    .bind(account)
+    .bind(BATCH)
+    .fetch_all(&mut **tx)
+    .await?;
+    if ids.is_empty() {
         return Ok((0, seq));
     }
-    let count = rows.len() as u64;
+    // A queued entry that is gone (deleted behind the store's back) is not read: it stays
+    // queued, unlinked.
+    let queued = queued_entries(store, account, ids).await?;
+    let count = queued.len() as u64;
     let mut counts = DailyCounts::default();
-    let mut links = Vec::with_capacity(rows.len());
-    for mut entry in rows {
+    let mut links = Vec::with_capacity(queued.len());
+    let mut canonical = Vec::with_capacity(1024);
+    for mut entry in queued.fields() {
         counts.add(&entry);
         seq += 1;
         entry.seq = Some(seq);
-        entry.prev_hash = Some(prev.clone());
-        let hash = chain_hash(&prev, &canonical_json(&entry));
+        entry.prev_hash = Some(&prev);
+        canonical.clear();
+        write_canonical_json(&entry, &mut canonical);
+        let hash = chain_hash(&prev, &canonical);
         links.push((
-            entry.id,
+            entry.id.to_owned(),
             seq,
             std::mem::replace(&mut prev, hash.clone()),
             hash,

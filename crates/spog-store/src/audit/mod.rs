@@ -6,7 +6,6 @@ pub mod checkpoints;
 mod group;
 mod link;
 mod query;
-mod queue;
 mod record;
 mod row;
 mod stats;

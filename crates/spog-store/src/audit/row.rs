@@ -11,9 +11,8 @@ pub(crate) const COLUMNS: &str = "id, seq, occurred_at, account_id, organization
      actor_email, actor_name, source, ip, user_agent, request_id, action, resource_type, resource_id, \
      resource_name, outcome, before_state, after_state, metadata, prev_hash, hash";
 
-/// A stored entry as read, by column or (see [`super::queue`]) as a JSON array in
-/// [`COLUMNS`] order.
-#[derive(sqlx::FromRow, serde::Deserialize)]
+/// A stored entry as read by column.
+#[derive(sqlx::FromRow)]
 pub(crate) struct EntryRow {
     id: String,
     seq: Option<i64>,

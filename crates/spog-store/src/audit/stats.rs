@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
-use spog_core::audit::AuditEntry;
+use spog_core::audit::EntryFields;
 use spog_core::model::Account;
 use spog_core::{Id, Timestamp};
 use utoipa::ToSchema;
@@ -22,7 +22,7 @@ pub(crate) struct DailyCounts {
 }
 
 impl DailyCounts {
-    pub(crate) fn add(&mut self, entry: &AuditEntry) {
+    pub(crate) fn add(&mut self, entry: &EntryFields<'_>) {
         let day = entry.occurred_at.start_of_day().micros();
         let mut bump = |dimension: &'static str, value: &str, label: Option<&str>| {
             let slot = self
@@ -31,17 +31,16 @@ impl DailyCounts {
                 .or_insert_with(|| (label.map(str::to_owned), 0));
             slot.1 += 1;
         };
-        bump("action", &entry.action, None);
-        bump("actor_type", entry.actor_type.as_str(), None);
-        bump("resource_type", &entry.resource_type, None);
-        bump("outcome", entry.outcome.as_str(), None);
+        bump("action", entry.action, None);
+        bump("actor_type", entry.actor_type, None);
+        bump("resource_type", entry.resource_type, None);
+        bump("outcome", entry.outcome, None);
         let actor = entry
             .actor_id
-            .as_deref()
-            .or(entry.actor_email.as_deref())
-            .or(entry.actor_name.as_deref())
+            .or(entry.actor_email)
+            .or(entry.actor_name)
             .unwrap_or("(unknown)");
-        let label = entry.actor_email.as_deref().or(entry.actor_name.as_deref());
+        let label = entry.actor_email.or(entry.actor_name);
         bump("actor", actor, label);
     }
 

@@ -92,6 +92,38 @@ pub async fn walk(
         .boxed())
 }
 
+/// The entries of `ids` (queued ones, in id order), read apart from the transaction that
+/// found them, as a walk reads: they are committed, and entries never change.
+pub(crate) async fn queued_entries(
+    store: &Store,
+    account: &str,
+    ids: Vec<String>,
+) -> StoreResult<ChainBatch> {
+    let mut batch = BatchBuilder::default();
+    ids.iter().for_each(|id| batch.push_queued(id));
+    let filter = AuditFilter::default();
+    match store.backend() {
+        Backend::Sqlite => {
+            let (store, account) = (store.clone(), account.to_owned());
+            tokio::task::spawn_blocking(move || {
+                let conn = store
+                    .sqlite_reader()?
+                    .expect("a SQLite store opens SQLite readers");
+                sqlite_read_entries(&conn, &account, &filter, batch)
+            })
+            .await
+            .expect("reading does not panic")
+        }
+        Backend::Postgres => {
+            let mut conn = store
+                .bulk_conn()
+                .await?
+                .expect("a PostgreSQL store has bulk connections");
+            postgres_read_entries(&mut conn, account, &filter, batch).await
+        }
+    }
+}
+
 /// One reader of a walk: its ranges `(after, upto]` of `seq`, each sent as a batch.
 struct Reader {
     account: String,
@@ -204,6 +236,16 @@ fn sqlite_batch(
         let text = |i: usize| row.get_ref(i).and_then(|v| Ok(v.as_str()?));
         batch.push_link(text(0)?, row.get(1)?, text(2)?, text(3)?);
     }
+    sqlite_read_entries(conn, account, filter, batch)
+}
+
+/// Reads the entries of the ids `batch` holds and joins them.
+fn sqlite_read_entries(
+    conn: &rusqlite::Connection,
+    account: &str,
+    filter: &AuditFilter,
+    mut batch: BatchBuilder,
+) -> StoreResult<ChainBatch> {
     let Some((lo, hi)) = batch.id_range() else {
         return Ok(batch.finish());
     };
@@ -274,6 +316,16 @@ async fn postgres_batch(
             row.try_get_unchecked(3)?,
         );
     }
+    postgres_read_entries(conn, account, filter, batch).await
+}
+
+/// Reads the entries of the ids `batch` holds and joins them.
+async fn postgres_read_entries(
+    conn: &mut PgConnection,
+    account: &str,
+    filter: &AuditFilter,
+    mut batch: BatchBuilder,
+) -> StoreResult<ChainBatch> {
     let Some((lo, hi)) = batch.id_range() else {
         return Ok(batch.finish());
     };

@@ -80,6 +80,73 @@ async fn recorded_entries_are_linked_into_one_chain_per_account() {
 }
 
 #[tokio::test]
+async fn the_schema_refuses_a_link_that_does_not_follow_the_one_before_it() {
+    for db in databases().await {
+        let store = db.store().await;
+        let acme = new_account(&store, "acme").await;
+        let mut tx = store.begin().await.unwrap();
+        let entries: Vec<_> = (0..3)
+            .map(|n| entry(acme.id, "host.create", &format!("h{n}")))
+            .collect();
+        audit::record_all(&mut tx, entries).await.unwrap();
+        tx.commit().await.unwrap();
+        audit::link_pending(&store, Timestamp::now()).await.unwrap();
+        let chain = chain_of(&store, &acme.id.to_string()).await;
+        let hash = |seq: usize| chain[seq - 1].hash.clone().unwrap();
+        let link = |seq: i64, prev_hash: String| {
+            let store = store.clone();
+            async move {
+                let mut tx = store.begin().await.unwrap();
+                sqlx::query(
+                    "INSERT INTO audit_links (account_id, seq, entry_id, prev_hash, hash) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(acme.id.to_string())
+                .bind(seq)
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(prev_hash)
+                .bind("f".repeat(64))
+                .execute(&mut *tx)
+                .await
+                .map(|_| ())
+            }
+        };
+        let backend = db.backend;
+        assert!(
+            link(3, hash(2)).await.is_err(),
+            "a second link at a position, {backend:?}"
+        );
+        assert!(link(4, hash(2)).await.is_err(), "a fork, {backend:?}");
+        assert!(link(5, hash(3)).await.is_err(), "a gap, {backend:?}");
+        assert!(link(4, hash(3)).await.is_ok(), "the next link, {backend:?}");
+
+        let globex = new_account(&store, "globex").await;
+        let first = |prev_hash: String| {
+            let store = store.clone();
+            async move {
+                let mut tx = store.begin().await.unwrap();
+                sqlx::query(
+                    "INSERT INTO audit_links (account_id, seq, entry_id, prev_hash, hash) \
+                     VALUES ($1, 1, $2, $3, $4)",
+                )
+                .bind(globex.id.to_string())
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(prev_hash)
+                .bind("f".repeat(64))
+                .execute(&mut *tx)
+                .await
+                .map(|_| ())
+            }
+        };
+        assert!(
+            first(hash(3)).await.is_err(),
+            "a first link after a hash, {backend:?}"
+        );
+        assert!(first(GENESIS_HASH.to_owned()).await.is_ok(), "{backend:?}");
+    }
+}
+
+#[tokio::test]
 async fn secrets_never_reach_the_audit_table() {
     for db in databases().await {
         let store = db.store().await;
