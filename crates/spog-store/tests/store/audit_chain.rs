@@ -1,8 +1,9 @@
 use futures::StreamExt;
 use std::sync::Arc;
 
-use spog_core::Timestamp;
 use spog_core::audit::{ChainVerifier, GENESIS_HASH};
+use spog_core::model::Account;
+use spog_core::{Id, Timestamp};
 use spog_store::audit;
 use spog_store::identity::accounts;
 use spog_store::testing::databases;
@@ -93,7 +94,7 @@ async fn the_schema_refuses_a_link_that_does_not_follow_the_one_before_it() {
         audit::link_pending(&store, Timestamp::now()).await.unwrap();
         let chain = chain_of(&store, &acme.id.to_string()).await;
         let hash = |seq: usize| chain[seq - 1].hash.clone().unwrap();
-        let link = |seq: i64, prev_hash: String| {
+        let link = |account: Id<Account>, seq: i64, prev_hash: String| {
             let store = store.clone();
             async move {
                 let mut tx = store.begin().await.unwrap();
@@ -101,7 +102,7 @@ async fn the_schema_refuses_a_link_that_does_not_follow_the_one_before_it() {
                     "INSERT INTO audit_links (account_id, seq, entry_id, prev_hash, hash) \
                      VALUES ($1, $2, $3, $4, $5)",
                 )
-                .bind(acme.id.to_string())
+                .bind(account.to_string())
                 .bind(seq)
                 .bind(uuid::Uuid::now_v7().to_string())
                 .bind(prev_hash)
@@ -112,37 +113,25 @@ async fn the_schema_refuses_a_link_that_does_not_follow_the_one_before_it() {
             }
         };
         let backend = db.backend;
-        assert!(
-            link(3, hash(2)).await.is_err(),
-            "a second link at a position, {backend:?}"
-        );
-        assert!(link(4, hash(2)).await.is_err(), "a fork, {backend:?}");
-        assert!(link(5, hash(3)).await.is_err(), "a gap, {backend:?}");
-        assert!(link(4, hash(3)).await.is_ok(), "the next link, {backend:?}");
+        let refused = [
+            (3, hash(2), "a second link at a position"),
+            (4, hash(2), "a fork"),
+            (5, hash(3), "a gap"),
+        ];
+        for (seq, prev_hash, what) in refused {
+            let result = link(acme.id, seq, prev_hash).await;
+            assert!(result.is_err(), "{what}, {backend:?}");
+        }
+        assert!(link(acme.id, 4, hash(3)).await.is_ok(), "{backend:?}");
 
         let globex = new_account(&store, "globex").await;
-        let first = |prev_hash: String| {
-            let store = store.clone();
-            async move {
-                let mut tx = store.begin().await.unwrap();
-                sqlx::query(
-                    "INSERT INTO audit_links (account_id, seq, entry_id, prev_hash, hash) \
-                     VALUES ($1, 1, $2, $3, $4)",
-                )
-                .bind(globex.id.to_string())
-                .bind(uuid::Uuid::now_v7().to_string())
-                .bind(prev_hash)
-                .bind("f".repeat(64))
-                .execute(&mut *tx)
-                .await
-                .map(|_| ())
-            }
-        };
+        let after_a_hash = link(globex.id, 1, hash(3)).await;
         assert!(
-            first(hash(3)).await.is_err(),
+            after_a_hash.is_err(),
             "a first link after a hash, {backend:?}"
         );
-        assert!(first(GENESIS_HASH.to_owned()).await.is_ok(), "{backend:?}");
+        let first = link(globex.id, 1, GENESIS_HASH.to_owned()).await;
+        assert!(first.is_ok(), "{backend:?}");
     }
 }
 
