@@ -9,7 +9,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Any, AnyPool, ConnectOptions, Executor, PgPool, Postgres};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::{StoreError, StoreResult, Tx};
 
@@ -93,8 +93,8 @@ impl std::ops::Deref for SqliteReader {
 impl Drop for SqliteReader {
     fn drop(&mut self) {
         let mut spare = self.store.inner.sqlite_spare.lock().expect("not poisoned");
-        if spare.is_none() {
-            *spare = self.conn.take();
+        if spare.len() < BULK_CONNECTIONS as usize {
+            spare.extend(self.conn.take());
         }
     }
 }
@@ -133,9 +133,11 @@ struct Inner {
     /// an audit chain): the Any driver copies every value of every row once more.
     bulk: Option<PgPool>,
     /// On SQLite, the database file, which walks and the linker read through connections of
-    /// their own (see [`Store::sqlite_reader`]), and one such connection kept between uses.
+    /// their own (see [`Store::sqlite_reader`]), and those connections between uses.
     sqlite_file: Option<PathBuf>,
-    sqlite_spare: std::sync::Mutex<Option<rusqlite::Connection>>,
+    sqlite_spare: std::sync::Mutex<Vec<rusqlite::Connection>>,
+    /// Reads of walks at once, all walks together: the linker's reads never wait for them.
+    walk_reads: Arc<Semaphore>,
     audit_appended: Notify,
     deliveries_enqueued: Notify,
     linker: LinkerPace,
@@ -190,7 +192,7 @@ impl Store {
                     .acquire_timeout(options.acquire_timeout)
                     .connect_with(connect)
                     .await?;
-                // Connected on first use and closed when idle: most instances never walk.
+                // Connected on first use and closed when idle.
                 let bulk = PgPoolOptions::new()
                     .max_connections(BULK_CONNECTIONS)
                     .min_connections(0)
@@ -210,7 +212,8 @@ impl Store {
                 write,
                 bulk,
                 sqlite_file,
-                sqlite_spare: std::sync::Mutex::new(None),
+                sqlite_spare: std::sync::Mutex::new(Vec::new()),
+                walk_reads: Arc::new(Semaphore::new(WALK_READS)),
                 audit_appended: Notify::new(),
                 deliveries_enqueued: Notify::new(),
                 linker: LinkerPace::default(),
@@ -258,21 +261,31 @@ impl Store {
     }
 
     /// On PostgreSQL, a read connection through its own driver, for reads of many rows.
-    pub(crate) async fn bulk_conn(&self) -> StoreResult<Option<PoolConnection<Postgres>>> {
+    pub(crate) async fn bulk_conn(&self) -> StoreResult<PoolConnection<Postgres>> {
         match &self.inner.bulk {
-            Some(pool) => Ok(Some(pool.acquire().await?)),
-            None => Ok(None),
+            Some(pool) => Ok(pool.acquire().await?),
+            None => Err(not_this_backend()),
         }
+    }
+
+    /// Waited for by each read of a walk, so that walks at once share [`WALK_READS`].
+    pub(crate) async fn walk_permit(&self) -> OwnedSemaphorePermit {
+        self.inner
+            .walk_reads
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("never closed")
     }
 
     /// On SQLite, a read-only connection of its own through SQLite's library (rusqlite) for
     /// reads of many rows, which borrow each value where sqlx copies it; blocking, so used
-    /// off the async workers. One is kept when returned, with what its cache holds.
-    pub(crate) fn sqlite_reader(&self) -> StoreResult<Option<SqliteReader>> {
+    /// off the async workers. A few are kept when returned, with what their caches hold.
+    pub(crate) fn sqlite_reader(&self) -> StoreResult<SqliteReader> {
         let Some(file) = &self.inner.sqlite_file else {
-            return Ok(None);
+            return Err(not_this_backend());
         };
-        let spare = self.inner.sqlite_spare.lock().expect("not poisoned").take();
+        let spare = self.inner.sqlite_spare.lock().expect("not poisoned").pop();
         let conn = match spare {
             Some(conn) => conn,
             None => {
@@ -281,15 +294,15 @@ impl Store {
                 let conn = rusqlite::Connection::open_with_flags(file, flags)?;
                 conn.execute_batch(
                     "PRAGMA query_only = ON; PRAGMA busy_timeout = 10000; \
-                     PRAGMA cache_size = -16384;",
+                     PRAGMA cache_size = -8192;",
                 )?;
                 conn
             }
         };
-        Ok(Some(SqliteReader {
+        Ok(SqliteReader {
             conn: Some(conn),
             store: self.clone(),
-        }))
+        })
     }
 
     /// Starts the one transaction a mutation runs in.
@@ -344,9 +357,18 @@ impl Store {
     }
 }
 
-/// Bulk reads at once per instance on PostgreSQL: the batches one walk reads ahead; walks at
-/// once share them.
-const BULK_CONNECTIONS: u32 = 4;
+/// Reads of walks at once per instance: the batches one walk reads ahead; walks at once share
+/// them.
+const WALK_READS: usize = 4;
+/// Connections for reads of many rows per instance (PostgreSQL's own driver, SQLite's
+/// library): the walks' reads of entries, their short reads of links, and the chain linker's.
+const BULK_CONNECTIONS: u32 = WALK_READS as u32 + 2;
+
+fn not_this_backend() -> StoreError {
+    StoreError::Database(sqlx::Error::Configuration(
+        "that connection belongs to the other backend".into(),
+    ))
+}
 
 /// Every SQLite connection: WAL (readers never block the writer), statement journals in
 /// memory rather than temporary files; then what is particular to the connection.

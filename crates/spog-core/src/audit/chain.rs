@@ -146,8 +146,13 @@ impl ChainVerifier {
     /// Continues this verifier with a segment checked apart, the part of the chain that
     /// follows what this one has seen.
     pub fn append(&mut self, segment: ChainVerifier) {
-        if let Some(first) = &segment.first {
-            self.follow(first.seq, &first.id, &first.prev_hash);
+        if let Some(first) = segment.first {
+            if self.next.is_some() {
+                self.follow(first.seq, &first.id, &first.prev_hash);
+            } else {
+                // Nothing seen yet: the joined segment starts where the appended one does.
+                self.first = Some(first);
+            }
         }
         self.checked += segment.checked;
         self.omitted += segment.omitted;
@@ -395,11 +400,18 @@ mod tests {
             for size in 1..=entries.len() {
                 let mut joined = ChainVerifier::new();
                 anchored(&mut joined);
-                for part in entries.chunks(size) {
+                // Every part but the first is first gathered into one segment of its own.
+                let mut rest = joined.segment();
+                for (n, part) in entries.chunks(size).enumerate() {
                     let mut segment = joined.segment();
                     part.iter().for_each(|e| segment.push(e));
-                    joined.append(segment);
+                    if n == 0 {
+                        joined.append(segment);
+                    } else {
+                        rest.append(segment);
+                    }
                 }
+                joined.append(rest);
                 assert_eq!(joined.finish(), expected, "segments of {size}");
             }
         }

@@ -10,7 +10,9 @@ ALTER TABLE audit_links ADD UNIQUE (account_id, entry_id);
 -- link before it, its prev_hash being that link's hash (the genesis hash at seq 1). It
 -- implies that no two links share a prev_hash, which a unique index on prev_hash guarded
 -- before; that index grew at random places, which cost more than the rest of linking on
--- large chains, where this check reads the previous position of the primary key.
+-- large chains, where this check reads the previous position of the primary key. It guards
+-- what linking does (inserting); a change made behind the store's back is for verification
+-- to report.
 ALTER TABLE audit_links DROP CONSTRAINT audit_links_account_id_prev_hash_key;
 CREATE FUNCTION audit_links_follow() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -57,7 +57,9 @@ ALTER TABLE audit_links_keyed RENAME TO audit_links;
 -- link before it, its prev_hash being that link's hash (the genesis hash at seq 1). It
 -- implies that no two links share a prev_hash, which a unique index on prev_hash guarded
 -- before; that index grew at random places, which cost more than the rest of linking on
--- large chains, where this check reads the previous position of the primary key.
+-- large chains, where this check reads the previous position of the primary key. It guards
+-- what linking does (inserting); a change made behind the store's back is for verification
+-- to report.
 CREATE TRIGGER audit_links_follow BEFORE INSERT ON audit_links
 WHEN NEW.prev_hash IS NOT COALESCE(
     (SELECT hash FROM audit_links WHERE account_id = NEW.account_id AND seq = NEW.seq - 1),

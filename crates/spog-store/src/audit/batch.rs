@@ -23,16 +23,16 @@ pub(crate) const ENTRY_TEXT_COLUMNS: usize = 19;
 /// The link columns a walk reads, in the order [`BatchBuilder::push_link`] takes them.
 pub(crate) const LINK_COLUMNS: &str = "entry_id, seq, prev_hash, hash";
 
-/// A value's place in the batch's text; `len == u32::MAX` for NULL.
+/// A value's place in the batch's text; `len == usize::MAX` for NULL.
 #[derive(Clone, Copy, Debug)]
 struct Span {
-    start: u32,
-    len: u32,
+    start: usize,
+    len: usize,
 }
 
 const NULL: Span = Span {
     start: 0,
-    len: u32::MAX,
+    len: usize::MAX,
 };
 
 /// An entry's link; `seq: None` (and NULL hashes) for an entry not linked yet.
@@ -102,7 +102,7 @@ impl ChainBatch {
 }
 
 fn get(text: &str, span: Span) -> Option<&str> {
-    (span.len != u32::MAX).then(|| &text[span.start as usize..(span.start + span.len) as usize])
+    (span.len != usize::MAX).then(|| &text[span.start..span.start + span.len])
 }
 
 /// Assembles a [`ChainBatch`]: links (or queued ids) first, in their order, then entries in
@@ -119,11 +119,11 @@ pub(crate) struct BatchBuilder {
 impl BatchBuilder {
     fn span(&mut self, value: Option<&str>) -> Span {
         let Some(value) = value else { return NULL };
-        let start = self.text.len() as u32;
+        let start = self.text.len();
         self.text.push_str(value);
         Span {
             start,
-            len: value.len() as u32,
+            len: value.len(),
         }
     }
 
@@ -146,6 +146,11 @@ impl BatchBuilder {
             hash: NULL,
         };
         self.links.push(link);
+    }
+
+    /// The `seq` of the last link pushed.
+    pub(crate) fn last_seq(&self) -> Option<i64> {
+        self.links.last().and_then(|link| link.seq)
     }
 
     fn link_id(&self, link: usize) -> &str {

@@ -1,7 +1,11 @@
 //! Walks along a chain (verification and export): an account's linked entries in `seq`
-//! order, as [`ChainBatch`]es read ahead of their consumer by a few readers, each on a
-//! connection of its own through the backend's own driver (rusqlite on SQLite, sqlx's
-//! PostgreSQL driver), which lend each value where the Any driver copies it.
+//! order, as [`ChainBatch`]es. The links are read a batch after another, by keyset; each
+//! batch's entries are read on a task and connection of their own, several batches at once,
+//! through the backend's own driver (rusqlite on SQLite, sqlx's PostgreSQL driver), which
+//! lend each value where the Any driver copies it. The chain linker reads its queued
+//! entries the same way.
+
+use std::sync::Arc;
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -9,17 +13,16 @@ use rusqlite::types::Value;
 use spog_core::Id;
 use spog_core::model::Account;
 use sqlx::{PgConnection, Postgres, Row};
-use tokio::sync::mpsc;
 
 use super::batch::{BatchBuilder, ChainBatch, ENTRY_COLUMNS, ENTRY_TEXT_COLUMNS, LINK_COLUMNS};
 use super::query::AuditFilter;
 use crate::sql::QueryText;
 use crate::{Backend, Sql, Store, StoreError, StoreResult};
 
-/// Readers per walk, each reading every nth batch: enough that the database and the
-/// consumer keep both cores of a small server busy. PostgreSQL's work is in another process
-/// and between them is a socket, so more there.
-fn readers(backend: Backend) -> usize {
+/// Batches whose entries a walk reads at once: enough that the database and the consumer
+/// keep both cores of a small server busy. PostgreSQL's work is in another process and
+/// between them is a socket, so more there.
+fn reads_ahead(backend: Backend) -> usize {
     match backend {
         Backend::Sqlite => 2,
         Backend::Postgres => 4,
@@ -30,8 +33,8 @@ const IDS_PER_READ: usize = 500;
 
 /// The account's linked entries that match `filter`, in `seq` order, as non-empty batches
 /// of up to `batch_size` links' worth, up to the last link at the start. A link whose entry
-/// is gone yields nothing, which verification reports as a gap. Memory stays constant: each
-/// reader holds at most two batches.
+/// is gone yields nothing, which verification reports as a gap. Memory stays constant: a
+/// few batches are read ahead of the consumer.
 pub async fn walk(
     store: &Store,
     account: Id<Account>,
@@ -43,53 +46,57 @@ pub async fn walk(
             .bind(account.to_string())
             .fetch_one(&mut *store.conn().await?)
             .await?;
-    let batch_size = batch_size.max(1);
-    let ranges: Vec<(i64, i64)> = (0..last.unwrap_or(0))
-        .step_by(batch_size as usize)
-        .map(|after| (after, after + batch_size))
-        .collect();
-    let total = ranges.len();
-    let readers = readers(store.backend()).min(total);
-    let mut receivers = Vec::with_capacity(readers);
-    for reader in 0..readers {
-        let (sender, receiver) = mpsc::channel(1);
-        receivers.push(receiver);
-        let read = Reader {
-            account: account.to_string(),
-            filter: filter.clone(),
-            ranges: ranges
-                .iter()
-                .copied()
-                .skip(reader)
-                .step_by(readers)
-                .collect(),
-            sender,
-        };
-        match store.backend() {
-            Backend::Sqlite => {
-                let store = store.clone();
-                tokio::task::spawn_blocking(move || read.sqlite(&store));
+    let last = last.unwrap_or(0);
+    let reads_ahead = reads_ahead(store.backend());
+    let (store, account, filter) = (store.clone(), account.to_string(), Arc::new(filter));
+    let links = {
+        let (store, account) = (store.clone(), account.clone());
+        futures::stream::try_unfold(0, move |after| {
+            let (store, account) = (store.clone(), account.clone());
+            async move {
+                if after >= last {
+                    return Ok::<_, StoreError>(None);
+                }
+                let links = read_links(&store, account, after, last, batch_size.max(1)).await?;
+                Ok(links.last_seq().map(|seq| (links, seq)))
             }
-            Backend::Postgres => {
-                tokio::spawn(read.postgres(store.clone()));
+        })
+    };
+    let batches = links
+        .map(move |links| {
+            let (store, account, filter) = (store.clone(), account.clone(), filter.clone());
+            async move {
+                let links = links?;
+                let read = async move {
+                    let _permit = store.walk_permit().await;
+                    read_entries(store, account, filter, links).await
+                };
+                tokio::spawn(read).await.expect("reading does not panic")
+            }
+        })
+        .buffered(reads_ahead)
+        .filter(|batch| std::future::ready(!matches!(batch, Ok(batch) if batch.is_empty())));
+    // Driven by a task of its own, so that reading goes ahead while the consumer is busy.
+    let (sender, receiver) = tokio::sync::mpsc::channel(reads_ahead);
+    tokio::spawn(async move {
+        let mut batches = std::pin::pin!(batches);
+        while let Some(batch) = batches.next().await {
+            let failed = batch.is_err();
+            if sender.send(batch).await.is_err() || failed {
+                return;
             }
         }
-    }
-    // The batches back in order, taking each reader's in turn.
-    let batches = futures::stream::unfold((receivers, 0), move |(mut receivers, n)| async move {
-        if n == total {
-            return None;
-        }
-        let batch = receivers[n % readers]
-            .recv()
-            .await
-            .unwrap_or_else(|| Err(StoreError::Corrupt("a walk's reader stopped".into())));
-        let next = if batch.is_err() { total } else { n + 1 };
-        Some((batch, (receivers, next)))
     });
-    Ok(batches
-        .filter(|batch| std::future::ready(!matches!(batch, Ok(batch) if batch.is_empty())))
-        .boxed())
+    Ok(tokio_stream_of(receiver))
+}
+
+fn tokio_stream_of<T: Send + 'static>(
+    receiver: tokio::sync::mpsc::Receiver<T>,
+) -> BoxStream<'static, T> {
+    futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    })
+    .boxed()
 }
 
 /// The entries of `ids` (queued ones, in id order), read apart from the transaction that
@@ -101,70 +108,52 @@ pub(crate) async fn queued_entries(
 ) -> StoreResult<ChainBatch> {
     let mut batch = BatchBuilder::default();
     ids.iter().for_each(|id| batch.push_queued(id));
-    let filter = AuditFilter::default();
+    let filter = Arc::new(AuditFilter::default());
+    read_entries(store.clone(), account.to_owned(), filter, batch).await
+}
+
+/// Up to `limit` links of the account after `after`, up to `last`, in `seq` order.
+async fn read_links(
+    store: &Store,
+    account: String,
+    after: i64,
+    last: i64,
+    limit: i64,
+) -> StoreResult<BatchBuilder> {
+    // Without a walk's permit: the walk's entry reads hold them, and this read comes first.
     match store.backend() {
         Backend::Sqlite => {
-            let (store, account) = (store.clone(), account.to_owned());
+            let store = store.clone();
             tokio::task::spawn_blocking(move || {
-                let conn = store
-                    .sqlite_reader()?
-                    .expect("a SQLite store opens SQLite readers");
-                sqlite_read_entries(&conn, &account, &filter, batch)
+                let conn = store.sqlite_reader()?;
+                sqlite_links(&conn, &account, after, last, limit)
             })
             .await
             .expect("reading does not panic")
         }
         Backend::Postgres => {
-            let mut conn = store
-                .bulk_conn()
-                .await?
-                .expect("a PostgreSQL store has bulk connections");
-            postgres_read_entries(&mut conn, account, &filter, batch).await
+            postgres_links(&mut *store.bulk_conn().await?, &account, after, last, limit).await
         }
     }
 }
 
-/// One reader of a walk: its ranges `(after, upto]` of `seq`, each sent as a batch.
-struct Reader {
+/// Reads the entries of the ids `batch` holds and joins them.
+async fn read_entries(
+    store: Store,
     account: String,
-    filter: AuditFilter,
-    ranges: Vec<(i64, i64)>,
-    sender: mpsc::Sender<StoreResult<ChainBatch>>,
-}
-
-impl Reader {
-    fn sqlite(self, store: &Store) {
-        let conn = match store.sqlite_reader() {
-            Ok(Some(conn)) => conn,
-            Ok(None) => unreachable!("a SQLite store opens SQLite readers"),
-            Err(error) => {
-                let _ = self.sender.blocking_send(Err(error));
-                return;
-            }
-        };
-        for &(after, upto) in &self.ranges {
-            let batch = sqlite_batch(&conn, &self.account, &self.filter, after, upto);
-            let failed = batch.is_err();
-            if self.sender.blocking_send(batch).is_err() || failed {
-                return;
-            }
-        }
-    }
-
-    /// Takes a pooled connection for each batch, so that walks at once share the pool.
-    async fn postgres(self, store: Store) {
-        for &(after, upto) in &self.ranges {
-            let batch = match store.bulk_conn().await {
-                Ok(Some(mut conn)) => {
-                    postgres_batch(&mut conn, &self.account, &self.filter, after, upto).await
-                }
-                Ok(None) => unreachable!("a PostgreSQL store has bulk connections"),
-                Err(error) => Err(error),
-            };
-            let failed = batch.is_err();
-            if self.sender.send(batch).await.is_err() || failed {
-                return;
-            }
+    filter: Arc<AuditFilter>,
+    batch: BatchBuilder,
+) -> StoreResult<ChainBatch> {
+    match store.backend() {
+        Backend::Sqlite => tokio::task::spawn_blocking(move || {
+            let conn = store.sqlite_reader()?;
+            sqlite_read_entries(&conn, &account, &filter, batch)
+        })
+        .await
+        .expect("reading does not panic"),
+        Backend::Postgres => {
+            let mut conn = store.bulk_conn().await?;
+            postgres_read_entries(&mut conn, &account, &filter, batch).await
         }
     }
 }
@@ -219,24 +208,24 @@ fn entries_named(sql: &mut impl QueryText, ids: &[String]) {
     sql.push_text(") ORDER BY id");
 }
 
-fn sqlite_batch(
+fn sqlite_links(
     conn: &rusqlite::Connection,
     account: &str,
-    filter: &AuditFilter,
     after: i64,
-    upto: i64,
-) -> StoreResult<ChainBatch> {
+    last: i64,
+    limit: i64,
+) -> StoreResult<BatchBuilder> {
     let mut batch = BatchBuilder::default();
     let mut links = conn.prepare(&format!(
         "SELECT {LINK_COLUMNS} FROM audit_links WHERE account_id = ?1 AND seq > ?2 AND seq <= ?3 \
-         ORDER BY seq"
+         ORDER BY seq LIMIT ?4"
     ))?;
-    let mut rows = links.query(rusqlite::params![account, after, upto])?;
+    let mut rows = links.query(rusqlite::params![account, after, last, limit])?;
     while let Some(row) = rows.next()? {
         let text = |i: usize| row.get_ref(i).and_then(|v| Ok(v.as_str()?));
         batch.push_link(text(0)?, row.get(1)?, text(2)?, text(3)?);
     }
-    sqlite_read_entries(conn, account, filter, batch)
+    Ok(batch)
 }
 
 /// Reads the entries of the ids `batch` holds and joins them.
@@ -291,21 +280,22 @@ fn sqlite_entries(
     Ok(())
 }
 
-async fn postgres_batch(
+async fn postgres_links(
     conn: &mut PgConnection,
     account: &str,
-    filter: &AuditFilter,
     after: i64,
-    upto: i64,
-) -> StoreResult<ChainBatch> {
+    last: i64,
+    limit: i64,
+) -> StoreResult<BatchBuilder> {
     let mut batch = BatchBuilder::default();
     let links = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {LINK_COLUMNS} FROM audit_links WHERE account_id = $1 AND seq > $2 AND seq <= $3 \
-         ORDER BY seq"
+         ORDER BY seq LIMIT $4"
     )))
     .bind(account)
     .bind(after)
-    .bind(upto)
+    .bind(last)
+    .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
     for row in &links {
@@ -316,7 +306,7 @@ async fn postgres_batch(
             row.try_get_unchecked(3)?,
         );
     }
-    postgres_read_entries(conn, account, filter, batch).await
+    Ok(batch)
 }
 
 /// Reads the entries of the ids `batch` holds and joins them.

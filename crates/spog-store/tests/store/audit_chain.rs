@@ -321,5 +321,18 @@ async fn a_walk_reads_a_chain_of_many_batches_in_order_and_only_what_matches() {
         assert_eq!(deletes.len(), 2_345_usize.div_ceil(7));
         assert!(deletes.iter().all(|(_, action)| action == "host.delete"));
         assert!(deletes.windows(2).all(|w| w[0].0 < w[1].0));
+
+        // A link moved far beyond the end is read where it now stands, not sought for.
+        sqlx::query(
+            "UPDATE audit_links SET seq = 1000000000000000 WHERE account_id = $1 AND seq = 2446",
+        )
+        .bind(acme.id.to_string())
+        .execute(&mut *store.conn().await.unwrap())
+        .await
+        .unwrap();
+        let (moved, report) = walked(audit::AuditFilter::default()).await;
+        assert_eq!(moved.len(), 2_446);
+        assert_eq!(moved.last().unwrap().0, 1_000_000_000_000_000);
+        assert!(!report.valid);
     }
 }

@@ -91,6 +91,24 @@ async fn an_export_verifies_offline_and_a_cut_tail_is_caught_by_the_checkpoint()
         text(&altered)
     );
 
+    // A value no entry can hold is a broken link too, not an unreadable file.
+    let unknown = export.replacen("\"actor_type\":\"agent\"", "\"actor_type\":\"intruder\"", 1);
+    assert_ne!(unknown, export);
+    let unknown_path = dir.join("unknown.jsonl");
+    std::fs::write(&unknown_path, unknown).unwrap();
+    let unknown = run(&[
+        "audit",
+        "verify",
+        "--export",
+        &unknown_path.display().to_string(),
+    ]);
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown).contains("hash_mismatch"),
+        "{}",
+        text(&unknown)
+    );
+
     let mut forged = checkpoint.clone();
     forged["seq"] = json!(head - 5);
     std::fs::write(&checkpoint_path, forged.to_string()).unwrap();
