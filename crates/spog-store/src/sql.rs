@@ -195,6 +195,24 @@ impl Sql<Any> {
     }
 }
 
+/// A PostgreSQL array literal of `values`, for a `$n::type[]` parameter where the Any driver
+/// binds no arrays. Every element is quoted, so any text survives; numbers parse quoted too.
+pub fn pg_array(values: impl IntoIterator<Item = impl AsRef<str>>) -> String {
+    let mut literal = String::from("{");
+    for (i, value) in values.into_iter().enumerate() {
+        literal.push_str(if i == 0 { "\"" } else { ",\"" });
+        for c in value.as_ref().chars() {
+            if c == '"' || c == '\\' {
+                literal.push('\\');
+            }
+            literal.push(c);
+        }
+        literal.push('"');
+    }
+    literal.push('}');
+    literal
+}
+
 impl Sql<Postgres> {
     pub async fn fetch_rows_pg(self, conn: &mut PgConnection) -> StoreResult<Vec<PgRow>> {
         let text = self.text(true);
@@ -202,5 +220,19 @@ impl Sql<Postgres> {
             .persistent(self.persistent)
             .fetch_all(conn)
             .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pg_array;
+
+    #[test]
+    fn an_array_literal_quotes_every_element_and_escapes_quotes_and_backslashes() {
+        assert_eq!(pg_array(Vec::<String>::new()), "{}");
+        assert_eq!(
+            pg_array(["1", "a,b", r#"say "hi"\"#, "NULL"]),
+            r#"{"1","a,b","say \"hi\"\\","NULL"}"#
+        );
     }
 }

@@ -12,15 +12,19 @@ use sqlx::AssertSqlSafe;
 
 use super::stats::DailyCounts;
 use super::walk::queued_entries;
-use crate::{Sql, Store, StoreError, StoreResult};
+use crate::sql::pg_array;
+use crate::{Backend, Sql, Store, StoreResult, Tx};
 
 /// Entries linked per transaction at most: large, since writers queue behind the linker's
 /// transaction and each round costs them one wait.
 const BATCH: i64 = 10_000;
 /// A round that links this many entries leaves the chain behind: writers then keep pace.
 const BEHIND: u64 = 1_000;
-/// Rows per INSERT statement (5 parameters each, within SQLite's limit of 32,766).
+/// Rows per INSERT statement on SQLite (5 parameters each, within its limit of 32,766).
 const ROWS_PER_INSERT: usize = 2_000;
+
+/// A link to write: entry id, seq, prev_hash, hash.
+type Link = (String, i64, String, String);
 
 /// What one call of [`link_pending`] appended.
 #[derive(Debug, Default)]
@@ -68,7 +72,7 @@ pub async fn link_pending(store: &Store, now: Timestamp) -> StoreResult<Linked> 
 }
 
 async fn link_account(
-    tx: &mut crate::Tx,
+    tx: &mut Tx,
     store: &Store,
     account: &str,
     now: Timestamp,
@@ -89,23 +93,29 @@ async fn link_account(
     .bind(account)
     .fetch_one(&mut **tx)
     .await?;
-    // Read after the head lock is held: what an earlier linker linked is no longer queued.
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT entry_id FROM audit_unlinked WHERE account_id = $1 ORDER BY entry_id LIMIT $2",
-    )
-    .bind(account)
-    .bind(BATCH)
-    .fetch_all(&mut **tx)
-    .await?;
+    // Taken after the head lock is held: what an earlier linker linked is no longer queued.
+    // Taken in the round's transaction: a round that fails leaves them queued.
+    let mut ids: Vec<String> = sqlx::query_scalar(dequeue(store.backend()))
+        .bind(account)
+        .bind(BATCH)
+        .fetch_all(&mut **tx)
+        .await?;
     if ids.is_empty() {
         return Ok((0, seq));
     }
-    // A queued entry that is gone (deleted behind the store's back) is not read: it stays
-    // queued, unlinked.
+    ids.sort_unstable();
+    let dequeued = ids.len();
     let queued = queued_entries(store, account, ids).await?;
+    if queued.len() != dequeued {
+        tracing::warn!(
+            account,
+            missing = dequeued - queued.len(),
+            "queued audit entries are gone from the table: they cannot be linked"
+        );
+    }
     let count = queued.len() as u64;
     let mut counts = DailyCounts::default();
-    let mut links = Vec::with_capacity(queued.len());
+    let mut links: Vec<Link> = Vec::with_capacity(queued.len());
     let mut canonical = Vec::with_capacity(1024);
     for mut entry in queued.fields() {
         counts.add(&entry);
@@ -122,6 +132,59 @@ async fn link_account(
             hash,
         ));
     }
+    match store.backend() {
+        Backend::Postgres => insert_links_postgres(tx, account, &links).await?,
+        Backend::Sqlite => insert_links_sqlite(tx, account, &links).await?,
+    }
+    counts.save(tx, account).await?;
+    sqlx::query(
+        "UPDATE audit_heads SET seq = $2, hash = $3, updated_at = $4 WHERE account_id = $1",
+    )
+    .bind(account)
+    .bind(seq)
+    .bind(prev)
+    .bind(now.micros())
+    .execute(&mut **tx)
+    .await?;
+    Ok((count, seq))
+}
+
+/// Takes up to `$2` of an account's queued ids out of the queue. On PostgreSQL by their rows'
+/// addresses: a join of the queue with the ids chosen may read the whole queue when it is long.
+fn dequeue(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => {
+            "DELETE FROM audit_unlinked WHERE ctid = ANY (ARRAY (SELECT ctid FROM audit_unlinked \
+             WHERE account_id = $1 ORDER BY entry_id LIMIT $2)) RETURNING entry_id"
+        }
+        Backend::Sqlite => {
+            "DELETE FROM audit_unlinked WHERE account_id = $1 AND entry_id IN (SELECT entry_id \
+             FROM audit_unlinked WHERE account_id = $1 ORDER BY entry_id LIMIT $2) RETURNING entry_id"
+        }
+    }
+}
+
+/// One statement for a round's links, its columns bound as arrays: VALUES lists of
+/// thousands of parameters were parsed and planned afresh at every size, which cost
+/// PostgreSQL more than writing the rows.
+async fn insert_links_postgres(tx: &mut Tx, account: &str, links: &[Link]) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_links (account_id, seq, entry_id, prev_hash, hash) \
+         SELECT $1, l.* FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[]) \
+         AS l (seq, entry_id, prev_hash, hash)",
+    )
+    .bind(account)
+    .bind(pg_array(links.iter().map(|(_, seq, ..)| seq.to_string())))
+    .bind(pg_array(links.iter().map(|(id, ..)| id)))
+    .bind(pg_array(links.iter().map(|(_, _, prev, _)| prev)))
+    .bind(pg_array(links.iter().map(|(.., hash)| hash)))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// SQLite binds no arrays; its statements are cheap to prepare.
+async fn insert_links_sqlite(tx: &mut Tx, account: &str, links: &[Link]) -> StoreResult<()> {
     for chunk in links.chunks(ROWS_PER_INSERT) {
         let mut insert = Sql::new(
             "INSERT INTO audit_links (account_id, seq, entry_id, prev_hash, hash) VALUES ",
@@ -142,29 +205,5 @@ async fn link_account(
         }
         insert.execute(tx).await?;
     }
-    let mut dequeued = 0;
-    for chunk in links.chunks(ROWS_PER_INSERT) {
-        let mut delete = Sql::new("DELETE FROM audit_unlinked WHERE account_id = ");
-        delete
-            .bind(account.to_owned())
-            .push(" AND entry_id IN ")
-            .bind_list(chunk.iter().map(|(id, ..)| id.clone()));
-        dequeued += delete.execute(tx).await?.rows_affected();
-    }
-    if dequeued != count {
-        return Err(StoreError::Corrupt(format!(
-            "linking {count} audit entries dequeued {dequeued}"
-        )));
-    }
-    counts.save(tx, account).await?;
-    sqlx::query(
-        "UPDATE audit_heads SET seq = $2, hash = $3, updated_at = $4 WHERE account_id = $1",
-    )
-    .bind(account)
-    .bind(seq)
-    .bind(prev)
-    .bind(now.micros())
-    .execute(&mut **tx)
-    .await?;
-    Ok((count, seq))
+    Ok(())
 }
