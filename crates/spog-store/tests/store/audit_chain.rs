@@ -49,6 +49,42 @@ async fn a_mutation_cannot_commit_without_its_audit_entry() {
 }
 
 #[tokio::test]
+async fn a_queued_entry_deleted_behind_the_stores_back_is_dropped_and_the_rest_linked() {
+    for db in databases().await {
+        let store = db.store().await;
+        let acme = new_account(&store, "acme").await;
+        let mut ids = Vec::new();
+        for n in 0..3 {
+            let mut tx = store.begin().await.unwrap();
+            let recorded = entry(acme.id, "host.create", &format!("h{n}"));
+            ids.push(recorded.id.clone());
+            audit::record(&mut tx, recorded).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        sqlx::query("DELETE FROM audit_entries WHERE id = $1")
+            .bind(&ids[1])
+            .execute(&mut *store.conn().await.unwrap())
+            .await
+            .unwrap();
+        let linked = audit::link_pending(&store, Timestamp::now()).await.unwrap();
+        assert_eq!(linked.entries, 2, "{:?}", db.backend);
+        let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_unlinked")
+            .fetch_one(&mut *store.conn().await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(queued, 0, "{:?}", db.backend);
+        let chain = chain_of(&store, &acme.id.to_string()).await;
+        assert_eq!(
+            chain.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            [ids[0].as_str(), ids[2].as_str()]
+        );
+        let mut verifier = ChainVerifier::new();
+        chain.iter().for_each(|e| verifier.push(e));
+        assert!(verifier.finish().valid, "{:?}", db.backend);
+    }
+}
+
+#[tokio::test]
 async fn recorded_entries_are_linked_into_one_chain_per_account() {
     for db in databases().await {
         let store = db.store().await;
