@@ -134,7 +134,7 @@ async fn link_account(
     }
     match store.backend() {
         Backend::Postgres => insert_links_postgres(tx, account, &links).await?,
-        Backend::Sqlite => insert_links_sqlite(tx, account, &links).await?,
+        Backend::Sqlite => insert_links_sqlite(tx, account, links).await?,
     }
     counts.save(tx, account).await?;
     sqlx::query(
@@ -184,23 +184,24 @@ async fn insert_links_postgres(tx: &mut Tx, account: &str, links: &[Link]) -> St
 }
 
 /// SQLite binds no arrays; its statements are cheap to prepare.
-async fn insert_links_sqlite(tx: &mut Tx, account: &str, links: &[Link]) -> StoreResult<()> {
-    for chunk in links.chunks(ROWS_PER_INSERT) {
+async fn insert_links_sqlite(tx: &mut Tx, account: &str, links: Vec<Link>) -> StoreResult<()> {
+    let mut links = links.into_iter().peekable();
+    while links.peek().is_some() {
         let mut insert = Sql::new(
             "INSERT INTO audit_links (account_id, seq, entry_id, prev_hash, hash) VALUES ",
         );
-        for (i, (id, seq, prev_hash, hash)) in chunk.iter().enumerate() {
+        for (i, (id, seq, prev_hash, hash)) in links.by_ref().take(ROWS_PER_INSERT).enumerate() {
             insert
                 .push(if i == 0 { "(" } else { ", (" })
                 .bind(account.to_owned())
                 .push(", ")
-                .bind(*seq)
+                .bind(seq)
                 .push(", ")
-                .bind(id.clone())
+                .bind(id)
                 .push(", ")
-                .bind(prev_hash.clone())
+                .bind(prev_hash)
                 .push(", ")
-                .bind(hash.clone())
+                .bind(hash)
                 .push(")");
         }
         insert.execute(tx).await?;

@@ -13,6 +13,7 @@ use rusqlite::types::Value;
 use spog_core::Id;
 use spog_core::model::Account;
 use sqlx::{PgConnection, Postgres, Row};
+use tokio_stream::wrappers::ReceiverStream;
 
 use super::batch::{BatchBuilder, ChainBatch, ENTRY_COLUMNS, ENTRY_TEXT_COLUMNS, LINK_COLUMNS};
 use super::query::AuditFilter;
@@ -87,16 +88,7 @@ pub async fn walk(
             }
         }
     });
-    Ok(tokio_stream_of(receiver))
-}
-
-fn tokio_stream_of<T: Send + 'static>(
-    receiver: tokio::sync::mpsc::Receiver<T>,
-) -> BoxStream<'static, T> {
-    futures::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|item| (item, receiver))
-    })
-    .boxed()
+    Ok(ReceiverStream::new(receiver).boxed())
 }
 
 /// The entries of `ids` (queued ones, in id order), read apart from the transaction that

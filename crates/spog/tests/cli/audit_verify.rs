@@ -75,39 +75,28 @@ async fn an_export_verifies_offline_and_a_cut_tail_is_caught_by_the_checkpoint()
     assert!(!cut.status.success());
     assert!(text(&cut).contains("seq_gap"), "{}", text(&cut));
 
-    let edited = export.replacen("\"j3\"", "\"j33\"", 1);
-    let edited_path = dir.join("edited.jsonl");
-    std::fs::write(&edited_path, edited).unwrap();
-    let altered = run(&[
-        "audit",
-        "verify",
-        "--export",
-        &edited_path.display().to_string(),
-    ]);
-    assert!(!altered.status.success());
-    assert!(
-        text(&altered).contains("hash_mismatch"),
-        "{}",
-        text(&altered)
-    );
-
-    // A value no entry can hold is a broken link too, not an unreadable file.
-    let unknown = export.replacen("\"actor_type\":\"agent\"", "\"actor_type\":\"intruder\"", 1);
-    assert_ne!(unknown, export);
-    let unknown_path = dir.join("unknown.jsonl");
-    std::fs::write(&unknown_path, unknown).unwrap();
-    let unknown = run(&[
-        "audit",
-        "verify",
-        "--export",
-        &unknown_path.display().to_string(),
-    ]);
-    assert!(!unknown.status.success());
-    assert!(
-        text(&unknown).contains("hash_mismatch"),
-        "{}",
-        text(&unknown)
-    );
+    // An edited value, and one no entry can hold (a broken link too, not an unreadable
+    // file), are each a hash mismatch.
+    for (name, from, to) in [
+        ("edited", "\"j3\"", "\"j33\""),
+        (
+            "unknown",
+            "\"actor_type\":\"agent\"",
+            "\"actor_type\":\"intruder\"",
+        ),
+    ] {
+        let altered = export.replacen(from, to, 1);
+        assert_ne!(altered, export, "{name}");
+        let path = dir.join(format!("{name}.jsonl"));
+        std::fs::write(&path, altered).unwrap();
+        let verified = run(&["audit", "verify", "--export", &path.display().to_string()]);
+        assert!(!verified.status.success(), "{name}");
+        assert!(
+            text(&verified).contains("hash_mismatch"),
+            "{name}: {}",
+            text(&verified)
+        );
+    }
 
     let mut forged = checkpoint.clone();
     forged["seq"] = json!(head - 5);

@@ -20,6 +20,7 @@ use spog_core::{FieldErrors, Id, Timestamp, validate};
 use spog_store::audit;
 use spog_store::recordings::terminal::{self, Filter};
 use spog_store::recordings::{EndReason, NewRecording};
+use tokio_stream::wrappers::ReceiverStream;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -487,10 +488,7 @@ fn stream_file(
             let _ = sender.blocking_send(Ok(Bytes::from_static(tail.as_bytes())));
         }
     });
-    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|item| (item, receiver))
-    });
-    Body::from_stream(stream)
+    Body::from_stream(ReceiverStream::new(receiver))
 }
 
 /// How often a live follower looks for new events when not woken.
