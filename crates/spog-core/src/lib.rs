@@ -8,6 +8,7 @@ pub mod channels;
 pub mod delivery;
 pub mod events;
 pub mod id;
+pub mod list;
 pub mod model;
 pub mod notification;
 pub mod page;
@@ -20,6 +21,7 @@ pub mod validate;
 pub mod webhooks;
 
 pub use id::Id;
+pub use list::{BoundedList, BoundedMap, UniqueList};
 pub use permission::{BuiltinRole, Permission, PermissionSet};
 pub use time::Timestamp;
 pub use validate::{FieldError, FieldErrors};

@@ -21,7 +21,7 @@ pub struct Organization {
 }
 
 /// `{provider, subject}` of an external identity provider, linked to one user.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExternalIdentity {
     pub provider: String,

@@ -94,7 +94,14 @@ impl Cursor {
             return Err(invalid());
         }
         match body.get("k") {
-            Some(Value::Array(key)) => Ok(Some(key.clone())),
+            // A cursor is the client's text too: its key goes into a query.
+            Some(Value::Array(key))
+                if key
+                    .iter()
+                    .all(|part| crate::validate::check_json_text("cursor", part).is_ok()) =>
+            {
+                Ok(Some(key.clone()))
+            }
             _ => Err(invalid()),
         }
     }
@@ -135,6 +142,13 @@ mod tests {
         );
         assert!(users.decode(Some("garbage!")).is_err());
         assert_eq!(users.decode(None).unwrap(), None);
+    }
+
+    #[test]
+    fn a_cursor_whose_key_holds_a_nul_is_refused() {
+        let users = Cursor::scope(&["account-1", "users"]);
+        let forged = users.encode(&[json!("2026\u{0}"), json!(3)]);
+        assert_eq!(users.decode(Some(&forged)).unwrap_err().field, "cursor");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
+use serde_json::Value;
 
 /// One field at fault and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -114,6 +115,73 @@ impl fmt::Display for Email {
     }
 }
 
+/// The one rule for every string a request brings: NUL never (PostgreSQL's `text` and `jsonb`
+/// cannot hold it), and of the other C0 control characters only tab, line feed and carriage
+/// return, which free text and JSON snapshots may carry. Single-line values are stricter:
+/// [`name`] and [`single_line`] refuse every control character.
+pub fn is_refused_char(c: char) -> bool {
+    c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r')
+}
+
+const REFUSED_TEXT: &str =
+    "must not contain NUL or control characters (only tab and line breaks are allowed)";
+
+/// [`is_refused_char`] over one string.
+pub fn check_text(field: &str, text: &str) -> Result<(), FieldError> {
+    if text.chars().any(is_refused_char) {
+        return Err(FieldError::new(field, REFUSED_TEXT));
+    }
+    Ok(())
+}
+
+/// [`check_text`] over every string of a JSON value, keys too; the error names the path of
+/// the string at fault (`metadata.note`, `entries[3].after.tags[0]`).
+pub fn check_json_text(field: &str, value: &Value) -> Result<(), FieldError> {
+    let join = |key: &str| {
+        if field.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{field}.{key}")
+        }
+    };
+    match value {
+        Value::String(text) => check_text(if field.is_empty() { "body" } else { field }, text),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, item)| check_json_text(&format!("{field}[{i}]"), item)),
+        Value::Object(map) => map.iter().try_for_each(|(key, item)| {
+            // A key cannot be named by itself: the object holding it is at fault.
+            if key.chars().any(is_refused_char) {
+                return Err(FieldError::new(
+                    if field.is_empty() { "body" } else { field },
+                    REFUSED_TEXT,
+                ));
+            }
+            check_json_text(&join(key), item)
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A single-line value such as an identifier a client chose: at most `max` characters, no
+/// control character at all.
+pub fn single_line(field: &str, text: &str, max: usize) -> Result<String, FieldError> {
+    if text.chars().count() > max {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(text.to_owned())
+}
+
 /// A human-facing name: trimmed, 1 to `max` characters, no control characters.
 pub fn name(field: &str, text: &str, max: usize) -> Result<String, FieldError> {
     let text = text.trim();
@@ -156,7 +224,7 @@ pub fn hostname(field: &str, text: &str) -> Result<String, FieldError> {
     Ok(text)
 }
 
-/// Free text such as a description: at most `max` characters, may be empty.
+/// Free text such as a description: at most `max` characters, may be empty, lines allowed.
 pub fn text(field: &str, text: &str, max: usize) -> Result<String, FieldError> {
     if text.chars().count() > max {
         return Err(FieldError::new(
@@ -164,6 +232,7 @@ pub fn text(field: &str, text: &str, max: usize) -> Result<String, FieldError> {
             format!("must be at most {max} characters"),
         ));
     }
+    check_text(field, text)?;
     Ok(text.trim().to_owned())
 }
 
@@ -229,6 +298,31 @@ mod tests {
         assert!(name("name", "   ", 10).is_err());
         assert!(name("name", "x".repeat(11).as_str(), 10).is_err());
         assert!(name("name", "a\u{7}b", 10).is_err());
+    }
+
+    #[test]
+    fn text_refuses_nul_and_control_characters_but_keeps_lines() {
+        assert!(text("message", "two\nlines\twith a tab\r\n", 100).is_ok());
+        for bad in ["a\u{0}b", "bell\u{7}", "esc\u{1b}[31m"] {
+            assert_eq!(text("message", bad, 100).unwrap_err().field, "message");
+        }
+        assert!(single_line("id", "a\tb", 10).is_err());
+        assert!(single_line("id", "job-7", 10).is_ok());
+    }
+
+    #[test]
+    fn every_string_of_a_json_value_is_checked_and_named_by_its_path() {
+        let fine = serde_json::json!({"a": ["x\ny", {"b": "\t"}], "n": 1});
+        assert!(check_json_text("metadata", &fine).is_ok());
+        let nested = serde_json::json!({"a": [1, {"b": "x\u{0}"}]});
+        assert_eq!(
+            check_json_text("metadata", &nested).unwrap_err().field,
+            "metadata.a[1].b"
+        );
+        let key = serde_json::json!({"ok": {"k\u{0}": 1}});
+        assert_eq!(check_json_text("", &key).unwrap_err().field, "ok");
+        let top = serde_json::json!("\u{0}");
+        assert_eq!(check_json_text("", &top).unwrap_err().field, "body");
     }
 
     #[test]

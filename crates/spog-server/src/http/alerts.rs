@@ -10,7 +10,7 @@ use spog_core::events::EventType;
 use spog_core::model::{Host, Organization};
 use spog_core::notification::Severity;
 use spog_core::page::{self, Page};
-use spog_core::{FieldError, FieldErrors, Id, Timestamp, validate};
+use spog_core::{BoundedMap, FieldError, FieldErrors, Id, Timestamp, UniqueList, validate};
 use spog_store::alerting::{alerts, rules};
 use spog_store::identity::{hosts, organizations};
 use spog_store::{Conn, StoreError, audit, channels};
@@ -44,25 +44,24 @@ pub struct RuleBody {
     pub organization_id: Option<Id<Organization>>,
     pub name: Option<String>,
     pub severity: Option<Severity>,
-    /// Notification channels of the rule's organization.
-    pub channel_ids: Option<Vec<String>>,
+    /// Notification channels of the rule's organization; repeats are dropped.
+    pub channel_ids: Option<UniqueList<String, 50>>,
     pub enabled: Option<bool>,
     /// Default 300.
     pub cooldown_seconds: Option<i64>,
     /// Event rules: the event types that fire it (not `alert.*`).
-    pub event_types: Option<Vec<String>>,
-    /// Event rules: data fields (dotted paths) that must equal these values.
+    pub event_types: Option<UniqueList<String, 50>>,
+    /// Event rules: data fields (dotted paths) that must equal these values (at most 50).
     #[serde(rename = "match")]
-    #[schema(value_type = Option<Object>)]
-    pub matches: Option<Map<String, Value>>,
+    pub matches: Option<BoundedMap<Value, 50>>,
     /// Metric rules.
     pub metric: Option<String>,
     /// `>`, `>=`, `<` or `<=`.
     pub operator: Option<String>,
     pub threshold: Option<f64>,
     pub for_seconds: Option<i64>,
-    /// Empty or absent: every host of the organization.
-    pub host_ids: Option<Vec<Id<Host>>>,
+    /// Empty or absent: every host of the organization; repeats are dropped.
+    pub host_ids: Option<UniqueList<Id<Host>, 1000>>,
 }
 
 pub fn metric_name(field: &str, text: &str) -> Result<String, FieldError> {
@@ -122,10 +121,8 @@ fn apply(body: RuleBody, rule: &mut AlertRule, creating: bool, errors: &mut Fiel
     if let Some(severity) = body.severity {
         rule.severity = severity;
     }
-    if let Some(mut channels) = body.channel_ids {
-        let mut seen = std::collections::HashSet::new();
-        channels.retain(|c| seen.insert(c.clone()));
-        rule.channel_ids = channels;
+    if let Some(channels) = body.channel_ids {
+        rule.channel_ids = channels.into_inner();
     }
     if let Some(enabled) = body.enabled {
         rule.enabled = enabled;
@@ -161,7 +158,7 @@ fn apply(body: RuleBody, rule: &mut AlertRule, creating: bool, errors: &mut Fiel
                 ));
             }
             if let Some(new) = body.matches {
-                *matches = new;
+                *matches = new.into_inner().into_iter().collect();
             }
         }
         Condition::Metric {
@@ -212,7 +209,7 @@ fn apply(body: RuleBody, rule: &mut AlertRule, creating: bool, errors: &mut Fiel
                     .unwrap_or(0);
             }
             if let Some(hosts) = body.host_ids {
-                *host_ids = hosts;
+                *host_ids = hosts.into_inner();
             }
         }
     }
@@ -225,17 +222,16 @@ async fn check_references(
     rule: &AlertRule,
 ) -> ApiResult<()> {
     if let Condition::Metric { host_ids, .. } = &rule.condition {
-        for (i, host) in host_ids.iter().enumerate() {
-            match hosts::get(conn, account, *host).await {
-                Ok(found) if found.organization_id == rule.organization_id => {}
-                Ok(_) | Err(StoreError::NotFound) => {
-                    return Err(ApiError::field(
-                        &format!("host_ids[{i}]"),
-                        "is not a host of the rule's organization",
-                    ));
-                }
-                Err(other) => return Err(other.into()),
-            }
+        let found: std::collections::HashSet<Id<Host>> =
+            hosts::of_organization(conn, account, rule.organization_id, host_ids)
+                .await?
+                .into_iter()
+                .collect();
+        if let Some(i) = host_ids.iter().position(|h| !found.contains(h)) {
+            return Err(ApiError::field(
+                &format!("host_ids[{i}]"),
+                "is not a host of the rule's organization",
+            ));
         }
     }
     let found = channels::of_organization(

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use spog_core::model::Role;
 use spog_core::validate;
-use spog_core::{FieldErrors, Id, Permission, PermissionSet, Timestamp};
+use spog_core::{FieldErrors, Id, Permission, PermissionSet, Timestamp, UniqueList};
 use spog_store::audit;
 use spog_store::identity::roles;
 use utoipa::ToSchema;
@@ -31,7 +31,7 @@ pub struct CreateRole {
     pub name: String,
     #[serde(default)]
     pub description: String,
-    pub permissions: Vec<String>,
+    pub permissions: UniqueList<String, 50>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -39,7 +39,7 @@ pub struct CreateRole {
 pub struct UpdateRole {
     pub name: Option<String>,
     pub description: Option<String>,
-    pub permissions: Option<Vec<String>>,
+    pub permissions: Option<UniqueList<String, 50>>,
 }
 
 fn permissions(names: &[String]) -> Result<PermissionSet, spog_core::FieldError> {
@@ -137,7 +137,12 @@ async fn update_role(
             .map(|d| validate::text("description", d, 1000))
             .transpose(),
     );
-    let permissions = errors.check(body.permissions.as_deref().map(permissions).transpose());
+    let permissions = errors.check(
+        body.permissions
+            .as_ref()
+            .map(|names| permissions(names))
+            .transpose(),
+    );
     errors.into_result()?;
     let now = Timestamp::now();
     let mut tx = state.store.begin().await?;

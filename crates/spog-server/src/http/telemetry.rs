@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use spog_core::events::EventType;
 use spog_core::model::Host;
-use spog_core::{FieldError, FieldErrors, Id, Timestamp};
+use spog_core::{BoundedList, FieldError, FieldErrors, Id, Timestamp};
 use spog_store::alerting::rules;
 use spog_store::events::NewEvent;
 use spog_store::identity::hosts;
@@ -96,7 +96,7 @@ pub struct SampleBody {
 pub struct MetricBatch {
     pub host_id: Id<Host>,
     /// 1 to 10,000 samples.
-    pub samples: Vec<SampleBody>,
+    pub samples: BoundedList<SampleBody, 10_000>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use spog_core::audit::ActorType;
 use spog_core::model::{ApiToken, User};
 use spog_core::page::{self, Page};
-use spog_core::{FieldError, FieldErrors, Id, Permission, PermissionSet, Timestamp, validate};
+use spog_core::{
+    FieldError, FieldErrors, Id, Permission, PermissionSet, Timestamp, UniqueList, validate,
+};
 use spog_store::audit;
 use spog_store::identity::{tokens as token_store, users};
 use utoipa::ToSchema;
@@ -33,7 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct CreateToken {
     pub name: String,
     pub actor_type: ActorType,
-    pub permissions: Vec<String>,
+    pub permissions: UniqueList<String, 50>,
     /// For `user` tokens: the user to act as (default: the caller).
     pub user_id: Option<Id<User>>,
     pub expires_at: Option<Timestamp>,

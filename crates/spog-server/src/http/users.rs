@@ -8,7 +8,7 @@ use spog_core::model::{ExternalIdentity, User};
 use spog_core::page::{self, Page};
 use spog_core::permission::Permission;
 use spog_core::validate::{self, Email};
-use spog_core::{FieldError, FieldErrors, Id, Timestamp};
+use spog_core::{FieldError, FieldErrors, Id, Timestamp, UniqueList};
 use spog_store::audit;
 use spog_store::identity::{roles, sessions, users};
 use utoipa::{IntoParams, ToSchema};
@@ -46,9 +46,9 @@ pub struct CreateUser {
     pub password: Option<String>,
     /// Role names, e.g. `["auditor"]`.
     #[serde(default)]
-    pub roles: Vec<String>,
+    pub roles: UniqueList<String, 50>,
     #[serde(default)]
-    pub identities: Vec<ExternalIdentity>,
+    pub identities: UniqueList<ExternalIdentity, 20>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -57,8 +57,8 @@ pub struct UpdateUser {
     pub display_name: Option<String>,
     pub password: Option<String>,
     pub active: Option<bool>,
-    pub roles: Option<Vec<String>>,
-    pub identities: Option<Vec<ExternalIdentity>>,
+    pub roles: Option<UniqueList<String, 50>>,
+    pub identities: Option<UniqueList<ExternalIdentity, 20>>,
 }
 
 fn identities(
@@ -112,7 +112,7 @@ async fn create_user(
         .map(|p| validate::password("password", p))
         .transpose();
     let password = errors.check(password);
-    let identities = errors.check(identities("identities", body.identities));
+    let identities = errors.check(identities("identities", body.identities.into_inner()));
     errors.into_result()?;
     let (Some(email), Some(display_name), Some(password), Some(identities)) =
         (email, display_name, password, identities)
@@ -180,7 +180,7 @@ async fn update_user(
     let password = errors.check(password).flatten();
     let identities = body
         .identities
-        .map(|list| identities("identities", list))
+        .map(|list| identities("identities", list.into_inner()))
         .transpose();
     let identities = errors.check(identities).flatten();
     if body.active == Some(false) && auth.principal.user == Some(id) {

@@ -74,6 +74,27 @@ pub async fn get(conn: &mut Conn, account: Id<Account>, host: Id<Host>) -> Store
         .try_into()
 }
 
+/// Which of `ids` are hosts of the organization, in one query (a list is bounded by its
+/// request type, so the statement's parameters are too).
+pub async fn of_organization(
+    conn: &mut Conn,
+    account: Id<Account>,
+    organization: Id<Organization>,
+    ids: &[Id<Host>],
+) -> StoreResult<Vec<Id<Host>>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = Sql::new("SELECT id FROM hosts WHERE account_id = ");
+    sql.bind(account.to_string())
+        .push(" AND organization_id = ")
+        .bind(organization.to_string())
+        .push(" AND id IN ");
+    sql.bind_list(ids.iter().map(|id| id.to_string()));
+    let rows: Vec<(String,)> = sql.fetch_all(conn).await?;
+    rows.iter().map(|(found,)| id(found)).collect()
+}
+
 /// Which hosts a listing may show.
 pub enum HostScope {
     All,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use spog_core::audit::{ActorType, AuditEntry, Outcome, Snapshot};
 use spog_core::model::Organization;
-use spog_core::{FieldError, FieldErrors, Id, Timestamp};
+use spog_core::{BoundedList, FieldError, FieldErrors, Id, Timestamp};
 use spog_store::identity::organizations;
 use utoipa::ToSchema;
 
@@ -47,7 +47,8 @@ pub struct IngestEntry {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IngestBatch {
-    pub entries: Vec<IngestEntry>,
+    /// 1 to 1,000 entries.
+    pub entries: BoundedList<IngestEntry, 1000>,
 }
 
 #[derive(Serialize, ToSchema)]

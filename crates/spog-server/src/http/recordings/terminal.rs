@@ -16,7 +16,7 @@ use spog_core::page::{self, Page};
 use spog_core::recordings::{
     MAX_TERMINAL_SIZE, RawEvent, TerminalRecording, TerminalSession, download_header,
 };
-use spog_core::{FieldErrors, Id, Timestamp, validate};
+use spog_core::{BoundedList, FieldErrors, Id, Timestamp, validate};
 use spog_store::audit;
 use spog_store::recordings::terminal::{self, Filter};
 use spog_store::recordings::{EndReason, NewRecording};
@@ -29,7 +29,7 @@ use super::{RecordingParams, recording_subject, size_field};
 use crate::auth::permissions::{SessionRecordingsView, SessionRecordingsWrite};
 use crate::auth::{Auth, Require};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AppJson, AppPath, AppQuery};
+use crate::extract::{AppJson, AppPath, AppQuery, DataJson};
 use crate::recordings::{Appended, CastRecorder, RecordingError, cast};
 use crate::state::AppState;
 
@@ -202,11 +202,11 @@ async fn append_events(
     State(state): State<AppState>,
     auth: Require<SessionRecordingsWrite>,
     AppPath(id): AppPath<Id<TerminalSession>>,
-    AppJson(events): AppJson<Vec<RawEvent>>,
+    DataJson(events): DataJson<BoundedList<RawEvent, 10_000>>,
 ) -> ApiResult<Json<Appended>> {
     let recording = active(&state, &auth, id).await?;
     let recorder = state.recorders.cast(&recording)?;
-    let appended = recorder.append(events, state.config.record_input, "body", true)?;
+    let appended = recorder.append(events.into_inner(), state.config.record_input, "body", true)?;
     Ok(Json(appended))
 }
 

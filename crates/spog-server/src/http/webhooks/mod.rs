@@ -15,7 +15,7 @@ use spog_core::events::{EventType, EventTypeInfo};
 use spog_core::model::Organization;
 use spog_core::page::{self, Page};
 use spog_core::webhooks::{self as rules, Webhook};
-use spog_core::{FieldError, FieldErrors, Id, Timestamp, validate};
+use spog_core::{BoundedMap, FieldError, FieldErrors, Id, Timestamp, UniqueList, validate};
 use spog_store::identity::organizations;
 use spog_store::webhooks::{self as store, WebhookFields};
 use spog_store::{StoreError, audit};
@@ -62,8 +62,8 @@ pub struct CreateWebhook {
     pub secret: Option<String>,
     /// Extra headers sent with every attempt.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    pub event_types: Vec<String>,
+    pub headers: BoundedMap<String, 20>,
+    pub event_types: UniqueList<String, 50>,
     #[serde(default = "yes")]
     pub active: bool,
 }
@@ -82,8 +82,8 @@ pub struct UpdateWebhook {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub secret: Option<Option<String>>,
-    pub headers: Option<BTreeMap<String, String>>,
-    pub event_types: Option<Vec<String>>,
+    pub headers: Option<BoundedMap<String, 20>>,
+    pub event_types: Option<UniqueList<String, 50>>,
     pub active: Option<bool>,
 }
 
@@ -255,7 +255,7 @@ async fn update_webhook(
     let mut tx = state.store.begin().await?;
     let (before, sealed) = store::get_with_secret(&mut tx, auth.account(), id).await?;
     let event_types: Vec<String> = match &body.event_types {
-        Some(types) => types.clone(),
+        Some(types) => types.to_vec(),
         None => before
             .event_types
             .iter()
@@ -271,7 +271,7 @@ async fn update_webhook(
         name: body.name.as_deref().unwrap_or(&before.name),
         url: body.url.as_deref().unwrap_or(&before.url),
         new_secret,
-        headers: body.headers.as_ref().unwrap_or(&before.headers),
+        headers: body.headers.as_deref().unwrap_or(&before.headers),
         event_types: &event_types,
         active: body.active.unwrap_or(before.active),
     };
