@@ -85,6 +85,9 @@ fn entry(account: &str, n: u64, at: Timestamp) -> AuditEntry {
         before: None,
         after: None,
         metadata: Some(Snapshot::redacted(json!({"exit_code": 0, "host": "web-1"}))),
+        credential_id: Some("01a21066-0000-7000-8000-000000000001".to_owned()),
+        credential_name: Some("agent token".to_owned()),
+        recorded_at: Some(at),
         prev_hash: None,
         hash: None,
     }

@@ -74,6 +74,10 @@ pub struct Config {
     /// another instance take effect within it. Zero looks every request up.
     #[serde(with = "duration")]
     pub auth_cache_ttl: Duration,
+    /// How far in the past an entry ingested through `POST /audit-logs` may say it happened
+    /// (`occurred_at`); older is refused, so a component cannot slip history in far behind.
+    #[serde(with = "duration")]
+    pub audit_ingest_max_backdate: Duration,
 }
 
 impl Default for Config {
@@ -106,6 +110,7 @@ impl Default for Config {
             body_limit: 16 * 1024 * 1024,
             checkpoint_interval: Duration::from_secs(3600),
             auth_cache_ttl: Duration::from_secs(1),
+            audit_ingest_max_backdate: Duration::from_secs(7 * 86_400),
         }
     }
 }

@@ -39,6 +39,8 @@ fn read_public_key(path: &Path) -> anyhow::Result<ed25519_dalek::VerifyingKey> {
 struct Exported<'a> {
     entry: &'a Value,
     occurred_at: Timestamp,
+    /// Absent in entries recorded before the service kept it (and then not hashed).
+    recorded_at: Option<Timestamp>,
     /// `before`, `after` and `metadata` in canonical form.
     snapshots: [Option<Snapshot>; 3],
 }
@@ -49,6 +51,15 @@ impl<'a> Exported<'a> {
             .as_str()
             .and_then(Timestamp::parse)
             .context("occurred_at is not a time")?;
+        let recorded_at = match &entry["recorded_at"] {
+            Value::Null => None,
+            value => Some(
+                value
+                    .as_str()
+                    .and_then(Timestamp::parse)
+                    .context("recorded_at is not a time")?,
+            ),
+        };
         let snapshot = |key: &str| Option::<Snapshot>::deserialize(&entry[key]);
         let snapshots = [
             snapshot("before")?,
@@ -71,6 +82,7 @@ impl<'a> Exported<'a> {
         Ok(Self {
             entry,
             occurred_at,
+            recorded_at,
             snapshots,
         })
     }
@@ -100,6 +112,9 @@ impl<'a> Exported<'a> {
             before: snapshot(0),
             after: snapshot(1),
             metadata: snapshot(2),
+            credential_id: text("credential_id"),
+            credential_name: text("credential_name"),
+            recorded_at: self.recorded_at,
             prev_hash: text("prev_hash"),
             hash: text("hash"),
         }

@@ -1,6 +1,10 @@
 //! RFC 8785 (JCS) canonical JSON of an entry, written field by field in sorted key order so
 //! that hashing a chain costs little more than reading it. A test proves the output equals a
 //! general JCS serialiser's.
+//!
+//! Fields added to the entry after chains were first written (`credential_id`,
+//! `credential_name`, `recorded_at`) are written only when they have a value: an entry
+//! recorded before them has none, so its canonical form, and so its hash, is what it was.
 
 use std::io::Write;
 
@@ -45,6 +49,8 @@ fn write_fields(entry: &EntryFields<'_>, out: &mut Vec<u8>, exported: bool) {
     object.string("actor_type", Some(entry.actor_type));
     object.json("after", entry.after);
     object.json("before", entry.before);
+    object.optional_string("credential_id", entry.credential_id);
+    object.optional_string("credential_name", entry.credential_name);
     if exported {
         object.string("hash", entry.hash);
     }
@@ -55,6 +61,9 @@ fn write_fields(entry: &EntryFields<'_>, out: &mut Vec<u8>, exported: bool) {
     object.string("organization_id", entry.organization_id);
     object.string("outcome", Some(entry.outcome));
     object.string("prev_hash", entry.prev_hash);
+    if let Some(recorded_at) = entry.recorded_at {
+        object.timestamp("recorded_at", recorded_at);
+    }
     object.string("request_id", entry.request_id);
     object.string("resource_id", entry.resource_id);
     object.string("resource_name", entry.resource_name);
@@ -108,6 +117,13 @@ impl Object<'_> {
             // serde_json escapes strings exactly as JCS does (ECMAScript JSON.stringify).
             Some(text) => serde_json::to_writer(&mut *self.out, text).expect("writing to a Vec"),
             None => self.out.extend_from_slice(b"null"),
+        }
+    }
+
+    /// A field that is left out, not `null`, when it has no value.
+    fn optional_string(&mut self, key: &str, value: Option<&str>) {
+        if value.is_some() {
+            self.string(key, value);
         }
     }
 
@@ -178,6 +194,9 @@ mod tests {
                 json!({"z": 1.5e30, "a": [true, null, 10], "m": {"b": "x", "a": "\u{2028}"}}),
             )),
             metadata: Some(Snapshot::redacted(json!({}))),
+            credential_id: Some("0193a0b0-0000-7000-8000-0000000000c1".into()),
+            credential_name: Some("deploy bot".into()),
+            recorded_at: Some(Timestamp::parse("2026-11-25T10:00:01.000001Z").unwrap()),
             prev_hash: Some("00".repeat(32)),
             hash: Some("ignored".into()),
         }
@@ -216,6 +235,28 @@ mod tests {
         write_entry_json(&entry.fields(), &mut line);
         let whole = serde_json::to_value(&entry).unwrap();
         assert_eq!(line, serde_jcs::to_vec(&whole).unwrap());
+        let read: AuditEntry = serde_json::from_slice(&line).unwrap();
+        assert_eq!(read, entry);
+    }
+
+    /// The canonical form of an entry as it was written before credentials and
+    /// `recorded_at` were kept, fixed here byte for byte: chains written then must verify.
+    #[test]
+    fn an_entry_without_the_later_fields_hashes_as_it_always_did() {
+        let mut entry = sample();
+        entry.credential_id = None;
+        entry.credential_name = None;
+        entry.recorded_at = None;
+        let canonical = String::from_utf8(canonical_json(&entry)).unwrap();
+        assert!(!canonical.contains("credential") && !canonical.contains("recorded_at"));
+        assert_eq!(
+            chain_hash(&"00".repeat(32), canonical.as_bytes()),
+            "54456d17b5924765c21b1670de9aed096c64b63f04516739193ca7b65788143f"
+        );
+        let with = sample();
+        assert_ne!(canonical_json(&with), canonical.as_bytes());
+        let mut line = Vec::new();
+        write_entry_json(&entry.fields(), &mut line);
         let read: AuditEntry = serde_json::from_slice(&line).unwrap();
         assert_eq!(read, entry);
     }

@@ -284,6 +284,9 @@ mod tests {
                     before: None,
                     after: None,
                     metadata: None,
+                    credential_id: None,
+                    credential_name: None,
+                    recorded_at: None,
                     prev_hash: Some(prev.clone()),
                     hash: None,
                 };

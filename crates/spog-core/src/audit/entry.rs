@@ -125,6 +125,17 @@ pub struct AuditEntry {
     pub before: Option<Snapshot>,
     pub after: Option<Snapshot>,
     pub metadata: Option<Snapshot>,
+    /// The session or API token the change was made with: a session's id and `session`, or
+    /// a token's id and name. Absent for the service's own changes (scheduler, command
+    /// line) and in entries recorded before credentials were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_name: Option<String>,
+    /// When the service stored the entry, by its own clock (`occurred_at` may be a client's).
+    /// Absent in entries recorded before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_at: Option<Timestamp>,
     pub prev_hash: Option<String>,
     pub hash: Option<String>,
 }
@@ -157,6 +168,9 @@ pub struct EntryFields<'a> {
     pub before: Option<&'a str>,
     pub after: Option<&'a str>,
     pub metadata: Option<&'a str>,
+    pub credential_id: Option<&'a str>,
+    pub credential_name: Option<&'a str>,
+    pub recorded_at: Option<Timestamp>,
     pub prev_hash: Option<&'a str>,
     pub hash: Option<&'a str>,
 }
@@ -185,6 +199,9 @@ impl AuditEntry {
             before: self.before.as_ref().map(Snapshot::as_str),
             after: self.after.as_ref().map(Snapshot::as_str),
             metadata: self.metadata.as_ref().map(Snapshot::as_str),
+            credential_id: self.credential_id.as_deref(),
+            credential_name: self.credential_name.as_deref(),
+            recorded_at: self.recorded_at,
             prev_hash: self.prev_hash.as_deref(),
             hash: self.hash.as_deref(),
         }

@@ -4,6 +4,7 @@ mod canonical;
 mod chain;
 pub mod checkpoint;
 mod entry;
+pub mod namespace;
 mod snapshot;
 
 pub use canonical::{canonical_json, chain_hash, write_canonical_json, write_entry_json};

@@ -40,10 +40,26 @@ impl Auth {
         }
     }
 
-    /// An audit entry for a change this caller makes.
+    /// An audit entry for a change this caller makes, naming the credential it was made
+    /// with: a `user` token acting as its user is told apart from the user's own session.
     pub fn entry(&self, action: &str, resource_type: &str) -> AuditEntry {
+        let entry = self.request.entry(self.principal.account, action, resource_type);
+        self.as_actor(entry)
+    }
+
+    /// [`entry`](Self::entry) for an action another component names (ingest), checked by
+    /// the caller to be outside the service's namespaces.
+    pub fn ingested_entry(&self, action: &str, resource_type: &str) -> AuditEntry {
+        let entry = self
+            .request
+            .any_entry(self.principal.account, action, resource_type);
+        self.as_actor(entry)
+    }
+
+    fn as_actor(&self, mut entry: AuditEntry) -> AuditEntry {
         let principal = &self.principal;
-        let mut entry = self.request.entry(principal.account, action, resource_type);
+        entry.credential_id = Some(principal.credential_id());
+        entry.credential_name = Some(principal.credential_name.clone());
         entry.actor_type = principal.actor_type;
         entry.actor_id = Some(principal.actor_id.clone());
         entry.actor_email = principal.email.clone();

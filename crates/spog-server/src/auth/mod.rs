@@ -12,6 +12,6 @@ pub mod tokens;
 
 pub use cache::AuthCache;
 pub(crate) use csrf::constant_time_eq;
-pub use csrf::{CSRF_HEADER, SESSION_COOKIE};
+pub use csrf::{CSRF_HEADER, SESSION_COOKIE, check as check_csrf};
 pub use extract::{Auth, Require, permissions};
 pub use principal::{Credential, Principal, RequestInfo, authenticate, authenticate_token};

@@ -7,7 +7,7 @@ use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::request::Parts;
 use axum_extra::extract::CookieJar;
-use spog_core::audit::{ActorType, AuditEntry, Outcome, Source};
+use spog_core::audit::{ActorType, AuditEntry, Outcome, Source, namespace};
 use spog_core::model::{Account, ApiToken, User};
 use spog_core::{Id, PermissionSet, Timestamp};
 use spog_store::StoreError;
@@ -41,9 +41,19 @@ pub struct Principal {
     pub name: String,
     pub permissions: PermissionSet,
     pub credential: Credential,
+    /// The credential's name in the audit trail: `session`, or the API token's name.
+    pub credential_name: String,
 }
 
 impl Principal {
+    /// The id of the session or API token, as entries name it.
+    pub fn credential_id(&self) -> String {
+        match &self.credential {
+            Credential::Session { id, .. } => id.to_string(),
+            Credential::ApiToken(id) => id.to_string(),
+        }
+    }
+
     pub fn source(&self) -> Source {
         match (&self.credential, self.actor_type) {
             (Credential::Session { cookie: true, .. }, _) => Source::Web,
@@ -81,12 +91,26 @@ impl RequestInfo {
         }
     }
 
-    /// An audit entry in `account` with the request's origin and no actor yet.
+    /// An audit entry of the service's own in `account` with the request's origin and no
+    /// actor yet. Every entry the service records on its own account starts here, so this is
+    /// where its actions are held to the namespaces reserved to it.
     pub fn entry(&self, account: Id<Account>, action: &str, resource_type: &str) -> AuditEntry {
+        debug_assert!(
+            namespace::is_server_action(action),
+            "`{action}` is outside the service's namespaces: add its namespace to \
+             spog_core::audit::namespace::SERVER_NAMESPACES"
+        );
+        self.any_entry(account, action, resource_type)
+    }
+
+    /// [`entry`](Self::entry) for an action another component names (ingest), which
+    /// the caller has checked is outside the service's namespaces.
+    pub fn any_entry(&self, account: Id<Account>, action: &str, resource_type: &str) -> AuditEntry {
+        let now = Timestamp::now();
         AuditEntry {
             id: uuid::Uuid::now_v7().to_string(),
             seq: None,
-            occurred_at: Timestamp::now(),
+            occurred_at: now,
             account_id: account.to_string(),
             organization_id: None,
             actor_type: ActorType::User,
@@ -105,6 +129,9 @@ impl RequestInfo {
             before: None,
             after: None,
             metadata: None,
+            credential_id: None,
+            credential_name: None,
+            recorded_at: Some(now),
             prev_hash: None,
             hash: None,
         }
@@ -218,6 +245,7 @@ async fn session_principal(
             id: session,
             cookie,
         },
+        credential_name: "session".to_owned(),
     })
 }
 
@@ -250,6 +278,7 @@ async fn api_token_principal(state: &AppState, token: &str) -> Result<Principal,
         name: api_token.name.clone(),
         permissions: api_token.permissions,
         credential: Credential::ApiToken(api_token.id),
+        credential_name: api_token.name.clone(),
     };
     if let Some(user_id) = api_token.user_id {
         // A user token acts as its user, never beyond what the user may do now.

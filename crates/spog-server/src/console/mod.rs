@@ -48,7 +48,8 @@ pub fn router() -> Router<AppState> {
         .route("/audit-logs", get(audit::search_page))
         .route("/audit-logs/stats", get(audit::stats_page))
         .route("/audit-logs/integrity", get(audit::integrity_page))
-        .route("/audit-logs/integrity/report", get(audit::report_partial))
+        // Verifying walks the chain and is itself on record: a POST, never a link or prefetch.
+        .route("/audit-logs/integrity/report", post(audit::report_partial))
         .route(
             "/audit-logs/integrity/checkpoints",
             get(audit::checkpoints_partial),

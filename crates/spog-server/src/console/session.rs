@@ -10,7 +10,7 @@ use rand::RngCore;
 use spog_core::{Permission, Timestamp};
 
 use super::error::PageError;
-use crate::auth::{Auth, Credential, RequestInfo, SESSION_COOKIE, authenticate};
+use crate::auth::{Auth, Credential, RequestInfo, SESSION_COOKIE, authenticate, check_csrf};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::keys::Keys;
@@ -45,6 +45,14 @@ impl FromRequestParts<AppState> for Viewer {
         let Credential::Session { id, cookie: true } = principal.credential else {
             return Err(to_login(parts));
         };
+        // A page action that changes something (a POST) carries the page's token, as the
+        // API's requests do: another site cannot make a signed-in browser send it.
+        if check_csrf(&state.keys, &id.to_string(), &parts.method, &parts.headers).is_err() {
+            return Err(PageError::Forbidden(
+                "This page is out of date; reload it and try again.".to_owned(),
+            )
+            .into_response());
+        }
         Ok(Viewer {
             csrf: state.keys.csrf_token(&id.to_string()),
             auth: Auth {

@@ -11,7 +11,7 @@ use spog_core::{
     FieldError, FieldErrors, Id, Permission, PermissionSet, Timestamp, UniqueList, validate,
 };
 use spog_store::audit;
-use spog_store::identity::{tokens as token_store, users};
+use spog_store::identity::tokens as token_store;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -36,7 +36,8 @@ pub struct CreateToken {
     pub name: String,
     pub actor_type: ActorType,
     pub permissions: UniqueList<String, 50>,
-    /// For `user` tokens: the user to act as (default: the caller).
+    /// For `user` tokens: the user the token acts as, which can only be the caller (a
+    /// `user` token acts as the user who creates it; no one mints one for someone else).
     pub user_id: Option<Id<User>>,
     pub expires_at: Option<Timestamp>,
 }
@@ -64,6 +65,28 @@ fn grantable(names: &[String], creator: PermissionSet) -> Result<PermissionSet, 
         set.insert(permission);
     }
     Ok(set)
+}
+
+/// The user a new token acts as: none but for `user` tokens, and for those the creator
+/// itself. Acting as another user would let an administrator make changes that the trail
+/// shows as that user's own; an administrator who needs to act does so as themselves.
+fn acting_user(body: &CreateToken, creator: Option<Id<User>>) -> Result<Option<Id<User>>, FieldError> {
+    match (body.actor_type, body.user_id, creator) {
+        (ActorType::User, Some(asked), Some(creator)) if asked != creator => Err(FieldError::new(
+            "user_id",
+            "a user token acts as the user who creates it; it cannot be made for another user",
+        )),
+        (ActorType::User, _, Some(creator)) => Ok(Some(creator)),
+        (ActorType::User, _, None) => Err(FieldError::new(
+            "actor_type",
+            "a user token acts as the user who creates it; a token cannot create one",
+        )),
+        (_, Some(_), _) => Err(FieldError::new(
+            "user_id",
+            "only `user` tokens act as a user",
+        )),
+        (_, None, _) => Ok(None),
+    }
 }
 
 /// List API tokens, newest first.
@@ -96,32 +119,12 @@ async fn create_token(
     if body.expires_at.is_some_and(|at| at <= now) {
         errors.add(FieldError::new("expires_at", "must be in the future"));
     }
-    if body.user_id.is_some() && body.actor_type != ActorType::User {
-        errors.add(FieldError::new(
-            "user_id",
-            "only `user` tokens act as a user",
-        ));
-    }
+    let user_id = errors.check(acting_user(&body, auth.principal.user));
     errors.into_result()?;
-    let (Some(name), Some(permissions)) = (name, permissions) else {
+    let (Some(name), Some(permissions), Some(user_id)) = (name, permissions, user_id) else {
         unreachable!("field errors were returned above");
     };
     let mut tx = state.store.begin().await?;
-    let user_id = match body.actor_type {
-        ActorType::User => {
-            let user = body.user_id.or(auth.principal.user).ok_or_else(|| {
-                FieldError::new(
-                    "user_id",
-                    "is required when a non-user creates a user token",
-                )
-            })?;
-            users::get(&mut tx, auth.account(), user)
-                .await
-                .map_err(|_| FieldError::new("user_id", "is not a user of this account"))?;
-            Some(user)
-        }
-        _ => None,
-    };
     let secret = tokens::generate();
     let new = token_store::NewToken {
         name,

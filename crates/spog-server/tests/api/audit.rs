@@ -301,7 +301,7 @@ async fn exports_are_complete_neutralised_verifiable_and_audited() {
         let mut lines = csv.lines();
         assert_eq!(
             lines.next().unwrap(),
-            "id,seq,occurred_at,actor_type,actor_id,actor_email,actor_name,source,ip,action,resource_type,resource_id,resource_name,organization_id,outcome,request_id,prev_hash,hash"
+            "id,seq,occurred_at,actor_type,actor_id,actor_email,actor_name,source,ip,action,resource_type,resource_id,resource_name,organization_id,outcome,request_id,prev_hash,hash,credential_id,credential_name,recorded_at"
         );
         assert!(csv.contains("'=cmd|"), "formula neutralised: {csv}");
         assert!(!csv.contains(",=cmd"));

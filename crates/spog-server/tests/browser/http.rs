@@ -76,6 +76,20 @@ impl Visitor {
         response
     }
 
+    /// A POST without a body, as an htmx button sends it.
+    pub(crate) async fn post_with(&mut self, path: &str, headers: &[(&str, &str)]) -> Response {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        self.keep_cookies(&response);
+        response
+    }
+
     async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Response {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(fields)

@@ -14,6 +14,13 @@ async fn page(visitor: &mut Visitor, path: &str) -> (StatusCode, String) {
     (response.status(), response.text().await.unwrap())
 }
 
+/// The CSRF token a page carries for its requests.
+fn csrf_of(page: &str) -> String {
+    let marker = "name=\"csrf-token\" content=\"";
+    let start = page.find(marker).expect("a csrf-token meta tag") + marker.len();
+    page[start..start + page[start..].find('"').unwrap()].to_owned()
+}
+
 /// The text of the first element with `marker` in its opening tag.
 fn element_text<'a>(page: &'a str, marker: &str) -> &'a str {
     let at = page
@@ -59,13 +66,18 @@ async fn audit_pages_need_audit_logs_view_and_say_so() {
             "/audit-logs",
             "/audit-logs/stats",
             "/audit-logs/integrity",
-            "/audit-logs/integrity/report",
             "/audit-logs/checkpoints/1/download",
         ] {
             let (status, body) = page(&mut visitor, path).await;
             assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
             assert!(body.contains("audit_logs.view"), "{path}: {body}");
         }
+        let csrf = csrf_of(&dashboard);
+        let response = visitor
+            .post_with("/audit-logs/integrity/report", &[("x-csrf-token", &csrf)])
+            .await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert!(response.text().await.unwrap().contains("audit_logs.view"));
         server.stop().await;
     }
 }
@@ -234,6 +246,35 @@ async fn statistics_are_drawn_for_the_chosen_days_and_bad_ranges_are_explained()
     }
 }
 
+/// Verifying writes to the trail, so it is no link a page, a prefetch or another site can
+/// follow: a POST carrying the page's CSRF token, or nothing happens.
+#[tokio::test]
+async fn the_integrity_report_runs_only_on_a_post_with_the_pages_token() {
+    for server in servers().await {
+        let admin = server.admin().await;
+        let mut visitor = Visitor::new(&server);
+        visitor.log_in().await;
+        let (status, _) = page(&mut visitor, "/audit-logs/integrity/report").await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        for token in [None, Some("forged")] {
+            let headers: Vec<(&str, &str)> = token.map(|t| ("x-csrf-token", t)).into_iter().collect();
+            let response = visitor
+                .post_with("/audit-logs/integrity/report", &headers)
+                .await;
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{token:?}");
+        }
+        server.link_audit().await;
+        let (_, verified) = admin.get("/audit-logs?action=audit_log.verify").await;
+        assert_eq!(verified["items"], json!([]), "nothing was verified or recorded");
+        let (_, page_text) = page(&mut visitor, "/audit-logs/integrity").await;
+        assert!(
+            page_text.contains("hx-post=\"/audit-logs/integrity/report\""),
+            "the button posts"
+        );
+        server.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn verifying_from_the_console_is_on_record_and_checkpoints_download_as_the_api_lists_them() {
     for server in servers().await {
@@ -241,14 +282,18 @@ async fn verifying_from_the_console_is_on_record_and_checkpoints_download_as_the
         let (status, signed) = admin.post("/audit-logs/checkpoints", json!({})).await;
         assert_eq!(status, StatusCode::CREATED, "{signed}");
         let mut visitor = Visitor::new(&server);
-        visitor.log_in().await;
-        let (status, report) = page(&mut visitor, "/audit-logs/integrity/report").await;
-        assert_eq!(status, StatusCode::OK);
+        let csrf = visitor.log_in().await;
+        let report = visitor
+            .post_with("/audit-logs/integrity/report", &[("x-csrf-token", &csrf)])
+            .await;
+        assert_eq!(report.status(), StatusCode::OK);
+        let report = report.text().await.unwrap();
         assert!(report.contains("data-valid=\"true\""), "{report}");
         server.link_audit().await;
         let (_, verified) = admin.get("/audit-logs?action=audit_log.verify").await;
         assert_eq!(verified["items"][0]["source"], "web");
         assert_eq!(verified["items"][0]["metadata"]["valid"], true);
+        assert_eq!(verified["items"][0]["credential_name"], "session");
 
         let seq = signed["seq"].as_i64().unwrap();
         let download = visitor

@@ -14,12 +14,13 @@ use spog_core::Timestamp;
 use spog_core::audit::EntryFields;
 
 /// The entry columns a walk reads, in the order [`BatchBuilder::push_entry`] takes them:
-/// every text column, then `occurred_at`.
+/// every text column, then `occurred_at` and `recorded_at`.
 pub(crate) const ENTRY_COLUMNS: &str = "id, account_id, organization_id, actor_type, actor_id, \
      actor_email, actor_name, source, ip, user_agent, request_id, action, resource_type, \
-     resource_id, resource_name, outcome, before_state, after_state, metadata, occurred_at";
+     resource_id, resource_name, outcome, before_state, after_state, metadata, credential_id, \
+     credential_name, occurred_at, recorded_at";
 /// Text columns in [`ENTRY_COLUMNS`].
-pub(crate) const ENTRY_TEXT_COLUMNS: usize = 19;
+pub(crate) const ENTRY_TEXT_COLUMNS: usize = 21;
 /// The link columns a walk reads, in the order [`BatchBuilder::push_link`] takes them.
 pub(crate) const LINK_COLUMNS: &str = "entry_id, seq, prev_hash, hash";
 
@@ -48,6 +49,7 @@ struct Link {
 struct Entry {
     text: [Span; ENTRY_TEXT_COLUMNS],
     occurred_at: i64,
+    recorded_at: Option<i64>,
 }
 
 /// Entries with their links: those of a range of a chain that match the walk's filter, in
@@ -94,6 +96,9 @@ impl ChainBatch {
                 before: opt(entry.text[16]),
                 after: opt(entry.text[17]),
                 metadata: opt(entry.text[18]),
+                credential_id: opt(entry.text[19]),
+                credential_name: opt(entry.text[20]),
+                recorded_at: entry.recorded_at.map(Timestamp::from_micros),
                 prev_hash: opt(link.prev_hash),
                 hash: opt(link.hash),
             }
@@ -178,11 +183,12 @@ impl BatchBuilder {
     }
 
     /// Pushes an entry read in id order: its [`ENTRY_COLUMNS`] text values, then
-    /// `occurred_at`.
+    /// `occurred_at` and `recorded_at`.
     pub(crate) fn push_entry<'a>(
         &mut self,
         text: impl Fn(usize) -> Option<&'a str>,
         occurred_at: i64,
+        recorded_at: Option<i64>,
     ) {
         let mut spans = [NULL; ENTRY_TEXT_COLUMNS];
         for (i, span) in spans.iter_mut().enumerate() {
@@ -191,6 +197,7 @@ impl BatchBuilder {
         self.entries.push(Entry {
             text: spans,
             occurred_at,
+            recorded_at,
         });
     }
 
@@ -248,10 +255,11 @@ mod tests {
         builder.push_entry(
             |i| match i {
                 0 => Some(id),
-                16..=18 => None,
+                16..=20 => None,
                 _ => Some("x"),
             },
             7,
+            None,
         );
     }
 

@@ -2,7 +2,7 @@ use spog_core::audit::{AuditEntry, Snapshot};
 
 use crate::{Sql, StoreResult, Tx};
 
-/// Rows per INSERT statement: 21 parameters each stays far below both databases' limits.
+/// Rows per INSERT statement: 23 parameters each stays far below both databases' limits.
 const ROWS_PER_STATEMENT: usize = 200;
 
 /// Records one entry in the mutation's transaction. (Its snapshots were redacted when they
@@ -14,7 +14,7 @@ pub async fn record(tx: &mut Tx, entry: AuditEntry) -> StoreResult<()> {
 /// Records entries in the mutation's transaction, unlinked; the chain linker appends them.
 pub async fn record_all(tx: &mut Tx, entries: Vec<AuditEntry>) -> StoreResult<()> {
     let count = entries.len();
-    // Two parameters a row where an entry has twenty-one.
+    // Two parameters a row where an entry has twenty-three.
     for chunk in entries.chunks(ROWS_PER_STATEMENT * 10) {
         let mut sql = Sql::new("INSERT INTO audit_unlinked (account_id, entry_id) VALUES ");
         for (i, entry) in chunk.iter().enumerate() {
@@ -39,7 +39,8 @@ pub async fn insert_entries(tx: &mut Tx, entries: Vec<AuditEntry>) -> StoreResul
         let mut sql = Sql::new(
             "INSERT INTO audit_entries (id, occurred_at, account_id, organization_id, actor_type, actor_id, \
              actor_email, actor_name, source, ip, user_agent, request_id, action, resource_type, resource_id, \
-             resource_name, outcome, before_state, after_state, metadata) VALUES ",
+             resource_name, outcome, before_state, after_state, metadata, credential_id, credential_name, \
+             recorded_at) VALUES ",
         );
         for (i, entry) in entries.by_ref().take(ROWS_PER_STATEMENT).enumerate() {
             let json = |v: Option<Snapshot>| v.map(|v| v.as_str().to_owned());
@@ -83,6 +84,12 @@ pub async fn insert_entries(tx: &mut Tx, entries: Vec<AuditEntry>) -> StoreResul
                 .bind(json(entry.after))
                 .push(", ")
                 .bind(json(entry.metadata))
+                .push(", ")
+                .bind(entry.credential_id)
+                .push(", ")
+                .bind(entry.credential_name)
+                .push(", ")
+                .bind(entry.recorded_at.map(|at| at.micros()))
                 .push(")");
         }
         sql.execute(tx).await?;

@@ -9,7 +9,8 @@ use crate::{Conn, StoreError, StoreResult};
 /// Every stored column, in the order [`EntryRow`] reads them.
 pub(crate) const COLUMNS: &str = "id, seq, occurred_at, account_id, organization_id, actor_type, actor_id, \
      actor_email, actor_name, source, ip, user_agent, request_id, action, resource_type, resource_id, \
-     resource_name, outcome, before_state, after_state, metadata, prev_hash, hash";
+     resource_name, outcome, before_state, after_state, metadata, prev_hash, hash, credential_id, \
+     credential_name, recorded_at";
 
 /// A stored entry as read by column.
 #[derive(sqlx::FromRow)]
@@ -37,6 +38,9 @@ pub(crate) struct EntryRow {
     metadata: Option<String>,
     prev_hash: Option<String>,
     hash: Option<String>,
+    credential_id: Option<String>,
+    credential_name: Option<String>,
+    recorded_at: Option<i64>,
 }
 
 fn json(text: Option<String>) -> StoreResult<Option<Snapshot>> {
@@ -76,6 +80,9 @@ impl TryFrom<EntryRow> for AuditEntry {
             before: json(row.before_state)?,
             after: json(row.after_state)?,
             metadata: json(row.metadata)?,
+            credential_id: row.credential_id,
+            credential_name: row.credential_name,
+            recorded_at: row.recorded_at.map(Timestamp::from_micros),
             prev_hash: row.prev_hash,
             hash: row.hash,
         })

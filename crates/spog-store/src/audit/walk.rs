@@ -267,7 +267,11 @@ fn sqlite_entries(
                 .as_str_or_null()
                 .map_err(rusqlite::Error::from)?;
         }
-        batch.push_entry(|i| text[i], row.get(ENTRY_TEXT_COLUMNS)?);
+        batch.push_entry(
+            |i| text[i],
+            row.get(ENTRY_TEXT_COLUMNS)?,
+            row.get(ENTRY_TEXT_COLUMNS + 1)?,
+        );
     }
     Ok(())
 }
@@ -341,7 +345,11 @@ async fn postgres_entries(
         for (i, value) in text.iter_mut().enumerate() {
             *value = row.try_get_unchecked(i)?;
         }
-        batch.push_entry(|i| text[i], row.try_get_unchecked(ENTRY_TEXT_COLUMNS)?);
+        batch.push_entry(
+            |i| text[i],
+            row.try_get_unchecked(ENTRY_TEXT_COLUMNS)?,
+            row.try_get_unchecked(ENTRY_TEXT_COLUMNS + 1)?,
+        );
     }
     Ok(())
 }

@@ -34,6 +34,9 @@ pub fn entry(account: Id<Account>, action: &str, resource_id: &str) -> AuditEntr
         before: None,
         after: None,
         metadata: None,
+        credential_id: None,
+        credential_name: None,
+        recorded_at: Some(Timestamp::now()),
         prev_hash: None,
         hash: None,
     }

@@ -27,6 +27,8 @@ struct DetailPage {
     chrome: Chrome,
     entry: AuditEntry,
     when: String,
+    /// When the service stored the entry (for reading, and exactly), where it was kept.
+    recorded: Option<(String, String)>,
     failed: bool,
     organization: Option<String>,
     diff: Vec<DiffRow>,
@@ -81,6 +83,7 @@ pub async fn detail_page(
         actor_query,
         chrome,
         when: when(entry.occurred_at),
+        recorded: entry.recorded_at.map(|at| (when(at), at.to_string())),
         failed: entry.outcome == Outcome::Failure,
         organization,
         summary: summary(&rows),

@@ -1,6 +1,7 @@
-//! `GET /audit-logs/integrity`: verify the chain on demand (the same walk, and the same
-//! `audit_log.verify` entry, as `GET /api/v1/audit-logs/integrity`), the signed checkpoints
-//! with a button to sign one now, and what an auditor needs to verify offline.
+//! `GET /audit-logs/integrity`: verify the chain on demand (`POST …/report` with the page's
+//! CSRF token: the same walk, and the same `audit_log.verify` entry, as
+//! `GET /api/v1/audit-logs/integrity`), the signed checkpoints with a button to sign one now,
+//! and what an auditor needs to verify offline.
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -147,7 +148,9 @@ pub async fn integrity_page(State(state): State<AppState>, viewer: Viewer) -> Pa
     })
 }
 
-/// `GET /audit-logs/integrity/report`: runs the verification and shows its result.
+/// `POST /audit-logs/integrity/report`: runs the verification (recorded as
+/// `audit_log.verify`) and shows its result. A POST, since it changes the trail; the
+/// [`Viewer`] extractor holds it to the page's CSRF token.
 pub async fn report_partial(State(state): State<AppState>, viewer: Viewer) -> PageResult {
     if let Some(page) = refused(&viewer) {
         return page;

@@ -26,8 +26,10 @@ const BATCH: i64 = 1_000;
 /// Batches encoded at once.
 const ENCODERS: usize = 2;
 
-/// The CSV columns of SPEC 3.3, in order.
-const CSV_COLUMNS: [&str; 18] = [
+/// The CSV columns of SPEC 3.3, in order, then who made the change with which credential
+/// and when the service stored it (SPEC 3.1), empty for entries recorded before those were
+/// kept.
+const CSV_COLUMNS: [&str; 21] = [
     "id",
     "seq",
     "occurred_at",
@@ -46,6 +48,9 @@ const CSV_COLUMNS: [&str; 18] = [
     "request_id",
     "prev_hash",
     "hash",
+    "credential_id",
+    "credential_name",
+    "recorded_at",
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -146,6 +151,7 @@ fn csv_rows(batch: &ChainBatch) -> Bytes {
     for e in batch.fields() {
         let seq = e.seq.map(|s| s.to_string());
         let occurred_at = e.occurred_at.to_string();
+        let recorded_at = e.recorded_at.map(|at| at.to_string());
         let cells = [
             Some(e.id),
             seq.as_deref(),
@@ -165,6 +171,9 @@ fn csv_rows(batch: &ChainBatch) -> Bytes {
             e.request_id,
             e.prev_hash,
             e.hash,
+            e.credential_id,
+            e.credential_name,
+            recorded_at.as_deref(),
         ];
         let cells = cells.map(|cell| neutralise(cell.unwrap_or("")));
         writer

@@ -1,5 +1,7 @@
-//! Ingest for other SPOG components (`audit_logs.write`): the actor is the token; a batch is
-//! all or nothing.
+//! Ingest for other SPOG components (`audit_logs.write`): the actor and the credential are
+//! the token's, the service stamps when it stored the entry (`recorded_at`), and a component
+//! may neither back-date an entry beyond `audit_ingest_max_backdate` nor record an action in
+//! the service's own namespaces. A batch is all or nothing.
 
 use std::collections::BTreeSet;
 
@@ -8,9 +10,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use spog_core::audit::{ActorType, AuditEntry, Outcome, Snapshot};
+use spog_core::audit::{ActorType, AuditEntry, Outcome, Snapshot, namespace};
 use spog_core::model::Organization;
-use spog_core::{BoundedList, FieldError, FieldErrors, Id, Timestamp};
+use spog_core::{BoundedList, FieldError, FieldErrors, Id, Timestamp, validate};
 use spog_store::identity::organizations;
 use utoipa::ToSchema;
 
@@ -86,11 +88,56 @@ fn word(field: &str, text: &str, dotted: bool) -> Result<String, FieldError> {
 }
 
 fn optional_text(field: &str, text: Option<String>) -> Result<Option<String>, FieldError> {
-    match text {
-        Some(t) if t.chars().count() > 500 => {
-            Err(FieldError::new(field, "must be at most 500 characters"))
+    text.map(|t| validate::single_line(field, &t, 500))
+        .transpose()
+}
+
+/// An action of the component's own: dotted, and outside the service's namespaces.
+fn action(field: &str, text: &str) -> Result<String, FieldError> {
+    let action = word(field, text, true)?;
+    if namespace::is_server_action(&action) {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "`{}.*` is reserved to the service's own actions; name the component's (like job.run)",
+                namespace::namespace(&action)
+            ),
+        ));
+    }
+    Ok(action)
+}
+
+/// The times an ingested `occurred_at` may fall between: back to the configured bound, and
+/// ahead by a little clock skew.
+#[derive(Clone, Copy)]
+struct Window {
+    now: Timestamp,
+    oldest: Timestamp,
+}
+
+impl Window {
+    fn new(state: &AppState) -> Self {
+        let now = Timestamp::now();
+        Window {
+            now,
+            oldest: now.minus(state.config.audit_ingest_max_backdate),
         }
-        other => Ok(other),
+    }
+
+    fn check(&self, field: &str, at: Timestamp) -> Result<Timestamp, FieldError> {
+        if at.micros() > self.now.micros() + FUTURE_SKEW_MICROS {
+            return Err(FieldError::new(field, "must not be in the future"));
+        }
+        if at < self.oldest {
+            return Err(FieldError::new(
+                field,
+                format!(
+                    "must not be before {} (audit_ingest_max_backdate)",
+                    self.oldest
+                ),
+            ));
+        }
+        Ok(at)
     }
 }
 
@@ -108,7 +155,7 @@ fn to_entry(
     auth: &Require<AuditLogsWrite>,
     input: IngestEntry,
     prefix: &str,
-    now: Timestamp,
+    window: Window,
     errors: &mut FieldErrors,
 ) -> Option<AuditEntry> {
     let field = |name: &str| format!("{prefix}{name}");
@@ -119,24 +166,21 @@ fn to_entry(
             format!("this token records as `{}`", claimed.as_str()),
         ));
     }
-    if input
-        .occurred_at
-        .is_some_and(|at| at.micros() > now.micros() + FUTURE_SKEW_MICROS)
-    {
-        errors.add(FieldError::new(
-            field("occurred_at"),
-            "must not be in the future",
-        ));
-    }
-    let action = errors.check(word(&field("action"), &input.action, true));
+    let occurred_at = errors.check(
+        input
+            .occurred_at
+            .map(|at| window.check(&field("occurred_at"), at))
+            .transpose(),
+    );
+    let action = errors.check(action(&field("action"), &input.action));
     let resource_type = errors.check(word(&field("resource_type"), &input.resource_type, false));
     let resource_id = errors.check(optional_text(&field("resource_id"), input.resource_id));
     let resource_name = errors.check(optional_text(&field("resource_name"), input.resource_name));
     let before = errors.check(snapshot(&field("before"), input.before));
     let after = errors.check(snapshot(&field("after"), input.after));
     let metadata = errors.check(snapshot(&field("metadata"), input.metadata));
-    let mut entry = auth.entry(&action?, &resource_type?);
-    entry.occurred_at = input.occurred_at.unwrap_or(now);
+    let mut entry = auth.ingested_entry(&action?, &resource_type?);
+    entry.occurred_at = occurred_at?.unwrap_or(window.now);
     entry.resource_id = resource_id?;
     entry.resource_name = resource_name?;
     entry.outcome = input.outcome;
@@ -194,7 +238,7 @@ pub async fn ingest_one(
         .organization_id
         .map(|o| ("organization_id".to_owned(), o));
     let mut errors = FieldErrors::new();
-    let entry = to_entry(&auth, input, "", Timestamp::now(), &mut errors);
+    let entry = to_entry(&auth, input, "", Window::new(&state), &mut errors);
     errors.into_result()?;
     check_organizations(&state, &auth, &organization.into_iter().collect::<Vec<_>>()).await?;
     let entry = entry.expect("an entry without field errors");
@@ -215,7 +259,7 @@ pub async fn ingest_batch(
             FieldError::new("entries", format!("must hold 1 to {MAX_BATCH} entries")).into(),
         );
     }
-    let now = Timestamp::now();
+    let window = Window::new(&state);
     let mut errors = FieldErrors::new();
     let mut organizations = Vec::new();
     let mut entries = Vec::with_capacity(batch.entries.len());
@@ -224,7 +268,7 @@ pub async fn ingest_batch(
         if let Some(organization) = input.organization_id {
             organizations.push((format!("{prefix}organization_id"), organization));
         }
-        entries.extend(to_entry(&auth, input, &prefix, now, &mut errors));
+        entries.extend(to_entry(&auth, input, &prefix, window, &mut errors));
     }
     errors.into_result()?;
     check_organizations(&state, &auth, &organizations).await?;
