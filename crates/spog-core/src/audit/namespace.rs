@@ -50,10 +50,20 @@ mod tests {
 
     #[test]
     fn the_services_namespaces_are_reserved_and_others_are_free() {
-        for action in ["user.create", "auth.login", "audit_log.verify", "webhook.x.y"] {
+        for action in [
+            "user.create",
+            "auth.login",
+            "audit_log.verify",
+            "webhook.x.y",
+        ] {
             assert!(is_server_action(action), "{action}");
         }
-        for action in ["job.run", "vault.rotate", "users.create", "deployment.start"] {
+        for action in [
+            "job.run",
+            "vault.rotate",
+            "users.create",
+            "deployment.start",
+        ] {
             assert!(!is_server_action(action), "{action}");
         }
         let mut sorted = SERVER_NAMESPACES.to_vec();

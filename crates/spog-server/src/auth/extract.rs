@@ -43,7 +43,9 @@ impl Auth {
     /// An audit entry for a change this caller makes, naming the credential it was made
     /// with: a `user` token acting as its user is told apart from the user's own session.
     pub fn entry(&self, action: &str, resource_type: &str) -> AuditEntry {
-        let entry = self.request.entry(self.principal.account, action, resource_type);
+        let entry = self
+            .request
+            .entry(self.principal.account, action, resource_type);
         self.as_actor(entry)
     }
 

@@ -70,7 +70,10 @@ fn grantable(names: &[String], creator: PermissionSet) -> Result<PermissionSet, 
 /// The user a new token acts as: none but for `user` tokens, and for those the creator
 /// itself. Acting as another user would let an administrator make changes that the trail
 /// shows as that user's own; an administrator who needs to act does so as themselves.
-fn acting_user(body: &CreateToken, creator: Option<Id<User>>) -> Result<Option<Id<User>>, FieldError> {
+fn acting_user(
+    body: &CreateToken,
+    creator: Option<Id<User>>,
+) -> Result<Option<Id<User>>, FieldError> {
     match (body.actor_type, body.user_id, creator) {
         (ActorType::User, Some(asked), Some(creator)) if asked != creator => Err(FieldError::new(
             "user_id",

@@ -257,7 +257,8 @@ async fn the_integrity_report_runs_only_on_a_post_with_the_pages_token() {
         let (status, _) = page(&mut visitor, "/audit-logs/integrity/report").await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
         for token in [None, Some("forged")] {
-            let headers: Vec<(&str, &str)> = token.map(|t| ("x-csrf-token", t)).into_iter().collect();
+            let headers: Vec<(&str, &str)> =
+                token.map(|t| ("x-csrf-token", t)).into_iter().collect();
             let response = visitor
                 .post_with("/audit-logs/integrity/report", &headers)
                 .await;
@@ -265,7 +266,11 @@ async fn the_integrity_report_runs_only_on_a_post_with_the_pages_token() {
         }
         server.link_audit().await;
         let (_, verified) = admin.get("/audit-logs?action=audit_log.verify").await;
-        assert_eq!(verified["items"], json!([]), "nothing was verified or recorded");
+        assert_eq!(
+            verified["items"],
+            json!([]),
+            "nothing was verified or recorded"
+        );
         let (_, page_text) = page(&mut visitor, "/audit-logs/integrity").await;
         assert!(
             page_text.contains("hx-post=\"/audit-logs/integrity/report\""),

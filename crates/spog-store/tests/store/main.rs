@@ -2,6 +2,7 @@
 
 mod alerting;
 mod audit_chain;
+mod audit_upgrade;
 mod deliveries;
 mod identity;
 

@@ -84,6 +84,11 @@ async fn an_export_verifies_offline_and_a_cut_tail_is_caught_by_the_checkpoint()
             "\"actor_type\":\"agent\"",
             "\"actor_type\":\"intruder\"",
         ),
+        (
+            "credential",
+            "\"credential_name\":\"agent token\"",
+            "\"credential_name\":\"someone else\"",
+        ),
     ] {
         let altered = export.replacen(from, to, 1);
         assert_ne!(altered, export, "{name}");
@@ -113,4 +118,63 @@ async fn an_export_verifies_offline_and_a_cut_tail_is_caught_by_the_checkpoint()
     );
     std::fs::remove_dir_all(dir).unwrap();
     server.stop().await;
+}
+
+/// An export made before entries named their credential and `recorded_at` (written by the
+/// release before them; its entries have neither field) verifies as it did, and those fields
+/// cannot be slipped into it afterwards.
+#[test]
+fn an_export_written_before_credentials_were_kept_still_verifies() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/cli/fixtures/export-before-credentials.jsonl");
+    let old = std::fs::read_to_string(&fixture).unwrap();
+    assert!(!old.contains("credential") && !old.contains("recorded_at"));
+    let verified = run(&[
+        "audit",
+        "verify",
+        "--export",
+        &fixture.display().to_string(),
+    ]);
+    assert!(verified.status.success(), "{}", text(&verified));
+    assert!(
+        text(&verified).contains("entries checked: 3"),
+        "{}",
+        text(&verified)
+    );
+
+    let dir = temp_dir("verify-old");
+    for (name, altered) in [
+        (
+            "edited",
+            old.replacen("\"user.create\"", "\"user.delete\"", 1),
+        ),
+        (
+            "credential added",
+            old.replacen(
+                "{\"account_id\"",
+                "{\"credential_id\":\"x\",\"account_id\"",
+                1,
+            ),
+        ),
+        (
+            "recorded_at added",
+            old.replacen(
+                "{\"account_id\"",
+                "{\"recorded_at\":\"2026-01-01T10:00:00.000000Z\",\"account_id\"",
+                1,
+            ),
+        ),
+    ] {
+        assert_ne!(altered, old, "{name}");
+        let path = dir.join("altered.jsonl");
+        std::fs::write(&path, altered).unwrap();
+        let verified = run(&["audit", "verify", "--export", &path.display().to_string()]);
+        assert!(!verified.status.success(), "{name}");
+        assert!(
+            text(&verified).contains("hash_mismatch"),
+            "{name}: {}",
+            text(&verified)
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
 }
