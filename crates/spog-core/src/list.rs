@@ -4,6 +4,7 @@
 //! part of the type (`UniqueList<Id<Host>, 1000>`), so the OpenAPI document states it as
 //! `maxItems` and no handler can forget it.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::hash::Hash;
@@ -268,14 +269,24 @@ impl<T, const N: usize> utoipa::__dev::ComposeSchema for BoundedList<T, N> {
         array(items, N)
     }
 }
-impl<T, const N: usize> utoipa::ToSchema for BoundedList<T, N> {}
+// Named with their bound, so that lists of one item type with different bounds are
+// different components of the document (`UniqueList50_String`).
+impl<T, const N: usize> utoipa::ToSchema for BoundedList<T, N> {
+    fn name() -> Cow<'static, str> {
+        Cow::Owned(format!("BoundedList{N}"))
+    }
+}
 
 impl<T, const N: usize> utoipa::__dev::ComposeSchema for UniqueList<T, N> {
     fn compose(items: Vec<RefOr<Schema>>) -> RefOr<Schema> {
         array(items, N)
     }
 }
-impl<T, const N: usize> utoipa::ToSchema for UniqueList<T, N> {}
+impl<T, const N: usize> utoipa::ToSchema for UniqueList<T, N> {
+    fn name() -> Cow<'static, str> {
+        Cow::Owned(format!("UniqueList{N}"))
+    }
+}
 
 impl<V, const N: usize> utoipa::__dev::ComposeSchema for BoundedMap<V, N> {
     fn compose(values: Vec<RefOr<Schema>>) -> RefOr<Schema> {
@@ -288,7 +299,11 @@ impl<V, const N: usize> utoipa::__dev::ComposeSchema for BoundedMap<V, N> {
         object.into()
     }
 }
-impl<V, const N: usize> utoipa::ToSchema for BoundedMap<V, N> {}
+impl<V, const N: usize> utoipa::ToSchema for BoundedMap<V, N> {
+    fn name() -> Cow<'static, str> {
+        Cow::Owned(format!("BoundedMap{N}"))
+    }
+}
 
 #[cfg(test)]
 mod tests {

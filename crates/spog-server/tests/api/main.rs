@@ -9,6 +9,7 @@ mod deliveries;
 mod delivery_faults;
 mod desktop;
 mod identity;
+mod limits;
 mod notifications;
 mod receiver;
 mod scale_out;
