@@ -11,6 +11,7 @@ mod desktop;
 mod identity;
 mod limits;
 mod notifications;
+mod provenance;
 mod receiver;
 mod scale_out;
 mod smtp;
