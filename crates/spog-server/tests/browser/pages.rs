@@ -299,6 +299,15 @@ async fn verifying_from_the_console_is_on_record_and_checkpoints_download_as_the
         assert_eq!(verified["items"][0]["source"], "web");
         assert_eq!(verified["items"][0]["metadata"]["valid"], true);
         assert_eq!(verified["items"][0]["credential_name"], "session");
+        // The entry's page says which credential and when it was stored.
+        let id = verified["items"][0]["id"].as_str().unwrap();
+        let (_, detail) = page(&mut visitor, &format!("/audit-logs/{id}")).await;
+        let credential = element_text(&detail, "id=\"entry-credential\"");
+        assert!(credential.starts_with("session"), "{credential}");
+        let session = verified["items"][0]["credential_id"].as_str().unwrap();
+        assert!(detail.contains(session), "the session's id is shown");
+        let recorded = verified["items"][0]["recorded_at"].as_str().unwrap();
+        assert!(detail.contains(recorded), "the exact recorded_at is shown");
 
         let seq = signed["seq"].as_i64().unwrap();
         let download = visitor
