@@ -329,9 +329,13 @@ mod tests {
 
     #[test]
     fn repeats_are_dropped_and_the_first_place_kept() {
-        let body = parse(r#"{"ids": ["b", "a", "b", "a", "c"], "entries": [1, 1]}"#).unwrap();
+        let body = parse(
+            r#"{"ids": ["b", "a", "b", "a", "c"], "entries": [1, 1], "headers": {"k": "v"}}"#,
+        )
+        .unwrap();
         assert_eq!(*body.ids, ["b", "a", "c"]);
         assert_eq!(*body.entries, [1, 1]);
+        assert_eq!(body.headers["k"], "v");
     }
 
     #[test]

@@ -99,6 +99,31 @@ async fn a_list_naming_an_item_twice_keeps_it_once() {
             .await;
         refused(status, &body, "host_ids[1]", "not a host");
 
+        // A user's roles and identities, repeats and all, are written in one go; an identity
+        // another user holds is still a conflict, and nothing of the user is written.
+        let identities: Vec<Value> = (0..20)
+            .map(|i| json!({"provider": "idp", "subject": format!("s{}", i % 10)}))
+            .collect();
+        let (status, user) = admin
+            .post(
+                "/users",
+                json!({"email": "many@example.com", "roles": ["viewer", "operator", "viewer"],
+                       "identities": identities}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{user}");
+        assert_eq!(user["roles"].as_array().unwrap().len(), 2, "{user}");
+        assert_eq!(user["identities"].as_array().unwrap().len(), 10, "{user}");
+        let (status, body) = admin
+            .post(
+                "/users",
+                json!({"email": "thief@example.com", "identities": [{"provider": "idp", "subject": "s3"}]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        let (_, thief) = admin.get("/users?limit=500").await;
+        assert!(!thief.to_string().contains("thief@example.com"));
+
         let (status, role) = admin
             .post(
                 "/roles",

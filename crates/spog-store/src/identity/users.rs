@@ -261,13 +261,20 @@ async fn set_roles(conn: &mut Conn, user: Id<User>, roles: &[Role]) -> StoreResu
         .bind(user.to_string())
         .execute(&mut *conn)
         .await?;
-    for role in roles {
-        sqlx::query("INSERT INTO user_roles (user_id, role_id) VALUES ($1, $2)")
-            .bind(user.to_string())
-            .bind(role.id.to_string())
-            .execute(&mut *conn)
-            .await?;
+    if roles.is_empty() {
+        return Ok(());
     }
+    // One statement for the whole list (bounded by the request's type).
+    let mut insert = Sql::new("INSERT INTO user_roles (user_id, role_id) VALUES ");
+    for (i, role) in roles.iter().enumerate() {
+        insert
+            .push(if i == 0 { "(" } else { ", (" })
+            .bind(user.to_string())
+            .push(", ")
+            .bind(role.id.to_string())
+            .push(")");
+    }
+    insert.execute(conn).await?;
     Ok(())
 }
 
@@ -282,19 +289,30 @@ async fn set_identities(
         .bind(user.to_string())
         .execute(&mut *conn)
         .await?;
-    for identity in identities {
-        sqlx::query(
-            "INSERT INTO user_identities (account_id, provider, subject, user_id, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(account.to_string())
-        .bind(&identity.provider)
-        .bind(&identity.subject)
-        .bind(user.to_string())
-        .bind(now.micros())
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| StoreError::on_unique(e, DUPLICATE_IDENTITY))?;
+    if identities.is_empty() {
+        return Ok(());
     }
+    let mut insert = Sql::new(
+        "INSERT INTO user_identities (account_id, provider, subject, user_id, created_at) VALUES ",
+    );
+    for (i, identity) in identities.iter().enumerate() {
+        insert
+            .push(if i == 0 { "(" } else { ", (" })
+            .bind(account.to_string())
+            .push(", ")
+            .bind(identity.provider.clone())
+            .push(", ")
+            .bind(identity.subject.clone())
+            .push(", ")
+            .bind(user.to_string())
+            .push(", ")
+            .bind(now.micros())
+            .push(")");
+    }
+    insert.execute(conn).await.map_err(|e| match e {
+        StoreError::Database(e) => StoreError::on_unique(e, DUPLICATE_IDENTITY),
+        other => other,
+    })?;
     Ok(())
 }
 
