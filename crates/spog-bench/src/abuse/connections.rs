@@ -30,7 +30,7 @@ struct Counts {
 }
 
 pub async fn slowloris(postgres: Option<String>, options: Options) -> anyhow::Result<Vec<Figure>> {
-    let target = start(postgres.as_deref(), &[]).await?;
+    let target = start(postgres.as_deref(), &options, &[]).await?;
     let count = options.slow_connections;
     let (stop, counts) = (CancellationToken::new(), Arc::new(Counts::default()));
     let mut attackers = JoinSet::new();
@@ -71,7 +71,11 @@ pub async fn slowloris(postgres: Option<String>, options: Options) -> anyhow::Re
         open.iter().max().unwrap_or(&0),
         counts.cut.load(Ordering::Relaxed),
         counts.failed.load(Ordering::Relaxed),
-        if ended.is_err() { " (attackers aborted)" } else { "" }
+        if ended.is_err() {
+            " (attackers aborted)"
+        } else {
+            ""
+        }
     );
     Ok(vec![figure(
         ATTACK,

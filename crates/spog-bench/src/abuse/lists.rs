@@ -18,7 +18,7 @@ const CHANNELS: usize = 40_000;
 const HOSTS: usize = 200_000;
 
 pub async fn run(postgres: Option<String>, options: Options) -> anyhow::Result<Vec<Figure>> {
-    let target = start(postgres.as_deref(), &[]).await?;
+    let target = start(postgres.as_deref(), &options, &[]).await?;
     let admin = target.admin().await;
     let fixture = fixture(&admin).await?;
     let channel_ids: Vec<String> = (0..CHANNELS)

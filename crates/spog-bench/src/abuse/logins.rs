@@ -22,9 +22,9 @@ const GOOD_ADDRESS: &str = "192.0.2.10";
 
 pub async fn run(postgres: Option<String>, options: Options) -> anyhow::Result<Vec<Figure>> {
     let postgres = postgres.as_deref();
-    let mut figures = flood(postgres, options.logins, false).await?;
-    figures.extend(flood(postgres, options.logins, true).await?);
-    figures.push(race(postgres, options.guesses).await?);
+    let mut figures = flood(postgres, &options, false).await?;
+    figures.extend(flood(postgres, &options, true).await?);
+    figures.push(race(postgres, &options).await?);
     Ok(figures)
 }
 
@@ -48,10 +48,11 @@ async fn login(
 /// and a good login while they run.
 async fn flood(
     postgres: Option<&str>,
-    count: usize,
+    options: &Options,
     one_address: bool,
 ) -> anyhow::Result<Vec<Figure>> {
-    let target = start(postgres, &[PROXY]).await?;
+    let count = options.logins;
+    let target = start(postgres, options, &[PROXY]).await?;
     let base = target.base().to_owned();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = target.server().rss_bytes();
@@ -122,8 +123,9 @@ async fn flood(
 
 /// `count` wrong guesses at once for one user's email from one address: how many were
 /// checked (401) rather than refused by the throttle (429).
-async fn race(postgres: Option<&str>, count: usize) -> anyhow::Result<Figure> {
-    let target = start(postgres, &[PROXY]).await?;
+async fn race(postgres: Option<&str>, options: &Options) -> anyhow::Result<Figure> {
+    let count = options.guesses;
+    let target = start(postgres, options, &[PROXY]).await?;
     let admin = target.admin().await;
     let victim = "victim@example.com";
     let (status, body) = admin

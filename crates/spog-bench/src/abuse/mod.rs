@@ -1,7 +1,7 @@
 //! Issue 12's hostile-load suite: each denial-of-service attack replayed against a release
 //! `spog serve` process of its own (fresh database, fresh data directory), each figure printed
 //! beside its target. Every server starts with the soft file-descriptor limit most Linux
-//! services get by default (1,024; the hard limit stays as inherited), and with only the
+//! services get by default (1,024, or `--fd-limit`; the hard limit stays as inherited), and with only the
 //! configuration keys its attack needs: a key this server does not know (an older build) is
 //! left out and said so, so that the suite also measures the build before the fixes.
 //!
@@ -60,10 +60,12 @@ pub struct Options {
     /// WebSockets opened on one token.
     #[arg(long, default_value_t = 300)]
     websockets: usize,
+    /// Soft `RLIMIT_NOFILE` each server starts with (the hard limit stays as inherited); the
+    /// default is what most Linux services get.
+    #[arg(long, default_value_t = 1_024)]
+    fd_limit: u64,
 }
 
-/// The soft `RLIMIT_NOFILE` a service gets by default (systemd, most shells).
-const DEFAULT_SOFT_FD_LIMIT: u64 = 1_024;
 /// No attack runs longer than this, whatever the server does.
 const ATTACK_LIMIT: Duration = Duration::from_secs(300);
 
@@ -177,7 +179,13 @@ pub fn figure(
         target: target.to_owned(),
         ok: Some(ok),
     };
-    println!("  {}: {} (target {}: {})", figure.measure, figure.value, target, verdict(ok));
+    println!(
+        "  {}: {} (target {}: {})",
+        figure.measure,
+        figure.value,
+        target,
+        verdict(ok)
+    );
     figure
 }
 
@@ -191,7 +199,9 @@ pub struct Target {
 
 impl Target {
     pub fn server(&self) -> &ServerProcess {
-        self.server.as_ref().expect("the server runs until the target is dropped")
+        self.server
+            .as_ref()
+            .expect("the server runs until the target is dropped")
     }
 
     pub fn base(&self) -> &str {
@@ -220,8 +230,12 @@ impl Drop for Target {
 }
 
 /// Starts a server on a fresh database with `settings` (configuration keys and values) and
-/// the default soft fd limit. A key the server refuses as unknown is left out, with a note.
-pub async fn start(postgres: Option<&str>, settings: &[(&str, &str)]) -> anyhow::Result<Target> {
+/// the soft fd limit of the options. A key the server refuses as unknown is left out, with a note.
+pub async fn start(
+    postgres: Option<&str>,
+    options: &Options,
+    settings: &[(&str, &str)],
+) -> anyhow::Result<Target> {
     let database = match postgres {
         Some(url) => Some(harness::database(Some(url)).await),
         None => None,
@@ -237,7 +251,7 @@ pub async fn start(postgres: Option<&str>, settings: &[(&str, &str)]) -> anyhow:
             data_dir: data_dir.clone(),
             database_url: database_url.as_deref(),
             settings: settings.clone(),
-            soft_fd_limit: Some(DEFAULT_SOFT_FD_LIMIT),
+            soft_fd_limit: Some(options.fd_limit),
         };
         match ServerProcess::launch(launch).await {
             Ok(server) => {

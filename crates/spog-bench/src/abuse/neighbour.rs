@@ -27,6 +27,7 @@ const B_PASSWORD: &str = "tenant b's long password";
 pub async fn run(postgres: Option<String>, options: Options) -> anyhow::Result<Vec<Figure>> {
     let target = start(
         postgres.as_deref(),
+        &options,
         &[
             ("allow_insecure_targets", "true"),
             ("outbound_allow_cidrs", "127.0.0.0/8"),
@@ -130,7 +131,9 @@ async fn black_hole(tasks: &mut JoinSet<()>) -> anyhow::Result<(String, Arc<Atom
 }
 
 /// A receiver answering 200 at once; it reports when each request arrived.
-async fn receiver(tasks: &mut JoinSet<()>) -> anyhow::Result<(String, mpsc::UnboundedReceiver<Instant>)> {
+async fn receiver(
+    tasks: &mut JoinSet<()>,
+) -> anyhow::Result<(String, mpsc::UnboundedReceiver<Instant>)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/hook", listener.local_addr()?);
     let (arrived, arrivals) = mpsc::unbounded_channel();
@@ -159,7 +162,10 @@ async fn create_account(target: &super::Target) -> anyhow::Result<()> {
             if let Some(mut stderr) = child.stderr.take() {
                 std::io::Read::read_to_string(&mut stderr, &mut error)?;
             }
-            anyhow::ensure!(status.success(), "spog admin create-account: {status} {error}");
+            anyhow::ensure!(
+                status.success(),
+                "spog admin create-account: {status} {error}"
+            );
             return Ok(());
         }
         if started.elapsed() > Duration::from_secs(60) {
@@ -179,7 +185,10 @@ async fn login(any: &Client, email: &str, password: &str) -> anyhow::Result<Clie
     let (status, body) = anonymous
         .post("/auth/login", json!({"email": email, "password": password}))
         .await;
-    anyhow::ensure!(status.is_success(), "logging in as {email}: {status} {body}");
+    anyhow::ensure!(
+        status.is_success(),
+        "logging in as {email}: {status} {body}"
+    );
     Ok(anonymous.with_token(&text(&body["token"], "a token")?))
 }
 

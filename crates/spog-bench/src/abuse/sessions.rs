@@ -21,7 +21,7 @@ const GIVE_UP_AFTER: usize = 32;
 const FOLLOWED: usize = 10;
 
 pub async fn run(postgres: Option<String>, options: Options) -> anyhow::Result<Vec<Figure>> {
-    let target = start(postgres.as_deref(), &[]).await?;
+    let target = start(postgres.as_deref(), &options, &[]).await?;
     let admin = target.admin().await;
     let fixture = fixture(&admin).await?;
     let gateway = admin
@@ -78,7 +78,10 @@ pub async fn run(postgres: Option<String>, options: Options) -> anyhow::Result<V
         ms(took),
     );
     let mut followed = Tally::default();
-    let last = ids.len().saturating_sub(FOLLOWED).max(FOLLOWED.min(ids.len()));
+    let last = ids
+        .len()
+        .saturating_sub(FOLLOWED)
+        .max(FOLLOWED.min(ids.len()));
     let chosen: Vec<&String> = ids.iter().take(FOLLOWED).chain(&ids[last..]).collect();
     for id in &chosen {
         let events = json!([[0.1, "o", "hello\r\n"], [0.2, "o", "world\r\n"]]);
@@ -97,20 +100,24 @@ pub async fn run(postgres: Option<String>, options: Options) -> anyhow::Result<V
         .await;
         followed.add(ended.status);
     }
-    let health = timed(fresh_client(Duration::from_secs(5)).get(format!("{}/healthz", target.base()))).await;
+    let health =
+        timed(fresh_client(Duration::from_secs(5)).get(format!("{}/healthz", target.base()))).await;
     println!(
         "  events, then end, on {} of the started sessions: {followed}; then GET /healthz on a new connection: {health}",
         chosen.len()
     );
-    let failures = starts.server_errors() + starts.unanswered() + followed.server_errors() + followed.unanswered();
+    let failures = starts.server_errors()
+        + starts.unanswered()
+        + followed.server_errors()
+        + followed.unanswered();
     Ok(vec![figure(
         ATTACK,
         format!(
-            "{} session starts with a soft fd limit of 1,024: 5xx or unanswered (then events and end on some)",
-            options.sessions
+            "{} session starts with a soft fd limit of {}: 5xx or unanswered (then events and end on some)",
+            options.sessions, options.fd_limit
         ),
         format!(
-            "{} 5xx, {} unanswered; started {}, refused 429 {}",
+            "{} 5xx, {} unanswered; started {}, refused 429 {}; /healthz afterwards {health}",
             starts.server_errors() + followed.server_errors(),
             starts.unanswered() + followed.unanswered(),
             starts.count(201),
