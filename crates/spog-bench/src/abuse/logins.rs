@@ -35,7 +35,7 @@ async fn login(
     address: Option<&str>,
     email: &str,
     password: &str,
-) -> super::Answer {
+) -> Answer {
     let mut request = http
         .post(format!("{base}/api/v1/auth/login"))
         .json(&json!({"email": email, "password": password}));
