@@ -1,5 +1,6 @@
 //! `cargo run --release -p spog-bench -- <benchmark> [--postgres URL]`
 
+mod abuse;
 mod audit;
 mod foundation;
 mod harness;
@@ -20,6 +21,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Bench {
+    /// Hostile load (issue 12): each denial-of-service attack replayed against a release
+    /// `spog serve` of its own, each figure beside its target. Needs
+    /// `cargo build --release -p spog` first.
+    Abuse(abuse::Options),
     /// Audit trail (issue 3): ingest rate and chain-linking lag, search, statistics, export
     /// and verification on a large chain.
     Audit(audit::Options),
@@ -53,6 +58,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async {
         match cli.bench {
+            Bench::Abuse(options) => abuse::run(options).await,
             Bench::Audit(options) => audit::run(options).await,
             Bench::Realtime(options) => realtime::run(options).await,
             Bench::Foundation(options) => foundation::run(options).await,
