@@ -11,9 +11,11 @@ mod desktop;
 mod identity;
 mod notifications;
 mod receiver;
+mod recording_limits;
 mod scale_out;
 mod smtp;
 mod terminal;
+mod transport;
 mod webhooks;
 
 use std::sync::Arc;
