@@ -70,6 +70,11 @@ pub async fn launch(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Running> {
+    // Bound first, so an address in use fails the start before anything runs.
+    let metrics_listener = match config.metrics_listen {
+        Some(address) => Some(TcpListener::bind(address).await?),
+        None => None,
+    };
     crate::private_files::prepare_data_dir(
         &config.data_dir,
         &config.database_url(),
@@ -109,11 +114,15 @@ pub async fn launch(
     let app = router(state.clone());
     let addr = listener.local_addr()?;
     let limits = transport_limits(&state.config);
-    let metrics_addr = match state.config.metrics_listen {
-        Some(metrics_listen) => {
-            let metrics = TcpListener::bind(metrics_listen).await?;
+    let metrics_addr = match metrics_listener {
+        Some(metrics) => {
             let metrics_addr = metrics.local_addr()?;
             let app = http::system::metrics_router(state.clone());
+            // A scraper or two: a handful of connections is plenty.
+            let limits = transport::Limits {
+                max_connections: 16,
+                ..limits
+            };
             workers.push(tokio::spawn(
                 transport::serve(metrics, app, limits, shutdown.clone()).map(|_| ()),
             ));

@@ -115,8 +115,9 @@ async fn start_recording(
     };
     let recording = desktop::start(&mut tx, &new).await?;
     // The files exist before the recording does: one that cannot be written never starts.
-    state.recorders.frames(&recording).await?;
+    let opened = state.recorders.frames(&recording).await;
     let committed = async {
+        opened?;
         let entry = auth
             .entry("desktop_recording.start", "desktop_recording")
             .resource(
@@ -126,7 +127,8 @@ async fn start_recording(
             .in_organization(organization)
             .after(&recording);
         audit::record(&mut tx, entry).await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok::<_, ApiError>(())
     }
     .await;
     if let Err(error) = committed {
@@ -134,7 +136,7 @@ async fn start_recording(
             .recorders
             .discard_frames(recording.id, &recording.file_path)
             .await;
-        return Err(error.into());
+        return Err(error);
     }
     Ok((StatusCode::CREATED, Json(located(&state, recording))))
 }

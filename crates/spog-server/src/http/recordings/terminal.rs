@@ -128,9 +128,10 @@ async fn start_session(
     let recording = terminal::start(&mut tx, &new, &shell).await?;
     // The file exists before the session does (so it plays even before its first event), and
     // a session whose file cannot be created never becomes active.
-    state.recorders.cast(&recording).await?;
+    let opened = state.recorders.cast(&recording).await;
     let session = recording.session();
     let committed = async {
+        opened?;
         let entry = auth
             .entry("terminal_session.start", "terminal_session")
             .resource(
@@ -141,7 +142,8 @@ async fn start_session(
             .after(&session)
             .metadata(serde_json::json!({"recording_id": recording.id}));
         audit::record(&mut tx, entry).await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok::<_, ApiError>(())
     }
     .await;
     if let Err(error) = committed {
@@ -149,7 +151,7 @@ async fn start_session(
             .recorders
             .discard_cast(recording.id, &recording.file_path)
             .await;
-        return Err(error.into());
+        return Err(error);
     }
     Ok((StatusCode::CREATED, Json(session)))
 }
