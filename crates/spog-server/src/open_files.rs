@@ -67,9 +67,9 @@ mod tests {
 
     #[test]
     fn the_common_limit_is_shared_between_connections_and_recordings() {
-        let budget = budget(1024, 10_000, 16);
-        assert_eq!(budget.recording_files, 256);
-        assert_eq!(budget.connections, 1024 - 256 - 256 - 48);
+        let common = budget(1024, 10_000, 16);
+        assert_eq!(common.recording_files, 256);
+        assert_eq!(common.connections, 1024 - 256 - 256 - 48);
         let roomy = budget(1 << 20, 10_000, 16);
         assert_eq!(roomy.recording_files, 4096);
         assert_eq!(roomy.connections, 10_000);
