@@ -48,7 +48,9 @@ impl Blocking {
             .await;
             match joined {
                 Ok(value) => value,
-                Err(error) => std::panic::resume_unwind(error.into_panic()),
+                Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+                // Cancelled: the runtime is shutting down and drops this future with the rest.
+                Err(_) => std::future::pending().await,
             }
         }
     }

@@ -43,6 +43,7 @@ async fn two_thousand_sessions_under_an_open_files_limit_of_1024_get_no_server_e
             std::env::temp_dir().join(format!("spog-open-files-{}", uuid::Uuid::now_v7()));
         let mut config = test_config(&database, data_dir);
         config.max_active_recordings_per_account = SESSIONS as i64;
+        config.max_downloads_per_caller = AT_ONCE;
         let budget = spog_server::open_files::budget(
             1024,
             config.max_connections,
