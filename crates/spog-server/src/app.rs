@@ -9,6 +9,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -25,13 +26,15 @@ use crate::keys::Keys;
 use crate::metrics::RequestLabels;
 use crate::openapi::ApiDoc;
 use crate::state::AppState;
-use crate::{console, http, workers};
+use crate::{console, http, open_files, transport, workers};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A running server.
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served apart (`metrics_listen`).
+    pub metrics_addr: Option<SocketAddr>,
     pub state: AppState,
     /// Set on the first start of an empty database.
     pub first_admin: Option<FirstAdmin>,
@@ -67,7 +70,16 @@ pub async fn launch(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Running> {
-    std::fs::create_dir_all(&config.data_dir)?;
+    // Bound first, so an address in use fails the start before anything runs.
+    let metrics_listener = match config.metrics_listen {
+        Some(address) => Some(TcpListener::bind(address).await?),
+        None => None,
+    };
+    crate::private_files::prepare_data_dir(
+        &config.data_dir,
+        &config.database_url(),
+        &config.data_dir.join(crate::keys::KEY_FILE),
+    )?;
     let keys = Keys::load(
         config.server_key.as_ref().map(|s| s.expose()),
         &config.data_dir,
@@ -97,26 +109,55 @@ pub async fn launch(
         stopping.cancelled().await;
         stopped.bus.hub.close_all();
         // What recorders hold reaches the disk; their streams close.
-        stopped.recorders.close_all();
+        stopped.recorders.close_all().await;
     }));
     let app = router(state.clone());
     let addr = listener.local_addr()?;
-    let server = tokio::spawn(
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .into_future(),
-    );
-    tracing::info!(%addr, instance = %state.instance_id, backend = state.store.backend().name(), "spog is serving");
+    let limits = transport_limits(&state.config);
+    let metrics_addr = match metrics_listener {
+        Some(metrics) => {
+            let metrics_addr = metrics.local_addr()?;
+            let app = http::system::metrics_router(state.clone());
+            // A scraper or two: a handful of connections is plenty.
+            let limits = transport::Limits {
+                max_connections: 16,
+                ..limits
+            };
+            workers.push(tokio::spawn(
+                transport::serve(metrics, app, limits, shutdown.clone()).map(|_| ()),
+            ));
+            tracing::info!(addr = %metrics_addr, "serving /metrics");
+            Some(metrics_addr)
+        }
+        None => None,
+    };
+    let server = tokio::spawn(transport::serve(listener, app, limits, shutdown));
+    tracing::info!(%addr, instance = %state.instance_id, backend = state.store.backend().name(),
+        max_connections = limits.max_connections, open_files_limit = open_files::limit(),
+        "spog is serving");
     Ok(Running {
         addr,
+        metrics_addr,
         state,
         first_admin,
         server,
         workers,
     })
+}
+
+/// The transport's limits: the configured ones, with connections capped to what the
+/// open-files limit allows.
+fn transport_limits(config: &Config) -> transport::Limits {
+    let budget = open_files::budget(
+        open_files::limit(),
+        config.max_connections,
+        config.database_max_connections,
+    );
+    transport::Limits {
+        header_read_timeout: config.header_read_timeout,
+        max_connections: budget.connections,
+        write_timeout: config.write_timeout,
+    }
 }
 
 /// The API with its OpenAPI document.

@@ -78,6 +78,27 @@ pub struct Config {
     /// (`occurred_at`); older is refused, so a component cannot slip history in far behind.
     #[serde(with = "duration")]
     pub audit_ingest_max_backdate: Duration,
+
+    // Transport, files and recordings under hostile load (issue 12).
+    /// A request's headers must arrive within this; it also ends idle keep-alive connections.
+    #[serde(with = "duration")]
+    pub header_read_timeout: Duration,
+    /// Open client connections per instance (fewer if the open-files limit allows fewer);
+    /// beyond it a new connection is answered 503 and closed at once.
+    pub max_connections: usize,
+    /// How long a response may wait on a client that stopped reading before the connection
+    /// is dropped.
+    #[serde(with = "duration")]
+    pub write_timeout: Duration,
+    /// Bearer token that `GET /metrics` requires on the main listener; without it (and
+    /// without `metrics_listen`) the metrics are not served.
+    pub metrics_token: Option<Secret>,
+    /// A separate address serving `GET /metrics` without a token (keep it private).
+    pub metrics_listen: Option<SocketAddr>,
+    /// Streamed downloads (recordings, exports) one credential may have open at once.
+    pub max_downloads_per_caller: usize,
+    /// Active terminal sessions plus desktop recordings an account may have at once.
+    pub max_active_recordings_per_account: i64,
 }
 
 impl Default for Config {
@@ -111,6 +132,13 @@ impl Default for Config {
             checkpoint_interval: Duration::from_secs(3600),
             auth_cache_ttl: Duration::from_secs(1),
             audit_ingest_max_backdate: Duration::from_secs(7 * 86_400),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            write_timeout: Duration::from_secs(30),
+            metrics_token: None,
+            metrics_listen: None,
+            max_downloads_per_caller: 8,
+            max_active_recordings_per_account: 1_000,
         }
     }
 }
@@ -177,6 +205,24 @@ impl Config {
         }
         if self.database_max_connections == 0 {
             return Err("database_max_connections must be at least 1".into());
+        }
+        if self.header_read_timeout.is_zero() || self.write_timeout.is_zero() {
+            return Err("header_read_timeout and write_timeout must be positive".into());
+        }
+        if self.max_connections == 0
+            || self.max_downloads_per_caller == 0
+            || self.max_active_recordings_per_account < 1
+        {
+            return Err("max_connections, max_downloads_per_caller and \
+                 max_active_recordings_per_account must be at least 1"
+                .into());
+        }
+        if self
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| t.expose().len() < 16)
+        {
+            return Err("metrics_token must be at least 16 characters".into());
         }
         spog_core::validate::Email::parse("admin_email", &self.admin_email)
             .map_err(|e| e.to_string())?;

@@ -21,6 +21,8 @@ pub enum ApiError {
     PayloadTooLarge,
     Validation(FieldErrors),
     RateLimited,
+    /// A cap on what one caller or account may hold at once (429, with what to do).
+    LimitReached(String),
     Unavailable(String),
     Internal(anyhow::Error),
 }
@@ -52,6 +54,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::LimitReached(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -67,6 +70,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::Validation(_) => "validation_failed",
             ApiError::RateLimited => "rate_limited",
+            ApiError::LimitReached(_) => "limit_reached",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -86,6 +90,7 @@ impl ApiError {
             | ApiError::Unauthenticated(m)
             | ApiError::Forbidden(m)
             | ApiError::Conflict(m)
+            | ApiError::LimitReached(m)
             | ApiError::Unavailable(m) => m.clone(),
             ApiError::NotFound => "not found".to_owned(),
             ApiError::PayloadTooLarge => "the request body is too large".to_owned(),

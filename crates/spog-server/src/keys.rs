@@ -15,7 +15,7 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-const KEY_FILE: &str = "server.key";
+pub const KEY_FILE: &str = "server.key";
 
 #[derive(Clone)]
 pub struct Keys {

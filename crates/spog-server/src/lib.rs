@@ -4,6 +4,7 @@ pub mod admin;
 pub mod alerting;
 pub mod app;
 pub mod auth;
+pub mod blocking;
 pub mod bootstrap;
 pub mod chain;
 pub mod config;
@@ -15,11 +16,14 @@ pub mod http;
 pub mod hub;
 pub mod keys;
 pub mod metrics;
+pub mod open_files;
 pub mod openapi;
+pub mod private_files;
 pub mod recordings;
 pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod transport;
 pub mod workers;
 
 pub use app::{Running, launch};

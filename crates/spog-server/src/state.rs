@@ -7,11 +7,14 @@ use spog_store::audit::GroupCommit;
 
 use crate::auth::AuthCache;
 use crate::auth::throttle::LoginThrottle;
+use crate::blocking::Blocking;
 use crate::config::Config;
 use crate::delivery::Engine;
+use crate::http::downloads::Downloads;
 use crate::hub::bus::Bus;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
+use crate::open_files;
 use crate::recordings::Recorders;
 use crate::workers::Workers;
 
@@ -38,13 +41,24 @@ pub struct App {
     pub recorders: Recorders,
     /// Audit entries ingested from other components, recorded in groups.
     pub audit_ingest: GroupCommit,
+    /// The bounded share of the blocking pool for file work, encoding and hashing.
+    pub blocking: Blocking,
+    /// Streamed downloads in progress, per credential.
+    pub downloads: Downloads,
 }
 
 impl AppState {
     pub fn new(config: Config, store: Store, keys: Keys) -> anyhow::Result<Self> {
         let engine = Engine::new(&config)?;
         let auth_cache = AuthCache::new(config.auth_cache_ttl);
-        let recorders = Recorders::new(&config.data_dir);
+        let blocking = Blocking::default();
+        let budget = open_files::budget(
+            open_files::limit(),
+            config.max_connections,
+            config.database_max_connections,
+        );
+        let recorders = Recorders::new(&config.data_dir, budget.recording_files, blocking.clone());
+        let downloads = Downloads::new(config.max_downloads_per_caller);
         Ok(Self(Arc::new(App {
             config,
             bus: Bus::new(store.clone()),
@@ -59,6 +73,8 @@ impl AppState {
             auth_cache,
             recorders,
             engine,
+            blocking,
+            downloads,
         })))
     }
 }

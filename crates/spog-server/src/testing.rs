@@ -16,6 +16,8 @@ pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestServer {
     pub base: String,
+    /// Where `/metrics` is served apart, with `metrics_listen`.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub state: AppState,
     pub data_dir: PathBuf,
     pub database: std::sync::Arc<TestDatabase>,
@@ -64,6 +66,7 @@ impl TestServer {
             .expect("launching the server");
         Self {
             base: format!("http://{}", running.addr),
+            metrics_addr: running.metrics_addr,
             state: running.state.clone(),
             data_dir,
             database,

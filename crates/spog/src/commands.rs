@@ -54,6 +54,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // Every connection and open recording holds a descriptor; the common soft limit of 1,024
+    // is far below what a busy instance needs.
+    match spog_server::open_files::raise_limit() {
+        Ok(limit) => tracing::info!(open_files_limit = limit, "open-files limit"),
+        Err(error) => tracing::warn!(%error, open_files_limit = spog_server::open_files::limit(),
+            "could not raise the open-files limit"),
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -101,7 +108,11 @@ async fn wait_for_signal() {
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    std::fs::create_dir_all(&config.data_dir)?;
+    spog_server::private_files::prepare_data_dir(
+        &config.data_dir,
+        &config.database_url(),
+        &config.data_dir.join(spog_server::keys::KEY_FILE),
+    )?;
     let options = StoreOptions {
         max_connections: 2,
         ..Default::default()

@@ -12,6 +12,7 @@ use spog_store::audit::{self, AuditFilter};
 use spog_store::{Store, StoreResult};
 use utoipa::ToSchema;
 
+use crate::blocking::Blocking;
 use crate::keys::Keys;
 
 /// Entries per read: verification goes as fast as it can hash, and larger batches cost
@@ -31,7 +32,11 @@ pub struct IntegrityReport {
 }
 
 /// Walks the account's whole chain in `seq` order and compares its end with the stored head and the latest checkpoint.
-pub async fn verify(store: &Store, account: Id<Account>) -> StoreResult<IntegrityReport> {
+pub async fn verify(
+    store: &Store,
+    blocking: &Blocking,
+    account: Id<Account>,
+) -> StoreResult<IntegrityReport> {
     audit::link_pending(store, Timestamp::now()).await?;
     let mut conn = store.conn().await?;
     let head = audit::head(&mut conn, account).await?;
@@ -51,7 +56,7 @@ pub async fn verify(store: &Store, account: Id<Account>) -> StoreResult<Integrit
         .await?
         .map(|batch| {
             let mut segment = template.segment();
-            tokio::task::spawn_blocking(move || {
+            blocking.run(move || {
                 batch?
                     .fields()
                     .for_each(|entry| segment.push_fields(&entry));
@@ -60,7 +65,7 @@ pub async fn verify(store: &Store, account: Id<Account>) -> StoreResult<Integrit
         })
         .buffered(HASHERS);
     while let Some(segment) = segments.next().await {
-        verifier.append(segment.expect("hashing does not panic")?);
+        verifier.append(segment?);
     }
     Ok(IntegrityReport {
         report: verifier.finish(),

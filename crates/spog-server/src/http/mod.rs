@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod channels;
 pub mod delivery_history;
+pub mod downloads;
 pub mod events;
 pub mod hosts;
 pub mod notifications;

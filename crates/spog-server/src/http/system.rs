@@ -4,20 +4,21 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
-use axum::response::IntoResponse;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use spog_core::model::Account;
 use spog_core::{Id, Timestamp};
 use spog_store::deliveries;
+use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Require;
 use crate::auth::permissions::MonitoringView;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::workers::WorkerStatus;
 
@@ -46,7 +47,39 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// `/metrics` alone, for the separate `metrics_listen` address: no token there, the address
+/// is kept private instead.
+pub fn metrics_router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(render_metrics))
+        .with_state(state)
+}
+
+/// `/metrics` on the main listener: only with `metrics_token`, and only to its bearer. With
+/// no token configured it does not exist here (the metrics hold every tenant's counts).
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let Some(token) = &state.config.metrics_token else {
+        return Err(ApiError::NotFound);
+    };
+    let presented = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes())) {
+        let mut response = ApiError::Unauthenticated(
+            "`/metrics` needs `Authorization: Bearer <metrics_token>`".to_owned(),
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return Ok(response);
+    }
+    Ok(render_metrics(State(state)).await.into_response())
+}
+
+async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
     // The backlog is counted when scraped, not on every engine tick.
     if let Ok(mut conn) = state.store.conn().await
         && let Ok(backlog) = deliveries::backlog(&mut conn, None).await

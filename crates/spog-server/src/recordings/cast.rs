@@ -4,6 +4,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
@@ -16,6 +17,7 @@ use tokio::sync::Notify;
 
 use super::RecordingError;
 use super::append::AppendFile;
+use super::handles::FileHandles;
 
 /// Buffered bytes beyond which an append writes at once.
 const FLUSH_AT: usize = 256 * 1024;
@@ -64,13 +66,18 @@ pub struct Appended {
 impl CastRecorder {
     /// Opens the file of `recording`, writing its header if new, or recovering what a
     /// previous writer left (counters, and a torn last line cut off).
-    pub fn open(recording: &TerminalRecording, path: PathBuf) -> io::Result<Self> {
+    /// Blocking: call it off the async threads.
+    pub fn open(
+        recording: &TerminalRecording,
+        path: PathBuf,
+        handles: Arc<FileHandles>,
+    ) -> io::Result<Self> {
         let (len, counters) = match std::fs::File::open(&path) {
             Ok(file) => recover(file)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => (None, Counters::default()),
             Err(e) => return Err(e),
         };
-        let mut file = AppendFile::open(&path, len)?;
+        let mut file = AppendFile::open(&path, len, handles)?;
         if file.end() == 0 {
             let header = file_header(
                 recording.width,
@@ -179,11 +186,17 @@ impl CastRecorder {
         self.flush_locked(&mut state)
     }
 
-    /// Flushes and syncs to the disk.
+    /// Flushes and syncs to the disk; the sync runs without holding the recorder, so
+    /// appends go on meanwhile.
     pub fn sync(&self) -> Result<(), RecordingError> {
-        let mut state = self.state.lock();
-        self.flush_locked(&mut state)?;
-        state.file.sync()?;
+        let unsynced = {
+            let mut state = self.state.lock();
+            self.flush_locked(&mut state)?;
+            state.file.take_unsynced()?
+        };
+        if let Some(file) = unsynced {
+            file.sync_data()?;
+        }
         Ok(())
     }
 
@@ -223,6 +236,7 @@ impl CastRecorder {
         }) {
             tracing::warn!(recording = %self.id, %error, "closing a terminal recording");
         }
+        state.file.release();
         self.closing.notify_waiters();
         self.written.notify_waiters();
         progress(&state)

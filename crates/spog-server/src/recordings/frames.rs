@@ -6,6 +6,7 @@
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
@@ -16,6 +17,7 @@ use tokio::sync::Notify;
 
 use super::RecordingError;
 use super::append::AppendFile;
+use super::handles::FileHandles;
 
 const HEADER: usize = 12;
 const ENTRY: usize = 20;
@@ -61,14 +63,19 @@ struct State {
 impl FrameRecorder {
     /// Opens the files of a recording, recovering what an earlier writer left: the frames
     /// file is cut after its last complete frame and the index rebuilt from it.
-    pub fn open(id: Id<DesktopRecording>, path: &Path) -> io::Result<Self> {
+    /// Blocking: call it off the async threads.
+    pub fn open(
+        id: Id<DesktopRecording>,
+        path: &Path,
+        handles: Arc<FileHandles>,
+    ) -> io::Result<Self> {
         let (frames_list, len) = match std::fs::File::open(path) {
             Ok(file) => scan(&file, 0, file.metadata()?.len())?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => (Vec::new(), 0),
             Err(e) => return Err(e),
         };
-        let frames = AppendFile::open(path, Some(len))?;
-        let mut index = AppendFile::open(&index_path(path), Some(0))?;
+        let frames = AppendFile::open(path, Some(len), handles.clone())?;
+        let mut index = AppendFile::open(&index_path(path), Some(0), handles)?;
         let mut entries = Vec::with_capacity(frames_list.len() * ENTRY);
         let mut counters = Counters::default();
         for frame in &frames_list {
@@ -148,11 +155,16 @@ impl FrameRecorder {
         flush_locked(&mut self.state.lock())
     }
 
+    /// Flushes and syncs to the disk; the sync runs without holding the recorder.
     pub fn sync(&self) -> Result<(), RecordingError> {
-        let mut state = self.state.lock();
-        flush_locked(&mut state)?;
-        state.frames.sync()?;
-        state.index.sync()?;
+        let unsynced = {
+            let mut state = self.state.lock();
+            flush_locked(&mut state)?;
+            [state.frames.take_unsynced()?, state.index.take_unsynced()?]
+        };
+        for file in unsynced.into_iter().flatten() {
+            file.sync_data()?;
+        }
         Ok(())
     }
 
@@ -182,6 +194,8 @@ impl FrameRecorder {
         if let Err(error) = synced {
             tracing::warn!(recording = %self.id, %error, "closing a desktop recording");
         }
+        state.frames.release();
+        state.index.release();
         self.closing.notify_waiters();
         progress(&state)
     }
@@ -298,7 +312,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("spog-frames-{}", uuid::Uuid::now_v7()));
         let path = dir.join("r.frames");
         let id = Id::new();
-        let recorder = FrameRecorder::open(id, &path).unwrap();
+        let handles = || Arc::new(FileHandles::new(4));
+        let recorder = FrameRecorder::open(id, &path, handles()).unwrap();
         recorder.append(0, b"\xFF\xD8\xFFone", "f", false).unwrap();
         recorder.append(40, b"\xFF\xD8\xFFtwo", "f", true).unwrap();
         assert!(recorder.append(30, b"\xFF\xD8\xFFold", "f", true).is_err());
@@ -316,7 +331,7 @@ mod tests {
 
         let loaded = load(&path).unwrap();
         assert_eq!(loaded.len(), 2, "readers stop at the torn frame");
-        let recorder = FrameRecorder::open(id, &path).unwrap();
+        let recorder = FrameRecorder::open(id, &path, handles()).unwrap();
         recorder
             .append(60, b"\xFF\xD8\xFFthree", "f", true)
             .unwrap();

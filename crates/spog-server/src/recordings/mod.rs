@@ -7,6 +7,8 @@
 mod append;
 pub mod cast;
 pub mod frames;
+mod handles;
+pub mod read;
 
 use std::collections::HashMap;
 use std::io;
@@ -17,9 +19,11 @@ use parking_lot::Mutex;
 use spog_core::recordings::{DesktopRecording, TerminalRecording};
 use spog_core::{FieldError, FieldErrors, Id};
 
+use crate::blocking::Blocking;
 use crate::error::ApiError;
 pub use cast::{Appended, CastRecorder};
 pub use frames::FrameRecorder;
+use handles::FileHandles;
 
 /// Why an append was refused.
 #[derive(Debug)]
@@ -82,17 +86,23 @@ impl From<RecordingError> for ApiError {
     }
 }
 
-/// The recorders open on this instance.
+/// The recorders open on this instance: one per active recording written here, their files
+/// behind a bounded cache of descriptors, their file work on the bounded blocking pool.
 pub struct Recorders {
     data_dir: PathBuf,
+    handles: Arc<FileHandles>,
+    blocking: Blocking,
     casts: Mutex<HashMap<Id<TerminalRecording>, Arc<CastRecorder>>>,
     frames: Mutex<HashMap<Id<DesktopRecording>, Arc<FrameRecorder>>>,
 }
 
 impl Recorders {
-    pub fn new(data_dir: &Path) -> Self {
+    /// `open_files`: recording files kept open at once.
+    pub fn new(data_dir: &Path, open_files: usize, blocking: Blocking) -> Self {
         Self {
             data_dir: data_dir.to_owned(),
+            handles: Arc::new(FileHandles::new(open_files)),
+            blocking,
             casts: Mutex::default(),
             frames: Mutex::default(),
         }
@@ -103,20 +113,38 @@ impl Recorders {
         self.data_dir.join(relative)
     }
 
-    /// The recorder of an active terminal recording, opened if needed.
-    pub fn cast(&self, recording: &TerminalRecording) -> Result<Arc<CastRecorder>, RecordingError> {
-        let mut casts = self.casts.lock();
-        if let Some(recorder) = casts.get(&recording.id)
-            && !recorder.is_closed()
-        {
-            return Ok(recorder.clone());
+    /// Recording files with a descriptor open now.
+    pub fn open_files(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// The recorder of an active terminal recording, opened (its file created) if needed.
+    pub async fn cast(
+        &self,
+        recording: &TerminalRecording,
+    ) -> Result<Arc<CastRecorder>, RecordingError> {
+        if let Some(recorder) = self.open_cast(recording.id).filter(|r| !r.is_closed()) {
+            return Ok(recorder);
         }
-        let recorder = Arc::new(CastRecorder::open(
-            recording,
+        let (opened, path, handles) = (
+            recording.clone(),
             self.path(&recording.file_path),
-        )?);
-        casts.insert(recording.id, recorder.clone());
-        Ok(recorder)
+            self.handles.clone(),
+        );
+        let recorder = self
+            .blocking
+            .run(move || CastRecorder::open(&opened, path, handles))
+            .await?;
+        let mut casts = self.casts.lock();
+        match casts.get(&recording.id) {
+            // Opened meanwhile by another request: the same file, so either will do.
+            Some(existing) if !existing.is_closed() => Ok(existing.clone()),
+            _ => {
+                let recorder = Arc::new(recorder);
+                casts.insert(recording.id, recorder.clone());
+                Ok(recorder)
+            }
+        }
     }
 
     /// The recorder of a terminal recording if it is open here.
@@ -128,39 +156,79 @@ impl Recorders {
         self.frames.lock().get(&id).cloned()
     }
 
-    pub fn frames(
+    /// The recorder of an active desktop recording, opened (its files created) if needed.
+    pub async fn frames(
         &self,
         recording: &DesktopRecording,
     ) -> Result<Arc<FrameRecorder>, RecordingError> {
-        let mut frames = self.frames.lock();
-        if let Some(recorder) = frames.get(&recording.id)
-            && !recorder.is_closed()
-        {
-            return Ok(recorder.clone());
+        if let Some(recorder) = self.open_frames(recording.id).filter(|r| !r.is_closed()) {
+            return Ok(recorder);
         }
-        let recorder = Arc::new(FrameRecorder::open(
+        let (id, path, handles) = (
             recording.id,
-            &self.path(&recording.file_path),
-        )?);
-        frames.insert(recording.id, recorder.clone());
-        Ok(recorder)
+            self.path(&recording.file_path),
+            self.handles.clone(),
+        );
+        let recorder = self
+            .blocking
+            .run(move || FrameRecorder::open(id, &path, handles))
+            .await?;
+        let mut frames = self.frames.lock();
+        match frames.get(&recording.id) {
+            Some(existing) if !existing.is_closed() => Ok(existing.clone()),
+            _ => {
+                let recorder = Arc::new(recorder);
+                frames.insert(recording.id, recorder.clone());
+                Ok(recorder)
+            }
+        }
     }
 
     /// Closes a terminal recorder open here; its final progress.
-    pub fn close_cast(
+    pub async fn close_cast(
         &self,
         id: Id<TerminalRecording>,
     ) -> Option<spog_store::recordings::terminal::Progress> {
         let recorder = self.casts.lock().remove(&id)?;
-        Some(recorder.close())
+        Some(self.blocking.run(move || recorder.close()).await)
     }
 
-    pub fn close_frames(
+    pub async fn close_frames(
         &self,
         id: Id<DesktopRecording>,
     ) -> Option<spog_store::recordings::desktop::Progress> {
         let recorder = self.frames.lock().remove(&id)?;
-        Some(recorder.close())
+        Some(self.blocking.run(move || recorder.close()).await)
+    }
+
+    /// Undoes the opening of a terminal recording whose row never committed: its recorder
+    /// is closed and its file removed, so nothing is left of it.
+    pub async fn discard_cast(&self, id: Id<TerminalRecording>, relative_path: &str) {
+        self.close_cast(id).await;
+        self.remove_files(relative_path).await;
+    }
+
+    /// Undoes the opening of a desktop recording whose row never committed.
+    pub async fn discard_frames(&self, id: Id<DesktopRecording>, relative_path: &str) {
+        self.close_frames(id).await;
+        self.remove_files(relative_path).await;
+    }
+
+    async fn remove_files(&self, relative_path: &str) {
+        let path = self.path(relative_path);
+        self.blocking
+            .run(move || {
+                for file in [frames::index_path(&path), path.clone()] {
+                    match std::fs::remove_file(&file) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(error) => tracing::warn!(
+                            %error, file = %file.display(), "removing a recording that did not start"
+                        ),
+                    }
+                }
+            })
+            .await;
     }
 
     pub fn casts(&self) -> Vec<Arc<CastRecorder>> {
@@ -172,14 +240,18 @@ impl Recorders {
     }
 
     /// Closes every recorder (at shutdown): everything written reaches the disk.
-    pub fn close_all(&self) {
-        let casts: Vec<_> = self.casts.lock().drain().collect();
-        for (_, recorder) in casts {
-            recorder.close();
-        }
-        let frames: Vec<_> = self.frames.lock().drain().collect();
-        for (_, recorder) in frames {
-            recorder.close();
-        }
+    pub async fn close_all(&self) {
+        let casts: Vec<_> = self.casts.lock().drain().map(|(_, r)| r).collect();
+        let frames: Vec<_> = self.frames.lock().drain().map(|(_, r)| r).collect();
+        self.blocking
+            .run(move || {
+                for recorder in casts {
+                    recorder.close();
+                }
+                for recorder in frames {
+                    recorder.close();
+                }
+            })
+            .await;
     }
 }

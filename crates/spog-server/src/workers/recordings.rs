@@ -24,7 +24,7 @@ const SYNC_EVERY: Duration = Duration::from_secs(1);
 pub async fn flush_once(state: &AppState, sync: bool) -> anyhow::Result<()> {
     let casts = state.recorders.casts();
     let frames = state.recorders.all_frames();
-    let (casts, frames) = tokio::task::spawn_blocking(move || {
+    let (casts, frames) = state.blocking.run(move || {
         for recorder in &casts {
             let done = if sync {
                 recorder.sync()
@@ -47,7 +47,7 @@ pub async fn flush_once(state: &AppState, sync: bool) -> anyhow::Result<()> {
         }
         (casts, frames)
     })
-    .await?;
+    .await;
     if !sync {
         return Ok(());
     }
@@ -83,10 +83,10 @@ pub async fn flush_once(state: &AppState, sync: bool) -> anyhow::Result<()> {
     }
     // Ended meanwhile (by another instance or the idle job): stop writing.
     for id in ended_cast {
-        state.recorders.close_cast(id);
+        state.recorders.close_cast(id).await;
     }
     for id in ended_frames {
-        state.recorders.close_frames(id);
+        state.recorders.close_frames(id).await;
     }
     Ok(())
 }
@@ -119,7 +119,7 @@ pub async fn idle_once(state: &AppState, now: Timestamp) -> anyhow::Result<usize
         terminal::silent(&mut conn, cutoff, 100).await?
     };
     for (account, id) in silent {
-        let progress = state.recorders.close_cast(id);
+        let progress = state.recorders.close_cast(id).await;
         let mut tx = state.store.begin().await?;
         let recording = match terminal::end(
             &mut tx,
@@ -156,7 +156,7 @@ pub async fn idle_once(state: &AppState, now: Timestamp) -> anyhow::Result<usize
         desktop::silent(&mut conn, cutoff, 100).await?
     };
     for (account, id) in silent {
-        let progress = state.recorders.close_frames(id);
+        let progress = state.recorders.close_frames(id).await;
         let mut tx = state.store.begin().await?;
         let recording = match desktop::end(
             &mut tx,

@@ -5,6 +5,7 @@ use std::time::Duration;
 use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use spog_server::config::Secret;
 use spog_server::testing::Client;
 
 use crate::receiver::{Answer, Receiver};
@@ -380,7 +381,8 @@ async fn retention_removes_old_succeeded_deliveries_only() {
 
 #[tokio::test]
 async fn health_and_metrics_show_the_delivery_engine() {
-    for server in servers().await {
+    let token = "a metrics token for the scraper";
+    for server in servers_with(|c| c.metrics_token = Some(Secret::new(token))).await {
         let admin = server.admin().await;
         let org = default_organization(&admin).await;
         let receiver = Receiver::start(Answer::Status(200)).await;
@@ -398,7 +400,10 @@ async fn health_and_metrics_show_the_delivery_engine() {
             health["deliveries"]["oldest_pending_age_seconds"],
             Value::Null
         );
-        let metrics = reqwest::get(format!("{}/metrics", server.base))
+        let metrics = reqwest::Client::new()
+            .get(format!("{}/metrics", server.base))
+            .bearer_auth(token)
+            .send()
             .await
             .unwrap()
             .text()

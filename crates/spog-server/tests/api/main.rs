@@ -13,9 +13,11 @@ mod limits;
 mod notifications;
 mod provenance;
 mod receiver;
+mod recording_limits;
 mod scale_out;
 mod smtp;
 mod terminal;
+mod transport;
 mod webhooks;
 
 use std::sync::Arc;

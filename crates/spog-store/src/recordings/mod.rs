@@ -7,8 +7,8 @@ pub mod terminal;
 use spog_core::model::{Account, Host, Organization, User};
 use spog_core::{Id, Timestamp};
 
-use crate::Sql;
 use crate::identity::hosts::HostScope;
+use crate::{Sql, StoreResult, Tx};
 
 /// What a new recording is of.
 pub struct NewRecording<'a> {
@@ -38,6 +38,28 @@ impl EndReason {
             EndReason::Idle => "idle",
         }
     }
+}
+
+/// The account's active recordings (terminal sessions and desktop recordings), counted for
+/// a start in `tx`: on PostgreSQL the account's row is locked first (`FOR NO KEY UPDATE`,
+/// which rows referring to it do not wait for), so concurrent starts on any instance count
+/// one after another and a cap checked against this holds; SQLite's write lock does the same.
+pub async fn active_for_start(tx: &mut Tx, account: Id<Account>) -> StoreResult<i64> {
+    if tx.store().backend() == crate::Backend::Postgres {
+        let mut lock = Sql::new("SELECT id FROM accounts WHERE id = ");
+        lock.bind(account.to_string()).push(" FOR NO KEY UPDATE");
+        lock.fetch_optional::<(String,)>(tx).await?;
+    }
+    let mut sql = Sql::new(
+        "SELECT (SELECT COUNT(*) FROM terminal_recordings WHERE ended_at IS NULL AND account_id = ",
+    );
+    sql.bind(account.to_string())
+        .push(
+            ") + (SELECT COUNT(*) FROM desktop_recordings WHERE ended_at IS NULL AND account_id = ",
+        )
+        .bind(account.to_string())
+        .push(")");
+    sql.fetch_scalar::<i64>(tx).await
 }
 
 /// Restricts a query on `table` (aliased `r`) to the hosts `scope` may see.

@@ -83,6 +83,7 @@ pub async fn export_audit_logs(
         "jsonl" => Format::JsonLines,
         _ => return Err(ApiError::field("format", "must be csv or jsonl")),
     };
+    let slot = state.downloads.start(&auth)?;
     let mut tx = state.store.begin().await?;
     let entry = auth
         .entry("audit_log.export", "audit_log")
@@ -94,9 +95,10 @@ pub async fn export_audit_logs(
     let batches = audit::walk(&state.store, auth.account(), filter, BATCH).await?;
     let header = (format == Format::Csv).then(|| Ok(csv_header()));
     // Each batch is encoded off the async workers, the next while one is sent.
+    let blocking = state.blocking.clone();
     let rows = batches
         .map(move |batch| {
-            tokio::task::spawn_blocking(move || {
+            blocking.run(move || {
                 batch.map(|batch| match format {
                     Format::Csv => csv_rows(&batch),
                     Format::JsonLines => json_lines(&batch),
@@ -105,13 +107,13 @@ pub async fn export_audit_logs(
         })
         .buffered(ENCODERS)
         .map(|encoded| {
-            encoded.expect("encoding does not panic").map_err(|error| {
+            encoded.map_err(|error| {
                 // The response has begun: all that is left is to cut it short.
                 tracing::error!(%error, "exporting audit entries");
                 std::io::Error::other("export failed")
             })
         });
-    let body = Body::from_stream(futures::stream::iter(header).chain(rows));
+    let body = Body::from_stream(slot.hold(futures::stream::iter(header).chain(rows)));
     let (content_type, extension) = match format {
         Format::Csv => ("text/csv; charset=utf-8", "csv"),
         Format::JsonLines => ("application/jsonl", "jsonl"),

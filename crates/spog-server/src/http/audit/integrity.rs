@@ -29,7 +29,7 @@ pub async fn verify_integrity(
 
 /// Walks the chain and puts the check on record (the console runs it the same way).
 pub(crate) async fn verify_and_record(state: &AppState, auth: &Auth) -> ApiResult<IntegrityReport> {
-    let report = chain::verify(&state.store, auth.account()).await?;
+    let report = chain::verify(&state.store, &state.blocking, auth.account()).await?;
     let mut tx = state.store.begin().await?;
     let entry = auth.entry("audit_log.verify", "audit_log").metadata(json!({
         "valid": report.report.valid,

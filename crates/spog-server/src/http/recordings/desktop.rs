@@ -102,6 +102,7 @@ async fn start_recording(
     let mut tx = state.store.begin().await?;
     let (organization, user_email) =
         recording_subject(&mut tx, &auth, body.host_id, body.user_id).await?;
+    super::within_active_quota(&state, &mut tx, auth.account()).await?;
     let new = NewRecording {
         account: auth.account(),
         organization,
@@ -113,17 +114,30 @@ async fn start_recording(
         started_at: Timestamp::now(),
     };
     let recording = desktop::start(&mut tx, &new).await?;
-    let entry = auth
-        .entry("desktop_recording.start", "desktop_recording")
-        .resource(
-            recording.id,
-            format!("{}@{}", recording.user_email, recording.hostname),
-        )
-        .in_organization(organization)
-        .after(&recording);
-    audit::record(&mut tx, entry).await?;
-    tx.commit().await?;
-    state.recorders.frames(&recording)?;
+    // The files exist before the recording does: one that cannot be written never starts.
+    let opened = state.recorders.frames(&recording).await;
+    let committed = async {
+        opened?;
+        let entry = auth
+            .entry("desktop_recording.start", "desktop_recording")
+            .resource(
+                recording.id,
+                format!("{}@{}", recording.user_email, recording.hostname),
+            )
+            .in_organization(organization)
+            .after(&recording);
+        audit::record(&mut tx, entry).await?;
+        tx.commit().await?;
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    if let Err(error) = committed {
+        state
+            .recorders
+            .discard_frames(recording.id, &recording.file_path)
+            .await;
+        return Err(error);
+    }
     Ok((StatusCode::CREATED, Json(located(&state, recording))))
 }
 
@@ -196,8 +210,11 @@ async fn append_frame(
             )
         })?;
     check_image(&body)?;
-    let recorder = state.recorders.frames(&recording)?;
-    let frame_count = recorder.append(elapsed, &body, "X-Frame-Elapsed-Ms", true)?;
+    let recorder = state.recorders.frames(&recording).await?;
+    let frame_count = state
+        .blocking
+        .run(move || recorder.append(elapsed, &body, "X-Frame-Elapsed-Ms", true))
+        .await?;
     Ok(Json(FrameAccepted { frame_count }))
 }
 
@@ -223,13 +240,18 @@ async fn stream_frames(
 ) -> ApiResult<Response> {
     let upgrade = super::websocket(upgrade)?;
     let recording = active(&state, &auth, id).await?;
-    let recorder = state.recorders.frames(&recording)?;
+    let recorder = state.recorders.frames(&recording).await?;
+    let blocking = state.blocking.clone();
     Ok(upgrade
         .max_message_size(state.config.body_limit)
-        .on_upgrade(move |socket| ingest(recorder, socket)))
+        .on_upgrade(move |socket| ingest(blocking, recorder, socket)))
 }
 
-async fn ingest(recorder: std::sync::Arc<FrameRecorder>, mut socket: WebSocket) {
+async fn ingest(
+    blocking: crate::blocking::Blocking,
+    recorder: std::sync::Arc<FrameRecorder>,
+    mut socket: WebSocket,
+) {
     use std::sync::atomic::Ordering;
     recorder.streams.fetch_add(1, Ordering::AcqRel);
     let closing = recorder.closing.notified();
@@ -261,9 +283,15 @@ async fn ingest(recorder: std::sync::Arc<FrameRecorder>, mut socket: WebSocket) 
             .filter(|ms| *ms <= MAX_ELAPSED_MS)
             .ok_or_else(|| FieldError::new("message", "must start with 8 bytes of elapsed ms"))
             .and_then(|ms| check_image(&bytes[8..]).map(|()| ms));
-        let result = checked
-            .map_err(RecordingError::from)
-            .and_then(|ms| recorder.append(ms, &bytes[8..], "message", false));
+        let result = match checked {
+            Ok(ms) => {
+                let appending = recorder.clone();
+                blocking
+                    .run(move || appending.append(ms, &bytes[8..], "message", false))
+                    .await
+            }
+            Err(error) => Err(error.into()),
+        };
         match result {
             Ok(_) => {}
             Err(RecordingError::Ended) => {
@@ -281,7 +309,8 @@ async fn ingest(recorder: std::sync::Arc<FrameRecorder>, mut socket: WebSocket) 
             }
         }
     }
-    if let Err(error) = recorder.flush() {
+    let flushing = recorder.clone();
+    if let Err(error) = blocking.run(move || flushing.flush()).await {
         tracing::warn!(recording = %recorder.id, %error, "flushing a frame stream");
     }
     recorder.streams.fetch_sub(1, Ordering::AcqRel);
@@ -296,7 +325,7 @@ async fn end_recording(
     AppPath(id): AppPath<Id<DesktopRecording>>,
 ) -> ApiResult<Json<DesktopRecording>> {
     let recording = active(&state, &auth, id).await?;
-    let progress = state.recorders.close_frames(recording.id);
+    let progress = state.recorders.close_frames(recording.id).await;
     let mut tx = state.store.begin().await?;
     let ended = desktop::end(
         &mut tx,

@@ -64,7 +64,7 @@ async fn follow(
     }
     // What the source sent just before the viewer joined belongs to the screen so far.
     if let Some(recorder) = state.recorders.open_cast(recording.id) {
-        let _ = recorder.flush();
+        let _ = state.blocking.run(move || recorder.flush()).await;
     }
     let joined = Instant::now();
     let mut offset = None;
@@ -80,7 +80,7 @@ async fn follow(
             }
         };
         // Read what is there; after the first round, only what is new.
-        let (lines, next) = match read_round(path.clone(), offset).await {
+        let (lines, next) = match read_round(&state, path.clone(), offset).await {
             Ok(read) => read,
             Err(error) => {
                 tracing::warn!(%error, "following a terminal session");
@@ -132,33 +132,35 @@ async fn follow(
 
 /// Complete events from `offset` (from the first event when None), and the offset after them.
 async fn read_round(
+    state: &AppState,
     path: std::path::PathBuf,
     offset: Option<u64>,
 ) -> std::io::Result<(Vec<RawEvent>, Option<u64>)> {
-    tokio::task::spawn_blocking(move || {
-        let offset = match offset {
-            Some(offset) => offset,
-            None => match cast::read_header(&path) {
-                Ok((_, offset)) => offset,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Ok((Vec::new(), None));
+    state
+        .blocking
+        .run(move || {
+            let offset = match offset {
+                Some(offset) => offset,
+                None => match cast::read_header(&path) {
+                    Ok((_, offset)) => offset,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Ok((Vec::new(), None));
+                    }
+                    Err(e) => return Err(e),
+                },
+            };
+            let mut events = Vec::new();
+            let mut read = 0usize;
+            let next = cast::read_lines(&path, offset, None, 256 * 1024, |chunk| {
+                read += chunk.len();
+                for line in chunk.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                    if let Ok(event) = serde_json::from_slice::<RawEvent>(line) {
+                        events.push(event);
+                    }
                 }
-                Err(e) => return Err(e),
-            },
-        };
-        let mut events = Vec::new();
-        let mut read = 0usize;
-        let next = cast::read_lines(&path, offset, None, 256 * 1024, |chunk| {
-            read += chunk.len();
-            for line in chunk.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                if let Ok(event) = serde_json::from_slice::<RawEvent>(line) {
-                    events.push(event);
-                }
-            }
-            read < ROUND
-        })?;
-        Ok((events, Some(next)))
-    })
-    .await
-    .map_err(std::io::Error::other)?
+                read < ROUND
+            })?;
+            Ok((events, Some(next)))
+        })
+        .await
 }

@@ -56,6 +56,25 @@ pub async fn recording_subject(
     Ok((host.organization_id, user.email))
 }
 
+/// Refuses (429) a new recording when the account has `max_active_recordings_per_account`
+/// active already, counted in the start's transaction so concurrent starts on any instance
+/// cannot pass it together. Each active recording holds a recorder and its file, and one
+/// runaway credential must not take those from every other tenant.
+pub async fn within_active_quota(
+    state: &AppState,
+    tx: &mut spog_store::Tx,
+    account: Id<spog_core::model::Account>,
+) -> ApiResult<()> {
+    let limit = state.config.max_active_recordings_per_account;
+    if spog_store::recordings::active_for_start(tx, account).await? >= limit {
+        return Err(ApiError::LimitReached(format!(
+            "this account has {limit} active recordings (terminal sessions and desktop \
+             recordings), the most allowed at once; end some before starting more"
+        )));
+    }
+    Ok(())
+}
+
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]

@@ -28,6 +28,7 @@ use super::desktop::visible;
 use super::same_origin_for_cookie;
 use crate::auth::Require;
 use crate::auth::permissions::SessionRecordingsView;
+use crate::blocking::Blocking;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppPath, AppQuery};
 use crate::recordings::frames::{self, Frame};
@@ -71,34 +72,40 @@ pub async fn play(
     let speed = speed("speed", params.speed.unwrap_or(1.0))?;
     let recording = visible(&state, &auth, id).await?;
     let path = state.recorders.path(&recording.file_path);
-    if let Some(recorder) = state.recorders.open_frames(recording.id) {
-        recorder.flush()?;
-    }
-    let loaded = tokio::task::spawn_blocking(move || {
-        let frames = match frames::load(&path) {
-            Ok(frames) => frames,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
-            Err(e) => return Err(e),
-        };
-        Ok((frames, Some(std::fs::File::open(&path)?)))
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
+    let recorder = state.recorders.open_frames(recording.id);
+    let loading = path.clone();
+    let frames = state
+        .blocking
+        .run(move || {
+            if let Some(recorder) = recorder {
+                recorder.flush()?;
+            }
+            match frames::load(&loading) {
+                Ok(frames) => Ok(frames),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+                Err(e) => Err(crate::recordings::RecordingError::from(e)),
+            }
+        })
+        .await?;
     let start = params.start_ms.unwrap_or(0);
+    let blocking = state.blocking.clone();
     Ok(upgrade.on_upgrade(move |socket| async move {
         let player = Player {
-            frames: loaded.0,
-            file: loaded.1.map(Arc::new),
+            frames,
+            path: Arc::new(path),
+            blocking,
             speed,
         };
         player.run(recording, start, socket).await;
     }))
 }
 
+/// Frames are read one at a time on the bounded blocking pool, the file opened for each, so
+/// a paused or slow viewer holds neither a thread nor a descriptor.
 struct Player {
     frames: Vec<Frame>,
-    file: Option<Arc<std::fs::File>>,
+    path: Arc<std::path::PathBuf>,
+    blocking: Blocking,
     speed: f64,
 }
 
@@ -112,12 +119,16 @@ enum Control {
 }
 
 impl Player {
-    fn message(&self, index: usize) -> std::io::Result<Message> {
-        let frame = &self.frames[index];
-        let file = self.file.as_ref().expect("frames come from a file");
+    async fn message(&self, index: usize) -> std::io::Result<Message> {
+        let frame = self.frames[index];
+        let path = self.path.clone();
+        let image = self
+            .blocking
+            .run(move || frames::read(&std::fs::File::open(path.as_path())?, &frame))
+            .await?;
         let mut bytes = Vec::with_capacity(8 + frame.len as usize);
         bytes.extend_from_slice(&frame.elapsed_ms.to_be_bytes());
-        bytes.extend_from_slice(&frames::read(file, frame)?);
+        bytes.extend_from_slice(&image);
         Ok(Message::Binary(bytes.into()))
     }
 
@@ -152,7 +163,7 @@ impl Player {
             });
             // Read before waiting, so the frame leaves on time.
             let message = match due {
-                Some(_) => match self.message(next) {
+                Some(_) => match self.message(next).await {
                     Ok(message) => Some(message),
                     Err(error) => {
                         tracing::warn!(%error, "reading a desktop recording");
@@ -191,7 +202,7 @@ impl Player {
                                 // Paused: show the frame at once, and stay paused there.
                                 paused_at = Some(ms);
                                 if next < self.frames.len() && self.frames[next].elapsed_ms <= ms {
-                                    match self.message(next) {
+                                    match self.message(next).await {
                                         Ok(message) => {
                                             if socket.send(message).await.is_err() {
                                                 return;

@@ -20,7 +20,6 @@ use spog_core::{BoundedList, FieldErrors, Id, Timestamp, validate};
 use spog_store::audit;
 use spog_store::recordings::terminal::{self, Filter};
 use spog_store::recordings::{EndReason, NewRecording};
-use tokio_stream::wrappers::ReceiverStream;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -30,7 +29,7 @@ use crate::auth::permissions::{SessionRecordingsView, SessionRecordingsWrite};
 use crate::auth::{Auth, Require};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath, AppQuery, DataJson};
-use crate::recordings::{Appended, CastRecorder, RecordingError, cast};
+use crate::recordings::{Appended, CastRecorder, RecordingError, cast, read};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -115,6 +114,7 @@ async fn start_session(
     let mut tx = state.store.begin().await?;
     let (organization, user_email) =
         recording_subject(&mut tx, &auth, body.host_id, body.user_id).await?;
+    super::within_active_quota(&state, &mut tx, auth.account()).await?;
     let new = NewRecording {
         account: auth.account(),
         organization,
@@ -126,20 +126,33 @@ async fn start_session(
         started_at: Timestamp::now(),
     };
     let recording = terminal::start(&mut tx, &new, &shell).await?;
+    // The file exists before the session does (so it plays even before its first event), and
+    // a session whose file cannot be created never becomes active.
+    let opened = state.recorders.cast(&recording).await;
     let session = recording.session();
-    let entry = auth
-        .entry("terminal_session.start", "terminal_session")
-        .resource(
-            session.id,
-            format!("{}@{}", session.user_email, session.hostname),
-        )
-        .in_organization(organization)
-        .after(&session)
-        .metadata(serde_json::json!({"recording_id": recording.id}));
-    audit::record(&mut tx, entry).await?;
-    tx.commit().await?;
-    // The file exists from the start, so the recording plays even before its first event.
-    state.recorders.cast(&recording)?;
+    let committed = async {
+        opened?;
+        let entry = auth
+            .entry("terminal_session.start", "terminal_session")
+            .resource(
+                session.id,
+                format!("{}@{}", session.user_email, session.hostname),
+            )
+            .in_organization(organization)
+            .after(&session)
+            .metadata(serde_json::json!({"recording_id": recording.id}));
+        audit::record(&mut tx, entry).await?;
+        tx.commit().await?;
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    if let Err(error) = committed {
+        state
+            .recorders
+            .discard_cast(recording.id, &recording.file_path)
+            .await;
+        return Err(error);
+    }
     Ok((StatusCode::CREATED, Json(session)))
 }
 
@@ -205,8 +218,12 @@ async fn append_events(
     DataJson(events): DataJson<BoundedList<RawEvent, 10_000>>,
 ) -> ApiResult<Json<Appended>> {
     let recording = active(&state, &auth, id).await?;
-    let recorder = state.recorders.cast(&recording)?;
-    let appended = recorder.append(events.into_inner(), state.config.record_input, "body", true)?;
+    let recorder = state.recorders.cast(&recording).await?;
+    let record_input = state.config.record_input;
+    let appended = state
+        .blocking
+        .run(move || recorder.append(events.into_inner(), record_input, "body", true))
+        .await?;
     Ok(Json(appended))
 }
 
@@ -219,7 +236,7 @@ async fn end_session(
     AppPath(id): AppPath<Id<TerminalSession>>,
 ) -> ApiResult<Json<TerminalRecording>> {
     let recording = active(&state, &auth, id).await?;
-    let progress = state.recorders.close_cast(recording.id);
+    let progress = state.recorders.close_cast(recording.id).await;
     let mut tx = state.store.begin().await?;
     let ended = terminal::end(
         &mut tx,
@@ -257,7 +274,7 @@ async fn stream_events(
 ) -> ApiResult<Response> {
     let upgrade = super::websocket(upgrade)?;
     let recording = active(&state, &auth, id).await?;
-    let recorder = state.recorders.cast(&recording)?;
+    let recorder = state.recorders.cast(&recording).await?;
     Ok(upgrade
         .max_message_size(state.config.body_limit)
         .on_upgrade(move |socket| ingest(state, recorder, socket)))
@@ -322,7 +339,12 @@ async fn ingest(state: AppState, recorder: std::sync::Arc<CastRecorder>, mut soc
                 break;
             }
         };
-        match recorder.append(events, state.config.record_input, "message", false) {
+        let (appending, record_input) = (recorder.clone(), state.config.record_input);
+        let appended = state
+            .blocking
+            .run(move || appending.append(events, record_input, "message", false))
+            .await;
+        match appended {
             Ok(_) => {}
             Err(RecordingError::Ended) => {
                 close(&mut socket, NORMAL, "the session has ended").await;
@@ -339,7 +361,8 @@ async fn ingest(state: AppState, recorder: std::sync::Arc<CastRecorder>, mut soc
             }
         }
     }
-    if let Err(error) = recorder.flush() {
+    let flushing = recorder.clone();
+    if let Err(error) = state.blocking.run(move || flushing.flush()).await {
         tracing::warn!(recording = %recorder.id, %error, "flushing a stream's recording");
     }
     recorder.streams.fetch_sub(1, Ordering::AcqRel);
@@ -392,7 +415,8 @@ async fn readable(
 }
 
 /// A recording's metadata and its events, for playback: the fields of a recording plus
-/// `events` (`[[elapsed_seconds, code, data], ...]`). Streamed, however long the recording.
+/// `events` (`[[elapsed_seconds, code, data], ...]`). Streamed, however long the recording;
+/// a download (capped per credential).
 #[utoipa::path(get, path = "/terminal/recordings/{id}", tag = "recordings",
     params(("id" = String, Path)), responses((status = 200, body = RecordingWithEvents)))]
 async fn get_recording(
@@ -401,18 +425,15 @@ async fn get_recording(
     AppPath(id): AppPath<Id<TerminalRecording>>,
 ) -> ApiResult<Response> {
     let (recording, end) = readable(&state, &auth, id).await?;
+    let slot = state.downloads.start(&auth)?;
     let path = state.recorders.path(&recording.file_path);
     let recording = located(&state, recording);
     let mut head = serde_json::to_string(&recording).map_err(ApiError::internal)?;
     head.pop();
     head.push_str(r#","events":["#);
-    let offset = match cast::read_header(&path) {
-        Ok((_, offset)) => Some(offset),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(ApiError::internal(e)),
-    };
+    let offset = events_offset(&state, &path).await?;
     let mut first = true;
-    let body = stream_file(path, offset, end, head, "]}", move |chunk| {
+    let body = stream_file(&state, path, offset, end, head, "]}", move |chunk| {
         let mut out = Vec::with_capacity(chunk.len() + 1);
         if !first {
             out.push(b',');
@@ -423,12 +444,17 @@ async fn get_recording(
                 .iter()
                 .map(|&b| if b == b'\n' { b',' } else { b }),
         );
-        out
+        Bytes::from(out)
     });
-    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
+    Ok((
+        [(CONTENT_TYPE, "application/json")],
+        Body::from_stream(slot.hold(body)),
+    )
+        .into_response())
 }
 
-/// The recording as an asciicast v2 file (`application/x-asciicast`), streamed.
+/// The recording as an asciicast v2 file (`application/x-asciicast`), streamed; a download
+/// (capped per credential).
 #[utoipa::path(get, path = "/terminal/recordings/{id}/cast", tag = "recordings",
     params(("id" = String, Path)),
     responses((status = 200, content_type = "application/x-asciicast", body = String)))]
@@ -438,57 +464,62 @@ async fn download_cast(
     AppPath(id): AppPath<Id<TerminalRecording>>,
 ) -> ApiResult<Response> {
     let (recording, end) = readable(&state, &auth, id).await?;
+    let slot = state.downloads.start(&auth)?;
     let path = state.recorders.path(&recording.file_path);
-    let offset = match cast::read_header(&path) {
-        Ok((_, offset)) => Some(offset),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(ApiError::internal(e)),
-    };
+    let offset = events_offset(&state, &path).await?;
     let mut head = download_header(&recording, recording.duration_seconds);
     head.push('\n');
-    let body = stream_file(path, offset, end, head, "", |chunk| chunk.to_vec());
+    let body = stream_file(&state, path, offset, end, head, "", |chunk| chunk);
     let disposition = format!("attachment; filename=\"{}.cast\"", recording.id);
     Ok((
         [
             (CONTENT_TYPE, "application/x-asciicast".to_owned()),
             (CONTENT_DISPOSITION, disposition),
         ],
-        body,
+        Body::from_stream(slot.hold(body)),
     )
         .into_response())
 }
 
-/// A body of `head`, the complete lines of the file from `offset` (each chunk through
-/// `shape`), then `tail`; read on a blocking thread a few chunks ahead of the client, so
-/// memory stays constant whatever the file's size.
+/// Where the events of the recording file at `path` start; `None` when it has no file.
+async fn events_offset(state: &AppState, path: &std::path::Path) -> ApiResult<Option<u64>> {
+    let path = path.to_owned();
+    match state.blocking.run(move || cast::read_header(&path)).await {
+        Ok((_, offset)) => Ok(Some(offset)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+/// `head`, the complete lines of the file from `offset` (each chunk through `shape`), then
+/// `tail`. A chunk is read only when the client has taken the one before, so memory stays
+/// constant whatever the file's size and a client that stops reading holds no thread.
 fn stream_file(
+    state: &AppState,
     path: std::path::PathBuf,
     offset: Option<u64>,
     end: Option<u64>,
     head: String,
     tail: &'static str,
-    mut shape: impl FnMut(&[u8]) -> Vec<u8> + Send + 'static,
-) -> Body {
-    let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
-    tokio::task::spawn_blocking(move || {
-        if sender.blocking_send(Ok(Bytes::from(head))).is_err() {
-            return;
+    shape: impl FnMut(Bytes) -> Bytes + Send + 'static,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    use futures::StreamExt;
+    let lines = match offset {
+        Some(offset) => {
+            read::complete_lines(state.blocking.clone(), path.clone(), offset, end).left_stream()
         }
-        if let Some(offset) = offset {
-            let read = cast::read_lines(&path, offset, end, 256 * 1024, |chunk| {
-                sender.blocking_send(Ok(Bytes::from(shape(chunk)))).is_ok()
-            });
-            if let Err(error) = read {
-                tracing::warn!(%error, path = %path.display(), "reading a recording");
-                let _ = sender.blocking_send(Err(error));
-                return;
-            }
-        }
-        if !tail.is_empty() {
-            let _ = sender.blocking_send(Ok(Bytes::from_static(tail.as_bytes())));
-        }
+        None => futures::stream::empty().right_stream(),
+    };
+    let mut shape = shape;
+    let lines = lines.map(move |chunk| {
+        chunk.map(&mut shape).inspect_err(|error| {
+            tracing::warn!(%error, path = %path.display(), "reading a recording");
+        })
     });
-    Body::from_stream(ReceiverStream::new(receiver))
+    let tail = (!tail.is_empty()).then(|| Ok(Bytes::from_static(tail.as_bytes())));
+    futures::stream::once(async move { Ok(Bytes::from(head)) })
+        .chain(lines)
+        .chain(futures::stream::iter(tail))
 }
 
 /// How often a live follower looks for new events when not woken.
