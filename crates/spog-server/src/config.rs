@@ -35,8 +35,10 @@ pub struct Config {
     /// Lifetime of a login session.
     #[serde(with = "duration")]
     pub session_ttl: Duration,
-    /// Mark session cookies `Secure` (set when the console is served over HTTPS).
-    pub cookie_secure: bool,
+    /// Mark console cookies `Secure` (and send `Strict-Transport-Security`). Unset: secure
+    /// unless the server listens on loopback, and for requests that a trusted proxy says came
+    /// over HTTPS.
+    pub cookie_secure: Option<bool>,
     /// Delays before delivery attempts 2..n.
     #[serde(with = "duration_list")]
     pub webhook_retry_schedule: Vec<Duration>,
@@ -74,6 +76,15 @@ pub struct Config {
     /// another instance take effect within it. Zero looks every request up.
     #[serde(with = "duration")]
     pub auth_cache_ttl: Duration,
+    /// CIDRs of reverse proxies whose `X-Forwarded-For`/`Forwarded` (and
+    /// `X-Forwarded-Proto`) give the client; anyone else is taken at its socket address.
+    #[serde(with = "cidr_list")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Open WebSockets per credential (a login session or an API token) on one instance;
+    /// beyond it an upgrade is refused with 429.
+    pub websocket_max_per_credential: usize,
+    /// Open WebSockets per account on one instance; beyond it an upgrade is refused with 429.
+    pub websocket_max_per_account: usize,
 }
 
 impl Default for Config {
@@ -87,7 +98,7 @@ impl Default for Config {
             admin_password: None,
             server_key: None,
             session_ttl: Duration::from_secs(12 * 3600),
-            cookie_secure: false,
+            cookie_secure: None,
             webhook_retry_schedule: [1, 5, 15, 60, 240]
                 .into_iter()
                 .map(|m| Duration::from_secs(m * 60))
@@ -106,6 +117,9 @@ impl Default for Config {
             body_limit: 16 * 1024 * 1024,
             checkpoint_interval: Duration::from_secs(3600),
             auth_cache_ttl: Duration::from_secs(1),
+            trusted_proxies: Vec::new(),
+            websocket_max_per_credential: 32,
+            websocket_max_per_account: 1_000,
         }
     }
 }
@@ -172,6 +186,12 @@ impl Config {
         }
         if self.database_max_connections == 0 {
             return Err("database_max_connections must be at least 1".into());
+        }
+        if self.websocket_max_per_credential == 0 || self.websocket_max_per_account == 0 {
+            return Err(
+                "websocket_max_per_credential and websocket_max_per_account must be at least 1"
+                    .into(),
+            );
         }
         spog_core::validate::Email::parse("admin_email", &self.admin_email)
             .map_err(|e| e.to_string())?;

@@ -20,7 +20,8 @@ pub enum ApiError {
     Conflict(String),
     PayloadTooLarge,
     Validation(FieldErrors),
-    RateLimited,
+    /// 429, with how long to wait before trying again (`Retry-After`).
+    RateLimited(std::time::Duration),
     Unavailable(String),
     Internal(anyhow::Error),
 }
@@ -51,7 +52,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -66,7 +67,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::Validation(_) => "validation_failed",
-            ApiError::RateLimited => "rate_limited",
+            ApiError::RateLimited(_) => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -93,7 +94,7 @@ impl ApiError {
                 let fields: Vec<String> = errors.iter().map(|(f, m)| format!("{f} {m}")).collect();
                 format!("validation failed: {}", fields.join("; "))
             }
-            ApiError::RateLimited => "too many requests; slow down".to_owned(),
+            ApiError::RateLimited(_) => "too many requests; slow down".to_owned(),
             ApiError::Internal(_) => "internal error".to_owned(),
         };
         let details = match self {
@@ -133,8 +134,20 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(cause) = &self {
             tracing::error!(error = format!("{cause:#}"), "request failed");
         }
-        (self.status_code(), axum::Json(self.body())).into_response()
+        let mut response = (self.status_code(), axum::Json(self.body())).into_response();
+        if let ApiError::RateLimited(wait) = &self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after(*wait));
+        }
+        response
     }
+}
+
+/// Whole seconds to wait, at least one (`Retry-After` has no fractions).
+pub fn retry_after(wait: std::time::Duration) -> axum::http::HeaderValue {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    axum::http::HeaderValue::from(seconds.max(1))
 }
 
 impl From<StoreError> for ApiError {

@@ -6,10 +6,12 @@ use spog_store::Store;
 use spog_store::audit::GroupCommit;
 
 use crate::auth::AuthCache;
+use crate::auth::password::Hashing;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::Config;
 use crate::delivery::Engine;
 use crate::hub::bus::Bus;
+use crate::hub::sockets::Sockets;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
 use crate::recordings::Recorders;
@@ -31,23 +33,29 @@ pub struct App {
     /// Real-time events to browsers, across instances.
     pub bus: Bus,
     pub login_throttle: LoginThrottle,
-    pub auth_cache: AuthCache,
+    pub auth_cache: Arc<AuthCache>,
     /// The outbound delivery engine's settings and transports.
     pub engine: Engine,
     /// Session recordings being written on this instance.
     pub recorders: Recorders,
     /// Audit entries ingested from other components, recorded in groups.
     pub audit_ingest: GroupCommit,
+    /// Password hashing, bounded to the cores.
+    pub hashing: Hashing,
 }
 
 impl AppState {
     pub fn new(config: Config, store: Store, keys: Keys) -> anyhow::Result<Self> {
         let engine = Engine::new(&config)?;
-        let auth_cache = AuthCache::new(config.auth_cache_ttl);
+        let auth_cache = Arc::new(AuthCache::new(config.auth_cache_ttl));
         let recorders = Recorders::new(&config.data_dir);
+        let sockets = Arc::new(Sockets::new(
+            config.websocket_max_per_credential,
+            config.websocket_max_per_account,
+        ));
         Ok(Self(Arc::new(App {
             config,
-            bus: Bus::new(store.clone()),
+            bus: Bus::new(store.clone(), sockets, auth_cache.clone()),
             audit_ingest: GroupCommit::start(&store),
             store,
             keys,
@@ -59,6 +67,7 @@ impl AppState {
             auth_cache,
             recorders,
             engine,
+            hashing: Hashing::default(),
         })))
     }
 }

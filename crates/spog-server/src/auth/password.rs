@@ -1,40 +1,191 @@
-//! Password hashing with argon2id, off the async threads: hashing is deliberately slow.
+//! Password hashing with argon2id, off the async threads and bounded: each hash takes about
+//! 19 MiB and a core for tens of milliseconds, so at most one per core runs at once, a caller
+//! waits briefly for its turn and is otherwise refused (429 with `Retry-After`) instead of
+//! queueing without end. Passwords longer than [`MAX_PASSWORD_BYTES`] are refused unhashed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use spog_core::FieldError;
+use tokio::sync::Semaphore;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 
-pub async fn hash(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| ApiError::internal(anyhow::anyhow!("hashing a password: {e}")))
-    })
-    .await
-    .map_err(ApiError::internal)?
+/// Longest password hashed or checked, in bytes; the password rules allow far less.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// How long a caller waits for a free core before it is told to come back.
+const WAIT: Duration = Duration::from_secs(2);
+/// What a refused caller is told to wait.
+const COME_BACK: Duration = Duration::from_secs(1);
+
+pub struct Hashing {
+    permits: Semaphore,
+    wait: Duration,
+    performed: AtomicU64,
 }
 
-/// Checks `password` against `stored`; with no stored hash it still spends the time of a
-/// check, so response times do not reveal which emails exist.
-pub async fn verify(password: String, stored: Option<String>) -> bool {
-    tokio::task::spawn_blocking(move || {
-        let stored = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
-        let Ok(parsed) = PasswordHash::new(&stored) else {
-            return false;
-        };
-        let ok = Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
-        ok && stored != DUMMY_HASH
-    })
-    .await
-    .unwrap_or(false)
+impl Default for Hashing {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::new(cores, WAIT)
+    }
+}
+
+/// Refuses a password too long to hash; `field` names it in the 422.
+pub fn check_length(field: &str, password: &str) -> Result<(), FieldError> {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {MAX_PASSWORD_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+impl Hashing {
+    pub fn new(at_once: usize, wait: Duration) -> Self {
+        Self {
+            permits: Semaphore::new(at_once.max(1)),
+            wait,
+            performed: AtomicU64::new(0),
+        }
+    }
+
+    /// How many hashes and checks this process has run (tests and metrics).
+    pub fn performed(&self) -> u64 {
+        self.performed.load(Ordering::Relaxed)
+    }
+
+    /// Runs `work` on the blocking pool once a permit is free, or refuses with 429.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> ApiResult<T> {
+        let permit = tokio::time::timeout(self.wait, self.permits.acquire())
+            .await
+            .map_err(|_| ApiError::RateLimited(COME_BACK))?
+            .map_err(ApiError::internal)?;
+        self.performed.fetch_add(1, Ordering::Relaxed);
+        let done = tokio::task::spawn_blocking(work)
+            .await
+            .map_err(ApiError::internal);
+        drop(permit);
+        done
+    }
+
+    pub async fn hash(&self, password: String) -> ApiResult<String> {
+        check_length("password", &password)?;
+        self.run(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| ApiError::internal(anyhow::anyhow!("hashing a password: {e}")))
+        })
+        .await?
+    }
+
+    /// Which of `stored` (in order) `password` matches, checked side by side so that the
+    /// answer takes one check's time however many there are; with none it still spends the
+    /// time of a check, so response times do not reveal which emails exist.
+    pub async fn verify_any(
+        &self,
+        password: String,
+        stored: Vec<Option<String>>,
+    ) -> ApiResult<Option<usize>> {
+        check_length("password", &password)?;
+        let stored = if stored.is_empty() { vec![None] } else { stored };
+        let checks = stored.into_iter().map(|hash| {
+            let password = password.clone();
+            self.run(move || check(&password, hash))
+        });
+        let results = futures::future::join_all(checks).await;
+        let mut matched = None;
+        for (index, result) in results.into_iter().enumerate() {
+            if result? && matched.is_none() {
+                matched = Some(index);
+            }
+        }
+        Ok(matched)
+    }
+}
+
+fn check(password: &str, stored: Option<String>) -> bool {
+    let stored = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
+    let Ok(parsed) = PasswordHash::new(&stored) else {
+        return false;
+    };
+    let ok = Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok();
+    ok && stored != DUMMY_HASH
 }
 
 /// An argon2id hash of a random password nobody knows, with default parameters.
 const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c3BvZ2R1bW15c2FsdA$2Y0Yd6bW5Yq3Cw6w9VxWcS8n4y0m0m5wXcX3VdXnYlM";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_password_verifies_only_against_its_own_hash() {
+        let hashing = Hashing::default();
+        let hash = hashing.hash("a long enough password".into()).await.unwrap();
+        let other = hashing.hash("another long password".into()).await.unwrap();
+        let found = hashing
+            .verify_any(
+                "a long enough password".into(),
+                vec![Some(other), None, Some(hash)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(found, Some(2));
+        let none = hashing.verify_any("anything".into(), vec![]).await.unwrap();
+        assert_eq!(none, None);
+    }
+
+    #[tokio::test]
+    async fn overlong_passwords_are_refused_before_hashing() {
+        let hashing = Hashing::default();
+        let long = "x".repeat(MAX_PASSWORD_BYTES + 1);
+        assert!(matches!(
+            hashing.hash(long.clone()).await,
+            Err(ApiError::Validation(_))
+        ));
+        assert!(matches!(
+            hashing.verify_any(long, vec![None]).await,
+            Err(ApiError::Validation(_))
+        ));
+        assert_eq!(hashing.performed(), 0);
+    }
+
+    #[tokio::test]
+    async fn callers_beyond_the_cores_wait_briefly_then_are_told_to_come_back() {
+        let hashing = std::sync::Arc::new(Hashing::new(1, Duration::from_millis(1)));
+        let mut running = Vec::new();
+        for _ in 0..8 {
+            let hashing = hashing.clone();
+            running.push(tokio::spawn(async move {
+                hashing.hash("a long enough password".into()).await
+            }));
+        }
+        let mut refused = 0;
+        for task in running {
+            match task.await.unwrap() {
+                Ok(_) => {}
+                Err(ApiError::RateLimited(wait)) => {
+                    assert!(wait >= Duration::from_secs(1));
+                    refused += 1;
+                }
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(refused >= 1, "one permit and a 1 ms wait refuse someone");
+        assert_eq!(hashing.performed(), 8 - refused);
+    }
+}
