@@ -28,11 +28,17 @@ impl ClientOrigin {
     pub fn of(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Self {
         let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
         if !is_trusted(&peer) {
-            return Self { ip: peer, https: false };
+            return Self {
+                ip: peer,
+                https: false,
+            };
         }
         let forwarded = forwarded_elements(headers);
         let (hops, proto) = if forwarded.is_empty() {
-            (x_forwarded_for(headers), last_value(headers, "x-forwarded-proto"))
+            (
+                x_forwarded_for(headers),
+                last_value(headers, "x-forwarded-proto"),
+            )
         } else {
             let proto = forwarded.last().and_then(|e| e.proto.clone());
             (forwarded.into_iter().map(|e| e.for_).collect(), proto)
@@ -70,9 +76,8 @@ pub async fn identify(State(state): State<AppState>, mut request: Request, next:
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
-    let origin = peer.map(|peer| {
-        ClientOrigin::of(peer, request.headers(), &state.config.trusted_proxies)
-    });
+    let origin =
+        peer.map(|peer| ClientOrigin::of(peer, request.headers(), &state.config.trusted_proxies));
     if let Some(origin) = origin {
         request.extensions_mut().insert(origin);
     }
@@ -96,13 +101,21 @@ fn forwarded_elements(headers: &HeaderMap) -> Vec<ForwardedElement> {
     let mut elements = Vec::new();
     for value in headers.get_all("forwarded") {
         let Ok(value) = value.to_str() else {
-            elements.push(ForwardedElement { for_: None, proto: None });
+            elements.push(ForwardedElement {
+                for_: None,
+                proto: None,
+            });
             continue;
         };
         for element in value.split(',') {
-            let mut parsed = ForwardedElement { for_: None, proto: None };
+            let mut parsed = ForwardedElement {
+                for_: None,
+                proto: None,
+            };
             for pair in element.split(';') {
-                let Some((key, value)) = pair.split_once('=') else { continue };
+                let Some((key, value)) = pair.split_once('=') else {
+                    continue;
+                };
                 let value = value.trim().trim_matches('"');
                 match key.trim().to_ascii_lowercase().as_str() {
                     "for" => parsed.for_ = parse_hop(value),
@@ -174,7 +187,13 @@ mod tests {
             ("x-forwarded-proto", "https"),
         ]);
         let origin = ClientOrigin::of(ip("198.51.100.7"), &sent, &nets(&["10.0.0.0/8"]));
-        assert_eq!(origin, ClientOrigin { ip: ip("198.51.100.7"), https: false });
+        assert_eq!(
+            origin,
+            ClientOrigin {
+                ip: ip("198.51.100.7"),
+                https: false
+            }
+        );
         let origin = ClientOrigin::of(ip("198.51.100.7"), &sent, &[]);
         assert_eq!(origin.ip, ip("198.51.100.7"));
     }
@@ -189,7 +208,13 @@ mod tests {
             ("x-forwarded-proto", "https"),
         ]);
         let origin = ClientOrigin::of(ip("10.0.0.1"), &sent, &trusted);
-        assert_eq!(origin, ClientOrigin { ip: ip("203.0.113.9"), https: true });
+        assert_eq!(
+            origin,
+            ClientOrigin {
+                ip: ip("203.0.113.9"),
+                https: true
+            }
+        );
     }
 
     #[test]
@@ -203,7 +228,13 @@ mod tests {
             ("x-forwarded-for", "198.51.100.1"),
         ]);
         let origin = ClientOrigin::of(ip("fd00::1"), &sent, &trusted);
-        assert_eq!(origin, ClientOrigin { ip: ip("2001:db8::17"), https: true });
+        assert_eq!(
+            origin,
+            ClientOrigin {
+                ip: ip("2001:db8::17"),
+                https: true
+            }
+        );
     }
 
     #[test]
@@ -224,8 +255,14 @@ mod tests {
     #[test]
     fn cookies_are_secure_off_loopback_or_behind_https_unless_configured() {
         let mut config = Config::default();
-        let plain = ClientOrigin { ip: ip("127.0.0.1"), https: false };
-        let tls = ClientOrigin { ip: ip("127.0.0.1"), https: true };
+        let plain = ClientOrigin {
+            ip: ip("127.0.0.1"),
+            https: false,
+        };
+        let tls = ClientOrigin {
+            ip: ip("127.0.0.1"),
+            https: true,
+        };
         assert!(!secure_cookies(&config, Some(&plain)));
         assert!(secure_cookies(&config, Some(&tls)));
         config.listen = "0.0.0.0:8080".parse().unwrap();

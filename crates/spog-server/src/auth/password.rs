@@ -1,7 +1,9 @@
 //! Password hashing with argon2id, off the async threads and bounded: each hash takes about
 //! 19 MiB and a core for tens of milliseconds, so at most one per core runs at once, a caller
 //! waits briefly for its turn and is otherwise refused (429 with `Retry-After`) instead of
-//! queueing without end. Passwords longer than [`MAX_PASSWORD_BYTES`] are refused unhashed.
+//! queueing without end. Logins from a familiar place (see the throttle) have a lane of their
+//! own beside it, so that a flood of guesses from many addresses cannot crowd them out.
+//! Passwords longer than [`MAX_PASSWORD_BYTES`] are refused unhashed.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -23,8 +25,18 @@ const COME_BACK: Duration = Duration::from_secs(1);
 
 pub struct Hashing {
     permits: Semaphore,
+    /// The familiar logins' own lane.
+    familiar: Semaphore,
     wait: Duration,
     performed: AtomicU64,
+}
+
+/// Who waits for a core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    Anyone,
+    /// A login from a place that logged in as this user before.
+    Familiar,
 }
 
 impl Default for Hashing {
@@ -49,6 +61,7 @@ impl Hashing {
     pub fn new(at_once: usize, wait: Duration) -> Self {
         Self {
             permits: Semaphore::new(at_once.max(1)),
+            familiar: Semaphore::new(1),
             wait,
             performed: AtomicU64::new(0),
         }
@@ -62,9 +75,19 @@ impl Hashing {
     /// Runs `work` on the blocking pool once a permit is free, or refuses with 429.
     async fn run<T: Send + 'static>(
         &self,
+        lane: Lane,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> ApiResult<T> {
-        let permit = tokio::time::timeout(self.wait, self.permits.acquire())
+        let acquire = async {
+            match lane {
+                Lane::Anyone => self.permits.acquire().await,
+                Lane::Familiar => tokio::select! {
+                    permit = self.permits.acquire() => permit,
+                    permit = self.familiar.acquire() => permit,
+                },
+            }
+        };
+        let permit = tokio::time::timeout(self.wait, acquire)
             .await
             .map_err(|_| ApiError::RateLimited(COME_BACK))?
             .map_err(ApiError::internal)?;
@@ -78,7 +101,7 @@ impl Hashing {
 
     pub async fn hash(&self, password: String) -> ApiResult<String> {
         check_length("password", &password)?;
-        self.run(move || {
+        self.run(Lane::Anyone, move || {
             let salt = SaltString::generate(&mut OsRng);
             Argon2::default()
                 .hash_password(password.as_bytes(), &salt)
@@ -93,14 +116,19 @@ impl Hashing {
     /// time of a check, so response times do not reveal which emails exist.
     pub async fn verify_any(
         &self,
+        lane: Lane,
         password: String,
         stored: Vec<Option<String>>,
     ) -> ApiResult<Option<usize>> {
         check_length("password", &password)?;
-        let stored = if stored.is_empty() { vec![None] } else { stored };
+        let stored = if stored.is_empty() {
+            vec![None]
+        } else {
+            stored
+        };
         let checks = stored.into_iter().map(|hash| {
             let password = password.clone();
-            self.run(move || check(&password, hash))
+            self.run(lane, move || check(&password, hash))
         });
         let results = futures::future::join_all(checks).await;
         let mut matched = None;
@@ -139,13 +167,17 @@ mod tests {
         let other = hashing.hash("another long password".into()).await.unwrap();
         let found = hashing
             .verify_any(
+                Lane::Anyone,
                 "a long enough password".into(),
                 vec![Some(other), None, Some(hash)],
             )
             .await
             .unwrap();
         assert_eq!(found, Some(2));
-        let none = hashing.verify_any("anything".into(), vec![]).await.unwrap();
+        let none = hashing
+            .verify_any(Lane::Anyone, "anything".into(), vec![])
+            .await
+            .unwrap();
         assert_eq!(none, None);
     }
 
@@ -158,7 +190,7 @@ mod tests {
             Err(ApiError::Validation(_))
         ));
         assert!(matches!(
-            hashing.verify_any(long, vec![None]).await,
+            hashing.verify_any(Lane::Anyone, long, vec![None]).await,
             Err(ApiError::Validation(_))
         ));
         assert_eq!(hashing.performed(), 0);
@@ -187,5 +219,27 @@ mod tests {
         }
         assert!(refused >= 1, "one permit and a 1 ms wait refuse someone");
         assert_eq!(hashing.performed(), 8 - refused);
+    }
+
+    #[tokio::test]
+    async fn a_familiar_login_passes_a_crowd_of_strangers() {
+        let hashing = std::sync::Arc::new(Hashing::new(1, Duration::from_millis(300)));
+        let mut strangers = Vec::new();
+        for _ in 0..20 {
+            let hashing = hashing.clone();
+            strangers.push(tokio::spawn(async move {
+                hashing
+                    .verify_any(Lane::Anyone, "guess".into(), vec![None])
+                    .await
+            }));
+        }
+        tokio::task::yield_now().await;
+        let familiar = hashing
+            .verify_any(Lane::Familiar, "mine".into(), vec![None])
+            .await;
+        assert!(familiar.is_ok(), "{familiar:?}");
+        for stranger in strangers {
+            let _ = stranger.await.unwrap();
+        }
     }
 }

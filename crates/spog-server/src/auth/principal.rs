@@ -10,9 +10,9 @@ use axum_extra::extract::CookieJar;
 use spog_core::audit::{ActorType, AuditEntry, Outcome, Source};
 use spog_core::model::{Account, ApiToken, User};
 use spog_core::{Id, PermissionSet, Timestamp};
-use spog_store::{Conn, Store, StoreError};
 use spog_store::identity::sessions::Session;
 use spog_store::identity::{roles, sessions, tokens as token_store};
+use spog_store::{Conn, Store, StoreError};
 
 use super::client::ClientOrigin;
 use super::csrf::SESSION_COOKIE;

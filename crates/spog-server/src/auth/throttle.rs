@@ -30,6 +30,7 @@ use spog_core::validate::Email;
 use spog_store::identity::login_throttle::{self, Counter};
 use spog_store::{Store, StoreResult};
 
+use super::password::Lane;
 use crate::error::{ApiError, ApiResult};
 
 /// How one counter slows attempts down.
@@ -101,6 +102,17 @@ pub struct Attempt {
     pair: String,
     /// The source's and email's counters, when they counted this attempt.
     others: Vec<String>,
+}
+
+impl Attempt {
+    /// Whether this place logged in as this email before (and so hashes in its own lane).
+    pub fn lane(&self) -> Lane {
+        if self.others.is_empty() {
+            Lane::Familiar
+        } else {
+            Lane::Anyone
+        }
+    }
 }
 
 struct Keys {

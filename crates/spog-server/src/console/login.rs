@@ -107,7 +107,15 @@ pub async fn login_page(
     if signed_in(&state, &headers).await {
         return Ok(Redirect::to(&next).into_response());
     }
-    login_form(&state, &request, jar, StatusCode::OK, next, String::new(), None)
+    login_form(
+        &state,
+        &request,
+        jar,
+        StatusCode::OK,
+        next,
+        String::new(),
+        None,
+    )
 }
 
 pub async fn log_in_form(
@@ -173,7 +181,15 @@ pub async fn log_in_form(
         Err(other) => return Err(other.into()),
     };
     let message = capitalised(&message);
-    login_form(&state, &request, jar, status, next, form.email, Some(message))
+    login_form(
+        &state,
+        &request,
+        jar,
+        status,
+        next,
+        form.email,
+        Some(message),
+    )
 }
 
 fn capitalised(text: &str) -> String {

@@ -9,9 +9,9 @@ use spog_core::audit::{ActorType, AuditEntry, Source};
 use spog_core::model::{Account, User};
 use spog_core::validate::Email;
 use spog_core::{FieldErrors, Id, PermissionSet, Timestamp};
+use spog_store::audit;
 use spog_store::identity::sessions::{self, Session};
 use spog_store::identity::users;
-use spog_store::audit;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -81,7 +81,7 @@ pub async fn log_in(
     let hashes = candidates.iter().map(|c| c.password_hash.clone()).collect();
     let matched = match state
         .hashing
-        .verify_any(password_text.to_owned(), hashes)
+        .verify_any(attempt.lane(), password_text.to_owned(), hashes)
         .await
     {
         Ok(matched) => matched,
@@ -158,7 +158,12 @@ pub async fn log_in(
 }
 
 /// The `auth.login` entry of an attempt on `user`.
-fn login_entry(request: &RequestInfo, account: Id<Account>, user: &User, source: Source) -> AuditEntry {
+fn login_entry(
+    request: &RequestInfo,
+    account: Id<Account>,
+    user: &User,
+    source: Source,
+) -> AuditEntry {
     let mut entry = request.entry(account, "auth.login", "user");
     entry.actor_type = ActorType::User;
     entry.actor_id = Some(user.id.to_string());

@@ -48,10 +48,16 @@ impl From<&Credential> for CredentialId {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "ended", rename_all = "snake_case")]
 pub enum Revocation {
-    Session { id: Id<Session> },
-    ApiToken { id: Id<ApiToken> },
+    Session {
+        id: Id<Session>,
+    },
+    ApiToken {
+        id: Id<ApiToken>,
+    },
     /// Every credential acting as the user: sessions and `user` tokens.
-    User { id: Id<User> },
+    User {
+        id: Id<User>,
+    },
 }
 
 /// One open socket, as the registry and the socket's own task share it.

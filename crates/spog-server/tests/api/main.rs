@@ -9,6 +9,7 @@ mod deliveries;
 mod delivery_faults;
 mod desktop;
 mod identity;
+mod login_abuse;
 mod notifications;
 mod receiver;
 mod scale_out;

@@ -19,8 +19,8 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
-use spog_core::{Id, Permission};
 use spog_core::recordings::DesktopRecording;
+use spog_core::{Id, Permission};
 use tokio::time::Instant;
 use utoipa::IntoParams;
 

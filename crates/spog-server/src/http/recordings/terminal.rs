@@ -512,4 +512,3 @@ fn stream_file(
 
 /// How often a live follower looks for new events when not woken.
 pub(super) const FOLLOW_POLL: Duration = Duration::from_millis(250);
-
