@@ -14,6 +14,7 @@ mod notifications;
 mod receiver;
 mod scale_out;
 mod smtp;
+mod socket_credentials;
 mod terminal;
 mod webhooks;
 
