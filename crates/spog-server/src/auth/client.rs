@@ -143,7 +143,7 @@ fn x_forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
 
 /// The value written by the nearest proxy: the last of a comma-separated header.
 fn last_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    let value = headers.get_all(name).iter().last()?.to_str().ok()?;
+    let value = headers.get_all(name).iter().next_back()?.to_str().ok()?;
     value.rsplit(',').next().map(|v| v.trim().to_owned())
 }
 
