@@ -155,9 +155,12 @@ pub async fn log_in_form(
                 .remove(Cookie::build(LOGIN_NONCE_COOKIE).path("/login"));
             return Ok((jar, Redirect::to(&next)).into_response());
         }
-        Err(ApiError::Validation(_)) => (
+        Err(ApiError::Validation(errors)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            "Enter your email address, like name@example.com.".to_owned(),
+            match errors.get("password") {
+                Some(problem) if errors.get("email").is_none() => format!("The password {problem}"),
+                _ => "Enter your email address, like name@example.com.".to_owned(),
+            },
         ),
         Err(ApiError::Unauthenticated(message)) => (StatusCode::UNAUTHORIZED, message),
         Err(ApiError::Unavailable(message)) => (StatusCode::SERVICE_UNAVAILABLE, message),
