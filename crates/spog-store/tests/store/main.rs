@@ -4,6 +4,7 @@ mod alerting;
 mod audit_chain;
 mod deliveries;
 mod identity;
+mod login_throttle;
 
 use spog_core::Id;
 use spog_core::Timestamp;
