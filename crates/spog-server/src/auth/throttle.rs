@@ -167,12 +167,23 @@ impl LoginThrottle {
             return Err(ApiError::RateLimited(wait_until(until, now)));
         }
         self.sweep_now_and_then(store, now);
+        let all = [keys.pair.clone(), keys.source.clone(), keys.email.clone()];
+        // A first look without the write lock: a flood of refused attempts writes nothing.
+        let mut conn = store.conn().await?;
+        let seen = login_throttle::peek(&mut conn, &all).await?;
+        drop(conn);
+        if let Some(until) = blocked_until(&keys, &seen, now) {
+            self.remember_refusal(keys.pair, until, now);
+            return Err(ApiError::RateLimited(wait_until(until, now)));
+        }
         let mut tx = store.begin().await?;
-        let counters = login_throttle::lock(
-            &mut tx,
-            &[keys.pair.clone(), keys.source.clone(), keys.email.clone()],
-        )
-        .await?;
+        let counters = login_throttle::lock(&mut tx, &all).await?;
+        // Decided again under the lock: parallel attempts are decided one after another.
+        if let Some(until) = blocked_until(&keys, &counters, now) {
+            drop(tx);
+            self.remember_refusal(keys.pair, until, now);
+            return Err(ApiError::RateLimited(wait_until(until, now)));
+        }
         let find = |key: &str| counters.iter().find(|c| c.key == key).cloned();
         let (Some(mut pair), Some(source), Some(email)) =
             (find(&keys.pair), find(&keys.source), find(&keys.email))
@@ -187,16 +198,6 @@ impl LoginThrottle {
         if !familiar {
             counted.push((&mut source, SOURCE));
             counted.push((&mut email, EMAIL));
-        }
-        let blocked = counted
-            .iter()
-            .map(|(c, _)| c.blocked_until)
-            .filter(|until| *until > now)
-            .max();
-        if let Some(until) = blocked {
-            drop(tx);
-            self.remember_refusal(keys.pair, until, now);
-            return Err(ApiError::RateLimited(wait_until(until, now)));
         }
         for (counter, limit) in counted {
             count_failure(counter, limit, now);
@@ -291,6 +292,23 @@ impl LoginThrottle {
             }
         });
     }
+}
+
+/// Until when the counters that apply to an attempt (the pair's, and unless the pair is
+/// familiar the source's and email's) refuse it, if they do.
+fn blocked_until(keys: &Keys, counters: &[Counter], now: Timestamp) -> Option<Timestamp> {
+    let of = |key: &str| counters.iter().find(|c| c.key == key);
+    let familiar = of(&keys.pair).is_some_and(|pair| pair.familiar_until > now);
+    let mut applicable = vec![&keys.pair];
+    if !familiar {
+        applicable.extend([&keys.source, &keys.email]);
+    }
+    applicable
+        .into_iter()
+        .filter_map(|key| of(key))
+        .map(|c| c.blocked_until)
+        .filter(|until| *until > now)
+        .max()
 }
 
 /// Counts one more failure: a counter quiet for its window starts over; past the free

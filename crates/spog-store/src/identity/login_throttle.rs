@@ -47,19 +47,32 @@ pub async fn lock(tx: &mut Tx, keys: &[String]) -> StoreResult<Vec<Counter>> {
         .push(" ORDER BY key")
         .push(for_update);
     let rows: Vec<Row> = select.fetch_all(tx).await?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(key, failures, last_failure_at, blocked_until, familiar_until, expires_at)| Counter {
-                key,
-                failures,
-                last_failure_at: at(last_failure_at),
-                blocked_until: at(blocked_until),
-                familiar_until: at(familiar_until),
-                expires_at: at(expires_at),
-            },
-        )
-        .collect())
+    Ok(rows.into_iter().map(counter).collect())
+}
+
+/// The counters of `keys` that exist, read without locking: a first look that lets an
+/// attempt already refused go without a write.
+pub async fn peek(conn: &mut Conn, keys: &[String]) -> StoreResult<Vec<Counter>> {
+    let mut select = Sql::new(
+        "SELECT key, failures, last_failure_at, blocked_until, familiar_until, expires_at \
+         FROM login_throttle WHERE key IN ",
+    );
+    select.bind_list(keys.to_vec());
+    let rows: Vec<Row> = select.fetch_all(conn).await?;
+    Ok(rows.into_iter().map(counter).collect())
+}
+
+fn counter(
+    (key, failures, last_failure_at, blocked_until, familiar_until, expires_at): Row,
+) -> Counter {
+    Counter {
+        key,
+        failures,
+        last_failure_at: at(last_failure_at),
+        blocked_until: at(blocked_until),
+        familiar_until: at(familiar_until),
+        expires_at: at(expires_at),
+    }
 }
 
 pub async fn save(conn: &mut Conn, counter: &Counter) -> StoreResult<()> {
