@@ -27,7 +27,8 @@ pub async fn create_user(
 ) -> anyhow::Result<User> {
     let email = Email::parse("email", email)?;
     validate::password("password", password_text)?;
-    let hash = password::hash(password_text.to_owned())
+    let hash = password::Hashing::default()
+        .hash(password_text.to_owned())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut tx = store.begin().await?;

@@ -104,6 +104,7 @@ pub async fn launch(
     ];
     workers.extend(state.bus.spawn_listener(shutdown.clone()));
     workers.push(state.bus.spawn_coalescer(shutdown.clone()));
+    workers.push(state.bus.spawn_rechecker(shutdown.clone()));
     let (stopped, stopping) = (state.clone(), shutdown.clone());
     workers.push(tokio::spawn(async move {
         stopping.cancelled().await;
@@ -195,6 +196,10 @@ pub fn router(state: AppState) -> Router {
         .merge(console::router())
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::client::identify,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             config.request_timeout,

@@ -62,7 +62,8 @@ pub async fn create_account(
 ) -> Result<spog_core::model::Account, CreateAccountError> {
     spog_core::validate::password("admin_password", admin_password)
         .map_err(|e| CreateAccountError::Invalid(e.to_string()))?;
-    let hash = password::hash(admin_password.to_owned())
+    let hash = password::Hashing::default()
+        .hash(admin_password.to_owned())
         .await
         .map_err(|e| CreateAccountError::Invalid(e.to_string()))?;
     let now = Timestamp::now();

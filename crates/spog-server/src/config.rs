@@ -35,8 +35,10 @@ pub struct Config {
     /// Lifetime of a login session.
     #[serde(with = "duration")]
     pub session_ttl: Duration,
-    /// Mark session cookies `Secure` (set when the console is served over HTTPS).
-    pub cookie_secure: bool,
+    /// Mark console cookies `Secure` (and send `Strict-Transport-Security`). Unset: secure
+    /// unless the server listens on loopback, and for requests that a trusted proxy says came
+    /// over HTTPS.
+    pub cookie_secure: Option<bool>,
     /// Delays before delivery attempts 2..n.
     #[serde(with = "duration_list")]
     pub webhook_retry_schedule: Vec<Duration>,
@@ -99,6 +101,16 @@ pub struct Config {
     pub max_downloads_per_caller: usize,
     /// Active terminal sessions plus desktop recordings an account may have at once.
     pub max_active_recordings_per_account: i64,
+
+    /// CIDRs of reverse proxies whose `X-Forwarded-For`/`Forwarded` (and
+    /// `X-Forwarded-Proto`) give the client; anyone else is taken at its socket address.
+    #[serde(with = "cidr_list")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Open WebSockets per credential (a login session or an API token) on one instance;
+    /// beyond it an upgrade is refused with 429.
+    pub websocket_max_per_credential: usize,
+    /// Open WebSockets per account on one instance; beyond it an upgrade is refused with 429.
+    pub websocket_max_per_account: usize,
 }
 
 impl Default for Config {
@@ -112,7 +124,7 @@ impl Default for Config {
             admin_password: None,
             server_key: None,
             session_ttl: Duration::from_secs(12 * 3600),
-            cookie_secure: false,
+            cookie_secure: None,
             webhook_retry_schedule: [1, 5, 15, 60, 240]
                 .into_iter()
                 .map(|m| Duration::from_secs(m * 60))
@@ -139,6 +151,9 @@ impl Default for Config {
             metrics_listen: None,
             max_downloads_per_caller: 8,
             max_active_recordings_per_account: 1_000,
+            trusted_proxies: Vec::new(),
+            websocket_max_per_credential: 32,
+            websocket_max_per_account: 1_000,
         }
     }
 }
@@ -223,6 +238,12 @@ impl Config {
             .is_some_and(|t| t.expose().len() < 16)
         {
             return Err("metrics_token must be at least 16 characters".into());
+        }
+        if self.websocket_max_per_credential == 0 || self.websocket_max_per_account == 0 {
+            return Err(
+                "websocket_max_per_credential and websocket_max_per_account must be at least 1"
+                    .into(),
+            );
         }
         spog_core::validate::Email::parse("admin_email", &self.admin_email)
             .map_err(|e| e.to_string())?;

@@ -20,7 +20,8 @@ pub enum ApiError {
     Conflict(String),
     PayloadTooLarge,
     Validation(FieldErrors),
-    RateLimited,
+    /// 429, with how long to wait before trying again (`Retry-After`).
+    RateLimited(std::time::Duration),
     /// A cap on what one caller or account may hold at once (429, with what to do).
     LimitReached(String),
     Unavailable(String),
@@ -53,7 +54,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::LimitReached(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -69,7 +70,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::Validation(_) => "validation_failed",
-            ApiError::RateLimited => "rate_limited",
+            ApiError::RateLimited(_) => "rate_limited",
             ApiError::LimitReached(_) => "limit_reached",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -98,7 +99,7 @@ impl ApiError {
                 let fields: Vec<String> = errors.iter().map(|(f, m)| format!("{f} {m}")).collect();
                 format!("validation failed: {}", fields.join("; "))
             }
-            ApiError::RateLimited => "too many requests; slow down".to_owned(),
+            ApiError::RateLimited(_) => "too many requests; slow down".to_owned(),
             ApiError::Internal(_) => "internal error".to_owned(),
         };
         let details = match self {
@@ -138,8 +139,20 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(cause) = &self {
             tracing::error!(error = format!("{cause:#}"), "request failed");
         }
-        (self.status_code(), axum::Json(self.body())).into_response()
+        let mut response = (self.status_code(), axum::Json(self.body())).into_response();
+        if let ApiError::RateLimited(wait) = &self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after(*wait));
+        }
+        response
     }
+}
+
+/// Whole seconds to wait, at least one (`Retry-After` has no fractions).
+pub fn retry_after(wait: std::time::Duration) -> axum::http::HeaderValue {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    axum::http::HeaderValue::from(seconds.max(1))
 }
 
 impl From<StoreError> for ApiError {

@@ -6,12 +6,14 @@ use spog_store::Store;
 use spog_store::audit::GroupCommit;
 
 use crate::auth::AuthCache;
+use crate::auth::password::Hashing;
 use crate::auth::throttle::LoginThrottle;
 use crate::blocking::Blocking;
 use crate::config::Config;
 use crate::delivery::Engine;
 use crate::http::downloads::Downloads;
 use crate::hub::bus::Bus;
+use crate::hub::sockets::Sockets;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
 use crate::open_files;
@@ -34,7 +36,7 @@ pub struct App {
     /// Real-time events to browsers, across instances.
     pub bus: Bus,
     pub login_throttle: LoginThrottle,
-    pub auth_cache: AuthCache,
+    pub auth_cache: Arc<AuthCache>,
     /// The outbound delivery engine's settings and transports.
     pub engine: Engine,
     /// Session recordings being written on this instance.
@@ -45,12 +47,14 @@ pub struct App {
     pub blocking: Blocking,
     /// Streamed downloads in progress, per credential.
     pub downloads: Downloads,
+    /// Password hashing, bounded to the cores.
+    pub hashing: Hashing,
 }
 
 impl AppState {
     pub fn new(config: Config, store: Store, keys: Keys) -> anyhow::Result<Self> {
         let engine = Engine::new(&config)?;
-        let auth_cache = AuthCache::new(config.auth_cache_ttl);
+        let auth_cache = Arc::new(AuthCache::new(config.auth_cache_ttl));
         let blocking = Blocking::default();
         let budget = open_files::budget(
             open_files::limit(),
@@ -59,9 +63,13 @@ impl AppState {
         );
         let recorders = Recorders::new(&config.data_dir, budget.recording_files, blocking.clone());
         let downloads = Downloads::new(config.max_downloads_per_caller);
+        let sockets = Arc::new(Sockets::new(
+            config.websocket_max_per_credential,
+            config.websocket_max_per_account,
+        ));
         Ok(Self(Arc::new(App {
             config,
-            bus: Bus::new(store.clone()),
+            bus: Bus::new(store.clone(), sockets, auth_cache.clone()),
             audit_ingest: GroupCommit::start(&store),
             store,
             keys,
@@ -75,6 +83,7 @@ impl AppState {
             engine,
             blocking,
             downloads,
+            hashing: Hashing::default(),
         })))
     }
 }

@@ -2,6 +2,7 @@
 //! extractors that put a handler's required permission in its signature.
 
 mod cache;
+pub mod client;
 mod csrf;
 mod extract;
 pub mod jwt;
@@ -11,7 +12,10 @@ pub mod throttle;
 pub mod tokens;
 
 pub use cache::AuthCache;
+pub use client::{ClientOrigin, secure_cookies};
 pub(crate) use csrf::constant_time_eq;
 pub use csrf::{CSRF_HEADER, SESSION_COOKIE, check as check_csrf};
 pub use extract::{Auth, Require, permissions};
-pub use principal::{Credential, Principal, RequestInfo, authenticate, authenticate_token};
+pub use principal::{
+    Credential, Principal, RequestInfo, authenticate, authenticate_token, principal_again,
+};

@@ -10,13 +10,15 @@ use axum_extra::extract::CookieJar;
 use spog_core::audit::{ActorType, AuditEntry, Outcome, Source, namespace};
 use spog_core::model::{Account, ApiToken, User};
 use spog_core::{Id, PermissionSet, Timestamp};
-use spog_store::StoreError;
 use spog_store::identity::sessions::Session;
 use spog_store::identity::{roles, sessions, tokens as token_store};
+use spog_store::{Conn, Store, StoreError};
 
+use super::client::ClientOrigin;
 use super::csrf::SESSION_COOKIE;
 use super::{jwt, tokens};
 use crate::error::ApiError;
+use crate::hub::sockets::CredentialId;
 use crate::state::AppState;
 
 #[derive(Clone, Debug)]
@@ -64,12 +66,14 @@ impl Principal {
     }
 }
 
-/// Where a request came from, for the audit trail.
+/// Where a request came from, for the audit trail, the login throttle and cookies.
 #[derive(Clone, Debug, Default)]
 pub struct RequestInfo {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
+    /// The client as [`super::client`] decided it (absent only without a socket address).
+    pub origin: Option<ClientOrigin>,
 }
 
 impl RequestInfo {
@@ -81,13 +85,20 @@ impl RequestInfo {
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.chars().take(512).collect::<String>())
         };
-        Self {
-            ip: parts
+        let origin = parts.extensions.get::<ClientOrigin>().copied().or_else(|| {
+            parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip().to_string()),
+                .map(|ConnectInfo(addr)| ClientOrigin {
+                    ip: addr.ip(),
+                    https: false,
+                })
+        });
+        Self {
+            ip: origin.map(|o| o.ip.to_string()),
             user_agent: header(USER_AGENT.as_str()),
             request_id: header("x-request-id"),
+            origin,
         }
     }
 
@@ -226,13 +237,24 @@ async fn session_principal(
     now: Timestamp,
 ) -> Result<Principal, ApiError> {
     let mut conn = state.store.conn().await?;
-    let user = sessions::live_user(&mut conn, session, now)
-        .await
-        .map_err(missing_is_unauthenticated)?;
-    if user.user.to_string() != claims.sub || user.account.to_string() != claims.acc {
+    let principal = principal_of_session(&mut conn, session, cookie, now).await?;
+    if principal.actor_id != claims.sub || principal.account.to_string() != claims.acc {
         return Err(unauthenticated());
     }
-    let permissions = roles::permissions_of(&mut conn, user.user).await?;
+    Ok(principal)
+}
+
+/// The caller a live session stands for, with its user's permissions now.
+async fn principal_of_session(
+    conn: &mut Conn,
+    session: Id<Session>,
+    cookie: bool,
+    now: Timestamp,
+) -> Result<Principal, ApiError> {
+    let user = sessions::live_user(conn, session, now)
+        .await
+        .map_err(missing_is_unauthenticated)?;
+    let permissions = roles::permissions_of(conn, user.user).await?;
     Ok(Principal {
         account: user.account,
         actor_type: ActorType::User,
@@ -247,6 +269,32 @@ async fn session_principal(
         },
         credential_name: "session".to_owned(),
     })
+}
+
+/// Looks a credential up again by its id, bypassing the cache (open sockets' re-checks):
+/// its caller as it is now, or 401 when it has ended.
+pub async fn principal_again(
+    store: &Store,
+    account: Id<Account>,
+    credential: CredentialId,
+    now: Timestamp,
+) -> Result<Principal, ApiError> {
+    let mut conn = store.conn().await?;
+    let principal = match credential {
+        CredentialId::Session(session) => {
+            principal_of_session(&mut conn, session, false, now).await?
+        }
+        CredentialId::ApiToken(token) => {
+            let api_token = token_store::get(&mut conn, account, token)
+                .await
+                .map_err(missing_is_unauthenticated)?;
+            principal_of_token(&mut conn, account, api_token, now).await?
+        }
+    };
+    if principal.account != account {
+        return Err(unauthenticated());
+    }
+    Ok(principal)
 }
 
 async fn from_api_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {
@@ -265,12 +313,38 @@ async fn api_token_principal(state: &AppState, token: &str) -> Result<Principal,
         .await
         .map_err(missing_is_unauthenticated)?;
     let api_token = found.token;
+    let last_used_at = api_token.last_used_at;
+    let id = api_token.id;
+    let principal = principal_of_token(&mut conn, found.account, api_token, now).await?;
+    drop(conn);
+    if last_used_at.is_none_or(|at| at.micros() < now.micros() - 60_000_000) {
+        let store = state.store.clone();
+        // Bookkeeping off the request path; losing one update costs nothing.
+        tokio::spawn(async move {
+            if let Ok(mut tx) = store.begin().await
+                && token_store::touch(&mut tx, id, now).await.is_ok()
+            {
+                let _ = tx.commit_unaudited().await;
+            }
+        });
+    }
+    Ok(principal)
+}
+
+/// The caller an API token stands for, unless it is revoked or expired; a `user` token acts
+/// as its user, never beyond what the user may do now, and not at all for an inactive user.
+async fn principal_of_token(
+    conn: &mut Conn,
+    account: Id<Account>,
+    api_token: ApiToken,
+    now: Timestamp,
+) -> Result<Principal, ApiError> {
     let expired = api_token.expires_at.is_some_and(|at| at <= now);
     if api_token.revoked_at.is_some() || expired {
         return Err(unauthenticated());
     }
     let mut principal = Principal {
-        account: found.account,
+        account,
         actor_type: api_token.actor_type,
         actor_id: api_token.id.to_string(),
         user: None,
@@ -281,35 +355,18 @@ async fn api_token_principal(state: &AppState, token: &str) -> Result<Principal,
         credential_name: api_token.name.clone(),
     };
     if let Some(user_id) = api_token.user_id {
-        // A user token acts as its user, never beyond what the user may do now.
-        let user = spog_store::identity::users::get(&mut conn, found.account, user_id)
+        let user = spog_store::identity::users::get(conn, account, user_id)
             .await
             .map_err(missing_is_unauthenticated)?;
         if !user.active {
             return Err(unauthenticated());
         }
-        let user_permissions = roles::permissions_of(&mut conn, user_id).await?;
+        let user_permissions = roles::permissions_of(conn, user_id).await?;
         principal.actor_id = user_id.to_string();
         principal.user = Some(user_id);
         principal.email = Some(user.email);
         principal.name = user.display_name;
         principal.permissions = api_token.permissions.intersection(user_permissions);
-    }
-    drop(conn);
-    if api_token
-        .last_used_at
-        .is_none_or(|at| at.micros() < now.micros() - 60_000_000)
-    {
-        let store = state.store.clone();
-        let id = api_token.id;
-        // Bookkeeping off the request path; losing one update costs nothing.
-        tokio::spawn(async move {
-            if let Ok(mut tx) = store.begin().await
-                && token_store::touch(&mut tx, id, now).await.is_ok()
-            {
-                let _ = tx.commit_unaudited().await;
-            }
-        });
     }
     Ok(principal)
 }

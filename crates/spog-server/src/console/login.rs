@@ -4,6 +4,7 @@
 use askama::Template;
 use axum::Form;
 use axum::extract::{Query, State};
+use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect};
 use axum_extra::extract::CookieJar;
@@ -17,8 +18,8 @@ use super::session::{
     LOGIN_NONCE_COOKIE, cleared_session_cookie, login_nonce_cookie, login_token, new_login_nonce,
     safe_next, session_cookie,
 };
-use crate::auth::{Auth, Credential, authenticate, constant_time_eq};
-use crate::error::ApiError;
+use crate::auth::{Auth, Credential, RequestInfo, authenticate, constant_time_eq, secure_cookies};
+use crate::error::{ApiError, retry_after};
 use crate::http::auth::{RequestInfoExtract, log_in, log_out};
 use crate::state::AppState;
 
@@ -66,6 +67,7 @@ fn nonce_of(jar: &CookieJar) -> String {
 /// The login form with `status`, setting its nonce cookie.
 fn login_form(
     state: &AppState,
+    request: &RequestInfo,
     jar: CookieJar,
     status: StatusCode,
     next: String,
@@ -80,8 +82,12 @@ fn login_form(
         email,
         error,
     };
-    let jar = jar.add(login_nonce_cookie(&state.config, nonce));
+    let jar = jar.add(login_nonce_cookie(secure(state, request), nonce));
     Ok((status, jar, Html(page.render()?)).into_response())
+}
+
+fn secure(state: &AppState, request: &RequestInfo) -> bool {
+    secure_cookies(&state.config, request.origin.as_ref())
 }
 
 async fn signed_in(state: &AppState, headers: &HeaderMap) -> bool {
@@ -92,6 +98,7 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> bool {
 
 pub async fn login_page(
     State(state): State<AppState>,
+    RequestInfoExtract(request): RequestInfoExtract,
     headers: HeaderMap,
     jar: CookieJar,
     Query(query): Query<LoginQuery>,
@@ -100,7 +107,15 @@ pub async fn login_page(
     if signed_in(&state, &headers).await {
         return Ok(Redirect::to(&next).into_response());
     }
-    login_form(&state, jar, StatusCode::OK, next, String::new(), None)
+    login_form(
+        &state,
+        &request,
+        jar,
+        StatusCode::OK,
+        next,
+        String::new(),
+        None,
+    )
 }
 
 pub async fn log_in_form(
@@ -120,6 +135,7 @@ pub async fn log_in_form(
         let jar = jar.remove(Cookie::build(LOGIN_NONCE_COOKIE).path("/login"));
         return login_form(
             &state,
+            &request,
             jar,
             StatusCode::FORBIDDEN,
             next,
@@ -132,27 +148,51 @@ pub async fn log_in_form(
         Ok(logged_in) => {
             let jar = jar
                 .add(session_cookie(
-                    &state.config,
+                    secure(&state, &request),
                     logged_in.token,
                     logged_in.expires_at,
                 ))
                 .remove(Cookie::build(LOGIN_NONCE_COOKIE).path("/login"));
             return Ok((jar, Redirect::to(&next)).into_response());
         }
-        Err(ApiError::Validation(_)) => (
+        Err(ApiError::Validation(errors)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            "Enter your email address, like name@example.com.".to_owned(),
+            match errors.get("password") {
+                Some(problem) if errors.get("email").is_none() => format!("The password {problem}"),
+                _ => "Enter your email address, like name@example.com.".to_owned(),
+            },
         ),
         Err(ApiError::Unauthenticated(message)) => (StatusCode::UNAUTHORIZED, message),
         Err(ApiError::Unavailable(message)) => (StatusCode::SERVICE_UNAVAILABLE, message),
-        Err(ApiError::RateLimited) => (
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed attempts; wait a few minutes and try again".to_owned(),
-        ),
+        Err(ApiError::RateLimited(wait)) => {
+            let message = format!(
+                "Too many attempts; try again in {} seconds.",
+                wait.as_secs().max(1)
+            );
+            let mut page = login_form(
+                &state,
+                &request,
+                jar,
+                StatusCode::TOO_MANY_REQUESTS,
+                next,
+                form.email,
+                Some(message),
+            )?;
+            page.headers_mut().insert(RETRY_AFTER, retry_after(wait));
+            return Ok(page);
+        }
         Err(other) => return Err(other.into()),
     };
     let message = capitalised(&message);
-    login_form(&state, jar, status, next, form.email, Some(message))
+    login_form(
+        &state,
+        &request,
+        jar,
+        status,
+        next,
+        form.email,
+        Some(message),
+    )
 }
 
 fn capitalised(text: &str) -> String {
@@ -172,7 +212,7 @@ pub async fn log_out_form(
     jar: CookieJar,
     Form(form): Form<LogoutForm>,
 ) -> PageResult {
-    let jar = jar.add(cleared_session_cookie(&state.config));
+    let jar = jar.add(cleared_session_cookie(secure(&state, &request)));
     let principal = match authenticate(&state, &headers).await {
         Ok(principal) => principal,
         Err(ApiError::Unauthenticated(_)) => {

@@ -11,7 +11,6 @@ use spog_core::{Permission, Timestamp};
 
 use super::error::PageError;
 use crate::auth::{Auth, Credential, RequestInfo, SESSION_COOKIE, authenticate, check_csrf};
-use crate::config::Config;
 use crate::error::ApiError;
 use crate::keys::Keys;
 use crate::state::AppState;
@@ -122,18 +121,18 @@ pub fn safe_next(next: Option<&str>) -> String {
 
 /// The session cookie: HttpOnly so scripts never see the JWT, SameSite=Lax so other sites'
 /// requests do not carry it (CSRF tokens cover the rest), Secure behind HTTPS.
-pub fn session_cookie(config: &Config, token: String, expires_at: Timestamp) -> Cookie<'static> {
+pub fn session_cookie(secure: bool, token: String, expires_at: Timestamp) -> Cookie<'static> {
     Cookie::build((SESSION_COOKIE, token))
         .http_only(true)
         .same_site(SameSite::Lax)
-        .secure(config.cookie_secure)
+        .secure(secure)
         .path("/")
         .expires(expires_at.to_datetime())
         .build()
 }
 
-pub fn cleared_session_cookie(config: &Config) -> Cookie<'static> {
-    let mut cookie = session_cookie(config, String::new(), Timestamp::from_micros(0));
+pub fn cleared_session_cookie(secure: bool) -> Cookie<'static> {
+    let mut cookie = session_cookie(secure, String::new(), Timestamp::from_micros(0));
     cookie.make_removal();
     cookie
 }
@@ -145,11 +144,11 @@ pub fn new_login_nonce() -> String {
     hex::encode(bytes)
 }
 
-pub fn login_nonce_cookie(config: &Config, nonce: String) -> Cookie<'static> {
+pub fn login_nonce_cookie(secure: bool, nonce: String) -> Cookie<'static> {
     Cookie::build((LOGIN_NONCE_COOKIE, nonce))
         .http_only(true)
         .same_site(SameSite::Strict)
-        .secure(config.cookie_secure)
+        .secure(secure)
         .path("/login")
         .build()
 }

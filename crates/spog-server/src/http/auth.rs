@@ -5,13 +5,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use spog_core::audit::{ActorType, Source};
+use spog_core::audit::{ActorType, AuditEntry, Source};
 use spog_core::model::{Account, User};
 use spog_core::validate::Email;
-use spog_core::{Id, PermissionSet, Timestamp};
+use spog_core::{FieldErrors, Id, PermissionSet, Timestamp};
+use spog_store::audit;
 use spog_store::identity::sessions::{self, Session};
 use spog_store::identity::users;
-use spog_store::{StoreError, audit};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -19,6 +19,8 @@ use utoipa_axum::routes;
 use crate::auth::{Auth, Credential, RequestInfo, jwt, password};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::AppJson;
+use crate::hub::bus::CredentialChange;
+use crate::hub::sockets::Revocation;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -54,6 +56,8 @@ pub struct LoggedIn {
 const BAD_LOGIN: &str = "the email or password is wrong";
 
 /// Checks the password, opens a session and records the login, or records the failure.
+/// The attempt passes the throttle before any password is hashed (429 otherwise), and the
+/// hashing itself is bounded (429 when no core frees up in time).
 pub async fn log_in(
     state: &AppState,
     request: &RequestInfo,
@@ -61,51 +65,65 @@ pub async fn log_in(
     password_text: &str,
     source: Source,
 ) -> ApiResult<LoggedIn> {
-    let email = Email::parse("email", email)?;
-    let ip = request.ip.as_deref();
-    let started = std::time::Instant::now();
-    if !state.login_throttle.allows(ip, email.as_str(), started) {
-        return Err(ApiError::RateLimited);
-    }
+    let mut errors = FieldErrors::new();
+    let email = errors.check(Email::parse("email", email));
+    errors.check(password::check_length("password", password_text));
+    errors.into_result()?;
+    let email = email.expect("checked above");
+    let client = request.origin.map(|o| o.ip);
+    let attempt = state
+        .login_throttle
+        .reserve(&state.store, client, &email, Timestamp::now())
+        .await?;
     let mut conn = state.store.conn().await?;
-    let candidate = match users::login_candidate(&mut conn, &email).await {
-        Ok(candidate) => Some(candidate),
-        Err(StoreError::NotFound) => None,
-        Err(other) => return Err(other.into()),
-    };
+    let candidates = users::login_candidates(&mut conn, &email).await?;
     drop(conn);
-    let stored = candidate.as_ref().and_then(|c| c.password_hash.clone());
-    let password_ok = password::verify(password_text.to_owned(), stored).await;
-    if !password_ok {
-        state.login_throttle.failed(ip, email.as_str(), started);
-    }
-    let Some(candidate) = candidate else {
-        // No account to record the attempt in: log it for the operator instead.
-        tracing::warn!(email = email.as_str(), ip = ?request.ip, "login with an unknown email");
-        return Err(ApiError::Unauthenticated(BAD_LOGIN.to_owned()));
+    let hashes = candidates.iter().map(|c| c.password_hash.clone()).collect();
+    let matched = match state
+        .hashing
+        .verify_any(attempt.lane(), password_text.to_owned(), hashes)
+        .await
+    {
+        Ok(matched) => matched,
+        Err(error) => {
+            state
+                .login_throttle
+                .unchecked(&state.store, attempt, Timestamp::now())
+                .await;
+            return Err(error);
+        }
     };
     let now = Timestamp::now();
+    let candidate = match matched {
+        Some(index) if candidates[index].active => &candidates[index],
+        _ => {
+            if candidates.is_empty() {
+                // No account to record the attempt in: log it for the operator instead.
+                tracing::warn!(email = email.as_str(), ip = ?request.ip, "login with an unknown email");
+            }
+            // The attempt stays counted. Each account with this email records it.
+            for candidate in &candidates {
+                let reason = if matched.is_some_and(|i| candidates[i].user == candidate.user) {
+                    "user is deactivated"
+                } else {
+                    "wrong password"
+                };
+                let mut tx = state.store.begin().await?;
+                let user = users::get(&mut tx, candidate.account, candidate.user).await?;
+                let entry = login_entry(request, candidate.account, &user, source);
+                audit::record(&mut tx, entry.failed().metadata(json!({"reason": reason}))).await?;
+                tx.commit().await?;
+            }
+            return Err(ApiError::Unauthenticated(BAD_LOGIN.to_owned()));
+        }
+    };
+    state
+        .login_throttle
+        .succeeded(&state.store, attempt, now)
+        .await;
     let mut tx = state.store.begin().await?;
     let user = users::get(&mut tx, candidate.account, candidate.user).await?;
-    let mut entry = request.entry(candidate.account, "auth.login", "user");
-    entry.actor_type = ActorType::User;
-    entry.actor_id = Some(user.id.to_string());
-    entry.actor_email = Some(user.email.clone());
-    entry.actor_name = Some(user.display_name.clone());
-    entry.source = source;
-    entry.resource_id = Some(user.id.to_string());
-    entry.resource_name = Some(user.email.clone());
-    if !password_ok || !candidate.active {
-        let reason = if password_ok {
-            "user is deactivated"
-        } else {
-            "wrong password"
-        };
-        audit::record(&mut tx, entry.failed().metadata(json!({"reason": reason}))).await?;
-        tx.commit().await?;
-        return Err(ApiError::Unauthenticated(BAD_LOGIN.to_owned()));
-    }
-    state.login_throttle.succeeded(ip, email.as_str());
+    let entry = login_entry(request, candidate.account, &user, source);
     let session: Id<Session> = Id::new();
     let expires_at = now.plus(state.config.session_ttl);
     sessions::create(
@@ -139,6 +157,24 @@ pub async fn log_in(
     })
 }
 
+/// The `auth.login` entry of an attempt on `user`.
+fn login_entry(
+    request: &RequestInfo,
+    account: Id<Account>,
+    user: &User,
+    source: Source,
+) -> AuditEntry {
+    let mut entry = request.entry(account, "auth.login", "user");
+    entry.actor_type = ActorType::User;
+    entry.actor_id = Some(user.id.to_string());
+    entry.actor_email = Some(user.email.clone());
+    entry.actor_name = Some(user.display_name.clone());
+    entry.source = source;
+    entry.resource_id = Some(user.id.to_string());
+    entry.resource_name = Some(user.email.clone());
+    entry
+}
+
 /// Ends the caller's session (for session credentials; API tokens are revoked instead).
 pub async fn log_out(state: &AppState, auth: &Auth) -> ApiResult<()> {
     let Credential::Session { id, .. } = auth.principal.credential else {
@@ -153,7 +189,13 @@ pub async fn log_out(state: &AppState, auth: &Auth) -> ApiResult<()> {
     entry.resource_name = auth.principal.email.clone();
     audit::record(&mut tx, entry).await?;
     tx.commit().await?;
-    state.auth_cache.clear();
+    state
+        .bus
+        .credentials_changed(
+            auth.account(),
+            CredentialChange::Revoked(Revocation::Session { id }),
+        )
+        .await;
     Ok(())
 }
 

@@ -17,6 +17,7 @@ use crate::auth::Require;
 use crate::auth::permissions::UsersManage;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath};
+use crate::hub::bus::CredentialChange;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -169,7 +170,10 @@ async fn update_role(
         .after(&role);
     audit::record(&mut tx, entry).await?;
     tx.commit().await?;
-    state.auth_cache.clear();
+    state
+        .bus
+        .credentials_changed(auth.account(), CredentialChange::RightsChanged)
+        .await;
     Ok(Json(role))
 }
 
@@ -193,6 +197,9 @@ async fn delete_role(
         .before(&before);
     audit::record(&mut tx, entry).await?;
     tx.commit().await?;
-    state.auth_cache.clear();
+    state
+        .bus
+        .credentials_changed(auth.account(), CredentialChange::RightsChanged)
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

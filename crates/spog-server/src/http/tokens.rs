@@ -22,6 +22,8 @@ use crate::auth::tokens;
 use crate::error::ApiResult;
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::http::users::ListParams;
+use crate::hub::bus::CredentialChange;
+use crate::hub::sockets::Revocation;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -185,6 +187,12 @@ async fn revoke_token(
         .after(&after);
     audit::record(&mut tx, entry).await?;
     tx.commit().await?;
-    state.auth_cache.clear();
+    state
+        .bus
+        .credentials_changed(
+            auth.account(),
+            CredentialChange::Revoked(Revocation::ApiToken { id }),
+        )
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

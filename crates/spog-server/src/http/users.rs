@@ -4,22 +4,24 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
+use serde_json::json;
 use spog_core::model::{ExternalIdentity, User};
 use spog_core::page::{self, Page};
 use spog_core::permission::Permission;
 use spog_core::validate::{self, Email};
 use spog_core::{FieldError, FieldErrors, Id, Timestamp, UniqueList};
 use spog_store::audit;
-use spog_store::identity::{roles, sessions, users};
+use spog_store::identity::{roles, sessions, tokens, users};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Require;
-use crate::auth::password;
 use crate::auth::permissions::UsersManage;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath, AppQuery};
+use crate::hub::bus::CredentialChange;
+use crate::hub::sockets::Revocation;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -120,7 +122,7 @@ async fn create_user(
         unreachable!("every field error was returned above");
     };
     let password_hash = match password {
-        Some(p) => Some(password::hash(p).await?),
+        Some(p) => Some(state.hashing.hash(p).await?),
         None => None,
     };
     let mut tx = state.store.begin().await?;
@@ -188,7 +190,7 @@ async fn update_user(
     }
     errors.into_result()?;
     let password_hash = match password {
-        Some(p) => Some(password::hash(p).await?),
+        Some(p) => Some(state.hashing.hash(p).await?),
         None => None,
     };
     let now = Timestamp::now();
@@ -210,7 +212,8 @@ async fn update_user(
             FieldError::new("roles", "you cannot take users.manage away from yourself").into(),
         );
     }
-    let ends_sessions = password_hash.is_some() || body.active == Some(false);
+    // A new password or a deactivation ends every credential of the user, in this transaction.
+    let ends_credentials = password_hash.is_some() || body.active == Some(false);
     let changes = users::UserChanges {
         display_name,
         password_hash,
@@ -219,19 +222,27 @@ async fn update_user(
         identities,
     };
     let user = users::update(&mut tx, auth.account(), id, changes, now).await?;
-    if ends_sessions {
-        sessions::revoke_all(&mut tx, id, now).await?;
+    let mut entry = auth
+        .entry("user.update", "user")
+        .resource(user.id, &user.email)
+        .before(&before)
+        .after(&user);
+    if ends_credentials {
+        let sessions_ended = sessions::revoke_all(&mut tx, id, now).await?;
+        let tokens_revoked = tokens::revoke_acting_as(&mut tx, auth.account(), id, now).await?;
+        entry = entry.metadata(json!({
+            "sessions_ended": sessions_ended,
+            "tokens_revoked": tokens_revoked,
+        }));
     }
-    audit::record(
-        &mut tx,
-        auth.entry("user.update", "user")
-            .resource(user.id, &user.email)
-            .before(&before)
-            .after(&user),
-    )
-    .await?;
+    audit::record(&mut tx, entry).await?;
     tx.commit().await?;
-    state.auth_cache.clear();
+    let change = if ends_credentials {
+        CredentialChange::Revoked(Revocation::User { id })
+    } else {
+        CredentialChange::RightsChanged
+    };
+    state.bus.credentials_changed(auth.account(), change).await;
     Ok(Json(user))
 }
 
@@ -256,6 +267,10 @@ async fn delete_user(
         .metadata(serde_json::json!({"email": before.email}));
     audit::record(&mut tx, entry).await?;
     tx.commit().await?;
-    state.auth_cache.clear();
+    let revoked = Revocation::User { id };
+    state
+        .bus
+        .credentials_changed(auth.account(), CredentialChange::Revoked(revoked))
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -19,7 +19,9 @@ use spog_core::notification::Notification;
 use spog_store::{Backend, Store, signals};
 use tokio_util::sync::CancellationToken;
 
+use super::sockets::{self, Revocation, Sockets};
 use super::{Dashboard, Hub};
+use crate::auth::AuthCache;
 
 const CHANNEL: &str = "spog_bus";
 
@@ -42,13 +44,34 @@ pub enum BusEvent {
         account: Id<Account>,
         dashboard: Dashboard,
     },
+    /// Credentials ended: their sockets close and every instance forgets them at once.
+    Revoked {
+        account: Id<Account>,
+        revocation: Revocation,
+    },
+    /// Roles or permissions changed: open sockets take their credentials' rights again.
+    RightsChanged { account: Id<Account> },
 }
+
+/// A change to who may do what, announced with [`Bus::credentials_changed`].
+#[derive(Clone, Copy, Debug)]
+pub enum CredentialChange {
+    Revoked(Revocation),
+    RightsChanged,
+}
+
+/// How often every open socket's credential is looked up again, whatever was announced:
+/// catches what a lost announcement (a listener reconnecting) or an expiry did not say.
+const RECHECK_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct Bus {
     store: Store,
     pub hub: Arc<Hub>,
     touched: Arc<Touched>,
+    /// Every open WebSocket of this instance, with its credential.
+    pub sockets: Arc<Sockets>,
+    auth_cache: Arc<AuthCache>,
 }
 
 /// Dashboard topics whose data changed, by account, not yet announced.
@@ -59,12 +82,48 @@ struct Touched {
 }
 
 impl Bus {
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: Store, sockets: Arc<Sockets>, auth_cache: Arc<AuthCache>) -> Self {
         Self {
             store,
             hub: Arc::new(Hub::default()),
             touched: Arc::default(),
+            sockets,
+            auth_cache,
         }
+    }
+
+    /// The one way to say that credentials ended or rights changed, after the change commits:
+    /// this instance forgets its cached callers at once, and every instance (this one
+    /// included) closes the sockets of ended credentials and re-checks the others' rights.
+    pub async fn credentials_changed(&self, account: Id<Account>, change: CredentialChange) {
+        self.auth_cache.clear();
+        let event = match change {
+            CredentialChange::Revoked(revocation) => BusEvent::Revoked {
+                account,
+                revocation,
+            },
+            CredentialChange::RightsChanged => BusEvent::RightsChanged { account },
+        };
+        self.publish(event).await;
+    }
+
+    /// Re-checks every open socket's credential every [`RECHECK_EVERY`] until shutdown.
+    pub fn spawn_rechecker(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let bus = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(RECHECK_EVERY) => {}
+                }
+                sockets::recheck(&bus.store, &bus.sockets, None).await;
+            }
+        })
+    }
+
+    fn spawn_recheck(&self, account: Option<Id<Account>>) {
+        let bus = self.clone();
+        tokio::spawn(async move { sockets::recheck(&bus.store, &bus.sockets, account).await });
     }
 
     /// Says that data of a dashboard `topic` changed, for changes that come in floods
@@ -139,6 +198,17 @@ impl Bus {
                 count,
             } => self.hub.unread_count(account, user, count),
             BusEvent::Dashboard { account, dashboard } => self.hub.dashboard(account, dashboard),
+            BusEvent::Revoked {
+                account,
+                revocation,
+            } => {
+                self.auth_cache.clear();
+                self.sockets.revoke(account, &revocation);
+            }
+            BusEvent::RightsChanged { account } => {
+                self.auth_cache.clear();
+                self.spawn_recheck(Some(account));
+            }
         }
     }
 
@@ -166,6 +236,9 @@ impl Bus {
 
     async fn listen(&self, shutdown: &CancellationToken) -> spog_store::StoreResult<()> {
         let mut listener = signals::Listener::connect(&self.store, CHANNEL).await?;
+        // Revocations announced while no listener was connected were missed.
+        self.auth_cache.clear();
+        self.spawn_recheck(None);
         loop {
             let payload = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),

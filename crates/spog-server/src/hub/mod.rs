@@ -5,6 +5,7 @@
 
 pub mod bus;
 mod socket;
+pub mod sockets;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,10 +15,12 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use spog_core::model::{Account, User};
 use spog_core::notification::Notification;
-use spog_core::{Id, Permission, PermissionSet};
+use spog_core::{Id, Permission};
 use tokio::sync::mpsc;
 
-pub use socket::{refuse, serve_socket};
+pub use socket::{POLICY_VIOLATION, refuse, serve_socket};
+
+use sockets::Live;
 
 /// Messages queued per connection before it counts as too slow.
 const QUEUE: usize = 64;
@@ -51,8 +54,8 @@ impl Dashboard {
 
 struct Connection {
     id: u64,
-    user: Option<Id<User>>,
-    permissions: PermissionSet,
+    /// The socket's credential: its user, and its permissions as they are now.
+    live: Arc<Live>,
     queue: mpsc::Sender<Push>,
 }
 
@@ -79,23 +82,17 @@ impl Drop for Registration {
 }
 
 impl Hub {
-    pub fn register(
-        self: &Arc<Self>,
-        account: Id<Account>,
-        user: Option<Id<User>>,
-        permissions: PermissionSet,
-    ) -> Registration {
+    pub fn register(self: &Arc<Self>, live: Arc<Live>) -> Registration {
+        let account = live.account;
         let (queue, pushes) = mpsc::channel(QUEUE);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut accounts = self.accounts.write();
         // While closing, the queue is dropped at once and the connection ends as it starts.
         if !self.is_closing() {
-            accounts.entry(account).or_default().push(Connection {
-                id,
-                user,
-                permissions,
-                queue,
-            });
+            accounts
+                .entry(account)
+                .or_default()
+                .push(Connection { id, live, queue });
         }
         drop(accounts);
         Registration {
@@ -156,20 +153,24 @@ impl Hub {
         let target = notification.user_id;
         self.push(
             account,
-            |c| target.is_none() || c.user.is_some() && c.user == target,
+            |c| target.is_none() || c.live.user.is_some() && c.live.user == target,
             Push::Notification(notification),
         );
     }
 
     pub fn unread_count(&self, account: Id<Account>, user: Id<User>, count: i64) {
-        self.push(account, |c| c.user == Some(user), Push::UnreadCount(count));
+        self.push(
+            account,
+            |c| c.live.user == Some(user),
+            Push::UnreadCount(count),
+        );
     }
 
     pub fn dashboard(&self, account: Id<Account>, dashboard: Dashboard) {
         let permission = dashboard.permission();
         self.push(
             account,
-            |c| permission.is_none_or(|p| c.permissions.contains(p)),
+            |c| permission.is_none_or(|p| c.live.permissions().contains(p)),
             Push::Dashboard(Arc::new(dashboard)),
         );
     }

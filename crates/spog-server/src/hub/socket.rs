@@ -9,7 +9,7 @@ use spog_store::notifications;
 use tokio::time::{Instant, interval};
 
 use super::Push;
-use crate::auth::Principal;
+use super::sockets::SocketLease;
 use crate::state::AppState;
 
 const PING_EVERY: Duration = Duration::from_secs(30);
@@ -32,18 +32,16 @@ fn text(value: serde_json::Value) -> Message {
     Message::Text(Utf8Bytes::from(value.to_string()))
 }
 
-pub async fn serve_socket(state: AppState, mut socket: WebSocket, principal: Principal) {
-    let mut registration =
-        state
-            .bus
-            .hub
-            .register(principal.account, principal.user, principal.permissions);
+/// Serves an admitted socket until it closes, its credential ends (1008) or the server stops.
+pub async fn serve_socket(state: AppState, mut socket: WebSocket, lease: SocketLease) {
+    let live = lease.live().clone();
+    let mut registration = state.bus.hub.register(live.clone());
     state.metrics.websocket_connections.inc();
-    let mut unread = match principal.user {
+    let mut unread = match live.user {
         Some(user) => {
             let counted = async {
                 let mut conn = state.store.conn().await?;
-                notifications::unread_count(&mut conn, principal.account, user).await
+                notifications::unread_count(&mut conn, live.account, user).await
             };
             counted.await.unwrap_or(0)
         }
@@ -56,6 +54,11 @@ pub async fn serve_socket(state: AppState, mut socket: WebSocket, principal: Pri
     if socket.send(greeting).await.is_ok() {
         loop {
             let outgoing = tokio::select! {
+                reason = lease.ended() => {
+                    let frame = CloseFrame { code: POLICY_VIOLATION, reason: Utf8Bytes::from_static(reason) };
+                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    break;
+                }
                 push = registration.pushes.recv() => match push {
                     // The hub dropped this connection: it did not keep up, or the server stops.
                     None => {

@@ -480,14 +480,16 @@ async fn repeated_wrong_passwords_on_the_login_form_are_slowed_down() {
             ("password", "not the password"),
             ("csrf", &csrf),
         ];
-        for _ in 0..10 {
+        // Five free failures, then a sixth after which the next attempt must wait.
+        for _ in 0..6 {
             let wrong = visitor.post_form("/login", &attempt).await;
             assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
         }
         let throttled = visitor.post_form("/login", &attempt).await;
         assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(throttled.headers().contains_key("retry-after"));
         let page = throttled.text().await.unwrap();
-        assert!(page.contains("Too many failed attempts"), "{page}");
+        assert!(page.contains("Too many attempts; try again in"), "{page}");
         server.stop().await;
     }
 }

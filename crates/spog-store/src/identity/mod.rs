@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod hosts;
+pub mod login_throttle;
 pub mod organizations;
 pub mod roles;
 pub mod sessions;

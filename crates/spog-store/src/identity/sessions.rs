@@ -82,14 +82,17 @@ pub async fn revoke(
     Ok(())
 }
 
-/// Ends every session of a user (password change, deactivation).
-pub async fn revoke_all(conn: &mut Conn, user: Id<User>, now: Timestamp) -> StoreResult<()> {
-    sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
-        .bind(user.to_string())
-        .bind(now.micros())
-        .execute(conn)
-        .await?;
-    Ok(())
+/// Ends every live session of a user (password change, deactivation); returns how many.
+pub async fn revoke_all(conn: &mut Conn, user: Id<User>, now: Timestamp) -> StoreResult<u64> {
+    Ok(sqlx::query(
+        "UPDATE sessions SET revoked_at = $2 \
+         WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2",
+    )
+    .bind(user.to_string())
+    .bind(now.micros())
+    .execute(conn)
+    .await?
+    .rows_affected())
 }
 
 /// Deletes sessions that expired before `before`; returns how many.

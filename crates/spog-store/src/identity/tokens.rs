@@ -154,6 +154,26 @@ pub async fn revoke(
     get(conn, account, token).await
 }
 
+/// Revokes every live `user` token acting as `user` (password change, deactivation);
+/// returns how many.
+pub async fn revoke_acting_as(
+    conn: &mut Conn,
+    account: Id<Account>,
+    user: Id<User>,
+    now: Timestamp,
+) -> StoreResult<u64> {
+    Ok(sqlx::query(
+        "UPDATE api_tokens SET revoked_at = $3 WHERE account_id = $1 AND user_id = $2 \
+         AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)",
+    )
+    .bind(account.to_string())
+    .bind(user.to_string())
+    .bind(now.micros())
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
 /// What authenticating with a token needs, found by the token's hash.
 pub struct TokenCredential {
     pub account: Id<Account>,

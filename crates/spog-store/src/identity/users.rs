@@ -328,8 +328,8 @@ pub async fn delete(conn: &mut Conn, account: Id<Account>, user: Id<User>) -> St
     Ok(())
 }
 
-/// What login needs: the user and its account, found by email across accounts (emails are
-/// unique in the whole service, since login names no account).
+/// What login needs: a user and its account, found by email. Emails are unique within an
+/// account only, so an email may name users of several accounts.
 pub struct LoginCandidate {
     pub account: Id<Account>,
     pub user: Id<User>,
@@ -337,19 +337,29 @@ pub struct LoginCandidate {
     pub active: bool,
 }
 
-pub async fn login_candidate(conn: &mut Conn, email: &Email) -> StoreResult<LoginCandidate> {
-    let (account, user, password_hash, active): (String, String, Option<String>, i64) =
-        sqlx::query_as("SELECT account_id, id, password_hash, active FROM users WHERE email = $1")
-            .bind(email.as_str())
-            .fetch_optional(conn)
-            .await
-            .found()?;
-    Ok(LoginCandidate {
-        account: id(&account)?,
-        user: id(&user)?,
-        password_hash,
-        active: flag(active),
-    })
+/// Most users one login checks (one per account that has the email).
+pub const MAX_LOGIN_CANDIDATES: i64 = 8;
+
+/// The users with `email`, the most recently logged in first.
+pub async fn login_candidates(conn: &mut Conn, email: &Email) -> StoreResult<Vec<LoginCandidate>> {
+    let rows: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(
+        "SELECT account_id, id, password_hash, active FROM users WHERE email = $1 \
+         ORDER BY COALESCE(last_login_at, 0) DESC, id LIMIT $2",
+    )
+    .bind(email.as_str())
+    .bind(MAX_LOGIN_CANDIDATES)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(account, user, password_hash, active)| {
+            Ok(LoginCandidate {
+                account: id(&account)?,
+                user: id(&user)?,
+                password_hash,
+                active: flag(active),
+            })
+        })
+        .collect()
 }
 
 pub async fn record_login(conn: &mut Conn, user: Id<User>, now: Timestamp) -> StoreResult<()> {

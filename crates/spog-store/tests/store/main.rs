@@ -5,6 +5,7 @@ mod audit_chain;
 mod audit_upgrade;
 mod deliveries;
 mod identity;
+mod login_throttle;
 
 use spog_core::Id;
 use spog_core::Timestamp;

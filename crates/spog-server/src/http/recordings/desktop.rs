@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use spog_core::model::{Host, User};
 use spog_core::page::{self, Page};
 use spog_core::recordings::{DesktopRecording, MAX_DESKTOP_SIZE, image_kind};
-use spog_core::{FieldError, FieldErrors, Id, Timestamp};
+use spog_core::{FieldError, FieldErrors, Id, Permission, Timestamp};
 use spog_store::audit;
 use spog_store::recordings::desktop;
 use spog_store::recordings::terminal::Filter;
@@ -27,6 +27,9 @@ use crate::auth::permissions::{SessionRecordingsView, SessionRecordingsWrite};
 use crate::auth::{Auth, Require};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath, AppQuery};
+use crate::http::ws::admit;
+use crate::hub::POLICY_VIOLATION;
+use crate::hub::sockets::SocketLease;
 use crate::recordings::{FrameRecorder, RecordingError};
 use crate::state::AppState;
 
@@ -236,21 +239,29 @@ async fn stream_frames(
     State(state): State<AppState>,
     auth: Require<SessionRecordingsWrite>,
     AppPath(id): AppPath<Id<DesktopRecording>>,
+    headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let upgrade = super::websocket(upgrade)?;
+    let lease = admit(
+        &state,
+        &auth.principal,
+        &headers,
+        Some(Permission::SessionRecordingsWrite),
+    )?;
     let recording = active(&state, &auth, id).await?;
     let recorder = state.recorders.frames(&recording).await?;
     let blocking = state.blocking.clone();
     Ok(upgrade
         .max_message_size(state.config.body_limit)
-        .on_upgrade(move |socket| ingest(blocking, recorder, socket)))
+        .on_upgrade(move |socket| ingest(blocking, recorder, socket, lease)))
 }
 
 async fn ingest(
     blocking: crate::blocking::Blocking,
     recorder: std::sync::Arc<FrameRecorder>,
     mut socket: WebSocket,
+    lease: SocketLease,
 ) {
     use std::sync::atomic::Ordering;
     recorder.streams.fetch_add(1, Ordering::AcqRel);
@@ -264,6 +275,10 @@ async fn ingest(
         }
         let message = tokio::select! {
             _ = &mut closing => continue,
+            reason = lease.ended() => {
+                close(&mut socket, POLICY_VIOLATION, reason).await;
+                break;
+            }
             message = socket.recv() => message,
         };
         let bytes = match message {

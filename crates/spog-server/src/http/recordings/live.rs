@@ -12,15 +12,18 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::json;
 use spog_core::recordings::{RawEvent, TerminalRecording, TerminalSession};
-use spog_core::{Id, model::Account};
+use spog_core::{Id, Permission, model::Account};
 use spog_store::identity::hosts::HostScope;
 use spog_store::recordings::terminal;
 
-use super::terminal::{FOLLOW_POLL, NORMAL, close, header_map_origin_ok, visible};
+use super::terminal::{FOLLOW_POLL, NORMAL, close, visible};
 use crate::auth::Require;
 use crate::auth::permissions::SessionRecordingsView;
 use crate::error::ApiResult;
 use crate::extract::AppPath;
+use crate::http::ws::admit;
+use crate::hub::POLICY_VIOLATION;
+use crate::hub::sockets::SocketLease;
 use crate::recordings::cast;
 use crate::state::AppState;
 
@@ -38,12 +41,17 @@ pub async fn watch_session(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let upgrade = super::websocket(upgrade)?;
-    header_map_origin_ok(&auth, &headers)?;
+    let lease = admit(
+        &state,
+        &auth.principal,
+        &headers,
+        Some(Permission::SessionRecordingsView),
+    )?;
     let recording = visible(&state, &auth, id).await?;
     let account = auth.account();
     Ok(upgrade
         .protocols(["v2.asciicast"])
-        .on_upgrade(move |socket| follow(state, account, recording, socket)))
+        .on_upgrade(move |socket| follow(state, account, recording, socket, lease)))
 }
 
 async fn follow(
@@ -51,6 +59,7 @@ async fn follow(
     account: Id<Account>,
     recording: TerminalRecording,
     mut socket: WebSocket,
+    lease: SocketLease,
 ) {
     let path = state.recorders.path(&recording.file_path);
     let header = json!({"version": 2, "width": recording.width, "height": recording.height,
@@ -108,6 +117,10 @@ async fn follow(
             return;
         }
         tokio::select! {
+            reason = lease.ended() => {
+                close(&mut socket, POLICY_VIOLATION, reason).await;
+                return;
+            }
             _ = woken => {}
             _ = tokio::time::sleep(FOLLOW_POLL) => {}
             message = socket.recv() => match message {

@@ -7,7 +7,6 @@ mod live;
 mod playback;
 pub mod terminal;
 
-use axum::http::HeaderMap;
 use serde::Deserialize;
 use spog_core::model::{Host, Organization, User};
 use spog_core::{FieldError, Id};
@@ -17,7 +16,7 @@ use spog_store::{Conn, StoreError};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::auth::{Auth, Credential};
+use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -83,20 +82,6 @@ pub struct RecordingParams {
     pub user_id: Option<Id<User>>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
-}
-
-/// A browser may use its session cookie on our own pages' WebSockets only.
-pub fn same_origin_for_cookie(auth: &Auth, headers: &HeaderMap) -> ApiResult<()> {
-    let by_cookie = matches!(
-        auth.principal.credential,
-        Credential::Session { cookie: true, .. }
-    );
-    if by_cookie && !crate::http::ws::same_origin(headers) {
-        return Err(ApiError::Forbidden(
-            "cross-origin WebSocket refused".to_owned(),
-        ));
-    }
-    Ok(())
 }
 
 /// A WebSocket endpoint asked without a WebSocket handshake answers in the API's format.

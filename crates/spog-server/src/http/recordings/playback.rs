@@ -19,18 +19,20 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
-use spog_core::Id;
 use spog_core::recordings::DesktopRecording;
+use spog_core::{Id, Permission};
 use tokio::time::Instant;
 use utoipa::IntoParams;
 
 use super::desktop::visible;
-use super::same_origin_for_cookie;
 use crate::auth::Require;
 use crate::auth::permissions::SessionRecordingsView;
 use crate::blocking::Blocking;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppPath, AppQuery};
+use crate::http::ws::admit;
+use crate::hub::POLICY_VIOLATION;
+use crate::hub::sockets::SocketLease;
 use crate::recordings::frames::{self, Frame};
 use crate::state::AppState;
 
@@ -68,7 +70,12 @@ pub async fn play(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let upgrade = super::websocket(upgrade)?;
-    same_origin_for_cookie(&auth, &headers)?;
+    let lease = admit(
+        &state,
+        &auth.principal,
+        &headers,
+        Some(Permission::SessionRecordingsView),
+    )?;
     let speed = speed("speed", params.speed.unwrap_or(1.0))?;
     let recording = visible(&state, &auth, id).await?;
     let path = state.recorders.path(&recording.file_path);
@@ -96,7 +103,7 @@ pub async fn play(
             blocking,
             speed,
         };
-        player.run(recording, start, socket).await;
+        player.run(recording, start, socket, lease).await;
     }))
 }
 
@@ -132,7 +139,13 @@ impl Player {
         Ok(Message::Binary(bytes.into()))
     }
 
-    async fn run(mut self, recording: DesktopRecording, start: u64, mut socket: WebSocket) {
+    async fn run(
+        mut self,
+        recording: DesktopRecording,
+        start: u64,
+        mut socket: WebSocket,
+        lease: SocketLease,
+    ) {
         let duration_ms = self.frames.last().map(|f| f.elapsed_ms).unwrap_or(0);
         let meta = json!({"type": "meta", "width": recording.width, "height": recording.height,
             "frame_count": self.frames.len(), "duration_ms": duration_ms, "start_ms": start,
@@ -173,6 +186,10 @@ impl Player {
                 None => None,
             };
             tokio::select! {
+                reason = lease.ended() => {
+                    super::terminal::close(&mut socket, POLICY_VIOLATION, reason).await;
+                    return;
+                }
                 _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
                     if let Some(message) = message
                         && socket.send(message).await.is_err()

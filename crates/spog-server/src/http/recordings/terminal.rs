@@ -16,7 +16,7 @@ use spog_core::page::{self, Page};
 use spog_core::recordings::{
     MAX_TERMINAL_SIZE, RawEvent, TerminalRecording, TerminalSession, download_header,
 };
-use spog_core::{BoundedList, FieldErrors, Id, Timestamp, validate};
+use spog_core::{BoundedList, FieldErrors, Id, Permission, Timestamp, validate};
 use spog_store::audit;
 use spog_store::recordings::terminal::{self, Filter};
 use spog_store::recordings::{EndReason, NewRecording};
@@ -29,6 +29,9 @@ use crate::auth::permissions::{SessionRecordingsView, SessionRecordingsWrite};
 use crate::auth::{Auth, Require};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath, AppQuery, DataJson};
+use crate::http::ws::admit;
+use crate::hub::POLICY_VIOLATION;
+use crate::hub::sockets::SocketLease;
 use crate::recordings::{Appended, CastRecorder, RecordingError, cast, read};
 use crate::state::AppState;
 
@@ -270,14 +273,21 @@ async fn stream_events(
     State(state): State<AppState>,
     auth: Require<SessionRecordingsWrite>,
     AppPath(id): AppPath<Id<TerminalSession>>,
+    headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let upgrade = super::websocket(upgrade)?;
+    let lease = admit(
+        &state,
+        &auth.principal,
+        &headers,
+        Some(Permission::SessionRecordingsWrite),
+    )?;
     let recording = active(&state, &auth, id).await?;
     let recorder = state.recorders.cast(&recording).await?;
     Ok(upgrade
         .max_message_size(state.config.body_limit)
-        .on_upgrade(move |socket| ingest(state, recorder, socket)))
+        .on_upgrade(move |socket| ingest(state, recorder, socket, lease)))
 }
 
 pub(super) async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
@@ -298,7 +308,12 @@ pub(super) const UNSUPPORTED: u16 = 1003;
 pub(super) const INVALID: u16 = 1007;
 pub(super) const TRY_LATER: u16 = 1013;
 
-async fn ingest(state: AppState, recorder: std::sync::Arc<CastRecorder>, mut socket: WebSocket) {
+async fn ingest(
+    state: AppState,
+    recorder: std::sync::Arc<CastRecorder>,
+    mut socket: WebSocket,
+    lease: SocketLease,
+) {
     use std::sync::atomic::Ordering;
     recorder.streams.fetch_add(1, Ordering::AcqRel);
     let closing = recorder.closing.notified();
@@ -311,6 +326,10 @@ async fn ingest(state: AppState, recorder: std::sync::Arc<CastRecorder>, mut soc
         }
         let message = tokio::select! {
             _ = &mut closing => continue,
+            reason = lease.ended() => {
+                close(&mut socket, POLICY_VIOLATION, reason).await;
+                break;
+            }
             message = socket.recv() => message,
         };
         let text = match message {
@@ -524,7 +543,3 @@ fn stream_file(
 
 /// How often a live follower looks for new events when not woken.
 pub(super) const FOLLOW_POLL: Duration = Duration::from_millis(250);
-
-pub(super) fn header_map_origin_ok(auth: &Auth, headers: &HeaderMap) -> ApiResult<()> {
-    super::same_origin_for_cookie(auth, headers)
-}
