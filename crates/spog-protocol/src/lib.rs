@@ -13,7 +13,7 @@ pub use enroll::{EnrollRequest, EnrollResponse};
 pub use frame::{FRAME_HEADER_LEN, Frame, FrameError, FrameKind, MAX_FRAME_PAYLOAD};
 pub use messages::{
     AgentMessage, Capabilities, Facts, HubMessage, MessageError, MetricSample, OpenErrorCode,
-    decode_message, encode_message,
+    decode_message, encode_message, encode_metrics_message, encode_samples,
 };
 
 /// The WebSocket subprotocol of version 1.
