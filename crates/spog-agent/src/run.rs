@@ -91,6 +91,7 @@ pub async fn run(config: AgentConfig, enrollment: Enrollment) -> Result<RunOutco
             _ => ConnectionState::Stopped,
         };
         s.instance_id = None;
+        s.next_attempt_at = None;
     });
     drop(status);
     let _ = timeout(Duration::from_secs(3), status_writer).await;
@@ -148,7 +149,12 @@ async fn connect_until_stopped(
                     backoff.reset();
                 }
                 let delay = backoff.next_delay();
-                tracing::warn!(%reason, retry_in = ?delay, "disconnected");
+                match connected_for {
+                    Some(lived) => {
+                        tracing::warn!(%reason, after = ?lived, retry_in = ?delay, "disconnected")
+                    }
+                    None => tracing::warn!(%reason, retry_in = ?delay, "connection failed"),
+                }
                 status.update(|s| {
                     s.state = ConnectionState::Disconnected;
                     s.instance_id = None;
