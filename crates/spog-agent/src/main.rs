@@ -107,6 +107,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
 fn run(config: AgentConfig) -> Result<ExitCode, String> {
     let path = config.enrollment_path();
     let enrollment = Enrollment::read(&path)?.ok_or_else(|| not_enrolled(&path))?;
+    let _lock = lock_state_dir(&config)?;
     // One thread is plenty for one socket and a sample every few seconds; the blocking pool
     // (sysinfo, files) keeps one thread warm between samples instead of spawning one each time.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -127,6 +128,28 @@ fn run(config: AgentConfig) -> Result<ExitCode, String> {
             eprintln!("spog-agent: credential revoked: enroll again");
             Ok(ExitCode::from(EXIT_CREDENTIAL_REVOKED))
         }
+    }
+}
+
+/// One agent per state directory: a second one would replace the first's connection (4409)
+/// and be replaced in turn. The lock lasts as long as the returned file is open.
+fn lock_state_dir(config: &AgentConfig) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = config.state_dir.join("agent.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another spog-agent is already running with state_dir {}",
+            config.state_dir.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
     }
 }
 

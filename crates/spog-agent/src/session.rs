@@ -160,7 +160,10 @@ fn refused_upgrade(response: &tungstenite::http::Response<Option<Vec<u8>>>) -> S
 fn describe(error: &tungstenite::Error) -> String {
     use tungstenite::error::ProtocolError;
     match error {
-        tungstenite::Error::Io(e) => format!("cannot connect: {e}"),
+        tungstenite::Error::Io(e) => match e.get_ref().and_then(|inner| inner.downcast_ref()) {
+            Some(tls) => format!("TLS: {}", tls as &rustls::Error),
+            None => format!("cannot connect: {e}"),
+        },
         tungstenite::Error::Tls(e) => format!("TLS: {e}"),
         tungstenite::Error::Protocol(ProtocolError::SecWebSocketSubProtocolError(_)) => format!(
             "the hub speaks none of {:?}: upgrade the hub or the agent",

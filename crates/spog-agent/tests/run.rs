@@ -5,7 +5,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{CREDENTIAL, TestAgent, TestHub, exit_code, run_binary};
+use futures_util::SinkExt;
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
 
 const FAST: &str = "metrics_interval = \"1s\"\nreconnect_max_backoff = \"2s\"";
 
@@ -126,7 +128,31 @@ async fn after_the_hub_drops_the_connection_the_agent_reconnects_within_the_back
     assert_eq!(u16::from(frame.code), 1008);
     let mut peer = hub.accept().await;
     peer.handshake().await;
+
+    // A message over 1 MiB closes it with 1009; the agent comes back.
+    let huge = format!(r#"{{"type":"note","text":"{}"}}"#, "x".repeat(1 << 20));
+    peer.ws.send(Message::text(huge)).await.unwrap();
+    let frame = peer.close_frame().await.expect("a close frame");
+    assert_eq!(u16::from(frame.code), 1009);
+    let mut peer = hub.accept().await;
+    peer.handshake().await;
     assert!(agent.log().contains("disconnected"), "{}", agent.log());
+}
+
+#[tokio::test]
+async fn a_second_agent_on_the_same_state_directory_refuses_to_start() {
+    let hub = TestHub::start().await;
+    let agent = TestAgent::enrolled(&hub.url(), FAST);
+    let _child = agent.spawn_run();
+    let mut peer = hub.accept().await;
+    peer.handshake().await;
+
+    let (code, _, stderr) = run_binary(&["run", "--config", agent.config.to_str().unwrap()]).await;
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("another spog-agent is already running"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
