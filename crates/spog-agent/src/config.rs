@@ -275,6 +275,7 @@ mod byte_size {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail decides its closure's error type.
 mod tests {
     use super::*;
     use figment::Jail;

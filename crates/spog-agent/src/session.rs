@@ -223,6 +223,9 @@ impl Session<'_> {
                 _ = sleep_until(welcome_deadline), if !self.welcomed => {
                     Err(self.lost("no welcome from the hub within 15s"))
                 }
+                _ = sleep_until(self.last_received + spog_protocol::IDLE_TIMEOUT) => {
+                    Err(self.lost("nothing heard from the hub for 45s"))
+                }
             };
             if let Err(end) = step {
                 return end;
@@ -257,7 +260,12 @@ impl Session<'_> {
                 }
                 Err(e) => Err(self.violation(e.to_string()).await),
             },
-            Some(Ok(Message::Close(frame))) => Err(self.closed_by_hub(frame)),
+            Some(Ok(Message::Close(frame))) => {
+                let end = self.closed_by_hub(frame);
+                // Sends the close reply tungstenite queued.
+                let _ = timeout(CLOSE_TIMEOUT, self.ws.flush()).await;
+                Err(end)
+            }
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(()),
         }
     }
@@ -320,9 +328,6 @@ impl Session<'_> {
     }
 
     async fn ping(&mut self) -> Result<(), SessionEnd> {
-        if self.last_received.elapsed() >= spog_protocol::IDLE_TIMEOUT {
-            return Err(self.lost("nothing heard from the hub for 45s"));
-        }
         self.send(Message::Ping(Default::default())).await
     }
 

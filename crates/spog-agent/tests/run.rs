@@ -317,3 +317,28 @@ async fn sigterm_closes_the_socket_cleanly_and_status_follows_the_connection() {
     assert!(stdout.contains("not running"), "{stdout}");
     assert_eq!(agent.status_json()["state"], "stopped");
 }
+
+#[tokio::test]
+async fn a_hub_that_falls_silent_is_left_after_45_seconds() {
+    let hub = TestHub::start().await;
+    let agent = TestAgent::enrolled(&hub.url(), FAST);
+    let _child = agent.spawn_run();
+
+    let mut peer = hub.accept().await;
+    peer.handshake().await;
+    let welcomed_at = Instant::now();
+    // The hub stops reading: no pong, no message reaches the agent any more.
+    let mut next = hub.accept_within(Duration::from_secs(60)).await;
+    let silent_for = welcomed_at.elapsed();
+    assert!(
+        silent_for >= Duration::from_secs(44) && silent_for <= Duration::from_secs(50),
+        "left after {silent_for:?}"
+    );
+    next.handshake().await;
+    assert!(
+        agent.log().contains("nothing heard from the hub for 45s"),
+        "{}",
+        agent.log()
+    );
+    drop(peer);
+}

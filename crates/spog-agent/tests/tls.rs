@@ -1,5 +1,6 @@
 //! TLS to the hub: a hub whose certificate a private CA signed is trusted through `ca_file`,
 //! for enrollment and for the agent socket, and refused without it.
+#![allow(clippy::result_large_err)] // tungstenite's handshake callback decides its error type.
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! enrollment, and an agent set up in a temporary state directory.
 
 #![allow(dead_code)] // Each test binary uses its own part.
+#![allow(clippy::result_large_err)] // tungstenite's handshake callback decides its error type.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -56,9 +57,9 @@ impl TestHub {
         self.listener = Some(TcpListener::bind(self.addr).await.unwrap());
     }
 
-    async fn accept_tcp(&self) -> TcpStream {
+    async fn accept_tcp(&self, wait: Duration) -> TcpStream {
         let listener = self.listener.as_ref().expect("the hub is listening");
-        let (stream, _) = timeout(WAIT, listener.accept())
+        let (stream, _) = timeout(wait, listener.accept())
             .await
             .expect("the agent connects")
             .unwrap();
@@ -67,7 +68,11 @@ impl TestHub {
 
     /// Accepts the next agent socket, choosing `spog-agent.v1`.
     pub async fn accept(&self) -> Peer {
-        let stream = self.accept_tcp().await;
+        self.accept_within(WAIT).await
+    }
+
+    pub async fn accept_within(&self, wait: Duration) -> Peer {
+        let stream = self.accept_tcp(wait).await;
         let mut seen = (String::new(), String::new(), String::new());
         let callback = |request: &Request, mut response: Response| {
             let header = |name| {
@@ -103,7 +108,7 @@ impl TestHub {
 
     /// Answers the next upgrade with `status` and an error body, as the hub does.
     pub async fn refuse(&self, status: u16) {
-        let stream = self.accept_tcp().await;
+        let stream = self.accept_tcp(WAIT).await;
         let callback = |_: &Request, _: Response| -> Result<Response, ErrorResponse> {
             let body = format!(r#"{{"error":{{"code":"refused","message":"status {status}"}}}}"#);
             Err(tokio_tungstenite::tungstenite::http::Response::builder()
