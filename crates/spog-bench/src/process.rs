@@ -47,7 +47,7 @@ impl ServerProcess {
             .env("SPOG_DATA_DIR", &data_dir)
             .env("SPOG_ADMIN_EMAIL", ADMIN_EMAIL)
             .env("SPOG_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("SPOG_SERVER_KEY", "benchmark key")
+            .env("SPOG_SERVER_KEY", spog_server::testing::TEST_SERVER_KEY)
             .env("SPOG_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null());

@@ -74,6 +74,20 @@ pub struct Config {
     /// another instance take effect within it. Zero looks every request up.
     #[serde(with = "duration")]
     pub auth_cache_ttl: Duration,
+    /// The Ed25519 seed that signs audit checkpoints (32 bytes as hex or base64, or
+    /// `file:PATH` of a file holding it), so the signing key can be kept away from the
+    /// database and the server key; derived from `server_key` when absent.
+    pub checkpoint_key: Option<Secret>,
+    /// Delivery attempts in flight at once to one target (a webhook or channel), across
+    /// every instance; a slow or dead endpoint holds no more slots than this.
+    pub webhook_max_in_flight: u32,
+    /// Attempts that time out in a row before a target is backed off: its deliveries wait
+    /// (doubling from `delivery_target_backoff`) and it gets one attempt at a time until one
+    /// answers.
+    pub delivery_target_timeouts: u32,
+    /// The first back-off of a target that keeps timing out; doubles up to 64 times it.
+    #[serde(with = "duration")]
+    pub delivery_target_backoff: Duration,
 }
 
 impl Default for Config {
@@ -106,6 +120,10 @@ impl Default for Config {
             body_limit: 16 * 1024 * 1024,
             checkpoint_interval: Duration::from_secs(3600),
             auth_cache_ttl: Duration::from_secs(1),
+            checkpoint_key: None,
+            webhook_max_in_flight: 16,
+            delivery_target_timeouts: 3,
+            delivery_target_backoff: Duration::from_secs(30),
         }
     }
 }
@@ -166,6 +184,11 @@ impl Config {
         }
         if self.delivery_concurrency == 0 {
             return Err("delivery_concurrency must be at least 1".into());
+        }
+        if self.webhook_max_in_flight == 0 || self.delivery_target_timeouts == 0 {
+            return Err(
+                "webhook_max_in_flight and delivery_target_timeouts must be at least 1".into(),
+            );
         }
         if self.body_limit < 1024 {
             return Err("body_limit must be at least 1024 bytes".into());
