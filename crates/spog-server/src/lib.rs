@@ -17,6 +17,7 @@ pub mod keys;
 pub mod metrics;
 pub mod openapi;
 pub mod recordings;
+pub mod secrets;
 pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
