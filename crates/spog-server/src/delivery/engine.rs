@@ -38,7 +38,7 @@ pub async fn claim(state: &AppState, limit: u32) -> anyhow::Result<Vec<(Claimed,
     let claimed = deliveries::claim(
         &state.store,
         limit.min(BATCH),
-        engine.lease,
+        &engine.policy,
         Timestamp::now(),
     )
     .await?;
@@ -95,6 +95,7 @@ pub async fn attempt(state: &AppState, claimed: &Claimed, outgoing: &Outgoing) -
         status_code: report.status_code,
         error: report.error,
         response_body: report.response_body,
+        timed_out: report.timed_out,
     }
 }
 
@@ -103,6 +104,7 @@ pub async fn record(state: &AppState, records: &[AttemptRecord]) -> anyhow::Resu
     let recorded = deliveries::record(
         &state.store,
         &state.engine.schedule,
+        &state.engine.policy,
         records,
         Timestamp::now(),
     )

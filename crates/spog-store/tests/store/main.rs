@@ -3,6 +3,7 @@
 mod alerting;
 mod audit_chain;
 mod deliveries;
+mod fair_delivery;
 mod identity;
 
 use spog_core::Id;
