@@ -150,7 +150,7 @@ mod tests {
             "name": "hook",
             "secret": "s3cr3t",
             "has_secret": true,
-            "config": {"smtp_password": "pw", "smtp_host": "mail", "webhook_url": "https://u:p@hooks.example.com/x?y=1"},
+            "config": {"smtp_password": "pw", "smtp_host": "mail", "url": "https://u:p@hooks.example.com/x?y=1"},
             "items": [{"token": "spog_abc"}],
             "password": null
         });
@@ -161,7 +161,7 @@ mod tests {
                 "name": "hook",
                 "secret": "[redacted]",
                 "has_secret": true,
-                "config": {"smtp_password": "[redacted]", "smtp_host": "mail", "webhook_url": "https://[redacted]@hooks.example.com/x?y=1"},
+                "config": {"smtp_password": "[redacted]", "smtp_host": "mail", "url": "https://[redacted]@hooks.example.com/x?y=1"},
                 "items": [{"token": "[redacted]"}],
                 "password": null
             })

@@ -158,14 +158,14 @@ const ENCODINGS: &str = "use hex of 64 or more digits (`openssl rand -hex 32`) o
 /// The bytes a key's text encodes (surrounding whitespace ignored), if they are enough.
 pub fn key_material(text: &str) -> Result<Vec<u8>, String> {
     let text = text.trim();
-    let decoded =
-        if !text.is_empty() && text.len() % 2 == 0 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            hex::decode(text).ok()
-        } else {
-            [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
-                .iter()
-                .find_map(|engine| engine.decode(text).ok())
-        };
+    let hex_digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_hexdigit());
+    let decoded = if hex_digits && text.len().is_multiple_of(2) {
+        hex::decode(text).ok()
+    } else {
+        [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+            .iter()
+            .find_map(|engine| engine.decode(text).ok())
+    };
     match decoded {
         Some(bytes) if bytes.len() >= MIN_KEY_BYTES => Ok(bytes),
         Some(bytes) => Err(format!(

@@ -286,6 +286,17 @@ pub struct WebhookTarget {
     pub active: bool,
 }
 
+#[derive(sqlx::FromRow)]
+struct TargetRow {
+    id: String,
+    account_id: String,
+    url: String,
+    secret_ciphertext: Option<String>,
+    headers: String,
+    active: i64,
+    secrets_bound: i64,
+}
+
 /// Targets by id, across accounts (the engine serves every account); ids that are gone are
 /// simply absent.
 pub async fn targets(conn: &mut Conn, ids: &[String]) -> StoreResult<Vec<WebhookTarget>> {
@@ -293,21 +304,20 @@ pub async fn targets(conn: &mut Conn, ids: &[String]) -> StoreResult<Vec<Webhook
         "SELECT id, account_id, url, secret_ciphertext, headers, active, secrets_bound FROM webhooks WHERE id IN ",
     );
     sql.bind_list(ids.iter().cloned());
-    let rows: Vec<(String, String, String, Option<String>, String, i64, i64)> =
-        sql.fetch_all(conn).await?;
+    let rows: Vec<TargetRow> = sql.fetch_all(conn).await?;
     rows.into_iter()
-        .map(|(webhook, account, url, secret, headers, active, bound)| {
+        .map(|row| {
             Ok(WebhookTarget {
-                id: id(&webhook)?,
-                account: id(&account)?,
-                url,
+                id: id(&row.id)?,
+                account: id(&row.account_id)?,
+                url: row.url,
                 secrets: StoredSecrets {
-                    secret_ciphertext: secret,
-                    headers: serde_json::from_str(&headers)
-                        .map_err(|_| StoreError::Corrupt(format!("webhook {webhook}: headers")))?,
-                    bound: flag(bound),
+                    secret_ciphertext: row.secret_ciphertext,
+                    headers: serde_json::from_str(&row.headers)
+                        .map_err(|_| StoreError::Corrupt(format!("webhook {}: headers", row.id)))?,
+                    bound: flag(row.secrets_bound),
                 },
-                active: flag(active),
+                active: flag(row.active),
             })
         })
         .collect()
