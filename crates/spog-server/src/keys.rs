@@ -297,13 +297,18 @@ mod tests {
     #[test]
     fn a_short_server_key_is_refused_at_start_with_a_clear_message() {
         let dir = std::env::temp_dir().join(format!("spog-keys-{}", uuid::Uuid::now_v7()));
-        let error = Keys::load(Some("changeme"), None, &dir)
+        let error = Keys::load(Some("change me!"), None, &dir)
             .unwrap_err()
             .to_string();
         assert!(
             error.starts_with("server_key is neither hex nor base64"),
             "{error}"
         );
+        // Short text that happens to be base64 is measured as such.
+        let error = Keys::load(Some("changeme"), None, &dir)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("holds 6 bytes of key material"), "{error}");
         let error = Keys::load(Some(&KEY[..32]), None, &dir)
             .unwrap_err()
             .to_string();
