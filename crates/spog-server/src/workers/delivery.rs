@@ -1,6 +1,7 @@
 //! The delivery loop: keeps up to `delivery_concurrency` attempts in flight, claiming more as
-//! room frees up, woken at once when a transaction creates deliveries and every half second
-//! for retries that come due and work other instances left. Results are recorded by a
+//! room frees up, woken at once when a transaction creates deliveries or attempts are
+//! recorded (freeing their targets' slots), and every half second for retries that come due
+//! and work other instances left. Results are recorded by a
 //! companion loop in batches, so a slow receiver only ever occupies its own slot; each batch
 //! recorded tells its accounts' dashboards (coalesced) that deliveries moved.
 //!
@@ -13,7 +14,7 @@ use std::time::Duration;
 use spog_core::Id;
 use spog_core::model::Account;
 use spog_store::deliveries::AttemptRecord;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -30,9 +31,10 @@ pub fn spawn(state: &AppState, shutdown: CancellationToken) -> tokio::task::Join
         state.workers.set_running(NAME, true);
         let capacity = state.engine.concurrency.max(1) as usize;
         let (results, pending) = mpsc::channel(capacity * 2);
+        let recorded = Notify::new();
         tokio::join!(
-            claim_loop(&state, results, shutdown),
-            record_loop(&state, pending)
+            claim_loop(&state, results, &recorded, shutdown),
+            record_loop(&state, pending, &recorded)
         );
         state.workers.set_running(NAME, false);
     })
@@ -44,6 +46,7 @@ type Attempted = (Id<Account>, AttemptRecord);
 async fn claim_loop(
     state: &AppState,
     results: mpsc::Sender<Attempted>,
+    recorded: &Notify,
     shutdown: CancellationToken,
 ) {
     let capacity = state.engine.concurrency.max(1) as usize;
@@ -89,6 +92,9 @@ async fn claim_loop(
             _ = shutdown.cancelled() => break,
             Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
             _ = state.store.deliveries_enqueued().notified() => more_due = true,
+            // Recorded attempts free their targets' slots (the leased rows are what the
+            // per-target limit counts): what was held back may be claimed now.
+            _ = recorded.notified() => more_due = true,
             _ = ticker.tick() => more_due = true,
         }
     }
@@ -97,7 +103,7 @@ async fn claim_loop(
     while in_flight.join_next().await.is_some() {}
 }
 
-async fn record_loop(state: &AppState, mut pending: mpsc::Receiver<Attempted>) {
+async fn record_loop(state: &AppState, mut pending: mpsc::Receiver<Attempted>, recorded: &Notify) {
     let mut received = Vec::new();
     let mut accounts = HashSet::new();
     let mut batch = Vec::new();
@@ -114,6 +120,7 @@ async fn record_loop(state: &AppState, mut pending: mpsc::Receiver<Attempted>) {
         loop {
             match engine::record(state, &batch).await {
                 Ok(_) => {
+                    recorded.notify_one();
                     for account in accounts.drain() {
                         state.bus.touch(account, "deliveries");
                     }

@@ -150,9 +150,7 @@ async fn a_webhook_created_in_the_console_is_tested_against_a_receiver() {
         admin
             .patch(&format!("/webhooks/{id}"), json!({"active": true}))
             .await;
-        admin
-            .post(&format!("/webhooks/{id}/test"), json!({}))
-            .await;
+        admin.post(&format!("/webhooks/{id}/test"), json!({})).await;
         let last = receiver.received().pop().unwrap();
         assert_eq!(last.header("x-team"), Some("platform"));
         assert_eq!(last.header("x-env"), Some("test"));
