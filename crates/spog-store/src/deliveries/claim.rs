@@ -83,7 +83,9 @@ pub async fn claim(
     if let Some(lock) = store.backend().claim_lock() {
         sqlx::query(lock).execute(&mut *tx).await?;
     }
-    let candidates = due_targets(&mut tx, policy, now).await?;
+    // No target gets more than the claim's whole limit: counting further is wasted.
+    let countable = policy.max_in_flight.min(limit);
+    let candidates = due_targets(&mut tx, countable, now).await?;
     if candidates.is_empty() {
         tx.commit_unaudited().await?;
         return Ok(Vec::new());
@@ -143,17 +145,17 @@ struct DueTarget {
     target: String,
     account: String,
     oldest_due: i64,
-    /// Due deliveries, counted up to the in-flight limit.
+    /// Due deliveries, counted up to what one claim could take.
     count: u32,
     timeouts: u32,
 }
 
 /// The queued targets (by a loose scan of the queued-target index: one probe each), with
-/// each one's earliest due delivery, how many are due, and its timeouts; targets backed off
-/// until later are left out.
+/// each one's earliest due delivery, how many are due (up to `countable`), and its timeouts;
+/// targets backed off until later are left out.
 async fn due_targets(
     conn: &mut Conn,
-    policy: &ClaimPolicy,
+    countable: u32,
     now: Timestamp,
 ) -> StoreResult<Vec<DueTarget>> {
     let rows: Vec<(String, String, i64, i64, Option<i64>)> = sqlx::query_as(
@@ -175,7 +177,7 @@ async fn due_targets(
          WHERE q.target_id IS NOT NULL AND (t.backoff_until IS NULL OR t.backoff_until <= $1)",
     )
     .bind(now.micros())
-    .bind(i64::from(policy.max_in_flight))
+    .bind(i64::from(countable))
     .bind(MAX_TARGETS)
     .fetch_all(&mut *conn)
     .await?;
