@@ -9,11 +9,13 @@
 //! in-flight attempts, whose leases lapse and whose deliveries are then taken up again.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use spog_core::Id;
 use spog_core::model::Account;
-use spog_store::deliveries::AttemptRecord;
+use spog_store::deliveries::{AttemptRecord, Unrecorded};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -32,21 +34,40 @@ pub fn spawn(state: &AppState, shutdown: CancellationToken) -> tokio::task::Join
         let capacity = state.engine.concurrency.max(1) as usize;
         let (results, pending) = mpsc::channel(capacity * 2);
         let recorded = Notify::new();
+        let ended = Arc::new(Ended::default());
         tokio::join!(
-            claim_loop(&state, results, &recorded, shutdown),
-            record_loop(&state, pending, &recorded)
+            claim_loop(&state, results, &recorded, &ended, shutdown),
+            record_loop(&state, pending, &recorded, &ended)
         );
         state.workers.set_running(NAME, false);
     })
 }
 
-/// An attempt's result and the account whose delivery it was.
-type Attempted = (Id<Account>, AttemptRecord);
+/// An attempt's result, and the account and target whose delivery it was.
+type Attempted = (Id<Account>, String, AttemptRecord);
+
+/// This instance's attempts that have ended but are not recorded yet, by target (see
+/// [`Unrecorded`]): the attempts add themselves as they end, the recording takes them off
+/// once their rows are updated.
+type Ended = Mutex<Unrecorded>;
+
+fn ended_change(ended: &Ended, target: &str, up: bool) {
+    let mut ended = ended.lock();
+    if up {
+        *ended.entry(target.to_owned()).or_default() += 1;
+    } else if let Some(count) = ended.get_mut(target) {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            ended.remove(target);
+        }
+    }
+}
 
 async fn claim_loop(
     state: &AppState,
     results: mpsc::Sender<Attempted>,
     recorded: &Notify,
+    ended: &Arc<Ended>,
     shutdown: CancellationToken,
 ) {
     let capacity = state.engine.concurrency.max(1) as usize;
@@ -57,10 +78,14 @@ async fn claim_loop(
     let mut ticker = tokio::time::interval(POLL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut more_due = true;
+    // Whether the last claim found work: then each ended attempt, which frees its target's
+    // slot (see `Ended`), is worth another claim.
+    let mut claimed_any = false;
     loop {
         let room = capacity - in_flight.len();
         if more_due && room > 0 && (room >= worth_claiming || in_flight.is_empty()) {
-            let claimed = engine::claim(state, room as u32).await;
+            let unrecorded = ended.lock().clone();
+            let claimed = engine::claim(state, room as u32, &unrecorded).await;
             let failure = claimed.as_ref().err().map(|e| anyhow::anyhow!("{e:#}"));
             state
                 .workers
@@ -68,12 +93,16 @@ async fn claim_loop(
             match claimed {
                 Ok(batch) => {
                     more_due = batch.len() == room.min(engine::BATCH as usize);
+                    claimed_any = !batch.is_empty();
                     for (claimed, outgoing) in batch {
                         let state = state.clone();
                         let results = results.clone();
+                        let ended = Arc::clone(ended);
                         in_flight.spawn(async move {
                             let record = engine::attempt(&state, &claimed, &outgoing).await;
-                            let _ = results.send((claimed.account, record)).await;
+                            ended_change(&ended, &claimed.target_id, true);
+                            let attempted = (claimed.account, claimed.target_id, record);
+                            let _ = results.send(attempted).await;
                         });
                     }
                 }
@@ -84,13 +113,14 @@ async fn claim_loop(
                         "claiming failed"
                     );
                     more_due = false;
+                    claimed_any = false;
                 }
             }
         }
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => more_due |= claimed_any,
             _ = state.store.deliveries_enqueued().notified() => more_due = true,
             // Recorded attempts free their targets' slots (the leased rows are what the
             // per-target limit counts): what was held back may be claimed now.
@@ -103,7 +133,12 @@ async fn claim_loop(
     while in_flight.join_next().await.is_some() {}
 }
 
-async fn record_loop(state: &AppState, mut pending: mpsc::Receiver<Attempted>, recorded: &Notify) {
+async fn record_loop(
+    state: &AppState,
+    mut pending: mpsc::Receiver<Attempted>,
+    recorded: &Notify,
+    ended: &Ended,
+) {
     let mut received = Vec::new();
     let mut accounts = HashSet::new();
     let mut batch = Vec::new();
@@ -112,8 +147,10 @@ async fn record_loop(state: &AppState, mut pending: mpsc::Receiver<Attempted>, r
         .await
         > 0
     {
-        for (account, record) in received.drain(..) {
+        let mut targets = Vec::with_capacity(received.len());
+        for (account, target, record) in received.drain(..) {
             accounts.insert(account);
+            targets.push(target);
             batch.push(record);
         }
         let mut tries = 0;
@@ -147,6 +184,10 @@ async fn record_loop(state: &AppState, mut pending: mpsc::Receiver<Attempted>, r
                     break;
                 }
             }
+        }
+        // Recorded, or left to their leases: either way no longer this instance's to count.
+        for target in &targets {
+            ended_change(ended, target, false);
         }
         batch.clear();
         accounts.clear();

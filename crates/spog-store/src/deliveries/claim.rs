@@ -67,12 +67,18 @@ pub struct Claimed {
     pub lease_token: String,
 }
 
+/// Attempts of the claiming instance that have ended but are not recorded yet, by target:
+/// they hold no connection, so they do not count against their target's limit although
+/// their rows are still leased.
+pub type Unrecorded = HashMap<String, u32>;
+
 /// Claims up to `limit` due deliveries for one attempt each, shared fairly across accounts
 /// and targets per `policy`.
 pub async fn claim(
     store: &Store,
     limit: u32,
     policy: &ClaimPolicy,
+    unrecorded: &Unrecorded,
     now: Timestamp,
 ) -> StoreResult<Vec<Claimed>> {
     if limit == 0 || !super::queue::anything_due(store, now).await? {
@@ -90,7 +96,7 @@ pub async fn claim(
         tx.commit_unaudited().await?;
         return Ok(Vec::new());
     }
-    let (target_held, account_held) = in_flight(&mut tx).await?;
+    let (target_held, account_held) = in_flight(&mut tx, unrecorded).await?;
     let candidates: Vec<Candidate> = candidates
         .into_iter()
         .map(|due| Candidate {
@@ -193,8 +199,12 @@ async fn due_targets(
         .collect())
 }
 
-/// Attempts in flight now on every instance, per target and per account.
-async fn in_flight(conn: &mut Conn) -> StoreResult<(HashMap<String, u32>, HashMap<String, u32>)> {
+/// Attempts in flight now on every instance, per target and per account; those of this
+/// instance that have ended unrecorded are not.
+async fn in_flight(
+    conn: &mut Conn,
+    unrecorded: &Unrecorded,
+) -> StoreResult<(HashMap<String, u32>, HashMap<String, u32>)> {
     let rows: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT target_id, account_id, COUNT(*) FROM deliveries WHERE status = 'delivering' \
          GROUP BY target_id, account_id",
@@ -204,7 +214,8 @@ async fn in_flight(conn: &mut Conn) -> StoreResult<(HashMap<String, u32>, HashMa
     let mut targets = HashMap::new();
     let mut accounts: HashMap<String, u32> = HashMap::new();
     for (target, account, count) in rows {
-        let count = count.clamp(0, i64::from(u32::MAX)) as u32;
+        let ended = unrecorded.get(&target).copied().unwrap_or(0);
+        let count = (count.clamp(0, i64::from(u32::MAX)) as u32).saturating_sub(ended);
         targets.insert(target, count);
         *accounts.entry(account).or_default() += count;
     }

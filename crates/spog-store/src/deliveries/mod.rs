@@ -9,7 +9,7 @@ mod history;
 mod queue;
 
 pub use backoff::forget_target;
-pub use claim::{ClaimPolicy, Claimed, claim};
+pub use claim::{ClaimPolicy, Claimed, Unrecorded, claim};
 pub use history::{
     Backlog, DeliveryFilter, backlog, delete_for_target, detail, failed_count, get, list, retry,
 };

@@ -111,9 +111,15 @@ async fn concurrent_claims_never_hand_out_the_same_delivery() {
             tokio::spawn(async move {
                 let mut mine = Vec::new();
                 loop {
-                    let batch = deliveries::claim(&store, 7, &UNLIMITED, Timestamp::now())
-                        .await
-                        .unwrap();
+                    let batch = deliveries::claim(
+                        &store,
+                        7,
+                        &UNLIMITED,
+                        &Default::default(),
+                        Timestamp::now(),
+                    )
+                    .await
+                    .unwrap();
                     if batch.is_empty() {
                         return mine;
                     }
@@ -138,7 +144,7 @@ async fn attempts_move_deliveries_through_the_schedule() {
         let (account, hooks) = enqueue(&store, 1, 1).await;
         let schedule = RetrySchedule::new(vec![Duration::from_secs(60)]);
         let start = Timestamp::now();
-        let first = deliveries::claim(&store, 10, &UNLIMITED, start)
+        let first = deliveries::claim(&store, 10, &UNLIMITED, &Default::default(), start)
             .await
             .unwrap();
         assert_eq!((first.len(), first[0].attempt), (1, 1));
@@ -154,13 +160,19 @@ async fn attempts_move_deliveries_through_the_schedule() {
         assert_eq!(recorded[0].status, DeliveryStatus::Retrying);
         // Not due again until the delay has passed.
         assert!(
-            deliveries::claim(&store, 10, &UNLIMITED, start.plus(Duration::from_secs(59)))
-                .await
-                .unwrap()
-                .is_empty()
+            deliveries::claim(
+                &store,
+                10,
+                &UNLIMITED,
+                &Default::default(),
+                start.plus(Duration::from_secs(59))
+            )
+            .await
+            .unwrap()
+            .is_empty()
         );
         let later = start.plus(Duration::from_secs(61));
-        let second = deliveries::claim(&store, 10, &UNLIMITED, later)
+        let second = deliveries::claim(&store, 10, &UNLIMITED, &Default::default(), later)
             .await
             .unwrap();
         assert_eq!(second[0].attempt, 2);
@@ -199,7 +211,7 @@ async fn a_lapsed_claim_is_taken_up_again_and_its_late_result_is_ignored() {
         let (account, hooks) = enqueue(&store, 1, 1).await;
         let schedule = RetrySchedule::new(vec![Duration::from_secs(10)]);
         let start = Timestamp::now();
-        let lost = deliveries::claim(&store, 10, &UNLIMITED, start)
+        let lost = deliveries::claim(&store, 10, &UNLIMITED, &Default::default(), start)
             .await
             .unwrap();
         let lapsed = start.plus(LEASE + Duration::from_secs(1));
@@ -212,7 +224,7 @@ async fn a_lapsed_claim_is_taken_up_again_and_its_late_result_is_ignored() {
         // The lost attempt counts, failed as of when its lease lapsed; the next follows the
         // schedule from there.
         let retry_at = start.plus(LEASE + Duration::from_secs(10));
-        let again = deliveries::claim(&store, 10, &UNLIMITED, retry_at)
+        let again = deliveries::claim(&store, 10, &UNLIMITED, &Default::default(), retry_at)
             .await
             .unwrap();
         assert_eq!((again.len(), again[0].attempt), (1, 2));
@@ -264,7 +276,7 @@ async fn claims_and_cleanup_do_bounded_work_whatever_the_backlog() {
         let store = db.store().await;
         enqueue(&store, 10, 50).await;
         let now = Timestamp::now();
-        let batch = deliveries::claim(&store, 25, &UNLIMITED, now)
+        let batch = deliveries::claim(&store, 25, &UNLIMITED, &Default::default(), now)
             .await
             .unwrap();
         assert_eq!(batch.len(), 25);

@@ -48,13 +48,15 @@ async fn another_accounts_delivery_is_claimed_beside_a_backlog_held_to_its_targe
         let (_, noisy) = enqueue_for(&store, "noisy", 1, 300).await;
         let (quiet_account, quiet) = enqueue_for(&store, "quiet", 1, 1).await;
         let now = Timestamp::now();
-        let first = deliveries::claim(&store, 100, &POLICY, now).await.unwrap();
+        let first = deliveries::claim(&store, 100, &POLICY, &Default::default(), now)
+            .await
+            .unwrap();
         let counts = by_target(&first);
         assert_eq!(counts.get(&noisy[0]), Some(&4), "{:?}", db.backend);
         assert_eq!(counts.get(&quiet[0]), Some(&1), "{:?}", db.backend);
         // The noisy target is at its limit: nothing more of it is claimed, however many wait.
         assert!(
-            deliveries::claim(&store, 100, &POLICY, now)
+            deliveries::claim(&store, 100, &POLICY, &Default::default(), now)
                 .await
                 .unwrap()
                 .is_empty()
@@ -84,7 +86,9 @@ async fn another_accounts_delivery_is_claimed_beside_a_backlog_held_to_its_targe
             .await
             .unwrap();
         let later = now.plus(Duration::from_millis(1));
-        let one = deliveries::claim(&store, 1, &POLICY, later).await.unwrap();
+        let one = deliveries::claim(&store, 1, &POLICY, &Default::default(), later)
+            .await
+            .unwrap();
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].account, quiet_account, "{:?}", db.backend);
     }
@@ -99,7 +103,11 @@ async fn the_per_target_limit_holds_across_instances_claiming_at_once() {
         // Eight claimers at once, as eight instances would.
         let claimers = (0..8).map(|_| {
             let store = store.clone();
-            tokio::spawn(async move { deliveries::claim(&store, 50, &POLICY, now).await.unwrap() })
+            tokio::spawn(async move {
+                deliveries::claim(&store, 50, &POLICY, &Default::default(), now)
+                    .await
+                    .unwrap()
+            })
         });
         let mut all = Vec::new();
         for claimer in claimers {
@@ -119,7 +127,9 @@ async fn a_target_that_keeps_timing_out_is_backed_off_then_probed_one_at_a_time(
         let (_, hooks) = enqueue_for(&store, "acme", 1, 50).await;
         let schedule = RetrySchedule::new(vec![Duration::from_secs(3600)]);
         let now = Timestamp::now();
-        let first = deliveries::claim(&store, 100, &POLICY, now).await.unwrap();
+        let first = deliveries::claim(&store, 100, &POLICY, &Default::default(), now)
+            .await
+            .unwrap();
         assert_eq!(first.len(), 4);
         let timeouts: Vec<_> = first.iter().take(3).map(timed_out).collect();
         deliveries::record(&store, &schedule, &POLICY, &timeouts, now)
@@ -129,7 +139,7 @@ async fn a_target_that_keeps_timing_out_is_backed_off_then_probed_one_at_a_time(
         // attempt counted.
         let during = now.plus(Duration::from_secs(29));
         assert!(
-            deliveries::claim(&store, 100, &POLICY, during)
+            deliveries::claim(&store, 100, &POLICY, &Default::default(), during)
                 .await
                 .unwrap()
                 .is_empty(),
@@ -142,7 +152,7 @@ async fn a_target_that_keeps_timing_out_is_backed_off_then_probed_one_at_a_time(
             .await
             .unwrap();
         let after = now.plus(Duration::from_secs(31));
-        let probe = deliveries::claim(&store, 100, &POLICY, after)
+        let probe = deliveries::claim(&store, 100, &POLICY, &Default::default(), after)
             .await
             .unwrap();
         assert_eq!(probe.len(), 1, "{:?}", db.backend);
@@ -160,10 +170,36 @@ async fn a_target_that_keeps_timing_out_is_backed_off_then_probed_one_at_a_time(
         )
         .await
         .unwrap();
-        let back = deliveries::claim(&store, 100, &POLICY, after)
+        let back = deliveries::claim(&store, 100, &POLICY, &Default::default(), after)
             .await
             .unwrap();
         assert_eq!(back.len(), 4, "{:?}", db.backend);
         assert!(back.iter().all(|c| c.target_id == hooks[0]));
+    }
+}
+
+#[tokio::test]
+async fn ended_attempts_not_yet_recorded_do_not_hold_their_targets_slots() {
+    for db in databases().await {
+        let store = db.store().await;
+        let (_, hooks) = enqueue_for(&store, "acme", 1, 20).await;
+        let now = Timestamp::now();
+        let none = HashMap::new();
+        let first = deliveries::claim(&store, 100, &POLICY, &none, now)
+            .await
+            .unwrap();
+        assert_eq!(first.len(), 4);
+        assert!(
+            deliveries::claim(&store, 100, &POLICY, &none, now)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Two of them have ended on this instance; their results are on their way.
+        let ended = HashMap::from([(hooks[0].clone(), 2)]);
+        let more = deliveries::claim(&store, 100, &POLICY, &ended, now)
+            .await
+            .unwrap();
+        assert_eq!(more.len(), 2, "{:?}", db.backend);
     }
 }
