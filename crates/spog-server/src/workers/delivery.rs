@@ -46,9 +46,9 @@ pub fn spawn(state: &AppState, shutdown: CancellationToken) -> tokio::task::Join
 /// An attempt's result, and the account and target whose delivery it was.
 type Attempted = (Id<Account>, String, AttemptRecord);
 
-/// This instance's attempts that have ended but are not recorded yet, by target (see
+/// This instance's attempts that have ended and wait to be recorded, by target (see
 /// [`Unrecorded`]): the attempts add themselves as they end, the recording takes them off
-/// once their rows are updated.
+/// as it picks them up.
 type Ended = Mutex<Unrecorded>;
 
 fn ended_change(ended: &Ended, target: &str, up: bool) {
@@ -147,10 +147,11 @@ async fn record_loop(
         .await
         > 0
     {
-        let mut targets = Vec::with_capacity(received.len());
         for (account, target, record) in received.drain(..) {
             accounts.insert(account);
-            targets.push(target);
+            // From here their leased rows count them until the record commits: counted
+            // twice for that moment rather than not at all, so no target exceeds its limit.
+            ended_change(ended, &target, false);
             batch.push(record);
         }
         let mut tries = 0;
@@ -184,10 +185,6 @@ async fn record_loop(
                     break;
                 }
             }
-        }
-        // Recorded, or left to their leases: either way no longer this instance's to count.
-        for target in &targets {
-            ended_change(ended, target, false);
         }
         batch.clear();
         accounts.clear();

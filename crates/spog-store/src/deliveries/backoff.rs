@@ -9,7 +9,7 @@ use spog_core::Timestamp;
 
 use super::ClaimPolicy;
 use super::queue::TargetOutcomes;
-use crate::{Conn, StoreResult};
+use crate::{Conn, Sql, StoreResult};
 
 /// Applies a recorded batch's outcomes: a target that answered leaves back-off; timeouts
 /// add up (atomically, whichever instance records them) and set the back-off.
@@ -19,15 +19,18 @@ pub(super) async fn note_outcomes(
     outcomes: &TargetOutcomes,
     now: Timestamp,
 ) -> StoreResult<()> {
+    let answered: Vec<String> = outcomes
+        .iter()
+        .filter(|(_, (_, answered))| *answered)
+        .map(|(target, _)| target.clone())
+        .collect();
+    if !answered.is_empty() {
+        let mut sql = Sql::new("DELETE FROM delivery_targets WHERE target_id IN ");
+        sql.bind_list(answered);
+        sql.execute(&mut *conn).await?;
+    }
     for (target, (timeouts, answered)) in outcomes {
-        if *answered {
-            sqlx::query("DELETE FROM delivery_targets WHERE target_id = $1")
-                .bind(target)
-                .execute(&mut *conn)
-                .await?;
-            continue;
-        }
-        if *timeouts == 0 {
+        if *answered || *timeouts == 0 {
             continue;
         }
         let total: i64 = sqlx::query_scalar(

@@ -178,7 +178,7 @@ async fn due_targets(
          FROM queued q \
          JOIN deliveries head ON head.id = (SELECT d.id FROM deliveries d \
              WHERE d.status IN ('pending', 'retrying') AND d.target_id = q.target_id \
-             AND d.next_attempt_at <= $1 ORDER BY d.next_attempt_at LIMIT 1) \
+             AND d.next_attempt_at <= $1 ORDER BY d.target_id, d.next_attempt_at LIMIT 1) \
          LEFT JOIN delivery_targets t ON t.target_id = q.target_id \
          WHERE q.target_id IS NOT NULL AND (t.backoff_until IS NULL OR t.backoff_until <= $1)",
     )
@@ -265,7 +265,9 @@ async fn take(
             .bind((*target).to_owned())
             .push(" AND next_attempt_at <= ")
             .bind(now.micros())
-            .push(" ORDER BY next_attempt_at LIMIT ")
+            // In the queued-target index's own order: its range for this target, never a
+            // walk of the whole due index past other targets' backlogs.
+            .push(" ORDER BY target_id, next_attempt_at LIMIT ")
             .bind(i64::from(*n))
             .push(skip_locked)
             .push(&format!(") AS share{i}"));
