@@ -43,25 +43,13 @@ pub fn spawn(state: &AppState, shutdown: CancellationToken) -> tokio::task::Join
     })
 }
 
-/// An attempt's result, and the account and target whose delivery it was.
-type Attempted = (Id<Account>, String, AttemptRecord);
+/// An attempt's result and the account whose delivery it was.
+type Attempted = (Id<Account>, AttemptRecord);
 
-/// This instance's attempts that have ended and wait to be recorded, by target (see
-/// [`Unrecorded`]): the attempts add themselves as they end, the recording takes them off
-/// as it picks them up.
+/// This instance's deliveries whose attempts have ended and are not recorded yet (see
+/// [`Unrecorded`]): each attempt adds its delivery as it ends, the recording takes them off
+/// once it has committed (or given them up to their leases).
 type Ended = Mutex<Unrecorded>;
-
-fn ended_change(ended: &Ended, target: &str, up: bool) {
-    let mut ended = ended.lock();
-    if up {
-        *ended.entry(target.to_owned()).or_default() += 1;
-    } else if let Some(count) = ended.get_mut(target) {
-        *count = count.saturating_sub(1);
-        if *count == 0 {
-            ended.remove(target);
-        }
-    }
-}
 
 async fn claim_loop(
     state: &AppState,
@@ -100,8 +88,8 @@ async fn claim_loop(
                         let ended = Arc::clone(ended);
                         in_flight.spawn(async move {
                             let record = engine::attempt(&state, &claimed, &outgoing).await;
-                            ended_change(&ended, &claimed.target_id, true);
-                            let attempted = (claimed.account, claimed.target_id, record);
+                            ended.lock().insert(claimed.id.to_string());
+                            let attempted = (claimed.account, record);
                             let _ = results.send(attempted).await;
                         });
                     }
@@ -147,11 +135,8 @@ async fn record_loop(
         .await
         > 0
     {
-        for (account, target, record) in received.drain(..) {
+        for (account, record) in received.drain(..) {
             accounts.insert(account);
-            // From here their leased rows count them until the record commits: counted
-            // twice for that moment rather than not at all, so no target exceeds its limit.
-            ended_change(ended, &target, false);
             batch.push(record);
         }
         let mut tries = 0;
@@ -186,6 +171,13 @@ async fn record_loop(
                 }
             }
         }
+        // Recorded (their rows no longer leased), or left to their leases: either way no
+        // longer this instance's to discount.
+        let mut ended = ended.lock();
+        for record in &batch {
+            ended.remove(&record.delivery.to_string());
+        }
+        drop(ended);
         batch.clear();
         accounts.clear();
     }

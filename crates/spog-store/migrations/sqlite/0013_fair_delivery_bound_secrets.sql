@@ -1,10 +1,9 @@
 -- Issue 12. Fair delivery: a due delivery is found per target (a loose scan of the queued
 -- targets, then each target's earliest due deliveries), in-flight attempts are counted per
--- target from the leased rows, and a target whose attempts keep timing out is backed off
--- (its deliveries wait, no attempt counted).
+-- target from the leased rows (few, read through deliveries_leases), and a target whose
+-- attempts keep timing out is backed off (its deliveries wait, no attempt counted).
 CREATE INDEX deliveries_queued_target ON deliveries (target_id, next_attempt_at)
     WHERE status IN ('pending', 'retrying');
-CREATE INDEX deliveries_in_flight ON deliveries (target_id) WHERE status = 'delivering';
 
 -- One row per target whose last attempts timed out; gone once it answers again.
 CREATE TABLE delivery_targets (

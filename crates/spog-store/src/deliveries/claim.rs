@@ -11,7 +11,7 @@
 //! claimed are still locked `FOR UPDATE SKIP LOCKED` against everything else that changes
 //! deliveries. SQLite has one writer at a time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use spog_core::delivery::TargetKind;
@@ -67,10 +67,10 @@ pub struct Claimed {
     pub lease_token: String,
 }
 
-/// Attempts of the claiming instance that have ended but are not recorded yet, by target:
+/// Deliveries whose attempts on the claiming instance have ended but are not recorded yet:
 /// they hold no connection, so they do not count against their target's limit although
-/// their rows are still leased.
-pub type Unrecorded = HashMap<String, u32>;
+/// their rows are still leased. By id, so the count is exact whenever the record commits.
+pub type Unrecorded = HashSet<String>;
 
 /// Claims up to `limit` due deliveries for one attempt each, shared fairly across accounts
 /// and targets per `policy`.
@@ -200,24 +200,24 @@ async fn due_targets(
 }
 
 /// Attempts in flight now on every instance, per target and per account; those of this
-/// instance that have ended unrecorded are not.
+/// instance that have ended unrecorded are not. The leased rows are few (at most every
+/// instance's `delivery_concurrency`), read through the lease index.
 async fn in_flight(
     conn: &mut Conn,
     unrecorded: &Unrecorded,
 ) -> StoreResult<(HashMap<String, u32>, HashMap<String, u32>)> {
-    let rows: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT target_id, account_id, COUNT(*) FROM deliveries WHERE status = 'delivering' \
-         GROUP BY target_id, account_id",
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT id, target_id, account_id FROM deliveries WHERE status = 'delivering'",
     )
     .fetch_all(&mut *conn)
     .await?;
-    let mut targets = HashMap::new();
+    let mut targets: HashMap<String, u32> = HashMap::new();
     let mut accounts: HashMap<String, u32> = HashMap::new();
-    for (target, account, count) in rows {
-        let ended = unrecorded.get(&target).copied().unwrap_or(0);
-        let count = (count.clamp(0, i64::from(u32::MAX)) as u32).saturating_sub(ended);
-        targets.insert(target, count);
-        *accounts.entry(account).or_default() += count;
+    for (id, target, account) in rows {
+        if !unrecorded.contains(&id) {
+            *targets.entry(target).or_default() += 1;
+            *accounts.entry(account).or_default() += 1;
+        }
     }
     Ok((targets, accounts))
 }
