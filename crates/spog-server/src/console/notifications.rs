@@ -210,7 +210,7 @@ pub async fn notifications_page(
 ) -> PageResult {
     let list = list(&state, &viewer, &query).await?;
     render(&NotificationsPage {
-        chrome: Chrome::new(&viewer, "Notifications", PATH),
+        chrome: Chrome::new(&viewer, "Notifications"),
         read: query.read,
         category: query.category,
         categories: categories(),
