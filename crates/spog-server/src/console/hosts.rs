@@ -17,8 +17,8 @@ use super::lists::{
     organization_options, parse_id,
 };
 use super::session::{RequirePage, Viewer};
-use crate::http::hosts::visible_host;
 use crate::auth::permissions::HostsManage;
+use crate::http::hosts::visible_host;
 use crate::state::AppState;
 
 const PATH: &str = "/admin/hosts";

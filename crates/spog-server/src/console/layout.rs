@@ -1,4 +1,4 @@
-//! What every signed-in page shares: the sidebar of SPEC 10 (drawn from [`PAGES`]), the top
+//! What every signed-in page shares: the sidebar of SPEC 10 (drawn from [`NAV`]), the top
 //! bar, the CSRF token, and the "you do not have access" state of a page whose permission the
 //! viewer lacks.
 
@@ -9,7 +9,7 @@ use spog_core::{Permission, Timestamp};
 
 use super::assets;
 use super::error::{PageError, PageResult};
-use super::pages::PAGES;
+use super::pages::NAV;
 use super::session::Viewer;
 
 pub struct NavSection {
@@ -39,13 +39,13 @@ impl Chrome {
     /// The layout for `viewer` on a page titled `title`: the sidebar holds the entries they
     /// may open, the one the page stands under highlighted.
     pub fn new(viewer: &Viewer, title: &str) -> Self {
-        let here = viewer.nav.map(|page| page.path);
+        let here = viewer.here.map(|here| here.entry.path());
         let mut sections: Vec<NavSection> = Vec::new();
-        for entry in PAGES.iter().filter(|page| page.opens_for(viewer)) {
+        for entry in NAV.iter().filter(|entry| entry.shown_to(viewer)) {
             let link = NavLink {
                 label: entry.label,
-                href: entry.path,
-                current: here == Some(entry.path),
+                href: entry.path(),
+                current: here == Some(entry.path()),
             };
             match sections.last_mut() {
                 Some(section) if section.title == entry.section => section.links.push(link),
@@ -80,10 +80,9 @@ struct NoAccess {
     permission: &'static str,
 }
 
-/// The page for a viewer who lacks `permission`: the layout of the sidebar entry they asked
-/// for, and what to ask for.
+/// The page for a viewer who lacks `permission`: the layout, and what to ask for.
 pub fn no_access(viewer: &Viewer, permission: Permission) -> Response {
-    let title = viewer.nav.map_or("this page", |page| page.label);
+    let title = viewer.here.map_or("this page", |here| here.page.title);
     let page = NoAccess {
         chrome: Chrome::new(viewer, title),
         permission: permission.as_str(),

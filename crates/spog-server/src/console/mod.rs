@@ -37,7 +37,7 @@ use axum::routing::{get, post};
 
 use crate::state::AppState;
 
-pub use pages::{NavPage, PAGES};
+pub use pages::{NAV, NavEntry, Page};
 pub use session::{LOGIN_NONCE_COOKIE, safe_next};
 
 pub fn router() -> Router<AppState> {

@@ -14,7 +14,6 @@ use super::layout::{Chrome, render, when, when_or};
 use super::session::Viewer;
 use crate::state::AppState;
 
-const PATH: &str = "/notifications";
 /// Notifications the bell's dropdown shows.
 const MENU_SIZE: u32 = 8;
 

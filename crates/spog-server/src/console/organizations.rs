@@ -14,8 +14,6 @@ use super::lists::parse_id;
 use super::session::Viewer;
 use crate::state::AppState;
 
-const PATH: &str = "/admin/organizations";
-
 pub struct OrganizationRow {
     pub id: String,
     pub name: String,

@@ -1,8 +1,9 @@
-//! The console's pages in one table: each sidebar entry of SPEC 10, the permission that opens
-//! it, and the routes of its part of the console. The router mounts the table and the sidebar
-//! is drawn from it, so an entry cannot exist without its page; the browser test
-//! `every_page_of_the_sidebar_opens_with_its_permission_alone` walks it to prove that each page
-//! asks for the permission its entry names, no more and no less.
+//! The console's pages in one table: each sidebar entry of SPEC 10, the permission that shows
+//! it, and the pages behind it. The router mounts the table and the sidebar is drawn from it,
+//! so an entry cannot exist without its pages. Each page's handler names the permission it
+//! needs with [`RequirePage`](super::session::RequirePage); the browser test
+//! `every_sidebar_entrys_pages_refuse_viewers_without_its_permission` walks the table to prove
+//! the handlers ask for at least what their entry names.
 
 use axum::routing::{MethodRouter, get, post};
 use axum::{Extension, Router};
@@ -15,220 +16,280 @@ use super::{
 };
 use crate::state::AppState;
 
-type Route = fn() -> MethodRouter<AppState>;
-
-/// A sidebar entry and the part of the console behind it.
-pub struct NavPage {
+/// One route of the console.
+pub struct Page {
     pub path: &'static str,
+    /// What the no-access page calls it (its own heading may name the object it shows).
+    pub title: &'static str,
+    route: fn() -> MethodRouter<AppState>,
+}
+
+const fn page(
+    path: &'static str,
+    title: &'static str,
+    route: fn() -> MethodRouter<AppState>,
+) -> Page {
+    Page { path, title, route }
+}
+
+/// A sidebar entry and the pages behind it.
+pub struct NavEntry {
     pub label: &'static str,
     /// The sidebar heading it stands under (`""`: none).
     pub section: &'static str,
-    /// Hidden from viewers without it, and its page answers them with the no-access page.
+    /// Hidden from viewers without it; the pages behind it refuse them too.
     pub permission: Option<Permission>,
-    /// The page at `path`.
-    page: Route,
-    /// The pages and partials under it: they highlight its entry.
-    under: &'static [(&'static str, Route)],
+    /// The first is where the entry links; the others (sub-pages and partials) highlight it.
+    pub pages: &'static [Page],
 }
 
-impl NavPage {
-    /// Whether `viewer` sees this entry (and may open its page).
-    pub fn opens_for(&self, viewer: &Viewer) -> bool {
-        self.permission.is_none_or(|p| viewer.has(p))
+impl NavEntry {
+    pub fn path(&self) -> &'static str {
+        self.pages[0].path
     }
 
-    fn router(&'static self) -> Router<AppState> {
-        let page = Router::new().route(self.path, (self.page)());
-        let all = (self.under.iter()).fold(page, |router, (path, route)| router.route(path, route()));
-        // Tells the pages (and their no-access answer) which entry they are under.
-        all.layer(Extension(self))
+    /// Whether `viewer` sees this entry.
+    pub fn shown_to(&self, viewer: &Viewer) -> bool {
+        self.permission.is_none_or(|p| viewer.has(p))
     }
+}
+
+/// Where a request of the table landed: what its layout highlights and its refusal names.
+#[derive(Clone, Copy)]
+pub struct Here {
+    pub entry: &'static NavEntry,
+    pub page: &'static Page,
 }
 
 /// The sidebar in the order of SPEC 10.
-pub const PAGES: &[NavPage] = &[
-    NavPage {
-        path: "/",
+pub const NAV: &[NavEntry] = &[
+    NavEntry {
         label: "Dashboard",
         section: "",
         permission: None,
-        page: || get(dashboard::dashboard),
-        under: &[
-            ("/dashboard/activity", || get(dashboard::activity_partial)),
-            ("/dashboard/tiles", || get(dashboard::tiles_partial)),
+        pages: &[
+            page("/", "Dashboard", || get(dashboard::dashboard)),
+            page("/dashboard/activity", "Dashboard", || {
+                get(dashboard::activity_partial)
+            }),
+            page("/dashboard/tiles", "Dashboard", || {
+                get(dashboard::tiles_partial)
+            }),
         ],
     },
-    NavPage {
-        path: "/audit-logs",
+    NavEntry {
         label: "Audit logs",
         section: "",
         permission: Some(Permission::AuditLogsView),
-        page: || get(audit::search_page),
-        under: &[
-            ("/audit-logs/stats", || get(audit::stats_page)),
-            ("/audit-logs/integrity", || get(audit::integrity_page)),
+        pages: &[
+            page("/audit-logs", "Audit logs", || get(audit::search_page)),
+            page("/audit-logs/stats", "Audit logs", || get(audit::stats_page)),
+            page("/audit-logs/integrity", "Audit logs", || {
+                get(audit::integrity_page)
+            }),
             // Verifying walks the chain and is itself on record: a POST, never a link or prefetch.
-            ("/audit-logs/integrity/report", || {
+            page("/audit-logs/integrity/report", "Audit logs", || {
                 post(audit::report_partial)
             }),
-            ("/audit-logs/integrity/checkpoints", || {
+            page("/audit-logs/integrity/checkpoints", "Audit logs", || {
                 get(audit::checkpoints_partial)
             }),
-            ("/audit-logs/checkpoints/{seq}/download", || {
-                get(audit::checkpoint_download)
-            }),
-            ("/audit-logs/{id}", || get(audit::detail_page)),
+            page(
+                "/audit-logs/checkpoints/{seq}/download",
+                "Audit logs",
+                || get(audit::checkpoint_download),
+            ),
+            page("/audit-logs/{id}", "Audit logs", || get(audit::detail_page)),
         ],
     },
-    NavPage {
-        path: recordings::SESSIONS,
+    NavEntry {
         label: "Sessions",
         section: "Terminal",
         permission: Some(Permission::SessionRecordingsView),
-        page: || get(recordings::sessions_page),
-        under: &[],
+        pages: &[page(recordings::SESSIONS, "Terminal sessions", || {
+            get(recordings::sessions_page)
+        })],
     },
-    NavPage {
-        path: recordings::TERMINAL,
+    NavEntry {
         label: "Recordings",
         section: "Terminal",
         permission: Some(Permission::SessionRecordingsView),
-        page: || get(recordings::terminal_page),
-        under: &[("/terminal/recordings/{id}", || {
-            get(recordings::terminal_play)
-        })],
+        pages: &[
+            page(recordings::TERMINAL, "Terminal recordings", || {
+                get(recordings::terminal_page)
+            }),
+            page("/terminal/recordings/{id}", "Terminal recording", || {
+                get(recordings::terminal_play)
+            }),
+        ],
     },
-    NavPage {
-        path: recordings::DESKTOP,
+    NavEntry {
         label: "Recordings",
         section: "Desktop",
         permission: Some(Permission::SessionRecordingsView),
-        page: || get(recordings::desktop_page),
-        under: &[("/desktop/recordings/{id}", || get(recordings::desktop_play))],
+        pages: &[
+            page(recordings::DESKTOP, "Desktop recordings", || {
+                get(recordings::desktop_page)
+            }),
+            page("/desktop/recordings/{id}", "Desktop playback", || {
+                get(recordings::desktop_play)
+            }),
+        ],
     },
-    NavPage {
-        path: "/webhooks",
+    NavEntry {
         label: "Webhooks",
         section: "",
         permission: Some(Permission::MonitoringView),
-        page: || get(webhooks::list_page),
-        under: &[
-            ("/webhooks/table", || get(webhooks::table_partial)),
-            ("/webhooks/event-types", || get(webhooks::event_types_page)),
-            ("/webhooks/new", || get(webhooks::new_page)),
-            ("/webhooks/{id}", || get(webhooks::detail_page)),
-            ("/webhooks/{id}/edit", || get(webhooks::edit_page)),
-            ("/webhooks/{id}/deliveries", || get(webhooks::deliveries_page)),
-            ("/webhooks/{id}/deliveries/table", || {
+        pages: &[
+            page("/webhooks", "Webhooks", || get(webhooks::list_page)),
+            page("/webhooks/table", "Webhooks", || {
+                get(webhooks::table_partial)
+            }),
+            page("/webhooks/event-types", "Webhooks", || {
+                get(webhooks::event_types_page)
+            }),
+            page("/webhooks/new", "New webhook", || get(webhooks::new_page)),
+            page("/webhooks/{id}", "Webhooks", || get(webhooks::detail_page)),
+            page("/webhooks/{id}/edit", "Edit webhook", || {
+                get(webhooks::edit_page)
+            }),
+            page("/webhooks/{id}/deliveries", "Webhooks", || {
+                get(webhooks::deliveries_page)
+            }),
+            page("/webhooks/{id}/deliveries/table", "Webhooks", || {
                 get(webhooks::deliveries_table)
             }),
-            ("/webhooks/{id}/deliveries/{delivery_id}", || {
-                get(webhooks::delivery_page)
-            }),
+            page(
+                "/webhooks/{id}/deliveries/{delivery_id}",
+                "Webhooks",
+                || get(webhooks::delivery_page),
+            ),
         ],
     },
-    NavPage {
-        path: "/notification-channels",
+    NavEntry {
         label: "Notification channels",
         section: "",
         permission: Some(Permission::MonitoringView),
-        page: || get(channels::list_page),
-        under: &[
-            ("/notification-channels/table", || {
+        pages: &[
+            page("/notification-channels", channels::TITLE, || {
+                get(channels::list_page)
+            }),
+            page("/notification-channels/table", channels::TITLE, || {
                 get(channels::table_partial)
             }),
-            ("/notification-channels/new", || get(channels::new_page)),
-            ("/notification-channels/{id}", || get(channels::channel_page)),
+            page("/notification-channels/new", channels::TITLE, || {
+                get(channels::new_page)
+            }),
+            page("/notification-channels/{id}", channels::TITLE, || {
+                get(channels::channel_page)
+            }),
         ],
     },
-    NavPage {
-        path: "/alerts",
+    NavEntry {
         label: "Alerts",
         section: "",
         permission: Some(Permission::MonitoringView),
-        page: || get(alerts::alerts_page),
-        under: &[
-            ("/alerts/table", || get(alerts::alerts_table)),
-            ("/alerts/{id}", || get(alerts::alert_page)),
+        pages: &[
+            page("/alerts", "Alerts", || get(alerts::alerts_page)),
+            page("/alerts/table", "Alerts", || get(alerts::alerts_table)),
+            page("/alerts/{id}", "Alerts", || get(alerts::alert_page)),
             // The rules are the page's second tab.
-            ("/alert-rules", || get(alerts::rules_page)),
-            ("/alert-rules/table", || get(alerts::rules_table)),
-            ("/alert-rules/new", || get(alerts::new_rule_page)),
-            ("/alert-rules/{id}", || get(alerts::edit_rule_page)),
+            page("/alert-rules", "Alert rules", || get(alerts::rules_page)),
+            page("/alert-rules/table", "Alert rules", || {
+                get(alerts::rules_table)
+            }),
+            page("/alert-rules/new", "New alert rule", || {
+                get(alerts::new_rule_page)
+            }),
+            page("/alert-rules/{id}", "Alert rules", || {
+                get(alerts::edit_rule_page)
+            }),
         ],
     },
-    NavPage {
-        path: "/system/health",
+    NavEntry {
         label: "System health",
         section: "",
         permission: Some(Permission::MonitoringView),
-        page: || get(system::health_page),
-        under: &[("/system/health/report", || get(system::health_partial))],
+        pages: &[
+            page("/system/health", "System health", || {
+                get(system::health_page)
+            }),
+            page("/system/health/report", "System health", || {
+                get(system::health_partial)
+            }),
+        ],
     },
-    NavPage {
-        path: "/admin/users",
+    NavEntry {
         label: "Users",
         section: "Admin",
         permission: Some(Permission::UsersManage),
-        page: || get(users::list_page),
-        under: &[
-            ("/admin/users/table", || get(users::table_partial)),
-            ("/admin/users/{id}", || get(users::edit_page)),
+        pages: &[
+            page("/admin/users", "Users", || get(users::list_page)),
+            page("/admin/users/table", "Users", || get(users::table_partial)),
+            page("/admin/users/{id}", "Users", || get(users::edit_page)),
         ],
     },
-    NavPage {
-        path: "/admin/roles",
+    NavEntry {
         label: "Roles",
         section: "Admin",
         permission: Some(Permission::UsersManage),
-        page: || get(roles::list_page),
-        under: &[
-            ("/admin/roles/table", || get(roles::table_partial)),
-            ("/admin/roles/{id}", || get(roles::edit_page)),
+        pages: &[
+            page("/admin/roles", "Roles", || get(roles::list_page)),
+            page("/admin/roles/table", "Roles", || get(roles::table_partial)),
+            page("/admin/roles/{id}", "Roles", || get(roles::edit_page)),
         ],
     },
-    NavPage {
-        path: "/admin/api-tokens",
+    NavEntry {
         label: "API tokens",
         section: "Admin",
         permission: Some(Permission::UsersManage),
-        page: || get(tokens::list_page),
-        under: &[("/admin/api-tokens/table", || get(tokens::table_partial))],
+        pages: &[
+            page("/admin/api-tokens", "API tokens", || get(tokens::list_page)),
+            page("/admin/api-tokens/table", "API tokens", || {
+                get(tokens::table_partial)
+            }),
+        ],
     },
-    NavPage {
-        path: "/admin/organizations",
+    NavEntry {
         label: "Organizations",
         section: "Admin",
         // Every user reads them; users.manage changes them.
         permission: None,
-        page: || get(organizations::list_page),
-        under: &[
-            ("/admin/organizations/table", || {
+        pages: &[
+            page("/admin/organizations", "Organizations", || {
+                get(organizations::list_page)
+            }),
+            page("/admin/organizations/table", "Organizations", || {
                 get(organizations::table_partial)
             }),
-            ("/admin/organizations/{id}", || {
+            page("/admin/organizations/{id}", "Organizations", || {
                 get(organizations::edit_page)
             }),
         ],
     },
-    NavPage {
-        path: "/admin/hosts",
+    NavEntry {
         label: "Hosts",
         section: "Admin",
         // Every user sees the hosts granted to them; hosts.manage sees and changes all.
         permission: None,
-        page: || get(hosts::list_page),
-        under: &[
-            ("/admin/hosts/table", || get(hosts::table_partial)),
-            ("/admin/hosts/{id}", || get(hosts::host_page)),
-            ("/admin/hosts/{id}/access", || get(hosts::access_partial)),
+        pages: &[
+            page("/admin/hosts", "Hosts", || get(hosts::list_page)),
+            page("/admin/hosts/table", "Hosts", || get(hosts::table_partial)),
+            page("/admin/hosts/{id}", "Hosts", || get(hosts::host_page)),
+            page("/admin/hosts/{id}/access", "Hosts", || {
+                get(hosts::access_partial)
+            }),
         ],
     },
 ];
 
-/// Every page of the table, each knowing its entry.
+/// Every page of the table, each told where it stands.
 pub fn router() -> Router<AppState> {
-    PAGES
+    let pages = NAV
         .iter()
-        .fold(Router::new(), |router, page| router.merge(page.router()))
+        .flat_map(|entry| entry.pages.iter().map(move |page| Here { entry, page }));
+    pages.fold(Router::new(), |router, here| {
+        let route = (here.page.route)().layer(Extension(here));
+        router.route(here.page.path, route)
+    })
 }

@@ -6,10 +6,10 @@
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
+use spog_core::Id;
 use spog_core::model::Host;
 use spog_core::page::{self, Page};
 use spog_core::recordings::{DesktopRecording, TerminalRecording};
-use spog_core::{Id, Permission};
 use spog_store::identity::hosts;
 use spog_store::recordings::terminal::Filter;
 use spog_store::recordings::{desktop, terminal};

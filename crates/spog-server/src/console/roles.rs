@@ -3,8 +3,8 @@
 
 use askama::Template;
 use axum::extract::{Path, State};
+use spog_core::PermissionSet;
 use spog_core::model::Role;
-use spog_core::{Permission, PermissionSet};
 use spog_store::identity::roles;
 
 use super::error::{PageError, PageResult};
@@ -13,8 +13,6 @@ use super::lists::{PermissionOption, parse_id, permission_options};
 use super::session::{RequirePage, Viewer};
 use crate::auth::permissions::UsersManage;
 use crate::state::AppState;
-
-const PATH: &str = "/admin/roles";
 
 pub struct RoleRow {
     pub id: String,
@@ -68,7 +66,10 @@ async fn table(state: &AppState, viewer: &Viewer) -> Result<RolesTable, PageErro
     })
 }
 
-pub async fn list_page(State(state): State<AppState>, viewer: RequirePage<UsersManage>) -> PageResult {
+pub async fn list_page(
+    State(state): State<AppState>,
+    viewer: RequirePage<UsersManage>,
+) -> PageResult {
     let chrome = Chrome::new(&viewer, "Roles");
     render(&RolesPage {
         chrome,
@@ -77,7 +78,10 @@ pub async fn list_page(State(state): State<AppState>, viewer: RequirePage<UsersM
     })
 }
 
-pub async fn table_partial(State(state): State<AppState>, viewer: RequirePage<UsersManage>) -> PageResult {
+pub async fn table_partial(
+    State(state): State<AppState>,
+    viewer: RequirePage<UsersManage>,
+) -> PageResult {
     render(&RolesTablePartial {
         table: table(&state, &viewer).await?,
     })

@@ -15,7 +15,7 @@ use spog_core::{Permission, Timestamp};
 
 use super::error::PageError;
 use super::layout::no_access;
-use super::pages::NavPage;
+use super::pages::Here;
 use crate::auth::{
     Auth, Credential, RequestInfo, RequiredPermission, SESSION_COOKIE, authenticate, check_csrf,
 };
@@ -31,8 +31,8 @@ pub struct Viewer {
     pub auth: Auth,
     /// Sent back in the `x-csrf-token` header by every unsafe request of the page.
     pub csrf: String,
-    /// The sidebar entry the page stands under (none for pages outside the sidebar).
-    pub nav: Option<&'static NavPage>,
+    /// Where in the console's table the page stands (nowhere for pages outside the sidebar).
+    pub here: Option<Here>,
 }
 
 impl Viewer {
@@ -64,7 +64,7 @@ impl FromRequestParts<AppState> for Viewer {
         }
         Ok(Viewer {
             csrf: state.keys.csrf_token(&id.to_string()),
-            nav: parts.extensions.get::<&'static NavPage>().copied(),
+            here: parts.extensions.get::<Here>().copied(),
             auth: Auth {
                 principal,
                 request: RequestInfo::from_parts(parts),

@@ -3,16 +3,13 @@
 
 use askama::Template;
 use axum::extract::State;
-use spog_core::Permission;
 
 use super::error::PageResult;
 use super::layout::{Chrome, render, when, when_or};
-use super::session::{RequirePage, Viewer};
-use crate::http::system::{SystemHealth, health};
+use super::session::RequirePage;
 use crate::auth::permissions::MonitoringView;
+use crate::http::system::{SystemHealth, health};
 use crate::state::AppState;
-
-const PATH: &str = "/system/health";
 
 pub struct WorkerRow {
     pub name: String,
@@ -75,7 +72,10 @@ struct HealthPartial {
     health: HealthView,
 }
 
-pub async fn health_page(State(state): State<AppState>, viewer: RequirePage<MonitoringView>) -> PageResult {
+pub async fn health_page(
+    State(state): State<AppState>,
+    viewer: RequirePage<MonitoringView>,
+) -> PageResult {
     let chrome = Chrome::new(&viewer, "System health");
     render(&HealthPage {
         chrome,
@@ -83,7 +83,10 @@ pub async fn health_page(State(state): State<AppState>, viewer: RequirePage<Moni
     })
 }
 
-pub async fn health_partial(State(state): State<AppState>, viewer: RequirePage<MonitoringView>) -> PageResult {
+pub async fn health_partial(
+    State(state): State<AppState>,
+    viewer: RequirePage<MonitoringView>,
+) -> PageResult {
     render(&HealthPartial {
         health: health(&state, viewer.auth.account()).await.into(),
     })

@@ -6,7 +6,7 @@ use askama::Template;
 use axum::extract::{Query, State};
 use spog_core::audit::ActorType;
 use spog_core::model::ApiToken;
-use spog_core::{Permission, PermissionSet, Timestamp, page};
+use spog_core::{PermissionSet, Timestamp, page};
 use spog_store::identity::tokens;
 
 use super::error::{PageError, PageResult};

@@ -3,7 +3,6 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use spog_core::Permission;
 use spog_core::model::User;
 use spog_core::page;
 use spog_store::identity::{roles, users};

@@ -15,6 +15,7 @@ use spog_store::channels;
 use spog_store::identity::hosts::{self, HostScope};
 
 use super::{RULES, severity_badge};
+use crate::auth::permissions::{MonitoringManage, MonitoringView};
 use crate::console::error::{PageError, PageResult};
 use crate::console::layout::{Chrome, render, when};
 use crate::console::lists::{
@@ -22,7 +23,6 @@ use crate::console::lists::{
     organization_names, organization_options, parse_id,
 };
 use crate::console::session::{RequirePage, Viewer};
-use crate::auth::permissions::{MonitoringManage, MonitoringView};
 use crate::state::AppState;
 
 const OPERATORS: [Operator; 4] = [
@@ -331,7 +331,10 @@ fn form(
     }
 }
 
-pub async fn new_rule_page(State(state): State<AppState>, viewer: RequirePage<MonitoringManage>) -> PageResult {
+pub async fn new_rule_page(
+    State(state): State<AppState>,
+    viewer: RequirePage<MonitoringManage>,
+) -> PageResult {
     let chrome = Chrome::new(&viewer, "New alert rule");
     let mut conn = state.store.conn().await?;
     let organizations = organization_options(&mut conn, viewer.auth.account()).await?;

@@ -9,10 +9,10 @@ use spog_store::identity::organizations;
 
 use super::diff::{DiffRow, DiffSummary, diff, flatten, summary};
 use super::encode;
+use crate::auth::permissions::AuditLogsView;
 use crate::console::error::{PageError, PageResult};
 use crate::console::layout::{Chrome, render, when};
 use crate::console::session::RequirePage;
-use crate::auth::permissions::AuditLogsView;
 use crate::state::AppState;
 
 /// A snapshot pretty-printed, for reading it whole.

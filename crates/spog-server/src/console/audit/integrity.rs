@@ -11,12 +11,12 @@ use spog_core::Permission;
 use spog_core::audit::{BrokenLink, BrokenReason};
 use spog_store::audit::checkpoints::{self, Checkpoint};
 
+use crate::auth::permissions::AuditLogsView;
 use crate::chain::{self, IntegrityReport, PublicKey};
 use crate::console::error::{PageError, PageResult};
 use crate::console::layout::{Chrome, render, when};
 use crate::console::session::{RequirePage, Viewer};
 use crate::http::audit::integrity::verify_and_record;
-use crate::auth::permissions::AuditLogsView;
 use crate::state::AppState;
 
 /// Checkpoints listed on the page, newest first.
@@ -134,7 +134,10 @@ async fn checkpoint_rows(
     Ok(list.into_iter().map(Into::into).collect())
 }
 
-pub async fn integrity_page(State(state): State<AppState>, viewer: RequirePage<AuditLogsView>) -> PageResult {
+pub async fn integrity_page(
+    State(state): State<AppState>,
+    viewer: RequirePage<AuditLogsView>,
+) -> PageResult {
     let chrome = Chrome::new(&viewer, "Audit integrity");
     render(&IntegrityPage {
         chrome,
@@ -148,13 +151,19 @@ pub async fn integrity_page(State(state): State<AppState>, viewer: RequirePage<A
 /// `POST /audit-logs/integrity/report`: runs the verification (recorded as
 /// `audit_log.verify`) and shows its result. A POST, since it changes the trail; the
 /// [`Viewer`] extractor holds it to the page's CSRF token.
-pub async fn report_partial(State(state): State<AppState>, viewer: RequirePage<AuditLogsView>) -> PageResult {
+pub async fn report_partial(
+    State(state): State<AppState>,
+    viewer: RequirePage<AuditLogsView>,
+) -> PageResult {
     let report = verify_and_record(&state, &viewer.auth).await?;
     render(&ReportPartial::from(report))
 }
 
 /// `GET /audit-logs/integrity/checkpoints`: the checkpoint list, refreshed after signing.
-pub async fn checkpoints_partial(State(state): State<AppState>, viewer: RequirePage<AuditLogsView>) -> PageResult {
+pub async fn checkpoints_partial(
+    State(state): State<AppState>,
+    viewer: RequirePage<AuditLogsView>,
+) -> PageResult {
     render(&CheckpointsPartial {
         checkpoints: checkpoint_rows(&state, &viewer).await?,
     })

@@ -15,12 +15,12 @@ use spog_store::audit;
 use spog_store::identity::organizations;
 
 use super::{datetime_field, encode, field_errors, non_empty_pairs, utc_time};
+use crate::auth::permissions::AuditLogsView;
 use crate::console::error::PageResult;
 use crate::console::layout::{Chrome, when};
 use crate::console::session::RequirePage;
 use crate::extract::parse_query;
 use crate::http::audit::filter::{FILTER_NAMES, FilterParams};
-use crate::auth::permissions::AuditLogsView;
 use crate::state::AppState;
 
 /// One entry as a row of results.

@@ -13,11 +13,11 @@ use spog_store::audit::{self, AuditStats};
 
 use super::charts::{DayChart, Ranking, day_chart, ranking};
 use super::{encode, field_errors, non_empty_pairs};
+use crate::auth::permissions::AuditLogsView;
 use crate::console::error::PageResult;
 use crate::console::layout::Chrome;
 use crate::console::session::RequirePage;
 use crate::http::audit::search::stats_range;
-use crate::auth::permissions::AuditLogsView;
 use crate::state::AppState;
 
 const DAY_CHOICES: [i64; 6] = [1, 7, 14, 30, 90, 365];

@@ -17,11 +17,11 @@ use spog_store::deliveries::{self, DeliveryFilter};
 use spog_store::webhooks as store;
 
 use super::WebhookView;
+use crate::auth::permissions::MonitoringView;
 use crate::console::error::{PageError, PageResult};
 use crate::console::layout::{Chrome, render, when, when_or};
 use crate::console::lists::{FilteredPager, encode_query, organization_names, parse_id};
 use crate::console::session::{RequirePage, Viewer};
-use crate::auth::permissions::MonitoringView;
 use crate::state::AppState;
 
 /// The badge class of a delivery's status.

@@ -165,7 +165,10 @@ struct FormPage {
     active: bool,
 }
 
-pub async fn new_page(State(state): State<AppState>, viewer: RequirePage<MonitoringManage>) -> PageResult {
+pub async fn new_page(
+    State(state): State<AppState>,
+    viewer: RequirePage<MonitoringManage>,
+) -> PageResult {
     let mut conn = state.store.conn().await?;
     let organizations = organization_options(&mut conn, viewer.auth.account()).await?;
     drop(conn);
