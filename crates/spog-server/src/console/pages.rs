@@ -1,9 +1,10 @@
 //! The console's pages in one table: each sidebar entry of SPEC 10, the permission that shows
 //! it, and the pages behind it. The router mounts the table and the sidebar is drawn from it,
 //! so an entry cannot exist without its pages. Each page's handler names the permission it
-//! needs with [`RequirePage`](super::session::RequirePage); the browser test
+//! needs with [`RequirePage`](super::session::RequirePage) (the entry's, or `*.manage` for a
+//! form that changes things); the browser test
 //! `every_sidebar_entrys_pages_refuse_viewers_without_its_permission` walks the table to prove
-//! the handlers ask for at least what their entry names.
+//! that none of them forgets.
 
 use axum::routing::{MethodRouter, get, post};
 use axum::{Extension, Router};
