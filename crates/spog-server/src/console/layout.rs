@@ -36,8 +36,8 @@ pub struct Chrome {
 }
 
 impl Chrome {
-    /// The layout for `viewer` on a page titled `title`: the sidebar holds the entries they
-    /// may open, the one the page stands under highlighted.
+    /// The layout for `viewer` on a page titled `title`: the sidebar holds the entries shown
+    /// to them, the one the page stands under highlighted.
     pub fn new(viewer: &Viewer, title: &str) -> Self {
         let here = viewer.here.map(|here| here.entry.path());
         let mut sections: Vec<NavSection> = Vec::new();
