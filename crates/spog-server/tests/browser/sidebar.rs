@@ -3,6 +3,7 @@
 //! refuses a viewer without permissions in the usual layout, under the title the table gives.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -58,12 +59,13 @@ async fn every_sidebar_entrys_pages_refuse_viewers_without_its_permission() {
             let Some(permission) = entry.permission else {
                 continue;
             };
-            if !alone.contains_key(&permission) {
-                let name = format!("only-{}", permission.as_str().replace(['.', '_'], "-"));
-                let (visitor, _) = visitor_with(&server, &name, &[permission]).await;
-                alone.insert(permission, visitor);
-            }
-            let visitor = alone.get_mut(&permission).unwrap();
+            let visitor = match alone.entry(permission) {
+                Entry::Occupied(visitor) => visitor.into_mut(),
+                Entry::Vacant(slot) => {
+                    let name = format!("only-{}", permission.as_str().replace(['.', '_'], "-"));
+                    slot.insert(visitor_with(&server, &name, &[permission]).await.0)
+                }
+            };
             let link = format!("href=\"{}\"", entry.path());
             let response = visitor.get(entry.path()).await;
             assert_eq!(response.status(), StatusCode::OK, "{}", entry.path());
