@@ -1,7 +1,9 @@
 //! Password hashing with argon2id, off the async threads and bounded: each hash takes about
 //! 19 MiB and a core for tens of milliseconds, so at most one per core runs at once, a caller
 //! waits briefly for its turn and is otherwise refused (429 with `Retry-After`) instead of
-//! queueing without end. Logins from a familiar place (see the throttle) have a lane of their
+//! queueing without end. A queue longer than the cores could serve within that wait is not
+//! joined at all: the caller is refused at once, so a flood's excess neither holds
+//! connections for the whole wait nor stands ahead of the next good login. Logins from a familiar place (see the throttle) have a lane of their
 //! own beside it, so that a flood of guesses from many addresses cannot crowd them out.
 //! Passwords longer than [`MAX_PASSWORD_BYTES`] are refused unhashed.
 //!
@@ -9,7 +11,7 @@
 //! memory it keeps: allocating and freeing 19 MiB per hash left the allocator holding
 //! hundreds of megabytes after a flood, never returned.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use std::cell::RefCell;
@@ -28,10 +30,16 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 const WAIT: Duration = Duration::from_secs(2);
 /// What a refused caller is told to wait.
 const COME_BACK: Duration = Duration::from_secs(1);
+/// Callers that may wait per core: about what a core hashes within [`WAIT`] on a loaded
+/// machine; whoever comes beyond them would only time out.
+const WAITING_PER_CORE: usize = 8;
 
 pub struct Hashing {
     threads: Threads,
     permits: Semaphore,
+    /// Callers in the common lane waiting for a permit, and how many may.
+    waiting: AtomicUsize,
+    max_waiting: usize,
     /// The familiar logins' own lane.
     familiar: Semaphore,
     wait: Duration,
@@ -71,6 +79,8 @@ impl Hashing {
             // One thread per permit, the familiar lane's included.
             threads: Threads::start(at_once + 1),
             permits: Semaphore::new(at_once),
+            waiting: AtomicUsize::new(0),
+            max_waiting: at_once * WAITING_PER_CORE,
             familiar: Semaphore::new(1),
             wait,
             performed: AtomicU64::new(0),
@@ -88,6 +98,10 @@ impl Hashing {
         lane: Lane,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> ApiResult<T> {
+        let in_line = match lane {
+            Lane::Anyone => Some(self.join_line()?),
+            Lane::Familiar => None,
+        };
         let acquire = async {
             match lane {
                 Lane::Anyone => self.permits.acquire().await,
@@ -101,10 +115,21 @@ impl Hashing {
             .await
             .map_err(|_| ApiError::RateLimited(COME_BACK))?
             .map_err(ApiError::internal)?;
+        drop(in_line);
         self.performed.fetch_add(1, Ordering::Relaxed);
         let done = self.threads.run(work).await;
         drop(permit);
         done
+    }
+
+    /// A place in the common lane's line, or 429 at once when the line is full.
+    fn join_line(&self) -> ApiResult<InLine<'_>> {
+        let ahead = self.waiting.fetch_add(1, Ordering::AcqRel);
+        let place = InLine(&self.waiting);
+        if ahead >= self.max_waiting && self.permits.available_permits() == 0 {
+            return Err(ApiError::RateLimited(COME_BACK));
+        }
+        Ok(place)
     }
 
     pub async fn hash(&self, password: String) -> ApiResult<String> {
@@ -282,6 +307,15 @@ fn check(password: &str, stored: Option<String>) -> bool {
 const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c3BvZ2R1bW15c2FsdA$2Y0Yd6bW5Yq3Cw6w9VxWcS8n4y0m0m5wXcX3VdXnYlM";
 
+/// Leaves the line when the caller is served, refused or gone.
+struct InLine<'a>(&'a AtomicUsize);
+
+impl Drop for InLine<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,6 +399,31 @@ mod tests {
         }
         assert!(refused >= 1, "one permit and a 1 ms wait refuse someone");
         assert_eq!(hashing.performed(), 8 - refused);
+    }
+
+    #[tokio::test]
+    async fn callers_beyond_what_the_wait_could_serve_are_refused_at_once() {
+        let hashing = std::sync::Arc::new(Hashing::new(1, Duration::from_secs(30)));
+        let crowd = 1 + WAITING_PER_CORE + 20;
+        let mut running = Vec::new();
+        for _ in 0..crowd {
+            let hashing = hashing.clone();
+            running.push(tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let answer = hashing.hash("a long enough password".into()).await;
+                (answer, started.elapsed())
+            }));
+        }
+        let mut refused = 0;
+        for task in running {
+            let (answer, took) = task.await.unwrap();
+            if let Err(ApiError::RateLimited(_)) = answer {
+                refused += 1;
+                assert!(took < Duration::from_secs(5), "refused without waiting");
+            }
+        }
+        assert!(refused >= 20, "only {refused} refused");
+        assert_eq!(hashing.performed(), (crowd - refused) as u64);
     }
 
     #[tokio::test]
