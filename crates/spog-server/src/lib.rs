@@ -11,6 +11,7 @@ pub mod config;
 pub mod console;
 pub mod delivery;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod http;
 pub mod hub;

@@ -12,7 +12,8 @@ use spog_store::alerting::alerts;
 use spog_store::alerting::metric_states::{self, MetricState};
 use spog_store::{StoreResult, Tx};
 
-use super::{Announcements, change_state, fire};
+use super::{change_state, fire};
+use crate::events::Announcements;
 
 /// One reading of a metric.
 #[derive(Clone, Debug)]
@@ -180,7 +181,7 @@ async fn resolve_open(
             announcements,
         )
         .await?;
-        let entry = super::system_entry(account, "alert.resolve", "alert")
+        let entry = crate::auth::system_entry(account, super::ENGINE, "alert.resolve", "alert")
             .resource(open.id, &open.rule_name)
             .in_organization(open.organization_id)
             .metadata(serde_json::json!({"reason": "the condition no longer holds"}));

@@ -149,6 +149,21 @@ impl RequestInfo {
     }
 }
 
+/// An audit entry of a change a worker of the service makes on its own: the system is its
+/// actor, `worker` says which one (`alert engine`, `host liveness`).
+pub fn system_entry(
+    account: Id<Account>,
+    worker: &str,
+    action: &str,
+    resource_type: &str,
+) -> AuditEntry {
+    let mut entry = RequestInfo::default().entry(account, action, resource_type);
+    entry.actor_type = ActorType::System;
+    entry.actor_name = Some(worker.to_owned());
+    entry.source = Source::Scheduler;
+    entry
+}
+
 /// The credential a request presents, before it is checked.
 enum Presented {
     Bearer(String),

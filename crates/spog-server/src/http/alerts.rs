@@ -18,7 +18,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::alerting::{self, Announcements};
+use crate::alerting;
+use crate::events::Announcements;
 use crate::auth::Require;
 use crate::auth::permissions::{MonitoringManage, MonitoringView};
 use crate::error::{ApiError, ApiResult};

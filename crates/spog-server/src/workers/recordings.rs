@@ -11,12 +11,14 @@ use spog_core::Timestamp;
 use spog_store::recordings::{EndReason, desktop, terminal};
 use tokio_util::sync::CancellationToken;
 
-use crate::alerting::system_entry;
+use crate::auth::system_entry;
 use crate::state::AppState;
 
 pub const FLUSH: &str = "recording_flush";
 pub const IDLE: &str = "recording_idle";
 
+/// Who the idle job's ends are on record as.
+const IDLE_TIMEOUT: &str = "recording idle timeout";
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 
@@ -138,7 +140,7 @@ pub async fn idle_once(state: &AppState, now: Timestamp) -> anyhow::Result<usize
             }
             Err(other) => return Err(other.into()),
         };
-        let mut entry = system_entry(account, "terminal_session.end", "terminal_session")
+        let entry = system_entry(account, IDLE_TIMEOUT, "terminal_session.end", "terminal_session")
             .resource(
                 recording.session_id,
                 format!("{}@{}", recording.user_email, recording.hostname),
@@ -146,7 +148,6 @@ pub async fn idle_once(state: &AppState, now: Timestamp) -> anyhow::Result<usize
             .in_organization(recording.organization_id)
             .after(&recording)
             .metadata(json!({"reason": "idle", "silent_for_seconds": timeout.as_secs()}));
-        entry.actor_name = Some("recording idle timeout".to_owned());
         spog_store::audit::record(&mut tx, entry).await?;
         tx.commit().await?;
         ended += 1;
@@ -174,7 +175,7 @@ pub async fn idle_once(state: &AppState, now: Timestamp) -> anyhow::Result<usize
             }
             Err(other) => return Err(other.into()),
         };
-        let mut entry = system_entry(account, "desktop_recording.end", "desktop_recording")
+        let entry = system_entry(account, IDLE_TIMEOUT, "desktop_recording.end", "desktop_recording")
             .resource(
                 recording.id,
                 format!("{}@{}", recording.user_email, recording.hostname),
@@ -182,7 +183,6 @@ pub async fn idle_once(state: &AppState, now: Timestamp) -> anyhow::Result<usize
             .in_organization(recording.organization_id)
             .after(&recording)
             .metadata(json!({"reason": "idle", "silent_for_seconds": timeout.as_secs()}));
-        entry.actor_name = Some("recording idle timeout".to_owned());
         spog_store::audit::record(&mut tx, entry).await?;
         tx.commit().await?;
         ended += 1;

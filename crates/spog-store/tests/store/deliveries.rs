@@ -9,7 +9,7 @@ use spog_core::events::EventType;
 use spog_core::model::{Account, Organization};
 use spog_core::{Id, Timestamp};
 use spog_store::deliveries::{self, AttemptRecord, Claimed};
-use spog_store::events::{self, NewEvent};
+use spog_store::events::{self, EventRecord};
 use spog_store::identity::accounts;
 use spog_store::testing::databases;
 use spog_store::{Store, webhooks};
@@ -44,18 +44,37 @@ async fn enqueue(store: &Store, subscribers: usize, events: usize) -> (Id<Accoun
             .unwrap();
         hooks.push(hook.id.to_string());
     }
+    let subscribed: Vec<String> =
+        webhooks::subscribed(&mut tx, account, organization, EventType::JobFailed)
+            .await
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
     for _ in 0..events {
-        let event = NewEvent {
+        let event = EventRecord {
             account,
             organization,
             event_type: EventType::JobFailed,
             occurred_at: Timestamp::now(),
-            data: "{}".into(),
+            data: "{}",
             idempotency_key: None,
         };
-        events::publish(&mut tx, event, Timestamp::now())
+        let event = events::insert(&mut tx, &event, Timestamp::now())
             .await
             .unwrap();
+        deliveries::enqueue(
+            &mut tx,
+            account,
+            organization,
+            event,
+            EventType::JobFailed,
+            TargetKind::Webhook,
+            &subscribed,
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
     }
     tx.commit_unaudited().await.unwrap();
     (account, hooks)
