@@ -21,7 +21,7 @@ pub struct EventRecord<'a> {
 /// Stores an event with the body its webhook deliveries send. A concurrent publisher of the
 /// same idempotency key makes this fail with a conflict; retrying the whole transaction then
 /// finds the first event ([`by_idempotency_key`]).
-#[tracing::instrument(skip_all, fields(account = %event.account, event_type = %event.event_type))]
+#[tracing::instrument(name = "events::insert", skip_all, fields(account = %event.account, event_type = %event.event_type))]
 pub async fn insert(tx: &mut Tx, event: &EventRecord<'_>, now: Timestamp) -> StoreResult<Id<Event>> {
     let id: Id<Event> = Id::new();
     let payload = webhook_body(
@@ -53,6 +53,7 @@ pub async fn insert(tx: &mut Tx, event: &EventRecord<'_>, now: Timestamp) -> Sto
     Ok(id)
 }
 
+#[tracing::instrument(name = "events::by_idempotency_key", skip_all, fields(account = %account))]
 pub async fn by_idempotency_key(
     conn: &mut Conn,
     account: Id<Account>,
@@ -69,6 +70,7 @@ pub async fn by_idempotency_key(
 
 /// The body every webhook delivery of the event sends, by event id (the engine serves every
 /// account, so this is not scoped to one).
+#[tracing::instrument(name = "events::payloads", skip_all)]
 pub async fn payloads(conn: &mut Conn, ids: &[String]) -> StoreResult<Vec<(Id<Event>, String)>> {
     let mut sql = crate::Sql::new("SELECT id, payload FROM events WHERE id IN ");
     sql.bind_list(ids.iter().cloned());
