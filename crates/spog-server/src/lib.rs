@@ -25,6 +25,7 @@ pub mod secrets;
 pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod trace;
 pub mod transport;
 pub mod workers;
 

@@ -3,6 +3,7 @@
 //! socket with code 1008 (policy violation); a cookie from another site's page is refused
 //! 403 and a credential or account at its cap of sockets 429, before the upgrade.
 
+use tracing::{Instrument, Span};
 use axum::extract::{Query, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::http::header::{HOST, ORIGIN};
@@ -55,7 +56,8 @@ async fn upgrade(
         Ok(lease) => lease,
         Err(error) => return error.into_response(),
     };
-    upgrade.on_upgrade(move |socket| serve_socket(state, socket, lease))
+    let span = Span::current();
+    upgrade.on_upgrade(move |socket| serve_socket(state, socket, lease).instrument(span))
 }
 
 /// Admits a WebSocket of `principal` that needs `needs` to stay open: a session cookie is

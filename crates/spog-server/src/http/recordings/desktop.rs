@@ -1,5 +1,6 @@
 //! `/desktop/recordings` (SPEC 8.2): ingest of JPEG or PNG frames and their listing.
 
+use tracing::{Instrument, Span};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -252,9 +253,10 @@ async fn stream_frames(
     let recording = active(&state, &auth, id).await?;
     let recorder = state.recorders.frames(&recording).await?;
     let blocking = state.blocking.clone();
+    let span = Span::current();
     Ok(upgrade
         .max_message_size(state.config.body_limit)
-        .on_upgrade(move |socket| ingest(blocking, recorder, socket, lease)))
+        .on_upgrade(move |socket| ingest(blocking, recorder, socket, lease).instrument(span)))
 }
 
 async fn ingest(

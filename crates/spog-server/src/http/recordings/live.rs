@@ -3,6 +3,7 @@
 //! recorded before the viewer joined is sent at time 0 (the screen as it is now); later
 //! events carry the time since the viewer joined. Closes with 1000 when the session ends.
 
+use tracing::{Instrument, Span};
 use std::time::Instant;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -49,9 +50,10 @@ pub async fn watch_session(
     )?;
     let recording = visible(&state, &auth, id).await?;
     let account = auth.account();
+    let span = Span::current();
     Ok(upgrade
         .protocols(["v2.asciicast"])
-        .on_upgrade(move |socket| follow(state, account, recording, socket, lease)))
+        .on_upgrade(move |socket| follow(state, account, recording, socket, lease).instrument(span)))
 }
 
 async fn follow(

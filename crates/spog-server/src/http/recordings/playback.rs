@@ -9,6 +9,7 @@
 //! sent at once, and pacing continues from there), `{"type": "pause"}`, `{"type": "play"}` and
 //! `{"type": "speed", "value": X}`.
 
+use tracing::{Instrument, Span};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -96,14 +97,15 @@ pub async fn play(
         .await?;
     let start = params.start_ms.unwrap_or(0);
     let blocking = state.blocking.clone();
-    Ok(upgrade.on_upgrade(move |socket| async move {
+    let span = Span::current();
+    Ok(upgrade.on_upgrade(move |socket| {
         let player = Player {
             frames,
             path: Arc::new(path),
             blocking,
             speed,
         };
-        player.run(recording, start, socket, lease).await;
+        player.run(recording, start, socket, lease).instrument(span)
     }))
 }
 

@@ -1,5 +1,6 @@
 //! `/terminal/sessions` and `/terminal/recordings` (SPEC 8.1).
 
+use tracing::{Instrument, Span};
 use std::time::Duration;
 
 use axum::Json;
@@ -285,9 +286,10 @@ async fn stream_events(
     )?;
     let recording = active(&state, &auth, id).await?;
     let recorder = state.recorders.cast(&recording).await?;
+    let span = Span::current();
     Ok(upgrade
         .max_message_size(state.config.body_limit)
-        .on_upgrade(move |socket| ingest(state, recorder, socket, lease)))
+        .on_upgrade(move |socket| ingest(state, recorder, socket, lease).instrument(span)))
 }
 
 pub(super) async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
