@@ -17,10 +17,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::alerting::metrics::{Sample, evaluate};
-use crate::events::{self, Announcements, NewEvent};
 use crate::auth::Require;
 use crate::auth::permissions::EventsPublish;
 use crate::error::{ApiError, ApiResult};
+use crate::events::{self, Announcements, NewEvent};
 use crate::extract::{AppJson, AppPath};
 use crate::http::alerts::metric_name;
 use crate::state::AppState;

@@ -3,13 +3,13 @@
 //! socket with code 1008 (policy violation); a cookie from another site's page is refused
 //! 403 and a credential or account at its cap of sockets 429, before the upgrade.
 
-use tracing::{Instrument, Span};
 use axum::extract::{Query, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::http::header::{HOST, ORIGIN};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use spog_core::Permission;
+use tracing::{Instrument, Span};
 
 use crate::auth::{Credential, Principal, authenticate, authenticate_token};
 use crate::error::{ApiError, ApiResult};

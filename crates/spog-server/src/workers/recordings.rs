@@ -140,14 +140,19 @@ pub async fn idle_once(state: &AppState, now: Timestamp) -> anyhow::Result<usize
             }
             Err(other) => return Err(other.into()),
         };
-        let entry = system_entry(account, IDLE_TIMEOUT, "terminal_session.end", "terminal_session")
-            .resource(
-                recording.session_id,
-                format!("{}@{}", recording.user_email, recording.hostname),
-            )
-            .in_organization(recording.organization_id)
-            .after(&recording)
-            .metadata(json!({"reason": "idle", "silent_for_seconds": timeout.as_secs()}));
+        let entry = system_entry(
+            account,
+            IDLE_TIMEOUT,
+            "terminal_session.end",
+            "terminal_session",
+        )
+        .resource(
+            recording.session_id,
+            format!("{}@{}", recording.user_email, recording.hostname),
+        )
+        .in_organization(recording.organization_id)
+        .after(&recording)
+        .metadata(json!({"reason": "idle", "silent_for_seconds": timeout.as_secs()}));
         spog_store::audit::record(&mut tx, entry).await?;
         tx.commit().await?;
         ended += 1;
@@ -175,14 +180,19 @@ pub async fn idle_once(state: &AppState, now: Timestamp) -> anyhow::Result<usize
             }
             Err(other) => return Err(other.into()),
         };
-        let entry = system_entry(account, IDLE_TIMEOUT, "desktop_recording.end", "desktop_recording")
-            .resource(
-                recording.id,
-                format!("{}@{}", recording.user_email, recording.hostname),
-            )
-            .in_organization(recording.organization_id)
-            .after(&recording)
-            .metadata(json!({"reason": "idle", "silent_for_seconds": timeout.as_secs()}));
+        let entry = system_entry(
+            account,
+            IDLE_TIMEOUT,
+            "desktop_recording.end",
+            "desktop_recording",
+        )
+        .resource(
+            recording.id,
+            format!("{}@{}", recording.user_email, recording.hostname),
+        )
+        .in_organization(recording.organization_id)
+        .after(&recording)
+        .metadata(json!({"reason": "idle", "silent_for_seconds": timeout.as_secs()}));
         spog_store::audit::record(&mut tx, entry).await?;
         tx.commit().await?;
         ended += 1;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use spog_core::Timestamp;
 use spog_core::events::EventType;
-use spog_server::testing::TestServer;
 use spog_server::events::{self, Announcements, NewEvent};
+use spog_server::testing::TestServer;
 
 use crate::deliveries::publish;
 use crate::receiver::{Answer, Receiver, black_hole};
@@ -31,7 +31,13 @@ async fn flood(server: &TestServer, org: &str, count: usize) {
     let mut announcements = Announcements::default();
     for _ in 0..count {
         let now = Timestamp::now();
-        let event = NewEvent::new(account, organization, EventType::JobCompleted, now, json!({}));
+        let event = NewEvent::new(
+            account,
+            organization,
+            EventType::JobCompleted,
+            now,
+            json!({}),
+        );
         events::publish(&mut tx, event, now, &mut announcements)
             .await
             .unwrap();

@@ -22,7 +22,11 @@ pub struct EventRecord<'a> {
 /// same idempotency key makes this fail with a conflict; retrying the whole transaction then
 /// finds the first event ([`by_idempotency_key`]).
 #[tracing::instrument(name = "events::insert", skip_all, fields(account = %event.account, event_type = %event.event_type))]
-pub async fn insert(tx: &mut Tx, event: &EventRecord<'_>, now: Timestamp) -> StoreResult<Id<Event>> {
+pub async fn insert(
+    tx: &mut Tx,
+    event: &EventRecord<'_>,
+    now: Timestamp,
+) -> StoreResult<Id<Event>> {
     let id: Id<Event> = Id::new();
     let payload = webhook_body(
         &id.to_string(),

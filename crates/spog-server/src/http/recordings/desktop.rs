@@ -1,6 +1,5 @@
 //! `/desktop/recordings` (SPEC 8.2): ingest of JPEG or PNG frames and their listing.
 
-use tracing::{Instrument, Span};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -18,6 +17,7 @@ use spog_store::audit;
 use spog_store::recordings::desktop;
 use spog_store::recordings::terminal::Filter;
 use spog_store::recordings::{EndReason, NewRecording};
+use tracing::{Instrument, Span};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;

@@ -3,7 +3,6 @@
 //! recorded before the viewer joined is sent at time 0 (the screen as it is now); later
 //! events carry the time since the viewer joined. Closes with 1000 when the session ends.
 
-use tracing::{Instrument, Span};
 use std::time::Instant;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -16,6 +15,7 @@ use spog_core::recordings::{RawEvent, TerminalRecording, TerminalSession};
 use spog_core::{Id, Permission, model::Account};
 use spog_store::identity::hosts::HostScope;
 use spog_store::recordings::terminal;
+use tracing::{Instrument, Span};
 
 use super::terminal::{FOLLOW_POLL, NORMAL, close, visible};
 use crate::auth::Require;
@@ -53,7 +53,9 @@ pub async fn watch_session(
     let span = Span::current();
     Ok(upgrade
         .protocols(["v2.asciicast"])
-        .on_upgrade(move |socket| follow(state, account, recording, socket, lease).instrument(span)))
+        .on_upgrade(move |socket| {
+            follow(state, account, recording, socket, lease).instrument(span)
+        }))
 }
 
 async fn follow(

@@ -9,7 +9,6 @@
 //! sent at once, and pacing continues from there), `{"type": "pause"}`, `{"type": "play"}` and
 //! `{"type": "speed", "value": X}`.
 
-use tracing::{Instrument, Span};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +22,7 @@ use serde_json::json;
 use spog_core::recordings::DesktopRecording;
 use spog_core::{Id, Permission};
 use tokio::time::Instant;
+use tracing::{Instrument, Span};
 use utoipa::IntoParams;
 
 use super::desktop::visible;

@@ -1,6 +1,5 @@
 //! `/terminal/sessions` and `/terminal/recordings` (SPEC 8.1).
 
-use tracing::{Instrument, Span};
 use std::time::Duration;
 
 use axum::Json;
@@ -21,6 +20,7 @@ use spog_core::{BoundedList, FieldErrors, Id, Permission, Timestamp, validate};
 use spog_store::audit;
 use spog_store::recordings::terminal::{self, Filter};
 use spog_store::recordings::{EndReason, NewRecording};
+use tracing::{Instrument, Span};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
