@@ -20,6 +20,8 @@ use spog_core::{Id, Timestamp};
 use spog_store::alerting::{alerts, rules};
 use spog_store::events::EventRecord;
 use spog_store::{StoreResult, Tx, channels, deliveries, events, webhooks};
+use tracing::Span;
+use tracing::field::Empty;
 
 use crate::alerting;
 
@@ -111,8 +113,8 @@ impl Published {
 /// Publishes an event with all it fans out to, in `tx`. A concurrent publisher of the same
 /// idempotency key makes this fail with a conflict; retrying the whole transaction then
 /// finds the first event.
-#[tracing::instrument(skip_all, fields(account = %event.account,
-    organization = %event.organization, event_type = %event.event_type))]
+#[tracing::instrument(name = "events::publish", skip_all, fields(account = %event.account,
+    organization = %event.organization, event_type = %event.event_type, event = Empty))]
 pub async fn publish(
     tx: &mut Tx,
     event: NewEvent,
@@ -135,6 +137,7 @@ pub async fn publish(
         idempotency_key: event.idempotency_key.as_deref(),
     };
     let id = events::insert(tx, &record, now).await?;
+    Span::current().record("event", tracing::field::display(id));
     let mut deliveries = enqueue(tx, &event, id, TargetKind::Webhook, now).await?;
     deliveries.extend(enqueue(tx, &event, id, TargetKind::Channel, now).await?);
     if !deliveries.is_empty() {
@@ -176,9 +179,6 @@ async fn enqueue(
             channels::of_organization(tx, account, organization, &event.channels, true).await?
         }
     };
-    if targets.is_empty() {
-        return Ok(Vec::new());
-    }
     deliveries::enqueue(
         tx,
         account,
@@ -210,7 +210,11 @@ async fn fire_event_rules(
     }
     for rule in rules::enabled(tx, event.account, event.organization, "event").await? {
         if rule.condition.matches_event(event_type, &event.data) {
-            let summary = format!("{} on {}", event_type.as_str(), notify::subject(&event.data));
+            let summary = format!(
+                "{} on {}",
+                event_type.as_str(),
+                notify::subject(&event.data)
+            );
             let mut alert = alerts::firing(&rule, summary, now);
             alert.source_event_id = Some(id.to_string());
             alerting::fire(tx, event.account, &rule, alert, now, announcements).await?;
