@@ -31,6 +31,8 @@ enum Step {
 }
 
 /// Feeds a host's samples, oldest first, to the rules that watch them.
+#[tracing::instrument(name = "alerting::evaluate", skip_all,
+    fields(account = %account, host = %host.id))]
 pub async fn evaluate(
     tx: &mut Tx,
     account: Id<Account>,
@@ -122,6 +124,8 @@ pub async fn evaluate(
 }
 
 /// Fires the rule for the host unless an alert is already open.
+#[tracing::instrument(name = "alerting::fire_once", skip_all,
+    fields(account = %account, rule = %rule.id, host = %host.id))]
 pub async fn fire_once(
     tx: &mut Tx,
     account: Id<Account>,

@@ -23,6 +23,8 @@ use crate::hub::bus::BusEvent;
 pub const ENGINE: &str = "alert engine";
 
 /// Stores a firing alert and, unless the rule's cooldown runs, announces it.
+#[tracing::instrument(name = "alerting::fire", skip_all,
+    fields(account = %account, rule = %rule.id, alert = %alert.id))]
 pub async fn fire(
     tx: &mut Tx,
     account: Id<Account>,
@@ -47,6 +49,8 @@ pub async fn fire(
 
 /// Moves an alert to `to` (from the states that allow it) and announces the move; false if
 /// the alert was not in such a state.
+#[tracing::instrument(name = "alerting::change_state", skip_all,
+    fields(account = %account, alert = %alert.id, to = ?to))]
 pub async fn change_state(
     tx: &mut Tx,
     account: Id<Account>,
