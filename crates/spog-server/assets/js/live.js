@@ -148,6 +148,13 @@ window.addEventListener("pagehide", () => {
     socket.close(1000);
   }
 });
+// Logging out ends the session, which closes this socket (1008) before the logout's own answer
+// arrives: that is the user leaving, not a session lost under them.
+document.addEventListener("submit", (event) => {
+  if (event.target.action && new URL(event.target.action).pathname === "/logout") {
+    leaving = true;
+  }
+});
 window.addEventListener("pageshow", (event) => {
   if (event.persisted && leaving) {
     leaving = false;

@@ -15,7 +15,7 @@ pub use cache::AuthCache;
 pub use client::{ClientOrigin, secure_cookies};
 pub(crate) use csrf::constant_time_eq;
 pub use csrf::{CSRF_HEADER, SESSION_COOKIE, check as check_csrf};
-pub use extract::{Auth, Require, permissions};
+pub use extract::{Auth, Require, RequiredPermission, permissions};
 pub use principal::{
     Credential, Principal, RequestInfo, authenticate, authenticate_token, principal_again,
     system_entry,

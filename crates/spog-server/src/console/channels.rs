@@ -14,13 +14,14 @@ use spog_store::channels;
 use spog_store::identity::organizations;
 
 use super::error::{PageError, PageResult};
-use super::layout::{Chrome, no_access, render, when};
+use super::layout::{Chrome, render, when};
 use super::lists::{ListQuery, Pager, parse_id};
-use super::session::Viewer;
+use super::session::{RequirePage, Viewer};
+use crate::auth::permissions::{MonitoringManage, MonitoringView};
 use crate::state::AppState;
 
 const PATH: &str = "/notification-channels";
-const TITLE: &str = "Notification channels";
+pub const TITLE: &str = "Notification channels";
 
 pub struct ChannelRow {
     pub id: String,
@@ -164,13 +165,10 @@ async fn table(
 
 pub async fn list_page(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<MonitoringView>,
     Query(query): Query<ListQuery>,
 ) -> PageResult {
-    let chrome = Chrome::new(&viewer, TITLE, PATH);
-    if !viewer.has(Permission::MonitoringView) {
-        return no_access(chrome, Permission::MonitoringView);
-    }
+    let chrome = Chrome::new(&viewer, TITLE);
     let types = ChannelType::ALL
         .into_iter()
         .map(|t| TypeOption {
@@ -187,12 +185,9 @@ pub async fn list_page(
 
 pub async fn table_partial(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<MonitoringView>,
     Query(query): Query<ListQuery>,
 ) -> PageResult {
-    if !viewer.has(Permission::MonitoringView) {
-        return Err(PageError::NotFound);
-    }
     render(&ChannelsTablePartial {
         table: table(&state, &viewer, &query).await?,
     })
@@ -206,13 +201,10 @@ pub struct NewQuery {
 
 pub async fn new_page(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<MonitoringManage>,
     Query(query): Query<NewQuery>,
 ) -> PageResult {
-    let chrome = Chrome::new(&viewer, TITLE, PATH);
-    if !viewer.has(Permission::MonitoringManage) {
-        return no_access(chrome, Permission::MonitoringManage);
-    }
+    let chrome = Chrome::new(&viewer, TITLE);
     let channel_type = ChannelType::parse("type", query.channel_type.as_deref().unwrap_or(""))
         .map_err(|_| PageError::NotFound)?;
     let mut conn = state.store.conn().await?;
@@ -245,13 +237,10 @@ pub async fn new_page(
 
 pub async fn channel_page(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<MonitoringView>,
     Path(id): Path<String>,
 ) -> PageResult {
-    let chrome = Chrome::new(&viewer, TITLE, PATH);
-    if !viewer.has(Permission::MonitoringView) {
-        return no_access(chrome, Permission::MonitoringView);
-    }
+    let chrome = Chrome::new(&viewer, TITLE);
     let id = parse_id::<Channel>(&id)?;
     let mut conn = state.store.conn().await?;
     let stored = channels::get_stored(&mut conn, viewer.auth.account(), id).await?;

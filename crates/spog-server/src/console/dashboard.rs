@@ -153,7 +153,7 @@ async fn tiles(state: &AppState, viewer: &Viewer) -> Result<Tiles, spog_store::S
 
 pub async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> PageResult {
     render(&DashboardPage {
-        chrome: Chrome::new(&viewer, "Dashboard", "/"),
+        chrome: Chrome::new(&viewer, "Dashboard"),
         tiles: tiles(&state, &viewer).await?,
         activity: activity(&state, &viewer).await?,
     })

@@ -11,12 +11,13 @@ use spog_core::{Id, Permission, page};
 use spog_store::identity::{hosts, users};
 
 use super::error::{PageError, PageResult};
-use super::layout::{Chrome, no_access, render, when, when_or};
+use super::layout::{Chrome, render, when, when_or};
 use super::lists::{
     ListQuery, OrganizationOption, Pager, organization_name, organization_names,
     organization_options, parse_id,
 };
-use super::session::Viewer;
+use super::session::{RequirePage, Viewer};
+use crate::auth::permissions::HostsManage;
 use crate::http::hosts::visible_host;
 use crate::state::AppState;
 
@@ -129,7 +130,7 @@ pub async fn list_page(
     let organizations = organization_options(&mut conn, viewer.auth.account()).await?;
     drop(conn);
     render(&HostsPage {
-        chrome: Chrome::new(&viewer, "Hosts", PATH),
+        chrome: Chrome::new(&viewer, "Hosts"),
         organizations,
         table: table(&state, &viewer, &query).await?,
     })
@@ -205,7 +206,7 @@ pub async fn host_page(
     };
     drop(conn);
     render(&HostPage {
-        chrome: Chrome::new(&viewer, "Hosts", PATH),
+        chrome: Chrome::new(&viewer, "Hosts"),
         created: when(host.created_at),
         host: row(&host, &names),
         can_manage,
@@ -216,12 +217,9 @@ pub async fn host_page(
 
 pub async fn access_partial(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<HostsManage>,
     Path(id): Path<String>,
 ) -> PageResult {
-    if !viewer.has(Permission::HostsManage) {
-        return no_access(Chrome::new(&viewer, "Hosts", PATH), Permission::HostsManage);
-    }
     let id = parse_id::<Host>(&id)?;
     let mut conn = state.store.conn().await?;
     hosts::get(&mut conn, viewer.auth.account(), id).await?;

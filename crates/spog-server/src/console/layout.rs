@@ -1,111 +1,16 @@
-//! What every signed-in page shares: the sidebar of SPEC 10, the top bar, the CSRF token, and
-//! the "you do not have access" state of a page whose permission the viewer lacks.
+//! What every signed-in page shares: the sidebar of SPEC 10 (drawn from [`NAV`]), the top
+//! bar, the CSRF token, and the "you do not have access" state of a page whose permission the
+//! viewer lacks.
 
 use askama::Template;
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse};
+use axum::response::{Html, IntoResponse, Response};
 use spog_core::{Permission, Timestamp};
 
 use super::assets;
-use super::error::PageResult;
+use super::error::{PageError, PageResult};
+use super::pages::NAV;
 use super::session::Viewer;
-
-struct NavEntry {
-    section: &'static str,
-    label: &'static str,
-    href: &'static str,
-    /// Hidden from viewers without it (the page itself says why it shows nothing).
-    requires: Option<Permission>,
-}
-
-/// The sidebar in the order of SPEC 10. Pages not built yet have no entry until they exist;
-/// each is one line.
-const NAV: &[NavEntry] = &[
-    NavEntry {
-        section: "",
-        label: "Dashboard",
-        href: "/",
-        requires: None,
-    },
-    NavEntry {
-        section: "",
-        label: "Audit logs",
-        href: "/audit-logs",
-        requires: Some(Permission::AuditLogsView),
-    },
-    NavEntry {
-        section: "Terminal",
-        label: "Sessions",
-        href: "/terminal/sessions",
-        requires: Some(Permission::SessionRecordingsView),
-    },
-    NavEntry {
-        section: "Terminal",
-        label: "Recordings",
-        href: "/terminal/recordings",
-        requires: Some(Permission::SessionRecordingsView),
-    },
-    NavEntry {
-        section: "Desktop",
-        label: "Recordings",
-        href: "/desktop/recordings",
-        requires: Some(Permission::SessionRecordingsView),
-    },
-    NavEntry {
-        section: "",
-        label: "Webhooks",
-        href: "/webhooks",
-        requires: Some(Permission::MonitoringView),
-    },
-    NavEntry {
-        section: "",
-        label: "Notification channels",
-        href: "/notification-channels",
-        requires: Some(Permission::MonitoringView),
-    },
-    NavEntry {
-        section: "",
-        label: "Alerts",
-        href: "/alerts",
-        requires: Some(Permission::MonitoringView),
-    },
-    NavEntry {
-        section: "",
-        label: "System health",
-        href: "/system/health",
-        requires: Some(Permission::MonitoringView),
-    },
-    NavEntry {
-        section: "Admin",
-        label: "Users",
-        href: "/admin/users",
-        requires: Some(Permission::UsersManage),
-    },
-    NavEntry {
-        section: "Admin",
-        label: "Roles",
-        href: "/admin/roles",
-        requires: Some(Permission::UsersManage),
-    },
-    NavEntry {
-        section: "Admin",
-        label: "API tokens",
-        href: "/admin/api-tokens",
-        requires: Some(Permission::UsersManage),
-    },
-    NavEntry {
-        section: "Admin",
-        label: "Organizations",
-        href: "/admin/organizations",
-        requires: None,
-    },
-    NavEntry {
-        section: "Admin",
-        label: "Hosts",
-        href: "/admin/hosts",
-        requires: None,
-    },
-];
 
 pub struct NavSection {
     pub title: &'static str,
@@ -131,17 +36,16 @@ pub struct Chrome {
 }
 
 impl Chrome {
-    /// The layout for `viewer` on the page whose sidebar entry is `href`.
-    pub fn new(viewer: &Viewer, title: &str, href: &str) -> Self {
+    /// The layout for `viewer` on a page titled `title`: the sidebar holds the entries shown
+    /// to them, the one the page stands under highlighted.
+    pub fn new(viewer: &Viewer, title: &str) -> Self {
+        let here = viewer.here.map(|here| here.entry.path());
         let mut sections: Vec<NavSection> = Vec::new();
-        let visible = NAV
-            .iter()
-            .filter(|entry| entry.requires.is_none_or(|p| viewer.has(p)));
-        for entry in visible {
+        for entry in NAV.iter().filter(|entry| entry.shown_to(viewer)) {
             let link = NavLink {
                 label: entry.label,
-                href: entry.href,
-                current: entry.href == href,
+                href: entry.path(),
+                current: here == Some(entry.path()),
             };
             match sections.last_mut() {
                 Some(section) if section.title == entry.section => section.links.push(link),
@@ -177,12 +81,16 @@ struct NoAccess {
 }
 
 /// The page for a viewer who lacks `permission`: the layout, and what to ask for.
-pub fn no_access(chrome: Chrome, permission: Permission) -> PageResult {
+pub fn no_access(viewer: &Viewer, permission: Permission) -> Response {
+    let title = viewer.here.map_or("this page", |here| here.page.title);
     let page = NoAccess {
-        chrome,
+        chrome: Chrome::new(viewer, title),
         permission: permission.as_str(),
     };
-    Ok((StatusCode::FORBIDDEN, Html(page.render()?)).into_response())
+    match page.render() {
+        Ok(html) => (StatusCode::FORBIDDEN, Html(html)).into_response(),
+        Err(error) => PageError::from(error).into_response(),
+    }
 }
 
 /// `2026-11-25 10:00:00 UTC`: to the second, which is what people read.

@@ -14,7 +14,6 @@ use super::layout::{Chrome, render, when, when_or};
 use super::session::Viewer;
 use crate::state::AppState;
 
-const PATH: &str = "/notifications";
 /// Notifications the bell's dropdown shows.
 const MENU_SIZE: u32 = 8;
 
@@ -210,7 +209,7 @@ pub async fn notifications_page(
 ) -> PageResult {
     let list = list(&state, &viewer, &query).await?;
     render(&NotificationsPage {
-        chrome: Chrome::new(&viewer, "Notifications", PATH),
+        chrome: Chrome::new(&viewer, "Notifications"),
         read: query.read,
         category: query.category,
         categories: categories(),

@@ -14,8 +14,6 @@ use super::lists::parse_id;
 use super::session::Viewer;
 use crate::state::AppState;
 
-const PATH: &str = "/admin/organizations";
-
 pub struct OrganizationRow {
     pub id: String,
     pub name: String,
@@ -67,7 +65,7 @@ async fn table(state: &AppState, viewer: &Viewer) -> Result<OrganizationsTable, 
 
 pub async fn list_page(State(state): State<AppState>, viewer: Viewer) -> PageResult {
     render(&OrganizationsPage {
-        chrome: Chrome::new(&viewer, "Organizations", PATH),
+        chrome: Chrome::new(&viewer, "Organizations"),
         table: table(&state, &viewer).await?,
     })
 }
@@ -87,7 +85,7 @@ pub async fn edit_page(
     let mut conn = state.store.conn().await?;
     let organization = organizations::get(&mut conn, viewer.auth.account(), id).await?;
     render(&OrganizationEditPage {
-        chrome: Chrome::new(&viewer, "Organizations", PATH),
+        chrome: Chrome::new(&viewer, "Organizations"),
         organization: row(organization),
         can_manage: viewer.has(Permission::UsersManage),
     })

@@ -6,18 +6,19 @@
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
+use spog_core::Id;
 use spog_core::model::Host;
 use spog_core::page::{self, Page};
 use spog_core::recordings::{DesktopRecording, TerminalRecording};
-use spog_core::{Id, Permission};
 use spog_store::identity::hosts;
 use spog_store::recordings::terminal::Filter;
 use spog_store::recordings::{desktop, terminal};
 
 use super::error::{PageError, PageResult};
-use super::layout::{Chrome, no_access, render, when, when_or};
+use super::layout::{Chrome, render, when, when_or};
 use super::lists::parse_id;
-use super::session::Viewer;
+use super::session::{RequirePage, Viewer};
+use crate::auth::permissions::SessionRecordingsView;
 use crate::state::AppState;
 
 pub const SESSIONS: &str = "/terminal/sessions";
@@ -150,10 +151,7 @@ async fn list(
         TERMINAL => ("Terminal recordings", "terminal"),
         _ => ("Desktop recordings", "desktop"),
     };
-    let chrome = Chrome::new(viewer, heading, path);
-    if !viewer.has(Permission::SessionRecordingsView) {
-        return no_access(chrome, Permission::SessionRecordingsView);
-    }
+    let chrome = Chrome::new(viewer, heading);
     let mut error = None;
     let filter = Filter {
         host: parse_filter(&query.host_id, &mut error),
@@ -244,7 +242,7 @@ fn next_cursor<T>(page: &Page<T>) -> Option<String> {
 
 pub async fn sessions_page(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<SessionRecordingsView>,
     Query(query): Query<ListQuery>,
 ) -> PageResult {
     list(&state, &viewer, query, SESSIONS).await
@@ -252,7 +250,7 @@ pub async fn sessions_page(
 
 pub async fn terminal_page(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<SessionRecordingsView>,
     Query(query): Query<ListQuery>,
 ) -> PageResult {
     list(&state, &viewer, query, TERMINAL).await
@@ -260,7 +258,7 @@ pub async fn terminal_page(
 
 pub async fn desktop_page(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<SessionRecordingsView>,
     Query(query): Query<ListQuery>,
 ) -> PageResult {
     list(&state, &viewer, query, DESKTOP).await
@@ -278,13 +276,10 @@ struct TerminalPlay {
 /// One terminal recording in the asciinema player; an active session is followed live.
 pub async fn terminal_play(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<SessionRecordingsView>,
     Path(id): Path<String>,
 ) -> PageResult {
-    let chrome = Chrome::new(&viewer, "Terminal recording", TERMINAL);
-    if !viewer.has(Permission::SessionRecordingsView) {
-        return no_access(chrome, Permission::SessionRecordingsView);
-    }
+    let chrome = Chrome::new(&viewer, "Terminal recording");
     let id: Id<TerminalRecording> = parse_id(&id)?;
     let mut conn = state.store.conn().await?;
     let recording = terminal::get(
@@ -319,13 +314,10 @@ struct DesktopPlay {
 /// Desktop > Playback: one recording on a canvas, paced by the server.
 pub async fn desktop_play(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<SessionRecordingsView>,
     Path(id): Path<String>,
 ) -> PageResult {
-    let chrome = Chrome::new(&viewer, "Desktop playback", DESKTOP);
-    if !viewer.has(Permission::SessionRecordingsView) {
-        return no_access(chrome, Permission::SessionRecordingsView);
-    }
+    let chrome = Chrome::new(&viewer, "Desktop playback");
     let id: Id<DesktopRecording> = parse_id(&id)?;
     let mut conn = state.store.conn().await?;
     let recording = desktop::get(

@@ -3,17 +3,16 @@
 
 use askama::Template;
 use axum::extract::{Path, State};
+use spog_core::PermissionSet;
 use spog_core::model::Role;
-use spog_core::{Permission, PermissionSet};
 use spog_store::identity::roles;
 
 use super::error::{PageError, PageResult};
-use super::layout::{Chrome, no_access, render};
+use super::layout::{Chrome, render};
 use super::lists::{PermissionOption, parse_id, permission_options};
-use super::session::Viewer;
+use super::session::{RequirePage, Viewer};
+use crate::auth::permissions::UsersManage;
 use crate::state::AppState;
-
-const PATH: &str = "/admin/roles";
 
 pub struct RoleRow {
     pub id: String,
@@ -67,11 +66,11 @@ async fn table(state: &AppState, viewer: &Viewer) -> Result<RolesTable, PageErro
     })
 }
 
-pub async fn list_page(State(state): State<AppState>, viewer: Viewer) -> PageResult {
-    let chrome = Chrome::new(&viewer, "Roles", PATH);
-    if !viewer.has(Permission::UsersManage) {
-        return no_access(chrome, Permission::UsersManage);
-    }
+pub async fn list_page(
+    State(state): State<AppState>,
+    viewer: RequirePage<UsersManage>,
+) -> PageResult {
+    let chrome = Chrome::new(&viewer, "Roles");
     render(&RolesPage {
         chrome,
         permissions: permission_options(PermissionSet::all(), PermissionSet::EMPTY),
@@ -79,10 +78,10 @@ pub async fn list_page(State(state): State<AppState>, viewer: Viewer) -> PageRes
     })
 }
 
-pub async fn table_partial(State(state): State<AppState>, viewer: Viewer) -> PageResult {
-    if !viewer.has(Permission::UsersManage) {
-        return no_access(Chrome::new(&viewer, "Roles", PATH), Permission::UsersManage);
-    }
+pub async fn table_partial(
+    State(state): State<AppState>,
+    viewer: RequirePage<UsersManage>,
+) -> PageResult {
     render(&RolesTablePartial {
         table: table(&state, &viewer).await?,
     })
@@ -90,13 +89,10 @@ pub async fn table_partial(State(state): State<AppState>, viewer: Viewer) -> Pag
 
 pub async fn edit_page(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<UsersManage>,
     Path(id): Path<String>,
 ) -> PageResult {
-    let chrome = Chrome::new(&viewer, "Roles", PATH);
-    if !viewer.has(Permission::UsersManage) {
-        return no_access(chrome, Permission::UsersManage);
-    }
+    let chrome = Chrome::new(&viewer, "Roles");
     let id = parse_id::<Role>(&id)?;
     let mut conn = state.store.conn().await?;
     let role = roles::get(&mut conn, viewer.auth.account(), id).await?;

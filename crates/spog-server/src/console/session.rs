@@ -1,5 +1,9 @@
 //! Console sessions: the HttpOnly cookie that holds the session JWT, the login form's CSRF
-//! token, and [`Viewer`], the signed-in user of a page.
+//! token, [`Viewer`], the signed-in user of a page, and [`RequirePage`], a viewer holding the
+//! permission a page needs.
+
+use std::marker::PhantomData;
+use std::ops::Deref;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -10,7 +14,11 @@ use rand::RngCore;
 use spog_core::{Permission, Timestamp};
 
 use super::error::PageError;
-use crate::auth::{Auth, Credential, RequestInfo, SESSION_COOKIE, authenticate, check_csrf};
+use super::layout::no_access;
+use super::pages::Here;
+use crate::auth::{
+    Auth, Credential, RequestInfo, RequiredPermission, SESSION_COOKIE, authenticate, check_csrf,
+};
 use crate::error::ApiError;
 use crate::keys::Keys;
 use crate::state::AppState;
@@ -23,6 +31,8 @@ pub struct Viewer {
     pub auth: Auth,
     /// Sent back in the `x-csrf-token` header by every unsafe request of the page.
     pub csrf: String,
+    /// Where in the console's table the page stands (nowhere for pages outside the sidebar).
+    pub here: Option<Here>,
 }
 
 impl Viewer {
@@ -54,11 +64,37 @@ impl FromRequestParts<AppState> for Viewer {
         }
         Ok(Viewer {
             csrf: state.keys.csrf_token(&id.to_string()),
+            here: parts.extensions.get::<Here>().copied(),
             auth: Auth {
                 principal,
                 request: RequestInfo::from_parts(parts),
             },
         })
+    }
+}
+
+/// The viewer of a page that needs permission `P` (a marker of
+/// [`permissions`](crate::auth::permissions)), named in the handler's signature. A viewer
+/// without it gets the no-access page in the usual layout (403); an anonymous visitor goes to
+/// the login page.
+pub struct RequirePage<P>(pub Viewer, PhantomData<P>);
+
+impl<P> Deref for RequirePage<P> {
+    type Target = Viewer;
+    fn deref(&self) -> &Viewer {
+        &self.0
+    }
+}
+
+impl<P: RequiredPermission + Send + Sync> FromRequestParts<AppState> for RequirePage<P> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let viewer = Viewer::from_request_parts(parts, state).await?;
+        match viewer.has(P::PERMISSION) {
+            true => Ok(RequirePage(viewer, PhantomData)),
+            false => Err(no_access(&viewer, P::PERMISSION)),
+        }
     }
 }
 

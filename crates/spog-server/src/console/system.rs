@@ -3,15 +3,13 @@
 
 use askama::Template;
 use axum::extract::State;
-use spog_core::Permission;
 
 use super::error::PageResult;
-use super::layout::{Chrome, no_access, render, when, when_or};
-use super::session::Viewer;
+use super::layout::{Chrome, render, when, when_or};
+use super::session::RequirePage;
+use crate::auth::permissions::MonitoringView;
 use crate::http::system::{SystemHealth, health};
 use crate::state::AppState;
-
-const PATH: &str = "/system/health";
 
 pub struct WorkerRow {
     pub name: String,
@@ -74,24 +72,21 @@ struct HealthPartial {
     health: HealthView,
 }
 
-pub async fn health_page(State(state): State<AppState>, viewer: Viewer) -> PageResult {
-    let chrome = Chrome::new(&viewer, "System health", PATH);
-    if !viewer.has(Permission::MonitoringView) {
-        return no_access(chrome, Permission::MonitoringView);
-    }
+pub async fn health_page(
+    State(state): State<AppState>,
+    viewer: RequirePage<MonitoringView>,
+) -> PageResult {
+    let chrome = Chrome::new(&viewer, "System health");
     render(&HealthPage {
         chrome,
         health: health(&state, viewer.auth.account()).await.into(),
     })
 }
 
-pub async fn health_partial(State(state): State<AppState>, viewer: Viewer) -> PageResult {
-    if !viewer.has(Permission::MonitoringView) {
-        return no_access(
-            Chrome::new(&viewer, "System health", PATH),
-            Permission::MonitoringView,
-        );
-    }
+pub async fn health_partial(
+    State(state): State<AppState>,
+    viewer: RequirePage<MonitoringView>,
+) -> PageResult {
     render(&HealthPartial {
         health: health(&state, viewer.auth.account()).await.into(),
     })

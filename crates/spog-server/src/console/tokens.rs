@@ -6,13 +6,14 @@ use askama::Template;
 use axum::extract::{Query, State};
 use spog_core::audit::ActorType;
 use spog_core::model::ApiToken;
-use spog_core::{Permission, PermissionSet, Timestamp, page};
+use spog_core::{PermissionSet, Timestamp, page};
 use spog_store::identity::tokens;
 
 use super::error::{PageError, PageResult};
-use super::layout::{Chrome, no_access, render, when, when_or};
+use super::layout::{Chrome, render, when, when_or};
 use super::lists::{ListQuery, Pager, PermissionOption, permission_options};
-use super::session::Viewer;
+use super::session::{RequirePage, Viewer};
+use crate::auth::permissions::UsersManage;
 use crate::state::AppState;
 
 const PATH: &str = "/admin/api-tokens";
@@ -97,13 +98,10 @@ async fn table(
 
 pub async fn list_page(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<UsersManage>,
     Query(query): Query<ListQuery>,
 ) -> PageResult {
-    let chrome = Chrome::new(&viewer, "API tokens", PATH);
-    if !viewer.has(Permission::UsersManage) {
-        return no_access(chrome, Permission::UsersManage);
-    }
+    let chrome = Chrome::new(&viewer, "API tokens");
     // Nobody grants a permission they do not hold (the API refuses it too).
     let grantable = viewer.auth.principal.permissions;
     render(&TokensPage {
@@ -123,15 +121,9 @@ pub async fn list_page(
 
 pub async fn table_partial(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<UsersManage>,
     Query(query): Query<ListQuery>,
 ) -> PageResult {
-    if !viewer.has(Permission::UsersManage) {
-        return no_access(
-            Chrome::new(&viewer, "API tokens", PATH),
-            Permission::UsersManage,
-        );
-    }
     render(&TokensTablePartial {
         table: table(&state, &viewer, &query).await?,
     })

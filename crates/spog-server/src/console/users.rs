@@ -3,15 +3,15 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use spog_core::Permission;
 use spog_core::model::User;
 use spog_core::page;
 use spog_store::identity::{roles, users};
 
 use super::error::PageResult;
-use super::layout::{Chrome, no_access, render, when, when_or};
+use super::layout::{Chrome, render, when, when_or};
 use super::lists::{ListQuery, Pager, RoleOption, parse_id, role_options};
-use super::session::Viewer;
+use super::session::{RequirePage, Viewer};
+use crate::auth::permissions::UsersManage;
 use crate::state::AppState;
 
 const PATH: &str = "/admin/users";
@@ -90,13 +90,10 @@ async fn table(
 
 pub async fn list_page(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<UsersManage>,
     Query(query): Query<ListQuery>,
 ) -> PageResult {
-    let chrome = Chrome::new(&viewer, "Users", PATH);
-    if !viewer.has(Permission::UsersManage) {
-        return no_access(chrome, Permission::UsersManage);
-    }
+    let chrome = Chrome::new(&viewer, "Users");
     let mut conn = state.store.conn().await?;
     let roles = roles::list(&mut conn, viewer.auth.account()).await?;
     drop(conn);
@@ -109,12 +106,9 @@ pub async fn list_page(
 
 pub async fn table_partial(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<UsersManage>,
     Query(query): Query<ListQuery>,
 ) -> PageResult {
-    if !viewer.has(Permission::UsersManage) {
-        return no_access(Chrome::new(&viewer, "Users", PATH), Permission::UsersManage);
-    }
     render(&UsersTablePartial {
         table: table(&state, &viewer, &query).await?,
     })
@@ -122,13 +116,10 @@ pub async fn table_partial(
 
 pub async fn edit_page(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<UsersManage>,
     Path(id): Path<String>,
 ) -> PageResult {
-    let chrome = Chrome::new(&viewer, "Users", PATH);
-    if !viewer.has(Permission::UsersManage) {
-        return no_access(chrome, Permission::UsersManage);
-    }
+    let chrome = Chrome::new(&viewer, "Users");
     let id = parse_id::<User>(&id)?;
     let mut conn = state.store.conn().await?;
     let user = users::get(&mut conn, viewer.auth.account(), id).await?;

@@ -15,6 +15,7 @@ mod pages;
 mod receiver;
 mod recordings;
 mod session;
+mod sidebar;
 mod webhooks;
 
 use std::sync::Arc;

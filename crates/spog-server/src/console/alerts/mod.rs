@@ -22,19 +22,14 @@ use spog_core::{FieldError, FieldErrors, Id, Permission};
 use spog_store::alerting::alerts;
 
 use super::error::{PageError, PageResult};
-use super::layout::{Chrome, no_access, render, when, when_or};
+use super::layout::{Chrome, render, when, when_or};
 use super::lists::{FilteredPager, encode_query, organization_name, organization_names, parse_id};
-use super::session::Viewer;
+use super::session::{RequirePage, Viewer};
+use crate::auth::permissions::MonitoringView;
 use crate::state::AppState;
 
 const ALERTS: &str = "/alerts";
 const RULES: &str = "/alert-rules";
-
-/// What a viewer without `monitoring.view` gets instead of an alerts page.
-fn refused(viewer: &Viewer, title: &str, href: &str) -> Option<PageResult> {
-    (!viewer.has(Permission::MonitoringView))
-        .then(|| no_access(Chrome::new(viewer, title, href), Permission::MonitoringView))
-}
 
 /// The badge class of a severity.
 pub fn severity_badge(severity: Severity) -> &'static str {
@@ -227,15 +222,12 @@ struct AlertsTablePartial {
 
 pub async fn alerts_page(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<MonitoringView>,
     RawQuery(raw): RawQuery,
 ) -> PageResult {
-    if let Some(page) = refused(&viewer, "Alerts", ALERTS) {
-        return page;
-    }
     let filters = Filters::read(raw.as_deref());
     let page = AlertsPage {
-        chrome: Chrome::new(&viewer, "Alerts", ALERTS),
+        chrome: Chrome::new(&viewer, "Alerts"),
         tab: "alerts",
         table: table(&state, &viewer, &filters).await?,
         states: STATES.iter().map(|s| s.as_str()).collect(),
@@ -252,12 +244,9 @@ pub async fn alerts_page(
 /// The table alone, for paging and live refreshes.
 pub async fn alerts_table(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<MonitoringView>,
     RawQuery(raw): RawQuery,
 ) -> PageResult {
-    if let Some(page) = refused(&viewer, "Alerts", ALERTS) {
-        return page;
-    }
     let filters = Filters::read(raw.as_deref());
     render(&AlertsTablePartial {
         table: table(&state, &viewer, &filters).await?,
@@ -275,12 +264,9 @@ struct AlertPage {
 /// One alert (where in-app notifications of alerts link to).
 pub async fn alert_page(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<MonitoringView>,
     Path(id): Path<String>,
 ) -> PageResult {
-    if let Some(page) = refused(&viewer, "Alerts", ALERTS) {
-        return page;
-    }
     let id = parse_id::<Alert>(&id)?;
     let account = viewer.auth.account();
     let mut conn = state.store.conn().await?;
@@ -288,7 +274,7 @@ pub async fn alert_page(
     let names = organization_names(&mut conn, account).await?;
     drop(conn);
     render(&AlertPage {
-        chrome: Chrome::new(&viewer, "Alerts", ALERTS),
+        chrome: Chrome::new(&viewer, "Alerts"),
         alert: AlertRow::new(&alert, &names),
         can_manage: viewer.has(Permission::MonitoringManage),
     })

@@ -14,14 +14,15 @@ use spog_store::alerting::rules;
 use spog_store::channels;
 use spog_store::identity::hosts::{self, HostScope};
 
-use super::{ALERTS, RULES, refused, severity_badge};
+use super::{RULES, severity_badge};
+use crate::auth::permissions::{MonitoringManage, MonitoringView};
 use crate::console::error::{PageError, PageResult};
-use crate::console::layout::{Chrome, no_access, render, when};
+use crate::console::layout::{Chrome, render, when};
 use crate::console::lists::{
     EventTypeOption, ListQuery, OrganizationOption, Pager, event_type_options, organization_name,
     organization_names, organization_options, parse_id,
 };
-use crate::console::session::Viewer;
+use crate::console::session::{RequirePage, Viewer};
 use crate::state::AppState;
 
 const OPERATORS: [Operator; 4] = [
@@ -167,14 +168,11 @@ async fn table(
 
 pub async fn rules_page(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<MonitoringView>,
     Query(query): Query<ListQuery>,
 ) -> PageResult {
-    if let Some(page) = refused(&viewer, "Alert rules", ALERTS) {
-        return page;
-    }
     render(&RulesPage {
-        chrome: Chrome::new(&viewer, "Alert rules", ALERTS),
+        chrome: Chrome::new(&viewer, "Alert rules"),
         tab: "rules",
         table: table(&state, &viewer, &query).await?,
     })
@@ -182,12 +180,9 @@ pub async fn rules_page(
 
 pub async fn rules_table(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<MonitoringView>,
     Query(query): Query<ListQuery>,
 ) -> PageResult {
-    if let Some(page) = refused(&viewer, "Alert rules", ALERTS) {
-        return page;
-    }
     render(&RulesTablePartial {
         table: table(&state, &viewer, &query).await?,
     })
@@ -336,11 +331,11 @@ fn form(
     }
 }
 
-pub async fn new_rule_page(State(state): State<AppState>, viewer: Viewer) -> PageResult {
-    let chrome = Chrome::new(&viewer, "New alert rule", ALERTS);
-    if !viewer.has(Permission::MonitoringManage) {
-        return no_access(chrome, Permission::MonitoringManage);
-    }
+pub async fn new_rule_page(
+    State(state): State<AppState>,
+    viewer: RequirePage<MonitoringManage>,
+) -> PageResult {
+    let chrome = Chrome::new(&viewer, "New alert rule");
     let mut conn = state.store.conn().await?;
     let organizations = organization_options(&mut conn, viewer.auth.account()).await?;
     let hosts = host_options(&mut conn, &viewer, &[]).await?;
@@ -351,12 +346,9 @@ pub async fn new_rule_page(State(state): State<AppState>, viewer: Viewer) -> Pag
 
 pub async fn edit_rule_page(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<MonitoringView>,
     Path(id): Path<String>,
 ) -> PageResult {
-    if let Some(page) = refused(&viewer, "Alert rules", ALERTS) {
-        return page;
-    }
     let id = parse_id::<AlertRule>(&id)?;
     let account = viewer.auth.account();
     let mut conn = state.store.conn().await?;
@@ -376,7 +368,7 @@ pub async fn edit_rule_page(
     .await?;
     drop(conn);
     let view = RuleView::new(&rule, organization_name(&names, rule.organization_id));
-    let chrome = Chrome::new(&viewer, &rule.name, ALERTS);
+    let chrome = Chrome::new(&viewer, &rule.name);
     let mut page = form(chrome, Some(view), Vec::new(), &types, hosts, channels);
     page.can_manage = viewer.has(Permission::MonitoringManage);
     render(&page)

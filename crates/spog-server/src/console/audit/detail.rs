@@ -8,10 +8,11 @@ use spog_store::audit;
 use spog_store::identity::organizations;
 
 use super::diff::{DiffRow, DiffSummary, diff, flatten, summary};
-use super::{chrome, encode, refused};
+use super::encode;
+use crate::auth::permissions::AuditLogsView;
 use crate::console::error::{PageError, PageResult};
 use crate::console::layout::{Chrome, render, when};
-use crate::console::session::Viewer;
+use crate::console::session::RequirePage;
 use crate::state::AppState;
 
 /// A snapshot pretty-printed, for reading it whole.
@@ -45,13 +46,10 @@ struct DetailPage {
 
 pub async fn detail_page(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<AuditLogsView>,
     Path(id): Path<String>,
 ) -> PageResult {
-    if let Some(page) = refused(&viewer) {
-        return page;
-    }
-    let chrome = chrome(&viewer, "Audit entry");
+    let chrome = Chrome::new(&viewer, "Audit entry");
     let id: uuid::Uuid = id.parse().map_err(|_| PageError::NotFound)?;
     let account = viewer.auth.account();
     let mut conn = state.store.conn().await?;

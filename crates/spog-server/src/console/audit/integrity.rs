@@ -11,11 +11,11 @@ use spog_core::Permission;
 use spog_core::audit::{BrokenLink, BrokenReason};
 use spog_store::audit::checkpoints::{self, Checkpoint};
 
-use super::{chrome, refused};
+use crate::auth::permissions::AuditLogsView;
 use crate::chain::{self, IntegrityReport, PublicKey};
 use crate::console::error::{PageError, PageResult};
 use crate::console::layout::{Chrome, render, when};
-use crate::console::session::Viewer;
+use crate::console::session::{RequirePage, Viewer};
 use crate::http::audit::integrity::verify_and_record;
 use crate::state::AppState;
 
@@ -134,11 +134,11 @@ async fn checkpoint_rows(
     Ok(list.into_iter().map(Into::into).collect())
 }
 
-pub async fn integrity_page(State(state): State<AppState>, viewer: Viewer) -> PageResult {
-    if let Some(page) = refused(&viewer) {
-        return page;
-    }
-    let chrome = chrome(&viewer, "Audit integrity");
+pub async fn integrity_page(
+    State(state): State<AppState>,
+    viewer: RequirePage<AuditLogsView>,
+) -> PageResult {
+    let chrome = Chrome::new(&viewer, "Audit integrity");
     render(&IntegrityPage {
         chrome,
         tab: "integrity",
@@ -151,19 +151,19 @@ pub async fn integrity_page(State(state): State<AppState>, viewer: Viewer) -> Pa
 /// `POST /audit-logs/integrity/report`: runs the verification (recorded as
 /// `audit_log.verify`) and shows its result. A POST, since it changes the trail; the
 /// [`Viewer`] extractor holds it to the page's CSRF token.
-pub async fn report_partial(State(state): State<AppState>, viewer: Viewer) -> PageResult {
-    if let Some(page) = refused(&viewer) {
-        return page;
-    }
+pub async fn report_partial(
+    State(state): State<AppState>,
+    viewer: RequirePage<AuditLogsView>,
+) -> PageResult {
     let report = verify_and_record(&state, &viewer.auth).await?;
     render(&ReportPartial::from(report))
 }
 
 /// `GET /audit-logs/integrity/checkpoints`: the checkpoint list, refreshed after signing.
-pub async fn checkpoints_partial(State(state): State<AppState>, viewer: Viewer) -> PageResult {
-    if let Some(page) = refused(&viewer) {
-        return page;
-    }
+pub async fn checkpoints_partial(
+    State(state): State<AppState>,
+    viewer: RequirePage<AuditLogsView>,
+) -> PageResult {
     render(&CheckpointsPartial {
         checkpoints: checkpoint_rows(&state, &viewer).await?,
     })
@@ -173,12 +173,9 @@ pub async fn checkpoints_partial(State(state): State<AppState>, viewer: Viewer) 
 /// `GET /api/v1/audit-logs/checkpoints` lists and `spog audit verify --checkpoint` reads.
 pub async fn checkpoint_download(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<AuditLogsView>,
     Path(seq): Path<String>,
 ) -> PageResult {
-    if let Some(page) = refused(&viewer) {
-        return page;
-    }
     let seq: i64 = seq.parse().map_err(|_| PageError::NotFound)?;
     let mut conn = state.store.conn().await?;
     let checkpoint = checkpoints::by_seq(&mut conn, viewer.auth.account(), seq)

@@ -15,26 +15,10 @@ pub use integrity::{checkpoint_download, checkpoints_partial, integrity_page, re
 pub use search::search_page;
 pub use stats::stats_page;
 
-use spog_core::{FieldErrors, Permission};
+use spog_core::FieldErrors;
 
-use super::error::{PageError, PageResult};
-use super::layout::{Chrome, no_access};
-use super::session::Viewer;
+use super::error::PageError;
 use crate::error::ApiError;
-
-/// The sidebar entry every audit page highlights.
-const NAV_HREF: &str = "/audit-logs";
-
-/// The layout of an audit page: they all highlight the one sidebar entry.
-fn chrome(viewer: &Viewer, title: &str) -> Chrome {
-    Chrome::new(viewer, title, NAV_HREF)
-}
-
-/// What a viewer without `audit_logs.view` gets instead of an audit page.
-fn refused(viewer: &Viewer) -> Option<PageResult> {
-    (!viewer.has(Permission::AuditLogsView))
-        .then(|| no_access(chrome(viewer, "Audit logs"), Permission::AuditLogsView))
-}
 
 /// A query's non-empty parameters in order: an HTML form sends its empty fields too, and an
 /// empty field means "no filter", not the API's "must not be empty".

@@ -14,10 +14,11 @@ use spog_store::StoreError;
 use spog_store::audit;
 use spog_store::identity::organizations;
 
-use super::{chrome, datetime_field, encode, field_errors, non_empty_pairs, refused, utc_time};
+use super::{datetime_field, encode, field_errors, non_empty_pairs, utc_time};
+use crate::auth::permissions::AuditLogsView;
 use crate::console::error::PageResult;
 use crate::console::layout::{Chrome, when};
-use crate::console::session::Viewer;
+use crate::console::session::RequirePage;
 use crate::extract::parse_query;
 use crate::http::audit::filter::{FILTER_NAMES, FilterParams};
 use crate::state::AppState;
@@ -136,13 +137,10 @@ impl SearchPage {
 
 pub async fn search_page(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<AuditLogsView>,
     RawQuery(raw): RawQuery,
 ) -> PageResult {
-    if let Some(page) = refused(&viewer) {
-        return page;
-    }
-    let chrome = chrome(&viewer, "Audit logs");
+    let chrome = Chrome::new(&viewer, "Audit logs");
     let mut cursor = None;
     let mut filters = Vec::new();
     for (name, value) in non_empty_pairs(raw.as_deref()) {

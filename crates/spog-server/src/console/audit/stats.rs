@@ -12,10 +12,11 @@ use spog_core::{FieldError, FieldErrors, Timestamp};
 use spog_store::audit::{self, AuditStats};
 
 use super::charts::{DayChart, Ranking, day_chart, ranking};
-use super::{chrome, encode, field_errors, non_empty_pairs, refused};
+use super::{encode, field_errors, non_empty_pairs};
+use crate::auth::permissions::AuditLogsView;
 use crate::console::error::PageResult;
 use crate::console::layout::Chrome;
-use crate::console::session::Viewer;
+use crate::console::session::RequirePage;
 use crate::http::audit::search::stats_range;
 use crate::state::AppState;
 
@@ -165,13 +166,10 @@ fn charts(stats: AuditStats) -> Charts {
 
 pub async fn stats_page(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<AuditLogsView>,
     RawQuery(raw): RawQuery,
 ) -> PageResult {
-    if let Some(page) = refused(&viewer) {
-        return page;
-    }
-    let chrome = chrome(&viewer, "Audit statistics");
+    let chrome = Chrome::new(&viewer, "Audit statistics");
     let pairs = non_empty_pairs(raw.as_deref());
     let values: HashMap<String, String> = pairs.iter().cloned().collect();
     let mut errors = FieldErrors::new();

@@ -16,11 +16,12 @@ use spog_core::{FieldError, FieldErrors, Permission};
 use spog_store::deliveries::{self, DeliveryFilter};
 use spog_store::webhooks as store;
 
-use super::{WebhookView, chrome, refused};
+use super::WebhookView;
+use crate::auth::permissions::MonitoringView;
 use crate::console::error::{PageError, PageResult};
 use crate::console::layout::{Chrome, render, when, when_or};
 use crate::console::lists::{FilteredPager, encode_query, organization_names, parse_id};
-use crate::console::session::Viewer;
+use crate::console::session::{RequirePage, Viewer};
 use crate::state::AppState;
 
 /// The badge class of a delivery's status.
@@ -205,13 +206,10 @@ async fn table(
 
 pub async fn deliveries_page(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<MonitoringView>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> PageResult {
-    if let Some(page) = refused(&viewer) {
-        return page;
-    }
     let id = parse_id::<Webhook>(&id)?;
     let account = viewer.auth.account();
     let mut conn = state.store.conn().await?;
@@ -220,7 +218,7 @@ pub async fn deliveries_page(
     drop(conn);
     let filters = Filters::read(raw.as_deref());
     let page = DeliveriesPage {
-        chrome: chrome(&viewer, &webhook.name),
+        chrome: Chrome::new(&viewer, &webhook.name),
         tab: "deliveries",
         table: table(&state, &viewer, &webhook, &filters).await?,
         webhook: WebhookView::new(&webhook, &names),
@@ -240,13 +238,10 @@ pub async fn deliveries_page(
 /// The table alone, for paging and refreshing in place.
 pub async fn deliveries_table(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<MonitoringView>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> PageResult {
-    if let Some(page) = refused(&viewer) {
-        return page;
-    }
     let id = parse_id::<Webhook>(&id)?;
     let mut conn = state.store.conn().await?;
     let webhook = store::get(&mut conn, viewer.auth.account(), id).await?;
@@ -281,12 +276,9 @@ struct DeliveryPage {
 /// One delivery: its payload and every attempt, with Retry when it failed.
 pub async fn delivery_page(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<MonitoringView>,
     Path((id, delivery)): Path<(String, String)>,
 ) -> PageResult {
-    if let Some(page) = refused(&viewer) {
-        return page;
-    }
     let id = parse_id::<Webhook>(&id)?;
     let delivery = parse_id::<Delivery>(&delivery)?;
     let account = viewer.auth.account();
@@ -316,7 +308,7 @@ pub async fn delivery_page(
         })
         .collect();
     render(&DeliveryPage {
-        chrome: chrome(&viewer, &webhook.name),
+        chrome: Chrome::new(&viewer, &webhook.name),
         delivery: DeliveryRow::from(&detail.delivery),
         payload: serde_json::to_string_pretty(&detail.payload).unwrap_or_default(),
         attempts,

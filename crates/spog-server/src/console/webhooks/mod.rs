@@ -20,25 +20,16 @@ use spog_core::{Id, Permission, page};
 use spog_store::webhooks as store;
 
 use super::error::{PageError, PageResult};
-use super::layout::{Chrome, no_access, render, when};
+use super::layout::{Chrome, render, when};
 use super::lists::{
     EventTypeOption, ListQuery, OrganizationOption, Pager, event_type_options, organization_name,
     organization_names, organization_options, parse_id,
 };
-use super::session::Viewer;
+use super::session::{RequirePage, Viewer};
+use crate::auth::permissions::{MonitoringManage, MonitoringView};
 use crate::state::AppState;
 
 const PATH: &str = "/webhooks";
-
-fn chrome(viewer: &Viewer, title: &str) -> Chrome {
-    Chrome::new(viewer, title, PATH)
-}
-
-/// What a viewer without `monitoring.view` gets instead of a webhooks page.
-fn refused(viewer: &Viewer) -> Option<PageResult> {
-    (!viewer.has(Permission::MonitoringView))
-        .then(|| no_access(chrome(viewer, "Webhooks"), Permission::MonitoringView))
-}
 
 /// A subscription as the pages show it.
 pub struct WebhookView {
@@ -126,14 +117,11 @@ async fn table(
 
 pub async fn list_page(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<MonitoringView>,
     Query(query): Query<ListQuery>,
 ) -> PageResult {
-    if let Some(page) = refused(&viewer) {
-        return page;
-    }
     render(&ListPage {
-        chrome: chrome(&viewer, "Webhooks"),
+        chrome: Chrome::new(&viewer, "Webhooks"),
         tab: "webhooks",
         table: table(&state, &viewer, &query).await?,
     })
@@ -141,12 +129,9 @@ pub async fn list_page(
 
 pub async fn table_partial(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<MonitoringView>,
     Query(query): Query<ListQuery>,
 ) -> PageResult {
-    if let Some(page) = refused(&viewer) {
-        return page;
-    }
     render(&TablePartial {
         table: table(&state, &viewer, &query).await?,
     })
@@ -161,12 +146,9 @@ struct EventTypesPage {
 }
 
 /// The Event Types tab: what `GET /api/v1/webhooks/event-types` lists.
-pub async fn event_types_page(viewer: Viewer) -> PageResult {
-    if let Some(page) = refused(&viewer) {
-        return page;
-    }
+pub async fn event_types_page(viewer: RequirePage<MonitoringView>) -> PageResult {
     render(&EventTypesPage {
-        chrome: chrome(&viewer, "Webhooks"),
+        chrome: Chrome::new(&viewer, "Webhooks"),
         tab: "event-types",
         event_types: event_type_options(EventType::ALL, &[]),
     })
@@ -183,15 +165,15 @@ struct FormPage {
     active: bool,
 }
 
-pub async fn new_page(State(state): State<AppState>, viewer: Viewer) -> PageResult {
-    if !viewer.has(Permission::MonitoringManage) {
-        return no_access(chrome(&viewer, "New webhook"), Permission::MonitoringManage);
-    }
+pub async fn new_page(
+    State(state): State<AppState>,
+    viewer: RequirePage<MonitoringManage>,
+) -> PageResult {
     let mut conn = state.store.conn().await?;
     let organizations = organization_options(&mut conn, viewer.auth.account()).await?;
     drop(conn);
     render(&FormPage {
-        chrome: chrome(&viewer, "New webhook"),
+        chrome: Chrome::new(&viewer, "New webhook"),
         webhook: None,
         organizations,
         event_types: event_type_options(EventType::ALL, &[]),
@@ -201,15 +183,9 @@ pub async fn new_page(State(state): State<AppState>, viewer: Viewer) -> PageResu
 
 pub async fn edit_page(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<MonitoringManage>,
     Path(id): Path<String>,
 ) -> PageResult {
-    if !viewer.has(Permission::MonitoringManage) {
-        return no_access(
-            chrome(&viewer, "Edit webhook"),
-            Permission::MonitoringManage,
-        );
-    }
     let id = parse_id::<Webhook>(&id)?;
     let account = viewer.auth.account();
     let mut conn = state.store.conn().await?;
@@ -217,7 +193,7 @@ pub async fn edit_page(
     let names = organization_names(&mut conn, account).await?;
     drop(conn);
     render(&FormPage {
-        chrome: chrome(&viewer, "Edit webhook"),
+        chrome: Chrome::new(&viewer, "Edit webhook"),
         event_types: event_type_options(EventType::ALL, &webhook.event_types),
         active: webhook.active,
         webhook: Some(WebhookView::new(&webhook, &names)),
@@ -237,12 +213,9 @@ struct DetailPage {
 /// A subscription: what it sends where, the Test button, Edit and Delete.
 pub async fn detail_page(
     State(state): State<AppState>,
-    viewer: Viewer,
+    viewer: RequirePage<MonitoringView>,
     Path(id): Path<String>,
 ) -> PageResult {
-    if let Some(page) = refused(&viewer) {
-        return page;
-    }
     let id = parse_id::<Webhook>(&id)?;
     let account = viewer.auth.account();
     let mut conn = state.store.conn().await?;
@@ -250,7 +223,7 @@ pub async fn detail_page(
     let names = organization_names(&mut conn, account).await?;
     drop(conn);
     render(&DetailPage {
-        chrome: chrome(&viewer, &webhook.name),
+        chrome: Chrome::new(&viewer, &webhook.name),
         tab: "overview",
         webhook: WebhookView::new(&webhook, &names),
         can_manage: viewer.has(Permission::MonitoringManage),
