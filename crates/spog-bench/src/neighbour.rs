@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use spog_core::Timestamp;
 use spog_core::events::EventType;
-use spog_store::events::{self, NewEvent};
+use spog_server::events::{self, Announcements, NewEvent};
 
 use crate::harness::{ms, verdict};
 use crate::webhooks::{ids, organization, receiver, start, subscribe};
@@ -42,18 +42,15 @@ pub async fn noisy_neighbour(backlog: u64, postgres: Option<&str>) -> anyhow::Re
     let store = &server.state.store;
     for chunk in 0..backlog.div_ceil(1000) {
         let mut tx = store.begin().await?;
+        let mut announcements = Announcements::default();
         for _ in 0..1000.min(backlog - chunk * 1000) {
-            let event = NewEvent {
-                account,
-                organization: org,
-                event_type: EventType::JobCompleted,
-                occurred_at: Timestamp::now(),
-                data: r#"{"job_id":"job-1"}"#.to_owned(),
-                idempotency_key: None,
-            };
-            events::publish(&mut tx, event, Timestamp::now()).await?;
+            let now = Timestamp::now();
+            let data = json!({"job_id": "job-1"});
+            let event = NewEvent::new(account, org, EventType::JobCompleted, now, data);
+            events::publish(&mut tx, event, now, &mut announcements).await?;
         }
         tx.commit_unaudited().await?;
+        announcements.send(&server.state.bus).await;
     }
     let started = Instant::now();
     while accepted.load(Ordering::Relaxed) == 0 {

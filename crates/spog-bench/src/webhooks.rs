@@ -14,9 +14,9 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 use spog_core::Timestamp;
 use spog_core::events::EventType;
+use spog_server::events::{self, Announcements, NewEvent};
 use spog_server::testing::{Client, TestServer, test_config};
 use spog_store::Store;
-use spog_store::events::{self, NewEvent};
 use spog_store::testing::TestDatabase;
 
 use crate::harness::{self, ms, percentile, verdict};
@@ -240,18 +240,15 @@ async fn drain_in_bulk(
     let started = Instant::now();
     for _ in 0..6 {
         let mut tx = server.state.store.begin().await?;
+        let mut announcements = Announcements::default();
         for n in 0..500 {
-            let event = NewEvent {
-                account,
-                organization,
-                event_type: EventType::JobCompleted,
-                occurred_at: Timestamp::now(),
-                data: json!({"n": n, "host": "web-1", "exit_code": 0}).to_string(),
-                idempotency_key: None,
-            };
-            events::publish(&mut tx, event, Timestamp::now()).await?;
+            let data = json!({"n": n, "host": "web-1", "exit_code": 0});
+            let now = Timestamp::now();
+            let event = NewEvent::new(account, organization, EventType::JobCompleted, now, data);
+            events::publish(&mut tx, event, now, &mut announcements).await?;
         }
         tx.commit_unaudited().await?;
+        announcements.send(&server.state.bus).await;
     }
     let expected = 3_000 * subscriptions as u64;
     while receiver.count.load(Ordering::Relaxed) - before < expected {
@@ -385,18 +382,15 @@ async fn backlog(options: &Options, postgres: Option<&str>) -> anyhow::Result<()
     let events = options.backlog / 10;
     for chunk in 0..events.div_ceil(1000) {
         let mut tx = store.begin().await?;
+        let mut announcements = Announcements::default();
         for _ in 0..1000.min(events - chunk * 1000) {
-            let event = NewEvent {
-                account,
-                organization,
-                event_type: EventType::JobCompleted,
-                occurred_at: Timestamp::now(),
-                data: r#"{"job_id":"job-1","host":"web-1"}"#.to_owned(),
-                idempotency_key: None,
-            };
-            events::publish(&mut tx, event, Timestamp::now()).await?;
+            let data = json!({"job_id": "job-1", "host": "web-1"});
+            let now = Timestamp::now();
+            let event = NewEvent::new(account, organization, EventType::JobCompleted, now, data);
+            events::publish(&mut tx, event, now, &mut announcements).await?;
         }
         tx.commit_unaudited().await?;
+        announcements.send(&server.state.bus).await;
     }
     let load_time = loaded.elapsed();
     // The engine makes every first attempt (all refused) and schedules the retries.

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -26,9 +27,8 @@ use crate::keys::Keys;
 use crate::metrics::RequestLabels;
 use crate::openapi::ApiDoc;
 use crate::state::AppState;
-use crate::{console, http, open_files, transport, workers};
-
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+use crate::trace::REQUEST_ID;
+use crate::{console, http, open_files, trace, transport, workers};
 
 /// A running server.
 pub struct Running {
@@ -215,12 +215,22 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
+        // The span only: `observe` writes the request's line, `ApiError` logs its failure.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(trace::request_span)
+                .on_request(())
+                .on_response(())
+                .on_body_chunk(())
+                .on_eos(())
+                .on_failure(()),
+        )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
 }
 
-/// One log line and one metric sample per request.
+/// One log line (in the request's span, which names it) and one metric sample per request.
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
@@ -230,20 +240,11 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let path = request.uri().path().to_owned();
-    let request_id = request
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
     let mut response = next.run(request).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     tracing::info!(
         target: "spog::request",
-        request_id,
-        method = %method,
-        path,
         status,
         elapsed_ms = elapsed.as_secs_f64() * 1000.0,
     );

@@ -11,6 +11,7 @@ pub mod config;
 pub mod console;
 pub mod delivery;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod http;
 pub mod hub;
@@ -24,6 +25,7 @@ pub mod secrets;
 pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod trace;
 pub mod transport;
 pub mod workers;
 

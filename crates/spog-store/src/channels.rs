@@ -101,6 +101,7 @@ fn sealed_json(sealed: &SealedSecrets) -> Option<String> {
 
 /// Creates the channel `channel` (its id chosen by the caller, who binds the sealed values
 /// to it).
+#[tracing::instrument(name = "channels::create", skip_all, fields(account = %account, organization = %organization, channel = %channel))]
 pub async fn create(
     conn: &mut Conn,
     account: Id<Account>,
@@ -129,6 +130,7 @@ pub async fn create(
     get(conn, account, channel).await
 }
 
+#[tracing::instrument(name = "channels::get", skip_all, fields(account = %account, channel = %channel))]
 pub async fn get(
     conn: &mut Conn,
     account: Id<Account>,
@@ -138,6 +140,7 @@ pub async fn get(
 }
 
 /// The channel with its configuration and sealed secrets.
+#[tracing::instrument(name = "channels::get_stored", skip_all, fields(account = %account, channel = %channel))]
 pub async fn get_stored(
     conn: &mut Conn,
     account: Id<Account>,
@@ -155,6 +158,7 @@ pub async fn get_stored(
         .into_stored()
 }
 
+#[tracing::instrument(name = "channels::list", skip_all, fields(account = %account, organization = ?organization))]
 pub async fn list(
     conn: &mut Conn,
     account: Id<Account>,
@@ -188,6 +192,7 @@ pub async fn list(
     }))
 }
 
+#[tracing::instrument(name = "channels::update", skip_all, fields(account = %account, channel = %channel))]
 pub async fn update(
     conn: &mut Conn,
     account: Id<Account>,
@@ -218,6 +223,7 @@ pub async fn update(
 
 /// Deletes the channel, its delivery history, and its links from alert rules. Returns how
 /// many deliveries went.
+#[tracing::instrument(name = "channels::delete", skip_all, fields(account = %account, channel = %channel))]
 pub async fn delete(
     conn: &mut Conn,
     account: Id<Account>,
@@ -254,6 +260,7 @@ pub async fn delete(
 }
 
 /// Of `ids`, the channels of `organization` (any state), in no particular order.
+#[tracing::instrument(name = "channels::of_organization", skip_all, fields(account = %account, organization = %organization))]
 pub async fn of_organization(
     conn: &mut Conn,
     account: Id<Account>,
@@ -280,6 +287,7 @@ pub async fn of_organization(
 
 /// Channels by id, across accounts (the engine serves every account); ids that are gone are
 /// simply absent.
+#[tracing::instrument(name = "channels::targets", skip_all)]
 pub async fn targets(conn: &mut Conn, ids: &[String]) -> StoreResult<Vec<StoredChannel>> {
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -297,6 +305,7 @@ pub async fn targets(conn: &mut Conn, ids: &[String]) -> StoreResult<Vec<StoredC
 
 /// Up to `limit` channels (any account) after `after` whose values are not yet bound to
 /// their row, for the start-up pass that re-seals them.
+#[tracing::instrument(name = "channels::unbound", skip_all)]
 pub async fn unbound(conn: &mut Conn, after: &str, limit: u32) -> StoreResult<Vec<StoredChannel>> {
     let mut sql = Sql::new(&format!(
         "SELECT {COLUMNS} FROM notification_channels WHERE secrets_bound = 0 AND id > "
@@ -313,6 +322,7 @@ pub async fn unbound(conn: &mut Conn, after: &str, limit: u32) -> StoreResult<Ve
 
 /// Stores the re-sealed form of a channel not yet bound; `false` (nothing written) when
 /// another instance bound it first.
+#[tracing::instrument(name = "channels::bind_secrets", skip_all, fields(channel = %channel))]
 pub async fn bind_secrets(
     conn: &mut Conn,
     channel: Id<Channel>,

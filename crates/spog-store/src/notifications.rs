@@ -19,6 +19,7 @@ pub struct NewNotification {
     pub link: Option<String>,
 }
 
+#[tracing::instrument(name = "notifications::create", skip_all, fields(account = %account))]
 pub async fn create(
     conn: &mut Conn,
     account: Id<Account>,
@@ -105,6 +106,7 @@ fn visible_to(sql: &mut Sql, account: Id<Account>, user: Id<User>) {
 const COLUMNS: &str = "SELECT n.id, n.user_id, n.category, n.severity, n.title, n.message, n.link, n.created_at, r.read_at";
 
 /// The user's notifications, newest first.
+#[tracing::instrument(name = "notifications::list", skip_all, fields(account = %account, user = %user))]
 pub async fn list(
     conn: &mut Conn,
     account: Id<Account>,
@@ -158,6 +160,7 @@ pub async fn list(
     }))
 }
 
+#[tracing::instrument(name = "notifications::get", skip_all, fields(account = %account, user = %user, notification = %notification))]
 pub async fn get(
     conn: &mut Conn,
     account: Id<Account>,
@@ -173,6 +176,7 @@ pub async fn get(
         .try_into()
 }
 
+#[tracing::instrument(name = "notifications::unread_count", skip_all, fields(account = %account, user = %user))]
 pub async fn unread_count(
     conn: &mut Conn,
     account: Id<Account>,
@@ -185,6 +189,7 @@ pub async fn unread_count(
 }
 
 /// Marks one notification read for `user` (idempotent); NotFound if they cannot see it.
+#[tracing::instrument(name = "notifications::mark_read", skip_all, fields(account = %account, user = %user, notification = %notification))]
 pub async fn mark_read(
     conn: &mut Conn,
     account: Id<Account>,
@@ -206,6 +211,7 @@ pub async fn mark_read(
 }
 
 /// Marks everything the user can see read; returns how many became read.
+#[tracing::instrument(name = "notifications::mark_all_read", skip_all, fields(account = %account, user = %user))]
 pub async fn mark_all_read(
     conn: &mut Conn,
     account: Id<Account>,
@@ -222,6 +228,7 @@ pub async fn mark_all_read(
 }
 
 /// A notification as newly announced (unread), for pushing to its recipients.
+#[tracing::instrument(name = "notifications::by_id", skip_all, fields(account = %account, notification = %notification))]
 pub async fn by_id(
     conn: &mut Conn,
     account: Id<Account>,

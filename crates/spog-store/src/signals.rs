@@ -3,6 +3,7 @@
 
 use crate::{Store, StoreResult};
 
+#[tracing::instrument(name = "signals::notify", skip_all, fields(channel = channel))]
 pub async fn notify(store: &Store, channel: &str, payload: &str) -> StoreResult<()> {
     let mut conn = store.conn().await?;
     sqlx::query("SELECT pg_notify($1, $2)")

@@ -34,6 +34,7 @@ impl Tx {
     /// Commits the change together with its audit entries, then wakes the chain linker (and
     /// the delivery engine, when the change created deliveries); while the linker is behind,
     /// returns only after its next round.
+    #[tracing::instrument(name = "tx::commit", skip_all, fields(audit_entries = self.audit_entries))]
     pub async fn commit(self) -> StoreResult<()> {
         if self.audit_entries == 0 {
             return Err(StoreError::Unaudited);
@@ -52,6 +53,7 @@ impl Tx {
     /// Commits state that is not a mutation of record (e.g. a user's read marks, the chain
     /// linker's own bookkeeping), or that is one only sometimes (a heartbeat that brings a
     /// host online).
+    #[tracing::instrument(name = "tx::commit_unaudited", skip_all)]
     pub async fn commit_unaudited(self) -> StoreResult<()> {
         let store = self.store.clone();
         let deliveries = self.deliveries_enqueued;

@@ -12,7 +12,8 @@ use spog_store::alerting::alerts;
 use spog_store::alerting::metric_states::{self, MetricState};
 use spog_store::{StoreResult, Tx};
 
-use super::{Announcements, change_state, fire};
+use super::{change_state, fire};
+use crate::events::Announcements;
 
 /// One reading of a metric.
 #[derive(Clone, Debug)]
@@ -30,6 +31,8 @@ enum Step {
 }
 
 /// Feeds a host's samples, oldest first, to the rules that watch them.
+#[tracing::instrument(name = "alerting::evaluate", skip_all,
+    fields(account = %account, host = %host.id))]
 pub async fn evaluate(
     tx: &mut Tx,
     account: Id<Account>,
@@ -121,6 +124,8 @@ pub async fn evaluate(
 }
 
 /// Fires the rule for the host unless an alert is already open.
+#[tracing::instrument(name = "alerting::fire_once", skip_all,
+    fields(account = %account, rule = %rule.id, host = %host.id))]
 pub async fn fire_once(
     tx: &mut Tx,
     account: Id<Account>,
@@ -180,7 +185,7 @@ async fn resolve_open(
             announcements,
         )
         .await?;
-        let entry = super::system_entry(account, "alert.resolve", "alert")
+        let entry = crate::auth::system_entry(account, super::ENGINE, "alert.resolve", "alert")
             .resource(open.id, &open.rule_name)
             .in_organization(open.organization_id)
             .metadata(serde_json::json!({"reason": "the condition no longer holds"}));

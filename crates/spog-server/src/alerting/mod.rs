@@ -1,142 +1,30 @@
-//! Events fan out here, in one place (DESIGN): publishing an event, from the API or from
-//! inside, creates in its transaction the webhook deliveries, the alerts of matching event
-//! rules, and the in-app notifications it calls for. Alerts announce each state through an
-//! `alert.*` event, in-app notifications and their rule's channels. What browsers must hear
-//! is collected as [`Announcements`] and sent after the transaction commits.
+//! Alerts (SPEC 7.3): rules fire them, people acknowledge them, conditions resolve them.
+//! Each state an alert enters is on record and announced through its `alert.*` event, which
+//! [`events::publish`] fans out to webhooks, the rule's channels and the people who watch
+//! monitoring; browsers showing alerts hear of it after the transaction commits. Event rules
+//! are matched where events are published; metric rules in [`metrics`].
 
 pub mod metrics;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use spog_core::alerts::{Alert, AlertRule, AlertState};
-use spog_core::audit::{ActorType, AuditEntry, Source};
-use spog_core::delivery::TargetKind;
-use spog_core::events::EventType;
 use spog_core::model::Account;
-use spog_core::notification::{Category, Severity};
-use spog_core::{Id, Permission, Timestamp};
+use spog_core::notification::Category;
+use spog_core::{Id, Timestamp};
 use spog_store::alerting::{alerts, rules};
-use spog_store::events::{self, NewEvent, Published};
-use spog_store::identity::users;
-use spog_store::{StoreResult, Tx, audit, deliveries, notifications};
+use spog_store::{StoreError, StoreResult, Tx, audit};
 
-use crate::auth::RequestInfo;
+use crate::auth::system_entry;
+use crate::events::{self, Announcements, NewEvent, Notice};
 use crate::hub::Dashboard;
-use crate::hub::bus::{Bus, BusEvent};
+use crate::hub::bus::BusEvent;
 
-/// Real-time messages owed once the transaction commits.
-#[derive(Default)]
-#[must_use = "announcements are sent after the transaction commits"]
-pub struct Announcements {
-    events: Vec<BusEvent>,
-    /// Dashboard topics whose data changed, announced coalesced ([`Bus::touch`]).
-    touched: Vec<(Id<Account>, &'static str)>,
-}
-
-impl Announcements {
-    pub async fn send(self, bus: &Bus) {
-        for event in self.events {
-            bus.publish(event).await;
-        }
-        for (account, topic) in self.touched {
-            bus.touch(account, topic);
-        }
-    }
-}
-
-/// Publishes an event with all it fans out to.
-pub async fn publish_event(
-    tx: &mut Tx,
-    event: NewEvent,
-    now: Timestamp,
-    announcements: &mut Announcements,
-) -> StoreResult<Published> {
-    let (account, organization, event_type) = (event.account, event.organization, event.event_type);
-    let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
-    let published = events::publish(tx, event, now).await?;
-    let Published::New {
-        event: id,
-        deliveries,
-    } = &published
-    else {
-        return Ok(published);
-    };
-    if !deliveries.is_empty() {
-        announcements.touched.push((account, "deliveries"));
-    }
-    if matches!(event_type, EventType::HostOnline | EventType::HostOffline) {
-        announcements.touched.push((account, "hosts"));
-    }
-    // Alerts never trigger event rules, so an alert can never set off another.
-    if !matches!(
-        event_type,
-        EventType::AlertFired | EventType::AlertResolved | EventType::AlertAcknowledged
-    ) {
-        for rule in rules::enabled(tx, account, organization, "event").await? {
-            if rule.condition.matches_event(event_type, &data) {
-                let summary = format!("{} on {}", event_type.as_str(), summary_of(&data));
-                let mut alert = alerts::firing(&rule, summary, now);
-                alert.source_event_id = Some(id.to_string());
-                fire(tx, account, &rule, alert, now, announcements).await?;
-            }
-        }
-    }
-    let failure = match event_type {
-        EventType::JobFailed => Some((Category::Job, "Job failed")),
-        EventType::DeploymentFailed => Some((Category::Deployment, "Deployment failed")),
-        _ => None,
-    };
-    if let Some((category, title)) = failure {
-        let title = format!("{title}: {}", summary_of(&data));
-        let message = data
-            .get("error")
-            .or_else(|| data.get("message"))
-            .and_then(Value::as_str)
-            .unwrap_or("See the event for details.")
-            .to_owned();
-        notify_monitors(
-            tx,
-            account,
-            category,
-            Severity::High,
-            &title,
-            &message,
-            None,
-            announcements,
-        )
-        .await?;
-    }
-    Ok(published)
-}
-
-/// A short name for what an event is about: its name, job, deployment or host, else its id.
-fn summary_of(data: &Value) -> String {
-    [
-        "name",
-        "job_name",
-        "job",
-        "deployment",
-        "hostname",
-        "host",
-        "id",
-    ]
-    .iter()
-    .find_map(|key| data.get(key).and_then(Value::as_str))
-    .unwrap_or("an event")
-    .chars()
-    .take(200)
-    .collect()
-}
-
-/// A change the alert engine makes on its own, on record with the system as its actor.
-pub fn system_entry(account: Id<Account>, action: &str, resource_type: &str) -> AuditEntry {
-    let mut entry = RequestInfo::default().entry(account, action, resource_type);
-    entry.actor_type = ActorType::System;
-    entry.actor_name = Some("alert engine".to_owned());
-    entry.source = Source::Scheduler;
-    entry
-}
+/// Who the alert engine's own changes are on record as.
+pub const ENGINE: &str = "alert engine";
 
 /// Stores a firing alert and, unless the rule's cooldown runs, announces it.
+#[tracing::instrument(name = "alerting::fire", skip_all,
+    fields(account = %account, rule = %rule.id, alert = %alert.id))]
 pub async fn fire(
     tx: &mut Tx,
     account: Id<Account>,
@@ -147,7 +35,7 @@ pub async fn fire(
 ) -> StoreResult<()> {
     alerts::insert(tx, account, &alert).await?;
     let notifies = rules::claim_notification(tx, rule, now).await?;
-    let entry = system_entry(account, "alert.fire", "alert")
+    let entry = system_entry(account, ENGINE, "alert.fire", "alert")
         .resource(alert.id, &alert.rule_name)
         .in_organization(alert.organization_id)
         .after(&alert)
@@ -161,6 +49,8 @@ pub async fn fire(
 
 /// Moves an alert to `to` (from the states that allow it) and announces the move; false if
 /// the alert was not in such a state.
+#[tracing::instrument(name = "alerting::change_state", skip_all,
+    fields(account = %account, alert = %alert.id, to = ?to))]
 pub async fn change_state(
     tx: &mut Tx,
     account: Id<Account>,
@@ -179,19 +69,21 @@ pub async fn change_state(
         return Ok(false);
     }
     let changed = alerts::get(tx, account, alert.id).await?;
+    // A deleted rule notifies no channels; a failed lookup fails the change.
     let channels = match changed.rule_id {
-        Some(rule) => rules::get(tx, account, rule)
-            .await
-            .map(|r| r.channel_ids)
-            .unwrap_or_default(),
+        Some(rule) => match rules::get(tx, account, rule).await {
+            Ok(rule) => rule.channel_ids,
+            Err(StoreError::NotFound) => Vec::new(),
+            Err(other) => return Err(other),
+        },
         None => Vec::new(),
     };
     announce(tx, account, &changed, &channels, now, announcements).await?;
     Ok(true)
 }
 
-/// The `alert.*` event of the alert's state (and so its webhooks), its channels' deliveries,
-/// and in-app notifications for the people who watch monitoring.
+/// The `alert.*` event of the alert's state, to its webhooks, `channels` and the people who
+/// watch monitoring, and the alert to the browsers showing alerts.
 async fn announce(
     tx: &mut Tx,
     account: Id<Account>,
@@ -200,93 +92,32 @@ async fn announce(
     now: Timestamp,
     announcements: &mut Announcements,
 ) -> StoreResult<()> {
-    let event_type = alert.state.event_type();
-    let event = NewEvent {
-        account,
-        organization: alert.organization_id,
-        event_type,
-        occurred_at: now,
-        data: alert.event_data(now).to_string(),
-        idempotency_key: None,
+    let notice = Notice {
+        category: Category::Alert,
+        severity: alert.severity,
+        title: format!(
+            "[{}] {} — {}",
+            alert.severity.as_str().to_uppercase(),
+            alert.rule_name,
+            alert.state.as_str()
+        ),
+        message: alert.summary.clone(),
+        link: Some(format!("/alerts/{}", alert.id)),
     };
-    let published = Box::pin(publish_event(tx, event, now, announcements)).await?;
-    if let Published::New { event, .. } = published {
-        let targets = spog_store::channels::of_organization(
-            tx,
-            account,
-            alert.organization_id,
-            channels,
-            true,
-        )
-        .await?;
-        deliveries::enqueue(
-            tx,
-            account,
-            alert.organization_id,
-            event,
-            event_type,
-            TargetKind::Channel,
-            &targets,
-            now,
-        )
-        .await?;
-    }
-    let title = format!(
-        "[{}] {} — {}",
-        alert.severity.as_str().to_uppercase(),
-        alert.rule_name,
-        alert.state.as_str()
-    );
-    let link = format!("/alerts/{}", alert.id);
-    notify_monitors(
-        tx,
+    let event = NewEvent::new(
         account,
-        Category::Alert,
-        alert.severity,
-        &title,
-        &alert.summary,
-        Some(link),
-        announcements,
+        alert.organization_id,
+        alert.state.event_type(),
+        now,
+        alert.event_data(now),
     )
-    .await?;
+    .to_channels(channels)
+    .notice(notice);
+    Box::pin(events::publish(tx, event, now, announcements)).await?;
     let dashboard = Dashboard {
         topic: "alerts".to_owned(),
         data: json!({"alert_id": alert.id, "state": alert.state}),
     };
-    announcements
-        .events
-        .push(BusEvent::Dashboard { account, dashboard });
-    Ok(())
-}
-
-/// One notification per user of the account who holds `monitoring.view`.
-#[allow(clippy::too_many_arguments)]
-async fn notify_monitors(
-    tx: &mut Tx,
-    account: Id<Account>,
-    category: Category,
-    severity: Severity,
-    title: &str,
-    message: &str,
-    link: Option<String>,
-    announcements: &mut Announcements,
-) -> StoreResult<()> {
-    let title: String = title.chars().take(200).collect();
-    let message: String = message.chars().take(4000).collect();
-    for user in users::ids_with_permission(tx, account, Permission::MonitoringView).await? {
-        let new = notifications::NewNotification {
-            user: Some(user),
-            category,
-            severity,
-            title: title.clone(),
-            message: message.clone(),
-            link: link.clone(),
-        };
-        let notification = notifications::create(tx, account, new, Timestamp::now()).await?;
-        announcements.events.push(BusEvent::Notification {
-            account,
-            notification: notification.id,
-        });
-    }
+    announcements.push(BusEvent::Dashboard { account, dashboard });
     Ok(())
 }

@@ -20,6 +20,7 @@ use super::{jwt, tokens};
 use crate::error::ApiError;
 use crate::hub::sockets::CredentialId;
 use crate::state::AppState;
+use crate::trace;
 
 #[derive(Clone, Debug)]
 pub enum Credential {
@@ -149,6 +150,21 @@ impl RequestInfo {
     }
 }
 
+/// An audit entry of a change a worker of the service makes on its own: the system is its
+/// actor, `worker` says which one (`alert engine`, `host liveness`).
+pub fn system_entry(
+    account: Id<Account>,
+    worker: &str,
+    action: &str,
+    resource_type: &str,
+) -> AuditEntry {
+    let mut entry = RequestInfo::default().entry(account, action, resource_type);
+    entry.actor_type = ActorType::System;
+    entry.actor_name = Some(worker.to_owned());
+    entry.source = Source::Scheduler;
+    entry
+}
+
 /// The credential a request presents, before it is checked.
 enum Presented {
     Bearer(String),
@@ -173,13 +189,15 @@ const INVALID: &str = "the credential is invalid, expired or revoked";
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let presented = presented(headers)
         .ok_or_else(|| ApiError::Unauthenticated("authentication required".to_owned()))?;
-    match presented {
+    let principal = match presented {
         Presented::Bearer(token) if token.starts_with(tokens::PREFIX) => {
             from_api_token(state, &token).await
         }
         Presented::Bearer(token) => from_session(state, &token, false).await,
         Presented::Cookie(token) => from_session(state, &token, true).await,
-    }
+    }?;
+    trace::record_caller(&principal);
+    Ok(principal)
 }
 
 /// `resolve`'s caller, or the one it gave for `key` within the cache's time to live.
@@ -197,11 +215,13 @@ where
 
 /// Resolves a session JWT or an API token given outside the usual headers (`?token=`).
 pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {
-    if token.starts_with(tokens::PREFIX) {
+    let principal = if token.starts_with(tokens::PREFIX) {
         from_api_token(state, token).await
     } else {
         from_session(state, token, false).await
-    }
+    }?;
+    trace::record_caller(&principal);
+    Ok(principal)
 }
 
 fn unauthenticated() -> ApiError {

@@ -19,6 +19,7 @@ pub const BATCH: u32 = 500;
 /// Takes up deliveries whose lease lapsed, then claims up to `limit` due deliveries and
 /// prepares what each attempt sends. `unrecorded`: this instance's ended attempts whose
 /// results are still on their way to the database, by target.
+#[tracing::instrument(name = "delivery::claim", skip_all)]
 pub async fn claim(
     state: &AppState,
     limit: u32,
@@ -82,7 +83,12 @@ async fn prepare(
     Ok(prepared)
 }
 
-/// Makes one attempt; never touches the database.
+/// Makes one attempt; never touches the database. A delivery whose last attempt failed is
+/// logged, named by its account, event and target.
+#[tracing::instrument(name = "delivery::attempt", skip_all, fields(delivery = %claimed.id,
+    account = %claimed.account, organization = %claimed.organization,
+    event = %claimed.event_id, event_type = %claimed.event_type,
+    target_kind = ?claimed.target_kind, target = %claimed.target_id, attempt = claimed.attempt))]
 pub async fn attempt(state: &AppState, claimed: &Claimed, outgoing: &Outgoing) -> AttemptRecord {
     let started_at = Timestamp::now();
     let started = Instant::now();
@@ -91,6 +97,18 @@ pub async fn attempt(state: &AppState, claimed: &Claimed, outgoing: &Outgoing) -
         .metrics
         .delivery_attempt_seconds
         .observe(started.elapsed().as_secs_f64());
+    if !report.success {
+        let (status_code, error) = (report.status_code, report.error.as_deref());
+        if state.engine.schedule.delay_after(claimed.attempt).is_none() {
+            tracing::warn!(status_code, error, "delivery failed: no attempts left");
+        } else {
+            tracing::debug!(
+                status_code,
+                error,
+                "delivery attempt failed; it will be retried"
+            );
+        }
+    }
     AttemptRecord {
         delivery: claimed.id,
         lease_token: claimed.lease_token.clone(),
@@ -106,6 +124,7 @@ pub async fn attempt(state: &AppState, claimed: &Claimed, outgoing: &Outgoing) -
 }
 
 /// Records attempts and moves their deliveries on.
+#[tracing::instrument(name = "delivery::record", skip_all, fields(attempts = records.len()))]
 pub async fn record(state: &AppState, records: &[AttemptRecord]) -> anyhow::Result<Vec<Recorded>> {
     let recorded = deliveries::record(
         &state.store,
@@ -144,6 +163,7 @@ pub struct Round {
 }
 
 /// One claim, all its attempts concurrently, one record: the engine's step in order.
+#[tracing::instrument(name = "delivery::run_once", skip_all)]
 pub async fn run_once(state: &AppState) -> anyhow::Result<Round> {
     let batch = claim(state, state.engine.concurrency, &Unrecorded::new()).await?;
     let records = futures::future::join_all(

@@ -18,10 +18,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::alerting::{self, Announcements};
+use crate::alerting;
 use crate::auth::Require;
 use crate::auth::permissions::{MonitoringManage, MonitoringView};
 use crate::error::{ApiError, ApiResult};
+use crate::events::Announcements;
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::state::AppState;
 

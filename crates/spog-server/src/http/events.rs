@@ -1,5 +1,5 @@
-//! `POST /events`: platform events from other SPOG components (SPEC 4), fanned out to the
-//! matching webhook subscriptions in the transaction that accepts them.
+//! `POST /events`: platform events from other SPOG components (SPEC 4), published
+//! ([`events::publish`]) in the transaction that accepts them and records the publication.
 
 use axum::Json;
 use axum::extract::State;
@@ -9,17 +9,16 @@ use serde_json::{Value, json};
 use spog_core::events::{self as core_events, Event};
 use spog_core::model::Organization;
 use spog_core::{FieldErrors, Id, Timestamp};
-use spog_store::events::{NewEvent, Published};
 use spog_store::identity::organizations;
 use spog_store::{StoreError, audit};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::alerting::{self, Announcements};
 use crate::auth::Require;
 use crate::auth::permissions::EventsPublish;
 use crate::error::{ApiError, ApiResult};
+use crate::events::{self, Announcements, NewEvent, Published};
 use crate::extract::AppJson;
 use crate::state::AppState;
 
@@ -73,17 +72,20 @@ async fn publish_event(
         .transpose();
     let key = errors.check(key);
     errors.into_result()?;
-    let (Some(event_type), Some(data), Some(idempotency_key)) = (event_type, data, key) else {
+    let (Some(event_type), Some(_), Some(idempotency_key)) = (event_type, data, key) else {
         unreachable!("field errors were returned above");
     };
     let now = Timestamp::now();
-    let event = || NewEvent {
-        account: auth.account(),
-        organization: body.organization_id,
-        event_type,
-        occurred_at: body.occurred_at.unwrap_or(now),
-        data: data.clone(),
-        idempotency_key: idempotency_key.clone(),
+    let event = || {
+        let occurred_at = body.occurred_at.unwrap_or(now);
+        NewEvent::new(
+            auth.account(),
+            body.organization_id,
+            event_type,
+            occurred_at,
+            body.data.clone(),
+        )
+        .idempotency_key(idempotency_key.clone())
     };
     // A concurrent publisher of the same key wins the race; the second try finds its event.
     let published = match publish(&state, &auth, event(), &body.data, now).await {
@@ -126,7 +128,7 @@ async fn publish(
     let (event_type, occurred_at) = (event.event_type, event.occurred_at);
     let key = event.idempotency_key.clone();
     let mut announcements = Announcements::default();
-    let published = alerting::publish_event(&mut tx, event, now, &mut announcements).await?;
+    let published = events::publish(&mut tx, event, now, &mut announcements).await?;
     let Published::New { event, deliveries } = &published else {
         // Nothing changed: nothing to record.
         return Ok(published);

@@ -6,12 +6,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use spog_core::events::EventType;
 use spog_core::model::Host;
 use spog_core::{BoundedList, FieldError, FieldErrors, Id, Timestamp};
 use spog_store::alerting::rules;
-use spog_store::events::NewEvent;
 use spog_store::identity::hosts;
 use spog_store::{StoreError, audit};
 use utoipa::ToSchema;
@@ -19,10 +17,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::alerting::metrics::{Sample, evaluate};
-use crate::alerting::{Announcements, publish_event};
 use crate::auth::Require;
 use crate::auth::permissions::EventsPublish;
 use crate::error::{ApiError, ApiResult};
+use crate::events::{self, Announcements, NewEvent};
 use crate::extract::{AppJson, AppPath};
 use crate::http::alerts::metric_name;
 use crate::state::AppState;
@@ -54,16 +52,8 @@ async fn heartbeat(
     let came_online = hosts::heartbeat(&mut tx, auth.account(), id, now).await?;
     if came_online {
         let host = hosts::get(&mut tx, auth.account(), id).await?;
-        let event = NewEvent {
-            account: auth.account(),
-            organization: host.organization_id,
-            event_type: EventType::HostOnline,
-            occurred_at: now,
-            data: json!({"host_id": host.id, "hostname": host.hostname, "name": host.name})
-                .to_string(),
-            idempotency_key: None,
-        };
-        publish_event(&mut tx, event, now, &mut announcements).await?;
+        let event = NewEvent::about_host(auth.account(), EventType::HostOnline, &host, now);
+        events::publish(&mut tx, event, now, &mut announcements).await?;
         let entry = auth
             .entry("host.online", "host")
             .resource(id, &host.hostname)

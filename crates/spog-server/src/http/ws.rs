@@ -9,6 +9,7 @@ use axum::http::header::{HOST, ORIGIN};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use spog_core::Permission;
+use tracing::{Instrument, Span};
 
 use crate::auth::{Credential, Principal, authenticate, authenticate_token};
 use crate::error::{ApiError, ApiResult};
@@ -55,7 +56,8 @@ async fn upgrade(
         Ok(lease) => lease,
         Err(error) => return error.into_response(),
     };
-    upgrade.on_upgrade(move |socket| serve_socket(state, socket, lease))
+    let span = Span::current();
+    upgrade.on_upgrade(move |socket| serve_socket(state, socket, lease).instrument(span))
 }
 
 /// Admits a WebSocket of `principal` that needs `needs` to stay open: a session cookie is

@@ -9,8 +9,8 @@ use spog_store::alerting::{metric_states, rules};
 use spog_store::identity::hosts;
 use tokio_util::sync::CancellationToken;
 
-use crate::alerting::Announcements;
 use crate::alerting::metrics::fire_once;
+use crate::events::Announcements;
 use crate::state::AppState;
 
 pub const NAME: &str = "alert_evaluation";

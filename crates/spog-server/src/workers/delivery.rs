@@ -19,6 +19,7 @@ use spog_store::deliveries::{AttemptRecord, Unrecorded};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::delivery::engine;
 use crate::state::AppState;
@@ -29,18 +30,22 @@ const POLL: Duration = Duration::from_millis(500);
 
 pub fn spawn(state: &AppState, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
     let state = state.clone();
-    tokio::spawn(async move {
-        state.workers.set_running(NAME, true);
-        let capacity = state.engine.concurrency.max(1) as usize;
-        let (results, pending) = mpsc::channel(capacity * 2);
-        let recorded = Notify::new();
-        let ended = Arc::new(Ended::default());
-        tokio::join!(
-            claim_loop(&state, results, &recorded, &ended, shutdown),
-            record_loop(&state, pending, &recorded, &ended)
-        );
-        state.workers.set_running(NAME, false);
-    })
+    let span = tracing::info_span!("worker", worker = NAME);
+    tokio::spawn(
+        async move {
+            state.workers.set_running(NAME, true);
+            let capacity = state.engine.concurrency.max(1) as usize;
+            let (results, pending) = mpsc::channel(capacity * 2);
+            let recorded = Notify::new();
+            let ended = Arc::new(Ended::default());
+            tokio::join!(
+                claim_loop(&state, results, &recorded, &ended, shutdown),
+                record_loop(&state, pending, &recorded, &ended)
+            );
+            state.workers.set_running(NAME, false);
+        }
+        .instrument(span),
+    )
 }
 
 /// An attempt's result and the account whose delivery it was.

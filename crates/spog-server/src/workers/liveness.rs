@@ -6,11 +6,11 @@ use std::time::Duration;
 use serde_json::json;
 use spog_core::Timestamp;
 use spog_core::events::EventType;
-use spog_store::events::NewEvent;
 use spog_store::identity::hosts;
 use tokio_util::sync::CancellationToken;
 
-use crate::alerting::{Announcements, publish_event, system_entry};
+use crate::auth::system_entry;
+use crate::events::{self, Announcements, NewEvent};
 use crate::state::AppState;
 
 pub const NAME: &str = "host_liveness";
@@ -22,23 +22,14 @@ pub async fn run_once(state: &AppState, now: Timestamp) -> anyhow::Result<usize>
     let mut tx = state.store.begin().await?;
     let silent = hosts::mark_silent_offline(&mut tx, cutoff, now).await?;
     for (account, host) in &silent {
-        let event = NewEvent {
-            account: *account,
-            organization: host.organization_id,
-            event_type: EventType::HostOffline,
-            occurred_at: now,
-            data: json!({"host_id": host.id, "hostname": host.hostname, "name": host.name,
-                "last_heartbeat_at": host.last_heartbeat_at})
-            .to_string(),
-            idempotency_key: None,
-        };
-        publish_event(&mut tx, event, now, &mut announcements).await?;
-        let mut entry = system_entry(*account, "host.offline", "host")
+        let mut event = NewEvent::about_host(*account, EventType::HostOffline, host, now);
+        event.data["last_heartbeat_at"] = json!(host.last_heartbeat_at);
+        events::publish(&mut tx, event, now, &mut announcements).await?;
+        let entry = system_entry(*account, "host liveness", "host.offline", "host")
             .resource(host.id, &host.hostname)
             .in_organization(host.organization_id)
             .after(host)
             .metadata(json!({"silent_for_seconds": state.config.host_offline_after.as_secs()}));
-        entry.actor_name = Some("host liveness".to_owned());
         spog_store::audit::record(&mut tx, entry).await?;
     }
     tx.commit_unaudited().await?;

@@ -1,6 +1,7 @@
 //! Background work in the server process, under the server's shutdown token. Each loop wakes
 //! on a tick, a signal or shutdown, and calls a single-step `run_once` that tests call
-//! directly; its outcome is what `/api/v1/system/health` reports.
+//! directly; its outcome is what `/api/v1/system/health` reports. Each step runs in a
+//! `worker` span naming its loop.
 
 pub mod alert_evaluation;
 pub mod audit_linker;
@@ -19,6 +20,7 @@ use serde::Serialize;
 use spog_core::Timestamp;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use utoipa::ToSchema;
 
 use crate::state::AppState;
@@ -88,7 +90,9 @@ where
                 _ = ticker.tick() => {}
                 _ = woken => {}
             }
-            let result = step(state.clone()).await;
+            let result = step(state.clone())
+                .instrument(tracing::info_span!("worker", worker = name))
+                .await;
             if let Err(error) = &result {
                 tracing::warn!(
                     worker = name,

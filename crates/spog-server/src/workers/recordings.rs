@@ -11,12 +11,14 @@ use spog_core::Timestamp;
 use spog_store::recordings::{EndReason, desktop, terminal};
 use tokio_util::sync::CancellationToken;
 
-use crate::alerting::system_entry;
+use crate::auth::system_entry;
 use crate::state::AppState;
 
 pub const FLUSH: &str = "recording_flush";
 pub const IDLE: &str = "recording_idle";
 
+/// Who the idle job's ends are on record as.
+const IDLE_TIMEOUT: &str = "recording idle timeout";
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 
@@ -138,15 +140,19 @@ pub async fn idle_once(state: &AppState, now: Timestamp) -> anyhow::Result<usize
             }
             Err(other) => return Err(other.into()),
         };
-        let mut entry = system_entry(account, "terminal_session.end", "terminal_session")
-            .resource(
-                recording.session_id,
-                format!("{}@{}", recording.user_email, recording.hostname),
-            )
-            .in_organization(recording.organization_id)
-            .after(&recording)
-            .metadata(json!({"reason": "idle", "silent_for_seconds": timeout.as_secs()}));
-        entry.actor_name = Some("recording idle timeout".to_owned());
+        let entry = system_entry(
+            account,
+            IDLE_TIMEOUT,
+            "terminal_session.end",
+            "terminal_session",
+        )
+        .resource(
+            recording.session_id,
+            format!("{}@{}", recording.user_email, recording.hostname),
+        )
+        .in_organization(recording.organization_id)
+        .after(&recording)
+        .metadata(json!({"reason": "idle", "silent_for_seconds": timeout.as_secs()}));
         spog_store::audit::record(&mut tx, entry).await?;
         tx.commit().await?;
         ended += 1;
@@ -174,15 +180,19 @@ pub async fn idle_once(state: &AppState, now: Timestamp) -> anyhow::Result<usize
             }
             Err(other) => return Err(other.into()),
         };
-        let mut entry = system_entry(account, "desktop_recording.end", "desktop_recording")
-            .resource(
-                recording.id,
-                format!("{}@{}", recording.user_email, recording.hostname),
-            )
-            .in_organization(recording.organization_id)
-            .after(&recording)
-            .metadata(json!({"reason": "idle", "silent_for_seconds": timeout.as_secs()}));
-        entry.actor_name = Some("recording idle timeout".to_owned());
+        let entry = system_entry(
+            account,
+            IDLE_TIMEOUT,
+            "desktop_recording.end",
+            "desktop_recording",
+        )
+        .resource(
+            recording.id,
+            format!("{}@{}", recording.user_email, recording.hostname),
+        )
+        .in_organization(recording.organization_id)
+        .after(&recording)
+        .metadata(json!({"reason": "idle", "silent_for_seconds": timeout.as_secs()}));
         spog_store::audit::record(&mut tx, entry).await?;
         tx.commit().await?;
         ended += 1;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use spog_core::Timestamp;
 use spog_core::events::EventType;
+use spog_server::events::{self, Announcements, NewEvent};
 use spog_server::testing::TestServer;
-use spog_store::events::{self, NewEvent};
 
 use crate::deliveries::publish;
 use crate::receiver::{Answer, Receiver, black_hole};
@@ -18,7 +18,7 @@ use crate::webhooks::{create_webhook, default_organization};
 
 const BACKLOG: usize = 600;
 
-/// Publishes `count` events in `org` straight through the store, in one transaction.
+/// Publishes `count` events in `org` straight through the fan-out, in one transaction.
 async fn flood(server: &TestServer, org: &str, count: usize) {
     let store = &server.state.store;
     let account: String = sqlx::query_scalar("SELECT account_id FROM organizations WHERE id = $1")
@@ -26,21 +26,24 @@ async fn flood(server: &TestServer, org: &str, count: usize) {
         .fetch_one(&mut *store.conn().await.unwrap())
         .await
         .unwrap();
+    let (account, organization) = (account.parse().unwrap(), org.parse().unwrap());
     let mut tx = store.begin().await.unwrap();
+    let mut announcements = Announcements::default();
     for _ in 0..count {
-        let event = NewEvent {
-            account: account.parse().unwrap(),
-            organization: org.parse().unwrap(),
-            event_type: EventType::JobCompleted,
-            occurred_at: Timestamp::now(),
-            data: "{}".to_owned(),
-            idempotency_key: None,
-        };
-        events::publish(&mut tx, event, Timestamp::now())
+        let now = Timestamp::now();
+        let event = NewEvent::new(
+            account,
+            organization,
+            EventType::JobCompleted,
+            now,
+            json!({}),
+        );
+        events::publish(&mut tx, event, now, &mut announcements)
             .await
             .unwrap();
     }
     tx.commit_unaudited().await.unwrap();
+    announcements.send(&server.state.bus).await;
 }
 
 #[tokio::test]

@@ -95,6 +95,7 @@ pub fn firing(rule: &AlertRule, summary: String, now: Timestamp) -> Alert {
 }
 
 /// Stores a new alert; `Conflict` if its metric rule already has an open alert for the host.
+#[tracing::instrument(name = "alerting::alerts::insert", skip_all, fields(account = %account, alert = %alert.id))]
 pub async fn insert(conn: &mut Conn, account: Id<Account>, alert: &Alert) -> StoreResult<()> {
     let mut sql = Sql::new(&format!(
         "INSERT INTO alerts (account_id, {COLUMNS}) VALUES ("
@@ -144,6 +145,7 @@ pub async fn insert(conn: &mut Conn, account: Id<Account>, alert: &Alert) -> Sto
     Ok(())
 }
 
+#[tracing::instrument(name = "alerting::alerts::get", skip_all, fields(account = %account, alert = %alert))]
 pub async fn get(conn: &mut Conn, account: Id<Account>, alert: Id<Alert>) -> StoreResult<Alert> {
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM alerts WHERE account_id = "));
     sql.bind(account.to_string())
@@ -156,6 +158,7 @@ pub async fn get(conn: &mut Conn, account: Id<Account>, alert: Id<Alert>) -> Sto
 }
 
 /// The open (firing or acknowledged) alert of a metric rule for a host.
+#[tracing::instrument(name = "alerting::alerts::open_for", skip_all, fields(rule = %rule, host = %host))]
 pub async fn open_for(
     conn: &mut Conn,
     rule: Id<AlertRule>,
@@ -173,6 +176,7 @@ pub async fn open_for(
 }
 
 /// Newest first.
+#[tracing::instrument(name = "alerting::alerts::list", skip_all, fields(account = %account, organization = ?organization))]
 pub async fn list(
     conn: &mut Conn,
     account: Id<Account>,
@@ -220,6 +224,7 @@ pub async fn list(
 }
 
 /// How many of the account's alerts are in `state`.
+#[tracing::instrument(name = "alerting::alerts::count", skip_all, fields(account = %account))]
 pub async fn count(conn: &mut Conn, account: Id<Account>, state: AlertState) -> StoreResult<i64> {
     Ok(
         sqlx::query_scalar("SELECT COUNT(*) FROM alerts WHERE account_id = $1 AND state = $2")
@@ -231,6 +236,7 @@ pub async fn count(conn: &mut Conn, account: Id<Account>, state: AlertState) -> 
 }
 
 /// Moves an alert to `to` if it is in one of `from`; returns whether it moved.
+#[tracing::instrument(name = "alerting::alerts::transition", skip_all, fields(account = %account, alert = %alert, by = ?by))]
 pub async fn transition(
     conn: &mut Conn,
     account: Id<Account>,

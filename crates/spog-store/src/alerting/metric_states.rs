@@ -30,6 +30,7 @@ fn state((rule, host, since, value, at): StateRow) -> StoreResult<MetricState> {
 }
 
 /// The states of `rules` for `host`.
+#[tracing::instrument(name = "alerting::metric_states::for_host", skip_all, fields(host = %host))]
 pub async fn for_host(
     conn: &mut Conn,
     host: Id<Host>,
@@ -48,6 +49,7 @@ pub async fn for_host(
         .collect()
 }
 
+#[tracing::instrument(name = "alerting::metric_states::save", skip_all, fields(account = %account))]
 pub async fn save(
     conn: &mut Conn,
     account: Id<Account>,
@@ -83,6 +85,7 @@ pub async fn save(
 
 /// States whose condition has held since before `cutoff` (the alert evaluation job checks
 /// whether their `for_seconds` has passed without a new sample): `(account, state)`.
+#[tracing::instrument(name = "alerting::metric_states::breaching_since_before", skip_all)]
 pub async fn breaching_since_before(
     conn: &mut Conn,
     cutoff: Timestamp,

@@ -154,6 +154,7 @@ fn bind_rule(sql: &mut Sql, rule: &AlertRule) {
         .bind(rule.updated_at.micros());
 }
 
+#[tracing::instrument(name = "alerting::rules::create", skip_all, fields(account = %account, rule = %rule.id))]
 pub async fn create(conn: &mut Conn, account: Id<Account>, rule: &AlertRule) -> StoreResult<()> {
     let mut sql = Sql::new(&format!(
         "INSERT INTO alert_rules (account_id, {COLUMNS}) VALUES ("
@@ -172,6 +173,7 @@ pub async fn create(conn: &mut Conn, account: Id<Account>, rule: &AlertRule) -> 
 }
 
 /// Replaces every field of the rule (the caller read and changed it in this transaction).
+#[tracing::instrument(name = "alerting::rules::update", skip_all, fields(account = %account, rule = %rule.id))]
 pub async fn update(conn: &mut Conn, account: Id<Account>, rule: &AlertRule) -> StoreResult<()> {
     let mut sql = Sql::new("UPDATE alert_rules SET (");
     sql.push(COLUMNS.trim_start_matches("id, ")).push(") = (");
@@ -190,6 +192,7 @@ pub async fn update(conn: &mut Conn, account: Id<Account>, rule: &AlertRule) -> 
     Ok(())
 }
 
+#[tracing::instrument(name = "alerting::rules::get", skip_all, fields(account = %account, rule = %rule))]
 pub async fn get(
     conn: &mut Conn,
     account: Id<Account>,
@@ -207,6 +210,7 @@ pub async fn get(
         .try_into()
 }
 
+#[tracing::instrument(name = "alerting::rules::list", skip_all, fields(account = %account, organization = ?organization))]
 pub async fn list(
     conn: &mut Conn,
     account: Id<Account>,
@@ -240,6 +244,7 @@ pub async fn list(
     }))
 }
 
+#[tracing::instrument(name = "alerting::rules::delete", skip_all, fields(account = %account, rule = %rule))]
 pub async fn delete(conn: &mut Conn, account: Id<Account>, rule: Id<AlertRule>) -> StoreResult<()> {
     let done = sqlx::query("DELETE FROM alert_rules WHERE account_id = $1 AND id = $2")
         .bind(account.to_string())
@@ -253,6 +258,7 @@ pub async fn delete(conn: &mut Conn, account: Id<Account>, rule: Id<AlertRule>) 
 }
 
 /// Enabled rules of `kind` in the organization (event rules are few per organization).
+#[tracing::instrument(name = "alerting::rules::enabled", skip_all, fields(account = %account, organization = %organization))]
 pub async fn enabled(
     conn: &mut Conn,
     account: Id<Account>,
@@ -277,6 +283,7 @@ pub async fn enabled(
 
 /// Claims the right to notify for `rule` at `now`: false while its cooldown runs. Within the
 /// caller's transaction, so concurrent firings of one rule notify once.
+#[tracing::instrument(name = "alerting::rules::claim_notification", skip_all, fields(rule = %rule.id))]
 pub async fn claim_notification(
     conn: &mut Conn,
     rule: &AlertRule,

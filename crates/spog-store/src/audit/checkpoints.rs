@@ -39,6 +39,7 @@ fn checkpoint(
 
 /// Stores a checkpoint; one per (account, seq), so instances signing the same head at once
 /// keep the first. Returns whether it was stored.
+#[tracing::instrument(name = "audit::checkpoints::insert", skip_all, fields(checkpoint = %checkpoint.seq))]
 pub async fn insert(conn: &mut Conn, checkpoint: &Checkpoint) -> StoreResult<bool> {
     let done = sqlx::query(
         "INSERT INTO audit_checkpoints (id, account_id, seq, head_hash, signed_at, key_id, signature) \
@@ -60,6 +61,7 @@ const SELECT: &str =
     "SELECT id, account_id, seq, head_hash, signed_at, key_id, signature FROM audit_checkpoints";
 
 /// Newest first.
+#[tracing::instrument(name = "audit::checkpoints::list", skip_all, fields(account = %account))]
 pub async fn list(
     conn: &mut Conn,
     account: Id<Account>,
@@ -75,10 +77,12 @@ pub async fn list(
     Ok(rows.into_iter().map(checkpoint).collect())
 }
 
+#[tracing::instrument(name = "audit::checkpoints::latest", skip_all, fields(account = %account))]
 pub async fn latest(conn: &mut Conn, account: Id<Account>) -> StoreResult<Option<Checkpoint>> {
     Ok(list(conn, account, 1).await?.pop())
 }
 
+#[tracing::instrument(name = "audit::checkpoints::by_seq", skip_all, fields(account = %account))]
 pub async fn by_seq(
     conn: &mut Conn,
     account: Id<Account>,
@@ -95,6 +99,7 @@ pub async fn by_seq(
 }
 
 /// Accounts whose chain head moved past their latest checkpoint: `(account, seq, hash)`.
+#[tracing::instrument(name = "audit::checkpoints::heads_without_checkpoint", skip_all)]
 pub async fn heads_without_checkpoint(conn: &mut Conn) -> StoreResult<Vec<(String, i64, String)>> {
     Ok(sqlx::query_as(
         "SELECT h.account_id, h.seq, h.hash FROM audit_heads h WHERE h.seq > 0 AND h.seq > \

@@ -45,6 +45,7 @@ impl GroupCommit {
 
     /// Records `entries` in one transaction, possibly with other requests' entries; returns
     /// once they are committed.
+    #[tracing::instrument(name = "audit::group_record", skip_all, fields(entries = entries.len()))]
     pub async fn record(&self, entries: Vec<AuditEntry>) -> StoreResult<()> {
         let (done, result) = oneshot::channel();
         self.requests

@@ -35,6 +35,7 @@ pub struct Linked {
 }
 
 /// Links pending entries of every account, a batch per transaction, until none are left.
+#[tracing::instrument(name = "audit::link_pending", skip_all)]
 pub async fn link_pending(store: &Store, now: Timestamp) -> StoreResult<Linked> {
     let mut linked = Linked::default();
     loop {

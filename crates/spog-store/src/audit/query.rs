@@ -131,6 +131,7 @@ fn entries(rows: Vec<EntryRow>) -> StoreResult<Vec<AuditEntry>> {
 }
 
 /// Entries matching `filter`, newest first.
+#[tracing::instrument(name = "audit::list", skip_all, fields(account = %account))]
 pub async fn list(
     conn: &mut Conn,
     account: Id<Account>,
@@ -162,6 +163,7 @@ pub async fn list(
 }
 
 /// The account's chain head as the linker last wrote it: `(seq, hash)`.
+#[tracing::instrument(name = "audit::head", skip_all, fields(account = %account))]
 pub async fn head(conn: &mut Conn, account: Id<Account>) -> StoreResult<Option<(i64, String)>> {
     Ok(
         sqlx::query_as("SELECT seq, hash FROM audit_heads WHERE account_id = $1")

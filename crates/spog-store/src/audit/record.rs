@@ -7,11 +7,13 @@ const ROWS_PER_STATEMENT: usize = 200;
 
 /// Records one entry in the mutation's transaction. (Its snapshots were redacted when they
 /// were made: [`spog_core::audit::Snapshot`] is the only way to build one.)
+#[tracing::instrument(name = "audit::record", skip_all, fields(account = %entry.account_id, resource = ?entry.resource_id))]
 pub async fn record(tx: &mut Tx, entry: AuditEntry) -> StoreResult<()> {
     record_all(tx, vec![entry]).await
 }
 
 /// Records entries in the mutation's transaction, unlinked; the chain linker appends them.
+#[tracing::instrument(name = "audit::record_all", skip_all)]
 pub async fn record_all(tx: &mut Tx, entries: Vec<AuditEntry>) -> StoreResult<()> {
     let count = entries.len();
     // Two parameters a row where an entry has twenty-three.
@@ -33,6 +35,7 @@ pub async fn record_all(tx: &mut Tx, entries: Vec<AuditEntry>) -> StoreResult<()
 
 /// Writes entries without queueing them for the chain: the part of [`record_all`] that any
 /// audit log pays, chained or not (the benchmarks' baseline).
+#[tracing::instrument(name = "audit::insert_entries", skip_all)]
 pub async fn insert_entries(tx: &mut Tx, entries: Vec<AuditEntry>) -> StoreResult<()> {
     let mut entries = entries.into_iter().peekable();
     while entries.peek().is_some() {

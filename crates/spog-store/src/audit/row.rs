@@ -89,6 +89,7 @@ impl TryFrom<EntryRow> for AuditEntry {
     }
 }
 
+#[tracing::instrument(name = "audit::get", skip_all, fields(account = %account, entry = entry))]
 pub async fn get(conn: &mut Conn, account: Id<Account>, entry: &str) -> StoreResult<AuditEntry> {
     sqlx::query_as::<_, EntryRow>(AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM audit_logs WHERE account_id = $1 AND id = $2"

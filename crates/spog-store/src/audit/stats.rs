@@ -115,6 +115,7 @@ pub struct AuditStats {
 }
 
 /// Statistics over the whole UTC days from `from`'s day to `to`'s day.
+#[tracing::instrument(name = "audit::stats", skip_all, fields(account = %account))]
 pub async fn stats(
     conn: &mut Conn,
     account: Id<Account>,

@@ -36,6 +36,7 @@ const IDS_PER_READ: usize = 500;
 /// of up to `batch_size` links' worth, up to the last link at the start. A link whose entry
 /// is gone yields nothing, which verification reports as a gap. Memory stays constant: a
 /// few batches are read ahead of the consumer.
+#[tracing::instrument(name = "audit::walk", skip_all, fields(account = %account))]
 pub async fn walk(
     store: &Store,
     account: Id<Account>,

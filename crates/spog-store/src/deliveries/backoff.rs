@@ -55,6 +55,7 @@ pub(super) async fn note_outcomes(
 }
 
 /// Forgets a target's back-off (it is gone, or its owner changed it).
+#[tracing::instrument(name = "deliveries::forget_target", skip_all, fields(target = target))]
 pub async fn forget_target(conn: &mut Conn, target: &str) -> StoreResult<()> {
     sqlx::query("DELETE FROM delivery_targets WHERE target_id = $1")
         .bind(target)

@@ -74,6 +74,7 @@ pub type Unrecorded = HashSet<String>;
 
 /// Claims up to `limit` due deliveries for one attempt each, shared fairly across accounts
 /// and targets per `policy`.
+#[tracing::instrument(name = "deliveries::claim", skip_all)]
 pub async fn claim(
     store: &Store,
     limit: u32,

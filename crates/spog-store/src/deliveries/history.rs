@@ -19,6 +19,7 @@ pub struct DeliveryFilter {
 }
 
 /// A target's deliveries, newest first.
+#[tracing::instrument(name = "deliveries::list", skip_all, fields(account = %account, target = target))]
 pub async fn list(
     conn: &mut Conn,
     account: Id<Account>,
@@ -69,6 +70,7 @@ pub async fn list(
     }))
 }
 
+#[tracing::instrument(name = "deliveries::get", skip_all, fields(account = %account, target = target, delivery = %delivery))]
 pub async fn get(
     conn: &mut Conn,
     account: Id<Account>,
@@ -104,6 +106,7 @@ struct AttemptRow {
 }
 
 /// A delivery with its payload (the event's body) and every attempt, oldest first.
+#[tracing::instrument(name = "deliveries::detail", skip_all, fields(account = %account, target = target, delivery = %delivery))]
 pub async fn detail(
     conn: &mut Conn,
     account: Id<Account>,
@@ -148,6 +151,7 @@ pub async fn detail(
 
 /// Sends a `failed` delivery again: back to `pending`, due now, attempt count reset. Any
 /// other state is a conflict. The engine is woken when the transaction commits.
+#[tracing::instrument(name = "deliveries::retry", skip_all, fields(account = %account, target = target, delivery = %delivery))]
 pub async fn retry(
     tx: &mut Tx,
     account: Id<Account>,
@@ -177,6 +181,7 @@ pub async fn retry(
 }
 
 /// Deletes a target's deliveries and their attempts. Returns how many deliveries went.
+#[tracing::instrument(name = "deliveries::delete_for_target", skip_all, fields(account = %account, target = target))]
 pub async fn delete_for_target(
     conn: &mut Conn,
     account: Id<Account>,
@@ -209,6 +214,7 @@ pub struct Backlog {
 }
 
 /// The backlog of one account, or of every account.
+#[tracing::instrument(name = "deliveries::backlog", skip_all, fields(account = ?account))]
 pub async fn backlog(conn: &mut Conn, account: Option<Id<Account>>) -> StoreResult<Backlog> {
     let mut sql = Sql::new(
         "SELECT status, COUNT(*), MIN(created_at) FROM deliveries \
@@ -235,6 +241,7 @@ pub async fn backlog(conn: &mut Conn, account: Option<Id<Account>>) -> StoreResu
 
 /// How many of the account's deliveries failed for good (they stay until retried or their
 /// target is deleted).
+#[tracing::instrument(name = "deliveries::failed_count", skip_all, fields(account = %account))]
 pub async fn failed_count(conn: &mut Conn, account: Id<Account>) -> StoreResult<i64> {
     Ok(sqlx::query_scalar(
         "SELECT COUNT(*) FROM deliveries WHERE account_id = $1 AND status = 'failed'",

@@ -17,6 +17,7 @@ const ROWS_PER_STATEMENT: usize = 500;
 /// Creates one `pending` delivery, due now, per target; in the transaction that accepts the
 /// event. The transaction wakes the delivery engine when it commits.
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(name = "deliveries::enqueue", skip_all, fields(account = %account, organization = %organization, event = %event))]
 pub async fn enqueue(
     tx: &mut Tx,
     account: Id<Account>,
@@ -115,6 +116,7 @@ pub struct Recorded {
 /// whose attempts timed out move towards back-off per `policy`, and those that answered
 /// leave it. An attempt whose claim lapsed (another instance took the delivery up) is not
 /// recorded: each claim has its own token, cleared when its attempt is recorded or taken up.
+#[tracing::instrument(name = "deliveries::record", skip_all)]
 pub async fn record(
     store: &Store,
     schedule: &RetrySchedule,
@@ -243,6 +245,7 @@ pub const ABANDONED: &str =
 /// Deliveries whose instance died mid-attempt: the lost attempt is recorded as failed at the
 /// moment its lease lapsed, and the delivery follows the schedule from there. At most
 /// `limit` per call. Returns how many were taken up again.
+#[tracing::instrument(name = "deliveries::expire_leases", skip_all)]
 pub async fn expire_leases(
     store: &Store,
     schedule: &RetrySchedule,
@@ -299,6 +302,7 @@ pub async fn expire_leases(
 
 /// Deletes up to `limit` `succeeded` deliveries completed before `before`, and events older
 /// than that which no delivery refers to any more. Returns the deliveries deleted.
+#[tracing::instrument(name = "deliveries::cleanup", skip_all)]
 pub async fn cleanup(store: &Store, before: Timestamp, limit: u32) -> StoreResult<u64> {
     let mut tx = store.begin().await?;
     let deleted = sqlx::query(

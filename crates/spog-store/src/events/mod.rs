@@ -1,54 +1,32 @@
-//! Published events (SPEC 4) and their fan-out: accepting an event and creating its
-//! deliveries happen in the one transaction of the publisher.
+//! Published events (SPEC 4): their rows. What an event fans out to is decided by the
+//! server's `events` module, the one place that publishes; this keeps only storage.
 
-use spog_core::delivery::{Delivery, TargetKind};
 use spog_core::events::{Event, EventType, webhook_body};
 use spog_core::model::{Account, Organization};
 use spog_core::{Id, Timestamp};
 
 use crate::rows::id;
-use crate::{Conn, StoreError, StoreResult, Tx, deliveries, webhooks};
+use crate::{Conn, StoreError, StoreResult, Tx};
 
-/// An event about to be published; `data` is a JSON object already serialised.
-pub struct NewEvent {
+/// An event's row; `data` is a JSON object already serialised.
+pub struct EventRecord<'a> {
     pub account: Id<Account>,
     pub organization: Id<Organization>,
     pub event_type: EventType,
     pub occurred_at: Timestamp,
-    pub data: String,
-    pub idempotency_key: Option<String>,
+    pub data: &'a str,
+    pub idempotency_key: Option<&'a str>,
 }
 
-/// What publishing did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Published {
-    /// A new event and the deliveries it fanned out to.
-    New {
-        event: Id<Event>,
-        deliveries: Vec<Id<Delivery>>,
-    },
-    /// The idempotency key was used before: the first event, nothing published again.
-    Repeated { event: Id<Event> },
-}
-
-impl Published {
-    pub fn event(&self) -> Id<Event> {
-        match self {
-            Published::New { event, .. } | Published::Repeated { event } => *event,
-        }
-    }
-}
-
-/// Publishes `event`: stores it with the body its webhook deliveries send and creates one
-/// delivery per matching active subscription of its organization. A repeated idempotency key
-/// publishes nothing. A concurrent publisher of the same key makes this fail with a conflict;
-/// retrying the whole transaction then finds the first event.
-pub async fn publish(tx: &mut Tx, event: NewEvent, now: Timestamp) -> StoreResult<Published> {
-    if let Some(key) = &event.idempotency_key
-        && let Some(first) = by_idempotency_key(tx, event.account, key).await?
-    {
-        return Ok(Published::Repeated { event: first });
-    }
+/// Stores an event with the body its webhook deliveries send. A concurrent publisher of the
+/// same idempotency key makes this fail with a conflict; retrying the whole transaction then
+/// finds the first event ([`by_idempotency_key`]).
+#[tracing::instrument(name = "events::insert", skip_all, fields(account = %event.account, event_type = %event.event_type))]
+pub async fn insert(
+    tx: &mut Tx,
+    event: &EventRecord<'_>,
+    now: Timestamp,
+) -> StoreResult<Id<Event>> {
     let id: Id<Event> = Id::new();
     let payload = webhook_body(
         &id.to_string(),
@@ -56,7 +34,7 @@ pub async fn publish(tx: &mut Tx, event: NewEvent, now: Timestamp) -> StoreResul
         event.occurred_at,
         event.account,
         event.organization,
-        &event.data,
+        event.data,
     );
     sqlx::query(
         "INSERT INTO events (id, account_id, organization_id, event_type, occurred_at, received_at, data, \
@@ -68,34 +46,18 @@ pub async fn publish(tx: &mut Tx, event: NewEvent, now: Timestamp) -> StoreResul
     .bind(event.event_type.as_str())
     .bind(event.occurred_at.micros())
     .bind(now.micros())
-    .bind(&event.data)
+    .bind(event.data)
     .bind(&payload)
-    .bind(event.idempotency_key.clone())
+    .bind(event.idempotency_key)
     .execute(&mut **tx)
     .await
     .map_err(|e| {
         StoreError::on_unique(e, "an event with this idempotency key is being published")
     })?;
-    let subscribers =
-        webhooks::subscribed(tx, event.account, event.organization, event.event_type).await?;
-    let targets: Vec<String> = subscribers.iter().map(|w| w.to_string()).collect();
-    let deliveries = deliveries::enqueue(
-        tx,
-        event.account,
-        event.organization,
-        id,
-        event.event_type,
-        TargetKind::Webhook,
-        &targets,
-        now,
-    )
-    .await?;
-    Ok(Published::New {
-        event: id,
-        deliveries,
-    })
+    Ok(id)
 }
 
+#[tracing::instrument(name = "events::by_idempotency_key", skip_all, fields(account = %account))]
 pub async fn by_idempotency_key(
     conn: &mut Conn,
     account: Id<Account>,
@@ -112,6 +74,7 @@ pub async fn by_idempotency_key(
 
 /// The body every webhook delivery of the event sends, by event id (the engine serves every
 /// account, so this is not scoped to one).
+#[tracing::instrument(name = "events::payloads", skip_all)]
 pub async fn payloads(conn: &mut Conn, ids: &[String]) -> StoreResult<Vec<(Id<Event>, String)>> {
     let mut sql = crate::Sql::new("SELECT id, payload FROM events WHERE id IN ");
     sql.bind_list(ids.iter().cloned());

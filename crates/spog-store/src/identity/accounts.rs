@@ -25,6 +25,7 @@ impl TryFrom<AccountRow> for Account {
 }
 
 /// A new tenant with its built-in roles, its default organization and an empty chain.
+#[tracing::instrument(name = "identity::accounts::create", skip_all, fields(name = name))]
 pub async fn create(
     conn: &mut Conn,
     name: &str,
@@ -49,6 +50,7 @@ pub async fn create(
     Ok((account, organization))
 }
 
+#[tracing::instrument(name = "identity::accounts::get", skip_all, fields(account = %account))]
 pub async fn get(conn: &mut Conn, account: Id<Account>) -> StoreResult<Account> {
     sqlx::query_as::<_, AccountRow>("SELECT id, name, created_at FROM accounts WHERE id = $1")
         .bind(account.to_string())
@@ -58,6 +60,7 @@ pub async fn get(conn: &mut Conn, account: Id<Account>) -> StoreResult<Account> 
         .try_into()
 }
 
+#[tracing::instrument(name = "identity::accounts::by_name", skip_all, fields(name = name))]
 pub async fn by_name(conn: &mut Conn, name: &str) -> StoreResult<Account> {
     sqlx::query_as::<_, AccountRow>("SELECT id, name, created_at FROM accounts WHERE name = $1")
         .bind(name)
@@ -67,6 +70,7 @@ pub async fn by_name(conn: &mut Conn, name: &str) -> StoreResult<Account> {
         .try_into()
 }
 
+#[tracing::instrument(name = "identity::accounts::list", skip_all)]
 pub async fn list(conn: &mut Conn) -> StoreResult<Vec<Account>> {
     sqlx::query_as::<_, AccountRow>("SELECT id, name, created_at FROM accounts ORDER BY id")
         .fetch_all(conn)
@@ -76,6 +80,7 @@ pub async fn list(conn: &mut Conn) -> StoreResult<Vec<Account>> {
         .collect()
 }
 
+#[tracing::instrument(name = "identity::accounts::count", skip_all)]
 pub async fn count(conn: &mut Conn) -> StoreResult<i64> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM accounts")
         .fetch_one(conn)

@@ -38,6 +38,7 @@ impl TryFrom<HostRow> for Host {
     }
 }
 
+#[tracing::instrument(name = "identity::hosts::create", skip_all, fields(account = %account, organization = %organization, name = name))]
 pub async fn create(
     conn: &mut Conn,
     account: Id<Account>,
@@ -63,6 +64,7 @@ pub async fn create(
     get(conn, account, host).await
 }
 
+#[tracing::instrument(name = "identity::hosts::get", skip_all, fields(account = %account, host = %host))]
 pub async fn get(conn: &mut Conn, account: Id<Account>, host: Id<Host>) -> StoreResult<Host> {
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM hosts WHERE account_id = "));
     sql.bind(account.to_string())
@@ -76,6 +78,7 @@ pub async fn get(conn: &mut Conn, account: Id<Account>, host: Id<Host>) -> Store
 
 /// Which of `ids` are hosts of the organization, in one query (a list is bounded by its
 /// request type, so the statement's parameters are too).
+#[tracing::instrument(name = "identity::hosts::of_organization", skip_all, fields(account = %account, organization = %organization))]
 pub async fn of_organization(
     conn: &mut Conn,
     account: Id<Account>,
@@ -101,6 +104,7 @@ pub enum HostScope {
     GrantedTo(Id<User>),
 }
 
+#[tracing::instrument(name = "identity::hosts::list", skip_all, fields(account = %account, organization = ?organization))]
 pub async fn list(
     conn: &mut Conn,
     account: Id<Account>,
@@ -150,6 +154,7 @@ pub struct HostCounts {
     pub online: i64,
 }
 
+#[tracing::instrument(name = "identity::hosts::counts", skip_all, fields(account = %account))]
 pub async fn counts(
     conn: &mut Conn,
     account: Id<Account>,
@@ -169,6 +174,7 @@ pub async fn counts(
     Ok(HostCounts { total, online })
 }
 
+#[tracing::instrument(name = "identity::hosts::rename", skip_all, fields(account = %account, host = %host, name = name))]
 pub async fn rename(
     conn: &mut Conn,
     account: Id<Account>,
@@ -191,6 +197,7 @@ pub async fn rename(
     get(conn, account, host).await
 }
 
+#[tracing::instrument(name = "identity::hosts::delete", skip_all, fields(account = %account, host = %host))]
 pub async fn delete(conn: &mut Conn, account: Id<Account>, host: Id<Host>) -> StoreResult<()> {
     let done = sqlx::query("DELETE FROM hosts WHERE account_id = $1 AND id = $2")
         .bind(account.to_string())
@@ -205,6 +212,7 @@ pub async fn delete(conn: &mut Conn, account: Id<Account>, host: Id<Host>) -> St
 }
 
 /// Grants access; granting twice is harmless. Returns whether a grant was added.
+#[tracing::instrument(name = "identity::hosts::grant", skip_all, fields(account = %account, host = %host, user = %user))]
 pub async fn grant(
     conn: &mut Conn,
     account: Id<Account>,
@@ -226,6 +234,7 @@ pub async fn grant(
 }
 
 /// Revokes access. Returns whether a grant existed.
+#[tracing::instrument(name = "identity::hosts::revoke", skip_all, fields(account = %account, host = %host, user = %user))]
 pub async fn revoke(
     conn: &mut Conn,
     account: Id<Account>,
@@ -243,6 +252,7 @@ pub async fn revoke(
     Ok(done.rows_affected() > 0)
 }
 
+#[tracing::instrument(name = "identity::hosts::access_list", skip_all, fields(account = %account, host = %host))]
 pub async fn access_list(
     conn: &mut Conn,
     account: Id<Account>,
@@ -266,6 +276,7 @@ pub async fn access_list(
         .collect()
 }
 
+#[tracing::instrument(name = "identity::hosts::has_access", skip_all, fields(account = %account, host = %host, user = %user))]
 pub async fn has_access(
     conn: &mut Conn,
     account: Id<Account>,
@@ -285,6 +296,7 @@ pub async fn has_access(
 
 /// Records a heartbeat; returns whether it brought the host online. Of concurrent
 /// heartbeats of an offline host, exactly one does.
+#[tracing::instrument(name = "identity::hosts::heartbeat", skip_all, fields(account = %account, host = %host))]
 pub async fn heartbeat(
     conn: &mut Conn,
     account: Id<Account>,
@@ -320,6 +332,7 @@ pub async fn heartbeat(
 
 /// Marks offline every online host silent since before `cutoff`, in any account; returns
 /// them with their accounts. Of instances doing this at once, each host goes to one.
+#[tracing::instrument(name = "identity::hosts::mark_silent_offline", skip_all)]
 pub async fn mark_silent_offline(
     conn: &mut Conn,
     cutoff: Timestamp,

@@ -23,6 +23,7 @@ type Row = (String, i64, i64, i64, i64, i64);
 
 /// The counters of `keys`, created empty where absent and locked until `tx` ends. Keys are
 /// locked in one order, so two attempts never wait for each other's locks.
+#[tracing::instrument(name = "identity::login_throttle::lock", skip_all)]
 pub async fn lock(tx: &mut Tx, keys: &[String]) -> StoreResult<Vec<Counter>> {
     let mut keys = keys.to_vec();
     keys.sort();
@@ -52,6 +53,7 @@ pub async fn lock(tx: &mut Tx, keys: &[String]) -> StoreResult<Vec<Counter>> {
 
 /// The counters of `keys` that exist, read without locking: a first look that lets an
 /// attempt already refused go without a write.
+#[tracing::instrument(name = "identity::login_throttle::peek", skip_all)]
 pub async fn peek(conn: &mut Conn, keys: &[String]) -> StoreResult<Vec<Counter>> {
     let mut select = Sql::new(
         "SELECT key, failures, last_failure_at, blocked_until, familiar_until, expires_at \
@@ -75,6 +77,7 @@ fn counter(
     }
 }
 
+#[tracing::instrument(name = "identity::login_throttle::save", skip_all)]
 pub async fn save(conn: &mut Conn, counter: &Counter) -> StoreResult<()> {
     sqlx::query(
         "UPDATE login_throttle SET failures = $2, last_failure_at = $3, blocked_until = $4, \
@@ -92,6 +95,7 @@ pub async fn save(conn: &mut Conn, counter: &Counter) -> StoreResult<()> {
 }
 
 /// Deletes counters that have expired; returns how many.
+#[tracing::instrument(name = "identity::login_throttle::sweep", skip_all)]
 pub async fn sweep(conn: &mut Conn, now: Timestamp) -> StoreResult<u64> {
     Ok(
         sqlx::query("DELETE FROM login_throttle WHERE expires_at < $1")
@@ -103,6 +107,7 @@ pub async fn sweep(conn: &mut Conn, now: Timestamp) -> StoreResult<u64> {
 }
 
 /// How many counters are kept (tests and health).
+#[tracing::instrument(name = "identity::login_throttle::count", skip_all)]
 pub async fn count(conn: &mut Conn) -> StoreResult<i64> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM login_throttle")
         .fetch_one(conn)

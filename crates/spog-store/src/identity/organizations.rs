@@ -25,6 +25,7 @@ impl TryFrom<OrganizationRow> for Organization {
     }
 }
 
+#[tracing::instrument(name = "identity::organizations::create", skip_all, fields(account = %account, name = name))]
 pub async fn create(
     conn: &mut Conn,
     account: Id<Account>,
@@ -49,6 +50,7 @@ pub async fn create(
     Ok(organization)
 }
 
+#[tracing::instrument(name = "identity::organizations::get", skip_all, fields(account = %account, organization = %organization))]
 pub async fn get(
     conn: &mut Conn,
     account: Id<Account>,
@@ -66,6 +68,7 @@ pub async fn get(
 }
 
 /// All organizations of the account, oldest first (an account has few).
+#[tracing::instrument(name = "identity::organizations::list", skip_all, fields(account = %account))]
 pub async fn list(conn: &mut Conn, account: Id<Account>) -> StoreResult<Vec<Organization>> {
     sqlx::query_as::<_, OrganizationRow>(
         "SELECT id, name, created_at FROM organizations WHERE account_id = $1 ORDER BY id",
@@ -78,6 +81,7 @@ pub async fn list(conn: &mut Conn, account: Id<Account>) -> StoreResult<Vec<Orga
     .collect()
 }
 
+#[tracing::instrument(name = "identity::organizations::rename", skip_all, fields(account = %account, organization = %organization, name = name))]
 pub async fn rename(
     conn: &mut Conn,
     account: Id<Account>,
@@ -97,6 +101,7 @@ pub async fn rename(
     Ok(())
 }
 
+#[tracing::instrument(name = "identity::organizations::delete", skip_all, fields(account = %account, organization = %organization))]
 pub async fn delete(
     conn: &mut Conn,
     account: Id<Account>,

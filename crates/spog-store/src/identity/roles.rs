@@ -100,6 +100,7 @@ async fn insert(
     Ok(role)
 }
 
+#[tracing::instrument(name = "identity::roles::create", skip_all, fields(account = %account, name = name))]
 pub async fn create(
     conn: &mut Conn,
     account: Id<Account>,
@@ -111,6 +112,7 @@ pub async fn create(
     insert(conn, account, name, description, permissions, false, now).await
 }
 
+#[tracing::instrument(name = "identity::roles::get", skip_all, fields(account = %account, role = %role))]
 pub async fn get(conn: &mut Conn, account: Id<Account>, role: Id<Role>) -> StoreResult<Role> {
     sqlx::query_as::<_, RoleRow>(AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM roles WHERE account_id = $1 AND id = $2"
@@ -123,6 +125,7 @@ pub async fn get(conn: &mut Conn, account: Id<Account>, role: Id<Role>) -> Store
     .try_into()
 }
 
+#[tracing::instrument(name = "identity::roles::list", skip_all, fields(account = %account))]
 pub async fn list(conn: &mut Conn, account: Id<Account>) -> StoreResult<Vec<Role>> {
     sqlx::query_as::<_, RoleRow>(AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM roles WHERE account_id = $1 ORDER BY id"
@@ -136,6 +139,7 @@ pub async fn list(conn: &mut Conn, account: Id<Account>) -> StoreResult<Vec<Role
 }
 
 /// Resolves role names of the account; an unknown name is a field error on `field`.
+#[tracing::instrument(name = "identity::roles::resolve", skip_all, fields(account = %account))]
 pub async fn resolve(
     conn: &mut Conn,
     account: Id<Account>,
@@ -154,6 +158,7 @@ pub async fn resolve(
     Ok(found)
 }
 
+#[tracing::instrument(name = "identity::roles::update", skip_all, fields(account = %account, role = %role.id))]
 pub async fn update(
     conn: &mut Conn,
     account: Id<Account>,
@@ -176,6 +181,7 @@ pub async fn update(
     Ok(())
 }
 
+#[tracing::instrument(name = "identity::roles::delete", skip_all, fields(account = %account, role = %role))]
 pub async fn delete(conn: &mut Conn, account: Id<Account>, role: Id<Role>) -> StoreResult<()> {
     let done = sqlx::query("DELETE FROM roles WHERE account_id = $1 AND id = $2 AND builtin = 0")
         .bind(account.to_string())
@@ -189,6 +195,7 @@ pub async fn delete(conn: &mut Conn, account: Id<Account>, role: Id<Role>) -> St
 }
 
 /// The union of the permissions of a user's roles.
+#[tracing::instrument(name = "identity::roles::permissions_of", skip_all, fields(user = %user))]
 pub async fn permissions_of(conn: &mut Conn, user: Id<User>) -> StoreResult<PermissionSet> {
     let rows: Vec<String> = sqlx::query_scalar(
         "SELECT r.permissions FROM user_roles ur JOIN roles r ON r.id = ur.role_id WHERE ur.user_id = $1",
@@ -202,6 +209,7 @@ pub async fn permissions_of(conn: &mut Conn, user: Id<User>) -> StoreResult<Perm
 }
 
 /// Role names per user, for a page of users.
+#[tracing::instrument(name = "identity::roles::names_of", skip_all)]
 pub async fn names_of(conn: &mut Conn, users: &[Id<User>]) -> StoreResult<Vec<(String, String)>> {
     let mut sql = Sql::new(
         "SELECT ur.user_id, r.name FROM user_roles ur JOIN roles r ON r.id = ur.role_id WHERE ur.user_id IN ",

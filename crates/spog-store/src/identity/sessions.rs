@@ -10,6 +10,7 @@ use crate::{Conn, StoreResult};
 
 pub struct Session;
 
+#[tracing::instrument(name = "identity::sessions::create", skip_all, fields(account = %account, user = %user, session = %session))]
 pub async fn create(
     conn: &mut Conn,
     account: Id<Account>,
@@ -40,6 +41,7 @@ pub struct SessionUser {
 }
 
 /// The user of a session that is neither revoked nor expired, and whose user is active.
+#[tracing::instrument(name = "identity::sessions::live_user", skip_all, fields(session = %session))]
 pub async fn live_user(
     conn: &mut Conn,
     session: Id<Session>,
@@ -67,6 +69,7 @@ pub async fn live_user(
     })
 }
 
+#[tracing::instrument(name = "identity::sessions::revoke", skip_all, fields(account = %account, session = %session))]
 pub async fn revoke(
     conn: &mut Conn,
     account: Id<Account>,
@@ -83,6 +86,7 @@ pub async fn revoke(
 }
 
 /// Ends every live session of a user (password change, deactivation); returns how many.
+#[tracing::instrument(name = "identity::sessions::revoke_all", skip_all, fields(user = %user))]
 pub async fn revoke_all(conn: &mut Conn, user: Id<User>, now: Timestamp) -> StoreResult<u64> {
     Ok(sqlx::query(
         "UPDATE sessions SET revoked_at = $2 \
@@ -96,6 +100,7 @@ pub async fn revoke_all(conn: &mut Conn, user: Id<User>, now: Timestamp) -> Stor
 }
 
 /// Deletes sessions that expired before `before`; returns how many.
+#[tracing::instrument(name = "identity::sessions::delete_expired", skip_all)]
 pub async fn delete_expired(conn: &mut Conn, before: Timestamp) -> StoreResult<u64> {
     Ok(sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
         .bind(before.micros())

@@ -61,6 +61,7 @@ pub struct NewToken {
     pub expires_at: Option<Timestamp>,
 }
 
+#[tracing::instrument(name = "identity::tokens::create", skip_all, fields(account = %account))]
 pub async fn create(
     conn: &mut Conn,
     account: Id<Account>,
@@ -88,6 +89,7 @@ pub async fn create(
     get(conn, account, token).await
 }
 
+#[tracing::instrument(name = "identity::tokens::get", skip_all, fields(account = %account, token = %token))]
 pub async fn get(
     conn: &mut Conn,
     account: Id<Account>,
@@ -106,6 +108,7 @@ pub async fn get(
 }
 
 /// Tokens of the account, newest first.
+#[tracing::instrument(name = "identity::tokens::list", skip_all, fields(account = %account))]
 pub async fn list(
     conn: &mut Conn,
     account: Id<Account>,
@@ -134,6 +137,7 @@ pub async fn list(
     }))
 }
 
+#[tracing::instrument(name = "identity::tokens::revoke", skip_all, fields(account = %account, token = %token))]
 pub async fn revoke(
     conn: &mut Conn,
     account: Id<Account>,
@@ -156,6 +160,7 @@ pub async fn revoke(
 
 /// Revokes every live `user` token acting as `user` (password change, deactivation);
 /// returns how many.
+#[tracing::instrument(name = "identity::tokens::revoke_acting_as", skip_all, fields(account = %account, user = %user))]
 pub async fn revoke_acting_as(
     conn: &mut Conn,
     account: Id<Account>,
@@ -180,6 +185,7 @@ pub struct TokenCredential {
     pub token: ApiToken,
 }
 
+#[tracing::instrument(name = "identity::tokens::by_hash", skip_all)]
 pub async fn by_hash(conn: &mut Conn, token_hash: &str) -> StoreResult<TokenCredential> {
     let mut sql = Sql::new(&format!(
         "SELECT account_id, {COLUMNS} FROM api_tokens WHERE token_hash = "
@@ -200,6 +206,7 @@ struct AccountTokenRow {
 }
 
 /// Records use at most once a minute per token, so that authenticating stays a read.
+#[tracing::instrument(name = "identity::tokens::touch", skip_all, fields(token = %token))]
 pub async fn touch(conn: &mut Conn, token: Id<ApiToken>, now: Timestamp) -> StoreResult<()> {
     sqlx::query(
         "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)",

@@ -50,6 +50,7 @@ pub struct NewUser {
     pub identities: Vec<ExternalIdentity>,
 }
 
+#[tracing::instrument(name = "identity::users::create", skip_all, fields(account = %account))]
 pub async fn create(
     conn: &mut Conn,
     account: Id<Account>,
@@ -75,6 +76,7 @@ pub async fn create(
     get(conn, account, user).await
 }
 
+#[tracing::instrument(name = "identity::users::get", skip_all, fields(account = %account, user = %user))]
 pub async fn get(conn: &mut Conn, account: Id<Account>, user: Id<User>) -> StoreResult<User> {
     let row = sqlx::query_as::<_, UserRow>(AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM users WHERE account_id = $1 AND id = $2"
@@ -89,6 +91,7 @@ pub async fn get(conn: &mut Conn, account: Id<Account>, user: Id<User>) -> Store
 }
 
 /// The user of the account with this email, if any.
+#[tracing::instrument(name = "identity::users::by_email", skip_all, fields(account = %account))]
 pub async fn by_email(conn: &mut Conn, account: Id<Account>, email: &Email) -> StoreResult<User> {
     let user: String =
         sqlx::query_scalar("SELECT id FROM users WHERE account_id = $1 AND email = $2")
@@ -101,6 +104,7 @@ pub async fn by_email(conn: &mut Conn, account: Id<Account>, email: &Email) -> S
 }
 
 /// The user of the account that an external identity is linked to, if any.
+#[tracing::instrument(name = "identity::users::by_identity", skip_all, fields(account = %account))]
 pub async fn by_identity(
     conn: &mut Conn,
     account: Id<Account>,
@@ -119,6 +123,7 @@ pub async fn by_identity(
 }
 
 /// Users of the account ordered by email.
+#[tracing::instrument(name = "identity::users::list", skip_all, fields(account = %account))]
 pub async fn list(
     conn: &mut Conn,
     account: Id<Account>,
@@ -142,6 +147,7 @@ pub async fn list(
 }
 
 /// How many users the account has.
+#[tracing::instrument(name = "identity::users::count", skip_all, fields(account = %account))]
 pub async fn count(conn: &mut Conn, account: Id<Account>) -> StoreResult<i64> {
     Ok(
         sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE account_id = $1")
@@ -152,6 +158,7 @@ pub async fn count(conn: &mut Conn, account: Id<Account>) -> StoreResult<i64> {
 }
 
 /// Users of the account holding `permission` through any role, for fan-out.
+#[tracing::instrument(name = "identity::users::ids_with_permission", skip_all, fields(account = %account))]
 pub async fn ids_with_permission(
     conn: &mut Conn,
     account: Id<Account>,
@@ -225,6 +232,7 @@ pub struct UserChanges {
     pub identities: Option<Vec<ExternalIdentity>>,
 }
 
+#[tracing::instrument(name = "identity::users::update", skip_all, fields(account = %account, user = %user))]
 pub async fn update(
     conn: &mut Conn,
     account: Id<Account>,
@@ -316,6 +324,7 @@ async fn set_identities(
     Ok(())
 }
 
+#[tracing::instrument(name = "identity::users::delete", skip_all, fields(account = %account, user = %user))]
 pub async fn delete(conn: &mut Conn, account: Id<Account>, user: Id<User>) -> StoreResult<()> {
     let done = sqlx::query("DELETE FROM users WHERE account_id = $1 AND id = $2")
         .bind(account.to_string())
@@ -341,6 +350,7 @@ pub struct LoginCandidate {
 pub const MAX_LOGIN_CANDIDATES: i64 = 8;
 
 /// The users with `email`, the most recently logged in first.
+#[tracing::instrument(name = "identity::users::login_candidates", skip_all)]
 pub async fn login_candidates(conn: &mut Conn, email: &Email) -> StoreResult<Vec<LoginCandidate>> {
     let rows: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(
         "SELECT account_id, id, password_hash, active FROM users WHERE email = $1 \
@@ -362,6 +372,7 @@ pub async fn login_candidates(conn: &mut Conn, email: &Email) -> StoreResult<Vec
         .collect()
 }
 
+#[tracing::instrument(name = "identity::users::record_login", skip_all, fields(user = %user))]
 pub async fn record_login(conn: &mut Conn, user: Id<User>, now: Timestamp) -> StoreResult<()> {
     sqlx::query("UPDATE users SET last_login_at = $2 WHERE id = $1")
         .bind(user.to_string())
@@ -371,6 +382,7 @@ pub async fn record_login(conn: &mut Conn, user: Id<User>, now: Timestamp) -> St
     Ok(())
 }
 
+#[tracing::instrument(name = "identity::users::count_with_role", skip_all, fields(account = %account, role = %role))]
 pub async fn count_with_role(
     conn: &mut Conn,
     account: Id<Account>,

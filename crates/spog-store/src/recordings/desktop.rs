@@ -65,6 +65,7 @@ pub fn file_path(account: Id<Account>, recording: Id<DesktopRecording>) -> Strin
     format!("recordings/{account}/{recording}.frames")
 }
 
+#[tracing::instrument(name = "recordings::desktop::start", skip_all)]
 pub async fn start(conn: &mut Conn, new: &NewRecording<'_>) -> StoreResult<DesktopRecording> {
     let recording: Id<DesktopRecording> = Id::new();
     let mut sql = Sql::new(
@@ -97,6 +98,7 @@ pub async fn start(conn: &mut Conn, new: &NewRecording<'_>) -> StoreResult<Deskt
     get(conn, new.account, recording, &HostScope::All).await
 }
 
+#[tracing::instrument(name = "recordings::desktop::get", skip_all, fields(account = %account, recording = %recording))]
 pub async fn get(
     conn: &mut Conn,
     account: Id<Account>,
@@ -112,6 +114,7 @@ pub async fn get(
 }
 
 /// Recordings, newest first.
+#[tracing::instrument(name = "recordings::desktop::list", skip_all, fields(account = %account))]
 pub async fn list(
     conn: &mut Conn,
     account: Id<Account>,
@@ -172,6 +175,7 @@ pub struct Progress {
 }
 
 /// Records progress of an active recording; false when it has ended meanwhile.
+#[tracing::instrument(name = "recordings::desktop::record_progress", skip_all, fields(recording = %recording))]
 pub async fn record_progress(
     conn: &mut Conn,
     recording: Id<DesktopRecording>,
@@ -192,6 +196,7 @@ pub async fn record_progress(
 }
 
 /// Ends an active recording; `Conflict` when it had ended already.
+#[tracing::instrument(name = "recordings::desktop::end", skip_all, fields(account = %account, recording = %recording))]
 pub async fn end(
     conn: &mut Conn,
     account: Id<Account>,
@@ -222,6 +227,7 @@ pub async fn end(
 }
 
 /// Active recordings silent since before `cutoff`, in any account.
+#[tracing::instrument(name = "recordings::desktop::silent", skip_all)]
 pub async fn silent(
     conn: &mut Conn,
     cutoff: Timestamp,

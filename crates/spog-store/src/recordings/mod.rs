@@ -44,6 +44,7 @@ impl EndReason {
 /// a start in `tx`: on PostgreSQL the account's row is locked first (`FOR NO KEY UPDATE`,
 /// which rows referring to it do not wait for), so concurrent starts on any instance count
 /// one after another and a cap checked against this holds; SQLite's write lock does the same.
+#[tracing::instrument(name = "recordings::active_for_start", skip_all, fields(account = %account))]
 pub async fn active_for_start(tx: &mut Tx, account: Id<Account>) -> StoreResult<i64> {
     if tx.store().backend() == crate::Backend::Postgres {
         let mut lock = Sql::new("SELECT id FROM accounts WHERE id = ");

@@ -70,6 +70,7 @@ pub fn file_path(account: Id<Account>, recording: Id<TerminalRecording>) -> Stri
 }
 
 /// Starts a session and its recording.
+#[tracing::instrument(name = "recordings::terminal::start", skip_all)]
 pub async fn start(
     conn: &mut Conn,
     new: &NewRecording<'_>,
@@ -112,6 +113,7 @@ pub async fn start(
 }
 
 /// A recording the scope may see.
+#[tracing::instrument(name = "recordings::terminal::get", skip_all, fields(account = %account, recording = %recording))]
 pub async fn get(
     conn: &mut Conn,
     account: Id<Account>,
@@ -127,6 +129,7 @@ pub async fn get(
 }
 
 /// The recording of a session the scope may see.
+#[tracing::instrument(name = "recordings::terminal::by_session", skip_all, fields(account = %account, session = %session))]
 pub async fn by_session(
     conn: &mut Conn,
     account: Id<Account>,
@@ -151,6 +154,7 @@ pub struct Filter {
 }
 
 /// Recordings (or with `filter.active`, active sessions), newest first.
+#[tracing::instrument(name = "recordings::terminal::list", skip_all, fields(account = %account))]
 pub async fn list(
     conn: &mut Conn,
     account: Id<Account>,
@@ -213,6 +217,7 @@ pub struct Progress {
 
 /// Records the progress of an active recording; false when it has ended meanwhile (perhaps
 /// on another instance).
+#[tracing::instrument(name = "recordings::terminal::record_progress", skip_all, fields(recording = %recording))]
 pub async fn record_progress(
     conn: &mut Conn,
     recording: Id<TerminalRecording>,
@@ -235,6 +240,7 @@ pub async fn record_progress(
 }
 
 /// Ends an active session with its final progress; `Conflict` when it had ended already.
+#[tracing::instrument(name = "recordings::terminal::end", skip_all, fields(account = %account, recording = %recording))]
 pub async fn end(
     conn: &mut Conn,
     account: Id<Account>,
@@ -265,6 +271,7 @@ pub async fn end(
 }
 
 /// Active sessions silent since before `cutoff`, in any account, oldest first.
+#[tracing::instrument(name = "recordings::terminal::silent", skip_all)]
 pub async fn silent(
     conn: &mut Conn,
     cutoff: Timestamp,

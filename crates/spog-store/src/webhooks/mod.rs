@@ -115,6 +115,7 @@ fn headers_json(headers: &BTreeMap<String, String>) -> String {
 
 /// Creates the subscription `webhook` (its id chosen by the caller, who binds the sealed
 /// values to it).
+#[tracing::instrument(name = "webhooks::create", skip_all, fields(account = %account, organization = %organization, webhook = %webhook))]
 pub async fn create(
     conn: &mut Conn,
     account: Id<Account>,
@@ -143,6 +144,7 @@ pub async fn create(
     get(conn, account, webhook).await
 }
 
+#[tracing::instrument(name = "webhooks::get", skip_all, fields(account = %account, webhook = %webhook))]
 pub async fn get(
     conn: &mut Conn,
     account: Id<Account>,
@@ -152,6 +154,7 @@ pub async fn get(
 }
 
 /// The subscription and its stored secret values.
+#[tracing::instrument(name = "webhooks::get_stored", skip_all, fields(account = %account, webhook = %webhook))]
 pub async fn get_stored(
     conn: &mut Conn,
     account: Id<Account>,
@@ -169,6 +172,7 @@ pub async fn get_stored(
         .into_stored()
 }
 
+#[tracing::instrument(name = "webhooks::list", skip_all, fields(account = %account, organization = ?organization))]
 pub async fn list(
     conn: &mut Conn,
     account: Id<Account>,
@@ -202,6 +206,7 @@ pub async fn list(
     }))
 }
 
+#[tracing::instrument(name = "webhooks::update", skip_all, fields(account = %account, webhook = %webhook))]
 pub async fn update(
     conn: &mut Conn,
     account: Id<Account>,
@@ -232,6 +237,7 @@ pub async fn update(
 }
 
 /// Deletes the subscription and its whole delivery history. Returns how many deliveries went.
+#[tracing::instrument(name = "webhooks::delete", skip_all, fields(account = %account, webhook = %webhook))]
 pub async fn delete(
     conn: &mut Conn,
     account: Id<Account>,
@@ -256,6 +262,7 @@ pub async fn delete(
 }
 
 /// Active subscriptions of `organization` that listen to `event_type`.
+#[tracing::instrument(name = "webhooks::subscribed", skip_all, fields(account = %account, organization = %organization))]
 pub async fn subscribed(
     conn: &mut Conn,
     account: Id<Account>,
@@ -299,6 +306,7 @@ struct TargetRow {
 
 /// Targets by id, across accounts (the engine serves every account); ids that are gone are
 /// simply absent.
+#[tracing::instrument(name = "webhooks::targets", skip_all)]
 pub async fn targets(conn: &mut Conn, ids: &[String]) -> StoreResult<Vec<WebhookTarget>> {
     let mut sql = Sql::new(
         "SELECT id, account_id, url, secret_ciphertext, headers, active, secrets_bound FROM webhooks WHERE id IN ",
@@ -325,6 +333,7 @@ pub async fn targets(conn: &mut Conn, ids: &[String]) -> StoreResult<Vec<Webhook
 
 /// Up to `limit` subscriptions (any account) after `after` whose values are not yet bound
 /// to their row, for the start-up pass that re-seals them.
+#[tracing::instrument(name = "webhooks::unbound", skip_all)]
 pub async fn unbound(
     conn: &mut Conn,
     after: &str,
@@ -356,6 +365,7 @@ pub async fn unbound(
 
 /// Stores re-sealed values for a subscription not yet bound; `false` (nothing written) when
 /// another instance bound it first.
+#[tracing::instrument(name = "webhooks::bind_secrets", skip_all, fields(webhook = %webhook))]
 pub async fn bind_secrets(
     conn: &mut Conn,
     webhook: Id<Webhook>,

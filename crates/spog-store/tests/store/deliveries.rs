@@ -5,14 +5,14 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use spog_core::delivery::{DeliveryStatus, RetrySchedule, TargetKind};
-use spog_core::events::EventType;
+use spog_core::events::{Event, EventType};
 use spog_core::model::{Account, Organization};
 use spog_core::{Id, Timestamp};
 use spog_store::deliveries::{self, AttemptRecord, ClaimPolicy, Claimed};
-use spog_store::events::{self, NewEvent};
+use spog_store::events::{self, EventRecord};
 use spog_store::identity::accounts;
 use spog_store::testing::databases;
-use spog_store::{Store, webhooks};
+use spog_store::{Store, Tx, webhooks};
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -70,20 +70,49 @@ pub async fn enqueue_for(
         hooks.push(hook.id.to_string());
     }
     for _ in 0..events {
-        let event = NewEvent {
-            account,
-            organization,
-            event_type: EventType::JobFailed,
-            occurred_at: Timestamp::now(),
-            data: "{}".into(),
-            idempotency_key: None,
-        };
-        events::publish(&mut tx, event, Timestamp::now())
-            .await
-            .unwrap();
+        publish(&mut tx, account, organization, Timestamp::now()).await;
     }
     tx.commit_unaudited().await.unwrap();
     (account, hooks)
+}
+
+/// Stores a `job.failed` event with one delivery per webhook subscribed to it, as the
+/// server's fan-out does.
+pub async fn publish(
+    tx: &mut Tx,
+    account: Id<Account>,
+    organization: Id<Organization>,
+    now: Timestamp,
+) -> Id<Event> {
+    let event_type = EventType::JobFailed;
+    let record = EventRecord {
+        account,
+        organization,
+        event_type,
+        occurred_at: now,
+        data: "{}",
+        idempotency_key: None,
+    };
+    let event = events::insert(tx, &record, now).await.unwrap();
+    let subscribed: Vec<String> = webhooks::subscribed(tx, account, organization, event_type)
+        .await
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    deliveries::enqueue(
+        tx,
+        account,
+        organization,
+        event,
+        event_type,
+        TargetKind::Webhook,
+        &subscribed,
+        now,
+    )
+    .await
+    .unwrap();
+    event
 }
 
 pub fn result(claimed: &Claimed, success: bool) -> AttemptRecord {

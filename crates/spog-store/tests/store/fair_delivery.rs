@@ -8,12 +8,10 @@ use std::time::Duration;
 
 use spog_core::Timestamp;
 use spog_core::delivery::RetrySchedule;
-use spog_core::events::EventType;
 use spog_store::deliveries::{self, AttemptRecord, ClaimPolicy, Claimed};
-use spog_store::events::{self, NewEvent};
 use spog_store::testing::databases;
 
-use crate::deliveries::{enqueue_for, result};
+use crate::deliveries::{enqueue_for, publish, result};
 
 const POLICY: ClaimPolicy = ClaimPolicy {
     lease: Duration::from_secs(60),
@@ -65,15 +63,7 @@ async fn another_accounts_delivery_is_claimed_beside_a_backlog_held_to_its_targe
         // with a single free slot and both accounts due, the account holding fewer wins.
         let quiet_claim = first.iter().find(|c| c.account == quiet_account).unwrap();
         let mut tx = store.begin().await.unwrap();
-        let event = NewEvent {
-            account: quiet_account,
-            organization: quiet_claim.organization,
-            event_type: EventType::JobFailed,
-            occurred_at: now,
-            data: "{}".into(),
-            idempotency_key: None,
-        };
-        events::publish(&mut tx, event, now).await.unwrap();
+        publish(&mut tx, quiet_account, quiet_claim.organization, now).await;
         tx.commit_unaudited().await.unwrap();
         let record: Vec<_> = first
             .iter()

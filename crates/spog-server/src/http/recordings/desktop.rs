@@ -17,6 +17,7 @@ use spog_store::audit;
 use spog_store::recordings::desktop;
 use spog_store::recordings::terminal::Filter;
 use spog_store::recordings::{EndReason, NewRecording};
+use tracing::{Instrument, Span};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -252,9 +253,10 @@ async fn stream_frames(
     let recording = active(&state, &auth, id).await?;
     let recorder = state.recorders.frames(&recording).await?;
     let blocking = state.blocking.clone();
+    let span = Span::current();
     Ok(upgrade
         .max_message_size(state.config.body_limit)
-        .on_upgrade(move |socket| ingest(blocking, recorder, socket, lease)))
+        .on_upgrade(move |socket| ingest(blocking, recorder, socket, lease).instrument(span)))
 }
 
 async fn ingest(

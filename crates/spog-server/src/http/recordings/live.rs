@@ -15,6 +15,7 @@ use spog_core::recordings::{RawEvent, TerminalRecording, TerminalSession};
 use spog_core::{Id, Permission, model::Account};
 use spog_store::identity::hosts::HostScope;
 use spog_store::recordings::terminal;
+use tracing::{Instrument, Span};
 
 use super::terminal::{FOLLOW_POLL, NORMAL, close, visible};
 use crate::auth::Require;
@@ -49,9 +50,12 @@ pub async fn watch_session(
     )?;
     let recording = visible(&state, &auth, id).await?;
     let account = auth.account();
+    let span = Span::current();
     Ok(upgrade
         .protocols(["v2.asciicast"])
-        .on_upgrade(move |socket| follow(state, account, recording, socket, lease)))
+        .on_upgrade(move |socket| {
+            follow(state, account, recording, socket, lease).instrument(span)
+        }))
 }
 
 async fn follow(

@@ -22,6 +22,7 @@ use serde_json::json;
 use spog_core::recordings::DesktopRecording;
 use spog_core::{Id, Permission};
 use tokio::time::Instant;
+use tracing::{Instrument, Span};
 use utoipa::IntoParams;
 
 use super::desktop::visible;
@@ -96,14 +97,15 @@ pub async fn play(
         .await?;
     let start = params.start_ms.unwrap_or(0);
     let blocking = state.blocking.clone();
-    Ok(upgrade.on_upgrade(move |socket| async move {
+    let span = Span::current();
+    Ok(upgrade.on_upgrade(move |socket| {
         let player = Player {
             frames,
             path: Arc::new(path),
             blocking,
             speed,
         };
-        player.run(recording, start, socket, lease).await;
+        player.run(recording, start, socket, lease).instrument(span)
     }))
 }
 

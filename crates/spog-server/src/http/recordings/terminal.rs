@@ -20,6 +20,7 @@ use spog_core::{BoundedList, FieldErrors, Id, Permission, Timestamp, validate};
 use spog_store::audit;
 use spog_store::recordings::terminal::{self, Filter};
 use spog_store::recordings::{EndReason, NewRecording};
+use tracing::{Instrument, Span};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -285,9 +286,10 @@ async fn stream_events(
     )?;
     let recording = active(&state, &auth, id).await?;
     let recorder = state.recorders.cast(&recording).await?;
+    let span = Span::current();
     Ok(upgrade
         .max_message_size(state.config.body_limit)
-        .on_upgrade(move |socket| ingest(state, recorder, socket, lease)))
+        .on_upgrade(move |socket| ingest(state, recorder, socket, lease).instrument(span)))
 }
 
 pub(super) async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
