@@ -8,7 +8,7 @@ pub mod metrics;
 
 use serde_json::{Value, json};
 use spog_core::alerts::{Alert, AlertRule, AlertState};
-use spog_core::audit::{ActorType, AuditEntry, Source};
+use spog_core::audit::{Action, Actor, Source};
 use spog_core::delivery::TargetKind;
 use spog_core::events::EventType;
 use spog_core::model::Account;
@@ -17,9 +17,8 @@ use spog_core::{Id, Permission, Timestamp};
 use spog_store::alerting::{alerts, rules};
 use spog_store::events::{self, NewEvent, Published};
 use spog_store::identity::users;
-use spog_store::{StoreResult, Tx, audit, deliveries, notifications};
+use spog_store::{StoreResult, Tx, deliveries, notifications};
 
-use crate::auth::RequestInfo;
 use crate::hub::Dashboard;
 use crate::hub::bus::{Bus, BusEvent};
 
@@ -127,13 +126,9 @@ fn summary_of(data: &Value) -> String {
     .collect()
 }
 
-/// A change the alert engine makes on its own, on record with the system as its actor.
-pub fn system_entry(account: Id<Account>, action: &str, resource_type: &str) -> AuditEntry {
-    let mut entry = RequestInfo::default().entry(account, action, resource_type);
-    entry.actor_type = ActorType::System;
-    entry.actor_name = Some("alert engine".to_owned());
-    entry.source = Source::Scheduler;
-    entry
+/// The actor of the changes the alert engine makes on its own.
+pub fn alert_engine(account: Id<Account>) -> Actor {
+    Actor::system(account, "alert engine", Source::Scheduler)
 }
 
 /// Stores a firing alert and, unless the rule's cooldown runs, announces it.
@@ -147,12 +142,11 @@ pub async fn fire(
 ) -> StoreResult<()> {
     alerts::insert(tx, account, &alert).await?;
     let notifies = rules::claim_notification(tx, rule, now).await?;
-    let entry = system_entry(account, "alert.fire", "alert")
-        .resource(alert.id, &alert.rule_name)
-        .in_organization(alert.organization_id)
+    let entry = alert_engine(account)
+        .did(Action::AlertFire, &alert)
         .after(&alert)
         .metadata(json!({"rule_id": rule.id, "notified": notifies}));
-    audit::record(tx, entry).await?;
+    tx.record(entry).await?;
     if notifies {
         announce(tx, account, &alert, &rule.channel_ids, now, announcements).await?;
     }

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use spog_core::audit::Action;
 use spog_core::alerts::{Alert, AlertRule, AlertState, Condition, Operator};
 use spog_core::events::EventType;
 use spog_core::model::{Host, Organization};
@@ -349,12 +350,7 @@ async fn create_rule(
         })?;
     check_references(&mut tx, auth.account(), &rule).await?;
     rules::create(&mut tx, auth.account(), &rule).await?;
-    let entry = auth
-        .entry("alert_rule.create", "alert_rule")
-        .resource(rule.id, &rule.name)
-        .in_organization(rule.organization_id)
-        .after(&rule);
-    audit::record(&mut tx, entry).await?;
+    tx.record(auth.did(Action::AlertRuleCreate, &rule).after(&rule)).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(rule)))
 }
@@ -404,13 +400,7 @@ async fn update_rule(
     rule.updated_at = Timestamp::now();
     check_references(&mut tx, auth.account(), &rule).await?;
     rules::update(&mut tx, auth.account(), &rule).await?;
-    let entry = auth
-        .entry("alert_rule.update", "alert_rule")
-        .resource(rule.id, &rule.name)
-        .in_organization(rule.organization_id)
-        .before(&before)
-        .after(&rule);
-    audit::record(&mut tx, entry).await?;
+    tx.record(auth.did(Action::AlertRuleUpdate, &rule).before(&before).after(&rule)).await?;
     tx.commit().await?;
     Ok(Json(rule))
 }
@@ -426,12 +416,7 @@ async fn delete_rule(
     let mut tx = state.store.begin().await?;
     let before = rules::get(&mut tx, auth.account(), id).await?;
     rules::delete(&mut tx, auth.account(), id).await?;
-    let entry = auth
-        .entry("alert_rule.delete", "alert_rule")
-        .resource(id, &before.name)
-        .in_organization(before.organization_id)
-        .before(&before);
-    audit::record(&mut tx, entry).await?;
+    tx.record(auth.did(Action::AlertRuleDelete, &before).before(&before)).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -486,7 +471,7 @@ async fn move_alert(
     auth: &Require<MonitoringManage>,
     id: Id<Alert>,
     to: AlertState,
-    action: &str,
+    action: Action,
 ) -> ApiResult<Json<Alert>> {
     let now = Timestamp::now();
     let mut announcements = Announcements::default();
@@ -509,13 +494,8 @@ async fn move_alert(
         )));
     }
     let after = alerts::get(&mut tx, auth.account(), id).await?;
-    let entry = auth
-        .entry(action, "alert")
-        .resource(id, &after.rule_name)
-        .in_organization(after.organization_id)
-        .before(&before)
-        .after(&after);
-    audit::record(&mut tx, entry).await?;
+    tx.record(auth.did(action, &after).before(&before).after(&after))
+        .await?;
     tx.commit().await?;
     announcements.send(&state.bus).await;
     Ok(Json(after))
@@ -534,7 +514,7 @@ async fn acknowledge_alert(
         &auth,
         id,
         AlertState::Acknowledged,
-        "alert.acknowledge",
+        Action::AlertAcknowledge,
     )
     .await
 }
@@ -547,5 +527,5 @@ async fn resolve_alert(
     auth: Require<MonitoringManage>,
     AppPath(id): AppPath<Id<Alert>>,
 ) -> ApiResult<Json<Alert>> {
-    move_alert(&state, &auth, id, AlertState::Resolved, "alert.resolve").await
+    move_alert(&state, &auth, id, AlertState::Resolved, Action::AlertResolve).await
 }

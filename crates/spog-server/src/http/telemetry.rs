@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use spog_core::audit::Action;
 use spog_core::events::EventType;
 use spog_core::model::Host;
 use spog_core::{BoundedList, FieldError, FieldErrors, Id, Timestamp};
@@ -64,12 +65,7 @@ async fn heartbeat(
             idempotency_key: None,
         };
         publish_event(&mut tx, event, now, &mut announcements).await?;
-        let entry = auth
-            .entry("host.online", "host")
-            .resource(id, &host.hostname)
-            .in_organization(host.organization_id)
-            .after(&host);
-        audit::record(&mut tx, entry).await?;
+        tx.record(auth.did(Action::HostOnline, &host).after(&host)).await?;
     }
     tx.commit_unaudited().await?;
     announcements.send(&state.bus).await;

@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use serde_json::json;
 use spog_core::Timestamp;
+use spog_core::audit::{Action, Actor, Source};
 use spog_core::events::EventType;
 use spog_store::events::NewEvent;
 use spog_store::identity::hosts;
 use tokio_util::sync::CancellationToken;
 
-use crate::alerting::{Announcements, publish_event, system_entry};
+use crate::alerting::{Announcements, publish_event};
 use crate::state::AppState;
 
 pub const NAME: &str = "host_liveness";
@@ -33,13 +34,11 @@ pub async fn run_once(state: &AppState, now: Timestamp) -> anyhow::Result<usize>
             idempotency_key: None,
         };
         publish_event(&mut tx, event, now, &mut announcements).await?;
-        let mut entry = system_entry(*account, "host.offline", "host")
-            .resource(host.id, &host.hostname)
-            .in_organization(host.organization_id)
+        let entry = Actor::system(*account, "host liveness", Source::Scheduler)
+            .did(Action::HostOffline, host)
             .after(host)
             .metadata(json!({"silent_for_seconds": state.config.host_offline_after.as_secs()}));
-        entry.actor_name = Some("host liveness".to_owned());
-        spog_store::audit::record(&mut tx, entry).await?;
+        tx.record(entry).await?;
     }
     tx.commit_unaudited().await?;
     announcements.send(&state.bus).await;

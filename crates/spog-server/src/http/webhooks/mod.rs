@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Deserializer};
 use serde_json::json;
+use spog_core::audit::Action;
 use spog_core::events::{EventType, EventTypeInfo};
 use spog_core::model::Organization;
 use spog_core::page::{self, Page};
@@ -221,12 +222,7 @@ async fn create_webhook(
         Timestamp::now(),
     )
     .await?;
-    let entry = auth
-        .entry("webhook.create", "webhook")
-        .resource(webhook.id, &webhook.name)
-        .in_organization(webhook.organization_id)
-        .after(&webhook);
-    audit::record(&mut tx, entry).await?;
+    tx.record(auth.did(Action::WebhookCreate, &webhook).after(&webhook)).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(webhook)))
 }
@@ -277,14 +273,7 @@ async fn update_webhook(
     };
     let fields = check(&state, proposed, kept_secret)?;
     let webhook = store::update(&mut tx, auth.account(), id, &fields, Timestamp::now()).await?;
-    let entry = auth
-        .entry("webhook.update", "webhook")
-        .resource(id, &webhook.name)
-        .in_organization(webhook.organization_id)
-        .before(&before)
-        .after(&webhook)
-        .metadata(json!({"secret_changed": body.secret.is_some()}));
-    audit::record(&mut tx, entry).await?;
+    tx.record(auth.did(Action::WebhookUpdate, &webhook).before(&before).after(&webhook).metadata(json!({"secret_changed": body.secret.is_some()}))).await?;
     tx.commit().await?;
     Ok(Json(webhook))
 }
@@ -300,13 +289,7 @@ async fn delete_webhook(
     let mut tx = state.store.begin().await?;
     let before = store::get(&mut tx, auth.account(), id).await?;
     let deliveries = store::delete(&mut tx, auth.account(), id).await?;
-    let entry = auth
-        .entry("webhook.delete", "webhook")
-        .resource(id, &before.name)
-        .in_organization(before.organization_id)
-        .before(&before)
-        .metadata(json!({"deliveries_deleted": deliveries}));
-    audit::record(&mut tx, entry).await?;
+    tx.record(auth.did(Action::WebhookDelete, &before).before(&before).metadata(json!({"deliveries_deleted": deliveries}))).await?;
     tx.commit().await?;
     if deliveries > 0 {
         state.bus.touch(auth.account(), "deliveries");
