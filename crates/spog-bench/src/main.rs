@@ -5,6 +5,7 @@ mod audit;
 mod foundation;
 mod harness;
 mod metrics;
+mod neighbour;
 mod process;
 mod realtime;
 mod recordings;

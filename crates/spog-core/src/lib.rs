@@ -7,6 +7,7 @@ pub mod audit;
 pub mod channels;
 pub mod delivery;
 pub mod events;
+pub mod fair_share;
 pub mod id;
 pub mod list;
 pub mod model;

@@ -82,6 +82,7 @@ pub async fn launch(
     )?;
     let keys = Keys::load(
         config.server_key.as_ref().map(|s| s.expose()),
+        config.checkpoint_key.as_ref().map(|s| s.expose()),
         &config.data_dir,
     )?;
     let options = spog_store::StoreOptions {
@@ -90,6 +91,13 @@ pub async fn launch(
     };
     let store = spog_store::Store::connect(&config.database_url(), &options).await?;
     store.migrate().await?;
+    let bound = crate::secrets::bind_existing(&store, &keys).await?;
+    if bound != crate::secrets::Bound::default() {
+        tracing::info!(
+            ?bound,
+            "sealed and bound the secrets of rows written before"
+        );
+    }
     let first_admin = bootstrap::first_start(&store, &config).await?;
     let state = AppState::new(config, store, keys)?;
     let mut workers = vec![

@@ -111,6 +111,21 @@ pub struct Config {
     pub websocket_max_per_credential: usize,
     /// Open WebSockets per account on one instance; beyond it an upgrade is refused with 429.
     pub websocket_max_per_account: usize,
+
+    /// The Ed25519 seed that signs audit checkpoints (32 bytes as hex or base64, or
+    /// `file:PATH` of a file holding it), so the signing key can be kept away from the
+    /// database and the server key; derived from `server_key` when absent.
+    pub checkpoint_key: Option<Secret>,
+    /// Delivery attempts in flight at once to one target (a webhook or channel), across
+    /// every instance; a slow or dead endpoint holds no more slots than this.
+    pub webhook_max_in_flight: u32,
+    /// Attempts that time out in a row before a target is backed off: its deliveries wait
+    /// (doubling from `delivery_target_backoff`) and it gets one attempt at a time until one
+    /// answers.
+    pub delivery_target_timeouts: u32,
+    /// The first back-off of a target that keeps timing out; doubles up to 64 times it.
+    #[serde(with = "duration")]
+    pub delivery_target_backoff: Duration,
 }
 
 impl Default for Config {
@@ -154,6 +169,10 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             websocket_max_per_credential: 32,
             websocket_max_per_account: 1_000,
+            checkpoint_key: None,
+            webhook_max_in_flight: 16,
+            delivery_target_timeouts: 3,
+            delivery_target_backoff: Duration::from_secs(30),
         }
     }
 }
@@ -214,6 +233,11 @@ impl Config {
         }
         if self.delivery_concurrency == 0 {
             return Err("delivery_concurrency must be at least 1".into());
+        }
+        if self.webhook_max_in_flight == 0 || self.delivery_target_timeouts == 0 {
+            return Err(
+                "webhook_max_in_flight and delivery_target_timeouts must be at least 1".into(),
+            );
         }
         if self.body_limit < 1024 {
             return Err("body_limit must be at least 1024 bytes".into());

@@ -20,6 +20,7 @@ pub mod open_files;
 pub mod openapi;
 pub mod private_files;
 pub mod recordings;
+pub mod secrets;
 pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -13,6 +13,9 @@ use crate::state::AppState;
 
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+/// 32 bytes, hex: what `openssl rand -hex 32` gives.
+pub const TEST_SERVER_KEY: &str =
+    "7465737420736572766572206b65792073686172656420627920696e7374616e";
 
 pub struct TestServer {
     pub base: String,
@@ -34,9 +37,8 @@ pub fn test_config(database: &TestDatabase, data_dir: PathBuf) -> Config {
         database_max_connections: 8,
         admin_email: ADMIN_EMAIL.to_owned(),
         admin_password: Some(Secret::new(ADMIN_PASSWORD)),
-        server_key: Some(Secret::new(
-            "test server key shared by every instance of a test",
-        )),
+        // Shared by every instance of a test.
+        server_key: Some(Secret::new(TEST_SERVER_KEY)),
         allow_insecure_targets: true,
         // Tests' receivers listen on this machine's loopback.
         outbound_allow_cidrs: vec!["127.0.0.0/8".parse().expect("a CIDR")],

@@ -1,6 +1,9 @@
-//! Notification channels (SPEC 7.1). Secrets arrive here already sealed with the server key,
-//! one sealed value per secret field; the store never sees them in clear, and reads say only
-//! which are set.
+//! Notification channels (SPEC 7.1). Secrets and write-only values (the URL, header values)
+//! arrive here already sealed with the server key, one sealed value per field, each bound to
+//! its row and field; `config` keeps the rest (the URL reduced to its origin). The store never
+//! sees them in clear, and reads say only which are set. Rows written before values were
+//! bound (`secrets_bound = 0`: URL and headers in `config` in clear, secrets sealed unbound)
+//! are re-sealed by the server's start-up pass.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +17,7 @@ use crate::error::Found;
 use crate::rows::{at, flag, from_json, id, json_text};
 use crate::{Conn, Sql, StoreError, StoreResult};
 
-const COLUMNS: &str = "id, account_id, organization_id, name, channel_type, config, secrets_ciphertext, enabled, created_at, updated_at";
+const COLUMNS: &str = "id, account_id, organization_id, name, channel_type, config, secrets_ciphertext, enabled, created_at, updated_at, secrets_bound";
 const DUPLICATE: &str = "a notification channel with this name already exists in the organization";
 
 /// Sealed secrets by field name.
@@ -32,6 +35,7 @@ struct ChannelRow {
     enabled: i64,
     created_at: i64,
     updated_at: i64,
+    secrets_bound: i64,
 }
 
 /// A channel with its typed configuration and sealed secrets: what sending needs.
@@ -39,8 +43,11 @@ struct ChannelRow {
 pub struct StoredChannel {
     pub channel: Channel,
     pub account: Id<Account>,
+    /// Without its write-only values when `bound`; whole on rows written before.
     pub config: ChannelConfig,
     pub sealed: SealedSecrets,
+    /// Whether every secret and write-only value is sealed and bound to this row.
+    pub bound: bool,
 }
 
 impl ChannelRow {
@@ -73,6 +80,7 @@ impl ChannelRow {
             account: id(&self.account_id)?,
             config,
             sealed,
+            bound: flag(self.secrets_bound),
         })
     }
 }
@@ -80,7 +88,9 @@ impl ChannelRow {
 /// The fields a create or update writes.
 pub struct ChannelFields {
     pub name: String,
+    /// Without its write-only values ([`ChannelConfig::without_write_only`]).
     pub config: ChannelConfig,
+    /// Secrets and write-only values, each sealed and bound to the row and field.
     pub sealed: SealedSecrets,
     pub enabled: bool,
 }
@@ -89,17 +99,20 @@ fn sealed_json(sealed: &SealedSecrets) -> Option<String> {
     (!sealed.is_empty()).then(|| json_text(sealed))
 }
 
+/// Creates the channel `channel` (its id chosen by the caller, who binds the sealed values
+/// to it).
 pub async fn create(
     conn: &mut Conn,
     account: Id<Account>,
     organization: Id<Organization>,
+    channel: Id<Channel>,
     fields: &ChannelFields,
     now: Timestamp,
 ) -> StoreResult<Channel> {
-    let channel: Id<Channel> = Id::new();
     sqlx::query(
         "INSERT INTO notification_channels (id, account_id, organization_id, name, channel_type, config, \
-         secrets_ciphertext, enabled, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+         secrets_ciphertext, enabled, created_at, updated_at, secrets_bound) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 1)",
     )
     .bind(channel.to_string())
     .bind(account.to_string())
@@ -184,7 +197,7 @@ pub async fn update(
 ) -> StoreResult<Channel> {
     let done = sqlx::query(
         "UPDATE notification_channels SET name = $3, channel_type = $4, config = $5, secrets_ciphertext = $6, \
-         enabled = $7, updated_at = $8 WHERE account_id = $1 AND id = $2",
+         enabled = $7, updated_at = $8, secrets_bound = 1 WHERE account_id = $1 AND id = $2",
     )
     .bind(account.to_string())
     .bind(channel.to_string())
@@ -280,4 +293,40 @@ pub async fn targets(conn: &mut Conn, ids: &[String]) -> StoreResult<Vec<StoredC
         .into_iter()
         .map(ChannelRow::into_stored)
         .collect()
+}
+
+/// Up to `limit` channels (any account) after `after` whose values are not yet bound to
+/// their row, for the start-up pass that re-seals them.
+pub async fn unbound(conn: &mut Conn, after: &str, limit: u32) -> StoreResult<Vec<StoredChannel>> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {COLUMNS} FROM notification_channels WHERE secrets_bound = 0 AND id > "
+    ));
+    sql.bind(after.to_owned())
+        .push(" ORDER BY id LIMIT ")
+        .bind(i64::from(limit));
+    sql.fetch_all::<ChannelRow>(conn)
+        .await?
+        .into_iter()
+        .map(ChannelRow::into_stored)
+        .collect()
+}
+
+/// Stores the re-sealed form of a channel not yet bound; `false` (nothing written) when
+/// another instance bound it first.
+pub async fn bind_secrets(
+    conn: &mut Conn,
+    channel: Id<Channel>,
+    config: &ChannelConfig,
+    sealed: &SealedSecrets,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE notification_channels SET config = $2, secrets_ciphertext = $3, secrets_bound = 1 \
+         WHERE id = $1 AND secrets_bound = 0",
+    )
+    .bind(channel.to_string())
+    .bind(json_text(config))
+    .bind(sealed_json(sealed))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

@@ -66,6 +66,17 @@ impl Backend {
         }
     }
 
+    /// Taken first by every delivery claim, so claims on several instances take turns and
+    /// see each other's leases when they count a target's attempts in flight.
+    pub fn claim_lock(self) -> Option<&'static str> {
+        match self {
+            // One writer at a time already.
+            Backend::Sqlite => None,
+            // Transaction-scoped: released at commit or rollback. The key spells "spogclam".
+            Backend::Postgres => Some("SELECT pg_advisory_xact_lock(8318271001593667949)"),
+        }
+    }
+
     /// Run first in a transaction whose loss in a database crash is harmless (it is redone
     /// from what did reach the disk): its commit does not wait for the log flush. SQLite in
     /// WAL mode with `synchronous = NORMAL` already commits without one.

@@ -1,7 +1,7 @@
 //! `/notification-channels` (SPEC 10): the channels of the account (monitoring.view), and
 //! with monitoring.manage a form per type to create or edit one, its Test and delete, all
-//! through `/api/v1/notification-channels`. Secrets are never shown: a blank secret field
-//! keeps the stored one.
+//! through `/api/v1/notification-channels`. Secrets, URLs and header values are never shown
+//! (a URL's host is): a blank field keeps the stored value, a header left `[redacted]` too.
 
 use std::collections::HashMap;
 
@@ -81,10 +81,10 @@ pub struct ChannelForm {
     pub to_addresses: String,
     pub use_tls: bool,
     pub has_smtp_password: bool,
-    pub url: String,
+    /// The host of the stored URL (the URL itself is write-only); empty while creating.
+    pub url_host: String,
     pub headers: String,
     pub has_secret: bool,
-    pub webhook_url: String,
     pub slack_channel: String,
     pub adaptive_card: bool,
 }
@@ -113,13 +113,9 @@ fn destination(config: &serde_json::Value) -> String {
         let to: Vec<&str> = to.iter().filter_map(|v| v.as_str()).collect();
         return to.join(", ");
     }
-    text("url")
-        .or_else(|| text("webhook_url"))
-        .map(|url| match url.split_once('?') {
-            // Query strings of incoming-webhook URLs carry signatures: not for a list.
-            Some((base, _)) => format!("{base}?…"),
-            None => url,
-        })
+    // URLs are write-only (they carry credentials): reads name only their host.
+    text("url_host")
+        .or_else(|| text("webhook_url_host"))
         .unwrap_or_default()
 }
 
@@ -296,24 +292,19 @@ pub async fn channel_page(
             form.to_addresses = to_addresses.join("\n");
             form.use_tls = *use_tls;
         }
-        ChannelConfig::Webhook { url, headers } => {
-            form.url = url.clone();
-            form.headers = serde_json::to_string_pretty(headers).unwrap_or_default();
-        }
-        ChannelConfig::Slack {
-            webhook_url,
-            channel,
-        } => {
-            form.webhook_url = webhook_url.clone();
+        ChannelConfig::Webhook { .. } => {}
+        ChannelConfig::Slack { channel, .. } => {
             form.slack_channel = channel.clone().unwrap_or_default();
         }
-        ChannelConfig::Teams {
-            webhook_url,
-            format,
-        } => {
-            form.webhook_url = webhook_url.clone();
+        ChannelConfig::Teams { format, .. } => {
             form.adaptive_card = *format == TeamsFormat::AdaptiveCard;
         }
+    }
+    // What reads show: the URL's host, header names with their values `[redacted]`.
+    let public = &channel.config;
+    form.url_host = destination(public);
+    if let Some(headers) = public.get("headers") {
+        form.headers = serde_json::to_string_pretty(headers).unwrap_or_default();
     }
     render(&ChannelPage {
         chrome,

@@ -9,7 +9,7 @@ use serde_json::Value;
 use spog_core::Timestamp;
 use spog_core::channels::{ChannelConfig, Notice};
 use spog_core::webhooks::{signature_header, standard_signature};
-use spog_store::channels::{self, SealedSecrets, StoredChannel};
+use spog_store::channels::{self, StoredChannel};
 use spog_store::deliveries::Claimed;
 use spog_store::{Conn, StoreResult, events};
 
@@ -17,6 +17,7 @@ use super::Outgoing;
 use super::email::EmailRequest;
 use super::http::HttpRequest;
 use crate::keys::Keys;
+use crate::secrets::open_channel;
 
 /// What sending to `channel` takes for `notice`. `id` names the message (the delivery id,
 /// the same on every retry; a fresh one for tests).
@@ -27,15 +28,12 @@ pub fn outgoing(
     id: &str,
     now: Timestamp,
 ) -> Outgoing {
-    let secrets = match open(keys, &channel.sealed) {
-        Some(secrets) => secrets,
-        None => {
-            return Outgoing::Unsendable(
-                "the channel's secrets cannot be decrypted with this server key".to_owned(),
-            );
-        }
+    let Some((config, secrets)) = open_channel(keys, channel) else {
+        return Outgoing::Unsendable(
+            "the channel's secrets cannot be decrypted with this server key".to_owned(),
+        );
     };
-    match &channel.config {
+    match &config {
         ChannelConfig::Slack {
             webhook_url,
             channel,
@@ -101,13 +99,6 @@ pub fn outgoing(
             html: notice.email_html(),
         })),
     }
-}
-
-fn open(keys: &Keys, sealed: &SealedSecrets) -> Option<HashMap<String, String>> {
-    sealed
-        .iter()
-        .map(|(field, value)| Some((field.clone(), keys.open(value)?)))
-        .collect()
 }
 
 fn with_content_type(mut headers: Vec<(String, String)>) -> Vec<(String, String)> {

@@ -57,10 +57,7 @@ impl EmailTransport {
     pub async fn send(&self, request: &EmailRequest, timeout: Duration) -> Report {
         let started = Instant::now();
         match tokio::time::timeout(timeout, self.exchange(request, timeout)).await {
-            Err(_) => Report::failed(
-                format!("timed out after {}s", timeout.as_secs()),
-                started.elapsed(),
-            ),
+            Err(_) => Report::timed_out(timeout, started.elapsed()),
             Ok(Err(error)) => Report::failed(error, started.elapsed()),
             Ok(Ok((code, text))) => Report {
                 success: true,
@@ -68,6 +65,7 @@ impl EmailTransport {
                 error: None,
                 response_body: Some(text),
                 duration: started.elapsed(),
+                timed_out: false,
             },
         }
     }

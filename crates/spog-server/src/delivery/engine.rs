@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use spog_core::Timestamp;
 use spog_core::delivery::{DeliveryStatus, TargetKind};
-use spog_store::deliveries::{self, AttemptRecord, Claimed, Recorded};
+use spog_store::deliveries::{self, AttemptRecord, Claimed, Recorded, Unrecorded};
 
 use super::{Outgoing, channel, webhook};
 use crate::metrics::OutcomeLabels;
@@ -17,8 +17,13 @@ use crate::state::AppState;
 pub const BATCH: u32 = 500;
 
 /// Takes up deliveries whose lease lapsed, then claims up to `limit` due deliveries and
-/// prepares what each attempt sends.
-pub async fn claim(state: &AppState, limit: u32) -> anyhow::Result<Vec<(Claimed, Outgoing)>> {
+/// prepares what each attempt sends. `unrecorded`: this instance's ended attempts whose
+/// results are still on their way to the database, by target.
+pub async fn claim(
+    state: &AppState,
+    limit: u32,
+    unrecorded: &Unrecorded,
+) -> anyhow::Result<Vec<(Claimed, Outgoing)>> {
     let engine = &state.engine;
     let now = Timestamp::now();
     let abandoned = deliveries::expire_leases(&state.store, &engine.schedule, BATCH, now).await?;
@@ -38,7 +43,8 @@ pub async fn claim(state: &AppState, limit: u32) -> anyhow::Result<Vec<(Claimed,
     let claimed = deliveries::claim(
         &state.store,
         limit.min(BATCH),
-        engine.lease,
+        &engine.policy,
+        unrecorded,
         Timestamp::now(),
     )
     .await?;
@@ -95,6 +101,7 @@ pub async fn attempt(state: &AppState, claimed: &Claimed, outgoing: &Outgoing) -
         status_code: report.status_code,
         error: report.error,
         response_body: report.response_body,
+        timed_out: report.timed_out,
     }
 }
 
@@ -103,6 +110,7 @@ pub async fn record(state: &AppState, records: &[AttemptRecord]) -> anyhow::Resu
     let recorded = deliveries::record(
         &state.store,
         &state.engine.schedule,
+        &state.engine.policy,
         records,
         Timestamp::now(),
     )
@@ -137,7 +145,7 @@ pub struct Round {
 
 /// One claim, all its attempts concurrently, one record: the engine's step in order.
 pub async fn run_once(state: &AppState) -> anyhow::Result<Round> {
-    let batch = claim(state, state.engine.concurrency).await?;
+    let batch = claim(state, state.engine.concurrency, &Unrecorded::new()).await?;
     let records = futures::future::join_all(
         batch
             .iter()

@@ -31,15 +31,22 @@ impl Guard {
     }
 
     pub fn check(&self, ip: IpAddr) -> Result<(), &'static str> {
-        let embedded = embedded_ipv4(ip).map(IpAddr::V4);
         let allowed = |ip: IpAddr| self.allow.iter().any(|net| net.contains(&ip));
-        if allowed(ip) || embedded.is_some_and(allowed) {
+        if allowed(ip) {
             return Ok(());
         }
-        match forbidden(ip) {
-            Some(reason) => Err(reason),
-            None => Ok(()),
-        }
+        let reason = match ip {
+            IpAddr::V4(v4) => forbidden_v4(v4),
+            // An IPv6 range's own verdict comes first (a link-local address with an ISATAP
+            // interface id is link-local whatever it embeds); then the IPv4 address it
+            // reaches, exempt when its own CIDR is allowed.
+            IpAddr::V6(v6) => forbidden_v6(v6).or_else(|| {
+                embedded_ipv4(ip)
+                    .filter(|v4| !allowed(IpAddr::V4(*v4)))
+                    .and_then(forbidden_v4)
+            }),
+        };
+        reason.map_or(Ok(()), Err)
     }
 
     /// Checks a URL's host when it is a literal address; names are checked when resolved.
@@ -63,15 +70,9 @@ impl Guard {
     }
 }
 
-/// Why an address may not be connected to, or `None` when it may.
+/// Why an address may not be connected to, or `None` when it may (no CIDR allowed).
 pub fn forbidden(ip: IpAddr) -> Option<&'static str> {
-    if let Some(v4) = embedded_ipv4(ip) {
-        return forbidden_v4(v4);
-    }
-    match ip {
-        IpAddr::V4(v4) => forbidden_v4(v4),
-        IpAddr::V6(v6) => forbidden_v6(v6),
-    }
+    Guard::default().check(ip).err()
 }
 
 fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
@@ -89,6 +90,7 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
         (192, 0, 0, _) => "an IETF protocol address",
         (192, 0, 2, _) | (198, 51, 100, _) | (203, 0, 113, _) => "a documentation address",
         (198, 18..=19, ..) => "a benchmarking address",
+        (192, 88, 99, _) => "a reserved address",
         (255, 255, 255, 255) => "the broadcast address",
         (224..=239, ..) => "a multicast address",
         (240..=255, ..) => "a reserved address",
@@ -109,26 +111,35 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
         [0x2001, 0x0db8, ..] => "a documentation address",
         [s, ..] if s & 0xfff0 == 0x3ff0 => "a documentation address",
         [0x0100, 0, 0, 0, ..] => "a discard-only address",
+        // Teredo tunnels to an IPv4 address obfuscated in the last 32 bits: refused whole.
         [0x2001, 0, ..] => "a Teredo address",
+        // The rest of 2001::/23: benchmarking, ORCHID, AS112 and other protocol assignments.
+        [0x2001, t, ..] if t < 0x0200 => "an IETF protocol address",
+        // Local-use NAT64 (RFC 8215): where the IPv4 address sits depends on the operator's
+        // prefix length, so the whole /48 is refused rather than guessed at.
+        [0x0064, 0xff9b, 0x0001, ..] => "a local-use NAT64 address",
+        [0x5f00, ..] => "a segment-routing address",
         _ => return None,
     })
 }
 
 /// The IPv4 address inside an IPv6 form that reaches it: mapped (`::ffff:a.b.c.d`),
-/// compatible (`::a.b.c.d`), NAT64 (`64:ff9b::/96`, `64:ff9b:1::/48`) and 6to4 (`2002::/16`).
+/// translated (`::ffff:0:a.b.c.d`), compatible (`::a.b.c.d`), NAT64's well-known prefix
+/// (`64:ff9b::/96`), 6to4 (`2002::/16`) and ISATAP interface ids (`…:0:5efe:a.b.c.d`,
+/// `…:200:5efe:a.b.c.d`). Teredo and local-use NAT64 are refused whole in [`forbidden_v6`].
 fn embedded_ipv4(ip: IpAddr) -> Option<Ipv4Addr> {
     let IpAddr::V6(v6) = ip else { return None };
     let s = v6.segments();
     let tail = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
     match s {
-        [0, 0, 0, 0, 0, 0xffff, hi, lo] => Some(tail(hi, lo)),
+        [0, 0, 0, 0, 0, 0xffff, hi, lo] | [0, 0, 0, 0, 0xffff, 0, hi, lo] => Some(tail(hi, lo)),
         // `::` and `::1` are IPv6's own; other `::a.b.c.d` are the deprecated compatible form.
         [0, 0, 0, 0, 0, 0, hi, lo] if (hi, lo) != (0, 0) && (hi, lo) != (0, 1) => {
             Some(tail(hi, lo))
         }
         [0x0064, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(tail(hi, lo)),
-        [0x0064, 0xff9b, 0x0001, ..] => Some(tail(s[6], s[7])),
         [0x2002, hi, lo, ..] => Some(tail(hi, lo)),
+        [.., 0x0000 | 0x0200, 0x5efe, hi, lo] => Some(tail(hi, lo)),
         _ => None,
     }
 }
@@ -202,8 +213,97 @@ mod tests {
             ("::10.0.0.1", "a private address"),
             ("64:ff9b::a00:1", "a private address"),
             ("2002:c0a8:0001::1", "a private address"),
+            ("192.88.99.1", "a reserved address"),
+            ("fe80::5efe:808:808", "a link-local address"),
+            ("2001:2::1", "an IETF protocol address"),
+            ("2001:10::1", "an IETF protocol address"),
+            ("5f00::1", "a segment-routing address"),
         ] {
             assert_eq!(forbidden(ip(address)), Some(reason), "{address}");
+        }
+    }
+
+    /// Every IPv6 spelling that reaches an IPv4 address is judged by that address.
+    #[test]
+    fn ipv4_addresses_embedded_in_ipv6_are_judged_by_the_ipv4_address() {
+        for (address, reason) in [
+            // IPv4-mapped (::ffff:0:0/96), in dotted and hex spellings.
+            ("::ffff:127.0.0.1", "a loopback address"),
+            ("::ffff:7f00:1", "a loopback address"),
+            ("0:0:0:0:0:ffff:127.0.0.1", "a loopback address"),
+            ("::ffff:10.0.0.1", "a private address"),
+            ("::ffff:192.168.1.1", "a private address"),
+            ("::ffff:169.254.169.254", "a cloud metadata address"),
+            ("::ffff:a9fe:a9fe", "a cloud metadata address"),
+            ("::ffff:100.64.0.1", "a carrier-grade NAT address"),
+            ("::ffff:0.0.0.0", "an unspecified address"),
+            // IPv4-translated (::ffff:0:0:0/96, SIIT).
+            ("::ffff:0:127.0.0.1", "a loopback address"),
+            ("::ffff:0:a9fe:a9fe", "a cloud metadata address"),
+            // IPv4-compatible (deprecated ::/96).
+            ("::127.0.0.2", "a loopback address"),
+            ("::169.254.169.254", "a cloud metadata address"),
+            // NAT64 well-known prefix (64:ff9b::/96).
+            ("64:ff9b::127.0.0.1", "a loopback address"),
+            ("64:ff9b::a9fe:a9fe", "a cloud metadata address"),
+            ("64:ff9b::c0a8:101", "a private address"),
+            // Local-use NAT64 (64:ff9b:1::/48), refused whatever it embeds.
+            ("64:ff9b:1::808:808", "a local-use NAT64 address"),
+            ("64:ff9b:1:7f00:1::", "a local-use NAT64 address"),
+            // 6to4 (2002::/16).
+            ("2002:7f00:1::", "a loopback address"),
+            ("2002:a9fe:a9fe::1", "a cloud metadata address"),
+            ("2002:ac10:1::1", "a private address"),
+            // Teredo (2001::/32), refused whole.
+            ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "a Teredo address"),
+            ("2001::7f00:1", "a Teredo address"),
+            // ISATAP interface ids, under any prefix.
+            ("2606:4700::5efe:127.0.0.1", "a loopback address"),
+            ("2606:4700::200:5efe:10.1.2.3", "a private address"),
+        ] {
+            assert_eq!(forbidden(ip(address)), Some(reason), "{address}");
+        }
+        for public in [
+            "::ffff:8.8.8.8",
+            "::ffff:0:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+            "2606:4700::5efe:8.8.8.8",
+        ] {
+            assert_eq!(forbidden(ip(public)), None, "{public}");
+        }
+    }
+
+    /// The URL parser turns every IPv4 spelling into the address itself, so the literal
+    /// check sees through decimal, octal, hex and shortened forms.
+    #[test]
+    fn every_spelling_of_a_literal_host_is_checked() {
+        let guard = Guard::default();
+        for url in [
+            "http://127.0.0.1/",
+            "http://2130706433/",
+            "http://0x7f000001/",
+            "http://0177.0.0.1/",
+            "http://0x7f.1/",
+            "http://127.1/",
+            "http://[::ffff:127.0.0.1]:8080/",
+            "http://[::ffff:7f00:1]/",
+            "http://[0:0:0:0:0:ffff:7f00:1]/",
+            "http://[::ffff:0:7f00:1]/",
+            "http://[64:ff9b::7f00:1]/",
+            "http://[2002:7f00:1::]/",
+            "http://[::127.0.0.1]/",
+            "http://[::1]/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://2852039166/",
+            "http://[::ffff:a9fe:a9fe]/",
+            "http://[fd00:ec2::254]/",
+            "http://0/",
+        ] {
+            assert!(
+                guard.check_url(&url.parse().unwrap()).is_err(),
+                "{url} was allowed"
+            );
         }
     }
 
@@ -228,6 +328,12 @@ mod tests {
         assert_eq!(guard.check(ip("::ffff:127.0.0.2")), Ok(()));
         assert_eq!(guard.check(ip("::1")), Err("a loopback address"));
         assert_eq!(guard.check(ip("10.0.0.1")), Err("a private address"));
+        assert_eq!(guard.check(ip("64:ff9b::7f00:1")), Ok(()));
+        // An allowed IPv4 CIDR does not open an IPv6 range refused on its own account.
+        assert_eq!(
+            guard.check(ip("fe80::5efe:127.0.0.1")),
+            Err("a link-local address")
+        );
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct Report {
     pub error: Option<String>,
     pub response_body: Option<String>,
     pub duration: Duration,
+    /// No answer came within the attempt's timeout: the attempt held its slot throughout.
+    pub timed_out: bool,
 }
 
 impl Report {
@@ -39,6 +41,15 @@ impl Report {
             error: Some(error.into()),
             response_body: None,
             duration,
+            timed_out: false,
+        }
+    }
+
+    /// No answer within `timeout`.
+    pub fn timed_out(timeout: Duration, duration: Duration) -> Self {
+        Self {
+            timed_out: true,
+            ..Self::failed(format!("timed out after {}", humanize(timeout)), duration)
         }
     }
 }
@@ -73,8 +84,11 @@ impl HttpTransport {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + timeout;
         let response = match tokio::time::timeout_at(deadline, self.send(request, timeout)).await {
-            Err(_) => return Report::failed(timed_out(timeout), started.elapsed()),
-            Ok(Err(error)) => return Report::failed(error, started.elapsed()),
+            Err(_) => return Report::timed_out(timeout, started.elapsed()),
+            Ok(Err(SendError::TimedOut)) => {
+                return Report::timed_out(timeout, started.elapsed());
+            }
+            Ok(Err(SendError::Failed(error))) => return Report::failed(error, started.elapsed()),
             Ok(Ok(response)) => response,
         };
         let status = response.status();
@@ -107,6 +121,7 @@ impl HttpTransport {
             error,
             response_body: Some(response_excerpt(&body)),
             duration: started.elapsed(),
+            timed_out: false,
         }
     }
 
@@ -114,15 +129,19 @@ impl HttpTransport {
         &self,
         request: &HttpRequest,
         timeout: Duration,
-    ) -> Result<reqwest::Response, String> {
-        let url = reqwest::Url::parse(&request.url).map_err(|e| format!("invalid URL: {e}"))?;
-        self.guard.check_url(&url).map_err(|e| e.to_string())?;
+    ) -> Result<reqwest::Response, SendError> {
+        let failed = SendError::Failed;
+        let url =
+            reqwest::Url::parse(&request.url).map_err(|e| failed(format!("invalid URL: {e}")))?;
+        self.guard
+            .check_url(&url)
+            .map_err(|e| failed(e.to_string()))?;
         let mut headers = HeaderMap::with_capacity(request.headers.len());
         for (name, value) in &request.headers {
             let name = HeaderName::try_from(name.as_str())
-                .map_err(|_| format!("invalid header name `{name}`"))?;
+                .map_err(|_| failed(format!("invalid header name `{name}`")))?;
             let value = HeaderValue::try_from(value.as_str())
-                .map_err(|_| format!("invalid value for header `{name}`"))?;
+                .map_err(|_| failed(format!("invalid value for header `{name}`")))?;
             headers.insert(name, value);
         }
         self.client
@@ -132,8 +151,17 @@ impl HttpTransport {
             .timeout(timeout)
             .send()
             .await
-            .map_err(|error| describe(&error, timeout))
+            .map_err(|error| match describe(&error) {
+                Some(message) => SendError::Failed(message),
+                None => SendError::TimedOut,
+            })
     }
+}
+
+/// Why a request got no response.
+enum SendError {
+    TimedOut,
+    Failed(String),
 }
 
 /// Reads at most [`RESPONSE_BODY_LIMIT`] bytes, until the deadline; dropping the response
@@ -153,10 +181,6 @@ async fn read_excerpt(mut response: reqwest::Response, deadline: tokio::time::In
     body
 }
 
-fn timed_out(timeout: Duration) -> String {
-    format!("timed out after {}", humanize(timeout))
-}
-
 fn humanize(duration: Duration) -> String {
     if duration.subsec_millis() == 0 {
         format!("{}s", duration.as_secs())
@@ -165,13 +189,14 @@ fn humanize(duration: Duration) -> String {
     }
 }
 
-/// A transport error as one line: the guard's refusal as it is, others with their causes.
-fn describe(error: &reqwest::Error, timeout: Duration) -> String {
+/// A transport error as one line: the guard's refusal as it is, others with their causes;
+/// `None` for a timeout.
+fn describe(error: &reqwest::Error) -> Option<String> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     let mut causes = Vec::new();
     while let Some(cause) = source {
         if let Some(refused) = cause.downcast_ref::<Refused>() {
-            return refused.to_string();
+            return Some(refused.to_string());
         }
         let text = cause.to_string();
         if !causes.iter().any(|c: &String| c.contains(&text)) {
@@ -180,7 +205,7 @@ fn describe(error: &reqwest::Error, timeout: Duration) -> String {
         source = cause.source();
     }
     if error.is_timeout() {
-        return timed_out(timeout);
+        return None;
     }
     let detail = causes
         .get(1..)
@@ -191,9 +216,9 @@ fn describe(error: &reqwest::Error, timeout: Duration) -> String {
     } else {
         "request failed"
     };
-    if detail.is_empty() {
+    Some(if detail.is_empty() {
         kind.to_owned()
     } else {
         format!("{kind}: {detail}")
-    }
+    })
 }

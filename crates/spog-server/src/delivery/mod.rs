@@ -17,6 +17,7 @@ pub mod webhook;
 use std::time::Duration;
 
 use spog_core::delivery::RetrySchedule;
+use spog_store::deliveries::ClaimPolicy;
 
 use crate::config::Config;
 use email::{EmailRequest, EmailTransport};
@@ -39,7 +40,9 @@ pub struct Engine {
     pub email: EmailTransport,
     pub schedule: RetrySchedule,
     pub attempt_timeout: Duration,
-    pub lease: Duration,
+    /// The lease of a claim, the per-target in-flight limit and the back-off of targets
+    /// that keep timing out.
+    pub policy: ClaimPolicy,
     /// Attempts in flight at once on this instance.
     pub concurrency: u32,
 }
@@ -52,7 +55,12 @@ impl Engine {
             email: EmailTransport::new(guard),
             schedule: RetrySchedule::new(config.webhook_retry_schedule.clone()),
             attempt_timeout: config.webhook_attempt_timeout,
-            lease: config.delivery_lease,
+            policy: ClaimPolicy {
+                lease: config.delivery_lease,
+                max_in_flight: config.webhook_max_in_flight,
+                timeouts_before_backoff: config.delivery_target_timeouts,
+                backoff: config.delivery_target_backoff,
+            },
             concurrency: config.delivery_concurrency,
         })
     }

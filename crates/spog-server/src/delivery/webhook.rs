@@ -12,6 +12,7 @@ use spog_store::{Conn, StoreResult, events, webhooks};
 use super::Outgoing;
 use super::http::HttpRequest;
 use crate::keys::Keys;
+use crate::secrets::open_webhook;
 
 /// The request of one attempt. `id` is the delivery id (the same on every retry); `secret`
 /// is the subscription's secret in clear, if it has one.
@@ -89,22 +90,16 @@ pub async fn prepare(
             let Some(body) = payloads.get(&claimed.event_id.to_string()) else {
                 return Outgoing::Unsendable("the event no longer exists".to_owned());
             };
-            let secret = match &target.secret_ciphertext {
-                None => None,
-                Some(sealed) => match keys.open(sealed) {
-                    Some(secret) => Some(secret),
-                    None => {
-                        return Outgoing::Unsendable(
-                            "the webhook's secret cannot be decrypted with this server key"
-                                .to_owned(),
-                        );
-                    }
-                },
+            let Some(secrets) = open_webhook(keys, target.id, &target.secrets) else {
+                return Outgoing::Unsendable(
+                    "the webhook's secret or header values cannot be decrypted with this server key"
+                        .to_owned(),
+                );
             };
             Outgoing::Http(signed_request(
                 &target.url,
-                secret.as_deref(),
-                &target.headers,
+                secrets.secret.as_deref(),
+                &secrets.headers,
                 &claimed.id.to_string(),
                 claimed.event_type.as_str(),
                 body.clone(),

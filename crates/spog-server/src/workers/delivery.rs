@@ -1,6 +1,7 @@
 //! The delivery loop: keeps up to `delivery_concurrency` attempts in flight, claiming more as
-//! room frees up, woken at once when a transaction creates deliveries and every half second
-//! for retries that come due and work other instances left. Results are recorded by a
+//! room frees up, woken at once when a transaction creates deliveries or attempts are
+//! recorded (freeing their targets' slots), and every half second for retries that come due
+//! and work other instances left. Results are recorded by a
 //! companion loop in batches, so a slow receiver only ever occupies its own slot; each batch
 //! recorded tells its accounts' dashboards (coalesced) that deliveries moved.
 //!
@@ -8,12 +9,14 @@
 //! in-flight attempts, whose leases lapse and whose deliveries are then taken up again.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use spog_core::Id;
 use spog_core::model::Account;
-use spog_store::deliveries::AttemptRecord;
-use tokio::sync::mpsc;
+use spog_store::deliveries::{AttemptRecord, Unrecorded};
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -30,9 +33,11 @@ pub fn spawn(state: &AppState, shutdown: CancellationToken) -> tokio::task::Join
         state.workers.set_running(NAME, true);
         let capacity = state.engine.concurrency.max(1) as usize;
         let (results, pending) = mpsc::channel(capacity * 2);
+        let recorded = Notify::new();
+        let ended = Arc::new(Ended::default());
         tokio::join!(
-            claim_loop(&state, results, shutdown),
-            record_loop(&state, pending)
+            claim_loop(&state, results, &recorded, &ended, shutdown),
+            record_loop(&state, pending, &recorded, &ended)
         );
         state.workers.set_running(NAME, false);
     })
@@ -41,9 +46,16 @@ pub fn spawn(state: &AppState, shutdown: CancellationToken) -> tokio::task::Join
 /// An attempt's result and the account whose delivery it was.
 type Attempted = (Id<Account>, AttemptRecord);
 
+/// This instance's deliveries whose attempts have ended and are not recorded yet (see
+/// [`Unrecorded`]): each attempt adds its delivery as it ends, the recording takes them off
+/// once it has committed (or given them up to their leases).
+type Ended = Mutex<Unrecorded>;
+
 async fn claim_loop(
     state: &AppState,
     results: mpsc::Sender<Attempted>,
+    recorded: &Notify,
+    ended: &Arc<Ended>,
     shutdown: CancellationToken,
 ) {
     let capacity = state.engine.concurrency.max(1) as usize;
@@ -54,10 +66,14 @@ async fn claim_loop(
     let mut ticker = tokio::time::interval(POLL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut more_due = true;
+    // Whether the last claim found work: then each ended attempt, which frees its target's
+    // slot (see `Ended`), is worth another claim.
+    let mut claimed_any = false;
     loop {
         let room = capacity - in_flight.len();
         if more_due && room > 0 && (room >= worth_claiming || in_flight.is_empty()) {
-            let claimed = engine::claim(state, room as u32).await;
+            let unrecorded = ended.lock().clone();
+            let claimed = engine::claim(state, room as u32, &unrecorded).await;
             let failure = claimed.as_ref().err().map(|e| anyhow::anyhow!("{e:#}"));
             state
                 .workers
@@ -65,12 +81,16 @@ async fn claim_loop(
             match claimed {
                 Ok(batch) => {
                     more_due = batch.len() == room.min(engine::BATCH as usize);
+                    claimed_any = !batch.is_empty();
                     for (claimed, outgoing) in batch {
                         let state = state.clone();
                         let results = results.clone();
+                        let ended = Arc::clone(ended);
                         in_flight.spawn(async move {
                             let record = engine::attempt(&state, &claimed, &outgoing).await;
-                            let _ = results.send((claimed.account, record)).await;
+                            ended.lock().insert(claimed.id.to_string());
+                            let attempted = (claimed.account, record);
+                            let _ = results.send(attempted).await;
                         });
                     }
                 }
@@ -81,14 +101,18 @@ async fn claim_loop(
                         "claiming failed"
                     );
                     more_due = false;
+                    claimed_any = false;
                 }
             }
         }
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => more_due |= claimed_any,
             _ = state.store.deliveries_enqueued().notified() => more_due = true,
+            // Recorded attempts free their targets' slots (the leased rows are what the
+            // per-target limit counts): what was held back may be claimed now.
+            _ = recorded.notified() => more_due = true,
             _ = ticker.tick() => more_due = true,
         }
     }
@@ -97,7 +121,12 @@ async fn claim_loop(
     while in_flight.join_next().await.is_some() {}
 }
 
-async fn record_loop(state: &AppState, mut pending: mpsc::Receiver<Attempted>) {
+async fn record_loop(
+    state: &AppState,
+    mut pending: mpsc::Receiver<Attempted>,
+    recorded: &Notify,
+    ended: &Ended,
+) {
     let mut received = Vec::new();
     let mut accounts = HashSet::new();
     let mut batch = Vec::new();
@@ -114,6 +143,7 @@ async fn record_loop(state: &AppState, mut pending: mpsc::Receiver<Attempted>) {
         loop {
             match engine::record(state, &batch).await {
                 Ok(_) => {
+                    recorded.notify_one();
                     for account in accounts.drain() {
                         state.bus.touch(account, "deliveries");
                     }
@@ -141,6 +171,13 @@ async fn record_loop(state: &AppState, mut pending: mpsc::Receiver<Attempted>) {
                 }
             }
         }
+        // Recorded (their rows no longer leased), or left to their leases: either way no
+        // longer this instance's to discount.
+        let mut ended = ended.lock();
+        for record in &batch {
+            ended.remove(&record.delivery.to_string());
+        }
+        drop(ended);
         batch.clear();
         accounts.clear();
     }

@@ -176,3 +176,20 @@ pub async fn resetting() -> String {
     });
     base
 }
+
+/// A black hole: accepts connections and reads nothing, answers nothing, closes nothing.
+/// Returns its base URL and how many connections it has accepted.
+pub async fn black_hole() -> (String, Arc<AtomicU64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::Relaxed);
+            held.push(socket);
+        }
+    });
+    (base, accepted)
+}

@@ -204,7 +204,11 @@ async fn the_secret_is_write_only_sealed_at_rest_and_never_audited() {
         assert!(!read.to_string().contains(secret));
         let sealed = stored_secret(&server, id).await.unwrap();
         assert!(!sealed.contains(secret));
-        assert_eq!(server.state.keys.open(&sealed).as_deref(), Some(secret));
+        let here = spog_server::keys::Binding::new("webhooks", id, "secret");
+        assert_eq!(
+            server.state.keys.open(&sealed, &here).as_deref(),
+            Some(secret)
+        );
 
         let rotated = "another-secret-value";
         let (status, updated) = admin
@@ -264,7 +268,8 @@ async fn patch_changes_only_the_fields_given() {
         assert_eq!(updated["name"], "a");
         assert_eq!(updated["url"], "https://hooks.example.com/a");
         assert_eq!(updated["has_secret"], true);
-        assert_eq!(updated["headers"], json!({"X-Team": "ops"}));
+        // Header values are write-only: the update kept it, reads never show it.
+        assert_eq!(updated["headers"], json!({"X-Team": "[redacted]"}));
         let (status, body) = admin
             .patch(&format!("/webhooks/{id}"), json!({"url": "gopher://x"}))
             .await;

@@ -92,9 +92,10 @@ async fn a_webhook_created_in_the_console_is_tested_against_a_receiver() {
         assert_eq!(status, StatusCode::OK, "{webhook}");
         assert_eq!(webhook["event_types"], json!(["deployment.failed"]));
         assert_eq!(webhook["has_secret"], true);
+        // Header values are write-only: reads name the headers only.
         assert_eq!(
             webhook["headers"],
-            json!({"X-Env": "test", "X-Team": "platform"})
+            json!({"X-Env": "[redacted]", "X-Team": "[redacted]"})
         );
 
         // Test: the receiver's answer is on the page, and it got a signed ping.
@@ -144,6 +145,15 @@ async fn a_webhook_created_in_the_console_is_tested_against_a_receiver() {
             webhook["has_secret"], true,
             "an empty secret field keeps it"
         );
+        // The form sent the headers back as `[redacted]`: their values were kept.
+        receiver.answer(200);
+        admin
+            .patch(&format!("/webhooks/{id}"), json!({"active": true}))
+            .await;
+        admin.post(&format!("/webhooks/{id}/test"), json!({})).await;
+        let last = receiver.received().pop().unwrap();
+        assert_eq!(last.header("x-team"), Some("platform"));
+        assert_eq!(last.header("x-env"), Some("test"));
 
         browser
             .client

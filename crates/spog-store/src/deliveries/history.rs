@@ -189,8 +189,9 @@ pub async fn delete_for_target(
     .bind(account.to_string())
     .bind(kind.as_str())
     .bind(target)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    super::forget_target(conn, target).await?;
     Ok(done.rows_affected())
 }
 

@@ -3,13 +3,17 @@
 //! record each attempt only if their claim still holds, so a delivery whose instance died is
 //! taken up again once the lease lapses and nothing is lost across restarts.
 
+mod backoff;
+mod claim;
 mod history;
 mod queue;
 
+pub use backoff::forget_target;
+pub use claim::{ClaimPolicy, Claimed, Unrecorded, claim};
 pub use history::{
     Backlog, DeliveryFilter, backlog, delete_for_target, detail, failed_count, get, list, retry,
 };
-pub use queue::{AttemptRecord, Claimed, Recorded, claim, cleanup, enqueue, expire_leases, record};
+pub use queue::{AttemptRecord, Recorded, cleanup, enqueue, expire_leases, record};
 
 use spog_core::delivery::{Delivery, DeliveryStatus, TargetKind};
 use spog_core::events::EventType;

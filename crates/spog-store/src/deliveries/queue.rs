@@ -1,7 +1,5 @@
-//! Claiming, recording and expiring: the queue side of deliveries. Every function does a
-//! bounded amount of work, whatever the backlog.
-
-use std::time::Duration;
+//! Enqueueing, recording and expiring: the queue side of deliveries (claiming is in
+//! [`super::claim`]). Every function does a bounded amount of work, whatever the backlog.
 
 use spog_core::delivery::{Delivery, DeliveryStatus, RetrySchedule, TargetKind};
 use spog_core::events::{Event, EventType};
@@ -9,7 +7,7 @@ use spog_core::model::{Account, Organization};
 use spog_core::{Id, Timestamp};
 use sqlx::AssertSqlSafe;
 
-use super::{event_type, target_kind};
+use super::ClaimPolicy;
 use crate::rows::id;
 use crate::{Conn, Sql, Store, StoreResult, Tx};
 
@@ -68,87 +66,10 @@ pub async fn enqueue(
     Ok(ids)
 }
 
-/// A delivery this instance holds a lease on, for one attempt.
-#[derive(Clone, Debug)]
-pub struct Claimed {
-    pub id: Id<Delivery>,
-    pub account: Id<Account>,
-    pub organization: Id<Organization>,
-    pub target_kind: TargetKind,
-    pub target_id: String,
-    pub event_id: Id<Event>,
-    pub event_type: EventType,
-    /// The number of the attempt about to be made (1-based).
-    pub attempt: u32,
-    pub lease_token: String,
-}
-
-/// Claims up to `limit` due deliveries for one attempt each, under a lease of `lease`.
-/// PostgreSQL skips rows other instances are claiming (the rows stay locked until the update,
-/// so it needs no second look at their status); SQLite has one writer at a time. The update
-/// joins the claimed ids by primary key: its cost follows the batch, not the backlog.
-pub async fn claim(
-    store: &Store,
-    limit: u32,
-    lease: Duration,
-    now: Timestamp,
-) -> StoreResult<Vec<Claimed>> {
-    if limit == 0 || !anything_due(store, now).await? {
-        return Ok(Vec::new());
-    }
-    let token = uuid::Uuid::now_v7().to_string();
-    let mut tx = begin_relaxed(store).await?;
-    let rows: Vec<ClaimRow> =
-        sqlx::query_as(AssertSqlSafe(format!(
-            "UPDATE deliveries SET status = 'delivering', attempt_count = deliveries.attempt_count + 1, \
-             lease_token = $1, lease_expires_at = $2, next_attempt_at = NULL, updated_at = $3 \
-             FROM (SELECT id FROM deliveries WHERE status IN ('pending', 'retrying') \
-             AND next_attempt_at <= $3 ORDER BY next_attempt_at LIMIT $4{}) AS due \
-             WHERE deliveries.id = due.id \
-             RETURNING deliveries.id, deliveries.account_id, deliveries.organization_id, deliveries.target_kind, \
-             deliveries.target_id, deliveries.event_id, deliveries.event_type, deliveries.attempt_count",
-            store.backend().skip_locked()
-        )))
-        .bind(&token)
-        .bind(now.plus(lease).micros())
-        .bind(now.micros())
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
-    tx.commit_unaudited().await?;
-    rows.into_iter()
-        .map(|row| {
-            Ok(Claimed {
-                id: id(&row.id)?,
-                account: id(&row.account_id)?,
-                organization: id(&row.organization_id)?,
-                target_kind: target_kind(&row.target_kind)?,
-                target_id: row.target_id,
-                event_id: id(&row.event_id)?,
-                event_type: event_type(&row.event_type)?,
-                attempt: row.attempt_count as u32,
-                lease_token: token.clone(),
-            })
-        })
-        .collect()
-}
-
-#[derive(sqlx::FromRow)]
-struct ClaimRow {
-    id: String,
-    account_id: String,
-    organization_id: String,
-    target_kind: String,
-    target_id: String,
-    event_id: String,
-    event_type: String,
-    attempt_count: i64,
-}
-
 /// A transaction of the engine's own bookkeeping. Should the database crash and lose it, a
 /// lost claim makes its deliveries due again and a lost record leaves them claimed until the
 /// lease lapses: either way they are attempted again (at least once), never lost.
-async fn begin_relaxed(store: &Store) -> StoreResult<Tx> {
+pub(super) async fn begin_relaxed(store: &Store) -> StoreResult<Tx> {
     let mut tx = store.begin().await?;
     if let Some(statement) = store.backend().without_flush_wait() {
         sqlx::query(statement).execute(&mut *tx).await?;
@@ -157,7 +78,7 @@ async fn begin_relaxed(store: &Store) -> StoreResult<Tx> {
 }
 
 /// A cheap read first, so an idle engine never takes the write lock.
-async fn anything_due(store: &Store, now: Timestamp) -> StoreResult<bool> {
+pub(super) async fn anything_due(store: &Store, now: Timestamp) -> StoreResult<bool> {
     let due: Option<i64> = sqlx::query_scalar(
         "SELECT 1 FROM deliveries WHERE status IN ('pending', 'retrying') AND next_attempt_at <= $1 LIMIT 1",
     )
@@ -179,6 +100,8 @@ pub struct AttemptRecord {
     pub status_code: Option<u16>,
     pub error: Option<String>,
     pub response_body: Option<String>,
+    /// The attempt used its whole timeout without an answer (it held its slot throughout).
+    pub timed_out: bool,
 }
 
 /// A recorded attempt and where it left its delivery.
@@ -188,29 +111,37 @@ pub struct Recorded {
     pub status: DeliveryStatus,
 }
 
-/// Records attempts and moves their deliveries on per `schedule`, in one transaction. An
-/// attempt whose claim lapsed (another instance took the delivery up) is not recorded: each
-/// claim has its own token, cleared when its attempt is recorded or taken up.
+/// Records attempts and moves their deliveries on per `schedule`, in one transaction; targets
+/// whose attempts timed out move towards back-off per `policy`, and those that answered
+/// leave it. An attempt whose claim lapsed (another instance took the delivery up) is not
+/// recorded: each claim has its own token, cleared when its attempt is recorded or taken up.
 pub async fn record(
     store: &Store,
     schedule: &RetrySchedule,
+    policy: &ClaimPolicy,
     records: &[AttemptRecord],
     now: Timestamp,
 ) -> StoreResult<Vec<Recorded>> {
     let mut tx = begin_relaxed(store).await?;
     let mut recorded = Vec::with_capacity(records.len());
+    let mut targets = TargetOutcomes::new();
     for chunk in records.chunks(ROWS_PER_STATEMENT) {
-        recorded.extend(record_chunk(&mut tx, schedule, chunk, now).await?);
+        recorded.extend(record_chunk(&mut tx, schedule, chunk, now, &mut targets).await?);
     }
+    super::backoff::note_outcomes(&mut tx, policy, &targets, now).await?;
     tx.commit_unaudited().await?;
     Ok(recorded)
 }
+
+/// Per target of a batch: attempts that timed out, and whether any answered.
+pub(super) type TargetOutcomes = std::collections::BTreeMap<String, (u32, bool)>;
 
 async fn record_chunk(
     conn: &mut Conn,
     schedule: &RetrySchedule,
     records: &[AttemptRecord],
     now: Timestamp,
+    targets: &mut TargetOutcomes,
 ) -> StoreResult<Vec<Recorded>> {
     let mut update = Sql::new(
         "WITH v (id, token, status, next_attempt_at, completed_at, last_status_code, last_error) AS (VALUES ",
@@ -245,14 +176,24 @@ async fn record_chunk(
         .bind(now.micros())
         .push(
             " FROM v WHERE deliveries.id = v.id AND deliveries.lease_token = v.token \
-             RETURNING deliveries.id",
+             RETURNING deliveries.id, deliveries.target_id",
         );
-    let updated: Vec<(String,)> = update.fetch_all(&mut *conn).await?;
-    let updated: std::collections::HashSet<String> = updated.into_iter().map(|(id,)| id).collect();
+    let updated: Vec<(String, String)> = update.fetch_all(&mut *conn).await?;
+    let updated: std::collections::HashMap<String, String> = updated.into_iter().collect();
     let kept: Vec<&AttemptRecord> = records
         .iter()
-        .filter(|r| updated.contains(&r.delivery.to_string()))
+        .filter(|r| updated.contains_key(&r.delivery.to_string()))
         .collect();
+    for record in &kept {
+        let target = targets
+            .entry(updated[&record.delivery.to_string()].clone())
+            .or_default();
+        if record.timed_out {
+            target.0 += 1;
+        } else if record.status_code.is_some() {
+            target.1 = true;
+        }
+    }
     insert_attempts(conn, &kept).await?;
     Ok(kept
         .iter()
@@ -340,10 +281,17 @@ pub async fn expire_leases(
             status_code: None,
             error: Some(ABANDONED.to_owned()),
             response_body: None,
+            timed_out: false,
         };
-        count += record_chunk(&mut tx, schedule, &[record], lapsed_at)
-            .await?
-            .len() as u64;
+        count += record_chunk(
+            &mut tx,
+            schedule,
+            &[record],
+            lapsed_at,
+            &mut TargetOutcomes::new(),
+        )
+        .await?
+        .len() as u64;
     }
     tx.commit_unaudited().await?;
     Ok(count)

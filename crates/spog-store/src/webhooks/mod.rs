@@ -1,5 +1,8 @@
-//! Webhook subscriptions (SPEC 5.1). The secret arrives here already sealed with the server
-//! key; the store never sees it in clear.
+//! Webhook subscriptions (SPEC 5.1). The secret and every header value arrive here already
+//! sealed with the server key, each bound to its row and field; the store never sees them in
+//! clear, and reads show only the header names (values `[redacted]`) and whether a secret is
+//! set. Rows written before values were bound (`secrets_bound = 0`: headers in clear, the
+//! secret sealed unbound) are re-sealed by the server's start-up pass.
 
 use std::collections::BTreeMap;
 
@@ -7,6 +10,7 @@ use spog_core::delivery::TargetKind;
 use spog_core::events::EventType;
 use spog_core::model::{Account, Organization};
 use spog_core::page::{Cursor, Page, key_text};
+use spog_core::redact::REDACTED;
 use spog_core::webhooks::Webhook;
 use spog_core::{Id, Timestamp};
 
@@ -14,7 +18,7 @@ use crate::error::Found;
 use crate::rows::{at, flag, id};
 use crate::{Conn, Sql, StoreError, StoreResult};
 
-const COLUMNS: &str = "id, organization_id, name, url, secret_ciphertext, headers, event_types, active, created_at, updated_at";
+const COLUMNS: &str = "id, organization_id, name, url, secret_ciphertext, headers, event_types, active, created_at, updated_at, secrets_bound";
 const DUPLICATE: &str = "a webhook with this name already exists in the organization";
 
 #[derive(sqlx::FromRow)]
@@ -29,10 +33,30 @@ struct WebhookRow {
     active: i64,
     created_at: i64,
     updated_at: i64,
+    secrets_bound: i64,
+}
+
+/// A subscription with its stored secret values: what sending and updating need.
+#[derive(Clone, Debug)]
+pub struct StoredWebhook {
+    pub webhook: Webhook,
+    pub secrets: StoredSecrets,
+}
+
+/// A subscription's secret values as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredSecrets {
+    /// Sealed; `None` when the subscription has no secret.
+    pub secret_ciphertext: Option<String>,
+    /// Header values by name: sealed when `bound`, in clear on rows written before.
+    pub headers: BTreeMap<String, String>,
+    /// Whether every value is sealed and bound to this row (else the start-up pass has yet
+    /// to re-seal it).
+    pub bound: bool,
 }
 
 impl WebhookRow {
-    fn into_webhook(self) -> StoreResult<(Webhook, Option<String>)> {
+    fn into_stored(self) -> StoreResult<StoredWebhook> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("webhook {}: {what}", self.id));
         let headers: BTreeMap<String, String> =
             serde_json::from_str(&self.headers).map_err(|_| corrupt("headers"))?;
@@ -48,13 +72,23 @@ impl WebhookRow {
             name: self.name,
             url: self.url,
             has_secret: self.secret_ciphertext.is_some(),
-            headers,
+            headers: headers
+                .keys()
+                .map(|name| (name.clone(), REDACTED.to_owned()))
+                .collect(),
             event_types,
             active: flag(self.active),
             created_at: at(self.created_at),
             updated_at: at(self.updated_at),
         };
-        Ok((webhook, self.secret_ciphertext))
+        Ok(StoredWebhook {
+            webhook,
+            secrets: StoredSecrets {
+                secret_ciphertext: self.secret_ciphertext,
+                headers,
+                bound: flag(self.secrets_bound),
+            },
+        })
     }
 }
 
@@ -62,8 +96,9 @@ impl WebhookRow {
 pub struct WebhookFields {
     pub name: String,
     pub url: String,
-    /// Sealed; `None` for no secret.
+    /// Sealed and bound to the row; `None` for no secret.
     pub secret_ciphertext: Option<String>,
+    /// Header values, each sealed and bound to the row and its name.
     pub headers: BTreeMap<String, String>,
     pub event_types: Vec<EventType>,
     pub active: bool,
@@ -78,17 +113,19 @@ fn headers_json(headers: &BTreeMap<String, String>) -> String {
     serde_json::to_string(headers).expect("a map of strings serialises")
 }
 
+/// Creates the subscription `webhook` (its id chosen by the caller, who binds the sealed
+/// values to it).
 pub async fn create(
     conn: &mut Conn,
     account: Id<Account>,
     organization: Id<Organization>,
+    webhook: Id<Webhook>,
     fields: &WebhookFields,
     now: Timestamp,
 ) -> StoreResult<Webhook> {
-    let webhook: Id<Webhook> = Id::new();
     sqlx::query(
         "INSERT INTO webhooks (id, account_id, organization_id, name, url, secret_ciphertext, headers, \
-         event_types, active, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+         event_types, active, created_at, updated_at, secrets_bound) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 1)",
     )
     .bind(webhook.to_string())
     .bind(account.to_string())
@@ -111,15 +148,15 @@ pub async fn get(
     account: Id<Account>,
     webhook: Id<Webhook>,
 ) -> StoreResult<Webhook> {
-    Ok(get_with_secret(conn, account, webhook).await?.0)
+    Ok(get_stored(conn, account, webhook).await?.webhook)
 }
 
-/// The subscription and its sealed secret.
-pub async fn get_with_secret(
+/// The subscription and its stored secret values.
+pub async fn get_stored(
     conn: &mut Conn,
     account: Id<Account>,
     webhook: Id<Webhook>,
-) -> StoreResult<(Webhook, Option<String>)> {
+) -> StoreResult<StoredWebhook> {
     let mut sql = Sql::new(&format!(
         "SELECT {COLUMNS} FROM webhooks WHERE account_id = "
     ));
@@ -129,7 +166,7 @@ pub async fn get_with_secret(
     sql.fetch_optional::<WebhookRow>(conn)
         .await
         .found()?
-        .into_webhook()
+        .into_stored()
 }
 
 pub async fn list(
@@ -158,7 +195,7 @@ pub async fn list(
         .fetch_all::<WebhookRow>(conn)
         .await?
         .into_iter()
-        .map(|row| row.into_webhook().map(|(w, _)| w))
+        .map(|row| row.into_stored().map(|s| s.webhook))
         .collect::<StoreResult<Vec<_>>>()?;
     Ok(Page::from_rows(webhooks, limit, &scope, |w| {
         vec![w.id.to_string().into()]
@@ -174,7 +211,7 @@ pub async fn update(
 ) -> StoreResult<Webhook> {
     let done = sqlx::query(
         "UPDATE webhooks SET name = $3, url = $4, secret_ciphertext = $5, headers = $6, event_types = $7, \
-         active = $8, updated_at = $9 WHERE account_id = $1 AND id = $2",
+         active = $8, updated_at = $9, secrets_bound = 1 WHERE account_id = $1 AND id = $2",
     )
     .bind(account.to_string())
     .bind(webhook.to_string())
@@ -245,31 +282,94 @@ pub struct WebhookTarget {
     pub id: Id<Webhook>,
     pub account: Id<Account>,
     pub url: String,
-    pub secret_ciphertext: Option<String>,
-    pub headers: BTreeMap<String, String>,
+    pub secrets: StoredSecrets,
     pub active: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct TargetRow {
+    id: String,
+    account_id: String,
+    url: String,
+    secret_ciphertext: Option<String>,
+    headers: String,
+    active: i64,
+    secrets_bound: i64,
 }
 
 /// Targets by id, across accounts (the engine serves every account); ids that are gone are
 /// simply absent.
 pub async fn targets(conn: &mut Conn, ids: &[String]) -> StoreResult<Vec<WebhookTarget>> {
     let mut sql = Sql::new(
-        "SELECT id, account_id, url, secret_ciphertext, headers, active FROM webhooks WHERE id IN ",
+        "SELECT id, account_id, url, secret_ciphertext, headers, active, secrets_bound FROM webhooks WHERE id IN ",
     );
     sql.bind_list(ids.iter().cloned());
-    let rows: Vec<(String, String, String, Option<String>, String, i64)> =
-        sql.fetch_all(conn).await?;
+    let rows: Vec<TargetRow> = sql.fetch_all(conn).await?;
     rows.into_iter()
-        .map(|(webhook, account, url, secret, headers, active)| {
+        .map(|row| {
             Ok(WebhookTarget {
-                id: id(&webhook)?,
-                account: id(&account)?,
-                url,
-                secret_ciphertext: secret,
-                headers: serde_json::from_str(&headers)
-                    .map_err(|_| StoreError::Corrupt(format!("webhook {webhook}: headers")))?,
-                active: flag(active),
+                id: id(&row.id)?,
+                account: id(&row.account_id)?,
+                url: row.url,
+                secrets: StoredSecrets {
+                    secret_ciphertext: row.secret_ciphertext,
+                    headers: serde_json::from_str(&row.headers)
+                        .map_err(|_| StoreError::Corrupt(format!("webhook {}: headers", row.id)))?,
+                    bound: flag(row.secrets_bound),
+                },
+                active: flag(row.active),
             })
         })
         .collect()
+}
+
+/// Up to `limit` subscriptions (any account) after `after` whose values are not yet bound
+/// to their row, for the start-up pass that re-seals them.
+pub async fn unbound(
+    conn: &mut Conn,
+    after: &str,
+    limit: u32,
+) -> StoreResult<Vec<(Id<Webhook>, StoredSecrets)>> {
+    let rows: Vec<(String, Option<String>, String)> = sqlx::query_as(
+        "SELECT id, secret_ciphertext, headers FROM webhooks WHERE secrets_bound = 0 AND id > $1 \
+         ORDER BY id LIMIT $2",
+    )
+    .bind(after)
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(webhook, secret, headers)| {
+            let headers = serde_json::from_str(&headers)
+                .map_err(|_| StoreError::Corrupt(format!("webhook {webhook}: headers")))?;
+            Ok((
+                id(&webhook)?,
+                StoredSecrets {
+                    secret_ciphertext: secret,
+                    headers,
+                    bound: false,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Stores re-sealed values for a subscription not yet bound; `false` (nothing written) when
+/// another instance bound it first.
+pub async fn bind_secrets(
+    conn: &mut Conn,
+    webhook: Id<Webhook>,
+    secret_ciphertext: Option<&str>,
+    headers: &BTreeMap<String, String>,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE webhooks SET secret_ciphertext = $2, headers = $3, secrets_bound = 1 \
+         WHERE id = $1 AND secrets_bound = 0",
+    )
+    .bind(webhook.to_string())
+    .bind(secret_ciphertext)
+    .bind(headers_json(headers))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

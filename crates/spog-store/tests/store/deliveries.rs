@@ -8,7 +8,7 @@ use spog_core::delivery::{DeliveryStatus, RetrySchedule, TargetKind};
 use spog_core::events::EventType;
 use spog_core::model::{Account, Organization};
 use spog_core::{Id, Timestamp};
-use spog_store::deliveries::{self, AttemptRecord, Claimed};
+use spog_store::deliveries::{self, AttemptRecord, ClaimPolicy, Claimed};
 use spog_store::events::{self, NewEvent};
 use spog_store::identity::accounts;
 use spog_store::testing::databases;
@@ -16,9 +16,17 @@ use spog_store::{Store, webhooks};
 
 const LEASE: Duration = Duration::from_secs(30);
 
-async fn account(store: &Store) -> (Id<Account>, Id<Organization>) {
+/// No per-target limit to speak of: the queue's own behaviour, apart from fairness.
+const UNLIMITED: ClaimPolicy = ClaimPolicy {
+    lease: LEASE,
+    max_in_flight: 10_000,
+    timeouts_before_backoff: 3,
+    backoff: Duration::from_secs(30),
+};
+
+async fn account(store: &Store, name: &str) -> (Id<Account>, Id<Organization>) {
     let mut tx = store.begin().await.unwrap();
-    let (account, organization) = accounts::create(&mut tx, "acme", Timestamp::now())
+    let (account, organization) = accounts::create(&mut tx, name, Timestamp::now())
         .await
         .unwrap();
     tx.commit_unaudited().await.unwrap();
@@ -27,7 +35,17 @@ async fn account(store: &Store) -> (Id<Account>, Id<Organization>) {
 
 /// `events` events, each fanned out to `subscribers` webhooks.
 async fn enqueue(store: &Store, subscribers: usize, events: usize) -> (Id<Account>, Vec<String>) {
-    let (account, organization) = account(store).await;
+    enqueue_for(store, "acme", subscribers, events).await
+}
+
+/// `events` events of a new account named `name`, each fanned out to `subscribers` webhooks.
+pub async fn enqueue_for(
+    store: &Store,
+    name: &str,
+    subscribers: usize,
+    events: usize,
+) -> (Id<Account>, Vec<String>) {
+    let (account, organization) = account(store, name).await;
     let mut tx = store.begin().await.unwrap();
     let mut hooks = Vec::new();
     for n in 0..subscribers {
@@ -39,9 +57,16 @@ async fn enqueue(store: &Store, subscribers: usize, events: usize) -> (Id<Accoun
             event_types: vec![EventType::JobFailed],
             active: true,
         };
-        let hook = webhooks::create(&mut tx, account, organization, &fields, Timestamp::now())
-            .await
-            .unwrap();
+        let hook = webhooks::create(
+            &mut tx,
+            account,
+            organization,
+            Id::new(),
+            &fields,
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
         hooks.push(hook.id.to_string());
     }
     for _ in 0..events {
@@ -61,7 +86,7 @@ async fn enqueue(store: &Store, subscribers: usize, events: usize) -> (Id<Accoun
     (account, hooks)
 }
 
-fn result(claimed: &Claimed, success: bool) -> AttemptRecord {
+pub fn result(claimed: &Claimed, success: bool) -> AttemptRecord {
     AttemptRecord {
         delivery: claimed.id,
         lease_token: claimed.lease_token.clone(),
@@ -72,6 +97,7 @@ fn result(claimed: &Claimed, success: bool) -> AttemptRecord {
         status_code: Some(if success { 200 } else { 500 }),
         error: (!success).then(|| "HTTP 500".to_owned()),
         response_body: Some("body".into()),
+        timed_out: false,
     }
 }
 
@@ -85,9 +111,15 @@ async fn concurrent_claims_never_hand_out_the_same_delivery() {
             tokio::spawn(async move {
                 let mut mine = Vec::new();
                 loop {
-                    let batch = deliveries::claim(&store, 7, LEASE, Timestamp::now())
-                        .await
-                        .unwrap();
+                    let batch = deliveries::claim(
+                        &store,
+                        7,
+                        &UNLIMITED,
+                        &Default::default(),
+                        Timestamp::now(),
+                    )
+                    .await
+                    .unwrap();
                     if batch.is_empty() {
                         return mine;
                     }
@@ -112,25 +144,47 @@ async fn attempts_move_deliveries_through_the_schedule() {
         let (account, hooks) = enqueue(&store, 1, 1).await;
         let schedule = RetrySchedule::new(vec![Duration::from_secs(60)]);
         let start = Timestamp::now();
-        let first = deliveries::claim(&store, 10, LEASE, start).await.unwrap();
-        assert_eq!((first.len(), first[0].attempt), (1, 1));
-        let recorded = deliveries::record(&store, &schedule, &[result(&first[0], false)], start)
+        let first = deliveries::claim(&store, 10, &UNLIMITED, &Default::default(), start)
             .await
             .unwrap();
+        assert_eq!((first.len(), first[0].attempt), (1, 1));
+        let recorded = deliveries::record(
+            &store,
+            &schedule,
+            &UNLIMITED,
+            &[result(&first[0], false)],
+            start,
+        )
+        .await
+        .unwrap();
         assert_eq!(recorded[0].status, DeliveryStatus::Retrying);
         // Not due again until the delay has passed.
         assert!(
-            deliveries::claim(&store, 10, LEASE, start.plus(Duration::from_secs(59)))
-                .await
-                .unwrap()
-                .is_empty()
+            deliveries::claim(
+                &store,
+                10,
+                &UNLIMITED,
+                &Default::default(),
+                start.plus(Duration::from_secs(59))
+            )
+            .await
+            .unwrap()
+            .is_empty()
         );
         let later = start.plus(Duration::from_secs(61));
-        let second = deliveries::claim(&store, 10, LEASE, later).await.unwrap();
-        assert_eq!(second[0].attempt, 2);
-        let recorded = deliveries::record(&store, &schedule, &[result(&second[0], false)], later)
+        let second = deliveries::claim(&store, 10, &UNLIMITED, &Default::default(), later)
             .await
             .unwrap();
+        assert_eq!(second[0].attempt, 2);
+        let recorded = deliveries::record(
+            &store,
+            &schedule,
+            &UNLIMITED,
+            &[result(&second[0], false)],
+            later,
+        )
+        .await
+        .unwrap();
         assert_eq!(recorded[0].status, DeliveryStatus::Failed);
         let mut conn = store.conn().await.unwrap();
         let detail = deliveries::detail(
@@ -157,7 +211,9 @@ async fn a_lapsed_claim_is_taken_up_again_and_its_late_result_is_ignored() {
         let (account, hooks) = enqueue(&store, 1, 1).await;
         let schedule = RetrySchedule::new(vec![Duration::from_secs(10)]);
         let start = Timestamp::now();
-        let lost = deliveries::claim(&store, 10, LEASE, start).await.unwrap();
+        let lost = deliveries::claim(&store, 10, &UNLIMITED, &Default::default(), start)
+            .await
+            .unwrap();
         let lapsed = start.plus(LEASE + Duration::from_secs(1));
         assert_eq!(
             deliveries::expire_leases(&store, &schedule, 100, lapsed)
@@ -168,18 +224,30 @@ async fn a_lapsed_claim_is_taken_up_again_and_its_late_result_is_ignored() {
         // The lost attempt counts, failed as of when its lease lapsed; the next follows the
         // schedule from there.
         let retry_at = start.plus(LEASE + Duration::from_secs(10));
-        let again = deliveries::claim(&store, 10, LEASE, retry_at)
+        let again = deliveries::claim(&store, 10, &UNLIMITED, &Default::default(), retry_at)
             .await
             .unwrap();
         assert_eq!((again.len(), again[0].attempt), (1, 2));
         // The dead instance's result arrives late: its claim no longer holds.
-        let late = deliveries::record(&store, &schedule, &[result(&lost[0], true)], retry_at)
-            .await
-            .unwrap();
+        let late = deliveries::record(
+            &store,
+            &schedule,
+            &UNLIMITED,
+            &[result(&lost[0], true)],
+            retry_at,
+        )
+        .await
+        .unwrap();
         assert!(late.is_empty());
-        let done = deliveries::record(&store, &schedule, &[result(&again[0], true)], retry_at)
-            .await
-            .unwrap();
+        let done = deliveries::record(
+            &store,
+            &schedule,
+            &UNLIMITED,
+            &[result(&again[0], true)],
+            retry_at,
+        )
+        .await
+        .unwrap();
         assert_eq!(done[0].status, DeliveryStatus::Succeeded);
         let mut conn = store.conn().await.unwrap();
         let detail = deliveries::detail(
@@ -208,7 +276,9 @@ async fn claims_and_cleanup_do_bounded_work_whatever_the_backlog() {
         let store = db.store().await;
         enqueue(&store, 10, 50).await;
         let now = Timestamp::now();
-        let batch = deliveries::claim(&store, 25, LEASE, now).await.unwrap();
+        let batch = deliveries::claim(&store, 25, &UNLIMITED, &Default::default(), now)
+            .await
+            .unwrap();
         assert_eq!(batch.len(), 25);
         let mut conn = store.conn().await.unwrap();
         let backlog = deliveries::backlog(&mut conn, None).await.unwrap();
@@ -216,7 +286,7 @@ async fn claims_and_cleanup_do_bounded_work_whatever_the_backlog() {
         drop(conn);
         let schedule = RetrySchedule::standard();
         let records: Vec<_> = batch.iter().map(|c| result(c, true)).collect();
-        deliveries::record(&store, &schedule, &records, now)
+        deliveries::record(&store, &schedule, &UNLIMITED, &records, now)
             .await
             .unwrap();
         let past_retention = now.plus(Duration::from_secs(1));

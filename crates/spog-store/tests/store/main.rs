@@ -4,6 +4,7 @@ mod alerting;
 mod audit_chain;
 mod audit_upgrade;
 mod deliveries;
+mod fair_delivery;
 mod identity;
 mod login_throttle;
 

@@ -37,7 +37,10 @@ async fn start(database_url: &str, name: &str) -> Instance {
         .env("SPOG_LISTEN", format!("127.0.0.1:{port}"))
         .env("SPOG_DATA_DIR", temp_dir(name))
         .env("SPOG_DATABASE_URL", database_url)
-        .env("SPOG_SERVER_KEY", "one key for the whole cluster")
+        .env(
+            "SPOG_SERVER_KEY",
+            "6f6e65206b657920666f72207468652077686f6c6520636c7573746572212121",
+        )
         .env("SPOG_ADMIN_EMAIL", ADMIN_EMAIL)
         .env("SPOG_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env_remove(POSTGRES_ENV)

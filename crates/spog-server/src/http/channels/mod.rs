@@ -10,11 +10,13 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use spog_core::audit::Action;
-use spog_core::channels::{self as rules, Channel, ChannelConfig, ChannelType, SecretChange};
+use spog_core::channels::{
+    self as rules, Channel, ChannelConfig, ChannelType, SecretChange, Secrets,
+};
 use spog_core::model::Organization;
 use spog_core::page::{self, Page};
 use spog_core::{FieldError, FieldErrors, Id, Timestamp, validate};
-use spog_store::channels::{self as store, ChannelFields, SealedSecrets};
+use spog_store::channels::{self as store, ChannelFields, StoredChannel};
 use spog_store::identity::organizations;
 use spog_store::{StoreError, audit};
 use utoipa::{IntoParams, ToSchema};
@@ -25,6 +27,7 @@ use crate::auth::Require;
 use crate::auth::permissions::{MonitoringManage, MonitoringView};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath, AppQuery};
+use crate::secrets;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -81,15 +84,16 @@ pub struct UpdateChannel {
     pub enabled: Option<bool>,
 }
 
-/// Checks the name and configuration, naming each field at fault; new secrets are sealed,
-/// and secrets not mentioned keep their `kept` sealed values.
+/// Checks the name and configuration, naming each field at fault; secrets not mentioned
+/// keep their `kept` values; secrets and write-only values are sealed for the channel `id`.
 pub fn check(
     state: &AppState,
+    id: Id<Channel>,
     name: &str,
     channel_type: ChannelType,
     config: &Map<String, Value>,
     enabled: bool,
-    kept: &SealedSecrets,
+    kept: &Secrets,
 ) -> Result<ChannelFields, FieldErrors> {
     let mut errors = FieldErrors::new();
     let name = errors.check(validate::name("name", name, rules::MAX_NAME));
@@ -106,17 +110,18 @@ pub fn check(
     let (Some(name), Some((config, changes))) = (name, parsed) else {
         unreachable!("field errors were returned above");
     };
-    let mut sealed = SealedSecrets::new();
+    let mut secrets = Secrets::new();
     for (field, change) in changes {
         let value = match change {
             SecretChange::Keep => kept.get(&field).cloned(),
             SecretChange::Remove => None,
-            SecretChange::Set(secret) => Some(state.keys.seal(&secret)),
+            SecretChange::Set(secret) => Some(secret),
         };
         if let Some(value) = value {
-            sealed.insert(field, value);
+            secrets.insert(field, value);
         }
     }
+    let (config, sealed) = secrets::seal_channel(&state.keys, id, &config, &secrets);
     Ok(ChannelFields {
         name,
         config,
@@ -195,13 +200,15 @@ async fn create_channel(
     AppJson(body): AppJson<CreateChannel>,
 ) -> ApiResult<(StatusCode, Json<Channel>)> {
     let channel_type = channel_type(&body.channel_type)?;
+    let id = Id::new();
     let fields = check(
         &state,
+        id,
         &body.name,
         channel_type,
         &body.config,
         body.enabled,
-        &SealedSecrets::new(),
+        &Secrets::new(),
     )?;
     let mut tx = state.store.begin().await?;
     organizations::get(&mut tx, auth.account(), body.organization_id)
@@ -211,6 +218,7 @@ async fn create_channel(
         &mut tx,
         auth.account(),
         body.organization_id,
+        id,
         &fields,
         Timestamp::now(),
     )
@@ -252,9 +260,14 @@ async fn update_channel(
             "cannot change; create another channel",
         ));
     }
+    let (whole, kept) = opened(&state, &before)?;
     let config = match &body.config {
-        Some(config) => config.clone(),
-        None => stored_config(&before.config),
+        Some(config) => {
+            let mut config = config.clone();
+            rules::keep_unchanged(&mut config, &whole);
+            config
+        }
+        None => stored_config(&whole),
     };
     let secrets_changed = body.config.as_ref().is_some_and(|c| {
         current
@@ -264,11 +277,12 @@ async fn update_channel(
     });
     let fields = check(
         &state,
+        id,
         body.name.as_deref().unwrap_or(&before.channel.name),
         current,
         &config,
         body.enabled.unwrap_or(before.channel.enabled),
-        &before.sealed,
+        &kept,
     )?;
     let channel = store::update(&mut tx, auth.account(), id, &fields, Timestamp::now()).await?;
     tx.record(auth.did(Action::NotificationChannelUpdate, &channel).before(&before.channel).after(&channel).metadata(json!({"secrets_changed": secrets_changed}))).await?;
@@ -276,7 +290,18 @@ async fn update_channel(
     Ok(Json(channel))
 }
 
-/// The stored configuration as a request would give it (secrets left out, so kept).
+/// The channel's whole configuration and secrets in clear, or a conflict when this server
+/// key cannot open them.
+fn opened(state: &AppState, stored: &StoredChannel) -> ApiResult<(ChannelConfig, Secrets)> {
+    secrets::open_channel(&state.keys, stored).ok_or_else(|| {
+        ApiError::Conflict(
+            "the channel's secrets cannot be decrypted with this server key; set them again"
+                .to_owned(),
+        )
+    })
+}
+
+/// The whole configuration as a request would give it (secrets left out, so kept).
 fn stored_config(config: &ChannelConfig) -> Map<String, Value> {
     let mut value = serde_json::to_value(config).expect("plain data serialises");
     let map = value.as_object_mut().expect("an object");

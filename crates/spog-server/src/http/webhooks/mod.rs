@@ -15,6 +15,7 @@ use spog_core::audit::Action;
 use spog_core::events::{EventType, EventTypeInfo};
 use spog_core::model::Organization;
 use spog_core::page::{self, Page};
+use spog_core::redact::REDACTED;
 use spog_core::webhooks::{self as rules, Webhook};
 use spog_core::{BoundedMap, FieldError, FieldErrors, Id, Timestamp, UniqueList, validate};
 use spog_store::identity::organizations;
@@ -28,6 +29,7 @@ use crate::auth::Require;
 use crate::auth::permissions::{MonitoringManage, MonitoringView};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath, AppQuery};
+use crate::secrets::{self, WebhookSecrets};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -61,7 +63,8 @@ pub struct CreateWebhook {
     pub url: String,
     /// HMAC key for the signatures; write-only.
     pub secret: Option<String>,
-    /// Extra headers sent with every attempt.
+    /// Extra headers sent with every attempt. Values are write-only: reads show
+    /// `[redacted]`.
     #[serde(default)]
     pub headers: BoundedMap<String, 20>,
     pub event_types: UniqueList<String, 50>,
@@ -83,7 +86,10 @@ pub struct UpdateWebhook {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub secret: Option<Option<String>>,
-    pub headers: Option<BoundedMap<String, 20>>,
+    /// Replaces the headers; a header whose value is `null` or `[redacted]` (as reads show
+    /// it) keeps its current value.
+    #[schema(value_type = Option<BTreeMap<String, Option<String>>>)]
+    pub headers: Option<BoundedMap<Option<String>, 20>>,
     pub event_types: Option<UniqueList<String, 50>>,
     pub active: Option<bool>,
 }
@@ -106,9 +112,11 @@ struct Proposed<'a> {
     active: bool,
 }
 
-/// Checks every field, naming each one at fault; the secret is sealed for storage.
+/// Checks every field, naming each one at fault; the secret and header values are sealed
+/// for the subscription `id`.
 fn check(
     state: &AppState,
+    id: Id<Webhook>,
     proposed: Proposed<'_>,
     kept_secret: Option<String>,
 ) -> Result<WebhookFields, FieldErrors> {
@@ -140,16 +148,59 @@ fn check(
     else {
         unreachable!("field errors were returned above");
     };
+    let (secret_ciphertext, headers) = secrets::seal_webhook(
+        &state.keys,
+        id,
+        &WebhookSecrets {
+            secret: secret.or(kept_secret),
+            headers,
+        },
+    );
     Ok(WebhookFields {
         name,
         url: url.to_string(),
-        secret_ciphertext: match secret {
-            Some(secret) => Some(state.keys.seal(&secret)),
-            None => kept_secret,
-        },
+        secret_ciphertext,
         headers,
         event_types,
         active: proposed.active,
+    })
+}
+
+/// The headers an update asks for: its values, or the current ones where it gives `null`
+/// or `[redacted]`; a header to keep that is not set is the field at fault.
+fn headers_after_update(
+    given: &BTreeMap<String, Option<String>>,
+    current: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, FieldErrors> {
+    let mut errors = FieldErrors::new();
+    let mut headers = BTreeMap::new();
+    for (name, value) in given {
+        let value = match value.as_deref() {
+            None | Some(REDACTED) => match current.get(name) {
+                Some(kept) => kept.clone(),
+                None => {
+                    errors.add(FieldError::new(
+                        format!("headers.{name}"),
+                        "has no current value to keep; give its value",
+                    ));
+                    continue;
+                }
+            },
+            Some(value) => value.to_owned(),
+        };
+        headers.insert(name.clone(), value);
+    }
+    errors.into_result().map(|()| headers)
+}
+
+/// The subscription's values in clear, or a conflict when this server key cannot open them.
+pub(super) fn opened(state: &AppState, stored: &store::StoredWebhook) -> ApiResult<WebhookSecrets> {
+    secrets::open_webhook(&state.keys, stored.webhook.id, &stored.secrets).ok_or_else(|| {
+        ApiError::Conflict(
+            "the webhook's secret or header values cannot be decrypted with this server key; \
+             set them again"
+                .to_owned(),
+        )
     })
 }
 
@@ -209,7 +260,8 @@ async fn create_webhook(
         event_types: &body.event_types,
         active: body.active,
     };
-    let fields = check(&state, proposed, None)?;
+    let id = Id::new();
+    let fields = check(&state, id, proposed, None)?;
     let mut tx = state.store.begin().await?;
     organizations::get(&mut tx, auth.account(), body.organization_id)
         .await
@@ -218,6 +270,7 @@ async fn create_webhook(
         &mut tx,
         auth.account(),
         body.organization_id,
+        id,
         &fields,
         Timestamp::now(),
     )
@@ -249,7 +302,9 @@ async fn update_webhook(
     AppJson(body): AppJson<UpdateWebhook>,
 ) -> ApiResult<Json<Webhook>> {
     let mut tx = state.store.begin().await?;
-    let (before, sealed) = store::get_with_secret(&mut tx, auth.account(), id).await?;
+    let stored = store::get_stored(&mut tx, auth.account(), id).await?;
+    let current = opened(&state, &stored)?;
+    let before = stored.webhook;
     let event_types: Vec<String> = match &body.event_types {
         Some(types) => types.to_vec(),
         None => before
@@ -259,21 +314,34 @@ async fn update_webhook(
             .collect(),
     };
     let (new_secret, kept_secret) = match &body.secret {
-        None => (None, sealed),
+        None => (None, current.secret),
         Some(None) => (None, None),
         Some(Some(secret)) => (Some(secret.as_str()), None),
+    };
+    let headers = match &body.headers {
+        Some(given) => headers_after_update(given, &current.headers)?,
+        None => current.headers,
     };
     let proposed = Proposed {
         name: body.name.as_deref().unwrap_or(&before.name),
         url: body.url.as_deref().unwrap_or(&before.url),
         new_secret,
-        headers: body.headers.as_deref().unwrap_or(&before.headers),
+        headers: &headers,
         event_types: &event_types,
         active: body.active.unwrap_or(before.active),
     };
-    let fields = check(&state, proposed, kept_secret)?;
+    let fields = check(&state, id, proposed, kept_secret)?;
     let webhook = store::update(&mut tx, auth.account(), id, &fields, Timestamp::now()).await?;
-    tx.record(auth.did(Action::WebhookUpdate, &webhook).before(&before).after(&webhook).metadata(json!({"secret_changed": body.secret.is_some()}))).await?;
+    tx.record(
+        auth.did(Action::WebhookUpdate, &webhook)
+            .before(&before)
+            .after(&webhook)
+            .metadata(json!({
+                "secret_changed": body.secret.is_some(),
+                "headers_changed": body.headers.is_some(),
+            })),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(webhook))
 }

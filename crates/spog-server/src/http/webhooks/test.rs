@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use crate::auth::Require;
 use crate::auth::permissions::MonitoringManage;
 use crate::delivery::webhook::signed_request;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::AppPath;
 use crate::state::AppState;
 
@@ -39,19 +39,12 @@ pub(super) async fn test_webhook(
     auth: Require<MonitoringManage>,
     AppPath(id): AppPath<Id<Webhook>>,
 ) -> ApiResult<Json<TestResult>> {
-    let (webhook, sealed) = {
+    let stored = {
         let mut conn = state.store.conn().await?;
-        store::get_with_secret(&mut conn, auth.account(), id).await?
+        store::get_stored(&mut conn, auth.account(), id).await?
     };
-    let secret = match &sealed {
-        None => None,
-        Some(sealed) => Some(state.keys.open(sealed).ok_or_else(|| {
-            ApiError::Conflict(
-                "the webhook's secret cannot be decrypted with this server key; set it again"
-                    .to_owned(),
-            )
-        })?),
-    };
+    let secrets = super::opened(&state, &stored)?;
+    let webhook = stored.webhook;
     let now = Timestamp::now();
     let ping = Id::<Webhook>::new().to_string();
     let body = json!({
@@ -64,8 +57,8 @@ pub(super) async fn test_webhook(
     });
     let request = signed_request(
         &webhook.url,
-        secret.as_deref(),
-        &webhook.headers,
+        secrets.secret.as_deref(),
+        &secrets.headers,
         &ping,
         "ping",
         Bytes::from(body.to_string()),

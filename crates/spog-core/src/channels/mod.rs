@@ -15,6 +15,9 @@ use crate::validate::Email;
 use crate::webhooks::{parse_headers, parse_secret, parse_url};
 use crate::{FieldError, FieldErrors, Id, Timestamp};
 
+mod write_only;
+pub use write_only::{header_key, keep_unchanged};
+
 pub const MAX_NAME: usize = 200;
 pub const MAX_RECIPIENTS: usize = 50;
 
@@ -131,11 +134,13 @@ impl ChannelConfig {
         }
     }
 
-    /// The configuration as reads show it, without the `type` tag, with `has_<secret>` flags.
+    /// The configuration as reads show it, without the `type` tag, with `has_<secret>` flags
+    /// and the write-only values hidden (the URL's host shown).
     pub fn public(&self, secrets: &Secrets) -> Value {
         let mut value = serde_json::to_value(self).expect("plain data serialises");
         let map = value.as_object_mut().expect("an object");
         map.remove("type");
+        self.hide_write_only(map);
         for field in self.channel_type().secret_fields() {
             map.insert(
                 format!("has_{field}"),
@@ -201,6 +206,7 @@ pub fn parse_config(
     }
     for key in config.keys() {
         let known = fields.used.contains(&key.as_str())
+            || write_only::is_read_only_description(key)
             || channel_type
                 .secret_fields()
                 .iter()
