@@ -64,8 +64,16 @@ impl ToSchema for EventType {}
 impl PartialSchema for Action {
     fn schema() -> RefOr<Schema> {
         let mut object = Object::with_type(Type::String);
-        object.description =
-            Some("An action the service records of its own (the catalogue).".to_owned());
+        let rows: String = Action::ALL
+            .iter()
+            .map(|a| format!("\n- `{a}` ({}): {}", a.resource_type(), a.description()))
+            .collect();
+        object.description = Some(format!(
+            "An action the service records of its own changes, with the `resource_type` of its \
+             entries. Their namespaces (and `{}`) are reserved: `POST /audit-logs` refuses \
+             them.\n{rows}",
+            crate::audit::RESERVED_NAMESPACES.join("`, `")
+        ));
         object.enum_values = Some(Action::ALL.iter().map(|a| a.as_str().into()).collect());
         RefOr::T(Schema::Object(object))
     }

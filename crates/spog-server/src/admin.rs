@@ -5,8 +5,8 @@ use spog_core::audit::{Action, Actor, ActorType, Source};
 use spog_core::model::{Account, User};
 use spog_core::validate::{self, Email};
 use spog_core::{PermissionSet, Timestamp};
-use spog_store::identity::{accounts, roles, tokens as token_store, users};
 use spog_store::Store;
+use spog_store::identity::{accounts, roles, tokens as token_store, users};
 
 use crate::auth::{password, tokens};
 
@@ -83,8 +83,12 @@ pub async fn create_token(
         expires_at: None,
     };
     let token = token_store::create(&mut tx, account.id, new, Timestamp::now()).await?;
-    tx.record(cli(&account).did(Action::ApiTokenCreate, &token).after(&token))
-        .await?;
+    tx.record(
+        cli(&account)
+            .did(Action::ApiTokenCreate, &token)
+            .after(&token),
+    )
+    .await?;
     tx.commit().await?;
     Ok(secret.token)
 }

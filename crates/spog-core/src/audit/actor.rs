@@ -2,7 +2,7 @@
 //! own: an [`Actor`] did an [`Action`] to an [`Audited`] object. The caller of a request, the
 //! scheduler, the command line and the first start are all actors.
 
-use super::{Action, ActorType, Audited, AuditEntry, Outcome, Source};
+use super::{Action, ActorType, AuditEntry, Audited, Outcome, Source};
 use crate::model::Account;
 use crate::{Id, Timestamp};
 
@@ -58,7 +58,7 @@ impl Actor {
             "{action} is about another type of resource"
         );
         let mut entry = self.did_on(action, object.audit_id(), object.audit_name());
-        entry.organization_id = object.audit_organization();
+        entry.organization_id = object.audit_organization().map(|o| o.to_string());
         entry
     }
 

@@ -1,5 +1,6 @@
 //! What an audit entry names of the object a change is about, for each audited domain type.
 
+use crate::Id;
 use crate::alerts::{Alert, AlertRule};
 use crate::channels::Channel;
 use crate::model::{Account, ApiToken, Host, Organization, Role, User};
@@ -14,139 +15,49 @@ pub trait Audited {
     const RESOURCE_TYPE: &'static str;
     fn audit_id(&self) -> String;
     fn audit_name(&self) -> String;
-    fn audit_organization(&self) -> Option<String> {
-        None
-    }
+    fn audit_organization(&self) -> Option<Id<Organization>>;
 }
 
-impl Audited for Account {
-    const RESOURCE_TYPE: &'static str = "account";
-    fn audit_id(&self) -> String {
-        self.id.to_string()
-    }
-    fn audit_name(&self) -> String {
-        self.name.clone()
-    }
+/// `Type => "resource_type", |object| name, in organization_field;` for types whose id is `id`
+/// (the organization field left out for types outside organizations).
+macro_rules! audited {
+    (@organization $self:ident) => { None };
+    (@organization $self:ident $field:ident) => { Some($self.$field) };
+    ($(
+        $type:ty => $resource_type:literal, |$it:ident| $name:expr $(, in $organization:ident)?;
+    )+) => {
+        $(impl Audited for $type {
+            const RESOURCE_TYPE: &'static str = $resource_type;
+            fn audit_id(&self) -> String {
+                self.id.to_string()
+            }
+            fn audit_name(&self) -> String {
+                let $it = self;
+                $name
+            }
+            fn audit_organization(&self) -> Option<Id<Organization>> {
+                audited!(@organization self $($organization)?)
+            }
+        })+
+    };
 }
 
-impl Audited for Organization {
-    const RESOURCE_TYPE: &'static str = "organization";
-    fn audit_id(&self) -> String {
-        self.id.to_string()
-    }
-    fn audit_name(&self) -> String {
-        self.name.clone()
-    }
-    /// An organization's entries are in the organization itself.
-    fn audit_organization(&self) -> Option<String> {
-        Some(self.id.to_string())
-    }
-}
-
-impl Audited for User {
-    const RESOURCE_TYPE: &'static str = "user";
-    fn audit_id(&self) -> String {
-        self.id.to_string()
-    }
-    fn audit_name(&self) -> String {
-        self.email.clone()
-    }
-}
-
-impl Audited for Role {
-    const RESOURCE_TYPE: &'static str = "role";
-    fn audit_id(&self) -> String {
-        self.id.to_string()
-    }
-    fn audit_name(&self) -> String {
-        self.name.clone()
-    }
-}
-
-impl Audited for ApiToken {
-    const RESOURCE_TYPE: &'static str = "api_token";
-    fn audit_id(&self) -> String {
-        self.id.to_string()
-    }
-    fn audit_name(&self) -> String {
-        self.name.clone()
-    }
-}
-
-impl Audited for Host {
-    const RESOURCE_TYPE: &'static str = "host";
-    fn audit_id(&self) -> String {
-        self.id.to_string()
-    }
-    fn audit_name(&self) -> String {
-        self.hostname.clone()
-    }
-    fn audit_organization(&self) -> Option<String> {
-        Some(self.organization_id.to_string())
-    }
-}
-
-impl Audited for Webhook {
-    const RESOURCE_TYPE: &'static str = "webhook";
-    fn audit_id(&self) -> String {
-        self.id.to_string()
-    }
-    fn audit_name(&self) -> String {
-        self.name.clone()
-    }
-    fn audit_organization(&self) -> Option<String> {
-        Some(self.organization_id.to_string())
-    }
-}
-
-impl Audited for Channel {
-    const RESOURCE_TYPE: &'static str = "notification_channel";
-    fn audit_id(&self) -> String {
-        self.id.to_string()
-    }
-    fn audit_name(&self) -> String {
-        self.name.clone()
-    }
-    fn audit_organization(&self) -> Option<String> {
-        Some(self.organization_id.to_string())
-    }
-}
-
-impl Audited for AlertRule {
-    const RESOURCE_TYPE: &'static str = "alert_rule";
-    fn audit_id(&self) -> String {
-        self.id.to_string()
-    }
-    fn audit_name(&self) -> String {
-        self.name.clone()
-    }
-    fn audit_organization(&self) -> Option<String> {
-        Some(self.organization_id.to_string())
-    }
-}
-
-/// An alert is named by its rule's name, which it keeps after the rule is deleted.
-impl Audited for Alert {
-    const RESOURCE_TYPE: &'static str = "alert";
-    fn audit_id(&self) -> String {
-        self.id.to_string()
-    }
-    fn audit_name(&self) -> String {
-        self.rule_name.clone()
-    }
-    fn audit_organization(&self) -> Option<String> {
-        Some(self.organization_id.to_string())
-    }
-}
-
-impl Audited for Notification {
-    const RESOURCE_TYPE: &'static str = "notification";
-    fn audit_id(&self) -> String {
-        self.id.to_string()
-    }
-    fn audit_name(&self) -> String {
-        self.title.clone()
-    }
+audited! {
+    Account => "account", |a| a.name.clone();
+    // An organization's entries are in the organization itself.
+    Organization => "organization", |o| o.name.clone(), in id;
+    User => "user", |u| u.email.clone();
+    Role => "role", |r| r.name.clone();
+    ApiToken => "api_token", |t| t.name.clone();
+    Host => "host", |h| h.hostname.clone(), in organization_id;
+    Webhook => "webhook", |w| w.name.clone(), in organization_id;
+    Channel => "notification_channel", |c| c.name.clone(), in organization_id;
+    AlertRule => "alert_rule", |r| r.name.clone(), in organization_id;
+    // An alert is named by its rule's name, which it keeps after the rule is deleted.
+    Alert => "alert", |a| a.rule_name.clone(), in organization_id;
+    Notification => "notification", |n| n.title.clone();
+    DesktopRecording => "desktop_recording", |r| format!("{}@{}", r.user_email, r.hostname),
+        in organization_id;
 }
 
 /// A terminal recording is on record as its session (`terminal_session.*`), which is what
@@ -159,20 +70,7 @@ impl Audited for TerminalRecording {
     fn audit_name(&self) -> String {
         format!("{}@{}", self.user_email, self.hostname)
     }
-    fn audit_organization(&self) -> Option<String> {
-        Some(self.organization_id.to_string())
-    }
-}
-
-impl Audited for DesktopRecording {
-    const RESOURCE_TYPE: &'static str = "desktop_recording";
-    fn audit_id(&self) -> String {
-        self.id.to_string()
-    }
-    fn audit_name(&self) -> String {
-        format!("{}@{}", self.user_email, self.hostname)
-    }
-    fn audit_organization(&self) -> Option<String> {
-        Some(self.organization_id.to_string())
+    fn audit_organization(&self) -> Option<Id<Organization>> {
+        Some(self.organization_id)
     }
 }

@@ -9,7 +9,7 @@ pub mod checkpoint;
 mod entry;
 mod snapshot;
 
-pub use action::{Action, ActionInfo, RESERVED_NAMESPACES, is_server_action, namespace};
+pub use action::{Action, RESERVED_NAMESPACES, is_server_action, namespace};
 pub use actor::Actor;
 pub use audited::Audited;
 pub use canonical::{canonical_json, chain_hash, write_canonical_json, write_entry_json};

@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
-use spog_core::audit::Action;
 use spog_core::alerts::{AlertRule, AlertState, Condition, metric_summary};
+use spog_core::audit::Action;
 use spog_core::model::{Account, Host};
 use spog_core::{Id, Timestamp};
 use spog_store::alerting::alerts;

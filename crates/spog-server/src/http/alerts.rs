@@ -5,8 +5,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use spog_core::audit::Action;
 use spog_core::alerts::{Alert, AlertRule, AlertState, Condition, Operator};
+use spog_core::audit::Action;
 use spog_core::events::EventType;
 use spog_core::model::{Host, Organization};
 use spog_core::notification::Severity;
@@ -14,7 +14,7 @@ use spog_core::page::{self, Page};
 use spog_core::{BoundedMap, FieldError, FieldErrors, Id, Timestamp, UniqueList, validate};
 use spog_store::alerting::{alerts, rules};
 use spog_store::identity::{hosts, organizations};
-use spog_store::{Conn, StoreError, audit, channels};
+use spog_store::{Conn, StoreError, channels};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -350,7 +350,8 @@ async fn create_rule(
         })?;
     check_references(&mut tx, auth.account(), &rule).await?;
     rules::create(&mut tx, auth.account(), &rule).await?;
-    tx.record(auth.did(Action::AlertRuleCreate, &rule).after(&rule)).await?;
+    tx.record(auth.did(Action::AlertRuleCreate, &rule).after(&rule))
+        .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(rule)))
 }
@@ -400,7 +401,12 @@ async fn update_rule(
     rule.updated_at = Timestamp::now();
     check_references(&mut tx, auth.account(), &rule).await?;
     rules::update(&mut tx, auth.account(), &rule).await?;
-    tx.record(auth.did(Action::AlertRuleUpdate, &rule).before(&before).after(&rule)).await?;
+    tx.record(
+        auth.did(Action::AlertRuleUpdate, &rule)
+            .before(&before)
+            .after(&rule),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(rule))
 }
@@ -416,7 +422,8 @@ async fn delete_rule(
     let mut tx = state.store.begin().await?;
     let before = rules::get(&mut tx, auth.account(), id).await?;
     rules::delete(&mut tx, auth.account(), id).await?;
-    tx.record(auth.did(Action::AlertRuleDelete, &before).before(&before)).await?;
+    tx.record(auth.did(Action::AlertRuleDelete, &before).before(&before))
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -527,5 +534,12 @@ async fn resolve_alert(
     auth: Require<MonitoringManage>,
     AppPath(id): AppPath<Id<Alert>>,
 ) -> ApiResult<Json<Alert>> {
-    move_alert(&state, &auth, id, AlertState::Resolved, Action::AlertResolve).await
+    move_alert(
+        &state,
+        &auth,
+        id,
+        AlertState::Resolved,
+        Action::AlertResolve,
+    )
+    .await
 }

@@ -119,7 +119,11 @@ pub async fn retry(
         TargetKind::Channel => (Action::NotificationChannelDeliveryRetry, "channel_id"),
     };
     let entry = auth
-        .did_on(action, delivery, format!("{} to {}", after.event_type, owner.name))
+        .did_on(
+            action,
+            delivery,
+            format!("{} to {}", after.event_type, owner.name),
+        )
         .in_organization(owner.organization_id)
         .before(&before)
         .after(&after)

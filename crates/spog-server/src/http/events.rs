@@ -10,9 +10,9 @@ use spog_core::audit::Action;
 use spog_core::events::{self as core_events, Event};
 use spog_core::model::Organization;
 use spog_core::{FieldErrors, Id, Timestamp};
+use spog_store::StoreError;
 use spog_store::events::{NewEvent, Published};
 use spog_store::identity::organizations;
-use spog_store::{StoreError, audit};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -132,13 +132,19 @@ async fn publish(
         // Nothing changed: nothing to record.
         return Ok(published);
     };
-    tx.record(auth.did_on(Action::EventPublish, event, event_type.as_str()).in_organization(organization).after(&json!({
-            "id": event,
-            "event_type": event_type,
-            "organization_id": organization,
-            "occurred_at": occurred_at,
-            "data": data,
-        })).metadata(json!({"idempotency_key": key, "deliveries": deliveries.len()}))).await?;
+    tx.record(
+        auth.did_on(Action::EventPublish, event, event_type.as_str())
+            .in_organization(organization)
+            .after(&json!({
+                "id": event,
+                "event_type": event_type,
+                "organization_id": organization,
+                "occurred_at": occurred_at,
+                "data": data,
+            }))
+            .metadata(json!({"idempotency_key": key, "deliveries": deliveries.len()})),
+    )
+    .await?;
     tx.commit().await?;
     announcements.send(&state.bus).await;
     Ok(published)

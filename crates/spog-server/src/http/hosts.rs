@@ -124,7 +124,8 @@ async fn create_host(
         Timestamp::now(),
     )
     .await?;
-    tx.record(auth.did(Action::HostCreate, &host).after(&host)).await?;
+    tx.record(auth.did(Action::HostCreate, &host).after(&host))
+        .await?;
     tx.commit().await?;
     state.bus.touch(auth.account(), "hosts");
     Ok((StatusCode::CREATED, Json(host)))
@@ -155,7 +156,12 @@ async fn rename_host(
     let mut tx = state.store.begin().await?;
     let before = hosts::get(&mut tx, auth.account(), id).await?;
     let host = hosts::rename(&mut tx, auth.account(), id, &name, Timestamp::now()).await?;
-    tx.record(auth.did(Action::HostUpdate, &host).before(&before).after(&host)).await?;
+    tx.record(
+        auth.did(Action::HostUpdate, &host)
+            .before(&before)
+            .after(&host),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(host))
 }
@@ -171,7 +177,8 @@ async fn delete_host(
     let mut tx = state.store.begin().await?;
     let before = hosts::get(&mut tx, auth.account(), id).await?;
     hosts::delete(&mut tx, auth.account(), id).await?;
-    tx.record(auth.did(Action::HostDelete, &before).before(&before)).await?;
+    tx.record(auth.did(Action::HostDelete, &before).before(&before))
+        .await?;
     tx.commit().await?;
     state.bus.touch(auth.account(), "hosts");
     Ok(StatusCode::NO_CONTENT)

@@ -13,7 +13,7 @@ use spog_core::page::{self, Page};
 use spog_core::validate::{self, Email};
 use spog_core::{FieldError, FieldErrors, Id, Timestamp};
 use spog_store::identity::users;
-use spog_store::{StoreError, audit, notifications};
+use spog_store::{StoreError, notifications};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -241,7 +241,12 @@ async fn send_notification(
     let to = recipient
         .as_ref()
         .map_or("broadcast".to_owned(), |u| u.email.clone());
-    tx.record(auth.did(Action::NotificationSend, &notification).after(&notification).metadata(json!({"to": to}))).await?;
+    tx.record(
+        auth.did(Action::NotificationSend, &notification)
+            .after(&notification)
+            .metadata(json!({"to": to})),
+    )
+    .await?;
     tx.commit().await?;
     state
         .bus

@@ -57,7 +57,11 @@ async fn create_organization(
     let mut tx = state.store.begin().await?;
     let organization =
         organizations::create(&mut tx, auth.account(), &name, Timestamp::now()).await?;
-    tx.record(auth.did(Action::OrganizationCreate, &organization).after(&organization)).await?;
+    tx.record(
+        auth.did(Action::OrganizationCreate, &organization)
+            .after(&organization),
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(organization)))
 }
@@ -90,7 +94,12 @@ async fn rename_organization(
     let before = organizations::get(&mut tx, auth.account(), id).await?;
     organizations::rename(&mut tx, auth.account(), id, &name).await?;
     let after = organizations::get(&mut tx, auth.account(), id).await?;
-    tx.record(auth.did(Action::OrganizationUpdate, &after).before(&before).after(&after)).await?;
+    tx.record(
+        auth.did(Action::OrganizationUpdate, &after)
+            .before(&before)
+            .after(&after),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(after))
 }
@@ -106,7 +115,11 @@ async fn delete_organization(
     let mut tx = state.store.begin().await?;
     let before = organizations::get(&mut tx, auth.account(), id).await?;
     organizations::delete(&mut tx, auth.account(), id).await?;
-    tx.record(auth.did(Action::OrganizationDelete, &before).before(&before)).await?;
+    tx.record(
+        auth.did(Action::OrganizationDelete, &before)
+            .before(&before),
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -158,7 +158,12 @@ async fn update_role(
     }
     roles::update(&mut tx, auth.account(), &role, now).await?;
     let role = roles::get(&mut tx, auth.account(), id).await?;
-    tx.record(auth.did(Action::RoleUpdate, &role).before(&before).after(&role)).await?;
+    tx.record(
+        auth.did(Action::RoleUpdate, &role)
+            .before(&before)
+            .after(&role),
+    )
+    .await?;
     tx.commit().await?;
     state
         .bus
@@ -181,7 +186,8 @@ async fn delete_role(
         return Err(ApiError::Conflict(BUILTIN.to_owned()));
     }
     roles::delete(&mut tx, auth.account(), id).await?;
-    tx.record(auth.did(Action::RoleDelete, &before).before(&before)).await?;
+    tx.record(auth.did(Action::RoleDelete, &before).before(&before))
+        .await?;
     tx.commit().await?;
     state
         .bus

@@ -11,10 +11,10 @@ use spog_core::audit::Action;
 use spog_core::events::EventType;
 use spog_core::model::Host;
 use spog_core::{BoundedList, FieldError, FieldErrors, Id, Timestamp};
+use spog_store::StoreError;
 use spog_store::alerting::rules;
 use spog_store::events::NewEvent;
 use spog_store::identity::hosts;
-use spog_store::{StoreError, audit};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -65,7 +65,8 @@ async fn heartbeat(
             idempotency_key: None,
         };
         publish_event(&mut tx, event, now, &mut announcements).await?;
-        tx.record(auth.did(Action::HostOnline, &host).after(&host)).await?;
+        tx.record(auth.did(Action::HostOnline, &host).after(&host))
+            .await?;
     }
     tx.commit_unaudited().await?;
     announcements.send(&state.bus).await;

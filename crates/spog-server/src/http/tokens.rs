@@ -141,7 +141,11 @@ async fn create_token(
         expires_at: body.expires_at,
     };
     let api_token = token_store::create(&mut tx, auth.account(), new, now).await?;
-    tx.record(auth.did(Action::ApiTokenCreate, &api_token).after(&api_token)).await?;
+    tx.record(
+        auth.did(Action::ApiTokenCreate, &api_token)
+            .after(&api_token),
+    )
+    .await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
@@ -175,7 +179,12 @@ async fn revoke_token(
     let mut tx = state.store.begin().await?;
     let before = token_store::get(&mut tx, auth.account(), id).await?;
     let after = token_store::revoke(&mut tx, auth.account(), id, Timestamp::now()).await?;
-    tx.record(auth.did(Action::ApiTokenRevoke, &after).before(&before).after(&after)).await?;
+    tx.record(
+        auth.did(Action::ApiTokenRevoke, &after)
+            .before(&before)
+            .after(&after),
+    )
+    .await?;
     tx.commit().await?;
     state
         .bus

@@ -254,7 +254,12 @@ async fn delete_user(
     let mut tx = state.store.begin().await?;
     let before = users::get(&mut tx, auth.account(), id).await?;
     users::delete(&mut tx, auth.account(), id).await?;
-    tx.record(auth.did(Action::UserDelete, &before).before(&before).metadata(serde_json::json!({"email": before.email}))).await?;
+    tx.record(
+        auth.did(Action::UserDelete, &before)
+            .before(&before)
+            .metadata(serde_json::json!({"email": before.email})),
+    )
+    .await?;
     tx.commit().await?;
     let revoked = Revocation::User { id };
     state

@@ -85,7 +85,11 @@ pub async fn export_audit_logs(
     };
     let slot = state.downloads.start(&auth)?;
     let mut tx = state.store.begin().await?;
-    tx.record(auth.entry(Action::AuditLogExport).metadata(json!({"format": params.format, "query": query.clone().unwrap_or_default()}))).await?;
+    tx.record(
+        auth.entry(Action::AuditLogExport)
+            .metadata(json!({"format": params.format, "query": query.clone().unwrap_or_default()})),
+    )
+    .await?;
     tx.commit().await?;
     audit::link_pending(&state.store, Timestamp::now()).await?;
 

@@ -5,10 +5,7 @@ use serde::Deserialize;
 use serde_json::json;
 use spog_core::audit::Action;
 use spog_core::page;
-use spog_store::audit::{
-    self,
-    checkpoints::{self, Checkpoint},
-};
+use spog_store::audit::checkpoints::{self, Checkpoint};
 use utoipa::IntoParams;
 
 use crate::auth::permissions::AuditLogsView;

@@ -16,9 +16,9 @@ use spog_core::channels::{
 use spog_core::model::Organization;
 use spog_core::page::{self, Page};
 use spog_core::{FieldError, FieldErrors, Id, Timestamp, validate};
+use spog_store::StoreError;
 use spog_store::channels::{self as store, ChannelFields, StoredChannel};
 use spog_store::identity::organizations;
-use spog_store::{StoreError, audit};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -223,7 +223,11 @@ async fn create_channel(
         Timestamp::now(),
     )
     .await?;
-    tx.record(auth.did(Action::NotificationChannelCreate, &channel).after(&channel)).await?;
+    tx.record(
+        auth.did(Action::NotificationChannelCreate, &channel)
+            .after(&channel),
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(channel)))
 }
@@ -285,7 +289,13 @@ async fn update_channel(
         &kept,
     )?;
     let channel = store::update(&mut tx, auth.account(), id, &fields, Timestamp::now()).await?;
-    tx.record(auth.did(Action::NotificationChannelUpdate, &channel).before(&before.channel).after(&channel).metadata(json!({"secrets_changed": secrets_changed}))).await?;
+    tx.record(
+        auth.did(Action::NotificationChannelUpdate, &channel)
+            .before(&before.channel)
+            .after(&channel)
+            .metadata(json!({"secrets_changed": secrets_changed})),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(channel))
 }
@@ -320,7 +330,12 @@ async fn delete_channel(
     let mut tx = state.store.begin().await?;
     let before = store::get(&mut tx, auth.account(), id).await?;
     let deliveries = store::delete(&mut tx, auth.account(), id).await?;
-    tx.record(auth.did(Action::NotificationChannelDelete, &before).before(&before).metadata(json!({"deliveries_deleted": deliveries}))).await?;
+    tx.record(
+        auth.did(Action::NotificationChannelDelete, &before)
+            .before(&before)
+            .metadata(json!({"deliveries_deleted": deliveries})),
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -59,13 +59,17 @@ pub(super) async fn test_channel(
         error: report.error,
     };
     let mut tx = state.store.begin().await?;
-    tx.record(auth.did(Action::NotificationChannelTest, &stored.channel).metadata(json!({
-            "type": stored.channel.channel_type,
-            "success": result.success,
-            "status_code": result.status_code,
-            "error": result.error,
-            "duration_ms": result.duration_ms,
-        }))).await?;
+    tx.record(
+        auth.did(Action::NotificationChannelTest, &stored.channel)
+            .metadata(json!({
+                "type": stored.channel.channel_type,
+                "success": result.success,
+                "status_code": result.status_code,
+                "error": result.error,
+                "duration_ms": result.duration_ms,
+            })),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(result))
 }

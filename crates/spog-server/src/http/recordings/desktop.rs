@@ -121,8 +121,11 @@ async fn start_recording(
     let opened = state.recorders.frames(&recording).await;
     let committed = async {
         opened?;
-        tx.record(auth.did(Action::DesktopRecordingStart, &recording).after(&recording))
-            .await?;
+        tx.record(
+            auth.did(Action::DesktopRecordingStart, &recording)
+                .after(&recording),
+        )
+        .await?;
         tx.commit().await?;
         Ok::<_, ApiError>(())
     }

@@ -18,9 +18,9 @@ use spog_core::page::{self, Page};
 use spog_core::redact::REDACTED;
 use spog_core::webhooks::{self as rules, Webhook};
 use spog_core::{BoundedMap, FieldError, FieldErrors, Id, Timestamp, UniqueList, validate};
+use spog_store::StoreError;
 use spog_store::identity::organizations;
 use spog_store::webhooks::{self as store, WebhookFields};
-use spog_store::{StoreError, audit};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -275,7 +275,8 @@ async fn create_webhook(
         Timestamp::now(),
     )
     .await?;
-    tx.record(auth.did(Action::WebhookCreate, &webhook).after(&webhook)).await?;
+    tx.record(auth.did(Action::WebhookCreate, &webhook).after(&webhook))
+        .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(webhook)))
 }
@@ -357,7 +358,12 @@ async fn delete_webhook(
     let mut tx = state.store.begin().await?;
     let before = store::get(&mut tx, auth.account(), id).await?;
     let deliveries = store::delete(&mut tx, auth.account(), id).await?;
-    tx.record(auth.did(Action::WebhookDelete, &before).before(&before).metadata(json!({"deliveries_deleted": deliveries}))).await?;
+    tx.record(
+        auth.did(Action::WebhookDelete, &before)
+            .before(&before)
+            .metadata(json!({"deliveries_deleted": deliveries})),
+    )
+    .await?;
     tx.commit().await?;
     if deliveries > 0 {
         state.bus.touch(auth.account(), "deliveries");

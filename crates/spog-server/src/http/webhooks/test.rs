@@ -78,12 +78,13 @@ pub(super) async fn test_webhook(
     };
     let mut tx = state.store.begin().await?;
     tx.record(auth.did(Action::WebhookTest, &webhook).metadata(json!({
-            "url": webhook.url,
-            "success": result.success,
-            "status_code": result.status_code,
-            "error": result.error,
-            "duration_ms": result.duration_ms,
-        }))).await?;
+        "url": webhook.url,
+        "success": result.success,
+        "status_code": result.status_code,
+        "error": result.error,
+        "duration_ms": result.duration_ms,
+    })))
+    .await?;
     tx.commit().await?;
     Ok(Json(result))
 }
