@@ -103,7 +103,14 @@ async fn timed<T>(work: impl Future<Output = T>) -> (T, Duration) {
 async fn stalled_downloads_hold_no_thread_and_logins_and_exports_still_answer() {
     let limit = spog_server::open_files::raise_limit().unwrap_or(1024);
     let stalled = 600.min((limit.saturating_sub(400) / 2) as usize);
-    for server in servers_with(|c| c.max_downloads_per_caller = 10_000).await {
+    // The stalled clients must outlast opening all of them on a loaded machine, so the write
+    // timeout (tested on its own) does not end the first before the last begins.
+    for server in servers_with(|c| {
+        c.max_downloads_per_caller = 10_000;
+        c.write_timeout = Duration::from_secs(600);
+    })
+    .await
+    {
         let setup = setup(&server).await;
         let recording = recording_of(&setup, STALLS).await;
         let mut clients = Vec::with_capacity(stalled);
@@ -252,7 +259,7 @@ async fn files_the_service_writes_are_readable_by_its_user_only() {
         std::fs::create_dir_all(&data_dir).unwrap();
         std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let key = data_dir.join("server.key");
-        std::fs::write(&key, "an existing key of enough length, kept").unwrap();
+        std::fs::write(&key, "5e".repeat(32)).unwrap();
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
         let mut config = spog_server::testing::test_config(&database, data_dir.clone());
         config.server_key = None;
