@@ -2,6 +2,8 @@
 //! own: an [`Actor`] did an [`Action`] to an [`Audited`] object. The caller of a request, the
 //! scheduler, the command line and the first start are all actors.
 
+use serde::Serialize;
+
 use super::{Action, ActorType, AuditEntry, Audited, Outcome, Source};
 use crate::model::Account;
 use crate::{Id, Timestamp};
@@ -60,6 +62,16 @@ impl Actor {
         let mut entry = self.did_on(action, object.audit_id(), object.audit_name());
         entry.organization_id = object.audit_organization().map(|o| o.to_string());
         entry
+    }
+
+    /// The entry of `action` changing `before` into `after`, both kept in the entry.
+    pub fn changed<T: Audited + Serialize>(
+        &self,
+        action: Action,
+        before: &impl Serialize,
+        after: &T,
+    ) -> AuditEntry {
+        self.did(action, after).before(before).after(after)
     }
 
     /// The entry of `action` done to something known only by its id and name.
@@ -152,6 +164,23 @@ mod tests {
         assert_eq!(entry.source, Source::Scheduler);
         assert_eq!(entry.outcome, Outcome::Success);
         assert!(entry.recorded_at.is_some() && entry.seq.is_none());
+    }
+
+    #[test]
+    fn a_change_keeps_the_object_before_and_after_and_is_named_by_the_after() {
+        let before = host();
+        let after = Host {
+            hostname: "web-2".to_owned(),
+            ..before.clone()
+        };
+        let actor = Actor::system(Id::new(), "test", Source::Cli);
+        let entry = actor.changed(Action::HostUpdate, &before, &after);
+        assert_eq!(entry.resource_name.as_deref(), Some("web-2"));
+        let snapshot = |s: &Option<crate::audit::Snapshot>| {
+            serde_json::to_value(s.as_ref().unwrap()).unwrap()["hostname"].clone()
+        };
+        assert_eq!(snapshot(&entry.before), "web-1");
+        assert_eq!(snapshot(&entry.after), "web-2");
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::ops::Deref;
 use axum::extract::FromRequestParts;
 use axum::http::Method;
 use axum::http::request::Parts;
+use serde::Serialize;
 use serde_json::json;
 use spog_core::audit::{Action, Actor, AuditEntry, Audited};
 use spog_core::model::Account;
@@ -59,6 +60,16 @@ impl Auth {
     /// The entry of `action` done by this caller to `object` ([`Actor::did`]).
     pub fn did(&self, action: Action, object: &impl Audited) -> AuditEntry {
         self.actor().did(action, object)
+    }
+
+    /// The entry of `action` changing `before` into `after` ([`Actor::changed`]).
+    pub fn changed<T: Audited + Serialize>(
+        &self,
+        action: Action,
+        before: &impl Serialize,
+        after: &T,
+    ) -> AuditEntry {
+        self.actor().changed(action, before, after)
     }
 
     /// The entry of `action` done by this caller to something known by its id and name.

@@ -401,12 +401,8 @@ async fn update_rule(
     rule.updated_at = Timestamp::now();
     check_references(&mut tx, auth.account(), &rule).await?;
     rules::update(&mut tx, auth.account(), &rule).await?;
-    tx.record(
-        auth.did(Action::AlertRuleUpdate, &rule)
-            .before(&before)
-            .after(&rule),
-    )
-    .await?;
+    tx.record(auth.changed(Action::AlertRuleUpdate, &before, &rule))
+        .await?;
     tx.commit().await?;
     Ok(Json(rule))
 }
@@ -501,8 +497,7 @@ async fn move_alert(
         )));
     }
     let after = alerts::get(&mut tx, auth.account(), id).await?;
-    tx.record(auth.did(action, &after).before(&before).after(&after))
-        .await?;
+    tx.record(auth.changed(action, &before, &after)).await?;
     tx.commit().await?;
     announcements.send(&state.bus).await;
     Ok(Json(after))

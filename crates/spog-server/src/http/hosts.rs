@@ -156,12 +156,8 @@ async fn rename_host(
     let mut tx = state.store.begin().await?;
     let before = hosts::get(&mut tx, auth.account(), id).await?;
     let host = hosts::rename(&mut tx, auth.account(), id, &name, Timestamp::now()).await?;
-    tx.record(
-        auth.did(Action::HostUpdate, &host)
-            .before(&before)
-            .after(&host),
-    )
-    .await?;
+    tx.record(auth.changed(Action::HostUpdate, &before, &host))
+        .await?;
     tx.commit().await?;
     Ok(Json(host))
 }

@@ -94,12 +94,8 @@ async fn rename_organization(
     let before = organizations::get(&mut tx, auth.account(), id).await?;
     organizations::rename(&mut tx, auth.account(), id, &name).await?;
     let after = organizations::get(&mut tx, auth.account(), id).await?;
-    tx.record(
-        auth.did(Action::OrganizationUpdate, &after)
-            .before(&before)
-            .after(&after),
-    )
-    .await?;
+    tx.record(auth.changed(Action::OrganizationUpdate, &before, &after))
+        .await?;
     tx.commit().await?;
     Ok(Json(after))
 }

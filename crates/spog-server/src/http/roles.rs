@@ -158,12 +158,8 @@ async fn update_role(
     }
     roles::update(&mut tx, auth.account(), &role, now).await?;
     let role = roles::get(&mut tx, auth.account(), id).await?;
-    tx.record(
-        auth.did(Action::RoleUpdate, &role)
-            .before(&before)
-            .after(&role),
-    )
-    .await?;
+    tx.record(auth.changed(Action::RoleUpdate, &before, &role))
+        .await?;
     tx.commit().await?;
     state
         .bus

@@ -179,12 +179,8 @@ async fn revoke_token(
     let mut tx = state.store.begin().await?;
     let before = token_store::get(&mut tx, auth.account(), id).await?;
     let after = token_store::revoke(&mut tx, auth.account(), id, Timestamp::now()).await?;
-    tx.record(
-        auth.did(Action::ApiTokenRevoke, &after)
-            .before(&before)
-            .after(&after),
-    )
-    .await?;
+    tx.record(auth.changed(Action::ApiTokenRevoke, &before, &after))
+        .await?;
     tx.commit().await?;
     state
         .bus

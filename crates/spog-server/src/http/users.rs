@@ -217,10 +217,7 @@ async fn update_user(
         identities,
     };
     let user = users::update(&mut tx, auth.account(), id, changes, now).await?;
-    let mut entry = auth
-        .did(Action::UserUpdate, &user)
-        .before(&before)
-        .after(&user);
+    let mut entry = auth.changed(Action::UserUpdate, &before, &user);
     if ends_credentials {
         let sessions_ended = sessions::revoke_all(&mut tx, id, now).await?;
         let tokens_revoked = tokens::revoke_acting_as(&mut tx, auth.account(), id, now).await?;

@@ -290,9 +290,7 @@ async fn update_channel(
     )?;
     let channel = store::update(&mut tx, auth.account(), id, &fields, Timestamp::now()).await?;
     tx.record(
-        auth.did(Action::NotificationChannelUpdate, &channel)
-            .before(&before.channel)
-            .after(&channel)
+        auth.changed(Action::NotificationChannelUpdate, &before.channel, &channel)
             .metadata(json!({"secrets_changed": secrets_changed})),
     )
     .await?;

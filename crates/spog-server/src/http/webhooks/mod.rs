@@ -334,9 +334,7 @@ async fn update_webhook(
     let fields = check(&state, id, proposed, kept_secret)?;
     let webhook = store::update(&mut tx, auth.account(), id, &fields, Timestamp::now()).await?;
     tx.record(
-        auth.did(Action::WebhookUpdate, &webhook)
-            .before(&before)
-            .after(&webhook)
+        auth.changed(Action::WebhookUpdate, &before, &webhook)
             .metadata(json!({
                 "secret_changed": body.secret.is_some(),
                 "headers_changed": body.headers.is_some(),
