@@ -4,6 +4,7 @@ use utoipa::openapi::schema::{Object, SchemaFormat, Type};
 use utoipa::openapi::{KnownFormat, RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
+use crate::audit::Action;
 use crate::events::EventType;
 use crate::{Id, Permission, PermissionSet, Timestamp};
 
@@ -59,3 +60,26 @@ impl PartialSchema for EventType {
     }
 }
 impl ToSchema for EventType {}
+
+impl PartialSchema for Action {
+    fn schema() -> RefOr<Schema> {
+        let mut object = Object::with_type(Type::String);
+        let rows: String = Action::ALL
+            .iter()
+            .map(|a| format!("\n- `{a}` ({}): {}", a.resource_type(), a.description()))
+            .collect();
+        object.description = Some(format!(
+            "An action the service records of its own changes, with the `resource_type` of its \
+             entries. Their namespaces (and `{}`) are reserved: `POST /audit-logs` refuses \
+             them.\n{rows}",
+            crate::audit::RESERVED_NAMESPACES.join("`, `")
+        ));
+        object.enum_values = Some(Action::ALL.iter().map(|a| a.as_str().into()).collect());
+        RefOr::T(Schema::Object(object))
+    }
+}
+impl ToSchema for Action {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "AuditAction".into()
+    }
+}

@@ -1,21 +1,18 @@
 //! What the command line does to an account, on record like any other change: the actor is
 //! `system` and the source `cli`.
 
-use spog_core::audit::{ActorType, AuditEntry, Source};
+use spog_core::audit::{Action, Actor, ActorType, Source};
 use spog_core::model::{Account, User};
 use spog_core::validate::{self, Email};
 use spog_core::{PermissionSet, Timestamp};
+use spog_store::Store;
 use spog_store::identity::{accounts, roles, tokens as token_store, users};
-use spog_store::{Store, audit};
 
-use crate::auth::{RequestInfo, password, tokens};
+use crate::auth::{password, tokens};
 
-fn cli_entry(account: &Account, action: &str, resource_type: &str) -> AuditEntry {
-    let mut entry = RequestInfo::default().entry(account.id, action, resource_type);
-    entry.actor_type = ActorType::System;
-    entry.actor_name = Some("spog cli".to_owned());
-    entry.source = Source::Cli;
-    entry
+/// The command line, the actor of what it changes in `account`.
+fn cli(account: &Account) -> Actor {
+    Actor::system(account.id, "spog cli", Source::Cli)
 }
 
 pub async fn create_user(
@@ -50,13 +47,8 @@ pub async fn create_user(
         identities: Vec::new(),
     };
     let user = users::create(&mut tx, account.id, new, Timestamp::now()).await?;
-    audit::record(
-        &mut tx,
-        cli_entry(&account, "user.create", "user")
-            .resource(user.id, &user.email)
-            .after(&user),
-    )
-    .await?;
+    tx.record(cli(&account).did(Action::UserCreate, &user).after(&user))
+        .await?;
     tx.commit().await?;
     Ok(user)
 }
@@ -91,10 +83,9 @@ pub async fn create_token(
         expires_at: None,
     };
     let token = token_store::create(&mut tx, account.id, new, Timestamp::now()).await?;
-    audit::record(
-        &mut tx,
-        cli_entry(&account, "api_token.create", "api_token")
-            .resource(token.id, &token.name)
+    tx.record(
+        cli(&account)
+            .did(Action::ApiTokenCreate, &token)
             .after(&token),
     )
     .await?;

@@ -5,13 +5,13 @@
 use rand::Rng;
 use rand::distributions::Alphanumeric;
 use serde_json::json;
-use spog_core::audit::{ActorType, Source};
+use spog_core::audit::{Action, Actor, Source};
 use spog_core::validate::Email;
 use spog_core::{BuiltinRole, Timestamp};
 use spog_store::identity::{accounts, roles, users};
-use spog_store::{Store, StoreError, audit};
+use spog_store::{Store, StoreError};
 
-use crate::auth::{RequestInfo, password};
+use crate::auth::password;
 use crate::config::Config;
 
 pub const DEFAULT_ACCOUNT: &str = "default";
@@ -84,27 +84,16 @@ pub async fn create_account(
         identities: Vec::new(),
     };
     let admin = users::create(&mut tx, account.id, new, now).await?;
-    let system = |action: &str, resource_type: &str| {
-        let mut entry = RequestInfo::default().entry(account.id, action, resource_type);
-        entry.actor_type = ActorType::System;
-        entry.actor_name = Some("spog".to_owned());
-        entry.source = source;
-        entry
-    };
+    let spog = Actor::system(account.id, "spog", source);
     let entries = vec![
-        system("account.create", "account")
-            .resource(account.id, &account.name)
-            .after(&account),
-        system("organization.create", "organization")
-            .resource(organization.id, &organization.name)
-            .in_organization(organization.id)
+        spog.did(Action::AccountCreate, &account).after(&account),
+        spog.did(Action::OrganizationCreate, &organization)
             .after(&organization),
-        system("user.create", "user")
-            .resource(admin.id, &admin.email)
+        spog.did(Action::UserCreate, &admin)
             .after(&admin)
             .metadata(json!({"reason": "first admin of the account"})),
     ];
-    audit::record_all(&mut tx, entries).await?;
+    tx.record_all(entries).await?;
     tx.commit().await?;
     Ok(account)
 }

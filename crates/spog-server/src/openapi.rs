@@ -6,6 +6,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{Content, OpenApi, RefOr, ResponseBuilder};
 use utoipa::{Modify, PartialSchema, ToSchema};
 
+use spog_core::audit::Action;
+
 use crate::error::ErrorBody;
 
 #[derive(utoipa::OpenApi)]
@@ -27,6 +29,10 @@ impl Modify for Conventions {
         components
             .schemas
             .insert(ErrorBody::name().into_owned(), ErrorBody::schema());
+        // The catalogue of the service's own actions, which entries name as plain strings.
+        components
+            .schemas
+            .insert(Action::name().into_owned(), Action::schema());
         for (name, schema) in error_schemas() {
             components.schemas.entry(name).or_insert(schema);
         }

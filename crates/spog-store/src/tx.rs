@@ -1,5 +1,6 @@
 use std::ops::{Deref, DerefMut};
 
+use spog_core::audit::AuditEntry;
 use sqlx::{Any, AnyConnection, Transaction};
 
 use crate::{Store, StoreError, StoreResult};
@@ -29,6 +30,16 @@ impl Tx {
 
     pub(crate) fn note_deliveries_enqueued(&mut self) {
         self.deliveries_enqueued = true;
+    }
+
+    /// Records the change's audit entry in this transaction.
+    pub async fn record(&mut self, entry: AuditEntry) -> StoreResult<()> {
+        crate::audit::record(self, entry).await
+    }
+
+    /// Records several entries in this transaction.
+    pub async fn record_all(&mut self, entries: Vec<AuditEntry>) -> StoreResult<()> {
+        crate::audit::record_all(self, entries).await
     }
 
     /// Commits the change together with its audit entries, then wakes the chain linker (and

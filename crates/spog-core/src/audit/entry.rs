@@ -117,6 +117,7 @@ pub struct AuditEntry {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
+    /// One of the service's own (`AuditAction`), or a component's ingested one.
     pub action: String,
     pub resource_type: String,
     pub resource_id: Option<String>,

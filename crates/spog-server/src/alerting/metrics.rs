@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use spog_core::alerts::{AlertRule, AlertState, Condition, metric_summary};
+use spog_core::audit::Action;
 use spog_core::model::{Account, Host};
 use spog_core::{Id, Timestamp};
 use spog_store::alerting::alerts;
@@ -185,11 +186,10 @@ async fn resolve_open(
             announcements,
         )
         .await?;
-        let entry = crate::auth::system_entry(account, super::ENGINE, "alert.resolve", "alert")
-            .resource(open.id, &open.rule_name)
-            .in_organization(open.organization_id)
+        let entry = super::alert_engine(account)
+            .did(Action::AlertResolve, &open)
             .metadata(serde_json::json!({"reason": "the condition no longer holds"}));
-        spog_store::audit::record(tx, entry).await?;
+        tx.record(entry).await?;
     }
     Ok(())
 }

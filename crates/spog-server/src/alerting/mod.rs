@@ -8,19 +8,21 @@ pub mod metrics;
 
 use serde_json::json;
 use spog_core::alerts::{Alert, AlertRule, AlertState};
+use spog_core::audit::{Action, Actor, Source};
 use spog_core::model::Account;
 use spog_core::notification::Category;
 use spog_core::{Id, Timestamp};
 use spog_store::alerting::{alerts, rules};
-use spog_store::{StoreError, StoreResult, Tx, audit};
+use spog_store::{StoreError, StoreResult, Tx};
 
-use crate::auth::system_entry;
 use crate::events::{self, Announcements, NewEvent, Notice};
 use crate::hub::Dashboard;
 use crate::hub::bus::BusEvent;
 
-/// Who the alert engine's own changes are on record as.
-pub const ENGINE: &str = "alert engine";
+/// The actor of the changes the alert engine makes on its own.
+pub fn alert_engine(account: Id<Account>) -> Actor {
+    Actor::system(account, "alert engine", Source::Scheduler)
+}
 
 /// Stores a firing alert and, unless the rule's cooldown runs, announces it.
 #[tracing::instrument(name = "alerting::fire", skip_all,
@@ -35,12 +37,11 @@ pub async fn fire(
 ) -> StoreResult<()> {
     alerts::insert(tx, account, &alert).await?;
     let notifies = rules::claim_notification(tx, rule, now).await?;
-    let entry = system_entry(account, ENGINE, "alert.fire", "alert")
-        .resource(alert.id, &alert.rule_name)
-        .in_organization(alert.organization_id)
+    let entry = alert_engine(account)
+        .did(Action::AlertFire, &alert)
         .after(&alert)
         .metadata(json!({"rule_id": rule.id, "notified": notifies}));
-    audit::record(tx, entry).await?;
+    tx.record(entry).await?;
     if notifies {
         announce(tx, account, &alert, &rule.channel_ids, now, announcements).await?;
     }

@@ -4,8 +4,9 @@ use std::ops::Deref;
 use axum::extract::FromRequestParts;
 use axum::http::Method;
 use axum::http::request::Parts;
+use serde::Serialize;
 use serde_json::json;
-use spog_core::audit::AuditEntry;
+use spog_core::audit::{Action, Actor, AuditEntry, Audited};
 use spog_core::model::Account;
 use spog_core::{Id, Permission};
 use spog_store::identity::hosts::HostScope;
@@ -40,34 +41,45 @@ impl Auth {
         }
     }
 
-    /// An audit entry for a change this caller makes, naming the credential it was made
-    /// with: a `user` token acting as its user is told apart from the user's own session.
-    pub fn entry(&self, action: &str, resource_type: &str) -> AuditEntry {
-        let entry = self
-            .request
-            .entry(self.principal.account, action, resource_type);
-        self.as_actor(entry)
-    }
-
-    /// [`entry`](Self::entry) for an action another component names (ingest), checked by
-    /// the caller to be outside the service's namespaces.
-    pub fn ingested_entry(&self, action: &str, resource_type: &str) -> AuditEntry {
-        let entry = self
-            .request
-            .any_entry(self.principal.account, action, resource_type);
-        self.as_actor(entry)
-    }
-
-    fn as_actor(&self, mut entry: AuditEntry) -> AuditEntry {
+    /// The caller as the audit trail names it, with the credential the change is made with:
+    /// a `user` token acting as its user is told apart from the user's own session.
+    pub fn actor(&self) -> Actor {
         let principal = &self.principal;
-        entry.credential_id = Some(principal.credential_id());
-        entry.credential_name = Some(principal.credential_name.clone());
-        entry.actor_type = principal.actor_type;
-        entry.actor_id = Some(principal.actor_id.clone());
-        entry.actor_email = principal.email.clone();
-        entry.actor_name = Some(principal.name.clone());
-        entry.source = principal.source();
-        entry
+        Actor {
+            id: Some(principal.actor_id.clone()),
+            email: principal.email.clone(),
+            name: Some(principal.name.clone()),
+            credential_id: Some(principal.credential_id()),
+            credential_name: Some(principal.credential_name.clone()),
+            ..self
+                .request
+                .actor(principal.account, principal.actor_type, principal.source())
+        }
+    }
+
+    /// The entry of `action` done by this caller to `object` ([`Actor::did`]).
+    pub fn did(&self, action: Action, object: &impl Audited) -> AuditEntry {
+        self.actor().did(action, object)
+    }
+
+    /// The entry of `action` changing `before` into `after` ([`Actor::changed`]).
+    pub fn changed<T: Audited + Serialize>(
+        &self,
+        action: Action,
+        before: &impl Serialize,
+        after: &T,
+    ) -> AuditEntry {
+        self.actor().changed(action, before, after)
+    }
+
+    /// The entry of `action` done by this caller to something known by its id and name.
+    pub fn did_on(&self, action: Action, id: impl ToString, name: impl Into<String>) -> AuditEntry {
+        self.actor().did_on(action, id, name)
+    }
+
+    /// The entry of `action` done by this caller, naming no object.
+    pub fn entry(&self, action: Action) -> AuditEntry {
+        self.actor().entry(action)
     }
 }
 
@@ -128,13 +140,13 @@ impl<P: RequiredPermission + Send + Sync> FromRequestParts<AppState> for Require
 /// Refused mutations are on record too; failing to record one must not hide the 403.
 async fn record_denial(state: &AppState, auth: &Auth, parts: &Parts, permission: Permission) {
     let mut entry = auth
-        .entry("permission.denied", "endpoint")
+        .entry(Action::PermissionDenied)
         .metadata(json!({"permission": permission.as_str()}))
         .failed();
     entry.resource_id = Some(format!("{} {}", parts.method, parts.uri.path()));
     let recorded = async {
         let mut tx = state.store.begin().await?;
-        spog_store::audit::record(&mut tx, entry).await?;
+        tx.record(entry).await?;
         tx.commit().await
     };
     if let Err(error) = recorded.await {

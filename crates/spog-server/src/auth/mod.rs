@@ -18,5 +18,4 @@ pub use csrf::{CSRF_HEADER, SESSION_COOKIE, check as check_csrf};
 pub use extract::{Auth, Require, RequiredPermission, permissions};
 pub use principal::{
     Credential, Principal, RequestInfo, authenticate, authenticate_token, principal_again,
-    system_entry,
 };

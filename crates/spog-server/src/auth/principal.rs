@@ -7,7 +7,7 @@ use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::request::Parts;
 use axum_extra::extract::CookieJar;
-use spog_core::audit::{ActorType, AuditEntry, Outcome, Source, namespace};
+use spog_core::audit::{Actor, ActorType, Source};
 use spog_core::model::{Account, ApiToken, User};
 use spog_core::{Id, PermissionSet, Timestamp};
 use spog_store::identity::sessions::Session;
@@ -103,66 +103,16 @@ impl RequestInfo {
         }
     }
 
-    /// An audit entry of the service's own in `account` with the request's origin and no
-    /// actor yet. Every entry the service records on its own account starts here, so this is
-    /// where its actions are held to the namespaces reserved to it.
-    pub fn entry(&self, account: Id<Account>, action: &str, resource_type: &str) -> AuditEntry {
-        debug_assert!(
-            namespace::is_server_action(action),
-            "`{action}` is outside the service's namespaces: add its namespace to \
-             spog_core::audit::namespace::SERVER_NAMESPACES"
-        );
-        self.any_entry(account, action, resource_type)
-    }
-
-    /// [`entry`](Self::entry) for an action another component names (ingest), which
-    /// the caller has checked is outside the service's namespaces.
-    pub fn any_entry(&self, account: Id<Account>, action: &str, resource_type: &str) -> AuditEntry {
-        let now = Timestamp::now();
-        AuditEntry {
-            id: uuid::Uuid::now_v7().to_string(),
-            seq: None,
-            occurred_at: now,
-            account_id: account.to_string(),
-            organization_id: None,
-            actor_type: ActorType::User,
-            actor_id: None,
-            actor_email: None,
-            actor_name: None,
-            source: Source::Api,
+    /// An actor of `account` at the request's origin, known only by its type and source:
+    /// the start of every actor of a request.
+    pub fn actor(&self, account: Id<Account>, actor_type: ActorType, source: Source) -> Actor {
+        Actor {
             ip: self.ip.clone(),
             user_agent: self.user_agent.clone(),
             request_id: self.request_id.clone(),
-            action: action.to_owned(),
-            resource_type: resource_type.to_owned(),
-            resource_id: None,
-            resource_name: None,
-            outcome: Outcome::Success,
-            before: None,
-            after: None,
-            metadata: None,
-            credential_id: None,
-            credential_name: None,
-            recorded_at: Some(now),
-            prev_hash: None,
-            hash: None,
+            ..Actor::new(account, actor_type, source)
         }
     }
-}
-
-/// An audit entry of a change a worker of the service makes on its own: the system is its
-/// actor, `worker` says which one (`alert engine`, `host liveness`).
-pub fn system_entry(
-    account: Id<Account>,
-    worker: &str,
-    action: &str,
-    resource_type: &str,
-) -> AuditEntry {
-    let mut entry = RequestInfo::default().entry(account, action, resource_type);
-    entry.actor_type = ActorType::System;
-    entry.actor_name = Some(worker.to_owned());
-    entry.source = Source::Scheduler;
-    entry
 }
 
 /// The credential a request presents, before it is checked.

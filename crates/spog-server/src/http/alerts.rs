@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use spog_core::alerts::{Alert, AlertRule, AlertState, Condition, Operator};
+use spog_core::audit::Action;
 use spog_core::events::EventType;
 use spog_core::model::{Host, Organization};
 use spog_core::notification::Severity;
@@ -13,7 +14,7 @@ use spog_core::page::{self, Page};
 use spog_core::{BoundedMap, FieldError, FieldErrors, Id, Timestamp, UniqueList, validate};
 use spog_store::alerting::{alerts, rules};
 use spog_store::identity::{hosts, organizations};
-use spog_store::{Conn, StoreError, audit, channels};
+use spog_store::{Conn, StoreError, channels};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -350,12 +351,8 @@ async fn create_rule(
         })?;
     check_references(&mut tx, auth.account(), &rule).await?;
     rules::create(&mut tx, auth.account(), &rule).await?;
-    let entry = auth
-        .entry("alert_rule.create", "alert_rule")
-        .resource(rule.id, &rule.name)
-        .in_organization(rule.organization_id)
-        .after(&rule);
-    audit::record(&mut tx, entry).await?;
+    tx.record(auth.did(Action::AlertRuleCreate, &rule).after(&rule))
+        .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(rule)))
 }
@@ -405,13 +402,8 @@ async fn update_rule(
     rule.updated_at = Timestamp::now();
     check_references(&mut tx, auth.account(), &rule).await?;
     rules::update(&mut tx, auth.account(), &rule).await?;
-    let entry = auth
-        .entry("alert_rule.update", "alert_rule")
-        .resource(rule.id, &rule.name)
-        .in_organization(rule.organization_id)
-        .before(&before)
-        .after(&rule);
-    audit::record(&mut tx, entry).await?;
+    tx.record(auth.changed(Action::AlertRuleUpdate, &before, &rule))
+        .await?;
     tx.commit().await?;
     Ok(Json(rule))
 }
@@ -427,12 +419,8 @@ async fn delete_rule(
     let mut tx = state.store.begin().await?;
     let before = rules::get(&mut tx, auth.account(), id).await?;
     rules::delete(&mut tx, auth.account(), id).await?;
-    let entry = auth
-        .entry("alert_rule.delete", "alert_rule")
-        .resource(id, &before.name)
-        .in_organization(before.organization_id)
-        .before(&before);
-    audit::record(&mut tx, entry).await?;
+    tx.record(auth.did(Action::AlertRuleDelete, &before).before(&before))
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -487,7 +475,7 @@ async fn move_alert(
     auth: &Require<MonitoringManage>,
     id: Id<Alert>,
     to: AlertState,
-    action: &str,
+    action: Action,
 ) -> ApiResult<Json<Alert>> {
     let now = Timestamp::now();
     let mut announcements = Announcements::default();
@@ -510,13 +498,7 @@ async fn move_alert(
         )));
     }
     let after = alerts::get(&mut tx, auth.account(), id).await?;
-    let entry = auth
-        .entry(action, "alert")
-        .resource(id, &after.rule_name)
-        .in_organization(after.organization_id)
-        .before(&before)
-        .after(&after);
-    audit::record(&mut tx, entry).await?;
+    tx.record(auth.changed(action, &before, &after)).await?;
     tx.commit().await?;
     announcements.send(&state.bus).await;
     Ok(Json(after))
@@ -535,7 +517,7 @@ async fn acknowledge_alert(
         &auth,
         id,
         AlertState::Acknowledged,
-        "alert.acknowledge",
+        Action::AlertAcknowledge,
     )
     .await
 }
@@ -548,5 +530,12 @@ async fn resolve_alert(
     auth: Require<MonitoringManage>,
     AppPath(id): AppPath<Id<Alert>>,
 ) -> ApiResult<Json<Alert>> {
-    move_alert(&state, &auth, id, AlertState::Resolved, "alert.resolve").await
+    move_alert(
+        &state,
+        &auth,
+        id,
+        AlertState::Resolved,
+        Action::AlertResolve,
+    )
+    .await
 }

@@ -5,11 +5,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use spog_core::audit::{ActorType, AuditEntry, Source};
+use spog_core::audit::{Action, Actor, ActorType, AuditEntry, Source};
 use spog_core::model::{Account, User};
 use spog_core::validate::Email;
 use spog_core::{FieldErrors, Id, PermissionSet, Timestamp};
-use spog_store::audit;
 use spog_store::identity::sessions::{self, Session};
 use spog_store::identity::users;
 use utoipa::ToSchema;
@@ -111,7 +110,8 @@ pub async fn log_in(
                 let mut tx = state.store.begin().await?;
                 let user = users::get(&mut tx, candidate.account, candidate.user).await?;
                 let entry = login_entry(request, candidate.account, &user, source);
-                audit::record(&mut tx, entry.failed().metadata(json!({"reason": reason}))).await?;
+                tx.record(entry.failed().metadata(json!({"reason": reason})))
+                    .await?;
                 tx.commit().await?;
             }
             return Err(ApiError::Unauthenticated(BAD_LOGIN.to_owned()));
@@ -136,11 +136,8 @@ pub async fn log_in(
     )
     .await?;
     users::record_login(&mut tx, user.id, now).await?;
-    audit::record(
-        &mut tx,
-        entry.metadata(json!({"session_id": session.to_string()})),
-    )
-    .await?;
+    tx.record(entry.metadata(json!({"session_id": session.to_string()})))
+        .await?;
     tx.commit().await?;
     let claims = jwt::Claims {
         sub: user.id.to_string(),
@@ -164,15 +161,13 @@ fn login_entry(
     user: &User,
     source: Source,
 ) -> AuditEntry {
-    let mut entry = request.entry(account, "auth.login", "user");
-    entry.actor_type = ActorType::User;
-    entry.actor_id = Some(user.id.to_string());
-    entry.actor_email = Some(user.email.clone());
-    entry.actor_name = Some(user.display_name.clone());
-    entry.source = source;
-    entry.resource_id = Some(user.id.to_string());
-    entry.resource_name = Some(user.email.clone());
-    entry
+    let actor = Actor {
+        id: Some(user.id.to_string()),
+        email: Some(user.email.clone()),
+        name: Some(user.display_name.clone()),
+        ..request.actor(account, ActorType::User, source)
+    };
+    actor.did(Action::AuthLogin, user)
 }
 
 /// Ends the caller's session (for session credentials; API tokens are revoked instead).
@@ -184,10 +179,10 @@ pub async fn log_out(state: &AppState, auth: &Auth) -> ApiResult<()> {
     };
     let mut tx = state.store.begin().await?;
     sessions::revoke(&mut tx, auth.account(), id, Timestamp::now()).await?;
-    let mut entry = auth.entry("auth.logout", "user");
+    let mut entry = auth.entry(Action::AuthLogout);
     entry.resource_id = Some(auth.principal.actor_id.clone());
     entry.resource_name = auth.principal.email.clone();
-    audit::record(&mut tx, entry).await?;
+    tx.record(entry).await?;
     tx.commit().await?;
     state
         .bus

@@ -4,13 +4,14 @@
 
 use serde::Deserialize;
 use serde_json::json;
+use spog_core::audit::Action;
 use spog_core::delivery::{Delivery, DeliveryDetail, DeliveryStatus, TargetKind};
 use spog_core::events::EventType;
 use spog_core::model::Organization;
 use spog_core::page::{self, Page};
 use spog_core::{FieldErrors, Id, Timestamp};
 use spog_store::deliveries::{self, DeliveryFilter};
-use spog_store::{Conn, Tx, audit};
+use spog_store::{Conn, Tx};
 use utoipa::IntoParams;
 
 use crate::auth::Auth;
@@ -113,22 +114,21 @@ pub async fn retry(
     let before = deliveries::get(&mut tx, account, owner.kind, &owner.id, delivery).await?;
     let now = Timestamp::now();
     let after = deliveries::retry(&mut tx, account, owner.kind, &owner.id, delivery, now).await?;
-    let (action, resource_type, owner_key) = match owner.kind {
-        TargetKind::Webhook => ("webhook.delivery_retry", "webhook_delivery", "webhook_id"),
-        TargetKind::Channel => (
-            "notification_channel.delivery_retry",
-            "notification_channel_delivery",
-            "channel_id",
-        ),
+    let (action, owner_key) = match owner.kind {
+        TargetKind::Webhook => (Action::WebhookDeliveryRetry, "webhook_id"),
+        TargetKind::Channel => (Action::NotificationChannelDeliveryRetry, "channel_id"),
     };
     let entry = auth
-        .entry(action, resource_type)
-        .resource(delivery, format!("{} to {}", after.event_type, owner.name))
+        .did_on(
+            action,
+            delivery,
+            format!("{} to {}", after.event_type, owner.name),
+        )
         .in_organization(owner.organization_id)
         .before(&before)
         .after(&after)
         .metadata(json!({ owner_key: owner.id }));
-    audit::record(&mut tx, entry).await?;
+    tx.record(entry).await?;
     tx.commit().await?;
     state.bus.touch(account, "deliveries");
     Ok(after)

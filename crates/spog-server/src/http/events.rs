@@ -6,11 +6,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use spog_core::audit::Action;
 use spog_core::events::{self as core_events, Event};
 use spog_core::model::Organization;
 use spog_core::{FieldErrors, Id, Timestamp};
+use spog_store::StoreError;
 use spog_store::identity::organizations;
-use spog_store::{StoreError, audit};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -133,19 +134,19 @@ async fn publish(
         // Nothing changed: nothing to record.
         return Ok(published);
     };
-    let entry = auth
-        .entry("event.publish", "event")
-        .resource(event, event_type.as_str())
-        .in_organization(organization)
-        .after(&json!({
-            "id": event,
-            "event_type": event_type,
-            "organization_id": organization,
-            "occurred_at": occurred_at,
-            "data": data,
-        }))
-        .metadata(json!({"idempotency_key": key, "deliveries": deliveries.len()}));
-    audit::record(&mut tx, entry).await?;
+    tx.record(
+        auth.did_on(Action::EventPublish, event, event_type.as_str())
+            .in_organization(organization)
+            .after(&json!({
+                "id": event,
+                "event_type": event_type,
+                "organization_id": organization,
+                "occurred_at": occurred_at,
+                "data": data,
+            }))
+            .metadata(json!({"idempotency_key": key, "deliveries": deliveries.len()})),
+    )
+    .await?;
     tx.commit().await?;
     announcements.send(&state.bus).await;
     Ok(published)

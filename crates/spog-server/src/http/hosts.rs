@@ -4,10 +4,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
+use spog_core::audit::Action;
 use spog_core::model::{Host, HostAccess, Organization, User};
 use spog_core::page::{self, Page};
 use spog_core::{FieldErrors, Id, Timestamp, validate};
-use spog_store::audit;
 use spog_store::identity::hosts::{self, HostScope};
 use spog_store::identity::{organizations, users};
 use spog_store::{Conn, StoreError};
@@ -124,12 +124,8 @@ async fn create_host(
         Timestamp::now(),
     )
     .await?;
-    let entry = auth
-        .entry("host.create", "host")
-        .resource(host.id, &host.hostname)
-        .in_organization(host.organization_id)
-        .after(&host);
-    audit::record(&mut tx, entry).await?;
+    tx.record(auth.did(Action::HostCreate, &host).after(&host))
+        .await?;
     tx.commit().await?;
     state.bus.touch(auth.account(), "hosts");
     Ok((StatusCode::CREATED, Json(host)))
@@ -160,13 +156,8 @@ async fn rename_host(
     let mut tx = state.store.begin().await?;
     let before = hosts::get(&mut tx, auth.account(), id).await?;
     let host = hosts::rename(&mut tx, auth.account(), id, &name, Timestamp::now()).await?;
-    let entry = auth
-        .entry("host.update", "host")
-        .resource(id, &host.hostname)
-        .in_organization(host.organization_id)
-        .before(&before)
-        .after(&host);
-    audit::record(&mut tx, entry).await?;
+    tx.record(auth.changed(Action::HostUpdate, &before, &host))
+        .await?;
     tx.commit().await?;
     Ok(Json(host))
 }
@@ -182,12 +173,8 @@ async fn delete_host(
     let mut tx = state.store.begin().await?;
     let before = hosts::get(&mut tx, auth.account(), id).await?;
     hosts::delete(&mut tx, auth.account(), id).await?;
-    let entry = auth
-        .entry("host.delete", "host")
-        .resource(id, &before.hostname)
-        .in_organization(before.organization_id)
-        .before(&before);
-    audit::record(&mut tx, entry).await?;
+    tx.record(auth.did(Action::HostDelete, &before).before(&before))
+        .await?;
     tx.commit().await?;
     state.bus.touch(auth.account(), "hosts");
     Ok(StatusCode::NO_CONTENT)
@@ -247,18 +234,14 @@ async fn change_access(
         hosts::revoke(&mut tx, auth.account(), host_id, user_id).await?
     };
     let action = if grant {
-        "host.access_grant"
+        Action::HostAccessGrant
     } else {
-        "host.access_revoke"
+        Action::HostAccessRevoke
     };
-    let entry = auth
-        .entry(action, "host")
-        .resource(host_id, &host.hostname)
-        .in_organization(host.organization_id)
-        .metadata(
-            serde_json::json!({"user_id": user.id, "user_email": user.email, "changed": changed}),
-        );
-    audit::record(&mut tx, entry).await?;
+    let entry = auth.did(action, &host).metadata(
+        serde_json::json!({"user_id": user.id, "user_email": user.email, "changed": changed}),
+    );
+    tx.record(entry).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

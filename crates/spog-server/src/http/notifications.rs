@@ -6,13 +6,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use spog_core::audit::Action;
 use spog_core::model::{ExternalIdentity, User};
 use spog_core::notification::{Category, Notification, Severity};
 use spog_core::page::{self, Page};
 use spog_core::validate::{self, Email};
 use spog_core::{FieldError, FieldErrors, Id, Timestamp};
 use spog_store::identity::users;
-use spog_store::{StoreError, audit, notifications};
+use spog_store::{StoreError, notifications};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -240,12 +241,12 @@ async fn send_notification(
     let to = recipient
         .as_ref()
         .map_or("broadcast".to_owned(), |u| u.email.clone());
-    let entry = auth
-        .entry("notification.send", "notification")
-        .resource(notification.id, &notification.title)
-        .after(&notification)
-        .metadata(json!({"to": to}));
-    audit::record(&mut tx, entry).await?;
+    tx.record(
+        auth.did(Action::NotificationSend, &notification)
+            .after(&notification)
+            .metadata(json!({"to": to})),
+    )
+    .await?;
     tx.commit().await?;
     state
         .bus

@@ -4,9 +4,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
+use spog_core::audit::Action;
 use spog_core::model::Organization;
 use spog_core::{Id, Timestamp, validate};
-use spog_store::audit;
 use spog_store::identity::organizations;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -57,12 +57,11 @@ async fn create_organization(
     let mut tx = state.store.begin().await?;
     let organization =
         organizations::create(&mut tx, auth.account(), &name, Timestamp::now()).await?;
-    let entry = auth
-        .entry("organization.create", "organization")
-        .resource(organization.id, &organization.name)
-        .in_organization(organization.id)
-        .after(&organization);
-    audit::record(&mut tx, entry).await?;
+    tx.record(
+        auth.did(Action::OrganizationCreate, &organization)
+            .after(&organization),
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(organization)))
 }
@@ -95,13 +94,8 @@ async fn rename_organization(
     let before = organizations::get(&mut tx, auth.account(), id).await?;
     organizations::rename(&mut tx, auth.account(), id, &name).await?;
     let after = organizations::get(&mut tx, auth.account(), id).await?;
-    let entry = auth
-        .entry("organization.update", "organization")
-        .resource(id, &after.name)
-        .in_organization(id)
-        .before(&before)
-        .after(&after);
-    audit::record(&mut tx, entry).await?;
+    tx.record(auth.changed(Action::OrganizationUpdate, &before, &after))
+        .await?;
     tx.commit().await?;
     Ok(Json(after))
 }
@@ -117,12 +111,11 @@ async fn delete_organization(
     let mut tx = state.store.begin().await?;
     let before = organizations::get(&mut tx, auth.account(), id).await?;
     organizations::delete(&mut tx, auth.account(), id).await?;
-    let entry = auth
-        .entry("organization.delete", "organization")
-        .resource(id, &before.name)
-        .in_organization(id)
-        .before(&before);
-    audit::record(&mut tx, entry).await?;
+    tx.record(
+        auth.did(Action::OrganizationDelete, &before)
+            .before(&before),
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,10 +4,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
+use spog_core::audit::Action;
 use spog_core::model::Role;
 use spog_core::validate;
 use spog_core::{FieldErrors, Id, Permission, PermissionSet, Timestamp, UniqueList};
-use spog_store::audit;
 use spog_store::identity::roles;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -93,13 +93,8 @@ async fn create_role(
         Timestamp::now(),
     )
     .await?;
-    audit::record(
-        &mut tx,
-        auth.entry("role.create", "role")
-            .resource(role.id, &role.name)
-            .after(&role),
-    )
-    .await?;
+    tx.record(auth.did(Action::RoleCreate, &role).after(&role))
+        .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(role)))
 }
@@ -163,12 +158,8 @@ async fn update_role(
     }
     roles::update(&mut tx, auth.account(), &role, now).await?;
     let role = roles::get(&mut tx, auth.account(), id).await?;
-    let entry = auth
-        .entry("role.update", "role")
-        .resource(role.id, &role.name)
-        .before(&before)
-        .after(&role);
-    audit::record(&mut tx, entry).await?;
+    tx.record(auth.changed(Action::RoleUpdate, &before, &role))
+        .await?;
     tx.commit().await?;
     state
         .bus
@@ -191,11 +182,8 @@ async fn delete_role(
         return Err(ApiError::Conflict(BUILTIN.to_owned()));
     }
     roles::delete(&mut tx, auth.account(), id).await?;
-    let entry = auth
-        .entry("role.delete", "role")
-        .resource(before.id, &before.name)
-        .before(&before);
-    audit::record(&mut tx, entry).await?;
+    tx.record(auth.did(Action::RoleDelete, &before).before(&before))
+        .await?;
     tx.commit().await?;
     state
         .bus

@@ -6,12 +6,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use spog_core::audit::Action;
 use spog_core::events::EventType;
 use spog_core::model::Host;
 use spog_core::{BoundedList, FieldError, FieldErrors, Id, Timestamp};
+use spog_store::StoreError;
 use spog_store::alerting::rules;
 use spog_store::identity::hosts;
-use spog_store::{StoreError, audit};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -54,12 +55,8 @@ async fn heartbeat(
         let host = hosts::get(&mut tx, auth.account(), id).await?;
         let event = NewEvent::about_host(auth.account(), EventType::HostOnline, &host, now);
         events::publish(&mut tx, event, now, &mut announcements).await?;
-        let entry = auth
-            .entry("host.online", "host")
-            .resource(id, &host.hostname)
-            .in_organization(host.organization_id)
-            .after(&host);
-        audit::record(&mut tx, entry).await?;
+        tx.record(auth.did(Action::HostOnline, &host).after(&host))
+            .await?;
     }
     tx.commit_unaudited().await?;
     announcements.send(&state.bus).await;

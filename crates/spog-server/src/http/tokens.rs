@@ -4,13 +4,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use spog_core::audit::ActorType;
+use spog_core::audit::{Action, ActorType};
 use spog_core::model::{ApiToken, User};
 use spog_core::page::{self, Page};
 use spog_core::{
     FieldError, FieldErrors, Id, Permission, PermissionSet, Timestamp, UniqueList, validate,
 };
-use spog_store::audit;
 use spog_store::identity::tokens as token_store;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -142,11 +141,11 @@ async fn create_token(
         expires_at: body.expires_at,
     };
     let api_token = token_store::create(&mut tx, auth.account(), new, now).await?;
-    let entry = auth
-        .entry("api_token.create", "api_token")
-        .resource(api_token.id, &api_token.name)
-        .after(&api_token);
-    audit::record(&mut tx, entry).await?;
+    tx.record(
+        auth.did(Action::ApiTokenCreate, &api_token)
+            .after(&api_token),
+    )
+    .await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
@@ -180,12 +179,8 @@ async fn revoke_token(
     let mut tx = state.store.begin().await?;
     let before = token_store::get(&mut tx, auth.account(), id).await?;
     let after = token_store::revoke(&mut tx, auth.account(), id, Timestamp::now()).await?;
-    let entry = auth
-        .entry("api_token.revoke", "api_token")
-        .resource(id, &after.name)
-        .before(&before)
-        .after(&after);
-    audit::record(&mut tx, entry).await?;
+    tx.record(auth.changed(Action::ApiTokenRevoke, &before, &after))
+        .await?;
     tx.commit().await?;
     state
         .bus

@@ -5,12 +5,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
+use spog_core::audit::Action;
 use spog_core::model::{ExternalIdentity, User};
 use spog_core::page::{self, Page};
 use spog_core::permission::Permission;
 use spog_core::validate::{self, Email};
 use spog_core::{FieldError, FieldErrors, Id, Timestamp, UniqueList};
-use spog_store::audit;
 use spog_store::identity::{roles, sessions, tokens, users};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -135,13 +135,8 @@ async fn create_user(
         identities,
     };
     let user = users::create(&mut tx, auth.account(), new, Timestamp::now()).await?;
-    audit::record(
-        &mut tx,
-        auth.entry("user.create", "user")
-            .resource(user.id, &user.email)
-            .after(&user),
-    )
-    .await?;
+    tx.record(auth.did(Action::UserCreate, &user).after(&user))
+        .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
@@ -222,11 +217,7 @@ async fn update_user(
         identities,
     };
     let user = users::update(&mut tx, auth.account(), id, changes, now).await?;
-    let mut entry = auth
-        .entry("user.update", "user")
-        .resource(user.id, &user.email)
-        .before(&before)
-        .after(&user);
+    let mut entry = auth.changed(Action::UserUpdate, &before, &user);
     if ends_credentials {
         let sessions_ended = sessions::revoke_all(&mut tx, id, now).await?;
         let tokens_revoked = tokens::revoke_acting_as(&mut tx, auth.account(), id, now).await?;
@@ -235,7 +226,7 @@ async fn update_user(
             "tokens_revoked": tokens_revoked,
         }));
     }
-    audit::record(&mut tx, entry).await?;
+    tx.record(entry).await?;
     tx.commit().await?;
     let change = if ends_credentials {
         CredentialChange::Revoked(Revocation::User { id })
@@ -260,12 +251,12 @@ async fn delete_user(
     let mut tx = state.store.begin().await?;
     let before = users::get(&mut tx, auth.account(), id).await?;
     users::delete(&mut tx, auth.account(), id).await?;
-    let entry = auth
-        .entry("user.delete", "user")
-        .resource(before.id, &before.email)
-        .before(&before)
-        .metadata(serde_json::json!({"email": before.email}));
-    audit::record(&mut tx, entry).await?;
+    tx.record(
+        auth.did(Action::UserDelete, &before)
+            .before(&before)
+            .metadata(serde_json::json!({"email": before.email})),
+    )
+    .await?;
     tx.commit().await?;
     let revoked = Revocation::User { id };
     state

@@ -6,6 +6,7 @@
 
 mod append;
 pub mod cast;
+pub mod ending;
 pub mod frames;
 mod handles;
 pub mod read;

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use serde_json::json;
 use spog_core::Timestamp;
+use spog_core::audit::{Action, Actor, Source};
 use spog_core::events::EventType;
 use spog_store::identity::hosts;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::system_entry;
 use crate::events::{self, Announcements, NewEvent};
 use crate::state::AppState;
 
@@ -25,12 +25,11 @@ pub async fn run_once(state: &AppState, now: Timestamp) -> anyhow::Result<usize>
         let mut event = NewEvent::about_host(*account, EventType::HostOffline, host, now);
         event.data["last_heartbeat_at"] = json!(host.last_heartbeat_at);
         events::publish(&mut tx, event, now, &mut announcements).await?;
-        let entry = system_entry(*account, "host liveness", "host.offline", "host")
-            .resource(host.id, &host.hostname)
-            .in_organization(host.organization_id)
+        let entry = Actor::system(*account, "host liveness", Source::Scheduler)
+            .did(Action::HostOffline, host)
             .after(host)
             .metadata(json!({"silent_for_seconds": state.config.host_offline_after.as_secs()}));
-        spog_store::audit::record(&mut tx, entry).await?;
+        tx.record(entry).await?;
     }
     tx.commit_unaudited().await?;
     announcements.send(&state.bus).await;

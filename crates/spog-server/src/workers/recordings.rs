@@ -6,19 +6,20 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use serde_json::json;
-use spog_core::Timestamp;
+use spog_core::audit::{Actor, Source};
+use spog_core::model::Account;
+use spog_core::recordings::{DesktopRecording, TerminalRecording};
+use spog_core::{Id, Timestamp};
+use spog_store::StoreError;
 use spog_store::recordings::{EndReason, desktop, terminal};
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::system_entry;
+use crate::recordings::ending::{self, Ends};
 use crate::state::AppState;
 
 pub const FLUSH: &str = "recording_flush";
 pub const IDLE: &str = "recording_idle";
 
-/// Who the idle job's ends are on record as.
-const IDLE_TIMEOUT: &str = "recording idle timeout";
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 
@@ -121,83 +122,31 @@ pub async fn idle_once(state: &AppState, now: Timestamp) -> anyhow::Result<usize
         terminal::silent(&mut conn, cutoff, 100).await?
     };
     for (account, id) in silent {
-        let progress = state.recorders.close_cast(id).await;
-        let mut tx = state.store.begin().await?;
-        let recording = match terminal::end(
-            &mut tx,
-            account,
-            id,
-            progress.as_ref(),
-            EndReason::Idle,
-            now,
-        )
-        .await
-        {
-            Ok(recording) => recording,
-            // Ended meanwhile by its source or another instance.
-            Err(spog_store::StoreError::Conflict(_) | spog_store::StoreError::NotFound) => {
-                continue;
-            }
-            Err(other) => return Err(other.into()),
-        };
-        let entry = system_entry(
-            account,
-            IDLE_TIMEOUT,
-            "terminal_session.end",
-            "terminal_session",
-        )
-        .resource(
-            recording.session_id,
-            format!("{}@{}", recording.user_email, recording.hostname),
-        )
-        .in_organization(recording.organization_id)
-        .after(&recording)
-        .metadata(json!({"reason": "idle", "silent_for_seconds": timeout.as_secs()}));
-        spog_store::audit::record(&mut tx, entry).await?;
-        tx.commit().await?;
-        ended += 1;
+        ended += usize::from(end_idle::<TerminalRecording>(state, account, id, now).await?);
     }
     let silent = {
         let mut conn = state.store.conn().await?;
         desktop::silent(&mut conn, cutoff, 100).await?
     };
     for (account, id) in silent {
-        let progress = state.recorders.close_frames(id).await;
-        let mut tx = state.store.begin().await?;
-        let recording = match desktop::end(
-            &mut tx,
-            account,
-            id,
-            progress.as_ref(),
-            EndReason::Idle,
-            now,
-        )
-        .await
-        {
-            Ok(recording) => recording,
-            Err(spog_store::StoreError::Conflict(_) | spog_store::StoreError::NotFound) => {
-                continue;
-            }
-            Err(other) => return Err(other.into()),
-        };
-        let entry = system_entry(
-            account,
-            IDLE_TIMEOUT,
-            "desktop_recording.end",
-            "desktop_recording",
-        )
-        .resource(
-            recording.id,
-            format!("{}@{}", recording.user_email, recording.hostname),
-        )
-        .in_organization(recording.organization_id)
-        .after(&recording)
-        .metadata(json!({"reason": "idle", "silent_for_seconds": timeout.as_secs()}));
-        spog_store::audit::record(&mut tx, entry).await?;
-        tx.commit().await?;
-        ended += 1;
+        ended += usize::from(end_idle::<DesktopRecording>(state, account, id, now).await?);
     }
     Ok(ended)
+}
+
+/// Ends a silent recording; false if it ended meanwhile (by its source or another instance).
+async fn end_idle<R: Ends>(
+    state: &AppState,
+    account: Id<Account>,
+    id: Id<R>,
+    now: Timestamp,
+) -> anyhow::Result<bool> {
+    let idle_job = Actor::system(account, "recording idle timeout", Source::Scheduler);
+    match ending::end(state, &idle_job, id, None, EndReason::Idle, now).await {
+        Ok(_) => Ok(true),
+        Err(StoreError::Conflict(_) | StoreError::NotFound) => Ok(false),
+        Err(other) => Err(other.into()),
+    }
 }
 
 pub fn spawn_idle(state: &AppState, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {

@@ -471,6 +471,52 @@ async fn every_mutating_route_records_an_audit_entry() {
     }
 }
 
+/// The actions the OpenAPI document publishes (`AuditAction`), each with its resource type.
+fn published_catalogue() -> Vec<(String, String)> {
+    let (_, openapi) = spog_server::app::api();
+    let document = serde_json::to_value(&openapi).unwrap();
+    let schema = &document["components"]["schemas"]["AuditAction"];
+    let description = schema["description"].as_str().unwrap();
+    schema["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|action| {
+            let action = action.as_str().unwrap();
+            let row = format!("- `{action}` (");
+            let at = description.find(&row).expect("each action described") + row.len();
+            let resource_type = &description[at..at + description[at..].find(')').unwrap()];
+            (action.to_owned(), resource_type.to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_action_recorded_is_in_the_published_catalogue_with_its_resource_type() {
+    let catalogue = published_catalogue();
+    for server in servers().await {
+        let admin = server.admin().await;
+        for (method, _, path, body) in mutations(&server, &admin).await {
+            let body = (!body.is_null()).then_some(body);
+            admin.send(method, &path, body).await;
+        }
+        let recorded: Vec<(String, String)> =
+            sqlx::query_as("SELECT DISTINCT action, resource_type FROM audit_logs")
+                .fetch_all(&mut *server.state.store.conn().await.unwrap())
+                .await
+                .unwrap();
+        assert!(recorded.len() > 30, "{recorded:?}");
+        // Entries ingested from other components (`job.run`) name actions of their own.
+        for entry in recorded
+            .into_iter()
+            .filter(|(action, _)| spog_core::audit::is_server_action(action))
+        {
+            assert!(catalogue.contains(&entry), "{entry:?} is not published");
+        }
+        server.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn refused_mutations_and_failed_logins_are_recorded_as_failures() {
     for server in servers().await {

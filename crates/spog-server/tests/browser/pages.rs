@@ -1,6 +1,6 @@
-//! The Audit Logs and notification pages over plain HTTP: who may open them, the API's 422s
-//! shown on the page, statistics drawn, checkpoints downloadable as the verifier reads them,
-//! and nothing of another user or account.
+//! The Audit Logs and notification pages over plain HTTP: who may open them, the action filter's
+//! suggestions, the API's 422s shown on the page, statistics drawn, checkpoints downloadable as the
+//! verifier reads them, and nothing of another user or account.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -78,6 +78,28 @@ async fn audit_pages_need_audit_logs_view_and_say_so() {
             .await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         assert!(response.text().await.unwrap().contains("audit_logs.view"));
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_action_filter_suggests_the_services_actions() {
+    for server in servers().await {
+        let mut visitor = Visitor::new(&server);
+        visitor.log_in().await;
+        let (status, body) = page(&mut visitor, "/audit-logs").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("list=\"audit-actions\""), "{body}");
+        assert_eq!(
+            element_text(&body, "<option value=\"host.update\""),
+            "A host was changed."
+        );
+        let datalist = &body[body.find("<datalist id=\"audit-actions\">").unwrap()..];
+        let datalist = &datalist[..datalist.find("</datalist>").unwrap()];
+        assert_eq!(
+            datalist.matches("<option value=").count(),
+            spog_core::audit::Action::ALL.len()
+        );
         server.stop().await;
     }
 }
@@ -394,7 +416,8 @@ async fn no_one_sees_another_users_notifications_or_another_accounts_entries() {
             assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         }
         let (_, search) = page(&mut globex, "/audit-logs").await;
-        assert!(!search.contains("notification.send"));
+        // The action filter suggests `notification.send`; no row of results is one.
+        assert!(!search.contains("data-action=\"notification.send\""));
         let (status, _) = page(&mut root, &format!("/audit-logs/{entry}")).await;
         assert_eq!(status, StatusCode::OK);
         server.stop().await;

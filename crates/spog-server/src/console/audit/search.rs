@@ -8,7 +8,7 @@ use askama::Template;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse};
-use spog_core::audit::{ActorType, AuditEntry, Outcome};
+use spog_core::audit::{Action, ActorType, AuditEntry, Outcome};
 use spog_core::{FieldErrors, Permission, page};
 use spog_store::StoreError;
 use spog_store::audit;
@@ -93,6 +93,8 @@ struct SearchPage {
     values: HashMap<String, String>,
     errors: FieldErrors,
     actor_types: Vec<&'static str>,
+    /// The service's own actions, offered as the action filter's suggestions.
+    actions: &'static [Action],
     organizations: Vec<Choice>,
     /// `None` when the filters are invalid and nothing was searched.
     rows: Option<Vec<EntryRow>>,
@@ -207,6 +209,7 @@ pub async fn search_page(
         tab: "search",
         values,
         actor_types: ActorType::ALL.iter().map(|a| a.as_str()).collect(),
+        actions: Action::ALL,
         organizations,
         rows,
         paged: cursor.is_some(),

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 use spog_core::Timestamp;
-use spog_core::audit::write_entry_json;
+use spog_core::audit::{Action, write_entry_json};
 use spog_store::audit::{self, ChainBatch};
 use utoipa::IntoParams;
 
@@ -85,10 +85,11 @@ pub async fn export_audit_logs(
     };
     let slot = state.downloads.start(&auth)?;
     let mut tx = state.store.begin().await?;
-    let entry = auth
-        .entry("audit_log.export", "audit_log")
-        .metadata(json!({"format": params.format, "query": query.clone().unwrap_or_default()}));
-    audit::record(&mut tx, entry).await?;
+    tx.record(
+        auth.entry(Action::AuditLogExport)
+            .metadata(json!({"format": params.format, "query": query.clone().unwrap_or_default()})),
+    )
+    .await?;
     tx.commit().await?;
     audit::link_pending(&state.store, Timestamp::now()).await?;
 

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use spog_core::audit::{ActorType, AuditEntry, Outcome, Snapshot, namespace};
+use spog_core::audit::{self, ActorType, AuditEntry, Outcome, Snapshot};
 use spog_core::model::Organization;
 use spog_core::{BoundedList, FieldError, FieldErrors, Id, Timestamp, validate};
 use spog_store::identity::organizations;
@@ -95,12 +95,12 @@ fn optional_text(field: &str, text: Option<String>) -> Result<Option<String>, Fi
 /// An action of the component's own: dotted, and outside the service's namespaces.
 fn action(field: &str, text: &str) -> Result<String, FieldError> {
     let action = word(field, text, true)?;
-    if namespace::is_server_action(&action) {
+    if audit::is_server_action(&action) {
         return Err(FieldError::new(
             field,
             format!(
                 "`{}.*` is reserved to the service's own actions; name the component's (like job.run)",
-                namespace::namespace(&action)
+                audit::namespace(&action)
             ),
         ));
     }
@@ -179,7 +179,7 @@ fn to_entry(
     let before = errors.check(snapshot(&field("before"), input.before));
     let after = errors.check(snapshot(&field("after"), input.after));
     let metadata = errors.check(snapshot(&field("metadata"), input.metadata));
-    let mut entry = auth.ingested_entry(&action?, &resource_type?);
+    let mut entry = auth.actor().ingested(&action?, &resource_type?);
     entry.occurred_at = occurred_at?.unwrap_or(window.now);
     entry.resource_id = resource_id?;
     entry.resource_name = resource_name?;

@@ -3,11 +3,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
+use spog_core::audit::Action;
 use spog_core::page;
-use spog_store::audit::{
-    self,
-    checkpoints::{self, Checkpoint},
-};
+use spog_store::audit::checkpoints::{self, Checkpoint};
 use utoipa::IntoParams;
 
 use crate::auth::permissions::AuditLogsView;
@@ -31,13 +29,12 @@ pub async fn verify_integrity(
 pub(crate) async fn verify_and_record(state: &AppState, auth: &Auth) -> ApiResult<IntegrityReport> {
     let report = chain::verify(&state.store, &state.blocking, auth.account()).await?;
     let mut tx = state.store.begin().await?;
-    let entry = auth.entry("audit_log.verify", "audit_log").metadata(json!({
+    tx.record(auth.entry(Action::AuditLogVerify).metadata(json!({
         "valid": report.report.valid,
         "entries_checked": report.report.entries_checked,
         "head_seq": report.report.head_seq,
         "broken_links": report.report.broken_links.len() as u64 + report.report.broken_links_omitted,
-    }));
-    audit::record(&mut tx, entry).await?;
+    }))).await?;
     tx.commit().await?;
     Ok(report)
 }
@@ -74,7 +71,7 @@ pub async fn create_checkpoint(
 ) -> ApiResult<(StatusCode, Json<Checkpoint>)> {
     // Record the request first, so the checkpoint covers its own entry.
     let mut tx = state.store.begin().await?;
-    audit::record(&mut tx, auth.entry("audit_log.checkpoint", "audit_log")).await?;
+    tx.record(auth.entry(Action::AuditLogCheckpoint)).await?;
     tx.commit().await?;
     let checkpoint = chain::sign_checkpoint(&state.store, &state.keys, auth.account())
         .await?

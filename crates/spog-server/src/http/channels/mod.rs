@@ -9,15 +9,16 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use spog_core::audit::Action;
 use spog_core::channels::{
     self as rules, Channel, ChannelConfig, ChannelType, SecretChange, Secrets,
 };
 use spog_core::model::Organization;
 use spog_core::page::{self, Page};
 use spog_core::{FieldError, FieldErrors, Id, Timestamp, validate};
+use spog_store::StoreError;
 use spog_store::channels::{self as store, ChannelFields, StoredChannel};
 use spog_store::identity::organizations;
-use spog_store::{StoreError, audit};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -222,12 +223,11 @@ async fn create_channel(
         Timestamp::now(),
     )
     .await?;
-    let entry = auth
-        .entry("notification_channel.create", "notification_channel")
-        .resource(channel.id, &channel.name)
-        .in_organization(channel.organization_id)
-        .after(&channel);
-    audit::record(&mut tx, entry).await?;
+    tx.record(
+        auth.did(Action::NotificationChannelCreate, &channel)
+            .after(&channel),
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(channel)))
 }
@@ -289,14 +289,11 @@ async fn update_channel(
         &kept,
     )?;
     let channel = store::update(&mut tx, auth.account(), id, &fields, Timestamp::now()).await?;
-    let entry = auth
-        .entry("notification_channel.update", "notification_channel")
-        .resource(id, &channel.name)
-        .in_organization(channel.organization_id)
-        .before(&before.channel)
-        .after(&channel)
-        .metadata(json!({"secrets_changed": secrets_changed}));
-    audit::record(&mut tx, entry).await?;
+    tx.record(
+        auth.changed(Action::NotificationChannelUpdate, &before.channel, &channel)
+            .metadata(json!({"secrets_changed": secrets_changed})),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(channel))
 }
@@ -331,13 +328,12 @@ async fn delete_channel(
     let mut tx = state.store.begin().await?;
     let before = store::get(&mut tx, auth.account(), id).await?;
     let deliveries = store::delete(&mut tx, auth.account(), id).await?;
-    let entry = auth
-        .entry("notification_channel.delete", "notification_channel")
-        .resource(id, &before.name)
-        .in_organization(before.organization_id)
-        .before(&before)
-        .metadata(json!({"deliveries_deleted": deliveries}));
-    audit::record(&mut tx, entry).await?;
+    tx.record(
+        auth.did(Action::NotificationChannelDelete, &before)
+            .before(&before)
+            .metadata(json!({"deliveries_deleted": deliveries})),
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,9 +6,9 @@ use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
 use serde_json::json;
+use spog_core::audit::Action;
 use spog_core::channels::{Channel, Notice};
 use spog_core::{Id, Timestamp};
-use spog_store::audit;
 use spog_store::channels as store;
 use utoipa::ToSchema;
 
@@ -59,18 +59,17 @@ pub(super) async fn test_channel(
         error: report.error,
     };
     let mut tx = state.store.begin().await?;
-    let entry = auth
-        .entry("notification_channel.test", "notification_channel")
-        .resource(id, &stored.channel.name)
-        .in_organization(stored.channel.organization_id)
-        .metadata(json!({
-            "type": stored.channel.channel_type,
-            "success": result.success,
-            "status_code": result.status_code,
-            "error": result.error,
-            "duration_ms": result.duration_ms,
-        }));
-    audit::record(&mut tx, entry).await?;
+    tx.record(
+        auth.did(Action::NotificationChannelTest, &stored.channel)
+            .metadata(json!({
+                "type": stored.channel.channel_type,
+                "success": result.success,
+                "status_code": result.status_code,
+                "error": result.error,
+                "duration_ms": result.duration_ms,
+            })),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(result))
 }

@@ -9,11 +9,11 @@ use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
+use spog_core::audit::Action;
 use spog_core::model::{Host, User};
 use spog_core::page::{self, Page};
 use spog_core::recordings::{DesktopRecording, MAX_DESKTOP_SIZE, image_kind};
 use spog_core::{FieldError, FieldErrors, Id, Permission, Timestamp};
-use spog_store::audit;
 use spog_store::recordings::desktop;
 use spog_store::recordings::terminal::Filter;
 use spog_store::recordings::{EndReason, NewRecording};
@@ -31,7 +31,7 @@ use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::http::ws::admit;
 use crate::hub::POLICY_VIOLATION;
 use crate::hub::sockets::SocketLease;
-use crate::recordings::{FrameRecorder, RecordingError};
+use crate::recordings::{FrameRecorder, RecordingError, ending};
 use crate::state::AppState;
 
 pub const ELAPSED_HEADER: &str = "x-frame-elapsed-ms";
@@ -122,15 +122,11 @@ async fn start_recording(
     let opened = state.recorders.frames(&recording).await;
     let committed = async {
         opened?;
-        let entry = auth
-            .entry("desktop_recording.start", "desktop_recording")
-            .resource(
-                recording.id,
-                format!("{}@{}", recording.user_email, recording.hostname),
-            )
-            .in_organization(organization)
-            .after(&recording);
-        audit::record(&mut tx, entry).await?;
+        tx.record(
+            auth.did(Action::DesktopRecordingStart, &recording)
+                .after(&recording),
+        )
+        .await?;
         tx.commit().await?;
         Ok::<_, ApiError>(())
     }
@@ -342,24 +338,14 @@ async fn end_recording(
     AppPath(id): AppPath<Id<DesktopRecording>>,
 ) -> ApiResult<Json<DesktopRecording>> {
     let recording = active(&state, &auth, id).await?;
-    let progress = state.recorders.close_frames(recording.id).await;
-    let mut tx = state.store.begin().await?;
-    let ended = desktop::end(
-        &mut tx,
-        auth.account(),
+    let ended = ending::end(
+        &state,
+        &auth.actor(),
         recording.id,
-        progress.as_ref(),
+        Some(&recording),
         EndReason::Ended,
         Timestamp::now(),
     )
     .await?;
-    let entry = auth
-        .entry("desktop_recording.end", "desktop_recording")
-        .resource(ended.id, format!("{}@{}", ended.user_email, ended.hostname))
-        .in_organization(ended.organization_id)
-        .before(&recording)
-        .after(&ended);
-    audit::record(&mut tx, entry).await?;
-    tx.commit().await?;
     Ok(Json(located(&state, ended)))
 }

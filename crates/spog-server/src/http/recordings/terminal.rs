@@ -11,13 +11,13 @@ use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use spog_core::audit::Action;
 use spog_core::model::{Host, User};
 use spog_core::page::{self, Page};
 use spog_core::recordings::{
     MAX_TERMINAL_SIZE, RawEvent, TerminalRecording, TerminalSession, download_header,
 };
 use spog_core::{BoundedList, FieldErrors, Id, Permission, Timestamp, validate};
-use spog_store::audit;
 use spog_store::recordings::terminal::{self, Filter};
 use spog_store::recordings::{EndReason, NewRecording};
 use tracing::{Instrument, Span};
@@ -33,7 +33,7 @@ use crate::extract::{AppJson, AppPath, AppQuery, DataJson};
 use crate::http::ws::admit;
 use crate::hub::POLICY_VIOLATION;
 use crate::hub::sockets::SocketLease;
-use crate::recordings::{Appended, CastRecorder, RecordingError, cast, read};
+use crate::recordings::{Appended, CastRecorder, RecordingError, cast, ending, read};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -137,15 +137,10 @@ async fn start_session(
     let committed = async {
         opened?;
         let entry = auth
-            .entry("terminal_session.start", "terminal_session")
-            .resource(
-                session.id,
-                format!("{}@{}", session.user_email, session.hostname),
-            )
-            .in_organization(organization)
+            .did(Action::TerminalSessionStart, &recording)
             .after(&session)
             .metadata(serde_json::json!({"recording_id": recording.id}));
-        audit::record(&mut tx, entry).await?;
+        tx.record(entry).await?;
         tx.commit().await?;
         Ok::<_, ApiError>(())
     }
@@ -240,28 +235,15 @@ async fn end_session(
     AppPath(id): AppPath<Id<TerminalSession>>,
 ) -> ApiResult<Json<TerminalRecording>> {
     let recording = active(&state, &auth, id).await?;
-    let progress = state.recorders.close_cast(recording.id).await;
-    let mut tx = state.store.begin().await?;
-    let ended = terminal::end(
-        &mut tx,
-        auth.account(),
+    let ended = ending::end(
+        &state,
+        &auth.actor(),
         recording.id,
-        progress.as_ref(),
+        Some(&recording),
         EndReason::Ended,
         Timestamp::now(),
     )
     .await?;
-    let entry = auth
-        .entry("terminal_session.end", "terminal_session")
-        .resource(
-            ended.session_id,
-            format!("{}@{}", ended.user_email, ended.hostname),
-        )
-        .in_organization(ended.organization_id)
-        .before(&recording.session())
-        .after(&ended);
-    audit::record(&mut tx, entry).await?;
-    tx.commit().await?;
     Ok(Json(located(&state, ended)))
 }
 

@@ -11,15 +11,16 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Deserializer};
 use serde_json::json;
+use spog_core::audit::Action;
 use spog_core::events::{EventType, EventTypeInfo};
 use spog_core::model::Organization;
 use spog_core::page::{self, Page};
 use spog_core::redact::REDACTED;
 use spog_core::webhooks::{self as rules, Webhook};
 use spog_core::{BoundedMap, FieldError, FieldErrors, Id, Timestamp, UniqueList, validate};
+use spog_store::StoreError;
 use spog_store::identity::organizations;
 use spog_store::webhooks::{self as store, WebhookFields};
-use spog_store::{StoreError, audit};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -274,12 +275,8 @@ async fn create_webhook(
         Timestamp::now(),
     )
     .await?;
-    let entry = auth
-        .entry("webhook.create", "webhook")
-        .resource(webhook.id, &webhook.name)
-        .in_organization(webhook.organization_id)
-        .after(&webhook);
-    audit::record(&mut tx, entry).await?;
+    tx.record(auth.did(Action::WebhookCreate, &webhook).after(&webhook))
+        .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(webhook)))
 }
@@ -336,17 +333,14 @@ async fn update_webhook(
     };
     let fields = check(&state, id, proposed, kept_secret)?;
     let webhook = store::update(&mut tx, auth.account(), id, &fields, Timestamp::now()).await?;
-    let entry = auth
-        .entry("webhook.update", "webhook")
-        .resource(id, &webhook.name)
-        .in_organization(webhook.organization_id)
-        .before(&before)
-        .after(&webhook)
-        .metadata(json!({
-            "secret_changed": body.secret.is_some(),
-            "headers_changed": body.headers.is_some(),
-        }));
-    audit::record(&mut tx, entry).await?;
+    tx.record(
+        auth.changed(Action::WebhookUpdate, &before, &webhook)
+            .metadata(json!({
+                "secret_changed": body.secret.is_some(),
+                "headers_changed": body.headers.is_some(),
+            })),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(webhook))
 }
@@ -362,13 +356,12 @@ async fn delete_webhook(
     let mut tx = state.store.begin().await?;
     let before = store::get(&mut tx, auth.account(), id).await?;
     let deliveries = store::delete(&mut tx, auth.account(), id).await?;
-    let entry = auth
-        .entry("webhook.delete", "webhook")
-        .resource(id, &before.name)
-        .in_organization(before.organization_id)
-        .before(&before)
-        .metadata(json!({"deliveries_deleted": deliveries}));
-    audit::record(&mut tx, entry).await?;
+    tx.record(
+        auth.did(Action::WebhookDelete, &before)
+            .before(&before)
+            .metadata(json!({"deliveries_deleted": deliveries})),
+    )
+    .await?;
     tx.commit().await?;
     if deliveries > 0 {
         state.bus.touch(auth.account(), "deliveries");

@@ -6,9 +6,9 @@ use axum::extract::State;
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::json;
+use spog_core::audit::Action;
 use spog_core::webhooks::Webhook;
 use spog_core::{Id, Timestamp};
-use spog_store::audit;
 use spog_store::webhooks as store;
 use utoipa::ToSchema;
 
@@ -77,18 +77,14 @@ pub(super) async fn test_webhook(
         error: report.error,
     };
     let mut tx = state.store.begin().await?;
-    let entry = auth
-        .entry("webhook.test", "webhook")
-        .resource(id, &webhook.name)
-        .in_organization(webhook.organization_id)
-        .metadata(json!({
-            "url": webhook.url,
-            "success": result.success,
-            "status_code": result.status_code,
-            "error": result.error,
-            "duration_ms": result.duration_ms,
-        }));
-    audit::record(&mut tx, entry).await?;
+    tx.record(auth.did(Action::WebhookTest, &webhook).metadata(json!({
+        "url": webhook.url,
+        "success": result.success,
+        "status_code": result.status_code,
+        "error": result.error,
+        "duration_ms": result.duration_ms,
+    })))
+    .await?;
     tx.commit().await?;
     Ok(Json(result))
 }
