@@ -5,7 +5,6 @@ mod audit;
 mod foundation;
 mod harness;
 mod metrics;
-mod neighbour;
 mod process;
 mod realtime;
 mod recordings;

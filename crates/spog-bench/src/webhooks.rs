@@ -1,8 +1,8 @@
 //! Issue 4's targets: sustained delivery to a local receiver beside a bare HTTP client
 //! posting the same payloads to the same receiver; publish → first attempt latency at a fixed
 //! rate; a 100,000-delivery backlog to a receiver that is down (memory and the cost of
-//! one claim, beside the same claim on a small backlog); and issue 12's noisy neighbour
-//! (`neighbour`, in [`crate::neighbour`]).
+//! one claim, beside the same claim on a small backlog). Issue 12's noisy neighbour is
+//! replayed against a release server by `spog-bench abuse --only neighbour`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,10 +41,7 @@ pub struct Options {
     /// Deliveries in the backlog run.
     #[arg(long, default_value_t = 100_000)]
     backlog: u64,
-    /// Tenant A's deliveries pending to a black hole in the noisy-neighbour run.
-    #[arg(long, default_value_t = 5_000)]
-    neighbour_backlog: u64,
-    /// Run only this part: throughput, latency, backlog or neighbour.
+    /// Run only this part: throughput, latency or backlog.
     #[arg(long)]
     only: Option<String>,
 }
@@ -65,9 +62,6 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         }
         if run("backlog") {
             backlog(&options, postgres).await?;
-        }
-        if run("neighbour") {
-            crate::neighbour::noisy_neighbour(options.neighbour_backlog, postgres).await?;
         }
     }
     Ok(())
