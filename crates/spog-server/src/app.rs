@@ -117,6 +117,7 @@ pub async fn launch(
     workers.push(tokio::spawn(async move {
         stopping.cancelled().await;
         stopped.bus.hub.close_all();
+        stopped.bus.agents.close_all();
         // What recorders hold reaches the disk; their streams close.
         stopped.recorders.close_all().await;
     }));
@@ -181,6 +182,7 @@ pub fn router(state: AppState) -> Router {
     let openapi_json = serde_json::to_string(&openapi).expect("the OpenAPI document serialises");
     let api = api
         .merge(http::ws::router())
+        .merge(crate::agents::socket::router())
         .route(
             "/openapi.json",
             axum::routing::get(move || async move {

@@ -1,17 +1,17 @@
 use std::marker::PhantomData;
 use std::ops::Deref;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::Method;
 use axum::http::request::Parts;
 use serde_json::json;
 use spog_core::audit::AuditEntry;
-use spog_core::model::Account;
+use spog_core::model::{Account, Host};
 use spog_core::{Id, Permission};
 use spog_store::identity::hosts::HostScope;
 
 use super::csrf;
-use super::principal::{Credential, Principal, RequestInfo, authenticate};
+use super::principal::{Credential, Principal, RequestInfo, agent_refused, authenticate_any};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -29,6 +29,15 @@ impl Auth {
 
     pub fn has(&self, permission: Permission) -> bool {
         self.principal.permissions.contains(permission)
+    }
+
+    /// Refuses (404, as for a host of another account) an agent credential acting for a host
+    /// other than its own; other callers pass.
+    pub fn acts_for(&self, host: Id<Host>) -> Result<(), ApiError> {
+        match self.principal.agent_host() {
+            Some(own) if own != host => Err(ApiError::NotFound),
+            _ => Ok(()),
+        }
     }
 
     /// Which hosts (and so which sessions and recordings) the caller may see: all of the
@@ -78,7 +87,10 @@ impl FromRequestParts<AppState> for Auth {
         if let Some(auth) = parts.extensions.get::<Auth>() {
             return Ok(auth.clone());
         }
-        let principal = authenticate(state, &parts.headers).await?;
+        let principal = authenticate_any(state, &parts.headers).await?;
+        if principal.agent_host().is_some() && !agent_may_call(parts) {
+            return Err(agent_refused());
+        }
         if let Credential::Session { id, cookie: true } = &principal.credential {
             csrf::check(&state.keys, &id.to_string(), &parts.method, &parts.headers)?;
         }
@@ -89,6 +101,24 @@ impl FromRequestParts<AppState> for Auth {
         parts.extensions.insert(auth.clone());
         Ok(auth)
     }
+}
+
+/// The endpoints an agent credential may call besides its socket (SPEC 12.1), as routes
+/// under `/api/v1`; each checks that the host it acts for is the agent's own.
+const AGENT_ROUTES: &[(Method, &str)] = &[
+    (Method::POST, "/api/v1/hosts/{id}/heartbeat"),
+    (Method::POST, "/api/v1/metrics"),
+    (Method::POST, "/api/v1/terminal/sessions"),
+    (Method::POST, "/api/v1/desktop/recordings"),
+];
+
+fn agent_may_call(parts: &Parts) -> bool {
+    let Some(route) = parts.extensions.get::<MatchedPath>() else {
+        return false;
+    };
+    AGENT_ROUTES
+        .iter()
+        .any(|(method, path)| parts.method == method && route.as_str() == *path)
 }
 
 /// A permission a handler requires, named by a marker type in [`permissions`].

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use spog_core::model::{Host, HostAccess, Organization, User};
 use spog_core::page::{self, Page};
 use spog_core::{FieldErrors, Id, Timestamp, validate};
+use spog_store::agents::credentials;
 use spog_store::audit;
 use spog_store::identity::hosts::{self, HostScope};
 use spog_store::identity::{organizations, users};
@@ -19,6 +20,8 @@ use crate::auth::permissions::HostsManage;
 use crate::auth::{Auth, Require};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath, AppQuery};
+use crate::hub::bus::CredentialChange;
+use crate::hub::sockets::Revocation;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -181,6 +184,11 @@ async fn delete_host(
 ) -> ApiResult<StatusCode> {
     let mut tx = state.store.begin().await?;
     let before = hosts::get(&mut tx, auth.account(), id).await?;
+    // The host's agent goes with it: its credential is refused and its socket closed.
+    let agent = match credentials::revoke(&mut tx, auth.account(), id, Timestamp::now()).await {
+        Err(StoreError::NotFound) => None,
+        revoked => revoked?,
+    };
     hosts::delete(&mut tx, auth.account(), id).await?;
     let entry = auth
         .entry("host.delete", "host")
@@ -189,6 +197,15 @@ async fn delete_host(
         .before(&before);
     audit::record(&mut tx, entry).await?;
     tx.commit().await?;
+    if let Some(credential) = agent {
+        state
+            .bus
+            .credentials_changed(
+                auth.account(),
+                CredentialChange::Revoked(Revocation::Agent { id: credential }),
+            )
+            .await;
+    }
     state.bus.touch(auth.account(), "hosts");
     Ok(StatusCode::NO_CONTENT)
 }
