@@ -498,3 +498,40 @@ async fn a_connected_agent_keeps_its_host_online_and_its_silence_takes_it_offlin
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn on_postgres_an_agent_is_replaced_and_revoked_on_whichever_instance_holds_it() {
+    let Ok(admin_url) = std::env::var(spog_store::testing::POSTGRES_ENV) else {
+        eprintln!("skipped: SPOG_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let database = std::sync::Arc::new(spog_store::testing::postgres(&admin_url).await);
+    let config = || spog_server::testing::test_config(&database, crate::temp_dir());
+    let one = TestServer::start_with(database.clone(), config()).await;
+    let two = TestServer::start_with(database.clone(), config()).await;
+    let admin_one = one.admin().await;
+    let (host, agent) = enrolled(&one, &admin_one, "web-1").await;
+    let on_one = agent.clone();
+    let mut on_two = agent.clone();
+    on_two.base = two.base.clone();
+    let mut first = connected(&on_one).await;
+    let mut second = connected(&on_two).await;
+    assert_eq!(
+        closed(&mut first).await.0,
+        4409,
+        "replaced from the other instance"
+    );
+    let (_, shown) = admin_one.get(&format!("/hosts/{host}/agent")).await;
+    assert_eq!(shown["instance_id"], two.state.instance_id.as_str());
+    let started = Instant::now();
+    let (status, _) = admin_one.delete(&format!("/hosts/{host}/agent")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(closed(&mut second).await.0, 4401);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    one.stop().await;
+    two.stop().await;
+}
