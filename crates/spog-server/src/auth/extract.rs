@@ -1,7 +1,7 @@
 use std::marker::PhantomData;
 use std::ops::Deref;
 
-use axum::extract::{FromRequestParts, MatchedPath};
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams};
 use axum::http::Method;
 use axum::http::request::Parts;
 use serde_json::json;
@@ -9,6 +9,7 @@ use spog_core::audit::AuditEntry;
 use spog_core::model::{Account, Host};
 use spog_core::{Id, Permission};
 use spog_store::identity::hosts::HostScope;
+use spog_store::recordings::{desktop, terminal};
 
 use super::csrf;
 use super::principal::{Credential, Principal, RequestInfo, agent_refused, authenticate_any};
@@ -88,9 +89,7 @@ impl FromRequestParts<AppState> for Auth {
             return Ok(auth.clone());
         }
         let principal = authenticate_any(state, &parts.headers).await?;
-        if principal.agent_host().is_some() && !agent_may_call(parts) {
-            return Err(agent_refused());
-        }
+        agent_may_call(parts, state, &principal).await?;
         if let Credential::Session { id, cookie: true } = &principal.credential {
             csrf::check(&state.keys, &id.to_string(), &parts.method, &parts.headers)?;
         }
@@ -103,22 +102,116 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
+/// What an endpoint an agent credential may call acts on.
+#[derive(Clone, Copy)]
+enum AgentTarget {
+    /// A host the handler checks with [`Auth::acts_for`].
+    Host,
+    /// The terminal session named by the path's `{id}`.
+    Session,
+    /// The desktop recording named by the path's `{id}`.
+    Desktop,
+}
+
 /// The endpoints an agent credential may call besides its socket (SPEC 12.1), as routes
-/// under `/api/v1`; each checks that the host it acts for is the agent's own.
-const AGENT_ROUTES: &[(Method, &str)] = &[
-    (Method::POST, "/api/v1/hosts/{id}/heartbeat"),
-    (Method::POST, "/api/v1/metrics"),
-    (Method::POST, "/api/v1/terminal/sessions"),
-    (Method::POST, "/api/v1/desktop/recordings"),
+/// under `/api/v1`: heartbeats, metrics and recordings of its own host.
+const AGENT_ROUTES: &[(Method, &str, AgentTarget)] = &[
+    (
+        Method::POST,
+        "/api/v1/hosts/{id}/heartbeat",
+        AgentTarget::Host,
+    ),
+    (Method::POST, "/api/v1/metrics", AgentTarget::Host),
+    (Method::POST, "/api/v1/terminal/sessions", AgentTarget::Host),
+    (
+        Method::POST,
+        "/api/v1/terminal/sessions/{id}/events",
+        AgentTarget::Session,
+    ),
+    (
+        Method::POST,
+        "/api/v1/terminal/sessions/{id}/end",
+        AgentTarget::Session,
+    ),
+    (
+        Method::GET,
+        "/api/v1/terminal/sessions/{id}/stream",
+        AgentTarget::Session,
+    ),
+    (
+        Method::POST,
+        "/api/v1/desktop/recordings",
+        AgentTarget::Host,
+    ),
+    (
+        Method::POST,
+        "/api/v1/desktop/recordings/{id}/frames",
+        AgentTarget::Desktop,
+    ),
+    (
+        Method::GET,
+        "/api/v1/desktop/recordings/{id}/frames/stream",
+        AgentTarget::Desktop,
+    ),
+    (
+        Method::POST,
+        "/api/v1/desktop/recordings/{id}/end",
+        AgentTarget::Desktop,
+    ),
 ];
 
-fn agent_may_call(parts: &Parts) -> bool {
-    let Some(route) = parts.extensions.get::<MatchedPath>() else {
-        return false;
+/// Lets an agent credential through to the endpoints it may call, for its own host only:
+/// another host's recording is 404, any other endpoint 403.
+async fn agent_may_call(
+    parts: &mut Parts,
+    state: &AppState,
+    principal: &Principal,
+) -> Result<(), ApiError> {
+    let Some(own) = principal.agent_host() else {
+        return Ok(());
     };
-    AGENT_ROUTES
+    let route = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(|r| r.as_str().to_owned());
+    let Some((_, _, target)) = AGENT_ROUTES
         .iter()
-        .any(|(method, path)| parts.method == method && route.as_str() == *path)
+        .find(|(method, path, _)| parts.method == method && route.as_deref() == Some(*path))
+    else {
+        return Err(agent_refused());
+    };
+    let target = *target;
+    if matches!(target, AgentTarget::Host) {
+        return Ok(());
+    }
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|_| ApiError::NotFound)?;
+    let id = params
+        .iter()
+        .find(|(name, _)| *name == "id")
+        .map(|(_, value)| value.to_owned())
+        .ok_or(ApiError::NotFound)?;
+    let mut conn = state.store.conn().await?;
+    let host = match target {
+        AgentTarget::Session => {
+            let session = id.parse().map_err(|_| ApiError::NotFound)?;
+            terminal::by_session(&mut conn, principal.account, session, &HostScope::All)
+                .await?
+                .host_id
+        }
+        AgentTarget::Desktop => {
+            let recording = id.parse().map_err(|_| ApiError::NotFound)?;
+            desktop::get(&mut conn, principal.account, recording, &HostScope::All)
+                .await?
+                .host_id
+        }
+        AgentTarget::Host => own,
+    };
+    if host != own {
+        return Err(ApiError::NotFound);
+    }
+    Ok(())
 }
 
 /// A permission a handler requires, named by a marker type in [`permissions`].

@@ -292,6 +292,41 @@ async fn an_agent_credential_reports_for_its_own_host_only() {
 }
 
 #[tokio::test]
+async fn an_agent_credential_starts_and_ends_recordings_of_its_own_host_only() {
+    for server in servers().await {
+        let admin = server.admin().await;
+        let (host, agent) = enrolled(&server, &admin, "web-1").await;
+        let (other, _) = enrolled(&server, &admin, "web-2").await;
+        let (_, me) = admin.get("/auth/me").await;
+        let session = |host: &str| json!({"host_id": host, "user_id": me["user_id"], "shell": "sh", "width": 80, "height": 24});
+        let (status, own) = agent.post("/terminal/sessions", session(&host)).await;
+        assert_eq!(status, StatusCode::CREATED, "{own}");
+        assert_eq!(
+            agent.post("/terminal/sessions", session(&other)).await.0,
+            StatusCode::NOT_FOUND
+        );
+        let (_, theirs) = admin.post("/terminal/sessions", session(&other)).await;
+        let theirs = theirs["id"].as_str().unwrap();
+        let (status, _) = agent
+            .post(&format!("/terminal/sessions/{theirs}/end"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let own = own["id"].as_str().unwrap();
+        let (status, ended) = agent
+            .post(&format!("/terminal/sessions/{own}/end"), json!({}))
+            .await;
+        assert!(status.is_success(), "{status} {ended}");
+        let (status, _) = agent.get(&format!("/terminal/sessions/{own}")).await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "reading recordings is not an agent's"
+        );
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
 async fn enrollment_past_ten_attempts_a_minute_from_one_address_is_429() {
     for server in servers().await {
         let mut statuses = Vec::new();
