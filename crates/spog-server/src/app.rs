@@ -182,7 +182,6 @@ pub fn router(state: AppState) -> Router {
     let openapi_json = serde_json::to_string(&openapi).expect("the OpenAPI document serialises");
     let api = api
         .merge(http::ws::router())
-        .merge(crate::agents::socket::router())
         .route(
             "/openapi.json",
             axum::routing::get(move || async move {

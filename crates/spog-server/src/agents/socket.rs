@@ -37,10 +37,6 @@ use crate::state::AppState;
 const BUFFER: usize = 16 * 1024;
 const INTERNAL_ERROR: u16 = 1011;
 
-pub fn router() -> axum::Router<AppState> {
-    axum::Router::new().route("/agent/connect", axum::routing::get(connect))
-}
-
 /// Who is connecting: what the upgrade checked.
 struct Agent {
     auth: Auth,
@@ -49,7 +45,15 @@ struct Agent {
     protocol: &'static str,
 }
 
-async fn connect(
+/// The agent's WebSocket (SPEC 12.3), with `Authorization: Bearer spog_agent_…` and the
+/// subprotocols it speaks in `Sec-WebSocket-Protocol`, newest first.
+#[utoipa::path(get, path = "/agent/connect", tag = "agents",
+    responses((status = 101, description = "switching to the agent protocol"),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody),
+        (status = 426, description = "`unsupported_protocol`, `details.supported` lists the versions",
+            body = crate::error::ErrorBody)))]
+pub async fn connect(
     State(state): State<AppState>,
     parts: Parts,
     upgrade: WebSocketUpgrade,

@@ -12,7 +12,7 @@ use spog_store::identity::hosts;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::agents::enroll;
+use crate::agents::{enroll, socket};
 use crate::auth::permissions::HostsManage;
 use crate::auth::{Auth, Require};
 use crate::error::ApiResult;
@@ -25,6 +25,7 @@ use crate::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(enroll::enroll))
+        .routes(routes!(socket::connect))
         .routes(routes!(get_agent, revoke_agent))
 }
 
