@@ -570,3 +570,38 @@ async fn on_postgres_an_agent_is_replaced_and_revoked_on_whichever_instance_hold
     one.stop().await;
     two.stop().await;
 }
+
+#[tokio::test]
+async fn an_agent_that_sends_no_hello_within_ten_seconds_or_malformed_json_is_closed_1008() {
+    for server in servers().await {
+        let admin = server.admin().await;
+        let (_, agent) = enrolled(&server, &admin, "web-1").await;
+        let mut mute = upgrade(&agent, "spog-agent.v1").await.unwrap();
+        let mut garbled = connected(&agent).await;
+        garbled
+            .send(Message::Text("{not json".into()))
+            .await
+            .unwrap();
+        assert_eq!(closed(&mut garbled).await.0, 1008);
+        let started = Instant::now();
+        let frame = tokio::time::timeout(Duration::from_secs(15), async {
+            loop {
+                match mute.next().await {
+                    Some(Ok(Message::Close(frame))) => return frame,
+                    Some(Ok(_)) => continue,
+                    other => panic!("{other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("closed within fifteen seconds")
+        .expect("a close frame");
+        assert_eq!(u16::from(frame.code), 1008, "{}", frame.reason);
+        assert!(
+            started.elapsed() >= Duration::from_secs(8),
+            "{:?}",
+            started.elapsed()
+        );
+        server.stop().await;
+    }
+}
