@@ -19,6 +19,7 @@ pub enum EventType {
     JobFailed,
     HostOnline,
     HostOffline,
+    HostEnrolled,
     DeploymentStarted,
     DeploymentCompleted,
     DeploymentFailed,
@@ -28,7 +29,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 14] = [
         EventType::AlertFired,
         EventType::AlertResolved,
         EventType::AlertAcknowledged,
@@ -36,6 +37,7 @@ impl EventType {
         EventType::JobFailed,
         EventType::HostOnline,
         EventType::HostOffline,
+        EventType::HostEnrolled,
         EventType::DeploymentStarted,
         EventType::DeploymentCompleted,
         EventType::DeploymentFailed,
@@ -53,6 +55,7 @@ impl EventType {
             EventType::JobFailed => "job.failed",
             EventType::HostOnline => "host.online",
             EventType::HostOffline => "host.offline",
+            EventType::HostEnrolled => "host.enrolled",
             EventType::DeploymentStarted => "deployment.started",
             EventType::DeploymentCompleted => "deployment.completed",
             EventType::DeploymentFailed => "deployment.failed",
@@ -71,6 +74,7 @@ impl EventType {
             EventType::JobFailed => "Job execution failed.",
             EventType::HostOnline => "Host came online (agent heartbeat resumed).",
             EventType::HostOffline => "Host went offline (heartbeat missed).",
+            EventType::HostEnrolled => "A host's agent enrolled (new host or claimed).",
             EventType::DeploymentStarted => "Deployment initiated.",
             EventType::DeploymentCompleted => "Deployment finished successfully.",
             EventType::DeploymentFailed => "Deployment failed.",
@@ -221,7 +225,7 @@ mod tests {
 
     #[test]
     fn there_are_thirteen_event_types_that_round_trip() {
-        assert_eq!(EventType::ALL.len(), 13);
+        assert_eq!(EventType::ALL.len(), 14);
         for event_type in EventType::ALL {
             assert_eq!(EventType::from_name(event_type.as_str()), Some(event_type));
             assert!(event_type.description().ends_with('.'));

@@ -92,3 +92,48 @@ pub async fn create_token(
     tx.commit().await?;
     Ok(secret.token)
 }
+
+/// Creates an enrollment token (SPEC 12.1) that expires after `expires`; returns its secret,
+/// which is shown only this once.
+pub async fn create_enrollment_token(
+    store: &Store,
+    account: &str,
+    organization: Option<&str>,
+    expires: std::time::Duration,
+    host: Option<&str>,
+) -> anyhow::Result<String> {
+    let organization = organization
+        .map(|o| {
+            o.parse()
+                .map_err(|_| anyhow::anyhow!("--organization is not an id"))
+        })
+        .transpose()?;
+    let host = host
+        .map(|h| {
+            h.parse()
+                .map_err(|_| anyhow::anyhow!("--host is not an id"))
+        })
+        .transpose()?;
+    let now = Timestamp::now();
+    let mut tx = store.begin().await?;
+    let account = accounts::by_name(&mut tx, account)
+        .await
+        .map_err(|_| anyhow::anyhow!("no account named `{account}`"))?;
+    let request = crate::agents::tokens::TokenRequest {
+        organization,
+        description: Some("created with spog admin enrollment-token create".to_owned()),
+        expires_at: Some(now.plus(expires)),
+        host,
+    };
+    let (token, secret) = crate::agents::tokens::create(&mut tx, account.id, request, None, now)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    tx.record(
+        cli(&account)
+            .did(Action::EnrollmentTokenCreate, &token)
+            .after(&token),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(secret)
+}

@@ -117,6 +117,7 @@ pub async fn launch(
     workers.push(tokio::spawn(async move {
         stopping.cancelled().await;
         stopped.bus.hub.close_all();
+        stopped.bus.agents.close_all();
         // What recorders hold reaches the disk; their streams close.
         stopped.recorders.close_all().await;
     }));

@@ -25,6 +25,13 @@ pub enum ApiError {
     /// A cap on what one caller or account may hold at once (429, with what to do).
     LimitReached(String),
     Unavailable(String),
+    /// An answer with a code of its own (`invalid_enrollment_token`, `unsupported_protocol`).
+    Coded {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        details: Option<Map<String, Value>>,
+    },
     Internal(anyhow::Error),
 }
 
@@ -57,6 +64,7 @@ impl ApiError {
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::LimitReached(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Coded { status, .. } => *status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -73,6 +81,7 @@ impl ApiError {
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::LimitReached(_) => "limit_reached",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Coded { code, .. } => code,
             ApiError::Internal(_) => "internal",
         }
     }
@@ -92,7 +101,8 @@ impl ApiError {
             | ApiError::Forbidden(m)
             | ApiError::Conflict(m)
             | ApiError::LimitReached(m)
-            | ApiError::Unavailable(m) => m.clone(),
+            | ApiError::Unavailable(m)
+            | ApiError::Coded { message: m, .. } => m.clone(),
             ApiError::NotFound => "not found".to_owned(),
             ApiError::PayloadTooLarge => "the request body is too large".to_owned(),
             ApiError::Validation(errors) => {
@@ -113,6 +123,7 @@ impl ApiError {
                     Value::Object(fields),
                 )]))
             }
+            ApiError::Coded { details, .. } => details.clone(),
             _ => None,
         };
         ErrorBody {

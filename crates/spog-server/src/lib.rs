@@ -1,6 +1,7 @@
 //! The spog server: HTTP API, console, WebSocket hub and background workers.
 
 pub mod admin;
+pub mod agents;
 pub mod alerting;
 pub mod app;
 pub mod auth;

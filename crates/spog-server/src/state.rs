@@ -5,6 +5,7 @@ use spog_core::Timestamp;
 use spog_store::Store;
 use spog_store::audit::GroupCommit;
 
+use crate::agents::enroll::EnrollLimiter;
 use crate::auth::AuthCache;
 use crate::auth::password::Hashing;
 use crate::auth::throttle::LoginThrottle;
@@ -49,6 +50,8 @@ pub struct App {
     pub downloads: Downloads,
     /// Password hashing, bounded to the cores.
     pub hashing: Hashing,
+    /// Enrollment attempts per client address (SPEC 12.1).
+    pub agent_enroll_limiter: EnrollLimiter,
 }
 
 impl AppState {
@@ -84,6 +87,7 @@ impl AppState {
             blocking,
             downloads,
             hashing: Hashing::default(),
+            agent_enroll_limiter: EnrollLimiter::default(),
         })))
     }
 }

@@ -61,6 +61,16 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding port 0");
+        Self::start_on(database, config, listener).await
+    }
+
+    /// Another server on the same database, serving on `listener` (the address of a server
+    /// that stopped, for clients that come back to it).
+    pub async fn start_on(
+        database: std::sync::Arc<TestDatabase>,
+        config: Config,
+        listener: tokio::net::TcpListener,
+    ) -> Self {
         let shutdown = CancellationToken::new();
         let data_dir = config.data_dir.clone();
         let running = crate::launch(config, listener, shutdown.clone())

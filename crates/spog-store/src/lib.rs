@@ -3,6 +3,7 @@
 //! integer microseconds, integer flags, JSON as text) so queries are written once; the few
 //! dialect differences stay in [`Backend`].
 
+pub mod agents;
 pub mod alerting;
 pub mod audit;
 pub mod channels;

@@ -63,6 +63,30 @@ pub enum AdminCommand {
         #[arg(long)]
         role: String,
     },
+    /// Enrollment tokens for host agents.
+    EnrollmentToken {
+        #[command(subcommand)]
+        command: EnrollmentTokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum EnrollmentTokenCommand {
+    /// Create a one-time enrollment token; prints it once.
+    Create {
+        /// Account name.
+        #[arg(long)]
+        account: String,
+        /// Organization id (default: the account's first organization, or the host's).
+        #[arg(long)]
+        organization: Option<String>,
+        /// How long the token stays usable, e.g. 1h, 30m, 7d (at most 7 days).
+        #[arg(long, default_value = "1h")]
+        expires: String,
+        /// An existing host the enrolling agent claims.
+        #[arg(long)]
+        host: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]

@@ -8,7 +8,7 @@ use spog_server::{Config, admin, bootstrap};
 use spog_store::{Store, StoreOptions};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{AdminCommand, AuditCommand, Cli, Command, TokenCommand};
+use crate::cli::{AdminCommand, AuditCommand, Cli, Command, EnrollmentTokenCommand, TokenCommand};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // Offline verification needs neither configuration nor database.
@@ -145,6 +145,27 @@ async fn admin_command(config: &Config, command: AdminCommand) -> anyhow::Result
         } => {
             let user = admin::create_user(&store, &account, &email, &password, &role).await?;
             println!("{}", user.id);
+        }
+        AdminCommand::EnrollmentToken {
+            command:
+                EnrollmentTokenCommand::Create {
+                    account,
+                    organization,
+                    expires,
+                    host,
+                },
+        } => {
+            let expires = spog_server::config::parse_duration(&expires)
+                .map_err(|e| anyhow::anyhow!("--expires: {e}"))?;
+            let token = admin::create_enrollment_token(
+                &store,
+                &account,
+                organization.as_deref(),
+                expires,
+                host.as_deref(),
+            )
+            .await?;
+            println!("{token}");
         }
     }
     Ok(())

@@ -77,6 +77,16 @@ catalogue! {
         "desktop_recording",
         "A desktop recording started.",
     ),
+    EnrollmentTokenCreate => (
+        "enrollment_token.create",
+        "enrollment_token",
+        "A one-time enrollment token for a host agent was created (shown once).",
+    ),
+    EnrollmentTokenRevoke => (
+        "enrollment_token.revoke",
+        "enrollment_token",
+        "An unused enrollment token was revoked.",
+    ),
     EventPublish => ("event.publish", "event", "A platform event was published."),
     HostAccessGrant => (
         "host.access_grant",
@@ -88,14 +98,24 @@ catalogue! {
         "host",
         "A user's access to a host's sessions and recordings was revoked.",
     ),
+    HostAgentRevoke => (
+        "host.agent_revoke",
+        "host",
+        "A host's agent credential was revoked and its connection closed.",
+    ),
     HostCreate => ("host.create", "host", "A host was registered."),
     HostDelete => ("host.delete", "host", "A host was deleted."),
+    HostEnroll => (
+        "host.enroll",
+        "host",
+        "A host agent enrolled with a token, creating or claiming its host.",
+    ),
     HostOffline => (
         "host.offline",
         "host",
         "A host's heartbeat stopped and it was marked offline.",
     ),
-    HostOnline => ("host.online", "host", "A heartbeat brought a host online."),
+    HostOnline => ("host.online", "host", "A heartbeat or its agent's connection brought a host online."),
     HostUpdate => ("host.update", "host", "A host was changed."),
     NotificationSend => ("notification.send", "notification", "An in-app notification was sent."),
     NotificationChannelCreate => (
@@ -169,7 +189,6 @@ catalogue! {
 pub const RESERVED_NAMESPACES: &[&str] = &[
     "audit_stream",
     "auth_settings",
-    "enrollment_token",
     "identity_provider",
     "maintenance_window",
     "silence",

@@ -142,6 +142,10 @@ mod tests {
             last_heartbeat_at: None,
             created_at: Timestamp::now(),
             updated_at: Timestamp::now(),
+            facts: None,
+            agent_connected: false,
+            agent_version: None,
+            enrolled_at: None,
         }
     }
 

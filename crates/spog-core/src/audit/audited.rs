@@ -3,7 +3,7 @@
 use crate::Id;
 use crate::alerts::{Alert, AlertRule};
 use crate::channels::Channel;
-use crate::model::{Account, ApiToken, Host, Organization, Role, User};
+use crate::model::{Account, ApiToken, EnrollmentToken, Host, Organization, Role, User};
 use crate::notification::Notification;
 use crate::recordings::{DesktopRecording, TerminalRecording};
 use crate::webhooks::Webhook;
@@ -50,6 +50,10 @@ audited! {
     Role => "role", |r| r.name.clone();
     ApiToken => "api_token", |t| t.name.clone();
     Host => "host", |h| h.hostname.clone(), in organization_id;
+    // A token has no name; its description, if any, says what it was for.
+    EnrollmentToken => "enrollment_token",
+        |t| t.description.clone().unwrap_or_else(|| "enrollment token".to_owned()),
+        in organization_id;
     Webhook => "webhook", |w| w.name.clone(), in organization_id;
     Channel => "notification_channel", |c| c.name.clone(), in organization_id;
     AlertRule => "alert_rule", |r| r.name.clone(), in organization_id;

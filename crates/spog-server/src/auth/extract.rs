@@ -1,18 +1,19 @@
 use std::marker::PhantomData;
 use std::ops::Deref;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams};
 use axum::http::Method;
 use axum::http::request::Parts;
 use serde::Serialize;
 use serde_json::json;
 use spog_core::audit::{Action, Actor, AuditEntry, Audited};
-use spog_core::model::Account;
+use spog_core::model::{Account, Host};
 use spog_core::{Id, Permission};
 use spog_store::identity::hosts::HostScope;
+use spog_store::recordings::{desktop, terminal};
 
 use super::csrf;
-use super::principal::{Credential, Principal, RequestInfo, authenticate};
+use super::principal::{Credential, Principal, RequestInfo, agent_refused, authenticate_any};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -30,6 +31,15 @@ impl Auth {
 
     pub fn has(&self, permission: Permission) -> bool {
         self.principal.permissions.contains(permission)
+    }
+
+    /// Refuses (404, as for a host of another account) an agent credential acting for a host
+    /// other than its own; other callers pass.
+    pub fn acts_for(&self, host: Id<Host>) -> Result<(), ApiError> {
+        match self.principal.agent_host() {
+            Some(own) if own != host => Err(ApiError::NotFound),
+            _ => Ok(()),
+        }
     }
 
     /// Which hosts (and so which sessions and recordings) the caller may see: all of the
@@ -90,7 +100,8 @@ impl FromRequestParts<AppState> for Auth {
         if let Some(auth) = parts.extensions.get::<Auth>() {
             return Ok(auth.clone());
         }
-        let principal = authenticate(state, &parts.headers).await?;
+        let principal = authenticate_any(state, &parts.headers).await?;
+        agent_may_call(parts, state, &principal).await?;
         if let Credential::Session { id, cookie: true } = &principal.credential {
             csrf::check(&state.keys, &id.to_string(), &parts.method, &parts.headers)?;
         }
@@ -101,6 +112,118 @@ impl FromRequestParts<AppState> for Auth {
         parts.extensions.insert(auth.clone());
         Ok(auth)
     }
+}
+
+/// What an endpoint an agent credential may call acts on.
+#[derive(Clone, Copy)]
+enum AgentTarget {
+    /// A host the handler checks with [`Auth::acts_for`].
+    Host,
+    /// The terminal session named by the path's `{id}`.
+    Session,
+    /// The desktop recording named by the path's `{id}`.
+    Desktop,
+}
+
+/// The endpoints an agent credential may call besides its socket (SPEC 12.1), as routes
+/// under `/api/v1`: heartbeats, metrics and recordings of its own host.
+const AGENT_ROUTES: &[(Method, &str, AgentTarget)] = &[
+    (
+        Method::POST,
+        "/api/v1/hosts/{id}/heartbeat",
+        AgentTarget::Host,
+    ),
+    (Method::POST, "/api/v1/metrics", AgentTarget::Host),
+    (Method::POST, "/api/v1/terminal/sessions", AgentTarget::Host),
+    (
+        Method::POST,
+        "/api/v1/terminal/sessions/{id}/events",
+        AgentTarget::Session,
+    ),
+    (
+        Method::POST,
+        "/api/v1/terminal/sessions/{id}/end",
+        AgentTarget::Session,
+    ),
+    (
+        Method::GET,
+        "/api/v1/terminal/sessions/{id}/stream",
+        AgentTarget::Session,
+    ),
+    (
+        Method::POST,
+        "/api/v1/desktop/recordings",
+        AgentTarget::Host,
+    ),
+    (
+        Method::POST,
+        "/api/v1/desktop/recordings/{id}/frames",
+        AgentTarget::Desktop,
+    ),
+    (
+        Method::GET,
+        "/api/v1/desktop/recordings/{id}/frames/stream",
+        AgentTarget::Desktop,
+    ),
+    (
+        Method::POST,
+        "/api/v1/desktop/recordings/{id}/end",
+        AgentTarget::Desktop,
+    ),
+];
+
+/// Lets an agent credential through to the endpoints it may call, for its own host only:
+/// another host's recording is 404, any other endpoint 403.
+async fn agent_may_call(
+    parts: &mut Parts,
+    state: &AppState,
+    principal: &Principal,
+) -> Result<(), ApiError> {
+    let Some(own) = principal.agent_host() else {
+        return Ok(());
+    };
+    let route = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(|r| r.as_str().to_owned());
+    let Some((_, _, target)) = AGENT_ROUTES
+        .iter()
+        .find(|(method, path, _)| parts.method == method && route.as_deref() == Some(*path))
+    else {
+        return Err(agent_refused());
+    };
+    let target = *target;
+    if matches!(target, AgentTarget::Host) {
+        return Ok(());
+    }
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|_| ApiError::NotFound)?;
+    let id = params
+        .iter()
+        .find(|(name, _)| *name == "id")
+        .map(|(_, value)| value.to_owned())
+        .ok_or(ApiError::NotFound)?;
+    let mut conn = state.store.conn().await?;
+    let host = match target {
+        AgentTarget::Session => {
+            let session = id.parse().map_err(|_| ApiError::NotFound)?;
+            terminal::by_session(&mut conn, principal.account, session, &HostScope::All)
+                .await?
+                .host_id
+        }
+        AgentTarget::Desktop => {
+            let recording = id.parse().map_err(|_| ApiError::NotFound)?;
+            desktop::get(&mut conn, principal.account, recording, &HostScope::All)
+                .await?
+                .host_id
+        }
+        AgentTarget::Host => own,
+    };
+    if host != own {
+        return Err(ApiError::NotFound);
+    }
+    Ok(())
 }
 
 /// A permission a handler requires, named by a marker type in [`permissions`].

@@ -17,5 +17,6 @@ pub(crate) use csrf::constant_time_eq;
 pub use csrf::{CSRF_HEADER, SESSION_COOKIE, check as check_csrf};
 pub use extract::{Auth, Require, RequiredPermission, permissions};
 pub use principal::{
-    Credential, Principal, RequestInfo, authenticate, authenticate_token, principal_again,
+    Credential, Principal, RequestInfo, agent_refused, authenticate, authenticate_any,
+    authenticate_token, principal_again, principal_of_agent,
 };

@@ -8,8 +8,9 @@ use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::request::Parts;
 use axum_extra::extract::CookieJar;
 use spog_core::audit::{Actor, ActorType, Source};
-use spog_core::model::{Account, ApiToken, User};
-use spog_core::{Id, PermissionSet, Timestamp};
+use spog_core::model::{Account, ApiToken, Host, HostAgent, User};
+use spog_core::{Id, Permission, PermissionSet, Timestamp};
+use spog_store::agents::credentials;
 use spog_store::identity::sessions::Session;
 use spog_store::identity::{roles, sessions, tokens as token_store};
 use spog_store::{Conn, Store, StoreError};
@@ -17,6 +18,7 @@ use spog_store::{Conn, Store, StoreError};
 use super::client::ClientOrigin;
 use super::csrf::SESSION_COOKIE;
 use super::{jwt, tokens};
+use crate::agents;
 use crate::error::ApiError;
 use crate::hub::sockets::CredentialId;
 use crate::state::AppState;
@@ -30,6 +32,11 @@ pub enum Credential {
         cookie: bool,
     },
     ApiToken(Id<ApiToken>),
+    /// A host's agent credential (SPEC 12.1): it acts for its own host only.
+    Agent {
+        id: Id<HostAgent>,
+        host: Id<Host>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -54,6 +61,15 @@ impl Principal {
         match &self.credential {
             Credential::Session { id, .. } => id.to_string(),
             Credential::ApiToken(id) => id.to_string(),
+            Credential::Agent { id, .. } => id.to_string(),
+        }
+    }
+
+    /// For an agent credential, the one host it acts for.
+    pub fn agent_host(&self) -> Option<Id<Host>> {
+        match self.credential {
+            Credential::Agent { host, .. } => Some(host),
+            _ => None,
         }
     }
 
@@ -135,11 +151,35 @@ fn presented(headers: &HeaderMap) -> Option<Presented> {
 
 const INVALID: &str = "the credential is invalid, expired or revoked";
 
-/// Resolves the caller, or 401.
+/// Resolves the caller, or 401. An agent credential is refused (403): it serves only the
+/// endpoints that take one (see [`authenticate_any`]).
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let principal = authenticate_any(state, headers).await?;
+    if principal.agent_host().is_some() {
+        return Err(agent_refused());
+    }
+    Ok(principal)
+}
+
+/// What an agent credential is told where it is not accepted.
+pub fn agent_refused() -> ApiError {
+    ApiError::Forbidden(
+        "an agent credential may only connect the agent socket and report for its own host"
+            .to_owned(),
+    )
+}
+
+/// Resolves the caller, agent credentials included, or 401.
+pub async fn authenticate_any(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Principal, ApiError> {
     let presented = presented(headers)
         .ok_or_else(|| ApiError::Unauthenticated("authentication required".to_owned()))?;
     let principal = match presented {
+        Presented::Bearer(token) if token.starts_with(agents::CREDENTIAL_PREFIX) => {
+            from_agent_credential(state, &token).await
+        }
         Presented::Bearer(token) if token.starts_with(tokens::PREFIX) => {
             from_api_token(state, &token).await
         }
@@ -165,7 +205,9 @@ where
 
 /// Resolves a session JWT or an API token given outside the usual headers (`?token=`).
 pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {
-    let principal = if token.starts_with(tokens::PREFIX) {
+    let principal = if token.starts_with(agents::CREDENTIAL_PREFIX) {
+        Err(agent_refused())
+    } else if token.starts_with(tokens::PREFIX) {
         from_api_token(state, token).await
     } else {
         from_session(state, token, false).await
@@ -260,11 +302,50 @@ pub async fn principal_again(
                 .map_err(missing_is_unauthenticated)?;
             principal_of_token(&mut conn, account, api_token, now).await?
         }
+        CredentialId::Agent(id) => {
+            let found = credentials::by_id(&mut conn, account, id)
+                .await
+                .map_err(missing_is_unauthenticated)?;
+            principal_of_agent(found)
+        }
     };
     if principal.account != account {
         return Err(unauthenticated());
     }
     Ok(principal)
+}
+
+/// Agent credentials are looked up on every use, never cached: a revocation refuses them at
+/// once on every instance (SPEC 12.1). Agents use them once per connection, not per request.
+async fn from_agent_credential(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    let mut conn = state.store.conn().await?;
+    let found = credentials::by_hash(&mut conn, &tokens::hash(token))
+        .await
+        .map_err(missing_is_unauthenticated)?;
+    Ok(principal_of_agent(found))
+}
+
+/// The caller an agent credential stands for: actor type `agent`, named `agent:{hostname}`,
+/// reporting (heartbeats, metrics, recordings) for its host only.
+pub fn principal_of_agent(found: credentials::AgentCredential) -> Principal {
+    let name = format!("agent:{}", found.hostname);
+    Principal {
+        account: found.account,
+        actor_type: ActorType::Agent,
+        actor_id: found.credential.to_string(),
+        user: None,
+        email: None,
+        name: name.clone(),
+        permissions: PermissionSet::from_iter([
+            Permission::EventsPublish,
+            Permission::SessionRecordingsWrite,
+        ]),
+        credential: Credential::Agent {
+            id: found.credential,
+            host: found.host,
+        },
+        credential_name: name,
+    }
 }
 
 async fn from_api_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {

@@ -17,12 +17,17 @@ pub struct NewSecret {
 }
 
 pub fn generate() -> NewSecret {
+    generate_with(PREFIX)
+}
+
+/// A secret like an API token's with another prefix (`spog_enroll_`, `spog_agent_`).
+pub fn generate_with(prefix: &str) -> NewSecret {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
-    let token = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    let token = format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes));
     NewSecret {
         hash: hash(&token),
-        prefix: token[..PREFIX.len() + 6].to_owned(),
+        prefix: token[..prefix.len() + 6].to_owned(),
         token,
     }
 }

@@ -37,6 +37,7 @@ impl Downloads {
         let caller = match &auth.principal.credential {
             Credential::Session { id, .. } => format!("session {id}"),
             Credential::ApiToken(id) => format!("token {id}"),
+            Credential::Agent { id, .. } => format!("agent {id}"),
         };
         let mut open = self.open.lock();
         let count = open.entry(caller.clone()).or_default();

@@ -8,6 +8,7 @@ use spog_core::audit::Action;
 use spog_core::model::{Host, HostAccess, Organization, User};
 use spog_core::page::{self, Page};
 use spog_core::{FieldErrors, Id, Timestamp, validate};
+use spog_store::agents::credentials;
 use spog_store::identity::hosts::{self, HostScope};
 use spog_store::identity::{organizations, users};
 use spog_store::{Conn, StoreError};
@@ -19,6 +20,8 @@ use crate::auth::permissions::HostsManage;
 use crate::auth::{Auth, Require};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath, AppQuery};
+use crate::hub::bus::CredentialChange;
+use crate::hub::sockets::Revocation;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -172,10 +175,24 @@ async fn delete_host(
 ) -> ApiResult<StatusCode> {
     let mut tx = state.store.begin().await?;
     let before = hosts::get(&mut tx, auth.account(), id).await?;
+    // The host's agent goes with it: its credential is refused and its socket closed.
+    let agent = match credentials::revoke(&mut tx, auth.account(), id, Timestamp::now()).await {
+        Err(StoreError::NotFound) => None,
+        revoked => revoked?,
+    };
     hosts::delete(&mut tx, auth.account(), id).await?;
     tx.record(auth.did(Action::HostDelete, &before).before(&before))
         .await?;
     tx.commit().await?;
+    if let Some(credential) = agent {
+        state
+            .bus
+            .credentials_changed(
+                auth.account(),
+                CredentialChange::Revoked(Revocation::Agent { id: credential }),
+            )
+            .await;
+    }
     state.bus.touch(auth.account(), "hosts");
     Ok(StatusCode::NO_CONTENT)
 }

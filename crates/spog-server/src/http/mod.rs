@@ -1,11 +1,13 @@
 //! The JSON API under `/api/v1`, one module per feature.
 
+pub mod agents;
 pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod channels;
 pub mod delivery_history;
 pub mod downloads;
+pub mod enrollment_tokens;
 pub mod events;
 pub mod hosts;
 pub mod notifications;
@@ -32,6 +34,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(organizations::router())
         .merge(tokens::router())
         .merge(hosts::router())
+        .merge(enrollment_tokens::router())
+        .merge(agents::router())
         .merge(events::router())
         .merge(webhooks::router())
         .merge(notifications::router())

@@ -6,9 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use spog_core::audit::Action;
-use spog_core::events::EventType;
-use spog_core::model::Host;
+use spog_core::model::{Account, Host};
 use spog_core::{BoundedList, FieldError, FieldErrors, Id, Timestamp};
 use spog_store::StoreError;
 use spog_store::alerting::rules;
@@ -17,11 +15,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::agents::liveness;
 use crate::alerting::metrics::{Sample, evaluate};
 use crate::auth::Require;
 use crate::auth::permissions::EventsPublish;
 use crate::error::{ApiError, ApiResult};
-use crate::events::{self, Announcements, NewEvent};
+use crate::events::Announcements;
 use crate::extract::{AppJson, AppPath};
 use crate::http::alerts::metric_name;
 use crate::state::AppState;
@@ -47,17 +46,11 @@ async fn heartbeat(
     auth: Require<EventsPublish>,
     AppPath(id): AppPath<Id<Host>>,
 ) -> ApiResult<(StatusCode, Json<HeartbeatAccepted>)> {
+    auth.acts_for(id)?;
     let now = Timestamp::now();
     let mut announcements = Announcements::default();
     let mut tx = state.store.begin().await?;
-    let came_online = hosts::heartbeat(&mut tx, auth.account(), id, now).await?;
-    if came_online {
-        let host = hosts::get(&mut tx, auth.account(), id).await?;
-        let event = NewEvent::about_host(auth.account(), EventType::HostOnline, &host, now);
-        events::publish(&mut tx, event, now, &mut announcements).await?;
-        tx.record(auth.did(Action::HostOnline, &host).after(&host))
-            .await?;
-    }
+    let came_online = liveness::alive(&mut tx, &auth, id, now, &mut announcements).await?;
     tx.commit_unaudited().await?;
     announcements.send(&state.bus).await;
     Ok((
@@ -101,16 +94,38 @@ async fn ingest_metrics(
     auth: Require<EventsPublish>,
     AppJson(batch): AppJson<MetricBatch>,
 ) -> ApiResult<(StatusCode, Json<MetricsAccepted>)> {
-    let now = Timestamp::now();
+    auth.acts_for(batch.host_id)?;
+    let samples: Vec<SampleBody> = batch.samples.into_iter().collect();
+    let accepted = ingest(
+        &state,
+        auth.account(),
+        batch.host_id,
+        samples,
+        Timestamp::now(),
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(MetricsAccepted { accepted })))
+}
+
+/// Takes a host's samples: the one path of `POST /metrics` and of the agent socket's
+/// `metrics` messages. Validates them all (422 naming `samples[i]…`), then lets the metric
+/// rules watching the host evaluate them; returns how many were accepted.
+pub async fn ingest(
+    state: &AppState,
+    account: Id<Account>,
+    host_id: Id<Host>,
+    incoming: Vec<SampleBody>,
+    now: Timestamp,
+) -> ApiResult<usize> {
     let mut errors = FieldErrors::new();
-    if batch.samples.is_empty() || batch.samples.len() > MAX_SAMPLES {
+    if incoming.is_empty() || incoming.len() > MAX_SAMPLES {
         errors.add(FieldError::new(
             "samples",
             format!("must hold 1 to {MAX_SAMPLES} samples"),
         ));
     }
-    let mut samples = Vec::with_capacity(batch.samples.len());
-    for (i, sample) in batch.samples.into_iter().enumerate() {
+    let mut samples = Vec::with_capacity(incoming.len());
+    for (i, sample) in incoming.into_iter().enumerate() {
         let metric = errors.check(metric_name(&format!("samples[{i}].metric"), &sample.metric));
         if !sample.value.is_finite() {
             errors.add(FieldError::new(
@@ -138,7 +153,7 @@ async fn ingest_metrics(
     let accepted = samples.len();
     let host = {
         let mut conn = state.store.conn().await?;
-        hosts::get(&mut conn, auth.account(), batch.host_id)
+        hosts::get(&mut conn, account, host_id)
             .await
             .map_err(|e| match e {
                 StoreError::NotFound => ApiError::field("host_id", "is not a host of this account"),
@@ -147,7 +162,7 @@ async fn ingest_metrics(
     };
     let rules = {
         let mut conn = state.store.conn().await?;
-        rules::enabled(&mut conn, auth.account(), host.organization_id, "metric").await?
+        rules::enabled(&mut conn, account, host.organization_id, "metric").await?
     };
     let watched = rules.iter().any(|r| r.condition.watches_host(host.id));
     if watched {
@@ -155,7 +170,7 @@ async fn ingest_metrics(
         let mut tx = state.store.begin().await?;
         evaluate(
             &mut tx,
-            auth.account(),
+            account,
             &host,
             &rules,
             &samples,
@@ -166,5 +181,5 @@ async fn ingest_metrics(
         tx.commit_unaudited().await?;
         announcements.send(&state.bus).await;
     }
-    Ok((StatusCode::ACCEPTED, Json(MetricsAccepted { accepted })))
+    Ok(accepted)
 }

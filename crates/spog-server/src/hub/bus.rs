@@ -14,11 +14,12 @@ use tokio::sync::Notify;
 
 use serde::{Deserialize, Serialize};
 use spog_core::Id;
-use spog_core::model::{Account, User};
+use spog_core::model::{Account, Host, User};
 use spog_core::notification::Notification;
 use spog_store::{Backend, Store, signals};
 use tokio_util::sync::CancellationToken;
 
+use super::agents::AgentSockets;
 use super::sockets::{self, Revocation, Sockets};
 use super::{Dashboard, Hub};
 use crate::auth::AuthCache;
@@ -51,6 +52,8 @@ pub enum BusEvent {
     },
     /// Roles or permissions changed: open sockets take their credentials' rights again.
     RightsChanged { account: Id<Account> },
+    /// A host's agent connected: its other connections, on any instance, are replaced.
+    AgentConnected { host: Id<Host>, connection: String },
 }
 
 /// A change to who may do what, announced with [`Bus::credentials_changed`].
@@ -72,6 +75,8 @@ pub struct Bus {
     /// Every open WebSocket of this instance, with its credential.
     pub sockets: Arc<Sockets>,
     auth_cache: Arc<AuthCache>,
+    /// The agent sockets of this instance.
+    pub agents: Arc<AgentSockets>,
 }
 
 /// Dashboard topics whose data changed, by account, not yet announced.
@@ -89,6 +94,7 @@ impl Bus {
             touched: Arc::default(),
             sockets,
             auth_cache,
+            agents: Arc::default(),
         }
     }
 
@@ -204,6 +210,10 @@ impl Bus {
             } => {
                 self.auth_cache.clear();
                 self.sockets.revoke(account, &revocation);
+                self.agents.revoke(account, &revocation);
+            }
+            BusEvent::AgentConnected { host, connection } => {
+                self.agents.replaced(host, &connection);
             }
             BusEvent::RightsChanged { account } => {
                 self.auth_cache.clear();

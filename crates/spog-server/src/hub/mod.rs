@@ -3,6 +3,7 @@
 //! Delivery never waits for a client: each connection has a small queue, and a connection
 //! whose queue is full is dropped rather than allowed to slow the others.
 
+pub mod agents;
 pub mod bus;
 mod socket;
 pub mod sockets;

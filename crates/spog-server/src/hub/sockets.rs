@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
-use spog_core::model::{Account, ApiToken, User};
+use spog_core::model::{Account, ApiToken, HostAgent, User};
 use spog_core::{Id, Permission, PermissionSet, Timestamp};
 use spog_store::Store;
 use spog_store::identity::sessions::Session;
@@ -33,6 +33,7 @@ const COME_BACK: Duration = Duration::from_secs(5);
 pub enum CredentialId {
     Session(Id<Session>),
     ApiToken(Id<ApiToken>),
+    Agent(Id<HostAgent>),
 }
 
 impl From<&Credential> for CredentialId {
@@ -40,6 +41,7 @@ impl From<&Credential> for CredentialId {
         match credential {
             Credential::Session { id, .. } => CredentialId::Session(*id),
             Credential::ApiToken(id) => CredentialId::ApiToken(*id),
+            Credential::Agent { id, .. } => CredentialId::Agent(*id),
         }
     }
 }
@@ -57,6 +59,10 @@ pub enum Revocation {
     /// Every credential acting as the user: sessions and `user` tokens.
     User {
         id: Id<User>,
+    },
+    /// A host's agent credential (revoked, replaced by a new enrollment, or its host deleted).
+    Agent {
+        id: Id<HostAgent>,
     },
 }
 
@@ -92,6 +98,7 @@ impl Live {
                 Revocation::Session { id } => self.credential == CredentialId::Session(*id),
                 Revocation::ApiToken { id } => self.credential == CredentialId::ApiToken(*id),
                 Revocation::User { id } => self.user == Some(*id),
+                Revocation::Agent { id } => self.credential == CredentialId::Agent(*id),
             }
     }
 

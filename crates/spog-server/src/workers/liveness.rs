@@ -21,6 +21,8 @@ pub async fn run_once(state: &AppState, now: Timestamp) -> anyhow::Result<usize>
     let mut announcements = Announcements::default();
     let mut tx = state.store.begin().await?;
     let silent = hosts::mark_silent_offline(&mut tx, cutoff, now).await?;
+    // Agent connections whose instance stopped without a word no longer count.
+    spog_store::agents::credentials::forget_stale(&mut tx, cutoff, now).await?;
     for (account, host) in &silent {
         let mut event = NewEvent::about_host(*account, EventType::HostOffline, host, now);
         event.data["last_heartbeat_at"] = json!(host.last_heartbeat_at);

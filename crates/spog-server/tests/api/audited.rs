@@ -74,7 +74,34 @@ async fn mutations(
     let desktop = json!({"host_id": silent_host, "user_id": me, "width": 800, "height": 600});
     let (_, recording) = admin.post("/desktop/recordings", desktop.clone()).await;
     let recording = recording["id"].as_str().unwrap().to_owned();
+    let (revocable, _) = crate::agents::enrollment_token(admin, json!({})).await;
+    let (_, enrolling) = crate::agents::enrollment_token(admin, json!({})).await;
+    let (enrolled, _) = crate::agents::enrolled(server, admin, "enrolled-host").await;
     vec![
+        (
+            Method::POST,
+            "/enrollment-tokens",
+            "/enrollment-tokens".into(),
+            json!({"description": "rack 1"}),
+        ),
+        (
+            Method::DELETE,
+            "/enrollment-tokens/{id}",
+            format!("/enrollment-tokens/{revocable}"),
+            Value::Null,
+        ),
+        (
+            Method::POST,
+            "/agent/enroll",
+            "/agent/enroll".into(),
+            json!({"token": enrolling, "hostname": "new-agent-host"}),
+        ),
+        (
+            Method::DELETE,
+            "/hosts/{id}/agent",
+            format!("/hosts/{enrolled}/agent"),
+            Value::Null,
+        ),
         (
             Method::POST,
             "/auth/login",

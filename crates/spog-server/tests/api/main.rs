@@ -1,5 +1,7 @@
 //! The HTTP API against a real server, on SQLite and (with SPOG_TEST_DATABASE_URL) PostgreSQL.
 
+mod agent_binary;
+mod agents;
 mod alerts;
 mod audit;
 mod audited;

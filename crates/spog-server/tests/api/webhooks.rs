@@ -46,7 +46,8 @@ async fn event_types_are_listed_with_their_descriptions() {
         let (status, body) = viewer.get("/webhooks/event-types").await;
         assert_eq!(status, StatusCode::OK);
         let items = body["items"].as_array().unwrap();
-        assert_eq!(items.len(), 13);
+        assert_eq!(items.len(), 14);
+        assert!(items.iter().any(|t| t["event_type"] == "host.enrolled"));
         assert_eq!(
             items[0],
             json!({"event_type": "alert.fired", "description": "Alert rule triggered."})

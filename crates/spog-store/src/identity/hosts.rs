@@ -3,21 +3,25 @@ use spog_core::page::{Cursor, Page, key_text};
 use spog_core::{Id, Timestamp};
 
 use crate::error::Found;
-use crate::rows::{at, flag, id, opt_at};
+use crate::rows::{at, flag, from_json, id, opt_at};
 use crate::{Conn, Sql, StoreError, StoreResult};
 
-const COLUMNS: &str =
-    "id, organization_id, hostname, name, online, last_heartbeat_at, created_at, updated_at";
+pub(crate) const COLUMNS: &str = "id, organization_id, hostname, name, online, last_heartbeat_at, \
+    facts, agent_connected, agent_version, enrolled_at, created_at, updated_at";
 const DUPLICATE: &str = "a host with this hostname already exists in the organization";
 
 #[derive(sqlx::FromRow)]
-struct HostRow {
+pub(crate) struct HostRow {
     id: String,
     organization_id: String,
     hostname: String,
     name: String,
     online: i64,
     last_heartbeat_at: Option<i64>,
+    facts: Option<String>,
+    agent_connected: i64,
+    agent_version: Option<String>,
+    enrolled_at: Option<i64>,
     created_at: i64,
     updated_at: i64,
 }
@@ -32,6 +36,10 @@ impl TryFrom<HostRow> for Host {
             name: row.name,
             online: flag(row.online),
             last_heartbeat_at: opt_at(row.last_heartbeat_at),
+            facts: row.facts.as_deref().map(from_json).transpose()?,
+            agent_connected: flag(row.agent_connected),
+            agent_version: row.agent_version,
+            enrolled_at: opt_at(row.enrolled_at),
             created_at: at(row.created_at),
             updated_at: at(row.updated_at),
         })

@@ -1,5 +1,6 @@
 //! Store behaviour, run on SQLite and (with SPOG_TEST_DATABASE_URL) PostgreSQL.
 
+mod agents;
 mod alerting;
 mod audit_chain;
 mod audit_upgrade;

@@ -3,6 +3,7 @@
 
 mod audit_verify;
 mod cluster;
+mod enrollment_token;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -34,6 +34,7 @@ pub async fn recording_subject(
     host: Id<Host>,
     user: Id<User>,
 ) -> ApiResult<(Id<Organization>, String)> {
+    auth.acts_for(host)?;
     let not_a_host = || ApiError::field("host_id", "is not a host of this account");
     let host = hosts::get(conn, auth.account(), host)
         .await

@@ -1,0 +1,57 @@
+//! `spog admin enrollment-token create` (SPEC 11.1): a token printed once that enrolls a host.
+
+use reqwest::StatusCode;
+use serde_json::json;
+use spog_server::testing::{TEST_SERVER_KEY, TestServer};
+
+use crate::{spog, temp_dir};
+
+fn create(server: &TestServer, extra: &[&str]) -> std::process::Output {
+    spog()
+        .args([
+            "admin",
+            "enrollment-token",
+            "create",
+            "--account",
+            "default",
+        ])
+        .args(extra)
+        .env("SPOG_DATA_DIR", temp_dir("enroll"))
+        .env("SPOG_DATABASE_URL", &server.database.url)
+        .env("SPOG_SERVER_KEY", TEST_SERVER_KEY)
+        .output()
+        .expect("running spog")
+}
+
+#[tokio::test]
+async fn the_cli_prints_an_enrollment_token_once_that_enrolls_a_host() {
+    let server = TestServer::start(spog_store::testing::sqlite()).await;
+    let output = create(&server, &["--expires", "30m"]);
+    let token = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(token.starts_with("spog_enroll_"), "{token}");
+    let (status, enrolled) = server
+        .anonymous()
+        .post(
+            "/agent/enroll",
+            json!({"token": token, "hostname": "cli-host"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{enrolled}");
+
+    let too_long = create(&server, &["--expires", "8d"]);
+    assert!(!too_long.status.success());
+    assert!(String::from_utf8_lossy(&too_long.stderr).contains("expires_at"));
+    server.link_audit().await;
+    let (_, entries) = server
+        .admin()
+        .await
+        .get("/audit-logs?action=enrollment_token.create")
+        .await;
+    assert_eq!(entries["items"][0]["source"], "cli", "{entries}");
+    server.stop().await;
+}
