@@ -44,8 +44,9 @@ async fn the_cli_prints_an_enrollment_token_once_that_enrolls_a_host() {
     assert_eq!(status, StatusCode::CREATED, "{enrolled}");
 
     let too_long = create(&server, &["--expires", "8d"]);
-    assert!(!too_long.status.success());
-    assert!(String::from_utf8_lossy(&too_long.stderr).contains("expires_at"));
+    let refusal = String::from_utf8_lossy(&too_long.stderr);
+    assert!(!too_long.status.success(), "{refusal}");
+    assert!(refusal.contains("expires_at"), "{refusal}");
     server.link_audit().await;
     let (_, entries) = server
         .admin()
