@@ -6,8 +6,11 @@ use spog_server::testing::{TEST_SERVER_KEY, TestServer};
 
 use crate::{spog, temp_dir};
 
-fn create(server: &TestServer, extra: &[&str]) -> std::process::Output {
-    spog()
+/// Runs the command off the runtime's thread: the server shares this test's runtime, and a
+/// transaction it holds must be able to finish while the command waits for the database.
+async fn create(server: &TestServer, extra: &[&str]) -> std::process::Output {
+    let mut command = spog();
+    command
         .args([
             "admin",
             "enrollment-token",
@@ -18,15 +21,16 @@ fn create(server: &TestServer, extra: &[&str]) -> std::process::Output {
         .args(extra)
         .env("SPOG_DATA_DIR", temp_dir("enroll"))
         .env("SPOG_DATABASE_URL", &server.database.url)
-        .env("SPOG_SERVER_KEY", TEST_SERVER_KEY)
-        .output()
-        .expect("running spog")
+        .env("SPOG_SERVER_KEY", TEST_SERVER_KEY);
+    tokio::task::spawn_blocking(move || command.output().expect("running spog"))
+        .await
+        .expect("the command's thread")
 }
 
 #[tokio::test]
 async fn the_cli_prints_an_enrollment_token_once_that_enrolls_a_host() {
     let server = TestServer::start(spog_store::testing::sqlite()).await;
-    let output = create(&server, &["--expires", "30m"]);
+    let output = create(&server, &["--expires", "30m"]).await;
     let token = String::from_utf8_lossy(&output.stdout).trim().to_owned();
     assert!(
         output.status.success(),
@@ -43,7 +47,7 @@ async fn the_cli_prints_an_enrollment_token_once_that_enrolls_a_host() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{enrolled}");
 
-    let too_long = create(&server, &["--expires", "8d"]);
+    let too_long = create(&server, &["--expires", "8d"]).await;
     let refusal = String::from_utf8_lossy(&too_long.stderr);
     assert!(!too_long.status.success(), "{refusal}");
     assert!(refusal.contains("expires_at"), "{refusal}");
