@@ -29,8 +29,6 @@ use crate::auth::{Auth, RequestInfo, principal_of_agent};
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, Announcements, NewEvent};
 use crate::extract::AppJson;
-use crate::hub::bus::CredentialChange;
-use crate::hub::sockets::Revocation;
 use crate::state::AppState;
 
 pub const ATTEMPTS_PER_MINUTE: u32 = 10;
@@ -215,12 +213,7 @@ pub async fn enroll(
     events::publish(&mut tx, event, now, &mut announcements).await?;
     tx.commit().await?;
     announcements.send(&state.bus).await;
-    if let Some(id) = replaced {
-        state
-            .bus
-            .credentials_changed(account, CredentialChange::Revoked(Revocation::Agent { id }))
-            .await;
-    }
+    state.bus.agent_revoked(account, replaced).await;
     state.bus.touch(account, "hosts");
     Ok((
         StatusCode::CREATED,

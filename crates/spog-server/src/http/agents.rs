@@ -18,8 +18,6 @@ use crate::auth::{Auth, Require};
 use crate::error::ApiResult;
 use crate::extract::AppPath;
 use crate::http::hosts::visible_host;
-use crate::hub::bus::CredentialChange;
-use crate::hub::sockets::Revocation;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -63,15 +61,7 @@ async fn revoke_agent(
         .metadata(serde_json::json!({"changed": revoked.is_some()}));
     tx.record(entry).await?;
     tx.commit().await?;
-    if let Some(credential) = revoked {
-        state
-            .bus
-            .credentials_changed(
-                auth.account(),
-                CredentialChange::Revoked(Revocation::Agent { id: credential }),
-            )
-            .await;
-    }
+    state.bus.agent_revoked(auth.account(), revoked).await;
     state.bus.touch(auth.account(), "hosts");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -20,8 +20,6 @@ use crate::auth::permissions::HostsManage;
 use crate::auth::{Auth, Require};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath, AppQuery};
-use crate::hub::bus::CredentialChange;
-use crate::hub::sockets::Revocation;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -184,15 +182,7 @@ async fn delete_host(
     tx.record(auth.did(Action::HostDelete, &before).before(&before))
         .await?;
     tx.commit().await?;
-    if let Some(credential) = agent {
-        state
-            .bus
-            .credentials_changed(
-                auth.account(),
-                CredentialChange::Revoked(Revocation::Agent { id: credential }),
-            )
-            .await;
-    }
+    state.bus.agent_revoked(auth.account(), agent).await;
     state.bus.touch(auth.account(), "hosts");
     Ok(StatusCode::NO_CONTENT)
 }

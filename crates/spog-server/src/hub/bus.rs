@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 
 use serde::{Deserialize, Serialize};
 use spog_core::Id;
-use spog_core::model::{Account, Host, User};
+use spog_core::model::{Account, Host, HostAgent, User};
 use spog_core::notification::Notification;
 use spog_store::{Backend, Store, signals};
 use tokio_util::sync::CancellationToken;
@@ -111,6 +111,16 @@ impl Bus {
             CredentialChange::RightsChanged => BusEvent::RightsChanged { account },
         };
         self.publish(event).await;
+    }
+
+    /// A host's agent credential ended (revoked, replaced or its host deleted), if it had one:
+    /// its socket is closed (4401) on whichever instance holds it.
+    pub async fn agent_revoked(&self, account: Id<Account>, credential: Option<Id<HostAgent>>) {
+        if let Some(id) = credential {
+            let revocation = Revocation::Agent { id };
+            self.credentials_changed(account, CredentialChange::Revoked(revocation))
+                .await;
+        }
     }
 
     /// Re-checks every open socket's credential every [`RECHECK_EVERY`] until shutdown.
