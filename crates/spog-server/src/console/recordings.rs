@@ -11,8 +11,7 @@ use spog_core::model::Host;
 use spog_core::page::{self, Page};
 use spog_core::recordings::{DesktopRecording, TerminalRecording};
 use spog_store::identity::hosts;
-use spog_store::recordings::terminal::Filter;
-use spog_store::recordings::{desktop, terminal};
+use spog_store::recordings::{self, Filter};
 
 use super::error::{PageError, PageResult};
 use super::layout::{Chrome, render, when, when_or};
@@ -163,7 +162,7 @@ async fn list(
     let mut conn = state.store.conn().await?;
     let cursor = query.cursor.as_deref();
     let (rows, next) = if kind == "desktop" {
-        let page = desktop::list(
+        let page = recordings::list(
             &mut conn,
             account,
             &scope,
@@ -177,7 +176,7 @@ async fn list(
             next_cursor(&page),
         )
     } else {
-        let page = terminal::list(
+        let page = recordings::list(
             &mut conn,
             account,
             &scope,
@@ -282,7 +281,7 @@ pub async fn terminal_play(
     let chrome = Chrome::new(&viewer, "Terminal recording");
     let id: Id<TerminalRecording> = parse_id(&id)?;
     let mut conn = state.store.conn().await?;
-    let recording = terminal::get(
+    let recording = recordings::get(
         &mut conn,
         viewer.auth.account(),
         id,
@@ -320,7 +319,7 @@ pub async fn desktop_play(
     let chrome = Chrome::new(&viewer, "Desktop playback");
     let id: Id<DesktopRecording> = parse_id(&id)?;
     let mut conn = state.store.conn().await?;
-    let recording = desktop::get(
+    let recording = recordings::get(
         &mut conn,
         viewer.auth.account(),
         id,

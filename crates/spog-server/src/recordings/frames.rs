@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 use super::RecordingError;
 use super::append::AppendFile;
 use super::handles::FileHandles;
+use super::kind::Recorder;
 
 const HEADER: usize = 12;
 const ENTRY: usize = 20;
@@ -60,11 +61,82 @@ struct State {
     unreported: bool,
 }
 
+impl Recorder<DesktopRecording> for FrameRecorder {
+    fn open(
+        recording: &DesktopRecording,
+        path: PathBuf,
+        handles: Arc<FileHandles>,
+    ) -> io::Result<Self> {
+        Self::recover(recording.id, &path, handles)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn flush(&self) -> Result<(), RecordingError> {
+        flush_locked(&mut self.state.lock())
+    }
+
+    /// Flushes and syncs to the disk; the sync runs without holding the recorder.
+    fn sync(&self) -> Result<(), RecordingError> {
+        let unsynced = {
+            let mut state = self.state.lock();
+            flush_locked(&mut state)?;
+            [state.frames.take_unsynced()?, state.index.take_unsynced()?]
+        };
+        for file in unsynced.into_iter().flatten() {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    fn touch(&self) {
+        let mut state = self.state.lock();
+        state.last_activity = Timestamp::now();
+        state.unreported = true;
+    }
+
+    fn take_progress(&self) -> Option<Progress> {
+        let mut state = self.state.lock();
+        if !state.unreported {
+            return None;
+        }
+        state.unreported = false;
+        Some(progress(&state))
+    }
+
+    fn close(&self) -> Progress {
+        let mut state = self.state.lock();
+        self.closed.store(true, Ordering::Release);
+        let synced = flush_locked(&mut state).and_then(|()| {
+            state.frames.sync()?;
+            state.index.sync()?;
+            Ok(())
+        });
+        if let Err(error) = synced {
+            tracing::warn!(recording = %self.id, %error, "closing a desktop recording");
+        }
+        state.frames.release();
+        state.index.release();
+        self.closing.notify_waiters();
+        progress(&state)
+    }
+
+    fn id(&self) -> Id<DesktopRecording> {
+        self.id
+    }
+
+    fn streams(&self) -> &AtomicUsize {
+        &self.streams
+    }
+}
+
 impl FrameRecorder {
     /// Opens the files of a recording, recovering what an earlier writer left: the frames
     /// file is cut after its last complete frame and the index rebuilt from it.
     /// Blocking: call it off the async threads.
-    pub fn open(
+    fn recover(
         id: Id<DesktopRecording>,
         path: &Path,
         handles: Arc<FileHandles>,
@@ -99,10 +171,6 @@ impl FrameRecorder {
             closing: Notify::new(),
             streams: AtomicUsize::new(0),
         })
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
     }
 
     /// Records one frame (an image already checked) taken `elapsed_ms` after the start.
@@ -149,55 +217,6 @@ impl FrameRecorder {
             flush_locked(state)?;
         }
         Ok(state.now.frames)
-    }
-
-    pub fn flush(&self) -> Result<(), RecordingError> {
-        flush_locked(&mut self.state.lock())
-    }
-
-    /// Flushes and syncs to the disk; the sync runs without holding the recorder.
-    pub fn sync(&self) -> Result<(), RecordingError> {
-        let unsynced = {
-            let mut state = self.state.lock();
-            flush_locked(&mut state)?;
-            [state.frames.take_unsynced()?, state.index.take_unsynced()?]
-        };
-        for file in unsynced.into_iter().flatten() {
-            file.sync_data()?;
-        }
-        Ok(())
-    }
-
-    pub fn touch(&self) {
-        let mut state = self.state.lock();
-        state.last_activity = Timestamp::now();
-        state.unreported = true;
-    }
-
-    pub fn take_progress(&self) -> Option<Progress> {
-        let mut state = self.state.lock();
-        if !state.unreported {
-            return None;
-        }
-        state.unreported = false;
-        Some(progress(&state))
-    }
-
-    pub fn close(&self) -> Progress {
-        let mut state = self.state.lock();
-        self.closed.store(true, Ordering::Release);
-        let synced = flush_locked(&mut state).and_then(|()| {
-            state.frames.sync()?;
-            state.index.sync()?;
-            Ok(())
-        });
-        if let Err(error) = synced {
-            tracing::warn!(recording = %self.id, %error, "closing a desktop recording");
-        }
-        state.frames.release();
-        state.index.release();
-        self.closing.notify_waiters();
-        progress(&state)
     }
 }
 
@@ -313,7 +332,7 @@ mod tests {
         let path = dir.join("r.frames");
         let id = Id::new();
         let handles = || Arc::new(FileHandles::new(4));
-        let recorder = FrameRecorder::open(id, &path, handles()).unwrap();
+        let recorder = FrameRecorder::recover(id, &path, handles()).unwrap();
         recorder.append(0, b"\xFF\xD8\xFFone", "f", false).unwrap();
         recorder.append(40, b"\xFF\xD8\xFFtwo", "f", true).unwrap();
         assert!(recorder.append(30, b"\xFF\xD8\xFFold", "f", true).is_err());
@@ -331,7 +350,7 @@ mod tests {
 
         let loaded = load(&path).unwrap();
         assert_eq!(loaded.len(), 2, "readers stop at the torn frame");
-        let recorder = FrameRecorder::open(id, &path, handles()).unwrap();
+        let recorder = FrameRecorder::recover(id, &path, handles()).unwrap();
         recorder
             .append(60, b"\xFF\xD8\xFFthree", "f", true)
             .unwrap();

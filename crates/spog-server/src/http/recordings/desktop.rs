@@ -14,9 +14,7 @@ use spog_core::model::{Host, User};
 use spog_core::page::{self, Page};
 use spog_core::recordings::{DesktopRecording, MAX_DESKTOP_SIZE, image_kind};
 use spog_core::{FieldError, FieldErrors, Id, Permission, Timestamp};
-use spog_store::recordings::desktop;
-use spog_store::recordings::terminal::Filter;
-use spog_store::recordings::{EndReason, NewRecording};
+use spog_store::recordings::{self, EndReason, Filter, NewRecording};
 use tracing::{Instrument, Span};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -31,6 +29,7 @@ use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::http::ws::admit;
 use crate::hub::POLICY_VIOLATION;
 use crate::hub::sockets::SocketLease;
+use crate::recordings::kind::Recorder;
 use crate::recordings::{FrameRecorder, RecordingError, ending};
 use crate::state::AppState;
 
@@ -67,7 +66,7 @@ pub async fn visible(
     id: Id<DesktopRecording>,
 ) -> ApiResult<DesktopRecording> {
     let mut conn = state.store.conn().await?;
-    Ok(desktop::get(&mut conn, auth.account(), id, &auth.host_scope()).await?)
+    Ok(recordings::get(&mut conn, auth.account(), id, &auth.host_scope()).await?)
 }
 
 async fn active(
@@ -117,9 +116,9 @@ async fn start_recording(
         height: body.height,
         started_at: Timestamp::now(),
     };
-    let recording = desktop::start(&mut tx, &new).await?;
+    let recording: DesktopRecording = recordings::start(&mut tx, &new, ()).await?;
     // The files exist before the recording does: one that cannot be written never starts.
-    let opened = state.recorders.frames(&recording).await;
+    let opened = state.recorders.recorder(&recording).await;
     let committed = async {
         opened?;
         tx.record(
@@ -134,7 +133,7 @@ async fn start_recording(
     if let Err(error) = committed {
         state
             .recorders
-            .discard_frames(recording.id, &recording.file_path)
+            .discard(recording.id, &recording.file_path)
             .await;
         return Err(error);
     }
@@ -156,7 +155,7 @@ async fn list_recordings(
         active: false,
     };
     let mut conn = state.store.conn().await?;
-    let page = desktop::list(
+    let page = recordings::list(
         &mut conn,
         auth.account(),
         &auth.host_scope(),
@@ -210,7 +209,7 @@ async fn append_frame(
             )
         })?;
     check_image(&body)?;
-    let recorder = state.recorders.frames(&recording).await?;
+    let recorder = state.recorders.recorder(&recording).await?;
     let frame_count = state
         .blocking
         .run(move || recorder.append(elapsed, &body, "X-Frame-Elapsed-Ms", true))
@@ -247,7 +246,7 @@ async fn stream_frames(
         Some(Permission::SessionRecordingsWrite),
     )?;
     let recording = active(&state, &auth, id).await?;
-    let recorder = state.recorders.frames(&recording).await?;
+    let recorder = state.recorders.recorder(&recording).await?;
     let blocking = state.blocking.clone();
     let span = Span::current();
     Ok(upgrade

@@ -35,6 +35,7 @@ use crate::http::ws::admit;
 use crate::hub::POLICY_VIOLATION;
 use crate::hub::sockets::SocketLease;
 use crate::recordings::frames::{self, Frame};
+use crate::recordings::kind::Recorder;
 use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
@@ -80,7 +81,7 @@ pub async fn play(
     let speed = speed("speed", params.speed.unwrap_or(1.0))?;
     let recording = visible(&state, &auth, id).await?;
     let path = state.recorders.path(&recording.file_path);
-    let recorder = state.recorders.open_frames(recording.id);
+    let recorder = state.recorders.open(recording.id);
     let loading = path.clone();
     let frames = state
         .blocking

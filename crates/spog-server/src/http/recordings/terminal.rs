@@ -18,8 +18,7 @@ use spog_core::recordings::{
     MAX_TERMINAL_SIZE, RawEvent, TerminalRecording, TerminalSession, download_header,
 };
 use spog_core::{BoundedList, FieldErrors, Id, Permission, Timestamp, validate};
-use spog_store::recordings::terminal::{self, Filter};
-use spog_store::recordings::{EndReason, NewRecording};
+use spog_store::recordings::{self, EndReason, Filter, NewRecording, terminal};
 use tracing::{Instrument, Span};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -33,6 +32,7 @@ use crate::extract::{AppJson, AppPath, AppQuery, DataJson};
 use crate::http::ws::admit;
 use crate::hub::POLICY_VIOLATION;
 use crate::hub::sockets::SocketLease;
+use crate::recordings::kind::Recorder;
 use crate::recordings::{Appended, CastRecorder, RecordingError, cast, ending, read};
 use crate::state::AppState;
 
@@ -129,10 +129,10 @@ async fn start_session(
         height: body.height,
         started_at: Timestamp::now(),
     };
-    let recording = terminal::start(&mut tx, &new, &shell).await?;
+    let recording: TerminalRecording = recordings::start(&mut tx, &new, shell.as_str()).await?;
     // The file exists before the session does (so it plays even before its first event), and
     // a session whose file cannot be created never becomes active.
-    let opened = state.recorders.cast(&recording).await;
+    let opened = state.recorders.recorder(&recording).await;
     let session = recording.session();
     let committed = async {
         opened?;
@@ -148,7 +148,7 @@ async fn start_session(
     if let Err(error) = committed {
         state
             .recorders
-            .discard_cast(recording.id, &recording.file_path)
+            .discard(recording.id, &recording.file_path)
             .await;
         return Err(error);
     }
@@ -180,7 +180,7 @@ async fn list(
         active,
     };
     let mut conn = state.store.conn().await?;
-    let page = terminal::list(
+    let page = recordings::list(
         &mut conn,
         auth.account(),
         &auth.host_scope(),
@@ -217,7 +217,7 @@ async fn append_events(
     DataJson(events): DataJson<BoundedList<RawEvent, 10_000>>,
 ) -> ApiResult<Json<Appended>> {
     let recording = active(&state, &auth, id).await?;
-    let recorder = state.recorders.cast(&recording).await?;
+    let recorder = state.recorders.recorder(&recording).await?;
     let record_input = state.config.record_input;
     let appended = state
         .blocking
@@ -267,7 +267,7 @@ async fn stream_events(
         Some(Permission::SessionRecordingsWrite),
     )?;
     let recording = active(&state, &auth, id).await?;
-    let recorder = state.recorders.cast(&recording).await?;
+    let recorder = state.recorders.recorder(&recording).await?;
     let span = Span::current();
     Ok(upgrade
         .max_message_size(state.config.body_limit)
@@ -403,10 +403,10 @@ async fn readable(
     id: Id<TerminalRecording>,
 ) -> ApiResult<(TerminalRecording, Option<u64>)> {
     let mut conn = state.store.conn().await?;
-    let mut recording = terminal::get(&mut conn, auth.account(), id, &auth.host_scope()).await?;
+    let mut recording = recordings::get(&mut conn, auth.account(), id, &auth.host_scope()).await?;
     drop(conn);
     let mut end = None;
-    if let Some(recorder) = state.recorders.open_cast(recording.id) {
+    if let Some(recorder) = state.recorders.open(recording.id) {
         let progress = recorder.progress();
         recording.duration_seconds = progress.duration_micros as f64 / 1e6;
         recording.bytes_in = progress.bytes_in;
