@@ -21,7 +21,8 @@ use super::{CastRecorder, FrameRecorder, Recorders, RecordingError};
 
 /// A kind of recording as the server writes and ends it.
 pub trait Recorded: RecordingKind + Audited + Serialize + Clone {
-    /// What its end is audited as.
+    /// What its start and end are audited as.
+    const STARTED: Action;
     const ENDED: Action;
     /// What its recorders are called in the logs.
     const NAME: &'static str;
@@ -30,8 +31,13 @@ pub trait Recorded: RecordingKind + Audited + Serialize + Clone {
     /// The recorders of this kind open on this instance.
     fn open_here(recorders: &Recorders) -> &Mutex<HashMap<Id<Self>, Arc<Self::Recorder>>>;
 
-    /// Its file, relative to the data directory.
+    /// Its file, relative to the data directory (absolute once the API shows it).
     fn file_path(&self) -> &str;
+    fn file_path_mut(&mut self) -> &mut String;
+    fn has_ended(&self) -> bool;
+
+    /// What its start's entry notes beside the recording as it runs.
+    fn started_metadata(&self) -> Option<serde_json::Value>;
 
     /// The recording as the API shows it while it runs (its end's `before`).
     fn while_running(&self) -> impl Serialize + '_;
@@ -59,6 +65,7 @@ pub trait Recorder<K: RecordingKind>: Sized + Send + Sync + 'static {
 }
 
 impl Recorded for TerminalRecording {
+    const STARTED: Action = Action::TerminalSessionStart;
     const ENDED: Action = Action::TerminalSessionEnd;
     const NAME: &'static str = "terminal";
     type Recorder = CastRecorder;
@@ -71,6 +78,19 @@ impl Recorded for TerminalRecording {
         &self.file_path
     }
 
+    fn file_path_mut(&mut self) -> &mut String {
+        &mut self.file_path
+    }
+
+    fn has_ended(&self) -> bool {
+        self.ended_at.is_some()
+    }
+
+    /// The session's entry names its recording.
+    fn started_metadata(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({"recording_id": self.id}))
+    }
+
     /// A running terminal recording is its session.
     fn while_running(&self) -> impl Serialize + '_ {
         self.session()
@@ -78,6 +98,7 @@ impl Recorded for TerminalRecording {
 }
 
 impl Recorded for DesktopRecording {
+    const STARTED: Action = Action::DesktopRecordingStart;
     const ENDED: Action = Action::DesktopRecordingEnd;
     const NAME: &'static str = "desktop";
     type Recorder = FrameRecorder;
@@ -88,6 +109,18 @@ impl Recorded for DesktopRecording {
 
     fn file_path(&self) -> &str {
         &self.file_path
+    }
+
+    fn file_path_mut(&mut self) -> &mut String {
+        &mut self.file_path
+    }
+
+    fn has_ended(&self) -> bool {
+        self.ended_at.is_some()
+    }
+
+    fn started_metadata(&self) -> Option<serde_json::Value> {
+        None
     }
 
     fn while_running(&self) -> impl Serialize + '_ {

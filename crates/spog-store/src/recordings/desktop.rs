@@ -63,8 +63,10 @@ impl RecordingKind for DesktopRecording {
     const SELECT: &'static str = SELECT;
     const EXTENSION: &'static str = "frames";
     const OWN_COLUMNS: &'static str = "";
-    const ALREADY_ENDED: &'static str = "the recording has already ended";
+    const NOUN: &'static str = "recording";
+    const ADDRESS_COLUMN: &'static str = "r.id";
 
+    type Address = Id<DesktopRecording>;
     type Row = Row;
     type Start<'a> = ();
     type Progress = Progress;

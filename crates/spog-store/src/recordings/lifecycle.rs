@@ -25,9 +25,13 @@ pub trait RecordingKind: Sized + Send + Sync + 'static {
     const EXTENSION: &'static str;
     /// The columns a start writes beyond the common ones, each after a ", ".
     const OWN_COLUMNS: &'static str;
-    /// What ending it a second time is told.
-    const ALREADY_ENDED: &'static str;
+    /// What its users call it ("session", "recording").
+    const NOUN: &'static str;
+    /// The column of its [`Self::Address`].
+    const ADDRESS_COLUMN: &'static str;
 
+    /// The id the API addresses it by (a terminal recording by its session's).
+    type Address: std::fmt::Display + Copy + Send + Sync;
     type Row: for<'r> FromRow<'r, AnyRow> + Send + Unpin + TryInto<Self, Error = StoreError>;
     /// What a start of this kind is given beyond a [`NewRecording`].
     type Start<'a>;
@@ -97,10 +101,31 @@ pub async fn get<K: RecordingKind>(
     recording: Id<K>,
     scope: &HostScope,
 ) -> StoreResult<K> {
+    get_where(conn, account, "r.id", recording.to_string(), scope).await
+}
+
+/// The recording at the address the API knows it by, if the scope may see it.
+#[tracing::instrument(name = "recordings::addressed", skip_all, fields(kind = K::TABLE, account = %account, address = %address))]
+pub async fn addressed<K: RecordingKind>(
+    conn: &mut Conn,
+    account: Id<Account>,
+    address: K::Address,
+    scope: &HostScope,
+) -> StoreResult<K> {
+    get_where(conn, account, K::ADDRESS_COLUMN, address.to_string(), scope).await
+}
+
+async fn get_where<K: RecordingKind>(
+    conn: &mut Conn,
+    account: Id<Account>,
+    column: &str,
+    value: String,
+    scope: &HostScope,
+) -> StoreResult<K> {
     let mut sql = Sql::new(K::SELECT);
     sql.bind(account.to_string())
-        .push(" AND r.id = ")
-        .bind(recording.to_string());
+        .push(&format!(" AND {column} = "))
+        .bind(value);
     scoped(&mut sql, scope);
     sql.fetch_optional::<K::Row>(conn).await.found()?.try_into()
 }
@@ -199,7 +224,10 @@ pub async fn end<K: RecordingKind>(
         .push(" AND ended_at IS NULL");
     if sql.execute(conn).await?.rows_affected() == 0 {
         get(conn, account, recording, &HostScope::All).await?;
-        return Err(StoreError::Conflict(K::ALREADY_ENDED.to_owned()));
+        return Err(StoreError::Conflict(format!(
+            "the {} has already ended",
+            K::NOUN
+        )));
     }
     get(conn, account, recording, &HostScope::All).await
 }

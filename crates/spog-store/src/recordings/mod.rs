@@ -5,7 +5,9 @@ pub mod desktop;
 mod lifecycle;
 pub mod terminal;
 
-pub use lifecycle::{RecordingKind, end, file_path, get, list, record_progress, silent, start};
+pub use lifecycle::{
+    RecordingKind, addressed, end, file_path, get, list, record_progress, silent, start,
+};
 use spog_core::model::{Account, Host, Organization, User};
 use spog_core::{Id, Timestamp};
 

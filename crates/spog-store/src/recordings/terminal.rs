@@ -1,15 +1,12 @@
 //! Terminal recordings and their sessions: one row each, its session's id and shell beside
 //! what every recording has (see [`super::lifecycle`]).
 
-use spog_core::model::Account;
 use spog_core::recordings::{TerminalRecording, TerminalSession};
 use spog_core::{Id, Timestamp};
 
-use super::{RecordingKind, scoped};
-use crate::error::Found;
-use crate::identity::hosts::HostScope;
+use super::RecordingKind;
 use crate::rows::{at, id, opt_at};
-use crate::{Conn, Sql, StoreError, StoreResult};
+use crate::{Sql, StoreError, StoreResult};
 
 const SELECT: &str = "SELECT r.id, r.session_id, r.organization_id, r.host_id, h.hostname, r.user_id, \
      r.user_email, r.shell, r.width, r.height, r.started_at, r.ended_at, r.end_reason, \
@@ -70,8 +67,10 @@ impl RecordingKind for TerminalRecording {
     const SELECT: &'static str = SELECT;
     const EXTENSION: &'static str = "cast";
     const OWN_COLUMNS: &'static str = ", session_id, shell";
-    const ALREADY_ENDED: &'static str = "the session has already ended";
+    const NOUN: &'static str = "session";
+    const ADDRESS_COLUMN: &'static str = "r.session_id";
 
+    type Address = Id<TerminalSession>;
     type Row = Row;
     /// The shell the session runs.
     type Start<'a> = &'a str;
@@ -114,20 +113,4 @@ pub struct Progress {
     pub bytes_out: i64,
     pub event_count: i64,
     pub last_activity_at: Timestamp,
-}
-
-/// The recording of a session the scope may see.
-#[tracing::instrument(name = "recordings::terminal::by_session", skip_all, fields(account = %account, session = %session))]
-pub async fn by_session(
-    conn: &mut Conn,
-    account: Id<Account>,
-    session: Id<TerminalSession>,
-    scope: &HostScope,
-) -> StoreResult<TerminalRecording> {
-    let mut sql = Sql::new(SELECT);
-    sql.bind(account.to_string())
-        .push(" AND r.session_id = ")
-        .bind(session.to_string());
-    scoped(&mut sql, scope);
-    sql.fetch_optional::<Row>(conn).await.found()?.try_into()
 }

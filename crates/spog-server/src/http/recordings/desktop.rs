@@ -9,28 +9,27 @@ use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use spog_core::audit::Action;
 use spog_core::model::{Host, User};
-use spog_core::page::{self, Page};
+use spog_core::page::Page;
 use spog_core::recordings::{DesktopRecording, MAX_DESKTOP_SIZE, image_kind};
-use spog_core::{FieldError, FieldErrors, Id, Permission, Timestamp};
-use spog_store::recordings::{self, EndReason, Filter, NewRecording};
+use spog_core::{FieldError, FieldErrors, Id, Permission};
 use tracing::{Instrument, Span};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::lifecycle::{self, Start};
 use super::terminal::{INVALID, NORMAL, TRY_LATER, UNSUPPORTED, close};
-use super::{RecordingParams, recording_subject, size_field};
+use super::{RecordingParams, size_field};
+use crate::auth::Require;
 use crate::auth::permissions::{SessionRecordingsView, SessionRecordingsWrite};
-use crate::auth::{Auth, Require};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::http::ws::admit;
 use crate::hub::POLICY_VIOLATION;
 use crate::hub::sockets::SocketLease;
 use crate::recordings::kind::Recorder;
-use crate::recordings::{FrameRecorder, RecordingError, ending};
+use crate::recordings::{FrameRecorder, RecordingError};
 use crate::state::AppState;
 
 pub const ELAPSED_HEADER: &str = "x-frame-elapsed-ms";
@@ -60,36 +59,6 @@ pub struct FrameAccepted {
     pub frame_count: i64,
 }
 
-pub async fn visible(
-    state: &AppState,
-    auth: &Auth,
-    id: Id<DesktopRecording>,
-) -> ApiResult<DesktopRecording> {
-    let mut conn = state.store.conn().await?;
-    Ok(recordings::get(&mut conn, auth.account(), id, &auth.host_scope()).await?)
-}
-
-async fn active(
-    state: &AppState,
-    auth: &Auth,
-    id: Id<DesktopRecording>,
-) -> ApiResult<DesktopRecording> {
-    let recording = visible(state, auth, id).await?;
-    if recording.ended_at.is_some() {
-        return Err(ApiError::Conflict("the recording has ended".to_owned()));
-    }
-    Ok(recording)
-}
-
-fn located(state: &AppState, mut recording: DesktopRecording) -> DesktopRecording {
-    recording.file_path = state
-        .recorders
-        .path(&recording.file_path)
-        .display()
-        .to_string();
-    recording
-}
-
 /// Start a desktop recording (gateways and agents).
 #[utoipa::path(post, path = "/desktop/recordings", tag = "recordings", request_body = StartDesktop,
     responses((status = 201, body = DesktopRecording)))]
@@ -102,42 +71,17 @@ async fn start_recording(
     errors.check(size_field("width", body.width, MAX_DESKTOP_SIZE));
     errors.check(size_field("height", body.height, MAX_DESKTOP_SIZE));
     errors.into_result()?;
-    let mut tx = state.store.begin().await?;
-    let (organization, user_email) =
-        recording_subject(&mut tx, &auth, body.host_id, body.user_id).await?;
-    super::within_active_quota(&state, &mut tx, auth.account()).await?;
-    let new = NewRecording {
-        account: auth.account(),
-        organization,
+    let start = Start {
         host: body.host_id,
         user: body.user_id,
-        user_email: &user_email,
         width: body.width,
         height: body.height,
-        started_at: Timestamp::now(),
     };
-    let recording: DesktopRecording = recordings::start(&mut tx, &new, ()).await?;
-    // The files exist before the recording does: one that cannot be written never starts.
-    let opened = state.recorders.recorder(&recording).await;
-    let committed = async {
-        opened?;
-        tx.record(
-            auth.did(Action::DesktopRecordingStart, &recording)
-                .after(&recording),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok::<_, ApiError>(())
-    }
-    .await;
-    if let Err(error) = committed {
-        state
-            .recorders
-            .discard(recording.id, &recording.file_path)
-            .await;
-        return Err(error);
-    }
-    Ok((StatusCode::CREATED, Json(located(&state, recording))))
+    let recording: DesktopRecording = lifecycle::start(&state, &auth, start, ()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(lifecycle::located(&state, recording)),
+    ))
 }
 
 /// Desktop recordings on the hosts the caller may see, newest first.
@@ -148,23 +92,7 @@ async fn list_recordings(
     auth: Require<SessionRecordingsView>,
     AppQuery(params): AppQuery<RecordingParams>,
 ) -> ApiResult<Json<Page<DesktopRecording>>> {
-    let limit = page::limit(params.limit, page::DEFAULT_LIMIT, page::MAX_LIMIT)?;
-    let filter = Filter {
-        host: params.host_id,
-        user: params.user_id,
-        active: false,
-    };
-    let mut conn = state.store.conn().await?;
-    let page = recordings::list(
-        &mut conn,
-        auth.account(),
-        &auth.host_scope(),
-        &filter,
-        limit,
-        params.cursor.as_deref(),
-    )
-    .await?;
-    Ok(Json(page.map(|r| located(&state, r))))
+    Ok(Json(lifecycle::list(&state, &auth, params, false).await?))
 }
 
 /// A desktop recording.
@@ -175,7 +103,8 @@ async fn get_recording(
     auth: Require<SessionRecordingsView>,
     AppPath(id): AppPath<Id<DesktopRecording>>,
 ) -> ApiResult<Json<DesktopRecording>> {
-    Ok(Json(located(&state, visible(&state, &auth, id).await?)))
+    let recording: DesktopRecording = lifecycle::visible(&state, &auth, id).await?;
+    Ok(Json(lifecycle::located(&state, recording)))
 }
 
 /// Append one frame: the body is a JPEG or PNG image, `X-Frame-Elapsed-Ms` the milliseconds
@@ -196,7 +125,7 @@ async fn append_frame(
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
         _ => ApiError::BadRequest(rejection.body_text()),
     })?;
-    let recording = active(&state, &auth, id).await?;
+    let recording: DesktopRecording = lifecycle::active(&state, &auth, id).await?;
     let elapsed = headers
         .get(ELAPSED_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -245,7 +174,7 @@ async fn stream_frames(
         &headers,
         Some(Permission::SessionRecordingsWrite),
     )?;
-    let recording = active(&state, &auth, id).await?;
+    let recording: DesktopRecording = lifecycle::active(&state, &auth, id).await?;
     let recorder = state.recorders.recorder(&recording).await?;
     let blocking = state.blocking.clone();
     let span = Span::current();
@@ -336,15 +265,5 @@ async fn end_recording(
     auth: Require<SessionRecordingsWrite>,
     AppPath(id): AppPath<Id<DesktopRecording>>,
 ) -> ApiResult<Json<DesktopRecording>> {
-    let recording = active(&state, &auth, id).await?;
-    let ended = ending::end(
-        &state,
-        &auth.actor(),
-        recording.id,
-        Some(&recording),
-        EndReason::Ended,
-        Timestamp::now(),
-    )
-    .await?;
-    Ok(Json(located(&state, ended)))
+    Ok(Json(lifecycle::end(&state, &auth, id).await?))
 }

@@ -17,7 +17,8 @@ use spog_store::identity::hosts::HostScope;
 use spog_store::recordings;
 use tracing::{Instrument, Span};
 
-use super::terminal::{FOLLOW_POLL, NORMAL, close, visible};
+use super::lifecycle::visible;
+use super::terminal::{FOLLOW_POLL, NORMAL, close};
 use crate::auth::Require;
 use crate::auth::permissions::SessionRecordingsView;
 use crate::error::ApiResult;
@@ -49,7 +50,7 @@ pub async fn watch_session(
         &headers,
         Some(Permission::SessionRecordingsView),
     )?;
-    let recording = visible(&state, &auth, id).await?;
+    let recording: TerminalRecording = visible(&state, &auth, id).await?;
     let account = auth.account();
     let span = Span::current();
     Ok(upgrade

@@ -3,6 +3,7 @@
 //! are the recording itself, not changes of record, and are not (the file is their record).
 
 pub mod desktop;
+mod lifecycle;
 mod live;
 mod playback;
 pub mod terminal;

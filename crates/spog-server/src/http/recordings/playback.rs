@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use tracing::{Instrument, Span};
 use utoipa::IntoParams;
 
-use super::desktop::visible;
+use super::lifecycle::visible;
 use crate::auth::Require;
 use crate::auth::permissions::SessionRecordingsView;
 use crate::blocking::Blocking;
@@ -79,7 +79,7 @@ pub async fn play(
         Some(Permission::SessionRecordingsView),
     )?;
     let speed = speed("speed", params.speed.unwrap_or(1.0))?;
-    let recording = visible(&state, &auth, id).await?;
+    let recording: DesktopRecording = visible(&state, &auth, id).await?;
     let path = state.recorders.path(&recording.file_path);
     let recorder = state.recorders.open(recording.id);
     let loading = path.clone();

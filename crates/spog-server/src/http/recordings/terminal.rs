@@ -11,20 +11,20 @@ use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use spog_core::audit::Action;
 use spog_core::model::{Host, User};
-use spog_core::page::{self, Page};
+use spog_core::page::Page;
 use spog_core::recordings::{
     MAX_TERMINAL_SIZE, RawEvent, TerminalRecording, TerminalSession, download_header,
 };
-use spog_core::{BoundedList, FieldErrors, Id, Permission, Timestamp, validate};
-use spog_store::recordings::{self, EndReason, Filter, NewRecording, terminal};
+use spog_core::{BoundedList, FieldErrors, Id, Permission, validate};
+use spog_store::recordings;
 use tracing::{Instrument, Span};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{RecordingParams, recording_subject, size_field};
+use super::lifecycle::{self, Start};
+use super::{RecordingParams, size_field};
 use crate::auth::permissions::{SessionRecordingsView, SessionRecordingsWrite};
 use crate::auth::{Auth, Require};
 use crate::error::{ApiError, ApiResult};
@@ -33,7 +33,7 @@ use crate::http::ws::admit;
 use crate::hub::POLICY_VIOLATION;
 use crate::hub::sockets::SocketLease;
 use crate::recordings::kind::Recorder;
-use crate::recordings::{Appended, CastRecorder, RecordingError, cast, ending, read};
+use crate::recordings::{Appended, CastRecorder, RecordingError, cast, read};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -68,39 +68,6 @@ pub struct StartSession {
     pub height: i64,
 }
 
-/// A session the caller may see.
-pub async fn visible(
-    state: &AppState,
-    auth: &Auth,
-    session: Id<TerminalSession>,
-) -> ApiResult<TerminalRecording> {
-    let mut conn = state.store.conn().await?;
-    Ok(terminal::by_session(&mut conn, auth.account(), session, &auth.host_scope()).await?)
-}
-
-/// A session the caller may see that is still active (409 once it has ended).
-async fn active(
-    state: &AppState,
-    auth: &Auth,
-    session: Id<TerminalSession>,
-) -> ApiResult<TerminalRecording> {
-    let recording = visible(state, auth, session).await?;
-    if recording.ended_at.is_some() {
-        return Err(ApiError::Conflict("the session has ended".to_owned()));
-    }
-    Ok(recording)
-}
-
-/// Shows the recording's file as an absolute path.
-fn located(state: &AppState, mut recording: TerminalRecording) -> TerminalRecording {
-    recording.file_path = state
-        .recorders
-        .path(&recording.file_path)
-        .display()
-        .to_string();
-    recording
-}
-
 /// Start a terminal session and its recording (gateways and agents).
 #[utoipa::path(post, path = "/terminal/sessions", tag = "recordings", request_body = StartSession,
     responses((status = 201, body = TerminalSession)))]
@@ -115,43 +82,15 @@ async fn start_session(
     errors.check(size_field("height", body.height, MAX_TERMINAL_SIZE));
     errors.into_result()?;
     let shell = shell.unwrap_or_default();
-    let mut tx = state.store.begin().await?;
-    let (organization, user_email) =
-        recording_subject(&mut tx, &auth, body.host_id, body.user_id).await?;
-    super::within_active_quota(&state, &mut tx, auth.account()).await?;
-    let new = NewRecording {
-        account: auth.account(),
-        organization,
+    let start = Start {
         host: body.host_id,
         user: body.user_id,
-        user_email: &user_email,
         width: body.width,
         height: body.height,
-        started_at: Timestamp::now(),
     };
-    let recording: TerminalRecording = recordings::start(&mut tx, &new, shell.as_str()).await?;
-    // The file exists before the session does (so it plays even before its first event), and
-    // a session whose file cannot be created never becomes active.
-    let opened = state.recorders.recorder(&recording).await;
+    let recording: TerminalRecording =
+        lifecycle::start(&state, &auth, start, shell.as_str()).await?;
     let session = recording.session();
-    let committed = async {
-        opened?;
-        let entry = auth
-            .did(Action::TerminalSessionStart, &recording)
-            .after(&session)
-            .metadata(serde_json::json!({"recording_id": recording.id}));
-        tx.record(entry).await?;
-        tx.commit().await?;
-        Ok::<_, ApiError>(())
-    }
-    .await;
-    if let Err(error) = committed {
-        state
-            .recorders
-            .discard(recording.id, &recording.file_path)
-            .await;
-        return Err(error);
-    }
     Ok((StatusCode::CREATED, Json(session)))
 }
 
@@ -163,33 +102,8 @@ async fn list_sessions(
     auth: Require<SessionRecordingsView>,
     AppQuery(params): AppQuery<RecordingParams>,
 ) -> ApiResult<Json<Page<TerminalSession>>> {
-    let page = list(&state, &auth, params, true).await?;
+    let page = lifecycle::list::<TerminalRecording>(&state, &auth, params, true).await?;
     Ok(Json(page.map(|r| r.session())))
-}
-
-async fn list(
-    state: &AppState,
-    auth: &Auth,
-    params: RecordingParams,
-    active: bool,
-) -> ApiResult<Page<TerminalRecording>> {
-    let limit = page::limit(params.limit, page::DEFAULT_LIMIT, page::MAX_LIMIT)?;
-    let filter = Filter {
-        host: params.host_id,
-        user: params.user_id,
-        active,
-    };
-    let mut conn = state.store.conn().await?;
-    let page = recordings::list(
-        &mut conn,
-        auth.account(),
-        &auth.host_scope(),
-        &filter,
-        limit,
-        params.cursor.as_deref(),
-    )
-    .await?;
-    Ok(page.map(|r| located(state, r)))
 }
 
 /// A terminal session, active or ended.
@@ -200,7 +114,8 @@ async fn get_session(
     auth: Require<SessionRecordingsView>,
     AppPath(id): AppPath<Id<TerminalSession>>,
 ) -> ApiResult<Json<TerminalSession>> {
-    Ok(Json(visible(&state, &auth, id).await?.session()))
+    let recording: TerminalRecording = lifecycle::visible(&state, &auth, id).await?;
+    Ok(Json(recording.session()))
 }
 
 /// Append asciicast events `[[elapsed_seconds, "o"|"i"|"r"|"m", data], ...]`, in time order.
@@ -216,7 +131,7 @@ async fn append_events(
     AppPath(id): AppPath<Id<TerminalSession>>,
     DataJson(events): DataJson<BoundedList<RawEvent, 10_000>>,
 ) -> ApiResult<Json<Appended>> {
-    let recording = active(&state, &auth, id).await?;
+    let recording: TerminalRecording = lifecycle::active(&state, &auth, id).await?;
     let recorder = state.recorders.recorder(&recording).await?;
     let record_input = state.config.record_input;
     let appended = state
@@ -234,17 +149,7 @@ async fn end_session(
     auth: Require<SessionRecordingsWrite>,
     AppPath(id): AppPath<Id<TerminalSession>>,
 ) -> ApiResult<Json<TerminalRecording>> {
-    let recording = active(&state, &auth, id).await?;
-    let ended = ending::end(
-        &state,
-        &auth.actor(),
-        recording.id,
-        Some(&recording),
-        EndReason::Ended,
-        Timestamp::now(),
-    )
-    .await?;
-    Ok(Json(located(&state, ended)))
+    Ok(Json(lifecycle::end(&state, &auth, id).await?))
 }
 
 /// Stream events over a WebSocket: each text message is one event `[t, code, data]` or a
@@ -266,7 +171,7 @@ async fn stream_events(
         &headers,
         Some(Permission::SessionRecordingsWrite),
     )?;
-    let recording = active(&state, &auth, id).await?;
+    let recording: TerminalRecording = lifecycle::active(&state, &auth, id).await?;
     let recorder = state.recorders.recorder(&recording).await?;
     let span = Span::current();
     Ok(upgrade
@@ -393,7 +298,7 @@ async fn list_recordings(
     auth: Require<SessionRecordingsView>,
     AppQuery(params): AppQuery<RecordingParams>,
 ) -> ApiResult<Json<Page<TerminalRecording>>> {
-    Ok(Json(list(&state, &auth, params, false).await?))
+    Ok(Json(lifecycle::list(&state, &auth, params, false).await?))
 }
 
 /// The recording as far as it is written (its progress from the local writer if any).
@@ -430,7 +335,7 @@ async fn get_recording(
     let (recording, end) = readable(&state, &auth, id).await?;
     let slot = state.downloads.start(&auth)?;
     let path = state.recorders.path(&recording.file_path);
-    let recording = located(&state, recording);
+    let recording = lifecycle::located(&state, recording);
     let mut head = serde_json::to_string(&recording).map_err(ApiError::internal)?;
     head.pop();
     head.push_str(r#","events":["#);
