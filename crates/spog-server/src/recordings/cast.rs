@@ -171,6 +171,10 @@ impl Recorder<TerminalRecording> for CastRecorder {
     fn streams(&self) -> &AtomicUsize {
         &self.streams
     }
+
+    fn closing(&self) -> &Notify {
+        &self.closing
+    }
 }
 
 impl CastRecorder {

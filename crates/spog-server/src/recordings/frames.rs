@@ -130,6 +130,10 @@ impl Recorder<DesktopRecording> for FrameRecorder {
     fn streams(&self) -> &AtomicUsize {
         &self.streams
     }
+
+    fn closing(&self) -> &Notify {
+        &self.closing
+    }
 }
 
 impl FrameRecorder {

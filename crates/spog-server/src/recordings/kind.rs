@@ -15,6 +15,7 @@ use spog_core::Id;
 use spog_core::audit::{Action, Audited};
 use spog_core::recordings::{DesktopRecording, TerminalRecording};
 use spog_store::recordings::RecordingKind;
+use tokio::sync::Notify;
 
 use super::handles::FileHandles;
 use super::{CastRecorder, FrameRecorder, Recorders, RecordingError};
@@ -62,6 +63,8 @@ pub trait Recorder<K: RecordingKind>: Sized + Send + Sync + 'static {
     fn id(&self) -> Id<K>;
     /// Sources streaming into it now.
     fn streams(&self) -> &AtomicUsize;
+    /// Woken when it closes.
+    fn closing(&self) -> &Notify;
 }
 
 impl Recorded for TerminalRecording {

@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::ws::Message;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{Message, WebSocket};
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -19,16 +19,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::lifecycle::{self, Start};
-use super::terminal::{INVALID, NORMAL, TRY_LATER, UNSUPPORTED, close};
+use super::stream::{self, INVALID, UNSUPPORTED};
 use super::{RecordingParams, size_field};
 use crate::auth::Require;
 use crate::auth::permissions::{SessionRecordingsView, SessionRecordingsWrite};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::http::ws::admit;
-use crate::hub::POLICY_VIOLATION;
-use crate::hub::sockets::SocketLease;
-use crate::recordings::kind::Recorder;
 use crate::recordings::{FrameRecorder, RecordingError};
 use crate::state::AppState;
 
@@ -180,81 +177,35 @@ async fn stream_frames(
     let span = Span::current();
     Ok(upgrade
         .max_message_size(state.config.body_limit)
-        .on_upgrade(move |socket| ingest(blocking, recorder, socket, lease).instrument(span)))
+        .on_upgrade(move |socket| {
+            stream::ingest::<DesktopRecording, _>(
+                blocking,
+                recorder,
+                socket,
+                lease,
+                read_frame,
+                |recorder: &FrameRecorder, (ms, bytes): (u64, Bytes)| {
+                    recorder
+                        .append(ms, &bytes[8..], "message", false)
+                        .map(|_| ())
+                },
+            )
+            .instrument(span)
+        }))
 }
 
-async fn ingest(
-    blocking: crate::blocking::Blocking,
-    recorder: std::sync::Arc<FrameRecorder>,
-    mut socket: WebSocket,
-    lease: SocketLease,
-) {
-    use std::sync::atomic::Ordering;
-    recorder.streams.fetch_add(1, Ordering::AcqRel);
-    let closing = recorder.closing.notified();
-    tokio::pin!(closing);
-    closing.as_mut().enable();
-    loop {
-        if recorder.is_closed() {
-            close(&mut socket, NORMAL, "the recording has ended").await;
-            break;
-        }
-        let message = tokio::select! {
-            _ = &mut closing => continue,
-            reason = lease.ended() => {
-                close(&mut socket, POLICY_VIOLATION, reason).await;
-                break;
-            }
-            message = socket.recv() => message,
-        };
-        let bytes = match message {
-            Some(Ok(Message::Binary(bytes))) => bytes,
-            Some(Ok(Message::Text(_))) => {
-                close(&mut socket, UNSUPPORTED, "send frames as binary messages").await;
-                break;
-            }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                recorder.touch();
-                continue;
-            }
-            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-        };
-        let checked = (bytes.len() >= 8)
-            .then(|| u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")))
-            .filter(|ms| *ms <= MAX_ELAPSED_MS)
-            .ok_or_else(|| FieldError::new("message", "must start with 8 bytes of elapsed ms"))
-            .and_then(|ms| check_image(&bytes[8..]).map(|()| ms));
-        let result = match checked {
-            Ok(ms) => {
-                let appending = recorder.clone();
-                blocking
-                    .run(move || appending.append(ms, &bytes[8..], "message", false))
-                    .await
-            }
-            Err(error) => Err(error.into()),
-        };
-        match result {
-            Ok(_) => {}
-            Err(RecordingError::Ended) => {
-                close(&mut socket, NORMAL, "the recording has ended").await;
-                break;
-            }
-            Err(error @ RecordingError::Invalid(_)) => {
-                close(&mut socket, INVALID, &error.to_string()).await;
-                break;
-            }
-            Err(error) => {
-                tracing::warn!(recording = %recorder.id, %error, "recording a frame stream");
-                close(&mut socket, TRY_LATER, &error.to_string()).await;
-                break;
-            }
-        }
-    }
-    let flushing = recorder.clone();
-    if let Err(error) = blocking.run(move || flushing.flush()).await {
-        tracing::warn!(recording = %recorder.id, %error, "flushing a frame stream");
-    }
-    recorder.streams.fetch_sub(1, Ordering::AcqRel);
+/// A binary message of a frame: its elapsed milliseconds (8 bytes, big-endian), then the
+/// image.
+fn read_frame(message: Message) -> Result<(u64, Bytes), (u16, String)> {
+    let Message::Binary(bytes) = message else {
+        return Err((UNSUPPORTED, "send frames as binary messages".to_owned()));
+    };
+    (bytes.len() >= 8)
+        .then(|| u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")))
+        .filter(|ms| *ms <= MAX_ELAPSED_MS)
+        .ok_or_else(|| FieldError::new("message", "must start with 8 bytes of elapsed ms"))
+        .and_then(|ms| check_image(&bytes[8..]).map(|()| (ms, bytes)))
+        .map_err(|error| (INVALID, RecordingError::from(error).to_string()))
 }
 
 /// End a desktop recording.

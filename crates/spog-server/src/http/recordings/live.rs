@@ -18,7 +18,8 @@ use spog_store::recordings;
 use tracing::{Instrument, Span};
 
 use super::lifecycle::visible;
-use super::terminal::{FOLLOW_POLL, NORMAL, close};
+use super::stream::{NORMAL, close};
+use super::terminal::FOLLOW_POLL;
 use crate::auth::Require;
 use crate::auth::permissions::SessionRecordingsView;
 use crate::error::ApiResult;

@@ -6,6 +6,7 @@ pub mod desktop;
 mod lifecycle;
 mod live;
 mod playback;
+mod stream;
 pub mod terminal;
 
 use serde::Deserialize;

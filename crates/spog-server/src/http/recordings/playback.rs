@@ -190,7 +190,7 @@ impl Player {
             };
             tokio::select! {
                 reason = lease.ended() => {
-                    super::terminal::close(&mut socket, POLICY_VIOLATION, reason).await;
+                    super::stream::close(&mut socket, POLICY_VIOLATION, reason).await;
                     return;
                 }
                 _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
@@ -208,7 +208,7 @@ impl Player {
                         Some(Ok(_)) => continue,
                     };
                     let Ok(control) = serde_json::from_str::<Control>(&text) else {
-                        super::terminal::close(&mut socket, super::terminal::INVALID,
+                        super::stream::close(&mut socket, super::stream::INVALID,
                             "controls are seek, pause, play and speed").await;
                         return;
                     };

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
+use axum::extract::ws::Message;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
@@ -24,16 +24,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::lifecycle::{self, Start};
+use super::stream::{self, INVALID, UNSUPPORTED};
 use super::{RecordingParams, size_field};
 use crate::auth::permissions::{SessionRecordingsView, SessionRecordingsWrite};
 use crate::auth::{Auth, Require};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath, AppQuery, DataJson};
 use crate::http::ws::admit;
-use crate::hub::POLICY_VIOLATION;
-use crate::hub::sockets::SocketLease;
-use crate::recordings::kind::Recorder;
-use crate::recordings::{Appended, CastRecorder, RecordingError, cast, read};
+use crate::recordings::{Appended, CastRecorder, cast, read};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -176,104 +174,31 @@ async fn stream_events(
     let span = Span::current();
     Ok(upgrade
         .max_message_size(state.config.body_limit)
-        .on_upgrade(move |socket| ingest(state, recorder, socket, lease).instrument(span)))
+        .on_upgrade(move |socket| {
+            let record_input = state.config.record_input;
+            stream::ingest::<TerminalRecording, _>(
+                state.blocking.clone(),
+                recorder,
+                socket,
+                lease,
+                read_events,
+                move |recorder: &CastRecorder, events| {
+                    recorder
+                        .append(events, record_input, "message", false)
+                        .map(|_| ())
+                },
+            )
+            .instrument(span)
+        }))
 }
 
-pub(super) async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
-    let mut end = reason.len().min(120);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    let frame = CloseFrame {
-        code,
-        reason: reason[..end].into(),
+/// A text message of asciicast events.
+fn read_events(message: Message) -> Result<Vec<RawEvent>, (u16, String)> {
+    let Message::Text(text) = message else {
+        return Err((UNSUPPORTED, "send events as text messages".to_owned()));
     };
-    let _ = socket.send(Message::Close(Some(frame))).await;
-}
-
-/// Close codes of RFC 6455.
-pub(super) const NORMAL: u16 = 1000;
-pub(super) const UNSUPPORTED: u16 = 1003;
-pub(super) const INVALID: u16 = 1007;
-pub(super) const TRY_LATER: u16 = 1013;
-
-async fn ingest(
-    state: AppState,
-    recorder: std::sync::Arc<CastRecorder>,
-    mut socket: WebSocket,
-    lease: SocketLease,
-) {
-    use std::sync::atomic::Ordering;
-    recorder.streams.fetch_add(1, Ordering::AcqRel);
-    let closing = recorder.closing.notified();
-    tokio::pin!(closing);
-    closing.as_mut().enable();
-    loop {
-        if recorder.is_closed() {
-            close(&mut socket, NORMAL, "the session has ended").await;
-            break;
-        }
-        let message = tokio::select! {
-            _ = &mut closing => continue,
-            reason = lease.ended() => {
-                close(&mut socket, POLICY_VIOLATION, reason).await;
-                break;
-            }
-            message = socket.recv() => message,
-        };
-        let text = match message {
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Binary(_))) => {
-                close(&mut socket, UNSUPPORTED, "send events as text messages").await;
-                break;
-            }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                recorder.touch();
-                continue;
-            }
-            // A close, or a connection that dropped (perhaps mid-message): what arrived
-            // whole is recorded.
-            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-        };
-        let events = match parse_events(text.as_bytes()) {
-            Ok(events) => events,
-            Err(error) => {
-                close(
-                    &mut socket,
-                    INVALID,
-                    &format!("not asciicast events: {error}"),
-                )
-                .await;
-                break;
-            }
-        };
-        let (appending, record_input) = (recorder.clone(), state.config.record_input);
-        let appended = state
-            .blocking
-            .run(move || appending.append(events, record_input, "message", false))
-            .await;
-        match appended {
-            Ok(_) => {}
-            Err(RecordingError::Ended) => {
-                close(&mut socket, NORMAL, "the session has ended").await;
-                break;
-            }
-            Err(error @ RecordingError::Invalid(_)) => {
-                close(&mut socket, INVALID, &error.to_string()).await;
-                break;
-            }
-            Err(error) => {
-                tracing::warn!(recording = %recorder.id, %error, "recording a stream");
-                close(&mut socket, TRY_LATER, &error.to_string()).await;
-                break;
-            }
-        }
-    }
-    let flushing = recorder.clone();
-    if let Err(error) = state.blocking.run(move || flushing.flush()).await {
-        tracing::warn!(recording = %recorder.id, %error, "flushing a stream's recording");
-    }
-    recorder.streams.fetch_sub(1, Ordering::AcqRel);
+    parse_events(text.as_bytes())
+        .map_err(|error| (INVALID, format!("not asciicast events: {error}")))
 }
 
 /// One event or a batch of them.
