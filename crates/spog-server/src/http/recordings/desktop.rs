@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use spog_core::model::{Host, User};
 use spog_core::page::Page;
 use spog_core::recordings::{DesktopRecording, MAX_DESKTOP_SIZE, image_kind};
-use spog_core::{FieldError, FieldErrors, Id, Permission};
+use spog_core::{FieldError, FieldErrors, Id};
 use tracing::{Instrument, Span};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -25,7 +25,6 @@ use crate::auth::Require;
 use crate::auth::permissions::{SessionRecordingsView, SessionRecordingsWrite};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath, AppQuery};
-use crate::http::ws::admit;
 use crate::recordings::{FrameRecorder, RecordingError};
 use crate::state::AppState;
 
@@ -164,15 +163,8 @@ async fn stream_frames(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    let upgrade = super::websocket(upgrade)?;
-    let lease = admit(
-        &state,
-        &auth.principal,
-        &headers,
-        Some(Permission::SessionRecordingsWrite),
-    )?;
-    let recording: DesktopRecording = lifecycle::active(&state, &auth, id).await?;
-    let recorder = state.recorders.recorder(&recording).await?;
+    let (upgrade, lease, recorder) =
+        lifecycle::streamed::<DesktopRecording>(&state, &auth, &headers, upgrade, id).await?;
     let blocking = state.blocking.clone();
     let span = Span::current();
     Ok(upgrade

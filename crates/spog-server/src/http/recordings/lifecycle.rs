@@ -2,18 +2,24 @@
 //! recordings: starting one (within the account's quota, its file created before its row
 //! commits), reading and listing what the caller may see, and ending it by its source.
 
-use spog_core::Timestamp;
+use std::sync::Arc;
+
+use axum::extract::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::http::HeaderMap;
 use spog_core::model::{Host, User};
 use spog_core::page::{self, Page};
+use spog_core::{Id, Permission, Timestamp};
 use spog_store::recordings::{self, EndReason, Filter, NewRecording};
 
 use super::{RecordingParams, recording_subject};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
+use crate::http::ws::admit;
+use crate::hub::sockets::SocketLease;
 use crate::recordings::ending;
 use crate::recordings::kind::Recorded;
 use crate::state::AppState;
-use spog_core::Id;
 
 /// What a start names, checked by its handler.
 pub struct Start {
@@ -124,6 +130,27 @@ pub async fn list<K: Recorded>(
     )
     .await?;
     Ok(page.map(|r| located(state, r)))
+}
+
+/// What a source streaming into an active recording is given: the WebSocket to accept, its
+/// lease on the instance's sockets, and the recording's recorder.
+pub async fn streamed<K: Recorded>(
+    state: &AppState,
+    auth: &Auth,
+    headers: &HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    address: K::Address,
+) -> ApiResult<(WebSocketUpgrade, SocketLease, Arc<K::Recorder>)> {
+    let upgrade = super::websocket(upgrade)?;
+    let lease = admit(
+        state,
+        &auth.principal,
+        headers,
+        Some(Permission::SessionRecordingsWrite),
+    )?;
+    let recording: K = active(state, auth, address).await?;
+    let recorder = state.recorders.recorder(&recording).await?;
+    Ok((upgrade, lease, recorder))
 }
 
 /// Ends an active recording at its source's request.

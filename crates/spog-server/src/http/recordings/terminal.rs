@@ -16,7 +16,7 @@ use spog_core::page::Page;
 use spog_core::recordings::{
     MAX_TERMINAL_SIZE, RawEvent, TerminalRecording, TerminalSession, download_header,
 };
-use spog_core::{BoundedList, FieldErrors, Id, Permission, validate};
+use spog_core::{BoundedList, FieldErrors, Id, validate};
 use spog_store::recordings;
 use tracing::{Instrument, Span};
 use utoipa::ToSchema;
@@ -30,7 +30,6 @@ use crate::auth::permissions::{SessionRecordingsView, SessionRecordingsWrite};
 use crate::auth::{Auth, Require};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath, AppQuery, DataJson};
-use crate::http::ws::admit;
 use crate::recordings::{Appended, CastRecorder, cast, read};
 use crate::state::AppState;
 
@@ -162,15 +161,8 @@ async fn stream_events(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    let upgrade = super::websocket(upgrade)?;
-    let lease = admit(
-        &state,
-        &auth.principal,
-        &headers,
-        Some(Permission::SessionRecordingsWrite),
-    )?;
-    let recording: TerminalRecording = lifecycle::active(&state, &auth, id).await?;
-    let recorder = state.recorders.recorder(&recording).await?;
+    let (upgrade, lease, recorder) =
+        lifecycle::streamed::<TerminalRecording>(&state, &auth, &headers, upgrade, id).await?;
     let span = Span::current();
     Ok(upgrade
         .max_message_size(state.config.body_limit)
