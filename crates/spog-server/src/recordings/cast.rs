@@ -11,14 +11,14 @@ use parking_lot::Mutex;
 use spog_core::recordings::{
     CastEvent, EventCode, RawEvent, TerminalRecording, check_event, file_header, write_event,
 };
-use spog_core::{FieldErrors, Id, Timestamp};
+use spog_core::{FieldErrors, Id};
 use spog_store::recordings::terminal::Progress;
 use tokio::sync::Notify;
 
 use super::RecordingError;
 use super::append::AppendFile;
 use super::handles::FileHandles;
-use super::kind::Recorder;
+use super::kind::{Activity, Recorder};
 
 /// Buffered bytes beyond which an append writes at once.
 const FLUSH_AT: usize = 256 * 1024;
@@ -50,9 +50,7 @@ struct State {
     now: Counters,
     /// What the file holds.
     flushed: Counters,
-    last_activity: Timestamp,
-    /// Progress changed since it was last recorded in the database.
-    unreported: bool,
+    activity: Activity,
 }
 
 /// What one append did.
@@ -97,8 +95,7 @@ impl Recorder<TerminalRecording> for CastRecorder {
                 file,
                 now: counters,
                 flushed: counters,
-                last_activity: Timestamp::now(),
-                unreported: false,
+                activity: Activity::default(),
             }),
             closed: AtomicBool::new(false),
             closing: Notify::new(),
@@ -133,19 +130,13 @@ impl Recorder<TerminalRecording> for CastRecorder {
 
     /// Notes that a connected source is alive though it sends nothing.
     fn touch(&self) {
-        let mut state = self.state.lock();
-        state.last_activity = Timestamp::now();
-        state.unreported = true;
+        self.state.lock().activity.heard();
     }
 
     /// Progress as far as the file holds it, if it changed since the last call.
     fn take_progress(&self) -> Option<Progress> {
         let mut state = self.state.lock();
-        if !state.unreported {
-            return None;
-        }
-        state.unreported = false;
-        Some(progress(&state))
+        state.activity.take_unreported().then(|| progress(&state))
     }
 
     /// Stops taking events: flushes, syncs, wakes streams. Returns the final progress.
@@ -223,8 +214,7 @@ impl CastRecorder {
             count(&mut state.now, event);
             write_event(state.file.buffer(), event);
         }
-        state.last_activity = Timestamp::now();
-        state.unreported = true;
+        state.activity.heard();
         if flush || state.file.pending() >= FLUSH_AT {
             self.flush_locked(state)?;
         }
@@ -264,7 +254,7 @@ fn progress(state: &State) -> Progress {
         bytes_in: state.flushed.bytes_in,
         bytes_out: state.flushed.bytes_out,
         event_count: state.flushed.events,
-        last_activity_at: state.last_activity,
+        last_activity_at: state.activity.last,
     }
 }
 

@@ -11,14 +11,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use spog_core::recordings::DesktopRecording;
-use spog_core::{FieldError, Id, Timestamp};
+use spog_core::{FieldError, Id};
 use spog_store::recordings::desktop::Progress;
 use tokio::sync::Notify;
 
 use super::RecordingError;
 use super::append::AppendFile;
 use super::handles::FileHandles;
-use super::kind::Recorder;
+use super::kind::{Activity, Recorder};
 
 const HEADER: usize = 12;
 const ENTRY: usize = 20;
@@ -57,8 +57,7 @@ struct State {
     index: AppendFile,
     now: Counters,
     flushed: Counters,
-    last_activity: Timestamp,
-    unreported: bool,
+    activity: Activity,
 }
 
 impl Recorder<DesktopRecording> for FrameRecorder {
@@ -92,18 +91,12 @@ impl Recorder<DesktopRecording> for FrameRecorder {
     }
 
     fn touch(&self) {
-        let mut state = self.state.lock();
-        state.last_activity = Timestamp::now();
-        state.unreported = true;
+        self.state.lock().activity.heard();
     }
 
     fn take_progress(&self) -> Option<Progress> {
         let mut state = self.state.lock();
-        if !state.unreported {
-            return None;
-        }
-        state.unreported = false;
-        Some(progress(&state))
+        state.activity.take_unreported().then(|| progress(&state))
     }
 
     fn close(&self) -> Progress {
@@ -168,8 +161,7 @@ impl FrameRecorder {
                 index,
                 now: counters,
                 flushed: counters,
-                last_activity: Timestamp::now(),
-                unreported: false,
+                activity: Activity::default(),
             }),
             closed: AtomicBool::new(false),
             closing: Notify::new(),
@@ -215,8 +207,7 @@ impl FrameRecorder {
         state.now.last_ms = elapsed_ms;
         state.now.frames += 1;
         state.now.bytes += i64::from(len);
-        state.last_activity = Timestamp::now();
-        state.unreported = true;
+        state.activity.heard();
         if flush || state.frames.pending() >= FLUSH_AT {
             flush_locked(state)?;
         }
@@ -244,7 +235,7 @@ fn progress(state: &State) -> Progress {
         duration_ms: state.flushed.last_ms as i64,
         frame_count: state.flushed.frames,
         total_bytes: state.flushed.bytes,
-        last_activity_at: state.last_activity,
+        last_activity_at: state.activity.last,
     }
 }
 

@@ -11,9 +11,9 @@ use std::sync::atomic::AtomicUsize;
 
 use parking_lot::Mutex;
 use serde::Serialize;
-use spog_core::Id;
 use spog_core::audit::{Action, Audited};
 use spog_core::recordings::{DesktopRecording, TerminalRecording};
+use spog_core::{Id, Timestamp};
 use spog_store::recordings::RecordingKind;
 use tokio::sync::Notify;
 
@@ -128,5 +128,36 @@ impl Recorded for DesktopRecording {
 
     fn while_running(&self) -> impl Serialize + '_ {
         self
+    }
+}
+
+/// When a recorder's source was last heard from, and whether its progress changed since it
+/// was last recorded in the database.
+#[derive(Clone, Copy)]
+pub struct Activity {
+    pub last: Timestamp,
+    unreported: bool,
+}
+
+/// Heard from now, as a recorder is opened.
+impl Default for Activity {
+    fn default() -> Self {
+        Self {
+            last: Timestamp::now(),
+            unreported: false,
+        }
+    }
+}
+
+impl Activity {
+    /// The source was heard from: a write, or a sign of life.
+    pub fn heard(&mut self) {
+        self.last = Timestamp::now();
+        self.unreported = true;
+    }
+
+    /// Whether progress changed since the last call.
+    pub fn take_unreported(&mut self) -> bool {
+        std::mem::take(&mut self.unreported)
     }
 }
