@@ -8,9 +8,10 @@ use serde::Serialize;
 use serde_json::json;
 use spog_core::audit::{Action, Actor, AuditEntry, Audited};
 use spog_core::model::{Account, Host};
+use spog_core::recordings::{DesktopRecording, TerminalRecording};
 use spog_core::{Id, Permission};
 use spog_store::identity::hosts::HostScope;
-use spog_store::recordings::{desktop, terminal};
+use spog_store::recordings;
 
 use super::csrf;
 use super::principal::{Credential, Principal, RequestInfo, agent_refused, authenticate_any};
@@ -208,15 +209,25 @@ async fn agent_may_call(
     let host = match target {
         AgentTarget::Session => {
             let session = id.parse().map_err(|_| ApiError::NotFound)?;
-            terminal::by_session(&mut conn, principal.account, session, &HostScope::All)
-                .await?
-                .host_id
+            recordings::addressed::<TerminalRecording>(
+                &mut conn,
+                principal.account,
+                session,
+                &HostScope::All,
+            )
+            .await?
+            .host_id
         }
         AgentTarget::Desktop => {
             let recording = id.parse().map_err(|_| ApiError::NotFound)?;
-            desktop::get(&mut conn, principal.account, recording, &HostScope::All)
-                .await?
-                .host_id
+            recordings::get::<DesktopRecording>(
+                &mut conn,
+                principal.account,
+                recording,
+                &HostScope::All,
+            )
+            .await?
+            .host_id
         }
         AgentTarget::Host => own,
     };

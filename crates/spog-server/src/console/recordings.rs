@@ -11,8 +11,7 @@ use spog_core::model::Host;
 use spog_core::page::{self, Page};
 use spog_core::recordings::{DesktopRecording, TerminalRecording};
 use spog_store::identity::hosts;
-use spog_store::recordings::terminal::Filter;
-use spog_store::recordings::{desktop, terminal};
+use spog_store::recordings::{self, Filter, RecordingKind};
 
 use super::error::{PageError, PageResult};
 use super::layout::{Chrome, render, when, when_or};
@@ -78,48 +77,97 @@ pub fn bytes(n: i64) -> String {
     }
 }
 
-fn terminal_row(r: &TerminalRecording) -> Row {
-    Row {
-        id: r.id.to_string(),
-        session_id: r.session_id.to_string(),
-        hostname: r.hostname.clone(),
-        host_id: r.host_id.to_string(),
-        user_email: r.user_email.clone(),
-        user_id: r.user_id.to_string(),
-        started: when(r.started_at),
-        ended: when_or(r.ended_at, ""),
-        active: r.ended_at.is_none(),
-        duration: duration(r.duration_seconds),
-        detail: format!(
-            "{} · in {} · out {} · {}",
-            r.shell,
-            bytes(r.bytes_in),
-            bytes(r.bytes_out),
-            r.end_reason.as_deref().unwrap_or("recording")
-        ),
+/// A recording's row: what every kind shows, then its own `session_id` and `detail`.
+macro_rules! row {
+    ($r:expr, session_id: $session_id:expr, detail: $detail:expr $(,)?) => {{
+        let r = $r;
+        Row {
+            id: r.id.to_string(),
+            session_id: $session_id,
+            hostname: r.hostname.clone(),
+            host_id: r.host_id.to_string(),
+            user_email: r.user_email.clone(),
+            user_id: r.user_id.to_string(),
+            started: when(r.started_at),
+            ended: when_or(r.ended_at, ""),
+            active: r.ended_at.is_none(),
+            duration: duration(r.duration_seconds),
+            detail: $detail,
+        }
+    }};
+}
+
+/// A kind of recording as the console lists and plays it.
+trait Listed: RecordingKind {
+    fn row(&self) -> Row;
+}
+
+impl Listed for TerminalRecording {
+    fn row(&self) -> Row {
+        row!(
+            self,
+            session_id: self.session_id.to_string(),
+            detail: format!(
+                "{} · in {} · out {} · {}",
+                self.shell,
+                bytes(self.bytes_in),
+                bytes(self.bytes_out),
+                self.end_reason.as_deref().unwrap_or("recording")
+            ),
+        )
     }
 }
 
-fn desktop_row(r: &DesktopRecording) -> Row {
-    Row {
-        id: r.id.to_string(),
-        session_id: String::new(),
-        hostname: r.hostname.clone(),
-        host_id: r.host_id.to_string(),
-        user_email: r.user_email.clone(),
-        user_id: r.user_id.to_string(),
-        started: when(r.started_at),
-        ended: when_or(r.ended_at, ""),
-        active: r.ended_at.is_none(),
-        duration: duration(r.duration_seconds),
-        detail: format!(
-            "{}×{} · {} frames · {}",
-            r.width,
-            r.height,
-            r.frame_count,
-            bytes(r.total_bytes)
-        ),
+impl Listed for DesktopRecording {
+    fn row(&self) -> Row {
+        row!(
+            self,
+            session_id: String::new(),
+            detail: format!(
+                "{}×{} · {} frames · {}",
+                self.width,
+                self.height,
+                self.frame_count,
+                bytes(self.total_bytes)
+            ),
+        )
     }
+}
+
+/// One listing page of a kind's rows and the cursor of the next.
+async fn rows<K: Listed>(
+    conn: &mut spog_store::Conn,
+    viewer: &Viewer,
+    filter: &Filter,
+    cursor: Option<&str>,
+) -> Result<(Vec<Row>, Option<String>), PageError> {
+    let page: Page<K> = recordings::list(
+        conn,
+        viewer.auth.account(),
+        &viewer.auth.host_scope(),
+        filter,
+        page::DEFAULT_LIMIT,
+        cursor,
+    )
+    .await?;
+    Ok((page.items.iter().map(K::row).collect(), next_cursor(&page)))
+}
+
+/// The recording a player page shows, if the viewer may see it.
+async fn played<K: Listed>(state: &AppState, viewer: &Viewer, id: &str) -> Result<K, PageError> {
+    let id: Id<K> = parse_id(id)?;
+    let mut conn = state.store.conn().await?;
+    recordings::get(
+        &mut conn,
+        viewer.auth.account(),
+        id,
+        &viewer.auth.host_scope(),
+    )
+    .await
+    .map_err(|e| match e {
+        spog_store::StoreError::NotFound => PageError::NotFound,
+        other => other.into(),
+    })
 }
 
 #[derive(Template)]
@@ -163,33 +211,9 @@ async fn list(
     let mut conn = state.store.conn().await?;
     let cursor = query.cursor.as_deref();
     let (rows, next) = if kind == "desktop" {
-        let page = desktop::list(
-            &mut conn,
-            account,
-            &scope,
-            &filter,
-            page::DEFAULT_LIMIT,
-            cursor,
-        )
-        .await?;
-        (
-            page.items.iter().map(desktop_row).collect(),
-            next_cursor(&page),
-        )
+        rows::<DesktopRecording>(&mut conn, viewer, &filter, cursor).await?
     } else {
-        let page = terminal::list(
-            &mut conn,
-            account,
-            &scope,
-            &filter,
-            page::DEFAULT_LIMIT,
-            cursor,
-        )
-        .await?;
-        (
-            page.items.iter().map(terminal_row).collect(),
-            next_cursor(&page),
-        )
+        rows::<TerminalRecording>(&mut conn, viewer, &filter, cursor).await?
     };
     let hosts = hosts::list(&mut conn, account, None, &scope, page::MAX_LIMIT, None)
         .await?
@@ -280,22 +304,10 @@ pub async fn terminal_play(
     Path(id): Path<String>,
 ) -> PageResult {
     let chrome = Chrome::new(&viewer, "Terminal recording");
-    let id: Id<TerminalRecording> = parse_id(&id)?;
-    let mut conn = state.store.conn().await?;
-    let recording = terminal::get(
-        &mut conn,
-        viewer.auth.account(),
-        id,
-        &viewer.auth.host_scope(),
-    )
-    .await
-    .map_err(|e| match e {
-        spog_store::StoreError::NotFound => PageError::NotFound,
-        other => other.into(),
-    })?;
+    let recording: TerminalRecording = played(&state, &viewer, &id).await?;
     render(&TerminalPlay {
         chrome,
-        row: terminal_row(&recording),
+        row: recording.row(),
         width: recording.width,
         height: recording.height,
     })
@@ -318,22 +330,10 @@ pub async fn desktop_play(
     Path(id): Path<String>,
 ) -> PageResult {
     let chrome = Chrome::new(&viewer, "Desktop playback");
-    let id: Id<DesktopRecording> = parse_id(&id)?;
-    let mut conn = state.store.conn().await?;
-    let recording = desktop::get(
-        &mut conn,
-        viewer.auth.account(),
-        id,
-        &viewer.auth.host_scope(),
-    )
-    .await
-    .map_err(|e| match e {
-        spog_store::StoreError::NotFound => PageError::NotFound,
-        other => other.into(),
-    })?;
+    let recording: DesktopRecording = played(&state, &viewer, &id).await?;
     render(&DesktopPlay {
         chrome,
-        row: desktop_row(&recording),
+        row: recording.row(),
         width: recording.width,
         height: recording.height,
         duration_ms: (recording.duration_seconds * 1000.0).round() as i64,

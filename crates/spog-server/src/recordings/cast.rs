@@ -11,13 +11,14 @@ use parking_lot::Mutex;
 use spog_core::recordings::{
     CastEvent, EventCode, RawEvent, TerminalRecording, check_event, file_header, write_event,
 };
-use spog_core::{FieldErrors, Id, Timestamp};
+use spog_core::{FieldErrors, Id};
 use spog_store::recordings::terminal::Progress;
 use tokio::sync::Notify;
 
 use super::RecordingError;
 use super::append::AppendFile;
 use super::handles::FileHandles;
+use super::kind::{Activity, Recorder};
 
 /// Buffered bytes beyond which an append writes at once.
 const FLUSH_AT: usize = 256 * 1024;
@@ -49,9 +50,7 @@ struct State {
     now: Counters,
     /// What the file holds.
     flushed: Counters,
-    last_activity: Timestamp,
-    /// Progress changed since it was last recorded in the database.
-    unreported: bool,
+    activity: Activity,
 }
 
 /// What one append did.
@@ -63,11 +62,11 @@ pub struct Appended {
     pub dropped: usize,
 }
 
-impl CastRecorder {
+impl Recorder<TerminalRecording> for CastRecorder {
     /// Opens the file of `recording`, writing its header if new, or recovering what a
     /// previous writer left (counters, and a torn last line cut off).
     /// Blocking: call it off the async threads.
-    pub fn open(
+    fn open(
         recording: &TerminalRecording,
         path: PathBuf,
         handles: Arc<FileHandles>,
@@ -96,8 +95,7 @@ impl CastRecorder {
                 file,
                 now: counters,
                 flushed: counters,
-                last_activity: Timestamp::now(),
-                unreported: false,
+                activity: Activity::default(),
             }),
             closed: AtomicBool::new(false),
             closing: Notify::new(),
@@ -106,10 +104,71 @@ impl CastRecorder {
         })
     }
 
-    pub fn is_closed(&self) -> bool {
+    fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
 
+    /// Writes what is buffered.
+    fn flush(&self) -> Result<(), RecordingError> {
+        let mut state = self.state.lock();
+        self.flush_locked(&mut state)
+    }
+
+    /// Flushes and syncs to the disk; the sync runs without holding the recorder, so
+    /// appends go on meanwhile.
+    fn sync(&self) -> Result<(), RecordingError> {
+        let unsynced = {
+            let mut state = self.state.lock();
+            self.flush_locked(&mut state)?;
+            state.file.take_unsynced()?
+        };
+        if let Some(file) = unsynced {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Notes that a connected source is alive though it sends nothing.
+    fn touch(&self) {
+        self.state.lock().activity.heard();
+    }
+
+    /// Progress as far as the file holds it, if it changed since the last call.
+    fn take_progress(&self) -> Option<Progress> {
+        let mut state = self.state.lock();
+        state.activity.take_unreported().then(|| progress(&state))
+    }
+
+    /// Stops taking events: flushes, syncs, wakes streams. Returns the final progress.
+    fn close(&self) -> Progress {
+        let mut state = self.state.lock();
+        self.closed.store(true, Ordering::Release);
+        if let Err(error) = self.flush_locked(&mut state).and_then(|()| {
+            state.file.sync()?;
+            Ok(())
+        }) {
+            tracing::warn!(recording = %self.id, %error, "closing a terminal recording");
+        }
+        state.file.release();
+        self.closing.notify_waiters();
+        self.written.notify_waiters();
+        progress(&state)
+    }
+
+    fn id(&self) -> Id<TerminalRecording> {
+        self.id
+    }
+
+    fn streams(&self) -> &AtomicUsize {
+        &self.streams
+    }
+
+    fn closing(&self) -> &Notify {
+        &self.closing
+    }
+}
+
+impl CastRecorder {
     /// Checks `events` as a whole, then records them; with `flush`, they are in the file
     /// when this returns. Input events are dropped here when `record_input` is off.
     pub fn append(
@@ -155,8 +214,7 @@ impl CastRecorder {
             count(&mut state.now, event);
             write_event(state.file.buffer(), event);
         }
-        state.last_activity = Timestamp::now();
-        state.unreported = true;
+        state.activity.heard();
         if flush || state.file.pending() >= FLUSH_AT {
             self.flush_locked(state)?;
         }
@@ -180,43 +238,6 @@ impl CastRecorder {
         }
     }
 
-    /// Writes what is buffered.
-    pub fn flush(&self) -> Result<(), RecordingError> {
-        let mut state = self.state.lock();
-        self.flush_locked(&mut state)
-    }
-
-    /// Flushes and syncs to the disk; the sync runs without holding the recorder, so
-    /// appends go on meanwhile.
-    pub fn sync(&self) -> Result<(), RecordingError> {
-        let unsynced = {
-            let mut state = self.state.lock();
-            self.flush_locked(&mut state)?;
-            state.file.take_unsynced()?
-        };
-        if let Some(file) = unsynced {
-            file.sync_data()?;
-        }
-        Ok(())
-    }
-
-    /// Notes that a connected source is alive though it sends nothing.
-    pub fn touch(&self) {
-        let mut state = self.state.lock();
-        state.last_activity = Timestamp::now();
-        state.unreported = true;
-    }
-
-    /// Progress as far as the file holds it, if it changed since the last call.
-    pub fn take_progress(&self) -> Option<Progress> {
-        let mut state = self.state.lock();
-        if !state.unreported {
-            return None;
-        }
-        state.unreported = false;
-        Some(progress(&state))
-    }
-
     pub fn progress(&self) -> Progress {
         progress(&self.state.lock())
     }
@@ -224,22 +245,6 @@ impl CastRecorder {
     /// Length of the file up to its last complete line.
     pub fn flushed_len(&self) -> u64 {
         self.state.lock().file.flushed()
-    }
-
-    /// Stops taking events: flushes, syncs, wakes streams. Returns the final progress.
-    pub fn close(&self) -> Progress {
-        let mut state = self.state.lock();
-        self.closed.store(true, Ordering::Release);
-        if let Err(error) = self.flush_locked(&mut state).and_then(|()| {
-            state.file.sync()?;
-            Ok(())
-        }) {
-            tracing::warn!(recording = %self.id, %error, "closing a terminal recording");
-        }
-        state.file.release();
-        self.closing.notify_waiters();
-        self.written.notify_waiters();
-        progress(&state)
     }
 }
 
@@ -249,7 +254,7 @@ fn progress(state: &State) -> Progress {
         bytes_in: state.flushed.bytes_in,
         bytes_out: state.flushed.bytes_out,
         event_count: state.flushed.events,
-        last_activity_at: state.last_activity,
+        last_activity_at: state.activity.last,
     }
 }
 

@@ -11,13 +11,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use spog_core::recordings::DesktopRecording;
-use spog_core::{FieldError, Id, Timestamp};
+use spog_core::{FieldError, Id};
 use spog_store::recordings::desktop::Progress;
 use tokio::sync::Notify;
 
 use super::RecordingError;
 use super::append::AppendFile;
 use super::handles::FileHandles;
+use super::kind::{Activity, Recorder};
 
 const HEADER: usize = 12;
 const ENTRY: usize = 20;
@@ -56,15 +57,83 @@ struct State {
     index: AppendFile,
     now: Counters,
     flushed: Counters,
-    last_activity: Timestamp,
-    unreported: bool,
+    activity: Activity,
+}
+
+impl Recorder<DesktopRecording> for FrameRecorder {
+    fn open(
+        recording: &DesktopRecording,
+        path: PathBuf,
+        handles: Arc<FileHandles>,
+    ) -> io::Result<Self> {
+        Self::recover(recording.id, &path, handles)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn flush(&self) -> Result<(), RecordingError> {
+        flush_locked(&mut self.state.lock())
+    }
+
+    /// Flushes and syncs to the disk; the sync runs without holding the recorder.
+    fn sync(&self) -> Result<(), RecordingError> {
+        let unsynced = {
+            let mut state = self.state.lock();
+            flush_locked(&mut state)?;
+            [state.frames.take_unsynced()?, state.index.take_unsynced()?]
+        };
+        for file in unsynced.into_iter().flatten() {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    fn touch(&self) {
+        self.state.lock().activity.heard();
+    }
+
+    fn take_progress(&self) -> Option<Progress> {
+        let mut state = self.state.lock();
+        state.activity.take_unreported().then(|| progress(&state))
+    }
+
+    fn close(&self) -> Progress {
+        let mut state = self.state.lock();
+        self.closed.store(true, Ordering::Release);
+        let synced = flush_locked(&mut state).and_then(|()| {
+            state.frames.sync()?;
+            state.index.sync()?;
+            Ok(())
+        });
+        if let Err(error) = synced {
+            tracing::warn!(recording = %self.id, %error, "closing a desktop recording");
+        }
+        state.frames.release();
+        state.index.release();
+        self.closing.notify_waiters();
+        progress(&state)
+    }
+
+    fn id(&self) -> Id<DesktopRecording> {
+        self.id
+    }
+
+    fn streams(&self) -> &AtomicUsize {
+        &self.streams
+    }
+
+    fn closing(&self) -> &Notify {
+        &self.closing
+    }
 }
 
 impl FrameRecorder {
     /// Opens the files of a recording, recovering what an earlier writer left: the frames
     /// file is cut after its last complete frame and the index rebuilt from it.
     /// Blocking: call it off the async threads.
-    pub fn open(
+    fn recover(
         id: Id<DesktopRecording>,
         path: &Path,
         handles: Arc<FileHandles>,
@@ -92,17 +161,12 @@ impl FrameRecorder {
                 index,
                 now: counters,
                 flushed: counters,
-                last_activity: Timestamp::now(),
-                unreported: false,
+                activity: Activity::default(),
             }),
             closed: AtomicBool::new(false),
             closing: Notify::new(),
             streams: AtomicUsize::new(0),
         })
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
     }
 
     /// Records one frame (an image already checked) taken `elapsed_ms` after the start.
@@ -143,61 +207,11 @@ impl FrameRecorder {
         state.now.last_ms = elapsed_ms;
         state.now.frames += 1;
         state.now.bytes += i64::from(len);
-        state.last_activity = Timestamp::now();
-        state.unreported = true;
+        state.activity.heard();
         if flush || state.frames.pending() >= FLUSH_AT {
             flush_locked(state)?;
         }
         Ok(state.now.frames)
-    }
-
-    pub fn flush(&self) -> Result<(), RecordingError> {
-        flush_locked(&mut self.state.lock())
-    }
-
-    /// Flushes and syncs to the disk; the sync runs without holding the recorder.
-    pub fn sync(&self) -> Result<(), RecordingError> {
-        let unsynced = {
-            let mut state = self.state.lock();
-            flush_locked(&mut state)?;
-            [state.frames.take_unsynced()?, state.index.take_unsynced()?]
-        };
-        for file in unsynced.into_iter().flatten() {
-            file.sync_data()?;
-        }
-        Ok(())
-    }
-
-    pub fn touch(&self) {
-        let mut state = self.state.lock();
-        state.last_activity = Timestamp::now();
-        state.unreported = true;
-    }
-
-    pub fn take_progress(&self) -> Option<Progress> {
-        let mut state = self.state.lock();
-        if !state.unreported {
-            return None;
-        }
-        state.unreported = false;
-        Some(progress(&state))
-    }
-
-    pub fn close(&self) -> Progress {
-        let mut state = self.state.lock();
-        self.closed.store(true, Ordering::Release);
-        let synced = flush_locked(&mut state).and_then(|()| {
-            state.frames.sync()?;
-            state.index.sync()?;
-            Ok(())
-        });
-        if let Err(error) = synced {
-            tracing::warn!(recording = %self.id, %error, "closing a desktop recording");
-        }
-        state.frames.release();
-        state.index.release();
-        self.closing.notify_waiters();
-        progress(&state)
     }
 }
 
@@ -221,7 +235,7 @@ fn progress(state: &State) -> Progress {
         duration_ms: state.flushed.last_ms as i64,
         frame_count: state.flushed.frames,
         total_bytes: state.flushed.bytes,
-        last_activity_at: state.last_activity,
+        last_activity_at: state.activity.last,
     }
 }
 
@@ -313,7 +327,7 @@ mod tests {
         let path = dir.join("r.frames");
         let id = Id::new();
         let handles = || Arc::new(FileHandles::new(4));
-        let recorder = FrameRecorder::open(id, &path, handles()).unwrap();
+        let recorder = FrameRecorder::recover(id, &path, handles()).unwrap();
         recorder.append(0, b"\xFF\xD8\xFFone", "f", false).unwrap();
         recorder.append(40, b"\xFF\xD8\xFFtwo", "f", true).unwrap();
         assert!(recorder.append(30, b"\xFF\xD8\xFFold", "f", true).is_err());
@@ -331,7 +345,7 @@ mod tests {
 
         let loaded = load(&path).unwrap();
         assert_eq!(loaded.len(), 2, "readers stop at the torn frame");
-        let recorder = FrameRecorder::open(id, &path, handles()).unwrap();
+        let recorder = FrameRecorder::recover(id, &path, handles()).unwrap();
         recorder
             .append(60, b"\xFF\xD8\xFFthree", "f", true)
             .unwrap();

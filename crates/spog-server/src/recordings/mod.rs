@@ -9,6 +9,7 @@ pub mod cast;
 pub mod ending;
 pub mod frames;
 mod handles;
+pub mod kind;
 pub mod read;
 
 use std::collections::HashMap;
@@ -25,6 +26,7 @@ use crate::error::ApiError;
 pub use cast::{Appended, CastRecorder};
 pub use frames::FrameRecorder;
 use handles::FileHandles;
+use kind::{Recorded, Recorder};
 
 /// Why an append was refused.
 #[derive(Debug)]
@@ -119,99 +121,56 @@ impl Recorders {
         self.handles.len()
     }
 
-    /// The recorder of an active terminal recording, opened (its file created) if needed.
-    pub async fn cast(
+    /// The recorder of an active recording, opened (its files created) if needed.
+    pub async fn recorder<K: Recorded>(
         &self,
-        recording: &TerminalRecording,
-    ) -> Result<Arc<CastRecorder>, RecordingError> {
-        if let Some(recorder) = self.open_cast(recording.id).filter(|r| !r.is_closed()) {
+        recording: &K,
+    ) -> Result<Arc<K::Recorder>, RecordingError> {
+        let id = recording.id();
+        if let Some(recorder) = self.open(id).filter(|r| !r.is_closed()) {
             return Ok(recorder);
         }
         let (opened, path, handles) = (
             recording.clone(),
-            self.path(&recording.file_path),
+            self.path(recording.file_path()),
             self.handles.clone(),
         );
         let recorder = self
             .blocking
-            .run(move || CastRecorder::open(&opened, path, handles))
+            .run(move || K::Recorder::open(&opened, path, handles))
             .await?;
-        let mut casts = self.casts.lock();
-        match casts.get(&recording.id) {
+        let mut open = K::open_here(self).lock();
+        match open.get(&id) {
             // Opened meanwhile by another request: the same file, so either will do.
             Some(existing) if !existing.is_closed() => Ok(existing.clone()),
             _ => {
                 let recorder = Arc::new(recorder);
-                casts.insert(recording.id, recorder.clone());
+                open.insert(id, recorder.clone());
                 Ok(recorder)
             }
         }
     }
 
-    /// The recorder of a terminal recording if it is open here.
-    pub fn open_cast(&self, id: Id<TerminalRecording>) -> Option<Arc<CastRecorder>> {
-        self.casts.lock().get(&id).cloned()
+    /// The recorder of a recording if it is open here.
+    pub fn open<K: Recorded>(&self, id: Id<K>) -> Option<Arc<K::Recorder>> {
+        K::open_here(self).lock().get(&id).cloned()
     }
 
-    pub fn open_frames(&self, id: Id<DesktopRecording>) -> Option<Arc<FrameRecorder>> {
-        self.frames.lock().get(&id).cloned()
+    /// Every recorder of a kind open here.
+    pub fn all<K: Recorded>(&self) -> Vec<Arc<K::Recorder>> {
+        K::open_here(self).lock().values().cloned().collect()
     }
 
-    /// The recorder of an active desktop recording, opened (its files created) if needed.
-    pub async fn frames(
-        &self,
-        recording: &DesktopRecording,
-    ) -> Result<Arc<FrameRecorder>, RecordingError> {
-        if let Some(recorder) = self.open_frames(recording.id).filter(|r| !r.is_closed()) {
-            return Ok(recorder);
-        }
-        let (id, path, handles) = (
-            recording.id,
-            self.path(&recording.file_path),
-            self.handles.clone(),
-        );
-        let recorder = self
-            .blocking
-            .run(move || FrameRecorder::open(id, &path, handles))
-            .await?;
-        let mut frames = self.frames.lock();
-        match frames.get(&recording.id) {
-            Some(existing) if !existing.is_closed() => Ok(existing.clone()),
-            _ => {
-                let recorder = Arc::new(recorder);
-                frames.insert(recording.id, recorder.clone());
-                Ok(recorder)
-            }
-        }
-    }
-
-    /// Closes a terminal recorder open here; its final progress.
-    pub async fn close_cast(
-        &self,
-        id: Id<TerminalRecording>,
-    ) -> Option<spog_store::recordings::terminal::Progress> {
-        let recorder = self.casts.lock().remove(&id)?;
+    /// Closes a recorder open here; its final progress.
+    pub async fn close<K: Recorded>(&self, id: Id<K>) -> Option<K::Progress> {
+        let recorder = K::open_here(self).lock().remove(&id)?;
         Some(self.blocking.run(move || recorder.close()).await)
     }
 
-    pub async fn close_frames(
-        &self,
-        id: Id<DesktopRecording>,
-    ) -> Option<spog_store::recordings::desktop::Progress> {
-        let recorder = self.frames.lock().remove(&id)?;
-        Some(self.blocking.run(move || recorder.close()).await)
-    }
-
-    /// Undoes the opening of a terminal recording whose row never committed: its recorder
-    /// is closed and its file removed, so nothing is left of it.
-    pub async fn discard_cast(&self, id: Id<TerminalRecording>, relative_path: &str) {
-        self.close_cast(id).await;
-        self.remove_files(relative_path).await;
-    }
-
-    /// Undoes the opening of a desktop recording whose row never committed.
-    pub async fn discard_frames(&self, id: Id<DesktopRecording>, relative_path: &str) {
-        self.close_frames(id).await;
+    /// Undoes the opening of a recording whose row never committed: its recorder is closed
+    /// and its files removed, so nothing is left of it.
+    pub async fn discard<K: Recorded>(&self, id: Id<K>, relative_path: &str) {
+        self.close(id).await;
         self.remove_files(relative_path).await;
     }
 
@@ -230,14 +189,6 @@ impl Recorders {
                 }
             })
             .await;
-    }
-
-    pub fn casts(&self) -> Vec<Arc<CastRecorder>> {
-        self.casts.lock().values().cloned().collect()
-    }
-
-    pub fn all_frames(&self) -> Vec<Arc<FrameRecorder>> {
-        self.frames.lock().values().cloned().collect()
     }
 
     /// Closes every recorder (at shutdown): everything written reaches the disk.

@@ -11,10 +11,11 @@ use spog_core::model::Account;
 use spog_core::recordings::{DesktopRecording, TerminalRecording};
 use spog_core::{Id, Timestamp};
 use spog_store::StoreError;
-use spog_store::recordings::{EndReason, desktop, terminal};
+use spog_store::recordings::{self, EndReason};
 use tokio_util::sync::CancellationToken;
 
-use crate::recordings::ending::{self, Ends};
+use crate::recordings::ending;
+use crate::recordings::kind::{Recorded, Recorder};
 use crate::state::AppState;
 
 pub const FLUSH: &str = "recording_flush";
@@ -25,71 +26,50 @@ const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// Flushes every open recorder; with `sync`, also syncs them and records their progress.
 pub async fn flush_once(state: &AppState, sync: bool) -> anyhow::Result<()> {
-    let casts = state.recorders.casts();
-    let frames = state.recorders.all_frames();
-    let (casts, frames) = state.blocking.run(move || {
-        for recorder in &casts {
-            let done = if sync {
-                recorder.sync()
-            } else {
-                recorder.flush()
-            };
-            if let Err(error) = done {
-                tracing::warn!(recording = %recorder.id, %error, "flushing a terminal recording");
+    flush_kind::<TerminalRecording>(state, sync).await?;
+    flush_kind::<DesktopRecording>(state, sync).await
+}
+
+async fn flush_kind<K: Recorded>(state: &AppState, sync: bool) -> anyhow::Result<()> {
+    let recorders = state.recorders.all::<K>();
+    let recorders = state
+        .blocking
+        .run(move || {
+            for recorder in &recorders {
+                let done = if sync {
+                    recorder.sync()
+                } else {
+                    recorder.flush()
+                };
+                if let Err(error) = done {
+                    tracing::warn!(recording = %recorder.id(), %error, "flushing a {} recording", K::NAME);
+                }
             }
-        }
-        for recorder in &frames {
-            let done = if sync {
-                recorder.sync()
-            } else {
-                recorder.flush()
-            };
-            if let Err(error) = done {
-                tracing::warn!(recording = %recorder.id, %error, "flushing a desktop recording");
-            }
-        }
-        (casts, frames)
-    })
-    .await;
-    if !sync {
+            recorders
+        })
+        .await;
+    if !sync || recorders.is_empty() {
         return Ok(());
     }
-    let mut ended_cast = Vec::new();
-    let mut ended_frames = Vec::new();
-    if casts.is_empty() && frames.is_empty() {
-        return Ok(());
-    }
+    let mut ended = Vec::new();
     {
         // Bookkeeping, not a change of record: the recordings' starts and ends are audited.
         let mut conn = state.store.begin().await?;
-        for recorder in &casts {
-            if recorder.streams.load(Ordering::Acquire) > 0 {
+        for recorder in &recorders {
+            if recorder.streams().load(Ordering::Acquire) > 0 {
                 recorder.touch();
             }
             if let Some(progress) = recorder.take_progress()
-                && !terminal::record_progress(&mut conn, recorder.id, &progress).await?
+                && !recordings::record_progress(&mut conn, recorder.id(), &progress).await?
             {
-                ended_cast.push(recorder.id);
-            }
-        }
-        for recorder in &frames {
-            if recorder.streams.load(Ordering::Acquire) > 0 {
-                recorder.touch();
-            }
-            if let Some(progress) = recorder.take_progress()
-                && !desktop::record_progress(&mut conn, recorder.id, &progress).await?
-            {
-                ended_frames.push(recorder.id);
+                ended.push(recorder.id());
             }
         }
         conn.commit_unaudited().await?;
     }
     // Ended meanwhile (by another instance or the idle job): stop writing.
-    for id in ended_cast {
-        state.recorders.close_cast(id).await;
-    }
-    for id in ended_frames {
-        state.recorders.close_frames(id).await;
+    for id in ended {
+        state.recorders.close(id).await;
     }
     Ok(())
 }
@@ -114,31 +94,32 @@ pub fn spawn_flush(state: &AppState, shutdown: CancellationToken) -> tokio::task
 
 /// Ends what went silent before `now - recording_idle_timeout`; returns how many.
 pub async fn idle_once(state: &AppState, now: Timestamp) -> anyhow::Result<usize> {
-    let timeout = state.config.recording_idle_timeout;
-    let cutoff = now.minus(timeout);
+    let cutoff = now.minus(state.config.recording_idle_timeout);
+    Ok(idle_kind::<TerminalRecording>(state, cutoff, now).await?
+        + idle_kind::<DesktopRecording>(state, cutoff, now).await?)
+}
+
+async fn idle_kind<K: Recorded>(
+    state: &AppState,
+    cutoff: Timestamp,
+    now: Timestamp,
+) -> anyhow::Result<usize> {
+    let silent = {
+        let mut conn = state.store.conn().await?;
+        recordings::silent::<K>(&mut conn, cutoff, 100).await?
+    };
     let mut ended = 0;
-    let silent = {
-        let mut conn = state.store.conn().await?;
-        terminal::silent(&mut conn, cutoff, 100).await?
-    };
     for (account, id) in silent {
-        ended += usize::from(end_idle::<TerminalRecording>(state, account, id, now).await?);
-    }
-    let silent = {
-        let mut conn = state.store.conn().await?;
-        desktop::silent(&mut conn, cutoff, 100).await?
-    };
-    for (account, id) in silent {
-        ended += usize::from(end_idle::<DesktopRecording>(state, account, id, now).await?);
+        ended += usize::from(end_idle(state, account, id, now).await?);
     }
     Ok(ended)
 }
 
 /// Ends a silent recording; false if it ended meanwhile (by its source or another instance).
-async fn end_idle<R: Ends>(
+async fn end_idle<K: Recorded>(
     state: &AppState,
     account: Id<Account>,
-    id: Id<R>,
+    id: Id<K>,
     now: Timestamp,
 ) -> anyhow::Result<bool> {
     let idle_job = Actor::system(account, "recording idle timeout", Source::Scheduler);

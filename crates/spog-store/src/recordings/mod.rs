@@ -2,8 +2,12 @@
 //! recording has grown. The recorded bytes are files the server writes.
 
 pub mod desktop;
+mod lifecycle;
 pub mod terminal;
 
+pub use lifecycle::{
+    RecordingKind, addressed, end, file_path, get, list, record_progress, silent, start,
+};
 use spog_core::model::{Account, Host, Organization, User};
 use spog_core::{Id, Timestamp};
 
@@ -20,6 +24,15 @@ pub struct NewRecording<'a> {
     pub width: i64,
     pub height: i64,
     pub started_at: Timestamp,
+}
+
+/// Filters of a recordings listing.
+#[derive(Default)]
+pub struct Filter {
+    pub host: Option<Id<Host>>,
+    pub user: Option<Id<User>>,
+    /// Only active recordings.
+    pub active: bool,
 }
 
 /// How a recording ended.

@@ -3,35 +3,29 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::ws::Message;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{Message, WebSocket};
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use spog_core::audit::Action;
 use spog_core::model::{Host, User};
-use spog_core::page::{self, Page};
+use spog_core::page::Page;
 use spog_core::recordings::{DesktopRecording, MAX_DESKTOP_SIZE, image_kind};
-use spog_core::{FieldError, FieldErrors, Id, Permission, Timestamp};
-use spog_store::recordings::desktop;
-use spog_store::recordings::terminal::Filter;
-use spog_store::recordings::{EndReason, NewRecording};
+use spog_core::{FieldError, FieldErrors, Id};
 use tracing::{Instrument, Span};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::terminal::{INVALID, NORMAL, TRY_LATER, UNSUPPORTED, close};
-use super::{RecordingParams, recording_subject, size_field};
+use super::lifecycle::{self, Start};
+use super::stream::{self, INVALID, UNSUPPORTED};
+use super::{RecordingParams, size_field};
+use crate::auth::Require;
 use crate::auth::permissions::{SessionRecordingsView, SessionRecordingsWrite};
-use crate::auth::{Auth, Require};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath, AppQuery};
-use crate::http::ws::admit;
-use crate::hub::POLICY_VIOLATION;
-use crate::hub::sockets::SocketLease;
-use crate::recordings::{FrameRecorder, RecordingError, ending};
+use crate::recordings::{FrameRecorder, RecordingError};
 use crate::state::AppState;
 
 pub const ELAPSED_HEADER: &str = "x-frame-elapsed-ms";
@@ -61,36 +55,6 @@ pub struct FrameAccepted {
     pub frame_count: i64,
 }
 
-pub async fn visible(
-    state: &AppState,
-    auth: &Auth,
-    id: Id<DesktopRecording>,
-) -> ApiResult<DesktopRecording> {
-    let mut conn = state.store.conn().await?;
-    Ok(desktop::get(&mut conn, auth.account(), id, &auth.host_scope()).await?)
-}
-
-async fn active(
-    state: &AppState,
-    auth: &Auth,
-    id: Id<DesktopRecording>,
-) -> ApiResult<DesktopRecording> {
-    let recording = visible(state, auth, id).await?;
-    if recording.ended_at.is_some() {
-        return Err(ApiError::Conflict("the recording has ended".to_owned()));
-    }
-    Ok(recording)
-}
-
-fn located(state: &AppState, mut recording: DesktopRecording) -> DesktopRecording {
-    recording.file_path = state
-        .recorders
-        .path(&recording.file_path)
-        .display()
-        .to_string();
-    recording
-}
-
 /// Start a desktop recording (gateways and agents).
 #[utoipa::path(post, path = "/desktop/recordings", tag = "recordings", request_body = StartDesktop,
     responses((status = 201, body = DesktopRecording)))]
@@ -103,42 +67,17 @@ async fn start_recording(
     errors.check(size_field("width", body.width, MAX_DESKTOP_SIZE));
     errors.check(size_field("height", body.height, MAX_DESKTOP_SIZE));
     errors.into_result()?;
-    let mut tx = state.store.begin().await?;
-    let (organization, user_email) =
-        recording_subject(&mut tx, &auth, body.host_id, body.user_id).await?;
-    super::within_active_quota(&state, &mut tx, auth.account()).await?;
-    let new = NewRecording {
-        account: auth.account(),
-        organization,
+    let start = Start {
         host: body.host_id,
         user: body.user_id,
-        user_email: &user_email,
         width: body.width,
         height: body.height,
-        started_at: Timestamp::now(),
     };
-    let recording = desktop::start(&mut tx, &new).await?;
-    // The files exist before the recording does: one that cannot be written never starts.
-    let opened = state.recorders.frames(&recording).await;
-    let committed = async {
-        opened?;
-        tx.record(
-            auth.did(Action::DesktopRecordingStart, &recording)
-                .after(&recording),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok::<_, ApiError>(())
-    }
-    .await;
-    if let Err(error) = committed {
-        state
-            .recorders
-            .discard_frames(recording.id, &recording.file_path)
-            .await;
-        return Err(error);
-    }
-    Ok((StatusCode::CREATED, Json(located(&state, recording))))
+    let recording: DesktopRecording = lifecycle::start(&state, &auth, start, ()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(lifecycle::located(&state, recording)),
+    ))
 }
 
 /// Desktop recordings on the hosts the caller may see, newest first.
@@ -149,23 +88,7 @@ async fn list_recordings(
     auth: Require<SessionRecordingsView>,
     AppQuery(params): AppQuery<RecordingParams>,
 ) -> ApiResult<Json<Page<DesktopRecording>>> {
-    let limit = page::limit(params.limit, page::DEFAULT_LIMIT, page::MAX_LIMIT)?;
-    let filter = Filter {
-        host: params.host_id,
-        user: params.user_id,
-        active: false,
-    };
-    let mut conn = state.store.conn().await?;
-    let page = desktop::list(
-        &mut conn,
-        auth.account(),
-        &auth.host_scope(),
-        &filter,
-        limit,
-        params.cursor.as_deref(),
-    )
-    .await?;
-    Ok(Json(page.map(|r| located(&state, r))))
+    Ok(Json(lifecycle::list(&state, &auth, params, false).await?))
 }
 
 /// A desktop recording.
@@ -176,7 +99,8 @@ async fn get_recording(
     auth: Require<SessionRecordingsView>,
     AppPath(id): AppPath<Id<DesktopRecording>>,
 ) -> ApiResult<Json<DesktopRecording>> {
-    Ok(Json(located(&state, visible(&state, &auth, id).await?)))
+    let recording: DesktopRecording = lifecycle::visible(&state, &auth, id).await?;
+    Ok(Json(lifecycle::located(&state, recording)))
 }
 
 /// Append one frame: the body is a JPEG or PNG image, `X-Frame-Elapsed-Ms` the milliseconds
@@ -197,7 +121,7 @@ async fn append_frame(
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
         _ => ApiError::BadRequest(rejection.body_text()),
     })?;
-    let recording = active(&state, &auth, id).await?;
+    let recording: DesktopRecording = lifecycle::active(&state, &auth, id).await?;
     let elapsed = headers
         .get(ELAPSED_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -210,7 +134,7 @@ async fn append_frame(
             )
         })?;
     check_image(&body)?;
-    let recorder = state.recorders.frames(&recording).await?;
+    let recorder = state.recorders.recorder(&recording).await?;
     let frame_count = state
         .blocking
         .run(move || recorder.append(elapsed, &body, "X-Frame-Elapsed-Ms", true))
@@ -239,94 +163,41 @@ async fn stream_frames(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    let upgrade = super::websocket(upgrade)?;
-    let lease = admit(
-        &state,
-        &auth.principal,
-        &headers,
-        Some(Permission::SessionRecordingsWrite),
-    )?;
-    let recording = active(&state, &auth, id).await?;
-    let recorder = state.recorders.frames(&recording).await?;
+    let (upgrade, lease, recorder) =
+        lifecycle::streamed::<DesktopRecording>(&state, &auth, &headers, upgrade, id).await?;
     let blocking = state.blocking.clone();
     let span = Span::current();
     Ok(upgrade
         .max_message_size(state.config.body_limit)
-        .on_upgrade(move |socket| ingest(blocking, recorder, socket, lease).instrument(span)))
+        .on_upgrade(move |socket| {
+            stream::ingest::<DesktopRecording, _>(
+                blocking,
+                recorder,
+                socket,
+                lease,
+                read_frame,
+                |recorder: &FrameRecorder, (ms, bytes): (u64, Bytes)| {
+                    recorder
+                        .append(ms, &bytes[8..], "message", false)
+                        .map(|_| ())
+                },
+            )
+            .instrument(span)
+        }))
 }
 
-async fn ingest(
-    blocking: crate::blocking::Blocking,
-    recorder: std::sync::Arc<FrameRecorder>,
-    mut socket: WebSocket,
-    lease: SocketLease,
-) {
-    use std::sync::atomic::Ordering;
-    recorder.streams.fetch_add(1, Ordering::AcqRel);
-    let closing = recorder.closing.notified();
-    tokio::pin!(closing);
-    closing.as_mut().enable();
-    loop {
-        if recorder.is_closed() {
-            close(&mut socket, NORMAL, "the recording has ended").await;
-            break;
-        }
-        let message = tokio::select! {
-            _ = &mut closing => continue,
-            reason = lease.ended() => {
-                close(&mut socket, POLICY_VIOLATION, reason).await;
-                break;
-            }
-            message = socket.recv() => message,
-        };
-        let bytes = match message {
-            Some(Ok(Message::Binary(bytes))) => bytes,
-            Some(Ok(Message::Text(_))) => {
-                close(&mut socket, UNSUPPORTED, "send frames as binary messages").await;
-                break;
-            }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                recorder.touch();
-                continue;
-            }
-            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-        };
-        let checked = (bytes.len() >= 8)
-            .then(|| u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")))
-            .filter(|ms| *ms <= MAX_ELAPSED_MS)
-            .ok_or_else(|| FieldError::new("message", "must start with 8 bytes of elapsed ms"))
-            .and_then(|ms| check_image(&bytes[8..]).map(|()| ms));
-        let result = match checked {
-            Ok(ms) => {
-                let appending = recorder.clone();
-                blocking
-                    .run(move || appending.append(ms, &bytes[8..], "message", false))
-                    .await
-            }
-            Err(error) => Err(error.into()),
-        };
-        match result {
-            Ok(_) => {}
-            Err(RecordingError::Ended) => {
-                close(&mut socket, NORMAL, "the recording has ended").await;
-                break;
-            }
-            Err(error @ RecordingError::Invalid(_)) => {
-                close(&mut socket, INVALID, &error.to_string()).await;
-                break;
-            }
-            Err(error) => {
-                tracing::warn!(recording = %recorder.id, %error, "recording a frame stream");
-                close(&mut socket, TRY_LATER, &error.to_string()).await;
-                break;
-            }
-        }
-    }
-    let flushing = recorder.clone();
-    if let Err(error) = blocking.run(move || flushing.flush()).await {
-        tracing::warn!(recording = %recorder.id, %error, "flushing a frame stream");
-    }
-    recorder.streams.fetch_sub(1, Ordering::AcqRel);
+/// A binary message of a frame: its elapsed milliseconds (8 bytes, big-endian), then the
+/// image.
+fn read_frame(message: Message) -> Result<(u64, Bytes), (u16, String)> {
+    let Message::Binary(bytes) = message else {
+        return Err((UNSUPPORTED, "send frames as binary messages".to_owned()));
+    };
+    (bytes.len() >= 8)
+        .then(|| u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")))
+        .filter(|ms| *ms <= MAX_ELAPSED_MS)
+        .ok_or_else(|| FieldError::new("message", "must start with 8 bytes of elapsed ms"))
+        .and_then(|ms| check_image(&bytes[8..]).map(|()| (ms, bytes)))
+        .map_err(|error| (INVALID, RecordingError::from(error).to_string()))
 }
 
 /// End a desktop recording.
@@ -337,15 +208,5 @@ async fn end_recording(
     auth: Require<SessionRecordingsWrite>,
     AppPath(id): AppPath<Id<DesktopRecording>>,
 ) -> ApiResult<Json<DesktopRecording>> {
-    let recording = active(&state, &auth, id).await?;
-    let ended = ending::end(
-        &state,
-        &auth.actor(),
-        recording.id,
-        Some(&recording),
-        EndReason::Ended,
-        Timestamp::now(),
-    )
-    .await?;
-    Ok(Json(located(&state, ended)))
+    Ok(Json(lifecycle::end(&state, &auth, id).await?))
 }

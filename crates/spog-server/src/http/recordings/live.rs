@@ -14,10 +14,12 @@ use serde_json::json;
 use spog_core::recordings::{RawEvent, TerminalRecording, TerminalSession};
 use spog_core::{Id, Permission, model::Account};
 use spog_store::identity::hosts::HostScope;
-use spog_store::recordings::terminal;
+use spog_store::recordings;
 use tracing::{Instrument, Span};
 
-use super::terminal::{FOLLOW_POLL, NORMAL, close, visible};
+use super::lifecycle::visible;
+use super::stream::{NORMAL, close};
+use super::terminal::FOLLOW_POLL;
 use crate::auth::Require;
 use crate::auth::permissions::SessionRecordingsView;
 use crate::error::ApiResult;
@@ -26,6 +28,7 @@ use crate::http::ws::admit;
 use crate::hub::POLICY_VIOLATION;
 use crate::hub::sockets::SocketLease;
 use crate::recordings::cast;
+use crate::recordings::kind::Recorder;
 use crate::state::AppState;
 
 /// Most bytes read for one round of sending.
@@ -48,7 +51,7 @@ pub async fn watch_session(
         &headers,
         Some(Permission::SessionRecordingsView),
     )?;
-    let recording = visible(&state, &auth, id).await?;
+    let recording: TerminalRecording = visible(&state, &auth, id).await?;
     let account = auth.account();
     let span = Span::current();
     Ok(upgrade
@@ -76,7 +79,7 @@ async fn follow(
         return;
     }
     // What the source sent just before the viewer joined belongs to the screen so far.
-    if let Some(recorder) = state.recorders.open_cast(recording.id) {
+    if let Some(recorder) = state.recorders.open(recording.id) {
         let _ = state.blocking.run(move || recorder.flush()).await;
     }
     let joined = Instant::now();
@@ -85,7 +88,7 @@ async fn follow(
     let mut last_check = Instant::now();
     let mut ended = recording.ended_at.is_some();
     loop {
-        let recorder = state.recorders.open_cast(recording.id);
+        let recorder = state.recorders.open(recording.id);
         let woken = async {
             match &recorder {
                 Some(recorder) => recorder.written.notified().await,
@@ -138,7 +141,7 @@ async fn follow(
             last_check = Instant::now();
             if let Ok(mut conn) = state.store.conn().await
                 && let Ok(now) =
-                    terminal::get(&mut conn, account, recording.id, &HostScope::All).await
+                    recordings::get(&mut conn, account, recording.id, &HostScope::All).await
             {
                 // One more round reads the last events before closing.
                 ended = now.ended_at.is_some();

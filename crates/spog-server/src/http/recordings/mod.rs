@@ -3,8 +3,10 @@
 //! are the recording itself, not changes of record, and are not (the file is their record).
 
 pub mod desktop;
+mod lifecycle;
 mod live;
 mod playback;
+mod stream;
 pub mod terminal;
 
 use serde::Deserialize;

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use tracing::{Instrument, Span};
 use utoipa::IntoParams;
 
-use super::desktop::visible;
+use super::lifecycle::visible;
 use crate::auth::Require;
 use crate::auth::permissions::SessionRecordingsView;
 use crate::blocking::Blocking;
@@ -35,6 +35,7 @@ use crate::http::ws::admit;
 use crate::hub::POLICY_VIOLATION;
 use crate::hub::sockets::SocketLease;
 use crate::recordings::frames::{self, Frame};
+use crate::recordings::kind::Recorder;
 use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
@@ -78,9 +79,9 @@ pub async fn play(
         Some(Permission::SessionRecordingsView),
     )?;
     let speed = speed("speed", params.speed.unwrap_or(1.0))?;
-    let recording = visible(&state, &auth, id).await?;
+    let recording: DesktopRecording = visible(&state, &auth, id).await?;
     let path = state.recorders.path(&recording.file_path);
-    let recorder = state.recorders.open_frames(recording.id);
+    let recorder = state.recorders.open(recording.id);
     let loading = path.clone();
     let frames = state
         .blocking
@@ -189,7 +190,7 @@ impl Player {
             };
             tokio::select! {
                 reason = lease.ended() => {
-                    super::terminal::close(&mut socket, POLICY_VIOLATION, reason).await;
+                    super::stream::close(&mut socket, POLICY_VIOLATION, reason).await;
                     return;
                 }
                 _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
@@ -207,7 +208,7 @@ impl Player {
                         Some(Ok(_)) => continue,
                     };
                     let Ok(control) = serde_json::from_str::<Control>(&text) else {
-                        super::terminal::close(&mut socket, super::terminal::INVALID,
+                        super::stream::close(&mut socket, super::stream::INVALID,
                             "controls are seek, pause, play and speed").await;
                         return;
                     };

@@ -4,36 +4,33 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
+use axum::extract::ws::Message;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use spog_core::audit::Action;
 use spog_core::model::{Host, User};
-use spog_core::page::{self, Page};
+use spog_core::page::Page;
 use spog_core::recordings::{
     MAX_TERMINAL_SIZE, RawEvent, TerminalRecording, TerminalSession, download_header,
 };
-use spog_core::{BoundedList, FieldErrors, Id, Permission, Timestamp, validate};
-use spog_store::recordings::terminal::{self, Filter};
-use spog_store::recordings::{EndReason, NewRecording};
+use spog_core::{BoundedList, FieldErrors, Id, validate};
+use spog_store::recordings;
 use tracing::{Instrument, Span};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{RecordingParams, recording_subject, size_field};
+use super::lifecycle::{self, Start};
+use super::stream::{self, INVALID, UNSUPPORTED};
+use super::{RecordingParams, size_field};
 use crate::auth::permissions::{SessionRecordingsView, SessionRecordingsWrite};
 use crate::auth::{Auth, Require};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath, AppQuery, DataJson};
-use crate::http::ws::admit;
-use crate::hub::POLICY_VIOLATION;
-use crate::hub::sockets::SocketLease;
-use crate::recordings::{Appended, CastRecorder, RecordingError, cast, ending, read};
+use crate::recordings::{Appended, CastRecorder, cast, read};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -68,39 +65,6 @@ pub struct StartSession {
     pub height: i64,
 }
 
-/// A session the caller may see.
-pub async fn visible(
-    state: &AppState,
-    auth: &Auth,
-    session: Id<TerminalSession>,
-) -> ApiResult<TerminalRecording> {
-    let mut conn = state.store.conn().await?;
-    Ok(terminal::by_session(&mut conn, auth.account(), session, &auth.host_scope()).await?)
-}
-
-/// A session the caller may see that is still active (409 once it has ended).
-async fn active(
-    state: &AppState,
-    auth: &Auth,
-    session: Id<TerminalSession>,
-) -> ApiResult<TerminalRecording> {
-    let recording = visible(state, auth, session).await?;
-    if recording.ended_at.is_some() {
-        return Err(ApiError::Conflict("the session has ended".to_owned()));
-    }
-    Ok(recording)
-}
-
-/// Shows the recording's file as an absolute path.
-fn located(state: &AppState, mut recording: TerminalRecording) -> TerminalRecording {
-    recording.file_path = state
-        .recorders
-        .path(&recording.file_path)
-        .display()
-        .to_string();
-    recording
-}
-
 /// Start a terminal session and its recording (gateways and agents).
 #[utoipa::path(post, path = "/terminal/sessions", tag = "recordings", request_body = StartSession,
     responses((status = 201, body = TerminalSession)))]
@@ -115,43 +79,15 @@ async fn start_session(
     errors.check(size_field("height", body.height, MAX_TERMINAL_SIZE));
     errors.into_result()?;
     let shell = shell.unwrap_or_default();
-    let mut tx = state.store.begin().await?;
-    let (organization, user_email) =
-        recording_subject(&mut tx, &auth, body.host_id, body.user_id).await?;
-    super::within_active_quota(&state, &mut tx, auth.account()).await?;
-    let new = NewRecording {
-        account: auth.account(),
-        organization,
+    let start = Start {
         host: body.host_id,
         user: body.user_id,
-        user_email: &user_email,
         width: body.width,
         height: body.height,
-        started_at: Timestamp::now(),
     };
-    let recording = terminal::start(&mut tx, &new, &shell).await?;
-    // The file exists before the session does (so it plays even before its first event), and
-    // a session whose file cannot be created never becomes active.
-    let opened = state.recorders.cast(&recording).await;
+    let recording: TerminalRecording =
+        lifecycle::start(&state, &auth, start, shell.as_str()).await?;
     let session = recording.session();
-    let committed = async {
-        opened?;
-        let entry = auth
-            .did(Action::TerminalSessionStart, &recording)
-            .after(&session)
-            .metadata(serde_json::json!({"recording_id": recording.id}));
-        tx.record(entry).await?;
-        tx.commit().await?;
-        Ok::<_, ApiError>(())
-    }
-    .await;
-    if let Err(error) = committed {
-        state
-            .recorders
-            .discard_cast(recording.id, &recording.file_path)
-            .await;
-        return Err(error);
-    }
     Ok((StatusCode::CREATED, Json(session)))
 }
 
@@ -163,33 +99,8 @@ async fn list_sessions(
     auth: Require<SessionRecordingsView>,
     AppQuery(params): AppQuery<RecordingParams>,
 ) -> ApiResult<Json<Page<TerminalSession>>> {
-    let page = list(&state, &auth, params, true).await?;
+    let page = lifecycle::list::<TerminalRecording>(&state, &auth, params, true).await?;
     Ok(Json(page.map(|r| r.session())))
-}
-
-async fn list(
-    state: &AppState,
-    auth: &Auth,
-    params: RecordingParams,
-    active: bool,
-) -> ApiResult<Page<TerminalRecording>> {
-    let limit = page::limit(params.limit, page::DEFAULT_LIMIT, page::MAX_LIMIT)?;
-    let filter = Filter {
-        host: params.host_id,
-        user: params.user_id,
-        active,
-    };
-    let mut conn = state.store.conn().await?;
-    let page = terminal::list(
-        &mut conn,
-        auth.account(),
-        &auth.host_scope(),
-        &filter,
-        limit,
-        params.cursor.as_deref(),
-    )
-    .await?;
-    Ok(page.map(|r| located(state, r)))
 }
 
 /// A terminal session, active or ended.
@@ -200,7 +111,8 @@ async fn get_session(
     auth: Require<SessionRecordingsView>,
     AppPath(id): AppPath<Id<TerminalSession>>,
 ) -> ApiResult<Json<TerminalSession>> {
-    Ok(Json(visible(&state, &auth, id).await?.session()))
+    let recording: TerminalRecording = lifecycle::visible(&state, &auth, id).await?;
+    Ok(Json(recording.session()))
 }
 
 /// Append asciicast events `[[elapsed_seconds, "o"|"i"|"r"|"m", data], ...]`, in time order.
@@ -216,8 +128,8 @@ async fn append_events(
     AppPath(id): AppPath<Id<TerminalSession>>,
     DataJson(events): DataJson<BoundedList<RawEvent, 10_000>>,
 ) -> ApiResult<Json<Appended>> {
-    let recording = active(&state, &auth, id).await?;
-    let recorder = state.recorders.cast(&recording).await?;
+    let recording: TerminalRecording = lifecycle::active(&state, &auth, id).await?;
+    let recorder = state.recorders.recorder(&recording).await?;
     let record_input = state.config.record_input;
     let appended = state
         .blocking
@@ -234,17 +146,7 @@ async fn end_session(
     auth: Require<SessionRecordingsWrite>,
     AppPath(id): AppPath<Id<TerminalSession>>,
 ) -> ApiResult<Json<TerminalRecording>> {
-    let recording = active(&state, &auth, id).await?;
-    let ended = ending::end(
-        &state,
-        &auth.actor(),
-        recording.id,
-        Some(&recording),
-        EndReason::Ended,
-        Timestamp::now(),
-    )
-    .await?;
-    Ok(Json(located(&state, ended)))
+    Ok(Json(lifecycle::end(&state, &auth, id).await?))
 }
 
 /// Stream events over a WebSocket: each text message is one event `[t, code, data]` or a
@@ -259,116 +161,36 @@ async fn stream_events(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    let upgrade = super::websocket(upgrade)?;
-    let lease = admit(
-        &state,
-        &auth.principal,
-        &headers,
-        Some(Permission::SessionRecordingsWrite),
-    )?;
-    let recording = active(&state, &auth, id).await?;
-    let recorder = state.recorders.cast(&recording).await?;
+    let (upgrade, lease, recorder) =
+        lifecycle::streamed::<TerminalRecording>(&state, &auth, &headers, upgrade, id).await?;
     let span = Span::current();
     Ok(upgrade
         .max_message_size(state.config.body_limit)
-        .on_upgrade(move |socket| ingest(state, recorder, socket, lease).instrument(span)))
+        .on_upgrade(move |socket| {
+            let record_input = state.config.record_input;
+            stream::ingest::<TerminalRecording, _>(
+                state.blocking.clone(),
+                recorder,
+                socket,
+                lease,
+                read_events,
+                move |recorder: &CastRecorder, events| {
+                    recorder
+                        .append(events, record_input, "message", false)
+                        .map(|_| ())
+                },
+            )
+            .instrument(span)
+        }))
 }
 
-pub(super) async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
-    let mut end = reason.len().min(120);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    let frame = CloseFrame {
-        code,
-        reason: reason[..end].into(),
+/// A text message of asciicast events.
+fn read_events(message: Message) -> Result<Vec<RawEvent>, (u16, String)> {
+    let Message::Text(text) = message else {
+        return Err((UNSUPPORTED, "send events as text messages".to_owned()));
     };
-    let _ = socket.send(Message::Close(Some(frame))).await;
-}
-
-/// Close codes of RFC 6455.
-pub(super) const NORMAL: u16 = 1000;
-pub(super) const UNSUPPORTED: u16 = 1003;
-pub(super) const INVALID: u16 = 1007;
-pub(super) const TRY_LATER: u16 = 1013;
-
-async fn ingest(
-    state: AppState,
-    recorder: std::sync::Arc<CastRecorder>,
-    mut socket: WebSocket,
-    lease: SocketLease,
-) {
-    use std::sync::atomic::Ordering;
-    recorder.streams.fetch_add(1, Ordering::AcqRel);
-    let closing = recorder.closing.notified();
-    tokio::pin!(closing);
-    closing.as_mut().enable();
-    loop {
-        if recorder.is_closed() {
-            close(&mut socket, NORMAL, "the session has ended").await;
-            break;
-        }
-        let message = tokio::select! {
-            _ = &mut closing => continue,
-            reason = lease.ended() => {
-                close(&mut socket, POLICY_VIOLATION, reason).await;
-                break;
-            }
-            message = socket.recv() => message,
-        };
-        let text = match message {
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Binary(_))) => {
-                close(&mut socket, UNSUPPORTED, "send events as text messages").await;
-                break;
-            }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                recorder.touch();
-                continue;
-            }
-            // A close, or a connection that dropped (perhaps mid-message): what arrived
-            // whole is recorded.
-            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-        };
-        let events = match parse_events(text.as_bytes()) {
-            Ok(events) => events,
-            Err(error) => {
-                close(
-                    &mut socket,
-                    INVALID,
-                    &format!("not asciicast events: {error}"),
-                )
-                .await;
-                break;
-            }
-        };
-        let (appending, record_input) = (recorder.clone(), state.config.record_input);
-        let appended = state
-            .blocking
-            .run(move || appending.append(events, record_input, "message", false))
-            .await;
-        match appended {
-            Ok(_) => {}
-            Err(RecordingError::Ended) => {
-                close(&mut socket, NORMAL, "the session has ended").await;
-                break;
-            }
-            Err(error @ RecordingError::Invalid(_)) => {
-                close(&mut socket, INVALID, &error.to_string()).await;
-                break;
-            }
-            Err(error) => {
-                tracing::warn!(recording = %recorder.id, %error, "recording a stream");
-                close(&mut socket, TRY_LATER, &error.to_string()).await;
-                break;
-            }
-        }
-    }
-    let flushing = recorder.clone();
-    if let Err(error) = state.blocking.run(move || flushing.flush()).await {
-        tracing::warn!(recording = %recorder.id, %error, "flushing a stream's recording");
-    }
-    recorder.streams.fetch_sub(1, Ordering::AcqRel);
+    parse_events(text.as_bytes())
+        .map_err(|error| (INVALID, format!("not asciicast events: {error}")))
 }
 
 /// One event or a batch of them.
@@ -393,7 +215,7 @@ async fn list_recordings(
     auth: Require<SessionRecordingsView>,
     AppQuery(params): AppQuery<RecordingParams>,
 ) -> ApiResult<Json<Page<TerminalRecording>>> {
-    Ok(Json(list(&state, &auth, params, false).await?))
+    Ok(Json(lifecycle::list(&state, &auth, params, false).await?))
 }
 
 /// The recording as far as it is written (its progress from the local writer if any).
@@ -403,10 +225,10 @@ async fn readable(
     id: Id<TerminalRecording>,
 ) -> ApiResult<(TerminalRecording, Option<u64>)> {
     let mut conn = state.store.conn().await?;
-    let mut recording = terminal::get(&mut conn, auth.account(), id, &auth.host_scope()).await?;
+    let mut recording = recordings::get(&mut conn, auth.account(), id, &auth.host_scope()).await?;
     drop(conn);
     let mut end = None;
-    if let Some(recorder) = state.recorders.open_cast(recording.id) {
+    if let Some(recorder) = state.recorders.open(recording.id) {
         let progress = recorder.progress();
         recording.duration_seconds = progress.duration_micros as f64 / 1e6;
         recording.bytes_in = progress.bytes_in;
@@ -430,7 +252,7 @@ async fn get_recording(
     let (recording, end) = readable(&state, &auth, id).await?;
     let slot = state.downloads.start(&auth)?;
     let path = state.recorders.path(&recording.file_path);
-    let recording = located(&state, recording);
+    let recording = lifecycle::located(&state, recording);
     let mut head = serde_json::to_string(&recording).map_err(ApiError::internal)?;
     head.pop();
     head.push_str(r#","events":["#);
