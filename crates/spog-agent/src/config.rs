@@ -117,7 +117,10 @@ impl AgentConfig {
                 ));
             }
             Some(file) => figment = figment.merge(Toml::file_exact(file)),
-            None => figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_PATH)),
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_PATH));
+            }
+            None => {}
         }
         figment = figment.merge(Env::prefixed("SPOG_AGENT_").split("__"));
         let config: AgentConfig = figment.extract().map_err(|e| {

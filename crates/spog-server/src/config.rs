@@ -13,6 +13,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Environment variables with the `SPOG_` prefix that are not configuration keys.
 const NOT_CONFIG: &[&str] = &["config", "test_database_url", "log"];
+/// `SPOG_AGENT_*` variables configure a `spog-agent` run from the same shell, not the hub.
+const AGENT_PREFIX: &str = "agent_";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -197,7 +199,11 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        figment = figment.merge(Env::prefixed("SPOG_").split("__").ignore(NOT_CONFIG));
+        let env = Env::prefixed("SPOG_")
+            .filter(|key| !key.as_str().to_ascii_lowercase().starts_with(AGENT_PREFIX))
+            .split("__")
+            .ignore(NOT_CONFIG);
+        figment = figment.merge(env);
         let config: Config = figment.extract().map_err(|e| {
             e.into_iter()
                 .map(|e| e.to_string())
@@ -461,6 +467,19 @@ mod tests {
             ..Config::default()
         };
         assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail decides its closure's error type.
+    fn an_agents_variables_in_the_same_shell_are_not_the_hubs() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SPOG_AGENT_STATE_DIR", "/tmp/agent-state");
+            jail.set_env("SPOG_AGENT_TERMINAL__ENABLED", "true");
+            assert!(Config::load(None).is_ok());
+            jail.set_env("SPOG_AGENTS", "1");
+            assert!(Config::load(None).unwrap_err().contains("agents"));
+            Ok(())
+        });
     }
 
     #[test]
