@@ -3,12 +3,14 @@
 //! bytes, the enrollment bodies of `POST /api/v1/agent/enroll`, and the protocol's constants.
 //! No I/O here: each side brings its own WebSocket.
 
+mod duration;
 mod enroll;
 mod frame;
 mod messages;
 
 use std::time::Duration;
 
+pub use duration::parse_duration;
 pub use enroll::{EnrollRequest, EnrollResponse};
 pub use frame::{FRAME_HEADER_LEN, Frame, FrameError, FrameKind, MAX_FRAME_PAYLOAD};
 pub use messages::{
