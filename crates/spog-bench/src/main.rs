@@ -1,6 +1,7 @@
 //! `cargo run --release -p spog-bench -- <benchmark> [--postgres URL]`
 
 mod abuse;
+mod agents;
 mod audit;
 mod foundation;
 mod harness;
@@ -25,6 +26,10 @@ enum Bench {
     /// `spog serve` of its own, each figure beside its target. Needs
     /// `cargo build --release -p spog` first.
     Abuse(abuse::Options),
+    /// Host agents (issue 14): 2,000 simulated agents connected to one `spog serve`, each
+    /// sending metrics every 15 s; memory, ingest lag and metric range queries. Needs
+    /// `cargo build --release -p spog` first.
+    Agents(agents::Options),
     /// Audit trail (issue 3): ingest rate and chain-linking lag, search, statistics, export
     /// and verification on a large chain.
     Audit(audit::Options),
@@ -59,6 +64,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.bench {
             Bench::Abuse(options) => abuse::run(options).await,
+            Bench::Agents(options) => agents::run(options).await,
             Bench::Audit(options) => audit::run(options).await,
             Bench::Realtime(options) => realtime::run(options).await,
             Bench::Foundation(options) => foundation::run(options).await,

@@ -10,6 +10,7 @@ pub mod events;
 pub mod fair_share;
 pub mod id;
 pub mod list;
+pub mod metrics;
 pub mod model;
 pub mod notification;
 pub mod page;

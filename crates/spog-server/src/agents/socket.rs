@@ -404,12 +404,13 @@ async fn received(state: &AppState, agent: &Agent, message: AgentMessage) {
     }
 }
 
-/// A sample of the protocol as `POST /metrics` takes it. Labels are not stored yet (the
-/// series store keeps them); an unreadable time counts as the time of arrival.
+/// A sample of the protocol as `POST /metrics` takes it; an unreadable time counts as the
+/// time of arrival.
 fn sample_body(sample: MetricSample) -> SampleBody {
     SampleBody {
         metric: sample.metric,
         value: sample.value,
         at: sample.at.as_deref().and_then(Timestamp::parse),
+        labels: sample.labels,
     }
 }

@@ -20,6 +20,7 @@ use crate::events::Announcements;
 #[derive(Clone, Debug)]
 pub struct Sample {
     pub metric: String,
+    pub labels: spog_core::metrics::Labels,
     pub value: f64,
     pub at: Timestamp,
 }

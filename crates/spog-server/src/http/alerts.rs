@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use spog_core::alerts::{Alert, AlertRule, AlertState, Condition, Operator};
 use spog_core::audit::Action;
 use spog_core::events::EventType;
+use spog_core::metrics::metric_name;
 use spog_core::model::{Host, Organization};
 use spog_core::notification::Severity;
 use spog_core::page::{self, Page};
@@ -64,23 +65,6 @@ pub struct RuleBody {
     pub for_seconds: Option<i64>,
     /// Empty or absent: every host of the organization; repeats are dropped.
     pub host_ids: Option<UniqueList<Id<Host>, 1000>>,
-}
-
-pub fn metric_name(field: &str, text: &str) -> Result<String, FieldError> {
-    let ok = !text.is_empty()
-        && text.len() <= 200
-        && text.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c));
-    if ok {
-        Ok(text.to_owned())
-    } else {
-        Err(FieldError::new(
-            field,
-            "must be a metric name like cpu.usage",
-        ))
-    }
 }
 
 fn event_types(names: &[String]) -> Result<Vec<EventType>, FieldError> {

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use spog_core::metrics::{self, Labels};
 use spog_core::model::{Account, Host};
 use spog_core::{BoundedList, FieldError, FieldErrors, Id, Timestamp};
 use spog_store::StoreError;
@@ -22,7 +23,6 @@ use crate::auth::permissions::EventsPublish;
 use crate::error::{ApiError, ApiResult};
 use crate::events::Announcements;
 use crate::extract::{AppJson, AppPath};
-use crate::http::alerts::metric_name;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -69,6 +69,10 @@ pub struct SampleBody {
     pub value: f64,
     /// When it was measured; defaults to now.
     pub at: Option<Timestamp>,
+    /// What tells this series from the metric's others on the host (a mount, an interface):
+    /// at most 8, keys `[a-z_][a-z0-9_]{0,63}`, values of at most 200 characters.
+    #[serde(default)]
+    pub labels: Labels,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -126,7 +130,14 @@ pub async fn ingest(
     }
     let mut samples = Vec::with_capacity(incoming.len());
     for (i, sample) in incoming.into_iter().enumerate() {
-        let metric = errors.check(metric_name(&format!("samples[{i}].metric"), &sample.metric));
+        let metric = errors.check(metrics::metric_name(
+            &format!("samples[{i}].metric"),
+            &sample.metric,
+        ));
+        let labels = errors.check(metrics::labels(
+            &format!("samples[{i}].labels"),
+            sample.labels,
+        ));
         if !sample.value.is_finite() {
             errors.add(FieldError::new(
                 format!("samples[{i}].value"),
@@ -140,9 +151,10 @@ pub async fn ingest(
                 "must not be in the future",
             ));
         }
-        if let Some(metric) = metric {
+        if let (Some(metric), Some(labels)) = (metric, labels) {
             samples.push(Sample {
                 metric,
+                labels,
                 value: sample.value,
                 at,
             });
