@@ -12,8 +12,8 @@ use spog_core::Permission;
 
 use super::session::Viewer;
 use super::{
-    alerts, audit, channels, dashboard, hosts, organizations, recordings, roles, system, tokens,
-    users, webhooks,
+    alerts, audit, channels, dashboard, enrollment_tokens, hosts, organizations, recordings, roles,
+    system, tokens, users, webhooks,
 };
 use crate::state::AppState;
 
@@ -277,9 +277,30 @@ pub const NAV: &[NavEntry] = &[
             page("/admin/hosts", "Hosts", || get(hosts::list_page)),
             page("/admin/hosts/table", "Hosts", || get(hosts::table_partial)),
             page("/admin/hosts/{id}", "Hosts", || get(hosts::host_page)),
+            page("/admin/hosts/{id}/overview", "Hosts", || {
+                get(hosts::overview_partial)
+            }),
+            page("/admin/hosts/{id}/charts", "Host metrics", || {
+                get(hosts::charts_partial)
+            }),
             page("/admin/hosts/{id}/access", "Hosts", || {
                 get(hosts::access_partial)
             }),
+        ],
+    },
+    NavEntry {
+        label: "Enrollment tokens",
+        section: "Admin",
+        permission: Some(Permission::HostsManage),
+        pages: &[
+            page(enrollment_tokens::PATH, enrollment_tokens::TITLE, || {
+                get(enrollment_tokens::list_page)
+            }),
+            page(
+                "/admin/enrollment-tokens/table",
+                enrollment_tokens::TITLE,
+                || get(enrollment_tokens::table_partial),
+            ),
         ],
     },
 ];

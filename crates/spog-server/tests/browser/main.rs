@@ -8,6 +8,7 @@ mod audit;
 mod browser;
 mod channels;
 mod dashboard;
+mod hosts;
 mod http;
 mod monitoring;
 mod notifications;
