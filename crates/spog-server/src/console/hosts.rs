@@ -40,6 +40,8 @@ pub struct HostRow {
     /// An agent enrolled the host (its credential may since have been revoked).
     pub enrolled: bool,
     pub agent_connected: bool,
+    /// Its agent's credential was revoked (and no agent enrolled it since).
+    pub agent_revoked: bool,
     pub agent_version: String,
     /// What the agent says the system is (`Debian GNU/Linux 12 (bookworm)`), else its `os`.
     pub os: String,
@@ -134,6 +136,7 @@ fn row(host: &Host, organization_names: &HashMap<Id<Organization>, String>) -> H
         last_heartbeat: when_or(host.last_heartbeat_at, "never"),
         enrolled: host.enrolled_at.is_some(),
         agent_connected: host.agent_connected,
+        agent_revoked: false,
         agent_version: host.agent_version.clone().unwrap_or_default(),
         os: fact_text(host.facts.as_ref(), "os_name")
             .or_else(|| fact_text(host.facts.as_ref(), "os"))
@@ -254,8 +257,23 @@ async fn table(
         query.cursor.as_deref(),
     )
     .await?;
+    let enrolled: Vec<Id<Host>> = page
+        .items
+        .iter()
+        .filter(|h| h.enrolled_at.is_some())
+        .map(|h| h.id)
+        .collect();
+    let revoked = credentials::revoked_among(&mut conn, viewer.auth.account(), &enrolled).await?;
+    let rows = page
+        .items
+        .iter()
+        .map(|h| HostRow {
+            agent_revoked: revoked.contains(&h.id),
+            ..row(h, &names)
+        })
+        .collect();
     Ok(HostsTable {
-        rows: page.items.iter().map(|h| row(h, &names)).collect(),
+        rows,
         pager: Pager::of(PATH, query, &page),
         can_manage: viewer.has(Permission::HostsManage),
     })
@@ -332,7 +350,10 @@ async fn overview(
         Err(error) => return Err(error.into()),
     };
     Ok(Overview {
-        host: row(host, &names),
+        host: HostRow {
+            agent_revoked: agent.as_ref().is_some_and(|a| a.revoked),
+            ..row(host, &names)
+        },
         created: when(host.created_at),
         facts: facts(host),
         agent,

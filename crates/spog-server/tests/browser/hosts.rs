@@ -411,6 +411,11 @@ async fn hosts_show_their_agents_and_a_host_page_its_facts_charts_and_revoke() {
         let (_, trail) = admin.get("/audit-logs?action=host.agent_revoke").await;
         assert_eq!(trail["items"][0]["resource_id"], host.as_str(), "{trail}");
         assert!(!browser.is_present("#revoke-agent").await);
+        browser.goto(&format!("{}/admin/hosts", server.base)).await;
+        assert_eq!(
+            browser.text(&format!("{web} td.agent")).await,
+            "revoked 0.3.1"
+        );
         browser
             .client
             .delete_all_cookies()

@@ -432,6 +432,13 @@ async fn pages_of_another_accounts_objects_are_not_found() {
                 json!({"name": "publisher", "permissions": ["events.publish"]}),
             )
             .await;
+        let (_, token) = admin
+            .post(
+                "/enrollment-tokens",
+                json!({"description": "acme rack", "host_id": host["id"]}),
+            )
+            .await;
+        assert!(token["token"].is_string(), "{token}");
         spog_server::bootstrap::create_account(
             &server.state.store,
             "globex",
@@ -448,6 +455,8 @@ async fn pages_of_another_accounts_objects_are_not_found() {
         for path in [
             format!("/admin/hosts/{}", host["id"].as_str().unwrap()),
             format!("/admin/hosts/{}/access", host["id"].as_str().unwrap()),
+            format!("/admin/hosts/{}/overview", host["id"].as_str().unwrap()),
+            format!("/admin/hosts/{}/charts", host["id"].as_str().unwrap()),
             format!("/admin/organizations/{organization}"),
             format!("/admin/users/{}", user["id"].as_str().unwrap()),
             format!("/admin/roles/{}", role["id"].as_str().unwrap()),
@@ -464,6 +473,11 @@ async fn pages_of_another_accounts_objects_are_not_found() {
         assert!(users.contains("root@globex.example") && !users.contains("ada@example.com"));
         let hosts = globex.get("/admin/hosts").await.text().await.unwrap();
         assert!(!hosts.contains("web-1"));
+        for tokens in ["/admin/enrollment-tokens", "/admin/enrollment-tokens/table"] {
+            let tokens = globex.get(tokens).await.text().await.unwrap();
+            assert!(tokens.contains("No enrollment tokens."), "{tokens}");
+            assert!(!tokens.contains("acme rack") && !tokens.contains("web-1"));
+        }
         let bad_cursor = globex.get("/admin/users?cursor=garbage").await;
         assert_eq!(bad_cursor.status(), StatusCode::BAD_REQUEST);
         server.stop().await;

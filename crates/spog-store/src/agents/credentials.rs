@@ -2,6 +2,8 @@
 //! kept revoked after a revocation) and the connection that counts, if any. The host row
 //! carries what lists show (`agent_connected`, `agent_version`, `enrolled_at`, `facts`).
 
+use std::collections::HashSet;
+
 use spog_core::model::{Account, Host, HostAgent, Organization};
 use spog_core::{Id, Timestamp};
 
@@ -199,6 +201,26 @@ pub async fn get(conn: &mut Conn, account: Id<Account>, host: Id<Host>) -> Store
         remote_addr: if connected { row.remote_addr } else { None },
         terminal_enabled: flag(row.terminal_enabled),
     })
+}
+
+/// Of `hosts` (a page of a list, at most [`page::MAX_LIMIT`](spog_core::page::MAX_LIMIT)),
+/// those whose agent credential was revoked and not replaced since: what lists show as a
+/// revoked agent.
+pub async fn revoked_among(
+    conn: &mut Conn,
+    account: Id<Account>,
+    hosts: &[Id<Host>],
+) -> StoreResult<HashSet<Id<Host>>> {
+    let hosts = &hosts[..hosts.len().min(spog_core::page::MAX_LIMIT as usize)];
+    let mut sql = Sql::new("SELECT host_id FROM host_agents WHERE account_id = ");
+    sql.bind(account.to_string())
+        .push(" AND revoked_at IS NOT NULL AND host_id IN ")
+        .bind_list(hosts.iter().map(|h| h.to_string()));
+    sql.fetch_all::<(String,)>(conn)
+        .await?
+        .iter()
+        .map(|(host,)| id(host))
+        .collect()
 }
 
 /// Revokes the host's live credential; returns it, or `None` when there was none

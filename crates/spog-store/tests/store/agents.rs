@@ -157,10 +157,36 @@ async fn an_agent_connection_counts_until_replaced_revoked_or_stale() {
 
         let found = credentials::by_hash(&mut tx, "hash").await.unwrap();
         assert_eq!((found.host, found.credential), (host.id, credential));
+        let other = hosts::create(&mut tx, account.id, organization.id, "web-2", "web-2", now)
+            .await
+            .unwrap();
+        let both = [host.id, other.id];
+        let none = credentials::revoked_among(&mut tx, account.id, &both)
+            .await
+            .unwrap();
+        assert!(none.is_empty(), "a live credential is not revoked");
         let revoked = credentials::revoke(&mut tx, account.id, host.id, now)
             .await
             .unwrap();
         assert_eq!(revoked, Some(credential));
+        let listed = credentials::revoked_among(&mut tx, account.id, &both)
+            .await
+            .unwrap();
+        assert_eq!(listed, [host.id].into(), "only the revoked host");
+        let (globex, _) = accounts::create(&mut tx, "globex", now).await.unwrap();
+        assert!(
+            credentials::revoked_among(&mut tx, globex.id, &both)
+                .await
+                .unwrap()
+                .is_empty(),
+            "another account sees none"
+        );
+        assert!(
+            credentials::revoked_among(&mut tx, account.id, &[])
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert!(matches!(
             credentials::by_hash(&mut tx, "hash").await,
             Err(StoreError::NotFound)
