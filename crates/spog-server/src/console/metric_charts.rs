@@ -132,12 +132,16 @@ fn time_marks(from: Timestamp, to: Timestamp) -> (i64, fn(&str) -> String) {
     let hh_mm: fn(&str) -> String = |text| text[11..16].to_owned();
     let day_hh_mm: fn(&str) -> String = |text| format!("{} {}", &text[5..10], &text[11..16]);
     let day: fn(&str) -> String = |text| text[5..10].to_owned();
-    match span {
-        ..=7_200 => (600, hh_mm),
-        ..=21_600 => (3_600, hh_mm),
-        ..=86_400 => (14_400, hh_mm),
-        ..=172_800 => (43_200, day_hh_mm),
-        _ => (86_400, day),
+    if span <= 7_200 {
+        (600, hh_mm)
+    } else if span <= 21_600 {
+        (3_600, hh_mm)
+    } else if span <= 86_400 {
+        (14_400, hh_mm)
+    } else if span <= 172_800 {
+        (43_200, day_hh_mm)
+    } else {
+        (86_400, day)
     }
 }
 
