@@ -82,7 +82,6 @@ fn without_password(url: &str) -> String {
 mod tests {
     use std::path::Path;
 
-    use super::*;
     use crate::config::Config;
 
     #[test]
