@@ -20,6 +20,8 @@ pub use record::record;
 pub const MAX_SERIES_PER_HOST: usize = 1_000;
 /// At most this many series in one query's answer.
 pub const MAX_SERIES_PER_QUERY: usize = 100;
+/// At most this many buckets over all the series of one query's answer.
+pub const MAX_POINTS_PER_QUERY: i64 = 200_000;
 /// A rollup's span: one minute of UTC, in µs.
 pub const MINUTE: i64 = 60_000_000;
 

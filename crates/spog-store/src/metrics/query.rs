@@ -9,7 +9,9 @@ use spog_core::metrics::Labels;
 use spog_core::model::{Account, Host};
 use spog_core::{FieldError, Id, Timestamp};
 
-use super::{Latest, MAX_SERIES_PER_HOST, MAX_SERIES_PER_QUERY, parse_labels};
+use super::{
+    Latest, MAX_POINTS_PER_QUERY, MAX_SERIES_PER_HOST, MAX_SERIES_PER_QUERY, parse_labels,
+};
 use crate::{Conn, Sql, StoreError, StoreResult};
 
 /// Where buckets are summed from.
@@ -82,7 +84,9 @@ pub async fn latest(
 
 /// The series of `query.metric` on `host` that carry `query.labels`, bucketed over
 /// `[from, to)` with `from` moved back to its bucket's start, so that every bucket is whole.
-/// Series without a sample in the range are left out. More than [`MAX_SERIES_PER_QUERY`] matching series is `Invalid` naming `label`.
+/// Series without a sample in the range are left out. More than [`MAX_SERIES_PER_QUERY`]
+/// matching series is `Invalid` naming `label`, more than [`MAX_POINTS_PER_QUERY`] buckets
+/// over all of them `Invalid` naming `step`.
 #[tracing::instrument(name = "metrics::query", skip_all, fields(account = %account, host = %host, metric = query.metric))]
 pub async fn query(
     conn: &mut Conn,
@@ -123,10 +127,21 @@ pub async fn query(
             ),
         )));
     }
+    let start = query.from.micros().div_euclid(query.step) * query.step;
+    let buckets = ((query.to.micros() - start).max(0) + query.step - 1) / query.step;
+    if (series.len() as i64).saturating_mul(buckets) > MAX_POINTS_PER_QUERY {
+        return Err(StoreError::Invalid(FieldError::new(
+            "step",
+            format!(
+                "{} series of {buckets} buckets exceed {MAX_POINTS_PER_QUERY} points; \
+                 choose a larger step or narrow the series with label=KEY:VALUE",
+                series.len()
+            ),
+        )));
+    }
     if series.is_empty() {
         return Ok(Vec::new());
     }
-    let start = query.from.micros().div_euclid(query.step) * query.step;
     let (table, time, sum, min, max, count) = match query.source {
         Source::Raw => (
             "metric_samples",
