@@ -247,13 +247,7 @@ fn parse_range(
         None => Some(None),
         Some(text) => errors.check(parse_step(&text)).map(Some),
     };
-    errors.into_result()?;
-    // Each is missing only with an error above.
-    let (Some(name), Some(labels), Some(to), Some(from), Some(step)) =
-        (name, labels, to, from, step)
-    else {
-        return Err(ApiError::field("query", "could not be read"));
-    };
+    let (name, labels, to, from, step) = errors.finish((name, labels, to, from, step))?;
     let from = from.unwrap_or(to.minus(Duration::from_secs(3_600)));
     if from >= to {
         return Err(ApiError::field("from", "must be before to"));
