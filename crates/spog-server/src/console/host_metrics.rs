@@ -111,6 +111,8 @@ pub struct HostChart {
     pub id: &'static str,
     pub title: &'static str,
     pub chart: Chart,
+    /// A metric had more series than one query reads: it is not drawn.
+    pub too_many: bool,
 }
 
 pub struct HostCharts {
@@ -157,19 +159,23 @@ pub fn metrics() -> impl Iterator<Item = &'static str> {
         .flat_map(|spec| spec.metrics.iter().map(|(m, _)| *m))
 }
 
-/// The charts over `[from, to)` from the series `stored` holds for each metric
-/// (a metric it lacks has none).
+/// The charts over `[from, to)` in buckets of `step_seconds` from the series `stored` holds
+/// for each metric (a metric it lacks has none; `None`: more than could be read).
 pub fn charts_of(
     range: &'static ChartRange,
     (from, to): (Timestamp, Timestamp),
-    mut stored: HashMap<&'static str, Vec<StoredSeries>>,
+    step_seconds: i64,
+    mut stored: HashMap<&'static str, Option<Vec<StoredSeries>>>,
 ) -> HostCharts {
     let charts = SPECS
         .iter()
         .map(|spec| {
             let mut series = Vec::new();
+            let mut too_many = false;
             for (metric, prefix) in spec.metrics {
-                for found in stored.remove(metric).unwrap_or_default() {
+                let found = stored.remove(metric).unwrap_or(Some(Vec::new()));
+                too_many |= found.is_none();
+                for found in found.unwrap_or_default() {
                     series.push(Series {
                         label: series_label(prefix, spec.label, &found.labels),
                         points: found.points,
@@ -183,7 +189,8 @@ pub fn charts_of(
             HostChart {
                 id: spec.id,
                 title: spec.title,
-                chart: metric_charts::chart(&series, spec.unit, from, to, range.step_seconds),
+                chart: metric_charts::chart(&series, spec.unit, from, to, step_seconds),
+                too_many,
             }
         })
         .collect();
@@ -238,22 +245,25 @@ mod tests {
         let stored = HashMap::from([
             (
                 "load5",
-                vec![StoredSeries {
+                Some(vec![StoredSeries {
                     labels: BTreeMap::new(),
                     points: vec![point(1.0)],
-                }],
+                }]),
             ),
             (
                 "disk.used_percent",
-                ["/var", "/"]
-                    .map(|mount| StoredSeries {
-                        labels: BTreeMap::from([("mount".to_owned(), mount.to_owned())]),
-                        points: vec![point(50.0)],
-                    })
-                    .into(),
+                Some(
+                    ["/var", "/"]
+                        .map(|mount| StoredSeries {
+                            labels: BTreeMap::from([("mount".to_owned(), mount.to_owned())]),
+                            points: vec![point(50.0)],
+                        })
+                        .into(),
+                ),
             ),
+            ("net.rx_bytes_per_second", None),
         ]);
-        let charts = charts_of(&RANGES[3], window, stored);
+        let charts = charts_of(&RANGES[3], window, 3_600, stored);
         let ids: Vec<&str> = charts.charts.iter().map(|c| c.id).collect();
         assert_eq!(
             ids,
@@ -277,5 +287,10 @@ mod tests {
             .collect();
         assert_eq!(disk, ["/", "/var"]);
         assert!(charts.charts[0].chart.empty);
+        assert!(!charts.charts[0].too_many);
+        assert!(
+            charts.charts[4].too_many,
+            "net rx had more series than one query reads"
+        );
     }
 }

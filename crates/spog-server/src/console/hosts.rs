@@ -10,11 +10,13 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::Value;
+use spog_core::metrics::Labels;
 use spog_core::model::{Host, HostAgent, Organization, User};
 use spog_core::{Id, Permission, Timestamp, page};
 use spog_store::StoreError;
 use spog_store::agents::credentials;
 use spog_store::identity::{hosts, users};
+use spog_store::metrics::{self as series, Source};
 
 use super::error::{PageError, PageResult};
 use super::host_metrics::{self, ChartRange, HostCharts, RANGES, StoredSeries};
@@ -23,6 +25,7 @@ use super::lists::{
     ListQuery, OrganizationOption, Pager, organization_name, organization_names,
     organization_options, parse_id,
 };
+use super::metric_charts::Point;
 use super::session::{RequirePage, Viewer};
 use crate::auth::permissions::{HostsManage, MonitoringView};
 use crate::http::hosts::visible_host;
@@ -364,6 +367,7 @@ async fn overview(
 /// The charts of `host` over `range` up to `now`, read as `GET /hosts/{id}/metrics` reads
 /// the series.
 async fn host_charts(
+    state: &AppState,
     conn: &mut spog_store::Conn,
     viewer: &Viewer,
     host: &Host,
@@ -371,13 +375,54 @@ async fn host_charts(
     now: Timestamp,
 ) -> Result<HostCharts, PageError> {
     let window = host_metrics::window(range, now);
+    // As the API chooses: raw samples for steps under a minute while they are kept, else the
+    // one-minute rollups (and then no step under a minute).
+    let raw = window.0 >= now.minus(state.config.metrics_raw_retention);
+    let step_seconds = match raw {
+        true => range.step_seconds,
+        false => range.step_seconds.max(60),
+    };
+    let source = match raw && step_seconds % 60 != 0 {
+        true => Source::Raw,
+        false => Source::Rollups,
+    };
+    let no_labels = Labels::new();
     let mut stored = HashMap::new();
     for metric in host_metrics::metrics() {
-        let series =
-            stored_series(conn, viewer, host.id, metric, window, range.step_seconds).await?;
-        stored.insert(metric, series);
+        let query = series::Query {
+            metric,
+            labels: &no_labels,
+            from: window.0,
+            to: window.1,
+            step: step_seconds * 1_000_000,
+            source,
+        };
+        let found = match series::query(conn, viewer.auth.account(), host.id, &query).await {
+            Ok(found) => Some(
+                found
+                    .into_iter()
+                    .map(|s| StoredSeries {
+                        labels: s.labels,
+                        points: s
+                            .points
+                            .into_iter()
+                            .map(|b| Point {
+                                at: b.at,
+                                value: b.value,
+                                min: b.min,
+                                max: b.max,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            ),
+            // More series (or buckets) than one query returns: the chart says so.
+            Err(StoreError::Invalid(_)) => None,
+            Err(error) => return Err(error.into()),
+        };
+        stored.insert(metric, found);
     }
-    Ok(host_metrics::charts_of(range, window, stored))
+    Ok(host_metrics::charts_of(range, window, step_seconds, stored))
 }
 
 /// `?range=` of the host page and its charts.
@@ -425,7 +470,9 @@ pub async fn host_page(
         false => None,
     };
     let charts = match viewer.has(Permission::MonitoringView) {
-        true => Some(host_charts(&mut conn, &viewer, &host, range, Timestamp::now()).await?),
+        true => {
+            Some(host_charts(&state, &mut conn, &viewer, &host, range, Timestamp::now()).await?)
+        }
         false => None,
     };
     drop(conn);
@@ -467,7 +514,7 @@ pub async fn charts_partial(
     let mut conn = state.store.conn().await?;
     let host = visible_host(&mut conn, &viewer.auth, id).await?;
     render(&ChartsPartial {
-        charts: host_charts(&mut conn, &viewer, &host, range, Timestamp::now()).await?,
+        charts: host_charts(&state, &mut conn, &viewer, &host, range, Timestamp::now()).await?,
     })
 }
 
@@ -483,16 +530,4 @@ pub async fn access_partial(
     render(&AccessPartial {
         access: access(&state, &viewer, id).await?,
     })
-}
-
-// WIP: wired to spog_store::metrics::query once it lands.
-async fn stored_series(
-    _conn: &mut spog_store::Conn,
-    _viewer: &Viewer,
-    _host: Id<Host>,
-    _metric: &'static str,
-    _window: (Timestamp, Timestamp),
-    _step_seconds: i64,
-) -> Result<Vec<StoredSeries>, PageError> {
-    Ok(Vec::new())
 }
