@@ -1,14 +1,17 @@
 //! A host's metric charts as plain SVG drawn on the server, like the audit statistics
 //! ([`super::audit::charts`]): the geometry is computed here from plain series (points of
 //! `at`, mean `value`, `min`, `max`) and the template only places shapes. Each series is a
-//! line of its means over a band of its minima and maxima; a bucket missing from a series
-//! breaks its line rather than drawing across the gap.
+//! line of its means over a band of its minima and maxima; more than one bucket missing from a
+//! series (one may be jitter of the agent's interval) breaks its line rather than drawing
+//! across the gap, and a bucket standing alone is a dot.
 
 use spog_core::Timestamp;
 
-const WIDTH: f64 = 960.0;
-const HEIGHT: f64 = 220.0;
-const LEFT: f64 = 56.0;
+// Two charts stand side by side: half the statistics chart's width keeps the text the same
+// size on the page.
+const WIDTH: f64 = 480.0;
+const HEIGHT: f64 = 180.0;
+const LEFT: f64 = 52.0;
 const RIGHT: f64 = 8.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 28.0;
@@ -88,6 +91,11 @@ pub struct TimeLabel {
 }
 
 /// One series as drawn.
+pub struct Dot {
+    pub x: String,
+    pub y: String,
+}
+
 pub struct Line {
     pub label: String,
     /// The colour: `series-0` to `series-7`.
@@ -96,6 +104,8 @@ pub struct Line {
     pub path: String,
     /// The band between minima and maxima, one closed subpath per run.
     pub band: String,
+    /// Buckets with no neighbour to join.
+    pub dots: Vec<Dot>,
     /// Its newest mean, formatted.
     pub last: String,
     pub points: usize,
@@ -181,7 +191,7 @@ pub fn chart(
     };
     let y_of = |value: f64| base - (value.max(0.0) / top_value * plot_height).min(plot_height);
 
-    let gap = step_seconds.max(1) * 1_000_000;
+    let gap = 2 * step_seconds.max(1) * 1_000_000;
     let lines = drawn
         .iter()
         .enumerate()
@@ -198,7 +208,15 @@ pub fn chart(
             }
             let mut path = String::new();
             let mut band = String::new();
+            let mut dots = Vec::new();
             for run in &runs {
+                if let [p] = run.as_slice() {
+                    dots.push(Dot {
+                        x: number(x_of(p.at)),
+                        y: number(y_of(p.value)),
+                    });
+                    continue;
+                }
                 for (n, p) in run.iter().enumerate() {
                     let command = if n == 0 { 'M' } else { 'L' };
                     path.push_str(&format!(
@@ -206,10 +224,6 @@ pub fn chart(
                         number(x_of(p.at)),
                         number(y_of(p.value))
                     ));
-                }
-                // A lone bucket is a dot: a line of no length draws nothing.
-                if run.len() == 1 {
-                    path.push_str("h0.1 ");
                 }
                 for (n, p) in run.iter().enumerate() {
                     let command = if n == 0 { 'M' } else { 'L' };
@@ -229,6 +243,7 @@ pub fn chart(
                 class: format!("series-{i}"),
                 path: path.trim_end().to_owned(),
                 band: band.trim_end().to_owned(),
+                dots,
                 last: s
                     .points
                     .last()
@@ -307,32 +322,38 @@ mod tests {
         let ticks: Vec<&str> = chart.ticks.iter().map(|t| t.label.as_str()).collect();
         assert_eq!(ticks, ["0%", "25%", "50%", "75%", "100%"]);
         let line = &chart.lines[0];
-        // 180 px tall plot from y=12 to y=192; 50 % is half way, 100 % the top.
-        assert_eq!(line.path, "M56.0 102.0 L70.9 12.0");
-        assert_eq!(line.band, "M56.0 84.0 L70.9 12.0 L70.9 12.0 L56.0 120.0 Z");
+        // 140 px tall plot from y=12 to y=152, 420 px wide from x=52; 50 % is half way, 100 %
+        // the top, a minute of the hour a sixtieth of the width.
+        assert_eq!(line.path, "M52.0 82.0 L59.0 12.0");
+        assert_eq!(line.band, "M52.0 68.0 L59.0 12.0 L59.0 12.0 L52.0 96.0 Z");
+        assert!(line.dots.is_empty());
         assert_eq!(line.last, "100%");
         assert!(!chart.empty);
     }
 
     #[test]
-    fn a_missing_bucket_breaks_the_line_and_a_lone_bucket_is_a_dot() {
+    fn missing_buckets_break_the_line_and_a_lone_bucket_is_a_dot() {
         let series = [Series {
             label: "eth0".to_owned(),
             points: vec![
                 point(0, 1.0, 1.0, 1.0),
                 point(1, 2.0, 2.0, 2.0),
-                point(5, 4.0, 4.0, 4.0),
+                // One bucket missing: still one line.
+                point(3, 3.0, 3.0, 3.0),
+                // Three missing: a new run, of one bucket.
+                point(7, 4.0, 4.0, 4.0),
+                point(20, 1.0, 1.0, 1.0),
+                point(21, 1.0, 1.0, 1.0),
             ],
         }];
         let chart = chart(&series, Unit::Number, at(0), at(60), 60);
-        let moves = chart.lines[0].path.matches('M').count();
-        assert_eq!(moves, 2, "{}", chart.lines[0].path);
-        assert!(
-            chart.lines[0].path.ends_with("h0.1"),
-            "{}",
-            chart.lines[0].path
-        );
-        assert_eq!(chart.lines[0].band.matches('Z').count(), 2);
+        let line = &chart.lines[0];
+        assert_eq!(line.path.matches('M').count(), 2, "{}", line.path);
+        assert_eq!(line.path.matches('L').count(), 3, "{}", line.path);
+        assert_eq!(line.band.matches('Z').count(), 2);
+        assert_eq!(line.dots.len(), 1);
+        assert_eq!(line.dots[0].x, "101.0");
+        assert_eq!(line.points, 6);
         let ticks: Vec<&str> = chart.ticks.iter().map(|t| t.label.as_str()).collect();
         assert_eq!(ticks, ["0", "1", "2", "3", "4"]);
     }
