@@ -11,7 +11,7 @@ use spog_core::Timestamp;
 // size on the page.
 const WIDTH: f64 = 480.0;
 const HEIGHT: f64 = 180.0;
-const LEFT: f64 = 52.0;
+const LEFT: f64 = 64.0;
 const RIGHT: f64 = 8.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 28.0;
@@ -64,7 +64,7 @@ impl Unit {
                     value /= 1000.0;
                     unit += 1;
                 }
-                format!("{} {}", trim(value), units[unit])
+                format!("{} {}", trim_to(value, 1), units[unit])
             }
         }
     }
@@ -72,7 +72,12 @@ impl Unit {
 
 /// `12`, `12.5`, `0.25`: as many decimals as a reading needs, at most two.
 fn trim(value: f64) -> String {
-    let text = format!("{value:.2}");
+    trim_to(value, 2)
+}
+
+/// `value` with at most `decimals` decimals, trailing zeros dropped.
+fn trim_to(value: f64, decimals: usize) -> String {
+    let text = format!("{value:.decimals$}");
     let text = text.trim_end_matches('0').trim_end_matches('.');
     match text {
         "-0" => "0".to_owned(),
@@ -322,10 +327,10 @@ mod tests {
         let ticks: Vec<&str> = chart.ticks.iter().map(|t| t.label.as_str()).collect();
         assert_eq!(ticks, ["0%", "25%", "50%", "75%", "100%"]);
         let line = &chart.lines[0];
-        // 140 px tall plot from y=12 to y=152, 420 px wide from x=52; 50 % is half way, 100 %
+        // 140 px tall plot from y=12 to y=152, 408 px wide from x=64; 50 % is half way, 100 %
         // the top, a minute of the hour a sixtieth of the width.
-        assert_eq!(line.path, "M52.0 82.0 L59.0 12.0");
-        assert_eq!(line.band, "M52.0 68.0 L59.0 12.0 L59.0 12.0 L52.0 96.0 Z");
+        assert_eq!(line.path, "M64.0 82.0 L70.8 12.0");
+        assert_eq!(line.band, "M64.0 68.0 L70.8 12.0 L70.8 12.0 L64.0 96.0 Z");
         assert!(line.dots.is_empty());
         assert_eq!(line.last, "100%");
         assert!(!chart.empty);
@@ -352,7 +357,7 @@ mod tests {
         assert_eq!(line.path.matches('L').count(), 3, "{}", line.path);
         assert_eq!(line.band.matches('Z').count(), 2);
         assert_eq!(line.dots.len(), 1);
-        assert_eq!(line.dots[0].x, "101.0");
+        assert_eq!(line.dots[0].x, "111.6");
         assert_eq!(line.points, 6);
         let ticks: Vec<&str> = chart.ticks.iter().map(|t| t.label.as_str()).collect();
         assert_eq!(ticks, ["0", "1", "2", "3", "4"]);
@@ -362,12 +367,15 @@ mod tests {
     fn rates_read_in_their_unit_and_the_scale_rounds_up() {
         let series = [Series {
             label: "eth0".to_owned(),
-            points: vec![point(0, 1_500_000.0, 1_000_000.0, 3_100_000.0)],
+            points: vec![
+                point(0, 1_500_000.0, 1_000_000.0, 3_100_000.0),
+                point(1, 199_980.0, 199_980.0, 199_980.0),
+            ],
         }];
         let chart = chart(&series, Unit::BytesPerSecond, at(0), at(60), 60);
         let ticks: Vec<&str> = chart.ticks.iter().map(|t| t.label.as_str()).collect();
         assert_eq!(ticks, ["0 B/s", "1 MB/s", "2 MB/s", "3 MB/s", "4 MB/s"]);
-        assert_eq!(chart.lines[0].last, "1.5 MB/s");
+        assert_eq!(chart.lines[0].last, "200 KB/s", "to one decimal");
     }
 
     #[test]
