@@ -107,6 +107,7 @@ pub async fn launch(
         workers::alert_evaluation::spawn(&state, shutdown.clone()),
         workers::delivery::spawn(&state, shutdown.clone()),
         workers::delivery_cleanup::spawn(&state, shutdown.clone()),
+        workers::metrics_pruning::spawn(&state, shutdown.clone()),
         workers::recordings::spawn_flush(&state, shutdown.clone()),
         workers::recordings::spawn_idle(&state, shutdown.clone()),
     ];

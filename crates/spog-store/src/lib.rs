@@ -11,6 +11,7 @@ pub mod deliveries;
 mod error;
 pub mod events;
 pub mod identity;
+pub mod metrics;
 mod migrations;
 pub mod notifications;
 pub mod recordings;

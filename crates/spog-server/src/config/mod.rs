@@ -60,6 +60,12 @@ pub struct Config {
     pub outbound_allow_cidrs: Vec<IpNet>,
     #[serde(with = "duration")]
     pub host_offline_after: Duration,
+    /// How long metric samples are kept raw (sub-minute steps need them).
+    #[serde(with = "duration")]
+    pub metrics_raw_retention: Duration,
+    /// How long one-minute rollups (and series) are kept; older samples are refused.
+    #[serde(with = "duration")]
+    pub metrics_retention: Duration,
     /// Record terminal input (`i`) events; when off they are dropped before the disk.
     pub record_input: bool,
     /// Silence after which the scheduler ends a terminal session or desktop recording whose
@@ -154,6 +160,8 @@ impl Default for Config {
             allow_insecure_targets: false,
             outbound_allow_cidrs: Vec::new(),
             host_offline_after: Duration::from_secs(90),
+            metrics_raw_retention: Duration::from_secs(86_400),
+            metrics_retention: Duration::from_secs(7 * 86_400),
             record_input: true,
             recording_idle_timeout: Duration::from_secs(600),
             log_format: LogFormat::Text,
@@ -260,6 +268,14 @@ impl Config {
             return Err(
                 "webhook_attempt_timeout, session_ttl, host_offline_after and \
                  recording_idle_timeout must be positive"
+                    .into(),
+            );
+        }
+        if self.metrics_raw_retention < Duration::from_secs(60)
+            || self.metrics_retention < self.metrics_raw_retention
+        {
+            return Err(
+                "metrics_raw_retention must be at least 1m and metrics_retention at least as long"
                     .into(),
             );
         }
