@@ -142,7 +142,7 @@ pub async fn ingest(
             &format!("samples[{i}].labels"),
             sample.labels,
         ));
-        if !(sample.value.abs() <= metrics::MAX_VALUE) {
+        if !sample.value.is_finite() || sample.value.abs() > metrics::MAX_VALUE {
             errors.add(FieldError::new(
                 format!("samples[{i}].value"),
                 "must be a finite number of magnitude at most 1e200",
