@@ -6,12 +6,14 @@
 pub mod agents;
 pub mod alerting;
 pub mod audit;
+mod backup;
 pub mod channels;
 pub mod deliveries;
 mod error;
 pub mod events;
 pub mod identity;
 pub mod metrics;
+mod migrations;
 pub mod notifications;
 pub mod recordings;
 mod rows;
@@ -24,6 +26,7 @@ mod tx;
 pub mod webhooks;
 
 pub use error::{StoreError, StoreResult};
+pub use migrations::SchemaStatus;
 pub use sql::Sql;
 pub use store::{Backend, Store, StoreOptions};
 pub use tx::Tx;

@@ -21,7 +21,21 @@ pub enum Command {
     /// Run the API, console and workers (the default).
     Serve,
     /// Apply database migrations and exit.
-    Migrate,
+    Migrate {
+        /// Only report the schema's version and the pending migrations; exit 2 when some
+        /// are pending.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Copy the running service's data into DIR (absent or empty): the SQLite database taken
+    /// online, the server key and the recordings. On PostgreSQL, also run pg_dump.
+    Backup { dir: PathBuf },
+    /// Put a backup into the configured data directory, which must be absent or empty; the
+    /// next start verifies the audit chain and says so.
+    Restore { dir: PathBuf },
+    /// Print every configuration key, its effective value (secrets masked) and where it came
+    /// from (default, file, environment); exit 1 when the configuration is invalid.
+    Config,
     /// Accounts and users.
     Admin {
         #[command(subcommand)]

@@ -1,5 +1,11 @@
 //! Configuration (SPEC 11): compiled-in defaults, then a TOML file, then `SPOG_*`
-//! environment variables (`__` for nesting), then validation. Unknown keys are errors.
+//! environment variables (`__` for nesting), then validation. Unknown keys in a file are
+//! errors; unknown variables are warnings ([`environment`]).
+
+mod environment;
+mod report;
+
+pub use report::Setting;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -10,11 +16,6 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-/// Environment variables with the `SPOG_` prefix that are not configuration keys.
-const NOT_CONFIG: &[&str] = &["config", "test_database_url", "log"];
-/// `SPOG_AGENT_*` variables configure a `spog-agent` run from the same shell, not the hub.
-const AGENT_PREFIX: &str = "agent_";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -187,6 +188,14 @@ impl Default for Config {
     }
 }
 
+/// A configuration as read, with what the operator should hear about it.
+pub struct Loaded {
+    pub config: Config,
+    /// `SPOG_*` variables that are not keys, each with the closest key.
+    pub warnings: Vec<String>,
+    figment: Figment,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -197,6 +206,12 @@ pub enum LogFormat {
 impl Config {
     /// Defaults, then `file` (if any), then `SPOG_*` variables, then validation.
     pub fn load(file: Option<&Path>) -> Result<Self, String> {
+        Self::read(file).map(|loaded| loaded.config)
+    }
+
+    /// Like [`Self::load`], keeping what an operator should see: the warnings about
+    /// variables that are not keys, and where each value came from.
+    pub fn read(file: Option<&Path>) -> Result<Loaded, String> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             if !file.exists() {
@@ -207,10 +222,12 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
+        let known = Self::keys();
+        let variables = environment::sort(std::env::vars(), &known);
+        let keys = variables.keys;
         let env = Env::prefixed("SPOG_")
-            .filter(|key| !key.as_str().to_ascii_lowercase().starts_with(AGENT_PREFIX))
-            .split("__")
-            .ignore(NOT_CONFIG);
+            .filter(move |key| keys.iter().any(|k| key.as_str().eq_ignore_ascii_case(k)))
+            .split("__");
         figment = figment.merge(env);
         let config: Config = figment.extract().map_err(|e| {
             e.into_iter()
@@ -219,7 +236,19 @@ impl Config {
                 .join("; ")
         })?;
         config.validate()?;
-        Ok(config)
+        Ok(Loaded {
+            config,
+            warnings: variables.warnings,
+            figment,
+        })
+    }
+
+    /// Every configuration key, as the file and `SPOG_*` variables spell it (lower case).
+    pub fn keys() -> Vec<String> {
+        match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(map)) => map.into_iter().map(|(k, _)| k).collect(),
+            _ => Vec::new(),
+        }
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -470,7 +499,11 @@ mod tests {
             jail.set_env("SPOG_AGENT_TERMINAL__ENABLED", "true");
             assert!(Config::load(None).is_ok());
             jail.set_env("SPOG_AGENTS", "1");
-            assert!(Config::load(None).unwrap_err().contains("agents"));
+            let warnings = Config::read(None).unwrap().warnings;
+            assert!(
+                warnings.iter().any(|w| w.contains("SPOG_AGENTS")),
+                "{warnings:?}"
+            );
             Ok(())
         });
     }
