@@ -59,6 +59,10 @@ pub struct Config {
     pub outbound_allow_cidrs: Vec<IpNet>,
     #[serde(with = "duration")]
     pub host_offline_after: Duration,
+    /// Silence after which a metric rule's watched series has no data, for rules that do not
+    /// say (`no_data_seconds`); 0 turns it off for them.
+    #[serde(with = "duration")]
+    pub metric_no_data_after: Duration,
     /// Record terminal input (`i`) events; when off they are dropped before the disk.
     pub record_input: bool,
     /// Silence after which the scheduler ends a terminal session or desktop recording whose
@@ -153,6 +157,7 @@ impl Default for Config {
             allow_insecure_targets: false,
             outbound_allow_cidrs: Vec::new(),
             host_offline_after: Duration::from_secs(90),
+            metric_no_data_after: Duration::from_secs(600),
             record_input: true,
             recording_idle_timeout: Duration::from_secs(600),
             log_format: LogFormat::Text,
@@ -233,6 +238,12 @@ impl Config {
                  recording_idle_timeout must be positive"
                     .into(),
             );
+        }
+        let no_data = self.metric_no_data_after;
+        if !no_data.is_zero()
+            && (no_data < Duration::from_secs(5) || no_data > Duration::from_secs(7 * 86_400))
+        {
+            return Err("metric_no_data_after must be 0 (off) or between 5s and 7d".into());
         }
         if self.delivery_lease <= self.webhook_attempt_timeout {
             return Err("delivery_lease must be longer than webhook_attempt_timeout".into());
