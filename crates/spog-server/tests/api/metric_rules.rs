@@ -266,7 +266,11 @@ async fn each_series_of_a_host_fires_and_resolves_on_its_own_with_its_labels() {
 async fn a_silent_series_resolves_its_threshold_alert_and_fires_no_data_until_a_sample_comes() {
     for server in servers().await {
         let s = setup(&server).await;
-        let rule = create_rule(&s, json!({"no_data_seconds": 5, "labels": {"mount": "/"}})).await;
+        let rule = create_rule(
+            &s,
+            json!({"no_data_seconds": 5, "labels": {"mount": "/"}, "cooldown_seconds": 0}),
+        )
+        .await;
         send(
             &s,
             &s.host,
