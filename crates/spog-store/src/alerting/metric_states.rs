@@ -26,18 +26,30 @@ pub struct MetricState {
 const COLUMNS: &str =
     "rule_id, host_id, labels, breaching_since, last_value, last_at, no_data_since";
 
-type StateRow = (String, String, String, Option<i64>, f64, i64, Option<i64>);
+#[derive(sqlx::FromRow)]
+struct StateRecord {
+    rule_id: String,
+    host_id: String,
+    labels: String,
+    breaching_since: Option<i64>,
+    last_value: f64,
+    last_at: i64,
+    no_data_since: Option<i64>,
+}
 
-fn state((rule, host, labels, since, value, at, no_data): StateRow) -> StoreResult<MetricState> {
-    Ok(MetricState {
-        rule: id(&rule)?,
-        host: id(&host)?,
-        labels: from_json(&labels)?,
-        breaching_since: since.map(Timestamp::from_micros),
-        last_value: value,
-        last_at: Timestamp::from_micros(at),
-        no_data_since: no_data.map(Timestamp::from_micros),
-    })
+impl TryFrom<StateRecord> for MetricState {
+    type Error = crate::StoreError;
+    fn try_from(row: StateRecord) -> StoreResult<Self> {
+        Ok(MetricState {
+            rule: id(&row.rule_id)?,
+            host: id(&row.host_id)?,
+            labels: from_json(&row.labels)?,
+            breaching_since: row.breaching_since.map(Timestamp::from_micros),
+            last_value: row.last_value,
+            last_at: Timestamp::from_micros(row.last_at),
+            no_data_since: row.no_data_since.map(Timestamp::from_micros),
+        })
+    }
 }
 
 /// The states of every series of `rules` for `host`.
@@ -53,10 +65,10 @@ pub async fn for_host(
     sql.bind(host.to_string())
         .push(" AND rule_id IN ")
         .bind_list(rules.iter().map(|r| r.to_string()));
-    sql.fetch_all::<StateRow>(conn)
+    sql.fetch_all::<StateRecord>(conn)
         .await?
         .into_iter()
-        .map(state)
+        .map(MetricState::try_from)
         .collect()
 }
 
@@ -161,22 +173,21 @@ pub async fn breaching_since_before(
     conn: &mut Conn,
     cutoff: Timestamp,
 ) -> StoreResult<Vec<(Id<Account>, MetricState)>> {
-    let rows: Vec<(String, String, String, String, Option<i64>, f64, i64, Option<i64>)> =
-        sqlx::query_as(
-            "SELECT account_id, rule_id, host_id, labels, breaching_since, last_value, last_at, no_data_since \
-             FROM alert_metric_states WHERE breaching_since IS NOT NULL AND breaching_since <= $1 \
-             ORDER BY rule_id, host_id, labels LIMIT 1000",
-        )
-        .bind(cutoff.micros())
-        .fetch_all(conn)
-        .await?;
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        account_id: String,
+        #[sqlx(flatten)]
+        state: StateRecord,
+    }
+    let mut sql = Sql::new(&format!(
+        "SELECT account_id, {COLUMNS} FROM alert_metric_states \
+         WHERE breaching_since IS NOT NULL AND breaching_since <= "
+    ));
+    sql.bind(cutoff.micros())
+        .push(" ORDER BY rule_id, host_id, labels LIMIT 1000");
+    let rows: Vec<Row> = sql.fetch_all(conn).await?;
     rows.into_iter()
-        .map(|(account, rule, host, labels, since, value, at, no_data)| {
-            Ok((
-                id(&account)?,
-                state((rule, host, labels, since, value, at, no_data))?,
-            ))
-        })
+        .map(|row| Ok((id(&row.account_id)?, row.state.try_into()?)))
         .collect()
 }
 
