@@ -57,6 +57,18 @@ impl FieldErrors {
         if self.is_empty() { Ok(()) } else { Err(self) }
     }
 
+    /// Every value of a request that [`Self::check`] kept, or every error: a value is missing
+    /// only when its error was recorded, so a handler never matches on half-parsed input.
+    pub fn finish<C: Checked>(self, checked: C) -> Result<C::Values, FieldErrors> {
+        match checked.values() {
+            Some(values) if self.is_empty() => Ok(values),
+            _ => {
+                debug_assert!(!self.is_empty(), "a value was dropped without its error");
+                Err(self)
+            }
+        }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
@@ -65,6 +77,38 @@ impl FieldErrors {
         self.0.get(field).map(String::as_str)
     }
 }
+
+/// Values each checked on its own ([`FieldErrors::check`]'s `Option`s), taken together.
+pub trait Checked {
+    type Values;
+    fn values(self) -> Option<Self::Values>;
+}
+
+impl<A> Checked for Option<A> {
+    type Values = A;
+    fn values(self) -> Option<A> {
+        self
+    }
+}
+
+macro_rules! checked_tuple {
+    ($($name:ident),+) => {
+        impl<$($name),+> Checked for ($(Option<$name>,)+) {
+            type Values = ($($name,)+);
+            #[allow(non_snake_case)]
+            fn values(self) -> Option<Self::Values> {
+                let ($($name,)+) = self;
+                Some(($($name?,)+))
+            }
+        }
+    };
+}
+
+checked_tuple!(A, B);
+checked_tuple!(A, B, C);
+checked_tuple!(A, B, C, D);
+checked_tuple!(A, B, C, D, E);
+checked_tuple!(A, B, C, D, E, F);
 
 impl From<FieldError> for FieldErrors {
     fn from(error: FieldError) -> Self {
@@ -261,6 +305,30 @@ pub fn password(field: &str, text: &str) -> Result<String, FieldError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finish_gives_every_value_or_every_error() {
+        let mut errors = FieldErrors::new();
+        let a = errors.check(Ok::<_, FieldError>(1));
+        let b = errors.check(Ok::<_, FieldError>("b"));
+        assert_eq!(errors.finish((a, b)), Ok((1, "b")));
+
+        let mut errors = FieldErrors::new();
+        let a = errors.check(Err::<i32, _>(FieldError::new("a", "bad")));
+        let b = errors.check(Ok::<_, FieldError>("b"));
+        let c = errors.check(Err::<i32, _>(FieldError::new("c", "bad")));
+        let refused = errors.finish((a, b, c)).unwrap_err();
+        assert_eq!(
+            refused.iter().map(|(f, _)| f).collect::<Vec<_>>(),
+            ["a", "c"]
+        );
+
+        // A rule that adds an error beside a parsed value refuses the whole request.
+        let mut errors = FieldErrors::new();
+        let a = errors.check(Ok::<_, FieldError>(1));
+        errors.add(FieldError::new("expires_at", "must be in the future"));
+        assert!(errors.finish(a).is_err());
+    }
 
     #[test]
     fn emails_are_normalised_and_checked() {

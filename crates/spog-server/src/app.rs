@@ -108,6 +108,7 @@ pub async fn launch(
         workers::no_data::spawn(&state, shutdown.clone()),
         workers::delivery::spawn(&state, shutdown.clone()),
         workers::delivery_cleanup::spawn(&state, shutdown.clone()),
+        workers::metrics_pruning::spawn(&state, shutdown.clone()),
         workers::recordings::spawn_flush(&state, shutdown.clone()),
         workers::recordings::spawn_idle(&state, shutdown.clone()),
     ];

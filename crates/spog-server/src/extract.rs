@@ -175,7 +175,7 @@ fn form_urlencoded_parse(query: &str) -> form_urlencoded::Parse<'_> {
 }
 
 /// The text rule over query parameters, names and values as decoded (`%00` is a NUL).
-fn check_query_text(query: &str) -> Result<(), ApiError> {
+pub(crate) fn check_query_text(query: &str) -> Result<(), ApiError> {
     for (name, value) in form_urlencoded_parse(query) {
         validate::check_text("query", &name)?;
         validate::check_text(&name, &value)?;

@@ -23,6 +23,11 @@ pub enum StoreError {
     /// From the SQLite connections of walks (see [`crate::audit::walk`]).
     #[error("database error: {0}")]
     SqliteRead(#[from] rusqlite::Error),
+    #[error(
+        "the database's schema is at migration {database}, newer than this build of spog knows \
+         (up to {build}): run the spog release that migrated it, or a newer one (migrations only go forward)"
+    )]
+    SchemaNewer { database: i64, build: i64 },
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }

@@ -11,6 +11,8 @@ pub mod deliveries;
 mod error;
 pub mod events;
 pub mod identity;
+pub mod metrics;
+mod migrations;
 pub mod notifications;
 pub mod recordings;
 mod rows;
@@ -23,6 +25,7 @@ mod tx;
 pub mod webhooks;
 
 pub use error::{StoreError, StoreResult};
+pub use migrations::SchemaStatus;
 pub use sql::Sql;
 pub use store::{Backend, Store, StoreOptions};
 pub use tx::Tx;

@@ -13,9 +13,6 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::{StoreError, StoreResult, Tx};
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -232,33 +229,16 @@ impl Store {
         })
     }
 
-    pub async fn migrate(&self) -> StoreResult<()> {
-        let migrator = match self.inner.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        migrator.run(&self.inner.write).await?;
-        Ok(())
-    }
-
-    /// True when every migration this build knows is applied.
-    pub async fn migrations_applied(&self) -> StoreResult<bool> {
-        let migrator = match self.inner.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        let latest = migrator.iter().map(|m| m.version).max().unwrap_or(0);
-        let applied: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE")
-                .fetch_one(&self.inner.read)
-                .await
-                .ok()
-                .flatten();
-        Ok(applied == Some(latest))
-    }
-
     pub fn backend(&self) -> Backend {
         self.inner.backend
+    }
+
+    pub(crate) fn reader(&self) -> &AnyPool {
+        &self.inner.read
+    }
+
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.inner.write
     }
 
     /// The URL this store was opened with (PostgreSQL listeners open their own connection).

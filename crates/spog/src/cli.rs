@@ -21,7 +21,15 @@ pub enum Command {
     /// Run the API, console and workers (the default).
     Serve,
     /// Apply database migrations and exit.
-    Migrate,
+    Migrate {
+        /// Only report the schema's version and the pending migrations; exit 2 when some
+        /// are pending.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Print every configuration key, its effective value (secrets masked) and where it came
+    /// from (default, file, environment); exit 1 when the configuration is invalid.
+    Config,
     /// Accounts and users.
     Admin {
         #[command(subcommand)]

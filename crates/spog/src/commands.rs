@@ -23,14 +23,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     {
         return crate::verify::run(export, checkpoint.as_deref(), public_key.as_deref());
     }
-    let config =
-        Config::load(cli.config.as_deref()).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
-    init_logging(config.log_format);
+    let loaded =
+        Config::read(cli.config.as_deref()).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    init_logging(loaded.config.log_format);
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let config = loaded.config.clone();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
-        Command::Migrate => {
+        Command::Migrate { check: false } => {
             open_store(&config).await?;
             println!("migrations applied");
+            Ok(())
+        }
+        Command::Migrate { check: true } => check_migrations(&config).await,
+        Command::Config => {
+            let settings = loaded.settings();
+            let width = settings.iter().map(|s| s.key.len()).max().unwrap_or(0);
+            for setting in settings {
+                println!(
+                    "{:<width$} = {:<40} # {}",
+                    setting.key, setting.value, setting.source
+                );
+            }
             Ok(())
         }
         Command::Admin { command } => admin_command(&config, command).await,
@@ -107,7 +123,34 @@ async fn wait_for_signal() {
     let _ = interrupt.await;
 }
 
+/// Reports where the schema stands; exits 2 when migrations are pending.
+async fn check_migrations(config: &Config) -> anyhow::Result<()> {
+    let status = connect_store(config).await?.schema_status().await?;
+    println!(
+        "database schema at migration {}; this build knows up to {}",
+        status.database, status.build
+    );
+    if status.is_newer_than_build() {
+        anyhow::bail!("the database was migrated by a newer build of spog");
+    }
+    if status.pending.is_empty() {
+        println!("nothing pending");
+        return Ok(());
+    }
+    for (version, description) in &status.pending {
+        println!("pending: {version:04} {description}");
+    }
+    std::process::exit(2);
+}
+
+/// The configured database, migrated to this build's schema.
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let store = connect_store(config).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+async fn connect_store(config: &Config) -> anyhow::Result<Store> {
     spog_server::private_files::prepare_data_dir(
         &config.data_dir,
         &config.database_url(),
@@ -117,9 +160,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
         max_connections: 2,
         ..Default::default()
     };
-    let store = Store::connect(&config.database_url(), &options).await?;
-    store.migrate().await?;
-    Ok(store)
+    Ok(Store::connect(&config.database_url(), &options).await?)
 }
 
 async fn admin_command(config: &Config, command: AdminCommand) -> anyhow::Result<()> {

@@ -118,10 +118,7 @@ pub async fn enroll(
     if body.facts.as_ref().is_some_and(|f| !f.is_object()) {
         errors.add(spog_core::FieldError::new("facts", "must be an object"));
     }
-    errors.into_result()?;
-    let (Some(hostname), Some(name)) = (hostname, name) else {
-        unreachable!("field errors were returned above");
-    };
+    let (hostname, name) = errors.finish((hostname, name))?;
     let now = Timestamp::now();
     let mut announcements = Announcements::default();
     let mut tx = state.store.begin().await?;

@@ -67,8 +67,7 @@ pub async fn log_in(
     let mut errors = FieldErrors::new();
     let email = errors.check(Email::parse("email", email));
     errors.check(password::check_length("password", password_text));
-    errors.into_result()?;
-    let email = email.expect("checked above");
+    let email = errors.finish(email)?;
     let client = request.origin.map(|o| o.ip);
     let attempt = state
         .login_throttle

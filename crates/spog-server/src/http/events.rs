@@ -72,10 +72,7 @@ async fn publish_event(
         .map(|k| core_events::parse_idempotency_key("idempotency_key", k))
         .transpose();
     let key = errors.check(key);
-    errors.into_result()?;
-    let (Some(event_type), Some(_), Some(idempotency_key)) = (event_type, data, key) else {
-        unreachable!("field errors were returned above");
-    };
+    let (event_type, _, idempotency_key) = errors.finish((event_type, data, key))?;
     let now = Timestamp::now();
     let event = || {
         let occurred_at = body.occurred_at.unwrap_or(now);

@@ -102,10 +102,7 @@ async fn create_host(
         .map(|n| validate::name("name", n, 200))
         .transpose();
     let name = errors.check(name);
-    errors.into_result()?;
-    let (Some(hostname), Some(name)) = (hostname, name) else {
-        unreachable!("field errors were returned above");
-    };
+    let (hostname, name) = errors.finish((hostname, name))?;
     let name = name.unwrap_or_else(|| hostname.clone());
     let mut tx = state.store.begin().await?;
     organizations::get(&mut tx, auth.account(), body.organization_id)

@@ -10,6 +10,7 @@ pub mod downloads;
 pub mod enrollment_tokens;
 pub mod events;
 pub mod hosts;
+pub mod metrics;
 pub mod notifications;
 pub mod organizations;
 pub mod recordings;
@@ -36,6 +37,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(hosts::router())
         .merge(enrollment_tokens::router())
         .merge(agents::router())
+        .merge(metrics::router())
         .merge(events::router())
         .merge(webhooks::router())
         .merge(notifications::router())

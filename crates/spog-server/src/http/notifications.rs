@@ -204,11 +204,7 @@ async fn send_notification(
             .map(|e| Email::parse("user_email", e))
             .transpose(),
     );
-    errors.into_result()?;
-    let (Some(title), Some(message), Some(link), Some(email)) = (title, message, link, email)
-    else {
-        unreachable!("field errors were returned above");
-    };
+    let (title, message, link, email) = errors.finish((title, message, link, email))?;
     let account = auth.account();
     let mut tx = state.store.begin().await?;
     let recipient = match (body.user_id, email, &body.identity) {

@@ -78,11 +78,7 @@ async fn create_role(
     let name = errors.check(validate::name("name", &body.name, 100));
     let description = errors.check(validate::text("description", &body.description, 1000));
     let permissions = errors.check(permissions(&body.permissions));
-    errors.into_result()?;
-    let (Some(name), Some(description), Some(permissions)) = (name, description, permissions)
-    else {
-        unreachable!("field errors were returned above");
-    };
+    let (name, description, permissions) = errors.finish((name, description, permissions))?;
     let mut tx = state.store.begin().await?;
     let role = roles::create(
         &mut tx,

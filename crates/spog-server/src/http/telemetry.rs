@@ -1,5 +1,5 @@
 //! What agents report about hosts: heartbeats (SPEC 4, host liveness) and metric samples
-//! (evaluated by metric alert rules). A heartbeat that brings a host online and the alerts
+//! (stored as series, SPEC 12.4, and evaluated by metric alert rules). A heartbeat that brings a host online and the alerts
 //! samples fire or resolve are on record; the readings themselves are not changes.
 
 use axum::Json;
@@ -12,6 +12,7 @@ use spog_core::{BoundedList, FieldError, FieldErrors, Id, Timestamp};
 use spog_store::StoreError;
 use spog_store::alerting::rules;
 use spog_store::identity::hosts;
+use spog_store::metrics as series;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -112,8 +113,9 @@ async fn ingest_metrics(
 }
 
 /// Takes a host's samples: the one path of `POST /metrics` and of the agent socket's
-/// `metrics` messages. Validates them all (422 naming `samples[i]…`), then lets the metric
-/// rules watching the host evaluate them; returns how many were accepted.
+/// `metrics` messages. Validates them all (422 naming `samples[i]…`), stores them in the
+/// host's series (one transaction), then lets the metric rules watching the host evaluate
+/// them; returns how many were accepted.
 pub async fn ingest(
     state: &AppState,
     account: Id<Account>,
@@ -128,6 +130,7 @@ pub async fn ingest(
             format!("must hold 1 to {MAX_SAMPLES} samples"),
         ));
     }
+    let oldest = now.minus(state.config.metrics_retention);
     let mut samples = Vec::with_capacity(incoming.len());
     for (i, sample) in incoming.into_iter().enumerate() {
         let metric = errors.check(metrics::metric_name(
@@ -149,6 +152,11 @@ pub async fn ingest(
             errors.add(FieldError::new(
                 format!("samples[{i}].at"),
                 "must not be in the future",
+            ));
+        } else if at < oldest {
+            errors.add(FieldError::new(
+                format!("samples[{i}].at"),
+                "must not be older than metrics_retention",
             ));
         }
         if let (Some(metric), Some(labels)) = (metric, labels) {
@@ -172,6 +180,18 @@ pub async fn ingest(
                 other => other.into(),
             })?
     };
+    let stored: Vec<series::Sample> = samples
+        .iter()
+        .map(|s| series::Sample {
+            metric: s.metric.clone(),
+            labels: s.labels.clone(),
+            value: s.value,
+            at: s.at,
+        })
+        .collect();
+    let mut tx = state.store.begin().await?;
+    series::record(&mut tx, account, host.id, &stored).await?;
+    tx.commit_unaudited().await?;
     let rules = {
         let mut conn = state.store.conn().await?;
         rules::enabled(&mut conn, account, host.organization_id, "metric").await?

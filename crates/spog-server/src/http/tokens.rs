@@ -124,10 +124,7 @@ async fn create_token(
         errors.add(FieldError::new("expires_at", "must be in the future"));
     }
     let user_id = errors.check(acting_user(&body, auth.principal.user));
-    errors.into_result()?;
-    let (Some(name), Some(permissions), Some(user_id)) = (name, permissions, user_id) else {
-        unreachable!("field errors were returned above");
-    };
+    let (name, permissions, user_id) = errors.finish((name, permissions, user_id))?;
     let mut tx = state.store.begin().await?;
     let secret = tokens::generate();
     let new = token_store::NewToken {

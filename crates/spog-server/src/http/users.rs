@@ -115,12 +115,8 @@ async fn create_user(
         .transpose();
     let password = errors.check(password);
     let identities = errors.check(identities("identities", body.identities.into_inner()));
-    errors.into_result()?;
-    let (Some(email), Some(display_name), Some(password), Some(identities)) =
-        (email, display_name, password, identities)
-    else {
-        unreachable!("every field error was returned above");
-    };
+    let (email, display_name, password, identities) =
+        errors.finish((email, display_name, password, identities))?;
     let password_hash = match password {
         Some(p) => Some(state.hashing.hash(p).await?),
         None => None,

@@ -9,6 +9,7 @@ pub mod checkpoints;
 pub mod delivery;
 pub mod delivery_cleanup;
 pub mod liveness;
+pub mod metrics_pruning;
 pub mod no_data;
 pub mod recordings;
 

@@ -15,6 +15,7 @@ mod identity;
 mod limits;
 mod login_abuse;
 mod metric_rules;
+mod metrics;
 mod notifications;
 mod provenance;
 mod receiver;

@@ -8,6 +8,7 @@ mod deliveries;
 mod fair_delivery;
 mod identity;
 mod login_throttle;
+mod metrics;
 
 use spog_core::Id;
 use spog_core::Timestamp;

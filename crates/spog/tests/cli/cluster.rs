@@ -1,83 +1,10 @@
 //! Three `spog serve` processes on one PostgreSQL database behave as one: their audit
 //! entries form one linear chain.
 
-use std::process::{Child, Stdio};
-use std::time::Duration;
-
 use serde_json::json;
-use spog_server::testing::{ADMIN_EMAIL, ADMIN_PASSWORD, Client};
 use spog_store::testing::{POSTGRES_ENV, postgres};
 
-use crate::{spog, temp_dir};
-
-struct Instance {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start(database_url: &str, name: &str) -> Instance {
-    let port = free_port();
-    let child = spog()
-        .arg("serve")
-        .env("SPOG_LISTEN", format!("127.0.0.1:{port}"))
-        .env("SPOG_DATA_DIR", temp_dir(name))
-        .env("SPOG_DATABASE_URL", database_url)
-        .env(
-            "SPOG_SERVER_KEY",
-            "6f6e65206b657920666f72207468652077686f6c6520636c7573746572212121",
-        )
-        .env("SPOG_ADMIN_EMAIL", ADMIN_EMAIL)
-        .env("SPOG_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env_remove(POSTGRES_ENV)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting spog serve");
-    // Owned by `Instance` at once, so it is killed and waited for whatever happens next.
-    let instance = Instance {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    for _ in 0..200 {
-        if let Ok(response) = reqwest::get(format!("{}/readyz", instance.base)).await
-            && response.status().is_success()
-        {
-            return instance;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("spog serve on port {port} did not become ready");
-}
-
-async fn login(base: &str) -> Client {
-    let anonymous = Client {
-        base: base.to_owned(),
-        token: None,
-        http: reqwest::Client::new(),
-    };
-    let (_, body) = anonymous
-        .post(
-            "/auth/login",
-            json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
-        )
-        .await;
-    anonymous.with_token(body["token"].as_str().expect("a token"))
-}
+use crate::instance::{login, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_processes_on_one_postgresql_write_one_linear_chain() {

@@ -1,9 +1,11 @@
-//! The `spog` binary as operators run it: offline verification and several server processes
-//! sharing one PostgreSQL.
+//! The `spog` binary as operators run it: offline verification, several server processes
+//! sharing one PostgreSQL, configuration and schema versions.
 
 mod audit_verify;
 mod cluster;
 mod enrollment_token;
+mod instance;
+mod operations;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -106,10 +106,7 @@ pub fn check(
     if let Some((config, _)) = &parsed {
         check_destination(state, config, &mut errors);
     }
-    errors.into_result()?;
-    let (Some(name), Some((config, changes))) = (name, parsed) else {
-        unreachable!("field errors were returned above");
-    };
+    let (name, (config, changes)) = errors.finish((name, parsed))?;
     let mut secrets = Secrets::new();
     for (field, change) in changes {
         let value = match change {

@@ -142,12 +142,8 @@ fn check(
     let secret = errors.check(secret);
     let headers = errors.check(rules::parse_headers("headers", proposed.headers));
     let event_types = errors.check(EventType::parse_list("event_types", proposed.event_types));
-    errors.into_result()?;
-    let (Some(name), Some(url), Some(secret), Some(headers), Some(event_types)) =
-        (name, url, secret, headers, event_types)
-    else {
-        unreachable!("field errors were returned above");
-    };
+    let (name, url, secret, headers, event_types) =
+        errors.finish((name, url, secret, headers, event_types))?;
     let (secret_ciphertext, headers) = secrets::seal_webhook(
         &state.keys,
         id,

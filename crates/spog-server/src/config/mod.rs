@@ -1,5 +1,11 @@
 //! Configuration (SPEC 11): compiled-in defaults, then a TOML file, then `SPOG_*`
-//! environment variables (`__` for nesting), then validation. Unknown keys are errors.
+//! environment variables (`__` for nesting), then validation. Unknown keys in a file are
+//! errors; unknown variables are warnings ([`environment`]).
+
+mod environment;
+mod report;
+
+pub use report::Setting;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -10,11 +16,6 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-/// Environment variables with the `SPOG_` prefix that are not configuration keys.
-const NOT_CONFIG: &[&str] = &["config", "test_database_url", "log"];
-/// `SPOG_AGENT_*` variables configure a `spog-agent` run from the same shell, not the hub.
-const AGENT_PREFIX: &str = "agent_";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -63,6 +64,12 @@ pub struct Config {
     /// say (`no_data_seconds`); 0 turns it off for them.
     #[serde(with = "duration")]
     pub metric_no_data_after: Duration,
+    /// How long metric samples are kept raw (sub-minute steps need them).
+    #[serde(with = "duration")]
+    pub metrics_raw_retention: Duration,
+    /// How long one-minute rollups (and series) are kept; older samples are refused.
+    #[serde(with = "duration")]
+    pub metrics_retention: Duration,
     /// Record terminal input (`i`) events; when off they are dropped before the disk.
     pub record_input: bool,
     /// Silence after which the scheduler ends a terminal session or desktop recording whose
@@ -158,6 +165,8 @@ impl Default for Config {
             outbound_allow_cidrs: Vec::new(),
             host_offline_after: Duration::from_secs(90),
             metric_no_data_after: Duration::from_secs(600),
+            metrics_raw_retention: Duration::from_secs(86_400),
+            metrics_retention: Duration::from_secs(7 * 86_400),
             record_input: true,
             recording_idle_timeout: Duration::from_secs(600),
             log_format: LogFormat::Text,
@@ -184,6 +193,14 @@ impl Default for Config {
     }
 }
 
+/// A configuration as read, with what the operator should hear about it.
+pub struct Loaded {
+    pub config: Config,
+    /// `SPOG_*` variables that are not keys, each with the closest key.
+    pub warnings: Vec<String>,
+    figment: Figment,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -194,6 +211,12 @@ pub enum LogFormat {
 impl Config {
     /// Defaults, then `file` (if any), then `SPOG_*` variables, then validation.
     pub fn load(file: Option<&Path>) -> Result<Self, String> {
+        Self::read(file).map(|loaded| loaded.config)
+    }
+
+    /// Like [`Self::load`], keeping what an operator should see: the warnings about
+    /// variables that are not keys, and where each value came from.
+    pub fn read(file: Option<&Path>) -> Result<Loaded, String> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             if !file.exists() {
@@ -204,10 +227,12 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
+        let known = Self::keys();
+        let variables = environment::sort(std::env::vars(), &known);
+        let keys = variables.keys;
         let env = Env::prefixed("SPOG_")
-            .filter(|key| !key.as_str().to_ascii_lowercase().starts_with(AGENT_PREFIX))
-            .split("__")
-            .ignore(NOT_CONFIG);
+            .filter(move |key| keys.iter().any(|k| key.as_str().eq_ignore_ascii_case(k)))
+            .split("__");
         figment = figment.merge(env);
         let config: Config = figment.extract().map_err(|e| {
             e.into_iter()
@@ -216,7 +241,19 @@ impl Config {
                 .join("; ")
         })?;
         config.validate()?;
-        Ok(config)
+        Ok(Loaded {
+            config,
+            warnings: variables.warnings,
+            figment,
+        })
+    }
+
+    /// Every configuration key, as the file and `SPOG_*` variables spell it (lower case).
+    pub fn keys() -> Vec<String> {
+        match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(map)) => map.into_iter().map(|(k, _)| k).collect(),
+            _ => Vec::new(),
+        }
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -244,6 +281,14 @@ impl Config {
             && (no_data < Duration::from_secs(5) || no_data > Duration::from_secs(7 * 86_400))
         {
             return Err("metric_no_data_after must be 0 (off) or between 5s and 7d".into());
+        }
+        if self.metrics_raw_retention < Duration::from_secs(60)
+            || self.metrics_retention < self.metrics_raw_retention
+        {
+            return Err(
+                "metrics_raw_retention must be at least 1m and metrics_retention at least as long"
+                    .into(),
+            );
         }
         if self.delivery_lease <= self.webhook_attempt_timeout {
             return Err("delivery_lease must be longer than webhook_attempt_timeout".into());
@@ -465,7 +510,11 @@ mod tests {
             jail.set_env("SPOG_AGENT_TERMINAL__ENABLED", "true");
             assert!(Config::load(None).is_ok());
             jail.set_env("SPOG_AGENTS", "1");
-            assert!(Config::load(None).unwrap_err().contains("agents"));
+            let warnings = Config::read(None).unwrap().warnings;
+            assert!(
+                warnings.iter().any(|w| w.contains("SPOG_AGENTS")),
+                "{warnings:?}"
+            );
             Ok(())
         });
     }
