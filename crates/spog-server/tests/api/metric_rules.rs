@@ -281,7 +281,12 @@ async fn a_silent_series_resolves_its_threshold_alert_and_fires_no_data_until_a_
         let threshold = alerts(&s.admin, "state=firing").await;
         assert_eq!(threshold.len(), 1, "{threshold:?}");
         let later = Timestamp::now().plus(Duration::from_secs(10));
-        no_data::run_once(&server.state, later).await.unwrap();
+        // Checkers running at once (as several instances would) fire it once.
+        let (first, second) = tokio::join!(
+            no_data::run_once(&server.state, later),
+            no_data::run_once(&server.state, later)
+        );
+        assert!(first.unwrap() + second.unwrap() <= 1);
         no_data::run_once(&server.state, later).await.unwrap();
         let silent = alerts(&s.admin, "reason=no_data").await;
         assert_eq!(
