@@ -10,6 +10,10 @@ pub const MAX_LABELS: usize = 8;
 /// The longest label value.
 pub const MAX_LABEL_VALUE: usize = 200;
 
+/// The largest magnitude of a sample's value: a week of samples a microsecond apart sums to
+/// well within `f64`, so sums and means over any range stay finite on every database.
+pub const MAX_VALUE: f64 = 1e200;
+
 /// A series' labels, sorted by key so that equal sets compare and serialise alike.
 pub type Labels = BTreeMap<String, String>;
 

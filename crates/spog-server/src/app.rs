@@ -100,6 +100,7 @@ pub async fn launch(
     }
     let first_admin = bootstrap::first_start(&store, &config).await?;
     let state = AppState::new(config, store, keys)?;
+    crate::backup::verify_if_restored(&state).await?;
     let mut workers = vec![
         workers::audit_linker::spawn(&state, shutdown.clone()),
         workers::checkpoints::spawn(&state, shutdown.clone()),

@@ -5,6 +5,7 @@ pub mod agents;
 pub mod alerting;
 pub mod app;
 pub mod auth;
+pub mod backup;
 pub mod blocking;
 pub mod bootstrap;
 pub mod chain;

@@ -76,7 +76,7 @@ pub fn prepare_data_dir(data_dir: &Path, database_url: &str, key_file: &Path) ->
 }
 
 /// The file of a `sqlite:` URL (not an in-memory database).
-fn sqlite_file(url: &str) -> Option<PathBuf> {
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;

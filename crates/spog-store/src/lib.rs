@@ -6,6 +6,7 @@
 pub mod agents;
 pub mod alerting;
 pub mod audit;
+mod backup;
 pub mod channels;
 pub mod deliveries;
 mod error;

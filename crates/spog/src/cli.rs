@@ -27,6 +27,12 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Copy the running service's data into DIR (absent or empty): the SQLite database taken
+    /// online, the server key and the recordings. On PostgreSQL, also run pg_dump.
+    Backup { dir: PathBuf },
+    /// Put a backup into the configured data directory, which must be absent or empty; the
+    /// next start verifies the audit chain and says so.
+    Restore { dir: PathBuf },
     /// Print every configuration key, its effective value (secrets masked) and where it came
     /// from (default, file, environment); exit 1 when the configuration is invalid.
     Config,

@@ -38,6 +38,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate { check: true } => check_migrations(&config).await,
+        Command::Backup { dir } => {
+            let store = open_store(&config).await?;
+            let manifest = spog_server::backup::backup(&config, &store, &dir).await?;
+            println!(
+                "backed up to {}: database {}, server key {}, {} recording files",
+                dir.display(),
+                manifest
+                    .database
+                    .as_deref()
+                    .unwrap_or("(PostgreSQL: run pg_dump)"),
+                if manifest.server_key {
+                    "copied"
+                } else {
+                    "from configuration (keep it yourself)"
+                },
+                manifest.recordings
+            );
+            Ok(())
+        }
+        Command::Restore { dir } => {
+            let manifest = spog_server::backup::restore(&config, &dir)?;
+            println!(
+                "restored the backup of {} into {}; the next start verifies the audit chain",
+                manifest.created_at,
+                config.data_dir.display()
+            );
+            Ok(())
+        }
         Command::Config => {
             let settings = loaded.settings();
             let width = settings.iter().map(|s| s.key.len()).max().unwrap_or(0);

@@ -67,6 +67,7 @@ async fn heartbeat(
 #[serde(deny_unknown_fields)]
 pub struct SampleBody {
     pub metric: String,
+    /// A finite number of magnitude at most 1e200 (sums of a week's samples stay finite).
     pub value: f64,
     /// When it was measured; defaults to now.
     pub at: Option<Timestamp>,
@@ -141,10 +142,10 @@ pub async fn ingest(
             &format!("samples[{i}].labels"),
             sample.labels,
         ));
-        if !sample.value.is_finite() {
+        if !sample.value.is_finite() || sample.value.abs() > metrics::MAX_VALUE {
             errors.add(FieldError::new(
                 format!("samples[{i}].value"),
-                "must be a finite number",
+                "must be a finite number of magnitude at most 1e200",
             ));
         }
         let at = sample.at.unwrap_or(now);

@@ -314,6 +314,7 @@ async fn every_bad_query_and_sample_is_422_naming_its_field() {
                 {"metric": "load1", "value": 1.0, "labels": {"Bad": "x"}},
                 {"metric": "load1", "value": 1.0, "at": at(now - 8 * 24 * HOUR)},
                 {"metric": "load1", "value": 1.0, "at": at(now + HOUR)},
+                {"metric": "load1", "value": -1e201},
             ]))
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -322,6 +323,7 @@ async fn every_bad_query_and_sample_is_422_naming_its_field() {
             "samples[2].labels",
             "samples[3].at",
             "samples[4].at",
+            "samples[5].value",
         ] {
             assert!(field_error(&body, field), "{field}: {body}");
         }

@@ -182,9 +182,11 @@ pub async fn query(
         if count <= 0 {
             continue;
         }
+        // Rounding may take a mean past the bucket's extremes (three samples of 0.1).
+        let mean = (sum / count as f64).max(min).min(max);
         points.entry(series_id).or_default().push(Bucket {
             at: Timestamp::from_micros(start + index * query.step),
-            value: sum / count as f64,
+            value: mean,
             min,
             max,
             count,

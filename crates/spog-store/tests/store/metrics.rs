@@ -408,3 +408,47 @@ async fn a_host_has_a_bounded_number_of_series() {
         );
     }
 }
+
+#[tokio::test]
+async fn means_stay_within_min_and_max_and_huge_values_add_up() {
+    for db in databases().await {
+        let store = db.store().await;
+        let (account, host) = host(&store, "acme").await;
+        let huge: Vec<Sample> = (0..1_000)
+            .map(|i| sample("x", &[], spog_core::metrics::MAX_VALUE, T0 + i))
+            .collect();
+        record(&store, account, host, &huge).await;
+        let tenths: Vec<Sample> = (0..3).map(|i| sample("y", &[], 0.1, T0 + i)).collect();
+        record(&store, account, host, &tenths).await;
+        let none = Labels::new();
+        let mut conn = store.conn().await.unwrap();
+        for source in [Source::Raw, Source::Rollups] {
+            let query = Query {
+                metric: "x",
+                labels: &none,
+                from: Timestamp::from_micros(T0),
+                to: Timestamp::from_micros(T0 + MINUTE),
+                step: MINUTE,
+                source,
+            };
+            let series = metrics::query(&mut conn, account, host, &query)
+                .await
+                .unwrap();
+            let max = spog_core::metrics::MAX_VALUE;
+            assert_eq!(
+                series[0].points,
+                vec![bucket(T0, max, max, max, 1_000)],
+                "{:?} {source:?}",
+                db.backend
+            );
+            let tenths = Query {
+                metric: "y",
+                ..query
+            };
+            let series = metrics::query(&mut conn, account, host, &tenths)
+                .await
+                .unwrap();
+            assert_eq!(series[0].points, vec![bucket(T0, 0.1, 0.1, 0.1, 3)]);
+        }
+    }
+}

@@ -15,6 +15,7 @@ pub const SERVER_KEY: &str = "6f6e65206b657920666f72207468652077686f6c6520636c75
 pub struct Instance {
     child: Child,
     pub base: String,
+    pub data_dir: PathBuf,
     /// What the process wrote to standard error.
     pub log: PathBuf,
 }
@@ -45,10 +46,15 @@ pub async fn start(database_url: &str, name: &str) -> Instance {
     start_with(database_url, name, &[]).await
 }
 
-/// `spog serve` on `database_url` with further environment variables, ready to answer.
+/// `spog serve` on `database_url` with further environment variables (an empty value removes
+/// the variable), ready to answer.
 pub async fn start_with(database_url: &str, name: &str, env: &[(&str, &str)]) -> Instance {
+    start_in(temp_dir(name), database_url, env).await
+}
+
+/// `spog serve` on the data directory `dir`.
+pub async fn start_in(dir: PathBuf, database_url: &str, env: &[(&str, &str)]) -> Instance {
     let port = free_port();
-    let dir = temp_dir(name);
     let log = dir.join("serve.log");
     let mut command = spog();
     command
@@ -63,13 +69,18 @@ pub async fn start_with(database_url: &str, name: &str, env: &[(&str, &str)]) ->
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
     for (key, value) in env {
-        command.env(key, value);
+        if value.is_empty() {
+            command.env_remove(key);
+        } else {
+            command.env(key, value);
+        }
     }
     let child = command.spawn().expect("starting spog serve");
     // Owned by `Instance` at once, so it is killed and waited for whatever happens next.
     let mut instance = Instance {
         child,
         base: format!("http://127.0.0.1:{port}"),
+        data_dir: dir,
         log,
     };
     for _ in 0..400 {

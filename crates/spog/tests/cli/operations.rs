@@ -3,12 +3,17 @@
 //! instances that start together on an empty PostgreSQL database.
 
 use std::process::Output;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
 
 use spog_store::Backend;
 use spog_store::testing::{POSTGRES_ENV, TestDatabase, postgres, sqlite};
 use sqlx::Connection;
 
-use crate::instance::{SERVER_KEY, start, start_with};
+use crate::instance::{SERVER_KEY, login, start, start_in, start_with};
 use crate::{spog, temp_dir};
 
 fn text(output: &Output) -> String {
@@ -177,4 +182,139 @@ async fn instances_started_together_on_an_empty_postgresql_database_migrate_once
     let check = command(&database.url, &["migrate", "--check"]);
     assert!(text(&check).contains("nothing pending"), "{}", text(&check));
     drop(instances);
+}
+
+/// A finished terminal recording made through the API: (recording id, its `.cast`).
+async fn record_a_session(admin: &spog_server::testing::Client) -> (String, String) {
+    let gateway = admin
+        .token_client("agent", &["session_recordings.write"])
+        .await;
+    let (_, organizations) = admin.get("/organizations").await;
+    let (_, host) = admin
+        .post(
+            "/hosts",
+            json!({"organization_id": organizations[0]["id"], "hostname": "db-1"}),
+        )
+        .await;
+    let (_, me) = admin.get("/auth/me").await;
+    let (status, session) = gateway
+        .post(
+            "/terminal/sessions",
+            json!({"host_id": host["id"], "user_id": me["user_id"], "shell": "/bin/bash",
+                   "width": 80, "height": 24}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{session}");
+    let id = session["id"].as_str().unwrap();
+    let events = json!([[0.1, "o", "$ pg_dump --help\r\n"], [0.4, "o", "usage…\r\n"]]);
+    let (status, body) = gateway
+        .post(&format!("/terminal/sessions/{id}/events"), events)
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    let (status, body) = gateway
+        .post(&format!("/terminal/sessions/{id}/end"), json!({}))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    let recording = session["recording_id"].as_str().unwrap().to_owned();
+    let cast = cast_of(admin, &recording).await;
+    (recording, cast)
+}
+
+async fn cast_of(client: &spog_server::testing::Client, recording: &str) -> String {
+    let response = client
+        .request(
+            reqwest::Method::GET,
+            &format!("/terminal/recordings/{recording}/cast"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    response.text().await.unwrap()
+}
+
+/// `spog ARGS` on the data directory `dir` with its own key file and SQLite database.
+async fn in_data_dir(dir: &std::path::Path, args: &[&str]) -> Output {
+    let mut command = spog();
+    command
+        .args(args)
+        .env("SPOG_DATA_DIR", dir)
+        .env_remove("SPOG_DATABASE_URL")
+        .env_remove("SPOG_SERVER_KEY")
+        .env_remove(POSTGRES_ENV);
+    tokio::task::spawn_blocking(move || command.output().expect("running spog"))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backup_taken_under_eight_writers_restores_to_a_service_whose_chain_verifies_and_whose_recordings_play()
+ {
+    // As README runs it: the database and the generated key inside the data directory.
+    let own_files = [("SPOG_DATABASE_URL", ""), ("SPOG_SERVER_KEY", "")];
+    let original = start_in(temp_dir("original"), "", &own_files).await;
+    let admin = login(&original.base).await;
+    let (recording, cast) = record_a_session(&admin).await;
+
+    let writer = admin.token_client("agent", &["audit_logs.write"]).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicUsize::new(0));
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (writer, stop, written) = (writer.clone(), stop.clone(), written.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let entry = json!({"action": "job.run", "resource_type": "job",
+                        "resource_name": format!("w{w}"), "outcome": "success"});
+                    let (status, body) = writer.post("/audit-logs", entry).await;
+                    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+                    written.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let backup_dir = temp_dir("backup").join("b");
+    let before = written.load(Ordering::Relaxed);
+    let taken = in_data_dir(
+        &original.data_dir,
+        &["backup", backup_dir.to_str().unwrap()],
+    )
+    .await;
+    let during = written.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    assert!(taken.status.success(), "{}", text(&taken));
+    assert!(
+        during > 0 && written.load(Ordering::Relaxed) > during,
+        "writers ran throughout"
+    );
+    drop(original);
+
+    let restored_dir = temp_dir("restored").join("data");
+    let restored = in_data_dir(&restored_dir, &["restore", backup_dir.to_str().unwrap()]).await;
+    assert!(restored.status.success(), "{}", text(&restored));
+    let again = in_data_dir(&restored_dir, &["restore", backup_dir.to_str().unwrap()]).await;
+    assert!(
+        !again.status.success(),
+        "a restore never overwrites a data directory"
+    );
+
+    let service = start_in(restored_dir, "", &own_files).await;
+    let log = service.log_text();
+    assert!(
+        log.contains("the audit chain and its checkpoint verify"),
+        "{log}"
+    );
+    let admin = login(&service.base).await;
+    let (_, report) = admin.get("/audit-logs/integrity").await;
+    assert_eq!(report["valid"], true, "{report}");
+    assert!(
+        report["entries_checked"].as_u64().unwrap() >= before as u64,
+        "{report}"
+    );
+    assert_eq!(cast_of(&admin, &recording).await, cast);
 }
