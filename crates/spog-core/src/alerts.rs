@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use crate::events::EventType;
+use crate::metrics::Labels;
 use crate::model::{Host, Organization, User};
 use crate::notification::Severity;
 use crate::{Id, Timestamp};
@@ -65,7 +66,8 @@ pub enum Condition {
         #[schema(value_type = Object)]
         matches: Map<String, Value>,
     },
-    /// A metric of a host crossing a threshold for `for_seconds`.
+    /// A metric series of a host crossing a threshold for `for_seconds`, or falling silent
+    /// for `no_data_seconds`. Each series (host, labels) is evaluated on its own.
     Metric {
         metric: String,
         operator: Operator,
@@ -73,6 +75,11 @@ pub enum Condition {
         for_seconds: i64,
         /// Empty: every host of the organization.
         host_ids: Vec<Id<Host>>,
+        /// A series must carry every one of these labels to be watched; empty: every series.
+        #[schema(value_type = Object)]
+        labels: Labels,
+        /// Silence after which a watched series fires a `no_data` alert; 0: never.
+        no_data_seconds: i64,
     },
 }
 
@@ -99,6 +106,22 @@ impl Condition {
             Condition::Event { .. } => false,
         }
     }
+
+    /// Whether a metric rule watches the series `metric` with `labels` of `host`: the host is
+    /// watched and the series carries every label of the rule.
+    pub fn watches_series(&self, host: Id<Host>, name: &str, series: &Labels) -> bool {
+        match self {
+            Condition::Metric { metric, labels, .. } => {
+                metric == name && self.watches_host(host) && carries(series, labels)
+            }
+            Condition::Event { .. } => false,
+        }
+    }
+}
+
+/// Whether `series` has every label of `wanted`, with the same value.
+pub fn carries(series: &Labels, wanted: &Labels) -> bool {
+    wanted.iter().all(|(k, v)| series.get(k) == Some(v))
 }
 
 /// The value at a dotted path (`job.name`) of a JSON object.
@@ -116,6 +139,9 @@ pub struct AlertRule {
     pub severity: Severity,
     pub channel_ids: Vec<String>,
     pub enabled: bool,
+    /// Since when the rule is enabled (a listed host silent since then has no data).
+    #[serde(skip)]
+    pub enabled_since: Option<Timestamp>,
     pub cooldown_seconds: i64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -158,6 +184,74 @@ impl AlertState {
     }
 }
 
+/// Why an alert fired (SPEC 12.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertReason {
+    /// A matching event.
+    Event,
+    /// A metric series crossed the rule's threshold for `for_seconds`.
+    Threshold,
+    /// A watched series (or a listed host) sent no sample for `no_data_seconds`.
+    NoData,
+}
+
+impl AlertReason {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AlertReason::Event => "event",
+            AlertReason::Threshold => "threshold",
+            AlertReason::NoData => "no_data",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            AlertReason::Event,
+            AlertReason::Threshold,
+            AlertReason::NoData,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == text)
+    }
+}
+
+/// Why an alert resolved (SPEC 12.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolvedReason {
+    /// The threshold condition stopped holding.
+    Cleared,
+    /// The series fell silent (a `no_data` alert took over).
+    NoData,
+    /// A sample arrived for a silent series.
+    DataResumed,
+    /// Someone resolved it.
+    Manual,
+}
+
+impl ResolvedReason {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ResolvedReason::Cleared => "cleared",
+            ResolvedReason::NoData => "no_data",
+            ResolvedReason::DataResumed => "data_resumed",
+            ResolvedReason::Manual => "manual",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            ResolvedReason::Cleared,
+            ResolvedReason::NoData,
+            ResolvedReason::DataResumed,
+            ResolvedReason::Manual,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == text)
+    }
+}
+
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Alert {
     pub id: Id<Alert>,
@@ -166,12 +260,16 @@ pub struct Alert {
     pub rule_id: Option<Id<AlertRule>>,
     pub rule_name: String,
     pub kind: String,
+    pub reason: AlertReason,
     pub severity: Severity,
     pub state: AlertState,
     pub summary: String,
     pub host_id: Option<Id<Host>>,
     pub hostname: Option<String>,
     pub metric: Option<String>,
+    /// The labels of the metric series the alert is about (`{}` for event alerts).
+    #[schema(value_type = Object)]
+    pub labels: Labels,
     pub value: Option<f64>,
     pub threshold: Option<f64>,
     pub operator: Option<Operator>,
@@ -180,6 +278,7 @@ pub struct Alert {
     pub acknowledged_at: Option<Timestamp>,
     pub acknowledged_by: Option<Id<User>>,
     pub resolved_at: Option<Timestamp>,
+    pub resolved_reason: Option<ResolvedReason>,
     pub updated_at: Timestamp,
 }
 
@@ -194,7 +293,10 @@ impl Alert {
             "state": self.state,
             "summary": self.summary,
             "kind": self.kind,
+            "reason": self.reason,
+            "resolved_reason": self.resolved_reason,
             "metric": self.metric,
+            "labels": self.labels,
             "value": self.value,
             "threshold": self.threshold,
             "operator": self.operator,
@@ -206,9 +308,11 @@ impl Alert {
     }
 }
 
-/// One line saying why a metric alert fired: `cpu 97.5 > 90 on web-1 for 60 s`.
+/// One line saying why a metric alert fired: `cpu 97.5 > 90 on web-1 for 60 s`, or
+/// `disk.used{mount="/data"} 97.5 > 90 on web-1 for 60 s` for a labelled series.
 pub fn metric_summary(
     metric: &str,
+    labels: &Labels,
     value: f64,
     operator: Operator,
     threshold: f64,
@@ -216,9 +320,29 @@ pub fn metric_summary(
     for_seconds: i64,
 ) -> String {
     format!(
-        "{metric} {value} {} {threshold} on {hostname} for {for_seconds} s",
+        "{}{} {value} {} {threshold} on {hostname} for {for_seconds} s",
+        metric,
+        label_text(labels),
         operator.as_str()
     )
+}
+
+/// One line saying why a no-data alert fired: `cpu.usage{mount="/"} sent no data from web-1
+/// for 600 s`.
+pub fn no_data_summary(metric: &str, labels: &Labels, hostname: &str, seconds: i64) -> String {
+    format!(
+        "{metric}{} sent no data from {hostname} for {seconds} s",
+        label_text(labels)
+    )
+}
+
+/// `{k="v",…}`, or nothing without labels.
+pub fn label_text(labels: &Labels) -> String {
+    if labels.is_empty() {
+        return String::new();
+    }
+    let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{{{}}}", pairs.join(","))
 }
 
 #[cfg(test)]
@@ -244,6 +368,59 @@ mod tests {
         ));
         assert!(!rule.matches_event(EventType::JobFailed, &json!({"attempt": 3})));
         assert!(event_rule(json!({})).matches_event(EventType::JobFailed, &json!({})));
+    }
+
+    #[test]
+    fn a_series_is_watched_when_it_carries_every_label_of_the_rule() {
+        let host = Id::new();
+        let rule = |labels: &[(&str, &str)]| Condition::Metric {
+            metric: "disk.used".into(),
+            operator: Operator::Above,
+            threshold: 90.0,
+            for_seconds: 0,
+            host_ids: Vec::new(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            no_data_seconds: 0,
+        };
+        let root: Labels = [("mount".to_owned(), "/".to_owned())].into();
+        assert!(rule(&[]).watches_series(host, "disk.used", &root));
+        assert!(rule(&[("mount", "/")]).watches_series(host, "disk.used", &root));
+        assert!(!rule(&[("mount", "/data")]).watches_series(host, "disk.used", &root));
+        assert!(!rule(&[("mount", "/"), ("fs", "ext4")]).watches_series(host, "disk.used", &root));
+        assert!(!rule(&[]).watches_series(host, "cpu.usage", &root));
+        assert_eq!(label_text(&root), "{mount=\"/\"}");
+        assert_eq!(label_text(&Labels::new()), "");
+    }
+
+    #[test]
+    fn reasons_read_back_as_written() {
+        for reason in [
+            AlertReason::Event,
+            AlertReason::Threshold,
+            AlertReason::NoData,
+        ] {
+            assert_eq!(AlertReason::parse(reason.as_str()), Some(reason));
+            assert_eq!(
+                serde_json::to_value(reason).unwrap(),
+                json!(reason.as_str())
+            );
+        }
+        for reason in [
+            ResolvedReason::Cleared,
+            ResolvedReason::NoData,
+            ResolvedReason::DataResumed,
+            ResolvedReason::Manual,
+        ] {
+            assert_eq!(ResolvedReason::parse(reason.as_str()), Some(reason));
+            assert_eq!(
+                serde_json::to_value(reason).unwrap(),
+                json!(reason.as_str())
+            );
+        }
+        assert_eq!(AlertReason::parse("weather"), None);
     }
 
     #[test]

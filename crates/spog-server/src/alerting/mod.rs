@@ -5,9 +5,10 @@
 //! are matched where events are published; metric rules in [`metrics`].
 
 pub mod metrics;
+pub mod no_data;
 
 use serde_json::json;
-use spog_core::alerts::{Alert, AlertRule, AlertState};
+use spog_core::alerts::{Alert, AlertRule, AlertState, ResolvedReason};
 use spog_core::audit::{Action, Actor, Source};
 use spog_core::model::Account;
 use spog_core::notification::Category;
@@ -49,7 +50,8 @@ pub async fn fire(
 }
 
 /// Moves an alert to `to` (from the states that allow it) and announces the move; false if
-/// the alert was not in such a state.
+/// the alert was not in such a state. A resolution says why (`resolved_reason`).
+#[allow(clippy::too_many_arguments)]
 #[tracing::instrument(name = "alerting::change_state", skip_all,
     fields(account = %account, alert = %alert.id, to = ?to))]
 pub async fn change_state(
@@ -58,6 +60,7 @@ pub async fn change_state(
     alert: &Alert,
     to: AlertState,
     by: Option<Id<spog_core::model::User>>,
+    resolved_reason: Option<ResolvedReason>,
     now: Timestamp,
     announcements: &mut Announcements,
 ) -> StoreResult<bool> {
@@ -66,7 +69,7 @@ pub async fn change_state(
         AlertState::Resolved => &[AlertState::Firing, AlertState::Acknowledged],
         AlertState::Firing => &[],
     };
-    if !alerts::transition(tx, account, alert.id, from, to, by, now).await? {
+    if !alerts::transition(tx, account, alert.id, from, to, by, resolved_reason, now).await? {
         return Ok(false);
     }
     let changed = alerts::get(tx, account, alert.id).await?;
@@ -81,6 +84,35 @@ pub async fn change_state(
     };
     announce(tx, account, &changed, &channels, now, announcements).await?;
     Ok(true)
+}
+
+/// Resolves an open alert on the engine's own account, saying why, on record.
+pub async fn resolve_by_engine(
+    tx: &mut Tx,
+    account: Id<Account>,
+    open: &Alert,
+    reason: ResolvedReason,
+    now: Timestamp,
+    announcements: &mut Announcements,
+) -> StoreResult<()> {
+    let moved = change_state(
+        tx,
+        account,
+        open,
+        AlertState::Resolved,
+        None,
+        Some(reason),
+        now,
+        announcements,
+    )
+    .await?;
+    if moved {
+        let entry = alert_engine(account)
+            .did(Action::AlertResolve, open)
+            .metadata(json!({"resolved_reason": reason}));
+        tx.record(entry).await?;
+    }
+    Ok(())
 }
 
 /// The `alert.*` event of the alert's state, to its webhooks, `channels` and the people who

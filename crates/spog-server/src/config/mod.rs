@@ -60,6 +60,10 @@ pub struct Config {
     pub outbound_allow_cidrs: Vec<IpNet>,
     #[serde(with = "duration")]
     pub host_offline_after: Duration,
+    /// Silence after which a metric rule's watched series has no data, for rules that do not
+    /// say (`no_data_seconds`); 0 turns it off for them.
+    #[serde(with = "duration")]
+    pub metric_no_data_after: Duration,
     /// How long metric samples are kept raw (sub-minute steps need them).
     #[serde(with = "duration")]
     pub metrics_raw_retention: Duration,
@@ -160,6 +164,7 @@ impl Default for Config {
             allow_insecure_targets: false,
             outbound_allow_cidrs: Vec::new(),
             host_offline_after: Duration::from_secs(90),
+            metric_no_data_after: Duration::from_secs(600),
             metrics_raw_retention: Duration::from_secs(86_400),
             metrics_retention: Duration::from_secs(7 * 86_400),
             record_input: true,
@@ -270,6 +275,12 @@ impl Config {
                  recording_idle_timeout must be positive"
                     .into(),
             );
+        }
+        let no_data = self.metric_no_data_after;
+        if !no_data.is_zero()
+            && (no_data < Duration::from_secs(5) || no_data > Duration::from_secs(7 * 86_400))
+        {
+            return Err("metric_no_data_after must be 0 (off) or between 5s and 7d".into());
         }
         if self.metrics_raw_retention < Duration::from_secs(60)
             || self.metrics_retention < self.metrics_raw_retention

@@ -5,10 +5,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use spog_core::alerts::{Alert, AlertRule, AlertState, Condition, Operator};
+use spog_core::alerts::{
+    Alert, AlertReason, AlertRule, AlertState, Condition, Operator, ResolvedReason,
+};
 use spog_core::audit::Action;
 use spog_core::events::EventType;
-use spog_core::metrics::metric_name;
+use spog_core::metrics::{self, Labels, metric_name};
 use spog_core::model::{Host, Organization};
 use spog_core::notification::Severity;
 use spog_core::page::{self, Page};
@@ -65,6 +67,14 @@ pub struct RuleBody {
     pub for_seconds: Option<i64>,
     /// Empty or absent: every host of the organization; repeats are dropped.
     pub host_ids: Option<UniqueList<Id<Host>, 1000>>,
+    /// Metric rules: labels a series must carry to be watched (at most 8); `{}`: every
+    /// series of the metric.
+    #[schema(value_type = Option<Object>)]
+    pub labels: Option<Labels>,
+    /// Metric rules: silence after which a watched series (or a listed host that never
+    /// reported) fires a `no_data` alert: 0 (off) or 5 to 604,800; default the server's
+    /// `metric_no_data_after`.
+    pub no_data_seconds: Option<i64>,
 }
 
 fn event_types(names: &[String]) -> Result<Vec<EventType>, FieldError> {
@@ -96,9 +106,29 @@ fn ranged(field: &str, value: i64, max: i64) -> Result<i64, FieldError> {
 }
 
 const WEEK: i64 = 7 * 86_400;
+/// The shortest silence a rule may watch for (the check runs every few seconds).
+pub const MIN_NO_DATA_SECONDS: i64 = 5;
 
-/// Applies `body` to `rule` (new or existing), collecting every field error.
-fn apply(body: RuleBody, rule: &mut AlertRule, creating: bool, errors: &mut FieldErrors) {
+/// 0 (off) or 5 s to a week.
+pub fn no_data_seconds(value: i64) -> Result<i64, FieldError> {
+    if value == 0 || (MIN_NO_DATA_SECONDS..=WEEK).contains(&value) {
+        Ok(value)
+    } else {
+        Err(FieldError::new(
+            "no_data_seconds",
+            format!("must be 0 (off) or between {MIN_NO_DATA_SECONDS} and {WEEK}"),
+        ))
+    }
+}
+
+/// Applies `body` to `rule` (new or existing) at `now`, collecting every field error.
+fn apply(
+    body: RuleBody,
+    rule: &mut AlertRule,
+    creating: bool,
+    now: Timestamp,
+    errors: &mut FieldErrors,
+) {
     if let Some(name) = &body.name {
         rule.name = errors
             .check(validate::name("name", name, 200))
@@ -113,6 +143,12 @@ fn apply(body: RuleBody, rule: &mut AlertRule, creating: bool, errors: &mut Fiel
     if let Some(enabled) = body.enabled {
         rule.enabled = enabled;
     }
+    // Silence counts from when the rule was (re-)enabled.
+    rule.enabled_since = match (rule.enabled, rule.enabled_since) {
+        (false, _) => None,
+        (true, None) => Some(now),
+        (true, since) => since,
+    };
     if let Some(cooldown) = body.cooldown_seconds {
         rule.cooldown_seconds = errors
             .check(ranged("cooldown_seconds", cooldown, WEEK))
@@ -123,7 +159,9 @@ fn apply(body: RuleBody, rule: &mut AlertRule, creating: bool, errors: &mut Fiel
         || body.operator.is_some()
         || body.threshold.is_some()
         || body.for_seconds.is_some()
-        || body.host_ids.is_some();
+        || body.host_ids.is_some()
+        || body.labels.is_some()
+        || body.no_data_seconds.is_some();
     match &mut rule.condition {
         Condition::Event {
             event_types: types,
@@ -153,6 +191,8 @@ fn apply(body: RuleBody, rule: &mut AlertRule, creating: bool, errors: &mut Fiel
             threshold,
             for_seconds,
             host_ids,
+            labels,
+            no_data_seconds: silence,
         } => {
             if event_fields {
                 errors.add(FieldError::new(
@@ -196,6 +236,14 @@ fn apply(body: RuleBody, rule: &mut AlertRule, creating: bool, errors: &mut Fiel
             }
             if let Some(hosts) = body.host_ids {
                 *host_ids = hosts.into_inner();
+            }
+            if let Some(wanted) = body.labels {
+                *labels = errors
+                    .check(metrics::labels("labels", wanted))
+                    .unwrap_or_default();
+            }
+            if let Some(seconds) = body.no_data_seconds {
+                *silence = errors.check(no_data_seconds(seconds)).unwrap_or(0);
             }
         }
     }
@@ -286,6 +334,9 @@ async fn create_rule(
             threshold: 0.0,
             for_seconds: 0,
             host_ids: Vec::new(),
+            labels: Labels::new(),
+            no_data_seconds: i64::try_from(state.config.metric_no_data_after.as_secs())
+                .unwrap_or(WEEK),
         }),
         Some(_) => {
             errors.add(FieldError::new("kind", "must be event or metric"));
@@ -318,11 +369,12 @@ async fn create_rule(
         severity: Severity::Info,
         channel_ids: Vec::new(),
         enabled: true,
+        enabled_since: None,
         cooldown_seconds: 300,
         created_at: now,
         updated_at: now,
     };
-    apply(body, &mut rule, true, &mut errors);
+    apply(body, &mut rule, true, now, &mut errors);
     errors.into_result()?;
     let mut tx = state.store.begin().await?;
     organizations::get(&mut tx, auth.account(), rule.organization_id)
@@ -381,9 +433,10 @@ async fn update_rule(
         ));
     }
     let mut rule = before.clone();
-    apply(body, &mut rule, false, &mut errors);
+    let now = Timestamp::now();
+    apply(body, &mut rule, false, now, &mut errors);
     errors.into_result()?;
-    rule.updated_at = Timestamp::now();
+    rule.updated_at = now;
     check_references(&mut tx, auth.account(), &rule).await?;
     rules::update(&mut tx, auth.account(), &rule).await?;
     tx.record(auth.changed(Action::AlertRuleUpdate, &before, &rule))
@@ -415,6 +468,10 @@ async fn delete_rule(
 pub struct AlertParams {
     pub state: Option<AlertState>,
     pub organization_id: Option<Id<Organization>>,
+    pub rule_id: Option<Id<AlertRule>>,
+    pub host_id: Option<Id<Host>>,
+    /// `event`, `threshold` or `no_data`.
+    pub reason: Option<AlertReason>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -433,8 +490,13 @@ async fn list_alerts(
         alerts::list(
             &mut conn,
             auth.account(),
-            params.state,
-            params.organization_id,
+            alerts::Filter {
+                state: params.state,
+                organization: params.organization_id,
+                rule: params.rule_id,
+                host: params.host_id,
+                reason: params.reason,
+            },
             limit,
             params.cursor.as_deref(),
         )
@@ -471,6 +533,7 @@ async fn move_alert(
         &before,
         to,
         auth.principal.user,
+        (to == AlertState::Resolved).then_some(ResolvedReason::Manual),
         now,
         &mut announcements,
     )

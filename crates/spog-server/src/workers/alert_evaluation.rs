@@ -46,6 +46,7 @@ pub async fn run_once(state: &AppState, now: Timestamp) -> anyhow::Result<()> {
             account,
             &rule,
             &host,
+            &metric_state.labels,
             metric_state.last_value,
             now,
             &mut announcements,

@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod delivery_cleanup;
 pub mod liveness;
 pub mod metrics_pruning;
+pub mod no_data;
 pub mod recordings;
 
 use std::collections::BTreeMap;

@@ -14,6 +14,7 @@ mod fair_delivery;
 mod identity;
 mod limits;
 mod login_abuse;
+mod metric_rules;
 mod metrics;
 mod notifications;
 mod provenance;

@@ -180,6 +180,28 @@ async fn editing_a_metric_rule_sends_only_its_fields_and_keeps_its_hosts() {
             .wait_for_text("#rule-form [data-error-for=for_seconds]", "between")
             .await;
         browser.fill("#rule-for", "120").await;
+        // Series labels and the silence watched for, each checked by the API.
+        assert_eq!(
+            browser
+                .find("#rule-no-data")
+                .await
+                .prop("value")
+                .await
+                .unwrap(),
+            Some("600".to_owned()),
+            "the rule took metric_no_data_after"
+        );
+        browser.fill("#rule-labels", r#"{"Mount": "/data"}"#).await;
+        browser.fill("#rule-no-data", "4").await;
+        browser.click("#rule-submit").await;
+        browser
+            .wait_for_text("#rule-form [data-error-for=no_data_seconds]", "between")
+            .await;
+        browser
+            .wait_for_text("#rule-form [data-error-for=labels]", "Mount")
+            .await;
+        browser.fill("#rule-labels", r#"{"mount": "/data"}"#).await;
+        browser.fill("#rule-no-data", "60").await;
         browser.click("#rule-submit").await;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         let rule = loop {
@@ -194,6 +216,34 @@ async fn editing_a_metric_rule_sends_only_its_fields_and_keeps_its_hosts() {
         assert_eq!(rule["operator"], ">=");
         assert_eq!(rule["host_ids"], json!([host_id]));
         assert_eq!(rule["kind"], "metric");
+        assert_eq!(rule["labels"], json!({"mount": "/data"}));
+        assert_eq!(rule["no_data_seconds"], 60);
+
+        // Its alert says why it fired and which series it is about.
+        let agent = admin.token_client("agent", &["events.publish"]).await;
+        let at = spog_core::Timestamp::now().minus(std::time::Duration::from_secs(200));
+        let later = spog_core::Timestamp::now();
+        let sample = |value: f64, at| json!({"metric": "cpu.usage", "value": value, "at": at, "labels": {"mount": "/data"}});
+        let (status, body) = agent
+            .post(
+                "/metrics",
+                json!({"host_id": host_id, "samples": [sample(99.0, at), sample(99.0, later)]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let (_, alerts) = admin.get("/alerts?reason=threshold").await;
+        let alert = alerts["items"][0]["id"].as_str().unwrap().to_owned();
+        browser
+            .goto(&format!("{}/alerts/{alert}", server.base))
+            .await;
+        browser.wait_for_text("#alert-reason", "threshold").await;
+        browser
+            .wait_for_text("#alert-labels", "mount=\"/data\"")
+            .await;
+        browser
+            .goto(&format!("{}/alerts?reason=threshold", server.base))
+            .await;
+        browser.wait_for_text("#alerts-list", "threshold").await;
 
         browser
             .client

@@ -1,15 +1,17 @@
-use spog_core::alerts::{Alert, AlertRule, AlertState, Operator};
+use spog_core::alerts::{Alert, AlertReason, AlertRule, AlertState, Operator, ResolvedReason};
+use spog_core::metrics::Labels;
 use spog_core::model::{Account, Host, Organization, User};
 use spog_core::notification::Severity;
 use spog_core::page::{Cursor, Page, key_int, key_text};
 use spog_core::{Id, Timestamp};
 
 use crate::error::Found;
-use crate::rows::{at, id, opt_at, opt_id};
+use crate::rows::{at, from_json, id, json_text, opt_at, opt_id};
 use crate::{Conn, Sql, StoreError, StoreResult};
 
-const COLUMNS: &str = "id, organization_id, rule_id, rule_name, kind, severity, state, summary, host_id, hostname, \
-     metric, value, threshold, operator, source_event_id, fired_at, acknowledged_at, acknowledged_by, resolved_at, updated_at";
+const COLUMNS: &str = "id, organization_id, rule_id, rule_name, kind, reason, severity, state, summary, host_id, hostname, \
+     metric, labels, value, threshold, operator, source_event_id, fired_at, acknowledged_at, acknowledged_by, resolved_at, \
+     resolved_reason, updated_at";
 
 #[derive(sqlx::FromRow)]
 struct AlertRow {
@@ -18,12 +20,14 @@ struct AlertRow {
     rule_id: Option<String>,
     rule_name: String,
     kind: String,
+    reason: String,
     severity: String,
     state: String,
     summary: String,
     host_id: Option<String>,
     hostname: Option<String>,
     metric: Option<String>,
+    labels: String,
     value: Option<f64>,
     threshold: Option<f64>,
     operator: Option<String>,
@@ -32,6 +36,7 @@ struct AlertRow {
     acknowledged_at: Option<i64>,
     acknowledged_by: Option<String>,
     resolved_at: Option<i64>,
+    resolved_reason: Option<String>,
     updated_at: i64,
 }
 
@@ -45,12 +50,14 @@ impl TryFrom<AlertRow> for Alert {
             rule_id: opt_id(row.rule_id.as_deref())?,
             rule_name: row.rule_name,
             kind: row.kind,
+            reason: AlertReason::parse(&row.reason).ok_or_else(|| corrupt("reason"))?,
             severity: Severity::parse(&row.severity).ok_or_else(|| corrupt("severity"))?,
             state: AlertState::parse(&row.state).ok_or_else(|| corrupt("state"))?,
             summary: row.summary,
             host_id: opt_id(row.host_id.as_deref())?,
             hostname: row.hostname,
             metric: row.metric,
+            labels: from_json(&row.labels)?,
             value: row.value,
             threshold: row.threshold,
             operator: row.operator.as_deref().and_then(Operator::parse),
@@ -59,6 +66,11 @@ impl TryFrom<AlertRow> for Alert {
             acknowledged_at: opt_at(row.acknowledged_at),
             acknowledged_by: opt_id(row.acknowledged_by.as_deref())?,
             resolved_at: opt_at(row.resolved_at),
+            resolved_reason: row
+                .resolved_reason
+                .as_deref()
+                .map(|r| ResolvedReason::parse(r).ok_or_else(|| corrupt("resolved_reason")))
+                .transpose()?,
             updated_at: at(row.updated_at),
         })
     }
@@ -66,9 +78,9 @@ impl TryFrom<AlertRow> for Alert {
 
 /// A new firing alert of `rule`, filled in by the caller (summary, host, metric figures).
 pub fn firing(rule: &AlertRule, summary: String, now: Timestamp) -> Alert {
-    let kind = match rule.condition {
-        spog_core::alerts::Condition::Event { .. } => "event",
-        spog_core::alerts::Condition::Metric { .. } => "metric",
+    let (kind, reason) = match rule.condition {
+        spog_core::alerts::Condition::Event { .. } => ("event", AlertReason::Event),
+        spog_core::alerts::Condition::Metric { .. } => ("metric", AlertReason::Threshold),
     };
     Alert {
         id: Id::new(),
@@ -76,12 +88,14 @@ pub fn firing(rule: &AlertRule, summary: String, now: Timestamp) -> Alert {
         rule_id: Some(rule.id),
         rule_name: rule.name.clone(),
         kind: kind.to_owned(),
+        reason,
         severity: rule.severity,
         state: AlertState::Firing,
         summary,
         host_id: None,
         hostname: None,
         metric: None,
+        labels: Labels::new(),
         value: None,
         threshold: None,
         operator: None,
@@ -90,11 +104,12 @@ pub fn firing(rule: &AlertRule, summary: String, now: Timestamp) -> Alert {
         acknowledged_at: None,
         acknowledged_by: None,
         resolved_at: None,
+        resolved_reason: None,
         updated_at: now,
     }
 }
 
-/// Stores a new alert; `Conflict` if its metric rule already has an open alert for the host.
+/// Stores a new alert; `Conflict` if its metric rule already has an open alert for the series.
 #[tracing::instrument(name = "alerting::alerts::insert", skip_all, fields(account = %account, alert = %alert.id))]
 pub async fn insert(conn: &mut Conn, account: Id<Account>, alert: &Alert) -> StoreResult<()> {
     let mut sql = Sql::new(&format!(
@@ -112,6 +127,8 @@ pub async fn insert(conn: &mut Conn, account: Id<Account>, alert: &Alert) -> Sto
         .push(", ")
         .bind(alert.kind.clone())
         .push(", ")
+        .bind(alert.reason.as_str())
+        .push(", ")
         .bind(alert.severity.as_str())
         .push(", ")
         .bind(alert.state.as_str())
@@ -124,6 +141,8 @@ pub async fn insert(conn: &mut Conn, account: Id<Account>, alert: &Alert) -> Sto
         .push(", ")
         .bind(alert.metric.clone())
         .push(", ")
+        .bind(json_text(&alert.labels))
+        .push(", ")
         .bind_double(alert.value)
         .push(", ")
         .bind_double(alert.threshold)
@@ -133,12 +152,12 @@ pub async fn insert(conn: &mut Conn, account: Id<Account>, alert: &Alert) -> Sto
         .bind(alert.source_event_id.clone())
         .push(", ")
         .bind(alert.fired_at.micros())
-        .push(", NULL, NULL, NULL, ")
+        .push(", NULL, NULL, NULL, NULL, ")
         .bind(alert.updated_at.micros())
         .push(")");
     sql.execute(conn).await.map_err(|e| match e {
         StoreError::Database(db) => {
-            StoreError::on_unique(db, "the rule already has an open alert for this host")
+            StoreError::on_unique(db, "the rule already has an open alert for this series")
         }
         other => other,
     })?;
@@ -157,17 +176,20 @@ pub async fn get(conn: &mut Conn, account: Id<Account>, alert: Id<Alert>) -> Sto
         .try_into()
 }
 
-/// The open (firing or acknowledged) alert of a metric rule for a host.
+/// The open (firing or acknowledged) alert of a metric rule for a series of a host.
 #[tracing::instrument(name = "alerting::alerts::open_for", skip_all, fields(rule = %rule, host = %host))]
 pub async fn open_for(
     conn: &mut Conn,
     rule: Id<AlertRule>,
     host: Id<Host>,
+    labels: &Labels,
 ) -> StoreResult<Option<Alert>> {
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM alerts WHERE rule_id = "));
     sql.bind(rule.to_string())
         .push(" AND host_id = ")
         .bind(host.to_string())
+        .push(" AND labels = ")
+        .bind(json_text(labels))
         .push(" AND state <> 'resolved' AND kind = 'metric'");
     sql.fetch_optional::<AlertRow>(conn)
         .await?
@@ -175,33 +197,53 @@ pub async fn open_for(
         .transpose()
 }
 
+/// What `GET /alerts` narrows the list to; every filter is optional.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Filter {
+    pub state: Option<AlertState>,
+    pub organization: Option<Id<Organization>>,
+    pub rule: Option<Id<AlertRule>>,
+    pub host: Option<Id<Host>>,
+    pub reason: Option<AlertReason>,
+}
+
 /// Newest first.
-#[tracing::instrument(name = "alerting::alerts::list", skip_all, fields(account = %account, organization = ?organization))]
+#[tracing::instrument(name = "alerting::alerts::list", skip_all, fields(account = %account, filter = ?filter))]
 pub async fn list(
     conn: &mut Conn,
     account: Id<Account>,
-    state: Option<AlertState>,
-    organization: Option<Id<Organization>>,
+    filter: Filter,
     limit: u32,
     cursor: Option<&str>,
 ) -> StoreResult<Page<Alert>> {
-    let state_text = state.map(|s| s.as_str()).unwrap_or_default();
-    let organization_text = organization.map(|o| o.to_string()).unwrap_or_default();
+    let text = |id: Option<String>| id.unwrap_or_default();
     let scope = Cursor::scope(&[
         &account.to_string(),
         "alerts",
-        state_text,
-        &organization_text,
+        filter.state.map(|s| s.as_str()).unwrap_or_default(),
+        &text(filter.organization.map(|o| o.to_string())),
+        &text(filter.rule.map(|r| r.to_string())),
+        &text(filter.host.map(|h| h.to_string())),
+        filter.reason.map(|r| r.as_str()).unwrap_or_default(),
     ]);
     let after = scope.decode(cursor)?;
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM alerts WHERE account_id = "));
     sql.bind(account.to_string());
-    if let Some(state) = state {
+    if let Some(state) = filter.state {
         sql.push(" AND state = ").bind(state.as_str());
     }
-    if let Some(organization) = organization {
+    if let Some(organization) = filter.organization {
         sql.push(" AND organization_id = ")
             .bind(organization.to_string());
+    }
+    if let Some(rule) = filter.rule {
+        sql.push(" AND rule_id = ").bind(rule.to_string());
+    }
+    if let Some(host) = filter.host {
+        sql.push(" AND host_id = ").bind(host.to_string());
+    }
+    if let Some(reason) = filter.reason {
+        sql.push(" AND reason = ").bind(reason.as_str());
     }
     if let Some(key) = after {
         sql.push(" AND (fired_at, id) < (")
@@ -235,7 +277,9 @@ pub async fn count(conn: &mut Conn, account: Id<Account>, state: AlertState) -> 
     )
 }
 
-/// Moves an alert to `to` if it is in one of `from`; returns whether it moved.
+/// Moves an alert to `to` if it is in one of `from`; returns whether it moved. A resolved
+/// alert keeps `resolved_reason`.
+#[allow(clippy::too_many_arguments)]
 #[tracing::instrument(name = "alerting::alerts::transition", skip_all, fields(account = %account, alert = %alert, by = ?by))]
 pub async fn transition(
     conn: &mut Conn,
@@ -244,6 +288,7 @@ pub async fn transition(
     from: &[AlertState],
     to: AlertState,
     by: Option<Id<User>>,
+    resolved_reason: Option<ResolvedReason>,
     now: Timestamp,
 ) -> StoreResult<bool> {
     let mut sql = Sql::new("UPDATE alerts SET state = ");
@@ -258,7 +303,10 @@ pub async fn transition(
                 .bind(by.map(|u| u.to_string()));
         }
         AlertState::Resolved => {
-            sql.push(", resolved_at = ").bind(now.micros());
+            sql.push(", resolved_at = ")
+                .bind(now.micros())
+                .push(", resolved_reason = ")
+                .bind(resolved_reason.map(|r| r.as_str()));
         }
         AlertState::Firing => {}
     }

@@ -7,12 +7,13 @@ use spog_core::page::{Cursor, Page, key_text};
 use spog_core::{Id, Timestamp};
 
 use crate::error::Found;
-use crate::rows::{at, flag, from_json, id, json_text};
+use crate::rows::{at, flag, from_json, id, json_text, opt_at};
 use crate::{Conn, Sql, StoreError, StoreResult};
 
 const DUPLICATE: &str = "an alert rule with this name already exists in the organization";
 const COLUMNS: &str = "id, organization_id, name, kind, event_types, match_fields, metric, operator, threshold, \
-     for_seconds, host_ids, severity, channel_ids, enabled, cooldown_seconds, created_at, updated_at";
+     for_seconds, host_ids, labels, no_data_seconds, severity, channel_ids, enabled, enabled_since, cooldown_seconds, \
+     created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 struct RuleRow {
@@ -27,9 +28,12 @@ struct RuleRow {
     threshold: Option<f64>,
     for_seconds: Option<i64>,
     host_ids: Option<String>,
+    labels: Option<String>,
+    no_data_seconds: i64,
     severity: String,
     channel_ids: String,
     enabled: i64,
+    enabled_since: Option<i64>,
     cooldown_seconds: i64,
     created_at: i64,
     updated_at: i64,
@@ -66,6 +70,8 @@ impl TryFrom<RuleRow> for AlertRule {
                 threshold: row.threshold.ok_or_else(|| corrupt("threshold"))?,
                 for_seconds: row.for_seconds.unwrap_or(0),
                 host_ids: from_json(row.host_ids.as_deref().unwrap_or("[]"))?,
+                labels: from_json(row.labels.as_deref().unwrap_or("{}"))?,
+                no_data_seconds: row.no_data_seconds,
             },
             other => return Err(corrupt(other)),
         };
@@ -77,6 +83,7 @@ impl TryFrom<RuleRow> for AlertRule {
             severity: Severity::parse(&row.severity).ok_or_else(|| corrupt("severity"))?,
             channel_ids: from_json(&row.channel_ids)?,
             enabled: flag(row.enabled),
+            enabled_since: opt_at(row.enabled_since),
             cooldown_seconds: row.cooldown_seconds,
             created_at: at(row.created_at),
             updated_at: at(row.updated_at),
@@ -110,6 +117,7 @@ fn bind_rule(sql: &mut Sql, rule: &AlertRule) {
                 threshold,
                 for_seconds,
                 host_ids,
+                ..
             } => (
                 "metric",
                 None,
@@ -121,6 +129,14 @@ fn bind_rule(sql: &mut Sql, rule: &AlertRule) {
                 Some(json_text(host_ids)),
             ),
         };
+    let (labels, no_data_seconds) = match &rule.condition {
+        Condition::Metric {
+            labels,
+            no_data_seconds,
+            ..
+        } => (Some(json_text(labels)), *no_data_seconds),
+        Condition::Event { .. } => (None, 0),
+    };
     sql.bind(rule.organization_id.to_string())
         .push(", ")
         .bind(rule.name.clone())
@@ -141,11 +157,17 @@ fn bind_rule(sql: &mut Sql, rule: &AlertRule) {
         .push(", ")
         .bind(host_ids)
         .push(", ")
+        .bind(labels)
+        .push(", ")
+        .bind(no_data_seconds)
+        .push(", ")
         .bind(rule.severity.as_str())
         .push(", ")
         .bind(json_text(&rule.channel_ids))
         .push(", ")
         .bind(i64::from(rule.enabled))
+        .push(", ")
+        .bind(rule.enabled_since.map(Timestamp::micros))
         .push(", ")
         .bind(rule.cooldown_seconds)
         .push(", ")
@@ -278,6 +300,34 @@ pub async fn enabled(
         .await?
         .into_iter()
         .map(AlertRule::try_from)
+        .collect()
+}
+
+/// Enabled metric rules of every account that watch for silence (`no_data_seconds` > 0),
+/// after `after` in id order, at most `limit`: the no-data check pages through them.
+#[tracing::instrument(name = "alerting::rules::watching_silence", skip_all)]
+pub async fn watching_silence(
+    conn: &mut Conn,
+    after: Option<Id<AlertRule>>,
+    limit: u32,
+) -> StoreResult<Vec<(Id<Account>, AlertRule)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        account_id: String,
+        #[sqlx(flatten)]
+        rule: RuleRow,
+    }
+    let mut sql = Sql::new(&format!(
+        "SELECT account_id, {COLUMNS} FROM alert_rules WHERE kind = 'metric' AND enabled = 1 AND no_data_seconds > 0"
+    ));
+    if let Some(after) = after {
+        sql.push(" AND id > ").bind(after.to_string());
+    }
+    sql.push(" ORDER BY id LIMIT ").bind(i64::from(limit));
+    sql.fetch_all::<Row>(conn)
+        .await?
+        .into_iter()
+        .map(|row| Ok((id(&row.account_id)?, AlertRule::try_from(row.rule)?)))
         .collect()
 }
 

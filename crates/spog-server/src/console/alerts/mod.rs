@@ -1,4 +1,5 @@
-//! `/alerts` and `/alert-rules` (SPEC 7.3, 10): the alerts with a state filter, refreshed
+//! `/alerts` and `/alert-rules` (SPEC 7.3, 10): the alerts with state and reason filters
+//! (and the rule's or host's alerts, from links), each saying why it fired and resolved, refreshed
 //! live when an alert fires or moves, each with Acknowledge and Resolve; and the rules (in
 //! [`rules`]). Pages read through the store functions `GET /api/v1/alerts` uses; buttons and
 //! forms go through the JSON API (the audited path that also publishes `alert.*` events).
@@ -14,7 +15,7 @@ use askama::Template;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse};
-use spog_core::alerts::{Alert, AlertState};
+use spog_core::alerts::{Alert, AlertReason, AlertState, label_text};
 use spog_core::model::Organization;
 use spog_core::notification::Severity;
 use spog_core::page::{self, Page};
@@ -57,6 +58,13 @@ pub struct AlertRow {
     pub state_badge: &'static str,
     pub summary: String,
     pub host: String,
+    pub host_id: String,
+    /// `event`, `threshold` or `no_data`.
+    pub reason: &'static str,
+    /// `{mount="/data"}` of a labelled series; empty without labels.
+    pub labels: String,
+    /// Why it resolved; empty while open.
+    pub resolved_reason: &'static str,
     /// `cpu.usage 93 > 90` of a metric alert.
     pub reading: String,
     pub fired: String,
@@ -89,6 +97,10 @@ impl AlertRow {
             },
             summary: alert.summary.clone(),
             host: alert.hostname.clone().unwrap_or_default(),
+            host_id: alert.host_id.map(|h| h.to_string()).unwrap_or_default(),
+            reason: alert.reason.as_str(),
+            labels: label_text(&alert.labels),
+            resolved_reason: alert.resolved_reason.map_or("", |r| r.as_str()),
             reading,
             fired: when(alert.fired_at),
             acknowledged: when_or(alert.acknowledged_at, ""),
@@ -106,11 +118,20 @@ pub struct AlertsTable {
     pub can_manage: bool,
 }
 
-/// `?state=&cursor=` as given, and what is wrong with it.
+const REASONS: [AlertReason; 3] = [
+    AlertReason::Event,
+    AlertReason::Threshold,
+    AlertReason::NoData,
+];
+
+/// `?state=&reason=&rule_id=&host_id=&cursor=` as given, and what is wrong with it.
 struct Filters {
     state: String,
+    reason: String,
+    rule_id: String,
+    host_id: String,
     cursor: Option<String>,
-    parsed: Option<AlertState>,
+    parsed: alerts::Filter,
     errors: FieldErrors,
 }
 
@@ -118,8 +139,11 @@ impl Filters {
     fn read(raw: Option<&str>) -> Self {
         let mut filters = Filters {
             state: String::new(),
+            reason: String::new(),
+            rule_id: String::new(),
+            host_id: String::new(),
             cursor: None,
-            parsed: None,
+            parsed: alerts::Filter::default(),
             errors: FieldErrors::new(),
         };
         for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
@@ -127,6 +151,9 @@ impl Filters {
             match name.as_ref() {
                 _ if value.is_empty() => {}
                 "state" => filters.state = value,
+                "reason" => filters.reason = value,
+                "rule_id" => filters.rule_id = value,
+                "host_id" => filters.host_id = value,
                 "cursor" => filters.cursor = Some(value),
                 other => filters
                     .errors
@@ -134,12 +161,37 @@ impl Filters {
             }
         }
         if !filters.state.is_empty() {
-            filters.parsed = AlertState::parse(&filters.state);
-            if filters.parsed.is_none() {
+            filters.parsed.state = AlertState::parse(&filters.state);
+            if filters.parsed.state.is_none() {
                 filters.errors.add(FieldError::new(
                     "state",
                     "must be firing, acknowledged or resolved",
                 ));
+            }
+        }
+        if !filters.reason.is_empty() {
+            filters.parsed.reason = AlertReason::parse(&filters.reason);
+            if filters.parsed.reason.is_none() {
+                filters.errors.add(FieldError::new(
+                    "reason",
+                    "must be event, threshold or no_data",
+                ));
+            }
+        }
+        if !filters.rule_id.is_empty() {
+            filters.parsed.rule = filters.rule_id.parse().ok();
+            if filters.parsed.rule.is_none() {
+                filters
+                    .errors
+                    .add(FieldError::new("rule_id", "must be a rule's id"));
+            }
+        }
+        if !filters.host_id.is_empty() {
+            filters.parsed.host = filters.host_id.parse().ok();
+            if filters.parsed.host.is_none() {
+                filters
+                    .errors
+                    .add(FieldError::new("host_id", "must be a host's id"));
             }
         }
         filters
@@ -151,7 +203,12 @@ async fn table(
     viewer: &Viewer,
     filters: &Filters,
 ) -> Result<AlertsTable, PageError> {
-    let query = encode_query(&[("state", filters.state.clone())]);
+    let query = encode_query(&[
+        ("state", filters.state.clone()),
+        ("reason", filters.reason.clone()),
+        ("rule_id", filters.rule_id.clone()),
+        ("host_id", filters.host_id.clone()),
+    ]);
     let can_manage = viewer.has(Permission::MonitoringManage);
     if !filters.errors.is_empty() {
         let nothing = Page::<Alert> {
@@ -171,7 +228,6 @@ async fn table(
         &mut conn,
         account,
         filters.parsed,
-        None,
         page::DEFAULT_LIMIT,
         filters.cursor.as_deref(),
     )
@@ -196,6 +252,8 @@ struct AlertsPage {
     tab: &'static str,
     state: String,
     states: Vec<&'static str>,
+    reason: String,
+    reasons: Vec<&'static str>,
     errors: FieldErrors,
     table: AlertsTable,
 }
@@ -208,7 +266,7 @@ impl AlertsPage {
     fn other_errors(&self) -> Vec<String> {
         self.errors
             .iter()
-            .filter(|(field, _)| *field != "state")
+            .filter(|(field, _)| *field != "state" && *field != "reason")
             .map(|(field, message)| format!("{field} {message}"))
             .collect()
     }
@@ -232,6 +290,8 @@ pub async fn alerts_page(
         table: table(&state, &viewer, &filters).await?,
         states: STATES.iter().map(|s| s.as_str()).collect(),
         state: filters.state,
+        reasons: REASONS.iter().map(|r| r.as_str()).collect(),
+        reason: filters.reason,
         errors: filters.errors,
     };
     let status = match page.errors.is_empty() {

@@ -1,5 +1,6 @@
 //! `/alert-rules`: the rules list, and the create and edit forms of event rules (event types
-//! plus a data match) and metric rules (metric, operator, threshold, `for_seconds`, hosts),
+//! plus a data match) and metric rules (metric, operator, threshold, `for_seconds`, hosts,
+//! series labels, `no_data_seconds`),
 //! each with severity, cooldown, enabled and the notification channels it delivers to. The
 //! forms send exactly the fields of the rule's kind to `/api/v1/alert-rules`, whose 422s show
 //! beside their fields.
@@ -57,6 +58,9 @@ pub struct RuleView {
     pub operator: &'static str,
     pub threshold: String,
     pub for_seconds: i64,
+    /// Metric rules: the `labels` object as JSON (empty for none).
+    pub labels: String,
+    pub no_data_seconds: i64,
     pub updated: String,
 }
 
@@ -77,6 +81,8 @@ impl RuleView {
             operator: Operator::Above.as_str(),
             threshold: String::new(),
             for_seconds: 0,
+            labels: String::new(),
+            no_data_seconds: 0,
             updated: when(rule.updated_at),
         };
         match &rule.condition {
@@ -98,9 +104,15 @@ impl RuleView {
                 threshold,
                 for_seconds,
                 host_ids,
+                labels,
+                no_data_seconds,
             } => {
                 view.kind = "metric";
-                view.condition = format!("{metric} {} {threshold}", operator.as_str());
+                view.condition = format!(
+                    "{metric}{} {} {threshold}",
+                    spog_core::alerts::label_text(labels),
+                    operator.as_str()
+                );
                 if *for_seconds > 0 {
                     view.condition = format!("{} for {for_seconds} s", view.condition);
                 }
@@ -113,6 +125,14 @@ impl RuleView {
                 view.operator = operator.as_str();
                 view.threshold = threshold.to_string();
                 view.for_seconds = *for_seconds;
+                if *no_data_seconds > 0 {
+                    view.condition =
+                        format!("{}; no data after {no_data_seconds} s", view.condition);
+                }
+                if !labels.is_empty() {
+                    view.labels = serde_json::to_string_pretty(labels).unwrap_or_default();
+                }
+                view.no_data_seconds = *no_data_seconds;
             }
         }
         view
@@ -258,6 +278,8 @@ struct RuleForm {
     event_types: Vec<EventTypeOption>,
     hosts: Vec<HostOption>,
     channels: Vec<ChannelOption>,
+    /// What a new metric rule's `no_data_seconds` starts at (`metric_no_data_after`).
+    default_no_data_seconds: u64,
     /// Without `monitoring.manage` the rule shows in the form's fields, read only.
     can_manage: bool,
 }
@@ -311,6 +333,7 @@ async fn host_options(
 }
 
 fn form(
+    state: &AppState,
     chrome: Chrome,
     rule: Option<RuleView>,
     organizations: Vec<OrganizationOption>,
@@ -327,6 +350,7 @@ fn form(
         event_types: event_type_options(rule_event_types(), checked_types),
         hosts,
         channels,
+        default_no_data_seconds: state.config.metric_no_data_after.as_secs(),
         can_manage: true,
     }
 }
@@ -341,7 +365,15 @@ pub async fn new_rule_page(
     let hosts = host_options(&mut conn, &viewer, &[]).await?;
     let channels = channel_options(&mut conn, &viewer, None, &[]).await?;
     drop(conn);
-    render(&form(chrome, None, organizations, &[], hosts, channels))
+    render(&form(
+        &state,
+        chrome,
+        None,
+        organizations,
+        &[],
+        hosts,
+        channels,
+    ))
 }
 
 pub async fn edit_rule_page(
@@ -369,7 +401,15 @@ pub async fn edit_rule_page(
     drop(conn);
     let view = RuleView::new(&rule, organization_name(&names, rule.organization_id));
     let chrome = Chrome::new(&viewer, &rule.name);
-    let mut page = form(chrome, Some(view), Vec::new(), &types, hosts, channels);
+    let mut page = form(
+        &state,
+        chrome,
+        Some(view),
+        Vec::new(),
+        &types,
+        hosts,
+        channels,
+    );
     page.can_manage = viewer.has(Permission::MonitoringManage);
     render(&page)
 }

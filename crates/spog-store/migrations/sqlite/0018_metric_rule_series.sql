@@ -1,0 +1,41 @@
+-- Metric rules on the series (SPEC 12.5): rules watch series carrying their labels and notice
+-- silence; alerts say why they fired and resolved, and which series they are about.
+
+ALTER TABLE alert_rules ADD COLUMN labels TEXT;
+-- 0: no-data detection off (rules made before it existed keep their behaviour).
+ALTER TABLE alert_rules ADD COLUMN no_data_seconds BIGINT NOT NULL DEFAULT 0;
+-- Since when the rule is enabled (NULL while disabled): a listed host silent since then has
+-- no data.
+ALTER TABLE alert_rules ADD COLUMN enabled_since BIGINT;
+UPDATE alert_rules SET enabled_since = updated_at WHERE enabled = 1;
+CREATE INDEX alert_rules_no_data ON alert_rules (id) WHERE kind = 'metric' AND enabled = 1 AND no_data_seconds > 0;
+
+ALTER TABLE alerts ADD COLUMN reason TEXT NOT NULL DEFAULT 'threshold';
+UPDATE alerts SET reason = 'event' WHERE kind = 'event';
+ALTER TABLE alerts ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE alerts ADD COLUMN resolved_reason TEXT;
+-- At most one open alert per metric rule and series (host, labels), whatever its reason.
+DROP INDEX alerts_open;
+CREATE UNIQUE INDEX alerts_open ON alerts (rule_id, host_id, labels) WHERE state <> 'resolved' AND kind = 'metric';
+CREATE INDEX alerts_by_rule ON alerts (account_id, rule_id, fired_at, id);
+CREATE INDEX alerts_by_host ON alerts (account_id, host_id, fired_at, id);
+CREATE INDEX alerts_by_reason ON alerts (account_id, reason, fired_at, id);
+
+-- Each series of a rule keeps its own state; `no_data_since` is set while the series (or a
+-- listed host that never reported) is silent and its no-data alert stands.
+CREATE TABLE alert_metric_states_new (
+    rule_id          TEXT NOT NULL REFERENCES alert_rules (id) ON DELETE CASCADE,
+    host_id          TEXT NOT NULL REFERENCES hosts (id) ON DELETE CASCADE,
+    labels           TEXT NOT NULL,
+    account_id       TEXT NOT NULL,
+    breaching_since  BIGINT,
+    last_value       DOUBLE PRECISION NOT NULL,
+    last_at          BIGINT NOT NULL,
+    no_data_since    BIGINT,
+    PRIMARY KEY (rule_id, host_id, labels)
+);
+INSERT INTO alert_metric_states_new (rule_id, host_id, labels, account_id, breaching_since, last_value, last_at)
+    SELECT rule_id, host_id, '{}', account_id, breaching_since, last_value, last_at FROM alert_metric_states;
+DROP TABLE alert_metric_states;
+ALTER TABLE alert_metric_states_new RENAME TO alert_metric_states;
+CREATE INDEX alert_metric_states_due ON alert_metric_states (breaching_since) WHERE breaching_since IS NOT NULL;
