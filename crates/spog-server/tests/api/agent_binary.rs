@@ -11,7 +11,8 @@ use spog_server::testing::{Client, TestServer, test_config};
 use std::process::Command;
 
 use crate::agents::{enrolled, enrollment_token, eventually};
-use crate::{servers, temp_dir};
+use crate::receiver::{Answer, Receiver};
+use crate::{servers, servers_with, temp_dir};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -256,5 +257,74 @@ async fn a_real_agent_reconnects_after_the_server_restarts() {
         assert!(child.running(), "{}", agent.log());
         drop(child);
         restarted.stop().await;
+    }
+}
+
+/// README's walkthrough end to end: a real agent's samples become a series, fire a metric
+/// rule (CPU ≥ 0) that reaches a webhook channel; killing the agent takes the host offline and
+/// the rule to `no_data`.
+#[tokio::test]
+async fn a_real_agents_samples_fire_a_rule_to_a_channel_and_its_end_goes_offline_and_no_data() {
+    for server in servers_with(|c| c.host_offline_after = Duration::from_secs(3)).await {
+        let admin = server.admin().await;
+        let receiver = Receiver::start(Answer::Status(200)).await;
+        let (_, organizations) = admin.get("/organizations").await;
+        let organization = organizations[0]["id"].clone();
+        let (status, channel) = admin
+            .post(
+                "/notification-channels",
+                json!({"organization_id": organization, "name": "ops hook", "type": "webhook",
+                       "config": {"url": receiver.url("/alerts")}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{channel}");
+        let (status, rule) = admin
+            .post(
+                "/alert-rules",
+                json!({"kind": "metric", "organization_id": organization, "name": "CPU in use",
+                       "metric": "cpu.percent", "operator": ">=", "threshold": 0,
+                       "for_seconds": 0, "severity": "high", "enabled": true,
+                       "channel_ids": [channel["id"]], "no_data_seconds": 5}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{rule}");
+        let rule = rule["id"].as_str().unwrap().to_owned();
+        let (agent, child, host) = running_agent(&server, &admin).await;
+
+        let alerts =
+            |reason: &str| format!("/alerts?rule_id={rule}&host_id={host}&reason={reason}");
+        let some = |a: &Value| a["items"].as_array().is_some_and(|i| !i.is_empty());
+        eventually(&admin, &alerts("threshold"), WAIT, some).await;
+        let delivered = receiver.wait_for(1, WAIT).await;
+        let notice = String::from_utf8_lossy(&delivered[0].body).into_owned();
+        assert!(notice.contains("CPU in use"), "{notice}");
+        let series = eventually(
+            &admin,
+            &format!("/hosts/{host}/metrics?name=cpu.percent&step=1s"),
+            WAIT,
+            |m| {
+                m["series"][0]["points"]
+                    .as_array()
+                    .is_some_and(|p| !p.is_empty())
+            },
+        )
+        .await;
+        assert_eq!(series["host_id"], host.as_str(), "{series}");
+
+        drop(child);
+        eventually(&admin, &format!("/hosts/{host}"), WAIT, |h| {
+            h["online"] == false
+        })
+        .await;
+        let no_data = eventually(&admin, &alerts("no_data"), WAIT, some).await;
+        assert_eq!(no_data["items"][0]["state"], "firing", "{no_data}");
+        let (_, cleared) = admin.get(&alerts("threshold")).await;
+        assert_eq!(cleared["items"][0]["state"], "resolved", "{cleared}");
+        assert_eq!(
+            cleared["items"][0]["resolved_reason"], "no_data",
+            "{cleared}"
+        );
+        drop(agent);
+        server.stop().await;
     }
 }
