@@ -65,7 +65,11 @@ pub fn command(data_dir: &Path, database_url: Option<&str>) -> std::process::Com
     command
         .env("SPOG_DATA_DIR", data_dir)
         .env("SPOG_SERVER_KEY", SERVER_KEY)
-        .env("SPOG_LOG", "warn");
+        // SPOG_BENCH_SERVER_LOG (e.g. `sqlx::query=debug`) looks inside a server under load.
+        .env(
+            "SPOG_LOG",
+            std::env::var("SPOG_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        );
     if let Some(url) = database_url {
         command.env("SPOG_DATABASE_URL", url);
     }

@@ -8,7 +8,7 @@ use spog_core::alerts::{AlertReason, AlertRule, Condition, ResolvedReason, no_da
 use spog_core::metrics::Labels;
 use spog_core::model::{Account, Host};
 use spog_core::{Id, Timestamp};
-use spog_store::alerting::{alerts, metric_states, silence};
+use spog_store::alerting::{alerts, metric_states, silent_series};
 use spog_store::{StoreResult, Tx};
 
 use super::{fire, resolve_by_engine};
@@ -47,7 +47,7 @@ pub async fn fire_no_data(
         return Ok(false);
     };
     if last.is_some()
-        && silence::last_sample_at(tx, host.id, metric, labels)
+        && silent_series::last_sample_at(tx, host.id, metric, labels)
             .await?
             .is_some_and(|at| at >= cutoff)
     {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use spog_core::alerts::{AlertRule, Condition};
 use spog_core::model::{Account, Host};
 use spog_core::{Id, Timestamp};
-use spog_store::alerting::{metric_states, rules, silence};
+use spog_store::alerting::{metric_states, rules, silent_series};
 use spog_store::identity::hosts;
 use tokio_util::sync::CancellationToken;
 
@@ -81,7 +81,7 @@ async fn check_rule(
     {
         let mut conn = state.store.conn().await?;
         let limit = SERIES_PER_RULE.min(u32::try_from(budget).unwrap_or(u32::MAX));
-        for series in silence::silent_series(&mut conn, account, rule, cutoff, limit).await? {
+        for series in silent_series::silent_series(&mut conn, account, rule, cutoff, limit).await? {
             silent.push(Silent {
                 host: series.host,
                 labels: series.labels,
@@ -92,7 +92,7 @@ async fn check_rule(
             });
         }
         if !host_ids.is_empty() {
-            let reporting = silence::reporting(&mut conn, account, rule, host_ids).await?;
+            let reporting = silent_series::reporting(&mut conn, account, rule, host_ids).await?;
             let marked = metric_states::silent_hosts(&mut conn, rule.id, labels, host_ids).await?;
             silent.extend(
                 host_ids

@@ -14,8 +14,11 @@ CREATE TABLE metric_series (
     last_at     BIGINT NOT NULL,
     UNIQUE (host_id, metric, labels)
 );
--- A metric's series across an account (metric rules watching every host).
-CREATE INDEX metric_series_metric ON metric_series (account_id, metric);
+-- A metric's silent series (metric rules' no-data checks: metric, then `last_at` below a
+-- cutoff). Neither host nor account leads, so that a host's own lookups can only take the
+-- unique index above: with the account leading, SQLite without statistics read every series
+-- of the account for each batch a host sent.
+CREATE INDEX metric_series_metric ON metric_series (metric, last_at, account_id);
 -- Pruning finds series silent for longer than the retention.
 CREATE INDEX metric_series_last_at ON metric_series (last_at);
 

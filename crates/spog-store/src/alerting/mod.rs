@@ -3,4 +3,4 @@
 pub mod alerts;
 pub mod metric_states;
 pub mod rules;
-pub mod silence;
+pub mod silent_series;

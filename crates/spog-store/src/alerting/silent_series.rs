@@ -54,7 +54,7 @@ fn carrying(sql: &mut Sql, conn: &Conn, alias: &str, wanted: &Labels) {
 
 /// Up to `limit` series of the rule's metric on the hosts it watches, carrying its labels,
 /// with no sample since `cutoff` and no standing silence: the series that fall silent now.
-#[tracing::instrument(name = "alerting::silence::silent_series", skip_all, fields(rule = %rule.id))]
+#[tracing::instrument(name = "alerting::silent_series::silent_series", skip_all, fields(rule = %rule.id))]
 pub async fn silent_series(
     conn: &mut Conn,
     account: Id<Account>,
@@ -115,7 +115,7 @@ pub async fn silent_series(
 }
 
 /// Those of `hosts` that have a series of the rule's metric carrying its labels.
-#[tracing::instrument(name = "alerting::silence::reporting", skip_all, fields(rule = %rule.id))]
+#[tracing::instrument(name = "alerting::silent_series::reporting", skip_all, fields(rule = %rule.id))]
 pub async fn reporting(
     conn: &mut Conn,
     account: Id<Account>,
@@ -137,7 +137,7 @@ pub async fn reporting(
 }
 
 /// When the series last had a sample, if it exists.
-#[tracing::instrument(name = "alerting::silence::last_sample_at", skip_all, fields(host = %host))]
+#[tracing::instrument(name = "alerting::silent_series::last_sample_at", skip_all, fields(host = %host))]
 pub async fn last_sample_at(
     conn: &mut Conn,
     host: Id<Host>,
