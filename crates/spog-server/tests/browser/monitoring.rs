@@ -215,7 +215,10 @@ async fn alert_pages_show_rules_and_alerts_to_viewers_without_their_controls() {
             "{body}"
         );
         let (_, resolved) = page(&mut viewer, "/alerts?state=resolved").await;
-        assert!(resolved.contains("No alerts match these filters"), "{resolved}");
+        assert!(
+            resolved.contains("No alerts match these filters"),
+            "{resolved}"
+        );
 
         let mut outsider = visitor_with(&server, "auditor@example.com", &["audit_logs.view"]).await;
         for path in ["/alerts", "/alert-rules", "/alerts/table"] {
