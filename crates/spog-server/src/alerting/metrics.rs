@@ -18,14 +18,8 @@ use spog_store::{StoreResult, Tx};
 use super::{fire, resolve_by_engine};
 use crate::events::Announcements;
 
-/// One reading of a metric.
-#[derive(Clone, Debug)]
-pub struct Sample {
-    pub metric: String,
-    pub labels: Labels,
-    pub value: f64,
-    pub at: Timestamp,
-}
+/// One reading of a series: what the store keeps is what rules evaluate.
+pub use spog_store::metrics::Sample;
 
 /// A rule's series: the rule and the series' labels (the host is the evaluation's).
 type Key = (Id<AlertRule>, Labels);

@@ -181,17 +181,8 @@ pub async fn ingest(
                 other => other.into(),
             })?
     };
-    let stored: Vec<series::Sample> = samples
-        .iter()
-        .map(|s| series::Sample {
-            metric: s.metric.clone(),
-            labels: s.labels.clone(),
-            value: s.value,
-            at: s.at,
-        })
-        .collect();
     let mut tx = state.store.begin().await?;
-    series::record(&mut tx, account, host.id, &stored).await?;
+    series::record(&mut tx, account, host.id, &samples).await?;
     tx.commit_unaudited().await?;
     let rules = {
         let mut conn = state.store.conn().await?;

@@ -5,14 +5,15 @@ use spog_server::testing::{Client, TestServer};
 
 use crate::servers;
 
-struct Setup {
-    admin: Client,
-    agent: Client,
-    organization: String,
-    host: String,
+/// An admin, an agent token that publishes, the first organization and a host `web-1` in it.
+pub struct Setup {
+    pub admin: Client,
+    pub agent: Client,
+    pub organization: String,
+    pub host: String,
 }
 
-async fn setup(server: &TestServer) -> Setup {
+pub async fn setup(server: &TestServer) -> Setup {
     let admin = server.admin().await;
     let agent = admin.token_client("agent", &["events.publish"]).await;
     let (_, organizations) = admin.get("/organizations").await;
@@ -31,7 +32,7 @@ async fn setup(server: &TestServer) -> Setup {
     }
 }
 
-async fn alerts(client: &Client, query: &str) -> Vec<Value> {
+pub async fn alerts(client: &Client, query: &str) -> Vec<Value> {
     let (status, body) = client.get(&format!("/alerts?{query}")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body["items"].as_array().unwrap().clone()

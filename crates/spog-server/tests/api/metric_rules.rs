@@ -6,42 +6,11 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use spog_core::Timestamp;
-use spog_server::testing::{Client, TestServer};
+use spog_server::testing::TestServer;
 use spog_server::workers::no_data;
 
+use crate::alerts::{Setup, alerts, setup};
 use crate::{servers, servers_with};
-
-struct Setup {
-    admin: Client,
-    agent: Client,
-    organization: String,
-    host: String,
-}
-
-async fn setup(server: &TestServer) -> Setup {
-    let admin = server.admin().await;
-    let agent = admin.token_client("agent", &["events.publish"]).await;
-    let (_, organizations) = admin.get("/organizations").await;
-    let organization = organizations[0]["id"].as_str().unwrap().to_owned();
-    let (_, host) = admin
-        .post(
-            "/hosts",
-            json!({"organization_id": organization, "hostname": "web-1"}),
-        )
-        .await;
-    Setup {
-        admin,
-        agent,
-        organization,
-        host: host["id"].as_str().unwrap().to_owned(),
-    }
-}
-
-async fn alerts(client: &Client, query: &str) -> Vec<Value> {
-    let (status, body) = client.get(&format!("/alerts?{query}")).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["items"].as_array().unwrap().clone()
-}
 
 async fn create_rule(s: &Setup, extra: Value) -> Value {
     let mut body = json!({"kind": "metric", "organization_id": s.organization, "name": "disk full",
