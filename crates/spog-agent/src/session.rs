@@ -193,6 +193,7 @@ impl Session<'_> {
                 terminal: false,
                 shell: false,
                 max_sessions: 0,
+                ..Capabilities::default()
             },
         };
         if let Err(end) = self.send_message(&hello).await {

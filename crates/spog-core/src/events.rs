@@ -20,6 +20,8 @@ pub enum EventType {
     HostOnline,
     HostOffline,
     HostEnrolled,
+    TerminalSessionStarted,
+    TerminalSessionEnded,
     DeploymentStarted,
     DeploymentCompleted,
     DeploymentFailed,
@@ -29,7 +31,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 14] = [
+    pub const ALL: [EventType; 16] = [
         EventType::AlertFired,
         EventType::AlertResolved,
         EventType::AlertAcknowledged,
@@ -38,6 +40,8 @@ impl EventType {
         EventType::HostOnline,
         EventType::HostOffline,
         EventType::HostEnrolled,
+        EventType::TerminalSessionStarted,
+        EventType::TerminalSessionEnded,
         EventType::DeploymentStarted,
         EventType::DeploymentCompleted,
         EventType::DeploymentFailed,
@@ -56,6 +60,8 @@ impl EventType {
             EventType::HostOnline => "host.online",
             EventType::HostOffline => "host.offline",
             EventType::HostEnrolled => "host.enrolled",
+            EventType::TerminalSessionStarted => "terminal_session.started",
+            EventType::TerminalSessionEnded => "terminal_session.ended",
             EventType::DeploymentStarted => "deployment.started",
             EventType::DeploymentCompleted => "deployment.completed",
             EventType::DeploymentFailed => "deployment.failed",
@@ -75,6 +81,12 @@ impl EventType {
             EventType::HostOnline => "Host came online (agent heartbeat resumed).",
             EventType::HostOffline => "Host went offline (heartbeat missed).",
             EventType::HostEnrolled => "A host's agent enrolled (new host or claimed).",
+            EventType::TerminalSessionStarted => {
+                "A terminal session started (console or SSH) and is being recorded."
+            }
+            EventType::TerminalSessionEnded => {
+                "A terminal session ended; its recording is complete."
+            }
             EventType::DeploymentStarted => "Deployment initiated.",
             EventType::DeploymentCompleted => "Deployment finished successfully.",
             EventType::DeploymentFailed => "Deployment failed.",
@@ -224,8 +236,8 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn there_are_thirteen_event_types_that_round_trip() {
-        assert_eq!(EventType::ALL.len(), 14);
+    fn every_event_type_round_trips_through_its_name() {
+        assert_eq!(EventType::ALL.len(), 16);
         for event_type in EventType::ALL {
             assert_eq!(EventType::from_name(event_type.as_str()), Some(event_type));
             assert!(event_type.description().ends_with('.'));

@@ -17,10 +17,11 @@ pub enum Permission {
     NotificationsSend,
     HostsManage,
     UsersManage,
+    TerminalConnect,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 12] = [
         Permission::AuditLogsView,
         Permission::AuditLogsExport,
         Permission::AuditLogsWrite,
@@ -32,6 +33,7 @@ impl Permission {
         Permission::NotificationsSend,
         Permission::HostsManage,
         Permission::UsersManage,
+        Permission::TerminalConnect,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -47,6 +49,7 @@ impl Permission {
             Permission::NotificationsSend => "notifications.send",
             Permission::HostsManage => "hosts.manage",
             Permission::UsersManage => "users.manage",
+            Permission::TerminalConnect => "terminal.connect",
         }
     }
 
@@ -73,6 +76,7 @@ impl Permission {
             Permission::NotificationsSend => "Create in-app notifications for users or broadcast",
             Permission::HostsManage => "Create/delete hosts; grant and revoke host access",
             Permission::UsersManage => "Manage users, roles, organizations, API tokens",
+            Permission::TerminalConnect => "Open a terminal on a host one has access to",
         }
     }
 

@@ -24,6 +24,13 @@ pub struct TerminalSession {
     pub shell: String,
     pub width: i64,
     pub height: i64,
+    /// Where the session started: `console` (web terminal), `ssh` or `local` (`spog-agent
+    /// shell`), or `api` (streamed through the ingest API).
+    pub origin: String,
+    /// The local account the shell runs as, when the agent ran it.
+    pub os_user: Option<String>,
+    /// The SSH client (`ip:port`), or the browser's address for a console session.
+    pub client_addr: Option<String>,
     /// False once the session has ended.
     pub active: bool,
 }
@@ -53,8 +60,16 @@ pub struct TerminalRecording {
     pub bytes_out: i64,
     /// Events recorded.
     pub event_count: i64,
-    /// `ended` (by the source), `idle` (ended by the scheduler) or null while active.
+    /// `ended` (by its source or an administrator), `idle` (no input or output for too long),
+    /// `exited` (the shell exited), `closed` (the browser left), `agent_disconnected`,
+    /// `spawn_failed`; null while active.
     pub end_reason: Option<String>,
+    /// See [`TerminalSession::origin`].
+    pub origin: String,
+    pub os_user: Option<String>,
+    pub client_addr: Option<String>,
+    /// The shell's exit status when it exited (`exited`).
+    pub exit_code: Option<i32>,
     /// The recording file under the data directory.
     pub file_path: String,
 }
@@ -72,6 +87,9 @@ impl TerminalRecording {
             shell: self.shell.clone(),
             width: self.width,
             height: self.height,
+            origin: self.origin.clone(),
+            os_user: self.os_user.clone(),
+            client_addr: self.client_addr.clone(),
             active: self.ended_at.is_none(),
         }
     }

@@ -126,6 +126,13 @@ pub struct Capabilities {
     /// The agent relays `spog-agent shell` sessions.
     pub shell: bool,
     pub max_sessions: u32,
+    /// The local account console terminals run as (`terminal.user`), so that the hub records
+    /// it from the session's start. An addition within v1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terminal_user: Option<String>,
+    /// The program they run (`terminal.shell`, else that user's login shell). Within v1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terminal_shell: Option<String>,
 }
 
 /// Why an `open` failed.
@@ -136,6 +143,9 @@ pub enum OpenErrorCode {
     NoSuchUser,
     SpawnFailed,
     TooManySessions,
+    /// A code of a newer agent.
+    #[serde(other)]
+    Other,
 }
 
 /// What the host is (SPEC 12.2). Every field has a default so that a hub reads what an older or
@@ -261,6 +271,7 @@ mod tests {
                 terminal: false,
                 shell: false,
                 max_sessions: 0,
+                ..Capabilities::default()
             },
         };
         let value: serde_json::Value =

@@ -25,6 +25,7 @@ pub mod private_files;
 pub mod recordings;
 pub mod secrets;
 pub mod state;
+pub mod terminal;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod trace;

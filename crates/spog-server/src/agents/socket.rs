@@ -5,6 +5,7 @@
 //! heartbeat every `host_offline_after / 3`. The socket closes with 4401 when its
 //! credential ends and 4409 when another connection of the host replaces it, on any instance.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -18,11 +19,13 @@ use spog_core::Id;
 use spog_core::Timestamp;
 use spog_core::model::{Host, HostAgent};
 use spog_protocol::{
-    AgentMessage, Facts, HELLO_TIMEOUT, HubMessage, IDLE_TIMEOUT, MAX_MESSAGE_BYTES, MessageError,
-    MetricSample, PING_INTERVAL, SUBPROTOCOLS, close, decode_message, encode_message,
+    AgentMessage, Capabilities, Facts, Frame, HELLO_TIMEOUT, HubMessage, IDLE_TIMEOUT,
+    MAX_MESSAGE_BYTES, MessageError, MetricSample, PING_INTERVAL, SUBPROTOCOLS, close,
+    decode_message, encode_message,
 };
 use spog_store::StoreError;
 use spog_store::agents::credentials::{self, Connection};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, interval, timeout};
 
 use super::liveness;
@@ -33,8 +36,11 @@ use crate::http::telemetry::{SampleBody, ingest};
 use crate::hub::agents::{CloseWith, REPLACED, REVOKED};
 use crate::hub::bus::BusEvent;
 use crate::state::AppState;
+use crate::terminal::AgentLink;
 
 const BUFFER: usize = 16 * 1024;
+/// Facts and metrics messages waiting to be stored; the socket waits when it is full.
+const TELEMETRY_QUEUE: usize = 8;
 const INTERNAL_ERROR: u16 = 1011;
 
 /// Who is connecting: what the upgrade checked.
@@ -130,7 +136,9 @@ fn too_big(error: &axum::Error) -> bool {
 }
 
 /// Waits for `hello`; anything else first is a protocol violation.
-async fn hello(socket: &mut WebSocket) -> Result<(String, Facts, bool), (u16, &'static str)> {
+async fn hello(
+    socket: &mut WebSocket,
+) -> Result<(String, Facts, Capabilities), (u16, &'static str)> {
     loop {
         match socket.recv().await {
             None | Some(Ok(Message::Close(_))) => return Err((0, "")),
@@ -147,7 +155,7 @@ async fn hello(socket: &mut WebSocket) -> Result<(String, Facts, bool), (u16, &'
                     agent_version,
                     facts,
                     capabilities,
-                }) => return Ok((agent_version, facts, capabilities.terminal)),
+                }) => return Ok((agent_version, facts, capabilities)),
                 Err(MessageError::TooLarge { .. }) => {
                     return Err((close::MESSAGE_TOO_BIG, "message too big"));
                 }
@@ -158,32 +166,38 @@ async fn hello(socket: &mut WebSocket) -> Result<(String, Facts, bool), (u16, &'
 }
 
 async fn serve(state: AppState, mut socket: WebSocket, agent: Agent) {
-    let (agent_version, facts, terminal) = match timeout(HELLO_TIMEOUT, hello(&mut socket)).await {
-        Ok(Ok(hello)) => hello,
-        Ok(Err((0, _))) => return,
-        Ok(Err((code, reason))) => return close_with(&mut socket, code, reason).await,
-        Err(_) => {
-            return close_with(
-                &mut socket,
-                close::PROTOCOL_VIOLATION,
-                "no hello within 10 seconds",
-            )
-            .await;
-        }
-    };
+    let agent = Arc::new(agent);
+    let (agent_version, facts, capabilities) =
+        match timeout(HELLO_TIMEOUT, hello(&mut socket)).await {
+            Ok(Ok(hello)) => hello,
+            Ok(Err((0, _))) => return,
+            Ok(Err((code, reason))) => return close_with(&mut socket, code, reason).await,
+            Err(_) => {
+                return close_with(
+                    &mut socket,
+                    close::PROTOCOL_VIOLATION,
+                    "no hello within 10 seconds",
+                )
+                .await;
+            }
+        };
     let account = agent.auth.account();
     let connection_id = uuid::Uuid::now_v7().to_string();
-    let lease = state
-        .bus
-        .agents
-        .register(account, agent.host, agent.credential, &connection_id);
+    let (link, outbox) = AgentLink::new(agent.host, &capabilities);
+    let lease = state.bus.agents.register(
+        account,
+        agent.host,
+        agent.credential,
+        &connection_id,
+        link.clone(),
+    );
     let facts = serde_json::to_value(&facts).unwrap_or(Value::Null);
     let connection = Connection {
         connection_id: &connection_id,
         protocol: agent.protocol,
         instance_id: &state.instance_id,
         remote_addr: agent.auth.request.ip.as_deref(),
-        terminal_enabled: terminal,
+        terminal_enabled: capabilities.terminal,
         agent_version: &agent_version,
         facts: &facts,
     };
@@ -217,11 +231,19 @@ async fn serve(state: AppState, mut socket: WebSocket, agent: Agent) {
         .await
         .is_ok()
     {
-        let why = converse(&state, &mut socket, &agent, &connection_id, &lease).await;
+        let connection = Conversation {
+            agent: &agent,
+            connection_id: &connection_id,
+            lease: &lease,
+            link: &link,
+        };
+        let why = connection.converse(&state, &mut socket, outbox).await;
+        link.lost();
         if let Some(CloseWith { code, reason }) = why {
             close_with(&mut socket, code, reason).await;
         }
     }
+    link.lost();
     let gone = async {
         let mut tx = state.store.begin().await?;
         credentials::disconnected(&mut tx, agent.host, &connection_id, Timestamp::now()).await?;
@@ -303,65 +325,125 @@ async fn refresh(state: &AppState, agent: &Agent, connection_id: &str) -> Result
     }
 }
 
-/// Serves the socket after `welcome`; returns how to close it, if it is to be closed.
-async fn converse(
-    state: &AppState,
-    socket: &mut WebSocket,
-    agent: &Agent,
-    connection_id: &str,
-    lease: &crate::hub::agents::AgentLease,
-) -> Option<CloseWith> {
-    let mut pings = interval(PING_INTERVAL);
-    pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    pings.tick().await;
-    let every = (state.config.host_offline_after / 3).max(Duration::from_millis(100));
-    let mut refreshes = interval(every);
-    refreshes.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    refreshes.tick().await;
-    let mut last_heard = Instant::now();
-    loop {
-        tokio::select! {
-            why = lease.ending.ended() => return Some(why),
-            _ = refreshes.tick() => {
-                if let Err(why) = refresh(state, agent, connection_id).await {
-                    return Some(why);
-                }
-            }
-            _ = pings.tick() => {
-                if last_heard.elapsed() >= IDLE_TIMEOUT {
-                    return Some(CloseWith { code: close::GOING_AWAY, reason: "silent for 45 seconds" });
-                }
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
-                    return None;
-                }
-            }
-            incoming = socket.recv() => {
-                last_heard = Instant::now();
-                match incoming {
-                    None | Some(Ok(Message::Close(_))) => return None,
-                    Some(Err(error)) if too_big(&error) => {
-                        return Some(CloseWith { code: close::MESSAGE_TOO_BIG, reason: "message too big" });
+/// What serving one connection after `welcome` needs.
+struct Conversation<'a> {
+    agent: &'a Arc<Agent>,
+    connection_id: &'a str,
+    lease: &'a crate::hub::agents::AgentLease,
+    link: &'a Arc<AgentLink>,
+}
+
+impl Conversation<'_> {
+    /// Serves the socket after `welcome`; returns how to close it, if it is to be closed.
+    /// Terminal traffic is handed to its channels at once; facts and metrics go to a task of
+    /// their own (bounded), so that storing them never delays a keystroke.
+    async fn converse(
+        &self,
+        state: &AppState,
+        socket: &mut WebSocket,
+        mut outbox: mpsc::Receiver<Message>,
+    ) -> Option<CloseWith> {
+        let (telemetry, received) = mpsc::channel(TELEMETRY_QUEUE);
+        let storing = tokio::spawn(store_telemetry(state.clone(), self.agent.clone(), received));
+        let why = self.relay(state, socket, &mut outbox, &telemetry).await;
+        drop(telemetry);
+        let _ = storing.await;
+        why
+    }
+
+    async fn relay(
+        &self,
+        state: &AppState,
+        socket: &mut WebSocket,
+        outbox: &mut mpsc::Receiver<Message>,
+        telemetry: &mpsc::Sender<AgentMessage>,
+    ) -> Option<CloseWith> {
+        let mut pings = interval(PING_INTERVAL);
+        pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        pings.tick().await;
+        let every = (state.config.host_offline_after / 3).max(Duration::from_millis(100));
+        let mut refreshes = interval(every);
+        refreshes.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        refreshes.tick().await;
+        let mut last_heard = Instant::now();
+        const VIOLATION: CloseWith = CloseWith {
+            code: close::PROTOCOL_VIOLATION,
+            reason: "protocol violation",
+        };
+        const TOO_BIG: CloseWith = CloseWith {
+            code: close::MESSAGE_TOO_BIG,
+            reason: "message too big",
+        };
+        loop {
+            tokio::select! {
+                why = self.lease.ending.ended() => return Some(why),
+                Some(message) = outbox.recv() => {
+                    if socket.send(message).await.is_err() {
+                        return None;
                     }
-                    Some(Err(_)) => return None,
-                    // Terminal bytes: the web terminal is not served yet; nothing is open.
-                    Some(Ok(Message::Binary(_) | Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(Message::Text(text))) => match decode_message::<AgentMessage>(&text) {
-                        Ok(message) => received(state, agent, message).await,
-                        Err(MessageError::TooLarge { .. }) => {
-                            return Some(CloseWith { code: close::MESSAGE_TOO_BIG, reason: "message too big" });
+                }
+                _ = refreshes.tick() => {
+                    if let Err(why) = refresh(state, self.agent, self.connection_id).await {
+                        return Some(why);
+                    }
+                }
+                _ = pings.tick() => {
+                    if last_heard.elapsed() >= IDLE_TIMEOUT {
+                        return Some(CloseWith { code: close::GOING_AWAY, reason: "silent for 45 seconds" });
+                    }
+                    if socket.send(Message::Ping(Default::default())).await.is_err() {
+                        return None;
+                    }
+                }
+                incoming = socket.recv() => {
+                    last_heard = Instant::now();
+                    match incoming {
+                        None | Some(Ok(Message::Close(_))) => return None,
+                        Some(Err(error)) if too_big(&error) => return Some(TOO_BIG),
+                        Some(Err(_)) => return None,
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                        Some(Ok(Message::Binary(bytes))) => {
+                            let relayed = Frame::decode(&bytes)
+                                .ok()
+                                .and_then(|frame| self.link.output(frame).ok());
+                            if relayed.is_none() {
+                                return Some(VIOLATION);
+                            }
                         }
-                        Err(MessageError::Malformed(_)) => {
-                            return Some(CloseWith { code: close::PROTOCOL_VIOLATION, reason: "malformed message" });
-                        }
-                    },
+                        Some(Ok(Message::Text(text))) => match decode_message::<AgentMessage>(&text) {
+                            Ok(message @ (AgentMessage::Facts { .. } | AgentMessage::Metrics { .. })) => {
+                                if telemetry.send(message).await.is_err() {
+                                    return None;
+                                }
+                            }
+                            Ok(message) => {
+                                if self.link.message(message).is_err() {
+                                    return Some(VIOLATION);
+                                }
+                            }
+                            Err(MessageError::TooLarge { .. }) => return Some(TOO_BIG),
+                            Err(MessageError::Malformed(_)) => return Some(VIOLATION),
+                        },
+                    }
                 }
             }
         }
     }
 }
 
-/// Handles one message of the agent.
-async fn received(state: &AppState, agent: &Agent, message: AgentMessage) {
+/// Stores an agent's facts and metrics in order, one message at a time.
+async fn store_telemetry(
+    state: AppState,
+    agent: Arc<Agent>,
+    mut received: mpsc::Receiver<AgentMessage>,
+) {
+    while let Some(message) = received.recv().await {
+        store_one(&state, &agent, message).await;
+    }
+}
+
+/// Stores one message of facts or metrics.
+async fn store_one(state: &AppState, agent: &Agent, message: AgentMessage) {
     match message {
         AgentMessage::Facts { facts } => {
             let facts = serde_json::to_value(&facts).unwrap_or(Value::Null);
@@ -398,8 +480,7 @@ async fn received(state: &AppState, agent: &Agent, message: AgentMessage) {
                 tracing::warn!(%error, host = %agent.host, "an agent's metrics were refused");
             }
         }
-        // A second hello, and what belongs to terminals (a later version of the hub): nothing
-        // to answer yet. Unknown types are ignored within a version.
+        // Only facts and metrics come here.
         _ => {}
     }
 }

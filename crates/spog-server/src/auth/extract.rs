@@ -304,7 +304,11 @@ pub mod permissions {
     pub struct NotificationsSend;
     pub struct HostsManage;
     pub struct UsersManage;
+    pub struct TerminalConnect;
 
+    impl RequiredPermission for TerminalConnect {
+        const PERMISSION: Permission = Permission::TerminalConnect;
+    }
     impl RequiredPermission for AuditLogsView {
         const PERMISSION: Permission = Permission::AuditLogsView;
     }

@@ -76,6 +76,9 @@ pub struct Config {
     /// source stopped sending (a connected stream is never silent).
     #[serde(with = "duration")]
     pub recording_idle_timeout: Duration,
+    /// A web terminal without input this long ends (`idle`); zero: never.
+    #[serde(with = "duration")]
+    pub terminal_idle_timeout: Duration,
     pub log_format: LogFormat,
     /// Longest time a request may take before it is answered 503.
     #[serde(with = "duration")]
@@ -169,6 +172,7 @@ impl Default for Config {
             metrics_retention: Duration::from_secs(7 * 86_400),
             record_input: true,
             recording_idle_timeout: Duration::from_secs(600),
+            terminal_idle_timeout: Duration::ZERO,
             log_format: LogFormat::Text,
             request_timeout: Duration::from_secs(30),
             body_limit: 16 * 1024 * 1024,

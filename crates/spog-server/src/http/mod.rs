@@ -44,6 +44,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(channels::router())
         .merge(alerts::router())
         .merge(recordings::router())
+        .merge(crate::terminal::open::router())
         .merge(telemetry::router())
         .merge(system::router())
 }

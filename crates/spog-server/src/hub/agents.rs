@@ -12,6 +12,7 @@ use spog_protocol::close;
 use tokio_util::sync::CancellationToken;
 
 use super::sockets::{CREDENTIAL_ENDED, Revocation};
+use crate::terminal::AgentLink;
 
 /// Why an agent socket must close: the close code and reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +69,7 @@ struct Held {
     credential: Id<HostAgent>,
     connection: String,
     ending: Arc<Ending>,
+    link: Arc<AgentLink>,
 }
 
 #[derive(Default)]
@@ -105,6 +107,7 @@ impl AgentSockets {
         host: Id<Host>,
         credential: Id<HostAgent>,
         connection: &str,
+        link: Arc<AgentLink>,
     ) -> AgentLease {
         let ending = Arc::new(Ending::new());
         if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
@@ -115,6 +118,7 @@ impl AgentSockets {
             credential,
             connection: connection.to_owned(),
             ending: ending.clone(),
+            link,
         };
         if let Some(before) = self.open.lock().insert(host, held) {
             before.ending.end(REPLACED);
@@ -162,6 +166,13 @@ impl AgentSockets {
         }
     }
 
+    /// The terminal link of the host's agent if this instance holds its connection.
+    pub fn link(&self, account: Id<Account>, host: Id<Host>) -> Option<Arc<AgentLink>> {
+        let open = self.open.lock();
+        let held = open.get(&host)?;
+        (held.account == account).then(|| held.link.clone())
+    }
+
     pub fn count(&self) -> usize {
         self.open.lock().len()
     }
@@ -171,12 +182,16 @@ impl AgentSockets {
 mod tests {
     use super::*;
 
+    fn link(host: Id<Host>) -> Arc<AgentLink> {
+        AgentLink::new(host, &Default::default()).0
+    }
+
     #[tokio::test]
     async fn a_second_connection_of_a_host_replaces_the_first() {
         let sockets = Arc::new(AgentSockets::default());
         let (account, host, credential) = (Id::new(), Id::new(), Id::new());
-        let first = sockets.register(account, host, credential, "one");
-        let second = sockets.register(account, host, credential, "two");
+        let first = sockets.register(account, host, credential, "one", link(host));
+        let second = sockets.register(account, host, credential, "two", link(host));
         assert_eq!(first.ending.ended().await, REPLACED);
         drop(first);
         assert_eq!(sockets.count(), 1, "the first leaving keeps the second");
@@ -189,8 +204,9 @@ mod tests {
         let sockets = Arc::new(AgentSockets::default());
         let account = Id::new();
         let (credential, other) = (Id::new(), Id::new());
-        let revoked = sockets.register(account, Id::new(), credential, "a");
-        let kept = sockets.register(account, Id::new(), other, "b");
+        let (one, two) = (Id::new(), Id::new());
+        let revoked = sockets.register(account, one, credential, "a", link(one));
+        let kept = sockets.register(account, two, other, "b", link(two));
         let ended = sockets.revoke(account, &Revocation::Agent { id: credential });
         assert_eq!(ended, 1);
         assert_eq!(revoked.ending.ended().await, REVOKED);

@@ -221,6 +221,27 @@ impl CastRecorder {
         Ok(appended)
     }
 
+    /// Records one event of a session spog relays itself (SPEC 13.2), taken as it is: the
+    /// relay made it. Its time is moved up to the last event's when the clock of the other
+    /// side (agent or hub) is behind. True when enough is buffered that the caller should
+    /// [`Recorder::flush`] it off the async threads.
+    pub fn record(&self, time: f64, code: EventCode, data: String) -> Result<bool, RecordingError> {
+        let mut state = self.state.lock();
+        if self.is_closed() {
+            return Err(RecordingError::Ended);
+        }
+        let event = CastEvent {
+            time: time.max(state.now.last_time),
+            code,
+            data,
+        };
+        state.now.last_time = event.time;
+        count(&mut state.now, &event);
+        write_event(state.file.buffer(), &event);
+        state.activity.heard();
+        Ok(state.file.pending() >= FLUSH_AT)
+    }
+
     fn flush_locked(&self, state: &mut State) -> Result<(), RecordingError> {
         if state.file.pending() == 0 {
             return Ok(());

@@ -12,6 +12,8 @@ use std::sync::atomic::AtomicUsize;
 use parking_lot::Mutex;
 use serde::Serialize;
 use spog_core::audit::{Action, Audited};
+use spog_core::events::EventType;
+use spog_core::model::Account;
 use spog_core::recordings::{DesktopRecording, TerminalRecording};
 use spog_core::{Id, Timestamp};
 use spog_store::recordings::RecordingKind;
@@ -19,6 +21,7 @@ use tokio::sync::Notify;
 
 use super::handles::FileHandles;
 use super::{CastRecorder, FrameRecorder, Recorders, RecordingError};
+use crate::events::NewEvent;
 
 /// A kind of recording as the server writes and ends it.
 pub trait Recorded: RecordingKind + Audited + Serialize + Clone {
@@ -42,6 +45,9 @@ pub trait Recorded: RecordingKind + Audited + Serialize + Clone {
 
     /// The recording as the API shows it while it runs (its end's `before`).
     fn while_running(&self) -> impl Serialize + '_;
+
+    /// The event its start or end publishes (`ended` once it has ended), if its kind has one.
+    fn lifecycle_event(&self, account: Id<Account>, now: Timestamp) -> Option<NewEvent>;
 }
 
 /// Appends a recording's file in its format and reports how far it has grown.
@@ -89,14 +95,36 @@ impl Recorded for TerminalRecording {
         self.ended_at.is_some()
     }
 
-    /// The session's entry names its recording.
+    /// The session's entry names its recording, where it started and as whom it runs.
     fn started_metadata(&self) -> Option<serde_json::Value> {
-        Some(serde_json::json!({"recording_id": self.id}))
+        Some(
+            serde_json::json!({"recording_id": self.id, "origin": self.origin,
+            "os_user": self.os_user}),
+        )
     }
 
     /// A running terminal recording is its session.
     fn while_running(&self) -> impl Serialize + '_ {
         self.session()
+    }
+
+    /// `terminal_session.started` / `terminal_session.ended` (SPEC 11.1).
+    fn lifecycle_event(&self, account: Id<Account>, now: Timestamp) -> Option<NewEvent> {
+        let event_type = if self.has_ended() {
+            EventType::TerminalSessionEnded
+        } else {
+            EventType::TerminalSessionStarted
+        };
+        let data = serde_json::json!({"session_id": self.session_id, "host_id": self.host_id,
+            "hostname": self.hostname, "origin": self.origin, "user_email": self.user_email,
+            "os_user": self.os_user, "end_reason": self.end_reason, "exit_code": self.exit_code});
+        Some(NewEvent::new(
+            account,
+            self.organization_id,
+            event_type,
+            now,
+            data,
+        ))
     }
 }
 
@@ -128,6 +156,10 @@ impl Recorded for DesktopRecording {
 
     fn while_running(&self) -> impl Serialize + '_ {
         self
+    }
+
+    fn lifecycle_event(&self, _: Id<Account>, _: Timestamp) -> Option<NewEvent> {
+        None
     }
 }
 

@@ -123,7 +123,7 @@ async fn end_idle<K: Recorded>(
     now: Timestamp,
 ) -> anyhow::Result<bool> {
     let idle_job = Actor::system(account, "recording idle timeout", Source::Scheduler);
-    match ending::end(state, &idle_job, id, None, EndReason::Idle, now).await {
+    match ending::end(state, &idle_job, id, None, EndReason::Idle.into(), now).await {
         Ok(_) => Ok(true),
         Err(StoreError::Conflict(_) | StoreError::NotFound) => Ok(false),
         Err(other) => Err(other.into()),

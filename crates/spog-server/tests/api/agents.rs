@@ -66,13 +66,22 @@ async fn upgrade(
 
 /// A connected agent socket past `welcome`.
 async fn connected(agent: &Client) -> Socket {
+    connected_with(
+        agent,
+        json!({"terminal": false, "shell": false, "max_sessions": 0}),
+    )
+    .await
+}
+
+/// A connected agent socket past `welcome` whose `hello` says it can do `capabilities`.
+pub async fn connected_with(agent: &Client, capabilities: Value) -> Socket {
     let mut socket = upgrade(agent, "spog-agent.v2, spog-agent.v1")
         .await
         .expect("the upgrade");
     let hello = json!({"type": "hello", "agent_version": "0.1.0",
         "facts": {"os": "linux", "kernel": "6.1.0", "arch": "x86_64", "hostname": "web-1",
                   "cpu_count": 2, "agent_version": "0.1.0"},
-        "capabilities": {"terminal": false, "shell": false, "max_sessions": 0}});
+        "capabilities": capabilities});
     socket
         .send(Message::Text(hello.to_string().into()))
         .await

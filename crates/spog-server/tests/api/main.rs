@@ -26,6 +26,7 @@ mod smtp;
 mod socket_credentials;
 mod terminal;
 mod transport;
+mod web_terminal;
 mod webhooks;
 
 use std::sync::Arc;

@@ -94,7 +94,7 @@ async fn download(
 }
 
 /// Replays a `.cast` in avt, as a player would, and returns the screen's lines.
-fn replay(cast: &str) -> Vec<String> {
+pub fn replay(cast: &str) -> Vec<String> {
     let mut lines = cast.lines();
     let header: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
     let mut terminal = avt::Terminal::new(

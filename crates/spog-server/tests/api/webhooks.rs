@@ -46,7 +46,12 @@ async fn event_types_are_listed_with_their_descriptions() {
         let (status, body) = viewer.get("/webhooks/event-types").await;
         assert_eq!(status, StatusCode::OK);
         let items = body["items"].as_array().unwrap();
-        assert_eq!(items.len(), 14);
+        assert_eq!(items.len(), 16);
+        assert!(
+            items
+                .iter()
+                .any(|t| t["event_type"] == "terminal_session.ended")
+        );
         assert!(items.iter().any(|t| t["event_type"] == "host.enrolled"));
         assert_eq!(
             items[0],

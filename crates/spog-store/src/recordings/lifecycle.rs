@@ -208,6 +208,7 @@ pub async fn end<K: RecordingKind>(
     recording: Id<K>,
     progress: Option<&K::Progress>,
     reason: EndReason,
+    exit_code: Option<i32>,
     now: Timestamp,
 ) -> StoreResult<K> {
     if let Some(progress) = progress {
@@ -216,8 +217,12 @@ pub async fn end<K: RecordingKind>(
     let mut sql = Sql::new(&format!("UPDATE {} SET ended_at = ", K::TABLE));
     sql.bind(now.micros())
         .push(", end_reason = ")
-        .bind(reason.as_str())
-        .push(" WHERE account_id = ")
+        .bind(reason.as_str());
+    // Terminal sessions only: the exit status of the shell.
+    if let Some(code) = exit_code {
+        sql.push(", exit_code = ").bind(i64::from(code));
+    }
+    sql.push(" WHERE account_id = ")
         .bind(account.to_string())
         .push(" AND id = ")
         .bind(recording.to_string())

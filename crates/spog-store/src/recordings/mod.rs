@@ -38,10 +38,19 @@ pub struct Filter {
 /// How a recording ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EndReason {
-    /// Its source ended it.
+    /// Its source ended it, or an administrator did.
     Ended,
-    /// The scheduler ended it after its source went silent.
+    /// The scheduler ended it after its source went silent, or a web terminal had no input
+    /// for `terminal_idle_timeout`.
     Idle,
+    /// The terminal's shell exited.
+    Exited,
+    /// The browser closed the web terminal.
+    Closed,
+    /// The agent's connection dropped.
+    AgentDisconnected,
+    /// The agent could not start the shell.
+    SpawnFailed,
 }
 
 impl EndReason {
@@ -49,6 +58,10 @@ impl EndReason {
         match self {
             EndReason::Ended => "ended",
             EndReason::Idle => "idle",
+            EndReason::Exited => "exited",
+            EndReason::Closed => "closed",
+            EndReason::AgentDisconnected => "agent_disconnected",
+            EndReason::SpawnFailed => "spawn_failed",
         }
     }
 }

@@ -10,7 +10,8 @@ use crate::{Sql, StoreError, StoreResult};
 
 const SELECT: &str = "SELECT r.id, r.session_id, r.organization_id, r.host_id, h.hostname, r.user_id, \
      r.user_email, r.shell, r.width, r.height, r.started_at, r.ended_at, r.end_reason, \
-     r.duration_micros, r.bytes_in, r.bytes_out, r.event_count, r.file_path \
+     r.duration_micros, r.bytes_in, r.bytes_out, r.event_count, r.file_path, r.origin, r.os_user, \
+     r.client_addr, r.exit_code \
      FROM terminal_recordings r JOIN hosts h ON h.id = r.host_id WHERE r.account_id = ";
 
 #[derive(sqlx::FromRow)]
@@ -34,6 +35,10 @@ pub struct Row {
     bytes_out: i64,
     event_count: i64,
     file_path: String,
+    origin: String,
+    os_user: Option<String>,
+    client_addr: Option<String>,
+    exit_code: Option<i64>,
 }
 
 impl TryFrom<Row> for TerminalRecording {
@@ -58,6 +63,10 @@ impl TryFrom<Row> for TerminalRecording {
             event_count: row.event_count,
             end_reason: row.end_reason,
             file_path: row.file_path,
+            origin: row.origin,
+            os_user: row.os_user,
+            client_addr: row.client_addr,
+            exit_code: row.exit_code.and_then(|code| i32::try_from(code).ok()),
         })
     }
 }
@@ -66,23 +75,28 @@ impl RecordingKind for TerminalRecording {
     const TABLE: &'static str = "terminal_recordings";
     const SELECT: &'static str = SELECT;
     const EXTENSION: &'static str = "cast";
-    const OWN_COLUMNS: &'static str = ", session_id, shell";
+    const OWN_COLUMNS: &'static str = ", session_id, shell, origin, os_user, client_addr";
     const NOUN: &'static str = "session";
     const ADDRESS_COLUMN: &'static str = "r.session_id";
 
     type Address = Id<TerminalSession>;
     type Row = Row;
-    /// The shell the session runs.
-    type Start<'a> = &'a str;
+    type Start<'a> = SessionStart<'a>;
     type Progress = Progress;
 
     /// A new session starts with its recording.
-    fn bind_own(sql: &mut Sql, shell: &&str) {
+    fn bind_own(sql: &mut Sql, start: &SessionStart<'_>) {
         let session: Id<TerminalSession> = Id::new();
         sql.push(", ")
             .bind(session.to_string())
             .push(", ")
-            .bind((*shell).to_owned());
+            .bind(start.shell.to_owned())
+            .push(", ")
+            .bind(start.origin.as_str())
+            .push(", ")
+            .bind(start.os_user.map(str::to_owned))
+            .push(", ")
+            .bind(start.client_addr.map(str::to_owned));
     }
 
     fn set_progress(sql: &mut Sql, progress: &Progress) {
@@ -102,6 +116,39 @@ impl RecordingKind for TerminalRecording {
 
     fn id(&self) -> Id<Self> {
         self.id
+    }
+}
+
+/// What a terminal session starts with beside what every recording has.
+pub struct SessionStart<'a> {
+    /// The shell the session runs.
+    pub shell: &'a str,
+    pub origin: Origin,
+    pub os_user: Option<&'a str>,
+    pub client_addr: Option<&'a str>,
+}
+
+/// Where a session started (SPEC 13).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Streamed by a gateway through the ingest API (SPEC 8.1).
+    Api,
+    /// The console's web terminal.
+    Console,
+    /// `spog-agent shell` under sshd.
+    Ssh,
+    /// `spog-agent shell` as a local login shell.
+    Local,
+}
+
+impl Origin {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Origin::Api => "api",
+            Origin::Console => "console",
+            Origin::Ssh => "ssh",
+            Origin::Local => "local",
+        }
     }
 }
 

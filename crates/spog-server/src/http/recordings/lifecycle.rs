@@ -15,6 +15,7 @@ use spog_store::recordings::{self, EndReason, Filter, NewRecording};
 use super::{RecordingParams, recording_subject};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
+use crate::events::{self, Announcements};
 use crate::http::ws::admit;
 use crate::hub::sockets::SocketLease;
 use crate::recordings::ending;
@@ -53,6 +54,7 @@ pub async fn start<K: Recorded>(
     };
     let recording: K = recordings::start(&mut tx, &new, own).await?;
     let opened = state.recorders.recorder(&recording).await;
+    let mut announcements = Announcements::default();
     let committed = async {
         opened?;
         let mut entry = auth
@@ -62,6 +64,9 @@ pub async fn start<K: Recorded>(
             entry = entry.metadata(metadata);
         }
         tx.record(entry).await?;
+        if let Some(event) = recording.lifecycle_event(auth.account(), new.started_at) {
+            events::publish(&mut tx, event, new.started_at, &mut announcements).await?;
+        }
         tx.commit().await?;
         Ok::<_, ApiError>(())
     }
@@ -73,6 +78,7 @@ pub async fn start<K: Recorded>(
             .await;
         return Err(error);
     }
+    announcements.send(&state.bus).await;
     Ok(recording)
 }
 
@@ -161,7 +167,7 @@ pub async fn end<K: Recorded>(state: &AppState, auth: &Auth, address: K::Address
         &auth.actor(),
         recording.id(),
         Some(&recording),
-        EndReason::Ended,
+        EndReason::Ended.into(),
         Timestamp::now(),
     )
     .await?;

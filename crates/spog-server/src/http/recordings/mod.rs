@@ -3,7 +3,7 @@
 //! are the recording itself, not changes of record, and are not (the file is their record).
 
 pub mod desktop;
-mod lifecycle;
+pub mod lifecycle;
 mod live;
 mod playback;
 mod stream;

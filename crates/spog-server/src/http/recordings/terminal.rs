@@ -18,6 +18,7 @@ use spog_core::recordings::{
 };
 use spog_core::{BoundedList, FieldErrors, Id, validate};
 use spog_store::recordings;
+use spog_store::recordings::terminal::{Origin, SessionStart};
 use tracing::{Instrument, Span};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -85,8 +86,13 @@ async fn start_session(
         width: body.width,
         height: body.height,
     };
-    let recording: TerminalRecording =
-        lifecycle::start(&state, &auth, start, shell.as_str()).await?;
+    let own = SessionStart {
+        shell: shell.as_str(),
+        origin: Origin::Api,
+        os_user: None,
+        client_addr: None,
+    };
+    let recording: TerminalRecording = lifecycle::start(&state, &auth, start, own).await?;
     let session = recording.session();
     Ok((StatusCode::CREATED, Json(session)))
 }

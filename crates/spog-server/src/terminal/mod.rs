@@ -1,0 +1,11 @@
+//! The web terminal (SPEC 13): a browser's WebSocket relayed to a PTY the host's agent opens
+//! on one of its channels, every byte recorded on the way by the instance that holds the
+//! agent's connection.
+
+mod channel;
+mod link;
+pub mod open;
+mod relay;
+
+pub use channel::Overrun;
+pub use link::AgentLink;

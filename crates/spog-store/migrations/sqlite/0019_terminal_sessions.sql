@@ -1,0 +1,12 @@
+-- Terminal sessions that spog relays itself (SPEC 13): where a session started, as whom it
+-- runs on the host, from where, and how its shell exited. Sessions streamed through the
+-- ingest API are `api`.
+
+ALTER TABLE terminal_recordings ADD COLUMN origin TEXT NOT NULL DEFAULT 'api';
+ALTER TABLE terminal_recordings ADD COLUMN os_user TEXT;
+ALTER TABLE terminal_recordings ADD COLUMN client_addr TEXT;
+ALTER TABLE terminal_recordings ADD COLUMN exit_code BIGINT;
+
+-- `terminal.connect` is the built-in admin role's like every permission (SPEC 11.1).
+UPDATE roles SET permissions = permissions || ',terminal.connect'
+    WHERE builtin = 1 AND name = 'admin' AND permissions NOT LIKE '%terminal.connect%';
