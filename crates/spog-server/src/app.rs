@@ -66,10 +66,12 @@ impl Running {
 /// Opens the database (migrating it), initialises it on first start, starts the workers and
 /// serves on `listener` until `shutdown` is cancelled.
 pub async fn launch(
-    config: Config,
+    mut config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Running> {
+    // The address peers reach this instance at is the one bound (`listen` may say port 0).
+    config.listen = listener.local_addr()?;
     // Bound first, so an address in use fails the start before anything runs.
     let metrics_listener = match config.metrics_listen {
         Some(address) => Some(TcpListener::bind(address).await?),
@@ -113,6 +115,7 @@ pub async fn launch(
         workers::recordings::spawn_flush(&state, shutdown.clone()),
         workers::recordings::spawn_idle(&state, shutdown.clone()),
     ];
+    workers.extend(workers::cluster::spawn(&state, shutdown.clone()));
     workers.extend(state.bus.spawn_listener(shutdown.clone()));
     workers.push(state.bus.spawn_coalescer(shutdown.clone()));
     workers.push(state.bus.spawn_rechecker(shutdown.clone()));
@@ -204,6 +207,7 @@ pub fn router(state: AppState) -> Router {
     let config = &state.config;
     Router::new()
         .nest("/api/v1", api)
+        .merge(crate::terminal::open::internal_router())
         .merge(http::system::root_router())
         .merge(console::router())
         .layer(DefaultBodyLimit::max(config.body_limit))

@@ -31,6 +31,8 @@ const BOUND: &str = "v2:";
 pub struct Keys {
     pub jwt: [u8; 32],
     pub csrf: [u8; 32],
+    /// Signs the short-lived tokens instances present to each other (SPEC 13.4).
+    pub cluster: [u8; 32],
     secrets: Aes256Gcm,
     pub checkpoint: SigningKey,
 }
@@ -89,6 +91,7 @@ impl Keys {
         Self {
             jwt: derive("spog jwt v1"),
             csrf: derive("spog csrf v1"),
+            cluster: derive("spog cluster v1"),
             secrets: Aes256Gcm::new(&derive("spog secrets at rest v1").into()),
             checkpoint: SigningKey::from_bytes(&derive("spog audit checkpoints v1")),
         }

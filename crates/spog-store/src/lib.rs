@@ -8,6 +8,7 @@ pub mod alerting;
 pub mod audit;
 mod backup;
 pub mod channels;
+pub mod cluster;
 pub mod deliveries;
 mod error;
 pub mod events;

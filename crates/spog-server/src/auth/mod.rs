@@ -18,5 +18,5 @@ pub use csrf::{CSRF_HEADER, SESSION_COOKIE, check as check_csrf};
 pub use extract::{Auth, Require, RequiredPermission, permissions};
 pub use principal::{
     Credential, Principal, RequestInfo, agent_refused, authenticate, authenticate_any,
-    authenticate_token, principal_again, principal_of_agent,
+    authenticate_token, presented_token, principal_again, principal_of_agent,
 };

@@ -149,6 +149,14 @@ fn presented(headers: &HeaderMap) -> Option<Presented> {
         .map(|c| Presented::Cookie(c.value().to_owned()))
 }
 
+/// The credential a request presents as it was given (a bearer token or the session cookie's
+/// token), to be presented again on the caller's behalf to a peer instance (SPEC 13.4).
+pub fn presented_token(headers: &HeaderMap) -> Option<String> {
+    match presented(headers)? {
+        Presented::Bearer(token) | Presented::Cookie(token) => Some(token),
+    }
+}
+
 const INVALID: &str = "the credential is invalid, expired or revoked";
 
 /// Resolves the caller, or 401. An agent credential is refused (403): it serves only the

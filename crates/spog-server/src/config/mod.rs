@@ -22,6 +22,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// Where the other instances of a cluster reach this one (SPEC 13.4); `http://{listen}`
+    /// when `listen` is not a wildcard address.
+    pub cluster_url: Option<String>,
     /// SQLite file, server key and recordings live here.
     pub data_dir: PathBuf,
     /// `sqlite://PATH` or `postgres://…`; empty means a SQLite file in the data directory.
@@ -148,6 +151,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            cluster_url: None,
             data_dir: PathBuf::from("./data"),
             database_url: String::new(),
             database_max_connections: 16,
@@ -260,7 +264,23 @@ impl Config {
         }
     }
 
+    /// Where peers reach this instance: `cluster_url`, else `http://{listen}` unless `listen`
+    /// is a wildcard address (then only `cluster_url` can say).
+    pub fn advertised_url(&self) -> Option<String> {
+        if let Some(url) = &self.cluster_url {
+            return Some(url.trim_end_matches('/').to_owned());
+        }
+        (!self.listen.ip().is_unspecified()).then(|| format!("http://{}", self.listen))
+    }
+
     pub fn validate(&self) -> Result<(), String> {
+        // Peers talk over the cluster's own network, authenticated by tokens signed with the
+        // shared server key; TLS between instances is the network's (a mesh or a VPN).
+        if let Some(url) = &self.cluster_url
+            && !url.starts_with("http://")
+        {
+            return Err("cluster_url must be an http:// address".into());
+        }
         if !self.database_url.is_empty()
             && spog_store::Backend::from_url(&self.database_url).is_none()
         {

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use spog_core::Id;
 use spog_core::model::{Account, Host, HostAgent, User};
 use spog_core::notification::Notification;
+use spog_core::recordings::TerminalRecording;
 use spog_store::{Backend, Store, signals};
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +24,7 @@ use super::agents::AgentSockets;
 use super::sockets::{self, Revocation, Sockets};
 use super::{Dashboard, Hub};
 use crate::auth::AuthCache;
+use crate::terminal::Relays;
 
 const CHANNEL: &str = "spog_bus";
 
@@ -54,6 +56,8 @@ pub enum BusEvent {
     RightsChanged { account: Id<Account> },
     /// A host's agent connected: its other connections, on any instance, are replaced.
     AgentConnected { host: Id<Host>, connection: String },
+    /// A terminal session ended on record: its relay, on whichever instance, hangs up.
+    TerminalEnded { recording: Id<TerminalRecording> },
 }
 
 /// A change to who may do what, announced with [`Bus::credentials_changed`].
@@ -77,6 +81,8 @@ pub struct Bus {
     auth_cache: Arc<AuthCache>,
     /// The agent sockets of this instance.
     pub agents: Arc<AgentSockets>,
+    /// The web terminals relayed by this instance.
+    pub relays: Arc<Relays>,
 }
 
 /// Dashboard topics whose data changed, by account, not yet announced.
@@ -95,6 +101,7 @@ impl Bus {
             sockets,
             auth_cache,
             agents: Arc::default(),
+            relays: Arc::default(),
         }
     }
 
@@ -225,6 +232,7 @@ impl Bus {
             BusEvent::AgentConnected { host, connection } => {
                 self.agents.replaced(host, &connection);
             }
+            BusEvent::TerminalEnded { recording } => self.relays.ended(recording),
             BusEvent::RightsChanged { account } => {
                 self.auth_cache.clear();
                 self.spawn_recheck(Some(account));

@@ -73,5 +73,8 @@ pub async fn end<R: Recorded>(
     }
     tx.commit().await?;
     announcements.send(&state.bus).await;
+    if let Some(event) = R::ended_on_bus(id) {
+        state.bus.publish(event).await;
+    }
     Ok(ended)
 }

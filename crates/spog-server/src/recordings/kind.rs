@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 use super::handles::FileHandles;
 use super::{CastRecorder, FrameRecorder, Recorders, RecordingError};
 use crate::events::NewEvent;
+use crate::hub::bus::BusEvent;
 
 /// A kind of recording as the server writes and ends it.
 pub trait Recorded: RecordingKind + Audited + Serialize + Clone {
@@ -48,6 +49,9 @@ pub trait Recorded: RecordingKind + Audited + Serialize + Clone {
 
     /// The event its start or end publishes (`ended` once it has ended), if its kind has one.
     fn lifecycle_event(&self, account: Id<Account>, now: Timestamp) -> Option<NewEvent>;
+
+    /// What tells every instance that it ended, if anything running there must know.
+    fn ended_on_bus(id: Id<Self>) -> Option<BusEvent>;
 }
 
 /// Appends a recording's file in its format and reports how far it has grown.
@@ -108,6 +112,11 @@ impl Recorded for TerminalRecording {
         self.session()
     }
 
+    /// A relayed web terminal hangs up (SPEC 13.4).
+    fn ended_on_bus(id: Id<Self>) -> Option<BusEvent> {
+        Some(BusEvent::TerminalEnded { recording: id })
+    }
+
     /// `terminal_session.started` / `terminal_session.ended` (SPEC 11.1).
     fn lifecycle_event(&self, account: Id<Account>, now: Timestamp) -> Option<NewEvent> {
         let event_type = if self.has_ended() {
@@ -159,6 +168,10 @@ impl Recorded for DesktopRecording {
     }
 
     fn lifecycle_event(&self, _: Id<Account>, _: Timestamp) -> Option<NewEvent> {
+        None
+    }
+
+    fn ended_on_bus(_: Id<Self>) -> Option<BusEvent> {
         None
     }
 }

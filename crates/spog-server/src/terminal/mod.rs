@@ -3,9 +3,12 @@
 //! agent's connection.
 
 mod channel;
+mod cluster;
 mod link;
 pub mod open;
 mod relay;
+mod relays;
 
 pub use channel::Overrun;
 pub use link::AgentLink;
+pub use relays::Relays;

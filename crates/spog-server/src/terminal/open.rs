@@ -1,6 +1,9 @@
 //! `GET /api/v1/hosts/{id}/terminal` (SPEC 13.1): everything is checked before the upgrade
 //! (401, 403, 404, 422, 409 `host_offline` / `terminal_disabled`), then the session and its
-//! recording start, on record, and the agent is asked to open the PTY.
+//! recording start, on record, and the agent is asked to open the PTY. When another instance
+//! holds the host's agent, the terminal is opened there and spliced (SPEC 13.4):
+//! `/internal/v1/hosts/{id}/terminal` is the same with the caller checked again on that
+//! instance, reached only with a cluster token.
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Query, State, WebSocketUpgrade};
@@ -9,8 +12,8 @@ use axum::http::request::Parts;
 use axum::response::Response;
 use serde::Deserialize;
 use spog_core::model::Host;
-use spog_core::{FieldErrors, Id, Permission};
-use spog_protocol::{HubMessage, MAX_MESSAGE_BYTES};
+use spog_core::{FieldError, FieldErrors, Id, Permission};
+use spog_protocol::HubMessage;
 use spog_store::recordings::EndReason;
 use spog_store::recordings::terminal::{Origin, SessionStart};
 use tokio::time::Instant;
@@ -19,24 +22,35 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::cluster::{self, CLIENT_ADDR};
+use super::link::AgentLink;
 use super::relay::{self, Opened};
-use crate::auth::{Auth, RequestInfo, authenticate, authenticate_token};
+use crate::auth::{Auth, RequestInfo, authenticate, authenticate_token, presented_token};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::AppPath;
 use crate::http::hosts::visible_host;
 use crate::http::recordings::lifecycle::{self, Start};
 use crate::http::recordings::websocket;
 use crate::http::ws::admit;
+use crate::hub::sockets::SocketLease;
 use crate::state::AppState;
+
+/// What the terminal's WebSocket takes per message at most: keystrokes and pastes.
+const MAX_BROWSER_MESSAGE: usize = 256 * 1024;
+/// What xterm.js speaks.
+const TERM: &str = "xterm-256color";
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(open_terminal))
 }
 
-/// What the terminal's WebSocket sends per message at most: keystrokes and pastes.
-const MAX_BROWSER_MESSAGE: usize = 256 * 1024;
-/// What xterm.js speaks.
-const TERM: &str = "xterm-256color";
+/// The instance-to-instance endpoint; not in the OpenAPI document.
+pub fn internal_router() -> axum::Router<AppState> {
+    axum::Router::new().route(
+        "/internal/v1/hosts/{id}/terminal",
+        axum::routing::get(internal_terminal),
+    )
+}
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +63,9 @@ pub struct TerminalParams {
     /// A credential for clients that cannot set a header.
     token: Option<String>,
 }
+
+type QueryResult = Result<Query<TerminalParams>, axum::extract::rejection::QueryRejection>;
+type UpgradeResult = Result<WebSocketUpgrade, WebSocketUpgradeRejection>;
 
 fn conflict(code: &'static str, message: &str) -> ApiError {
     ApiError::Coded {
@@ -74,10 +91,14 @@ pub async fn open_terminal(
     State(state): State<AppState>,
     parts: Parts,
     AppPath(host): AppPath<Id<Host>>,
-    query: Result<Query<TerminalParams>, axum::extract::rejection::QueryRejection>,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    query: QueryResult,
+    upgrade: UpgradeResult,
 ) -> ApiResult<Response> {
     let Query(params) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+    let credential = params
+        .token
+        .clone()
+        .or_else(|| presented_token(&parts.headers));
     let principal = match &params.token {
         Some(token) => authenticate_token(&state, token).await?,
         None => authenticate(&state, &parts.headers).await?,
@@ -86,6 +107,89 @@ pub async fn open_terminal(
         principal,
         request: RequestInfo::from_parts(&parts),
     };
+    let checked = check(&state, &auth, host, &params).await?;
+    let upgrade = websocket(upgrade)?.max_message_size(MAX_BROWSER_MESSAGE);
+    let lease = admit(
+        &state,
+        &auth.principal,
+        &parts.headers,
+        Some(Permission::TerminalConnect),
+    )?;
+    if let Some(link) = state.bus.agents.link(auth.account(), checked.host) {
+        return start(state, auth, checked, link, upgrade, lease).await;
+    }
+    let credential = credential.unwrap_or_default();
+    let upstream = cluster::open_upstream(
+        &state,
+        auth.account(),
+        checked.host,
+        &credential,
+        auth.request.ip.as_deref(),
+        (checked.cols, checked.rows),
+    )
+    .await;
+    match upstream {
+        Ok(upstream) => {
+            let span = Span::current();
+            Ok(upgrade.on_upgrade(move |socket| {
+                cluster::splice(socket, upstream, lease).instrument(span)
+            }))
+        }
+        Err(refusal) => Ok(*refusal),
+    }
+}
+
+/// The terminal of a caller another instance reached (SPEC 13.4): its credential is checked
+/// again here, its address is the one that instance saw.
+async fn internal_terminal(
+    State(state): State<AppState>,
+    parts: Parts,
+    AppPath(host): AppPath<Id<Host>>,
+    query: QueryResult,
+    upgrade: UpgradeResult,
+) -> ApiResult<Response> {
+    cluster::check(&state, &parts.headers, parts.uri.path())?;
+    let Query(params) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+    let principal = authenticate(&state, &parts.headers).await?;
+    let mut request = RequestInfo::from_parts(&parts);
+    request.ip = parts
+        .headers
+        .get(CLIENT_ADDR)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let auth = Auth { principal, request };
+    let checked = check(&state, &auth, host, &params).await?;
+    let upgrade = websocket(upgrade)?.max_message_size(MAX_BROWSER_MESSAGE);
+    let lease = admit(
+        &state,
+        &auth.principal,
+        &parts.headers,
+        Some(Permission::TerminalConnect),
+    )?;
+    let Some(link) = state.bus.agents.link(auth.account(), checked.host) else {
+        return Err(conflict(
+            "host_offline",
+            "the host's agent is not connected",
+        ));
+    };
+    start(state, auth, checked, link, upgrade, lease).await
+}
+
+/// What the checks found.
+struct Checked {
+    host: Id<Host>,
+    user: Id<spog_core::model::User>,
+    cols: u16,
+    rows: u16,
+}
+
+/// The caller may open a terminal of this size on this host (403, 404, 422 otherwise).
+async fn check(
+    state: &AppState,
+    auth: &Auth,
+    host: Id<Host>,
+    params: &TerminalParams,
+) -> ApiResult<Checked> {
     if !auth.has(Permission::TerminalConnect) {
         return Err(ApiError::Forbidden(
             "this requires the terminal.connect permission".to_owned(),
@@ -98,26 +202,29 @@ pub async fn open_terminal(
     };
     let host = {
         let mut conn = state.store.conn().await?;
-        visible_host(&mut conn, &auth, host).await?
+        visible_host(&mut conn, auth, host).await?
     };
     let mut errors = FieldErrors::new();
     let cols = errors.check(size("cols", params.cols.unwrap_or(80)));
     let rows = errors.check(size("rows", params.rows.unwrap_or(24)));
     errors.into_result()?;
-    let (cols, rows) = (cols.unwrap_or(80), rows.unwrap_or(24));
-    let upgrade = websocket(upgrade)?;
-    let lease = admit(
-        &state,
-        &auth.principal,
-        &parts.headers,
-        Some(Permission::TerminalConnect),
-    )?;
-    let Some(link) = state.bus.agents.link(auth.account(), host.id) else {
-        return Err(conflict(
-            "host_offline",
-            "the host's agent is not connected",
-        ));
-    };
+    Ok(Checked {
+        host: host.id,
+        user,
+        cols: cols.unwrap_or(80),
+        rows: rows.unwrap_or(24),
+    })
+}
+
+/// Starts the session on record, asks the agent for the PTY and relays once upgraded.
+async fn start(
+    state: AppState,
+    auth: Auth,
+    checked: Checked,
+    link: std::sync::Arc<AgentLink>,
+    upgrade: WebSocketUpgrade,
+    lease: SocketLease,
+) -> ApiResult<Response> {
     if !link.terminal {
         return Err(conflict(
             "terminal_disabled",
@@ -125,10 +232,10 @@ pub async fn open_terminal(
         ));
     }
     let start = Start {
-        host: host.id,
-        user,
-        width: i64::from(cols),
-        height: i64::from(rows),
+        host: checked.host,
+        user: checked.user,
+        width: i64::from(checked.cols),
+        height: i64::from(checked.rows),
     };
     let own = SessionStart {
         shell: link.shell.as_deref().unwrap_or_default(),
@@ -150,8 +257,8 @@ pub async fn open_terminal(
     let open = HubMessage::Open {
         channel: opened.channel.number,
         session_id: opened.recording.session_id.to_string(),
-        cols,
-        rows,
+        cols: checked.cols,
+        rows: checked.rows,
         term: TERM.to_owned(),
     };
     if link.send(&open).await.is_err() {
@@ -160,10 +267,9 @@ pub async fn open_terminal(
         return Err(conflict("host_offline", "the host's agent disconnected"));
     }
     let span = Span::current();
-    let unserved = Unserved(Some((state.clone(), opened)));
+    let unserved = Unserved(Some((state, opened)));
     Ok(upgrade
-        .max_message_size(MAX_BROWSER_MESSAGE.min(MAX_MESSAGE_BYTES))
-        .on_failed_upgrade(move |error| {
+        .on_failed_upgrade(|error| {
             tracing::info!(%error, "a terminal's browser left during the upgrade");
         })
         .on_upgrade(move |socket| {
@@ -197,9 +303,9 @@ impl Drop for Unserved {
     }
 }
 
-fn size(field: &str, value: i64) -> Result<u16, spog_core::FieldError> {
+fn size(field: &str, value: i64) -> Result<u16, FieldError> {
     u16::try_from(value)
         .ok()
         .filter(|v| (1..=1000).contains(v))
-        .ok_or_else(|| spog_core::FieldError::new(field, "must be between 1 and 1000"))
+        .ok_or_else(|| FieldError::new(field, "must be between 1 and 1000"))
 }

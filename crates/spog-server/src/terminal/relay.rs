@@ -19,6 +19,7 @@ use spog_core::utf8_stream::Utf8Stream;
 use spog_protocol::{CHANNEL_WINDOW_BYTES, HubMessage, OpenErrorCode};
 use spog_store::recordings::EndReason;
 use tokio::time::{Instant, sleep_until, timeout};
+use tokio_util::sync::CancellationToken;
 
 use super::channel::{Channel, FromAgent};
 use super::link::AgentLink;
@@ -79,6 +80,7 @@ enum Control {
 /// Serves the browser's socket until the session ends, then ends the session on record.
 pub async fn serve(state: AppState, mut socket: WebSocket, opened: Opened, lease: SocketLease) {
     opened.recorder.streams().fetch_add(1, Ordering::AcqRel);
+    let place = state.bus.relays.register(opened.recording.id);
     let mut relay = Relay {
         state: &state,
         opened: &opened,
@@ -88,7 +90,7 @@ pub async fn serve(state: AppState, mut socket: WebSocket, opened: Opened, lease
         closing: None,
         pid: None,
     };
-    let outcome = relay.run(&mut socket).await;
+    let outcome = relay.run(&mut socket, &place.ended).await;
     opened.link.forget(opened.channel.number);
     opened.recorder.streams().fetch_sub(1, Ordering::AcqRel);
     let ending = Ending {
@@ -163,11 +165,14 @@ struct Relay<'a> {
 }
 
 impl Relay<'_> {
-    async fn run(&mut self, socket: &mut WebSocket) -> Outcome {
+    /// Relays until the session ends; `ended_on_record` fires when it was ended on record
+    /// by someone else (an administrator, on any instance).
+    async fn run(
+        &mut self,
+        socket: &mut WebSocket,
+        ended_on_record: &CancellationToken,
+    ) -> Outcome {
         let opened = self.opened;
-        let ended_elsewhere = opened.recorder.closing().notified();
-        tokio::pin!(ended_elsewhere);
-        ended_elsewhere.as_mut().enable();
         let open_deadline = opened.opened_at + OPEN_TIMEOUT;
         let idle_timeout = self.state.config.terminal_idle_timeout;
         let mut idle_deadline = Instant::now() + idle_timeout;
@@ -199,7 +204,7 @@ impl Relay<'_> {
                         self.close(EndReason::Closed).await;
                     }
                 }
-                _ = &mut ended_elsewhere, if self.closing.is_none() => {
+                _ = ended_on_record.cancelled(), if self.closing.is_none() => {
                     self.close(EndReason::Ended).await;
                 }
                 _ = sleep_until(idle_deadline), if !idle_timeout.is_zero() && self.closing.is_none() && self.pid.is_some() => {

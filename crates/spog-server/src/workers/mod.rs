@@ -6,6 +6,7 @@
 pub mod alert_evaluation;
 pub mod audit_linker;
 pub mod checkpoints;
+pub mod cluster;
 pub mod delivery;
 pub mod delivery_cleanup;
 pub mod liveness;

@@ -470,3 +470,76 @@ async fn wait_for_end(admin: &Client, host: &str, count: usize) -> Vec<Value> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn on_postgres_a_terminal_opened_on_one_instance_is_relayed_and_recorded_by_the_agents() {
+    let Ok(admin_url) = std::env::var(spog_store::testing::POSTGRES_ENV) else {
+        eprintln!("skipped: SPOG_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let database = std::sync::Arc::new(spog_store::testing::postgres(&admin_url).await);
+    let config = || spog_server::testing::test_config(&database, crate::temp_dir());
+    let holder = TestServer::start_with(database.clone(), config()).await;
+    let other = TestServer::start_with(database.clone(), config()).await;
+    let admin = holder.admin().await;
+    let (host, mut agent) = host_with_agent(&holder, &admin, "term-1", TERMINAL).await;
+    let mut elsewhere = admin.clone();
+    elsewhere.base = other.base.clone();
+
+    let (mut browser, channel, session) = opened(&elsewhere, &host, &mut agent).await;
+    browser
+        .send(Message::Binary(b"ls\r".to_vec().into()))
+        .await
+        .unwrap();
+    let frame = match next(&mut agent).await {
+        Received::Bytes(bytes) => bytes,
+        other => panic!("expected input, got {other:?}"),
+    };
+    assert_eq!(Frame::decode(&frame).unwrap().data, b"ls\r");
+    output(&mut agent, channel, 5_000, b"file-a  file-b\r\n").await;
+    assert_eq!(browser_bytes(&mut browser, 16).await, b"file-a  file-b\r\n");
+
+    // Ended by an administrator on the instance that does not relay it.
+    let session_id = session["session_id"].as_str().unwrap();
+    let (status, body) = elsewhere
+        .post(&format!("/terminal/sessions/{session_id}/end"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let close = next_of(&mut agent, "close").await;
+    assert_eq!(close["channel"], channel);
+    say(
+        &mut agent,
+        json!({"type": "exit", "channel": channel, "exit_code": 0}),
+    )
+    .await;
+    assert_eq!(next_of(&mut browser, "exit").await["reason"], "ended");
+
+    let ended = wait_for_end(&admin, &host, 1).await;
+    assert_eq!(ended.len(), 1, "recorded once");
+    assert_eq!(ended[0]["client_addr"], "127.0.0.1");
+    let id = ended[0]["id"].as_str().unwrap();
+    let cast = admin
+        .request(
+            reqwest::Method::GET,
+            &format!("/terminal/recordings/{id}/cast"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(cast.contains("file-a  file-b"), "{cast}");
+
+    // The internal endpoint answers only its peers.
+    let internal = format!("{}/internal/v1/hosts/{host}/terminal", other.base);
+    let response = reqwest::Client::new()
+        .get(&internal)
+        .bearer_auth(admin.token.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    holder.stop().await;
+    other.stop().await;
+}

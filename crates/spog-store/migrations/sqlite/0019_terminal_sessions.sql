@@ -10,3 +10,11 @@ ALTER TABLE terminal_recordings ADD COLUMN exit_code BIGINT;
 -- `terminal.connect` is the built-in admin role's like every permission (SPEC 11.1).
 UPDATE roles SET permissions = permissions || ',terminal.connect'
     WHERE builtin = 1 AND name = 'admin' AND permissions NOT LIKE '%terminal.connect%';
+
+-- The instances of a cluster and where their peers reach them (SPEC 13.4): the instance
+-- holding a host's agent relays terminals opened on another; each refreshes its row every 10 s.
+CREATE TABLE cluster_instances (
+    instance_id  TEXT PRIMARY KEY,
+    cluster_url  TEXT NOT NULL,
+    seen_at      BIGINT NOT NULL
+);
