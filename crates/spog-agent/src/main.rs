@@ -14,6 +14,7 @@ mod metrics;
 mod run;
 mod session;
 mod status;
+mod terminal;
 mod tls;
 
 use std::path::{Path, PathBuf};

@@ -22,6 +22,7 @@ use crate::hub_url::HubUrl;
 use crate::metrics::Collector;
 use crate::session::{SessionEnd, Target, run_session};
 use crate::status::{AgentStatus, ConnectionState, write_status};
+use crate::terminal::Terminals;
 use crate::tls::TrustedRoots;
 
 /// How `run` ended.
@@ -40,6 +41,7 @@ pub struct Shared {
     facts: Mutex<Facts>,
     /// The facts differ from those last sent.
     pub facts_changed: Notify,
+    pub terminals: Terminals,
 }
 
 impl Shared {
@@ -67,6 +69,7 @@ pub async fn run(config: AgentConfig, enrollment: Enrollment) -> Result<RunOutco
         samples_ready: Notify::new(),
         facts: Mutex::new(initial_facts),
         facts_changed: Notify::new(),
+        terminals: Terminals::new(&config.terminal),
     });
     let (status, status_writer) = StatusBoard::start(&config, &enrollment, shared.clone());
     let sampler = tokio::spawn(sample_metrics(shared.clone(), config.metrics_interval));
@@ -79,10 +82,23 @@ pub async fn run(config: AgentConfig, enrollment: Enrollment) -> Result<RunOutco
         "spog-agent running"
     );
     if config.terminal.enabled {
-        tracing::warn!("terminal.enabled is set, but this build has no web terminal yet");
+        tracing::info!(
+            user = config.terminal.user.as_deref().unwrap_or_default(),
+            max_sessions = config.terminal.max_sessions,
+            "web terminals enabled"
+        );
     }
 
     let outcome = connect_until_stopped(&config, enrollment, &shared, &status, &mut shutdown).await;
+    // The shells of the last connection were sent SIGHUP as it ended (SIGKILL 5 s later): wait
+    // for them, so that none outlives the agent.
+    if !shared
+        .terminals
+        .wait_until_all_ended(SHELLS_END_WITHIN)
+        .await
+    {
+        tracing::warn!("some terminals had not ended when the agent stopped");
+    }
     sampler.abort();
     watcher.abort();
     status.update(|s| {
@@ -270,6 +286,8 @@ pub struct StatusBoard {
 }
 
 const STATUS_REFRESH: Duration = Duration::from_secs(60);
+/// Hang-up, SIGKILL 5 s later, and the reaping after it.
+const SHELLS_END_WITHIN: Duration = Duration::from_secs(7);
 
 impl StatusBoard {
     fn start(
