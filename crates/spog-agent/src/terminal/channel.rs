@@ -459,6 +459,9 @@ fn read_output(master: std::os::fd::RawFd, budget: u64) -> io::Result<Vec<u8>> {
     let mut message = vec![0u8; FRAME_HEADER_LEN + len];
     let n = pty::read(master, &mut message[FRAME_HEADER_LEN..])?;
     message.truncate(FRAME_HEADER_LEN + n);
+    // A keystroke's echo should not hold 64 KiB while it waits in the queue (shrinking in
+    // place is cheap).
+    message.shrink_to_fit();
     Ok(message)
 }
 
