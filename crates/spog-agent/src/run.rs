@@ -21,6 +21,7 @@ use crate::facts::{self, FACTS_CHECK_INTERVAL};
 use crate::hub_url::HubUrl;
 use crate::metrics::Collector;
 use crate::session::{SessionEnd, Target, run_session};
+use crate::shell::ShellRelay;
 use crate::status::{AgentStatus, ConnectionState, write_status};
 use crate::terminal::Terminals;
 use crate::tls::TrustedRoots;
@@ -42,6 +43,8 @@ pub struct Shared {
     /// The facts differ from those last sent.
     pub facts_changed: Notify,
     pub terminals: Terminals,
+    /// `None` when shell sessions cannot be recorded at all.
+    pub shell: Option<ShellRelay>,
 }
 
 impl Shared {
@@ -55,6 +58,13 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
+
+    /// What `hello` says the agent can do.
+    pub fn capabilities(&self) -> spog_protocol::Capabilities {
+        let mut capabilities = self.terminals.capabilities();
+        capabilities.shell = self.shell.as_ref().is_some_and(|shell| shell.listening);
+        capabilities
+    }
 }
 
 pub async fn run(config: AgentConfig, enrollment: Enrollment) -> Result<RunOutcome, String> {
@@ -64,12 +74,14 @@ pub async fn run(config: AgentConfig, enrollment: Enrollment) -> Result<RunOutco
     let initial_facts = spawn_blocking(facts::collect)
         .await
         .map_err(|e| format!("reading the host's facts: {e}"))?;
+    let shell = crate::shell::start(&config).await;
     let shared = Arc::new(Shared {
         buffer: Mutex::new(SampleBuffer::new(config.metrics_buffer)),
         samples_ready: Notify::new(),
         facts: Mutex::new(initial_facts),
         facts_changed: Notify::new(),
         terminals: Terminals::new(&config.terminal),
+        shell,
     });
     let (status, status_writer) = StatusBoard::start(&config, &enrollment, shared.clone());
     let sampler = tokio::spawn(sample_metrics(shared.clone(), config.metrics_interval));

@@ -22,6 +22,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::run::{Shared, StatusBoard};
+use crate::shell::Uploads;
 use crate::terminal::{Channels, Outgoing, Violation};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -86,6 +87,10 @@ pub async fn run_session(
     };
     let connected_at = Instant::now();
     let (channels, outgoing) = shared.terminals.connection();
+    let uploads = shared
+        .shell
+        .as_ref()
+        .map(|shell| Uploads::new(shell.spool.clone(), channels.sender()));
     let mut session = Session {
         ws: &mut ws,
         shared,
@@ -94,6 +99,7 @@ pub async fn run_session(
         last_received: connected_at,
         welcomed: false,
         channels,
+        uploads,
         outgoing,
     };
     session.converse(shutdown).await
@@ -178,6 +184,14 @@ fn describe(error: &tungstenite::Error) -> String {
     }
 }
 
+/// A `spog-agent shell` session was spooled (never, when shell sessions are off).
+async fn spool_started(shared: &Shared) {
+    match &shared.shell {
+        Some(shell) => shell.spool.started.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
 struct Session<'a> {
     ws: &'a mut Socket,
     shared: &'a Shared,
@@ -188,6 +202,8 @@ struct Session<'a> {
     welcomed: bool,
     /// The terminals of this connection; dropped with it, which hangs them all up.
     channels: Channels<'a>,
+    /// The uploads of spooled `spog-agent shell` sessions, once welcomed.
+    uploads: Option<Uploads>,
     /// What the channels send, in their order.
     outgoing: mpsc::Receiver<Outgoing>,
 }
@@ -197,7 +213,7 @@ impl Session<'_> {
         let hello = AgentMessage::Hello {
             agent_version: crate::facts::AGENT_VERSION.to_owned(),
             facts: self.shared.facts(),
-            capabilities: self.shared.terminals.capabilities(),
+            capabilities: self.shared.capabilities(),
         };
         if let Err(end) = self.send_message(&hello).await {
             return end;
@@ -217,6 +233,10 @@ impl Session<'_> {
                 }
                 message = self.ws.next() => self.receive(message).await,
                 Some(outgoing) = self.outgoing.recv() => self.forward(outgoing).await,
+                _ = spool_started(self.shared), if self.welcomed => {
+                    self.start_uploads();
+                    Ok(())
+                }
                 _ = ping.tick() => self.ping().await,
                 _ = self.shared.samples_ready.notified(), if self.welcomed => {
                     self.flush_metrics().await
@@ -285,6 +305,7 @@ impl Session<'_> {
                     tracing::info!(%host_id, instance = %instance_id, "connected");
                     self.welcomed = true;
                     self.status.connected(&instance_id);
+                    self.start_uploads();
                     return self.flush_metrics().await;
                 }
                 Ok(())
@@ -316,11 +337,22 @@ impl Session<'_> {
                 Ok(())
             }
             HubMessage::Window { channel, bytes } => {
-                self.channels.window(channel, bytes);
+                if spog_protocol::opened_by_hub(channel) {
+                    self.channels.window(channel, bytes);
+                } else if let Some(uploads) = &mut self.uploads {
+                    uploads.window(channel, bytes);
+                }
                 Ok(())
             }
-            HubMessage::ShellAck { channel, .. } => {
-                tracing::debug!(channel, "shell_ack for no shell session");
+            HubMessage::ShellAck {
+                channel,
+                session_id,
+                acked_bytes,
+            } => {
+                match &mut self.uploads {
+                    Some(uploads) => uploads.shell_ack(channel, &session_id, acked_bytes),
+                    None => tracing::debug!(channel, "shell_ack for no shell session"),
+                }
                 Ok(())
             }
             HubMessage::Unknown => Ok(()),
@@ -382,6 +414,12 @@ impl Session<'_> {
                 buffer.return_unreported_drops(dropped);
                 return Err(end);
             }
+        }
+    }
+
+    fn start_uploads(&mut self) {
+        if let Some(uploads) = &mut self.uploads {
+            uploads.start_new();
         }
     }
 

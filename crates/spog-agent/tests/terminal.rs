@@ -220,7 +220,7 @@ async fn hello_says_what_the_configuration_allows_and_a_disabled_terminal_is_ref
     let (mut console, hello) = Console::connect(&hub).await;
     assert_eq!(
         hello["capabilities"],
-        json!({"terminal": false, "shell": false, "max_sessions": 256})
+        json!({"terminal": false, "shell": true, "max_sessions": 256})
     );
     let answer = console.open(1, 80, 24).await;
     assert_eq!(
@@ -236,7 +236,7 @@ async fn hello_says_what_the_configuration_allows_and_a_disabled_terminal_is_ref
     let (_console, hello) = Console::connect(&hub).await;
     assert_eq!(
         hello["capabilities"],
-        json!({"terminal": true, "shell": false, "max_sessions": 8})
+        json!({"terminal": true, "shell": true, "max_sessions": 8})
     );
 }
 

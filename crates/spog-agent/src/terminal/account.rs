@@ -111,6 +111,35 @@ pub fn groups(account: &Account) -> io::Result<Vec<libc::gid_t>> {
     }
 }
 
+/// The name of the account with `uid`, when passwd has one.
+pub fn name_of(uid: libc::uid_t) -> Option<String> {
+    let mut buffer = vec![0u8; 4096];
+    loop {
+        // SAFETY: as in `lookup`.
+        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let rc = unsafe {
+            libc::getpwuid_r(
+                uid,
+                &mut entry,
+                buffer.as_mut_ptr().cast(),
+                buffer.len(),
+                &mut found,
+            )
+        };
+        if rc == libc::ERANGE && buffer.len() < MAX_PASSWD_BUFFER {
+            buffer.resize(buffer.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 || found.is_null() || entry.pw_name.is_null() {
+            return None;
+        }
+        // SAFETY: a NUL-terminated string inside `buffer`.
+        let name = unsafe { CStr::from_ptr(entry.pw_name) };
+        return Some(name.to_string_lossy().into_owned());
+    }
+}
+
 /// The effective user id of the agent.
 pub fn agent_uid() -> libc::uid_t {
     // SAFETY: geteuid cannot fail.
@@ -128,6 +157,7 @@ mod tests {
         assert_eq!(root.gid, 0);
         assert!(root.home.is_absolute());
         assert!(groups(&root).unwrap().contains(&0));
+        assert_eq!(name_of(0).as_deref(), Some("root"));
     }
 
     #[test]

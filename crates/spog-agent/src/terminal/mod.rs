@@ -6,9 +6,9 @@
 //! long as one connection and routes the hub's messages to its channels. Channel tasks answer
 //! through one bounded queue of [`Outgoing`] messages that the connection loop writes out.
 
-mod account;
+pub mod account;
 mod channel;
-mod pty;
+pub mod pty;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -121,6 +121,10 @@ pub struct Channels<'a> {
 }
 
 impl Channels<'_> {
+    /// Where others with something to send on this connection (the shell uploads) queue it.
+    pub fn sender(&self) -> mpsc::Sender<Outgoing> {
+        self.outgoing.clone()
+    }
     /// `open`: starts a channel, or says at once why not. An even channel, or one already open,
     /// is a protocol violation.
     pub fn open(

@@ -223,7 +223,7 @@ fn is_terminal_name(term: &str) -> bool {
 
 /// A new PTY of `cols` × `rows`: (master, non-blocking; slave). Both close-on-exec, so that no
 /// other shell inherits them (std opens files with `O_CLOEXEC`).
-fn open_pty(cols: u16, rows: u16) -> io::Result<(OwnedFd, OwnedFd)> {
+pub fn open_pty(cols: u16, rows: u16) -> io::Result<(OwnedFd, OwnedFd)> {
     let master: OwnedFd = OpenOptions::new()
         .read(true)
         .write(true)
