@@ -58,11 +58,15 @@ impl Terminals {
     }
 
     /// What `hello` says about terminals.
+    // The hub's branch adds fields to `Capabilities` (within v1): the update keeps this
+    // compiling across the merge.
+    #[allow(clippy::needless_update)]
     pub fn capabilities(&self) -> Capabilities {
         Capabilities {
             terminal: self.enabled,
             shell: false,
             max_sessions: self.max_sessions,
+            ..Capabilities::default()
         }
     }
 
