@@ -287,7 +287,7 @@ async fn the_shell_is_a_login_shell_of_the_configured_user_in_a_clean_environmen
     let _child = agent.spawn_run();
     let (mut console, _) = Console::connect(&hub).await;
 
-    console.open_shell(1).await;
+    let shell = console.open_shell(1).await;
     console
         .type_in(
             1,
@@ -308,6 +308,27 @@ async fn the_shell_is_a_login_shell_of_the_configured_user_in_a_clean_environmen
     let output = console.output_text(1);
     let pid = number_after(&output, "PID=").unwrap();
     assert_eq!(number_after(&output, "SID="), Some(pid), "{output}");
+    // Nothing of the agent's leaks into the shell: no socket, pipe, event descriptor or file
+    // (what is there is the terminal, and what the shell opened itself for job control).
+    let open: Vec<String> = std::fs::read_dir(format!("/proc/{shell}/fd"))
+        .unwrap()
+        .map(|fd| {
+            let target = std::fs::read_link(fd.unwrap().path()).unwrap();
+            target.display().to_string()
+        })
+        .collect();
+    assert!(
+        open.iter().filter(|fd| fd.starts_with("/dev/pts/")).count() >= 3,
+        "{open:?}"
+    );
+    for fd in &open {
+        assert!(
+            ["/dev/pts/", "/dev/tty", "/dev/null"]
+                .iter()
+                .any(|allowed| fd.starts_with(allowed)),
+            "{fd} is open in the shell: {open:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -253,6 +253,7 @@ fn relay_pty(
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         process.pre_exec(|| {
+            pty::close_inherited_on_exec();
             if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
                 return Err(io::Error::last_os_error());
             }

@@ -183,6 +183,7 @@ fn credentials_for(account: &Account) -> Result<Option<Credentials>, SpawnError>
 /// In the child: a new session with the PTY (stdin) as controlling terminal, the account's
 /// groups and ids, its home as working directory (`/` when that fails, as login(1) does).
 fn become_login_session(credentials: Option<&Credentials>, home: &CString) -> io::Result<()> {
+    close_inherited_on_exec();
     // SAFETY: plain system calls with valid arguments; see the caller.
     unsafe {
         if libc::setsid() < 0 {
@@ -203,6 +204,22 @@ fn become_login_session(credentials: Option<&Credentials>, home: &CString) -> io
         }
     }
     Ok(())
+}
+
+/// In a child before exec: every descriptor above stderr closes at exec, also those the agent
+/// inherited without close-on-exec (its own are opened with it). Marked rather than closed, so
+/// that the descriptor std reports a failed exec through stays open until then. Best effort:
+/// kernels before 5.11 lack the flag.
+pub fn close_inherited_on_exec() {
+    // SAFETY: close_range takes no memory arguments and is async-signal-safe.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+    }
 }
 
 /// `-bash` for `/bin/bash`: what tells a shell it is a login shell.
