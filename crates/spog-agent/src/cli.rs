@@ -1,4 +1,5 @@
-//! The command line (SPEC 11.1, 12): `enroll | run | install | uninstall | status | version`.
+//! The command line (SPEC 11.1, 12, 13.3):
+//! `enroll | run | install | uninstall | status | shell | version`.
 
 use std::path::PathBuf;
 
@@ -64,6 +65,14 @@ pub enum Command {
     Status {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+    },
+    /// Run a recorded shell: for OpenSSH's ForceCommand, or as a login shell.
+    Shell {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Run this command with the shell instead of an interactive session.
+        #[arg(short = 'c', value_name = "CMD")]
+        command: Option<String>,
     },
     /// Print the version.
     Version,

@@ -13,7 +13,9 @@ mod install;
 mod metrics;
 mod run;
 mod session;
+mod shell;
 mod status;
+mod terminal;
 mod tls;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +34,11 @@ use crate::run::RunOutcome;
 const EXIT_CREDENTIAL_REVOKED: u8 = 3;
 
 fn main() -> ExitCode {
+    // As a login shell: `-spog-agent`, or `spog-agent -c CMD` from sshd.
+    let args: Vec<_> = std::env::args_os().collect();
+    if let Some(shell) = shell::client::as_login_shell(&args) {
+        return shell::client::run(shell);
+    }
     let cli = Cli::parse();
     init_logging();
     match execute(cli.command) {
@@ -92,6 +99,10 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             println!("{}", install::uninstall(&unit_dir, no_stop)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Shell { config, command } => Ok(shell::client::run(shell::client::ShellArgs {
+            config,
+            command,
+        })),
         Command::Status { config } => {
             let config = AgentConfig::load(config.as_deref())?;
             let connected = status::show(&config)?;

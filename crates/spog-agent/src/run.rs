@@ -21,7 +21,9 @@ use crate::facts::{self, FACTS_CHECK_INTERVAL};
 use crate::hub_url::HubUrl;
 use crate::metrics::Collector;
 use crate::session::{SessionEnd, Target, run_session};
+use crate::shell::ShellRelay;
 use crate::status::{AgentStatus, ConnectionState, write_status};
+use crate::terminal::Terminals;
 use crate::tls::TrustedRoots;
 
 /// How `run` ended.
@@ -40,6 +42,9 @@ pub struct Shared {
     facts: Mutex<Facts>,
     /// The facts differ from those last sent.
     pub facts_changed: Notify,
+    pub terminals: Terminals,
+    /// `None` when shell sessions cannot be recorded at all.
+    pub shell: Option<ShellRelay>,
 }
 
 impl Shared {
@@ -53,6 +58,13 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
+
+    /// What `hello` says the agent can do.
+    pub fn capabilities(&self) -> spog_protocol::Capabilities {
+        let mut capabilities = self.terminals.capabilities();
+        capabilities.shell = self.shell.as_ref().is_some_and(|shell| shell.listening);
+        capabilities
+    }
 }
 
 pub async fn run(config: AgentConfig, enrollment: Enrollment) -> Result<RunOutcome, String> {
@@ -62,11 +74,14 @@ pub async fn run(config: AgentConfig, enrollment: Enrollment) -> Result<RunOutco
     let initial_facts = spawn_blocking(facts::collect)
         .await
         .map_err(|e| format!("reading the host's facts: {e}"))?;
+    let shell = crate::shell::start(&config).await;
     let shared = Arc::new(Shared {
         buffer: Mutex::new(SampleBuffer::new(config.metrics_buffer)),
         samples_ready: Notify::new(),
         facts: Mutex::new(initial_facts),
         facts_changed: Notify::new(),
+        terminals: Terminals::new(&config.terminal),
+        shell,
     });
     let (status, status_writer) = StatusBoard::start(&config, &enrollment, shared.clone());
     let sampler = tokio::spawn(sample_metrics(shared.clone(), config.metrics_interval));
@@ -79,10 +94,23 @@ pub async fn run(config: AgentConfig, enrollment: Enrollment) -> Result<RunOutco
         "spog-agent running"
     );
     if config.terminal.enabled {
-        tracing::warn!("terminal.enabled is set, but this build has no web terminal yet");
+        tracing::info!(
+            user = config.terminal.user.as_deref().unwrap_or_default(),
+            max_sessions = config.terminal.max_sessions,
+            "web terminals enabled"
+        );
     }
 
     let outcome = connect_until_stopped(&config, enrollment, &shared, &status, &mut shutdown).await;
+    // The shells of the last connection were sent SIGHUP as it ended (SIGKILL 5 s later): wait
+    // for them, so that none outlives the agent.
+    if !shared
+        .terminals
+        .wait_until_all_ended(SHELLS_END_WITHIN)
+        .await
+    {
+        tracing::warn!("some terminals had not ended when the agent stopped");
+    }
     sampler.abort();
     watcher.abort();
     status.update(|s| {
@@ -270,6 +298,8 @@ pub struct StatusBoard {
 }
 
 const STATUS_REFRESH: Duration = Duration::from_secs(60);
+/// Hang-up, SIGKILL 5 s later, and the reaping after it.
+const SHELLS_END_WITHIN: Duration = Duration::from_secs(7);
 
 impl StatusBoard {
     fn start(

@@ -1,17 +1,18 @@
 //! One connection to the hub (SPEC 12.3): the upgrade with the credential and the
-//! subprotocol, `hello`, then metrics and facts as they come, pings, and whatever the hub sends,
-//! until the connection ends. Every wait is bounded.
+//! subprotocol, `hello`, then metrics and facts as they come, pings, the terminal channels'
+//! messages and frames (see `terminal`), and whatever the hub sends, until the connection ends.
+//! Every wait is bounded.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use spog_protocol::{
-    AgentMessage, Capabilities, Frame, HubMessage, MessageError, OpenErrorCode, close,
-    decode_message, encode_message, encode_metrics_message,
+    AgentMessage, Frame, HubMessage, MessageError, close, decode_message, encode_message,
+    encode_metrics_message,
 };
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
@@ -21,6 +22,8 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::run::{Shared, StatusBoard};
+use crate::shell::Uploads;
+use crate::terminal::{Channels, Outgoing, Violation};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -83,6 +86,11 @@ pub async fn run_session(
         Ok(Ok(ws)) => ws,
     };
     let connected_at = Instant::now();
+    let (channels, outgoing) = shared.terminals.connection();
+    let uploads = shared
+        .shell
+        .as_ref()
+        .map(|shell| Uploads::new(shell.spool.clone(), channels.sender()));
     let mut session = Session {
         ws: &mut ws,
         shared,
@@ -90,6 +98,9 @@ pub async fn run_session(
         connected_at,
         last_received: connected_at,
         welcomed: false,
+        channels,
+        uploads,
+        outgoing,
     };
     session.converse(shutdown).await
 }
@@ -173,6 +184,14 @@ fn describe(error: &tungstenite::Error) -> String {
     }
 }
 
+/// A `spog-agent shell` session was spooled (never, when shell sessions are off).
+async fn spool_started(shared: &Shared) {
+    match &shared.shell {
+        Some(shell) => shell.spool.started.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
 struct Session<'a> {
     ws: &'a mut Socket,
     shared: &'a Shared,
@@ -181,6 +200,12 @@ struct Session<'a> {
     last_received: Instant,
     /// Metrics and facts wait for the hub's `welcome`.
     welcomed: bool,
+    /// The terminals of this connection; dropped with it, which hangs them all up.
+    channels: Channels<'a>,
+    /// The uploads of spooled `spog-agent shell` sessions, once welcomed.
+    uploads: Option<Uploads>,
+    /// What the channels send, in their order.
+    outgoing: mpsc::Receiver<Outgoing>,
 }
 
 impl Session<'_> {
@@ -188,13 +213,7 @@ impl Session<'_> {
         let hello = AgentMessage::Hello {
             agent_version: crate::facts::AGENT_VERSION.to_owned(),
             facts: self.shared.facts(),
-            // The web terminal and `spog-agent shell` are not in this build (issue 15).
-            capabilities: Capabilities {
-                terminal: false,
-                shell: false,
-                max_sessions: 0,
-                ..Capabilities::default()
-            },
+            capabilities: self.shared.capabilities(),
         };
         if let Err(end) = self.send_message(&hello).await {
             return end;
@@ -213,6 +232,11 @@ impl Session<'_> {
                     return SessionEnd::Shutdown;
                 }
                 message = self.ws.next() => self.receive(message).await,
+                Some(outgoing) = self.outgoing.recv() => self.forward(outgoing).await,
+                _ = spool_started(self.shared), if self.welcomed => {
+                    self.start_uploads();
+                    Ok(())
+                }
                 _ = ping.tick() => self.ping().await,
                 _ = self.shared.samples_ready.notified(), if self.welcomed => {
                     self.flush_metrics().await
@@ -250,17 +274,16 @@ impl Session<'_> {
                 Ok(message) => self.handle(message).await,
                 Err(e) => Err(self.violation(e.to_string()).await),
             },
-            Some(Ok(Message::Binary(bytes))) => match Frame::decode(&bytes) {
-                // No channel is ever open in this build: nothing to write the bytes to.
-                Ok(frame) => {
-                    tracing::debug!(
-                        channel = frame.channel,
-                        "terminal bytes for no open channel"
-                    );
-                    Ok(())
+            Some(Ok(Message::Binary(bytes))) => {
+                let routed = match Frame::decode(&bytes) {
+                    Ok(frame) => self.channels.frame(frame),
+                    Err(e) => Err(Violation(e.to_string())),
+                };
+                match routed {
+                    Ok(()) => Ok(()),
+                    Err(Violation(why)) => Err(self.violation(why).await),
                 }
-                Err(e) => Err(self.violation(e.to_string()).await),
-            },
+            }
             Some(Ok(Message::Close(frame))) => {
                 let end = self.closed_by_hub(frame);
                 // Sends the close reply tungstenite queued.
@@ -282,24 +305,54 @@ impl Session<'_> {
                     tracing::info!(%host_id, instance = %instance_id, "connected");
                     self.welcomed = true;
                     self.status.connected(&instance_id);
+                    self.start_uploads();
                     return self.flush_metrics().await;
                 }
                 Ok(())
             }
-            HubMessage::Open { channel, .. } => {
-                let refusal = AgentMessage::OpenError {
-                    channel,
-                    code: OpenErrorCode::TerminalDisabled,
-                    message: "web terminals are not enabled on this host".into(),
-                };
-                tracing::info!(channel, "refused a terminal: not enabled on this host");
-                self.send_message(&refusal).await
+            HubMessage::Open {
+                channel,
+                session_id,
+                cols,
+                rows,
+                term,
+            } => {
+                tracing::debug!(channel, %session_id, cols, rows, "terminal asked for");
+                match self.channels.open(channel, cols, rows, term) {
+                    Ok(Some(refusal)) => self.send_message(&refusal).await,
+                    Ok(None) => Ok(()),
+                    Err(Violation(why)) => Err(self.violation(why).await),
+                }
             }
-            HubMessage::Resize { channel, .. }
-            | HubMessage::Close { channel, .. }
-            | HubMessage::ShellAck { channel, .. }
-            | HubMessage::Window { channel, .. } => {
-                tracing::debug!(channel, "message for no open channel");
+            HubMessage::Resize {
+                channel,
+                cols,
+                rows,
+            } => {
+                self.channels.resize(channel, cols, rows);
+                Ok(())
+            }
+            HubMessage::Close { channel, reason } => {
+                self.channels.close(channel, &reason);
+                Ok(())
+            }
+            HubMessage::Window { channel, bytes } => {
+                if spog_protocol::opened_by_hub(channel) {
+                    self.channels.window(channel, bytes);
+                } else if let Some(uploads) = &mut self.uploads {
+                    uploads.window(channel, bytes);
+                }
+                Ok(())
+            }
+            HubMessage::ShellAck {
+                channel,
+                session_id,
+                acked_bytes,
+            } => {
+                match &mut self.uploads {
+                    Some(uploads) => uploads.shell_ack(channel, &session_id, acked_bytes),
+                    None => tracing::debug!(channel, "shell_ack for no shell session"),
+                }
                 Ok(())
             }
             HubMessage::Unknown => Ok(()),
@@ -361,6 +414,23 @@ impl Session<'_> {
                 buffer.return_unreported_drops(dropped);
                 return Err(end);
             }
+        }
+    }
+
+    fn start_uploads(&mut self) {
+        if let Some(uploads) = &mut self.uploads {
+            uploads.start_new();
+        }
+    }
+
+    /// Sends what a channel handed over.
+    async fn forward(&mut self, outgoing: Outgoing) -> Result<(), SessionEnd> {
+        match outgoing {
+            Outgoing::Message(message) => {
+                self.channels.sending(&message);
+                self.send_message(&message).await
+            }
+            Outgoing::Frame(frame) => self.send(Message::binary(frame)).await,
         }
     }
 

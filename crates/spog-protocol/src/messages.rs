@@ -62,6 +62,10 @@ pub enum AgentMessage {
     ShellEnd {
         channel: u32,
         ended_at: String,
+        /// The agent's spool was full and dropped some of the session's bytes (SPEC 13.3: the
+        /// recording is marked truncated). An addition within v1.
+        #[serde(default, skip_serializing_if = "is_false")]
+        truncated: bool,
     },
     /// The receiver recorded and passed on `bytes` more of the channel's bytes.
     Window {
@@ -251,6 +255,10 @@ pub fn encode_metrics_message(
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[cfg(test)]

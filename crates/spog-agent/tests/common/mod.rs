@@ -176,6 +176,37 @@ impl Peer {
         }
     }
 
+    /// The next text or binary message, or `None` if none came within `wait` or the socket
+    /// closed; pings and pongs are skipped.
+    pub async fn next_from_agent_within(&mut self, wait: Duration) -> Option<FromAgent> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()??;
+            match message.ok()? {
+                Message::Text(text) => {
+                    return Some(FromAgent::Json(serde_json::from_str(&text).unwrap()));
+                }
+                Message::Binary(bytes) => {
+                    return Some(FromAgent::Frame(OwnedFrame::decode(&bytes)));
+                }
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// A binary frame as SPEC 12.3 lays it out: channel, kind, elapsed µs, bytes.
+    pub async fn send_frame(&mut self, channel: u32, kind: u8, data: &[u8]) {
+        let mut message = Vec::with_capacity(13 + data.len());
+        message.extend_from_slice(&channel.to_be_bytes());
+        message.push(kind);
+        message.extend_from_slice(&0u64.to_be_bytes());
+        message.extend_from_slice(data);
+        self.ws.send(Message::binary(message)).await.unwrap();
+    }
+
     pub async fn send_json(&mut self, value: Value) {
         self.ws
             .send(Message::text(value.to_string()))
@@ -205,6 +236,34 @@ impl Peer {
             reason: reason.into(),
         };
         let _ = self.ws.close(Some(frame)).await;
+    }
+}
+
+/// What the agent sends.
+#[derive(Debug)]
+pub enum FromAgent {
+    Json(Value),
+    Frame(OwnedFrame),
+}
+
+/// A binary frame, read field by field as SPEC 12.3 lays it out (not with the agent's code).
+#[derive(Debug)]
+pub struct OwnedFrame {
+    pub channel: u32,
+    pub kind: u8,
+    pub elapsed_us: u64,
+    pub data: Vec<u8>,
+}
+
+impl OwnedFrame {
+    fn decode(message: &[u8]) -> Self {
+        assert!(message.len() > 13, "a frame of {} bytes", message.len());
+        Self {
+            channel: u32::from_be_bytes(message[..4].try_into().unwrap()),
+            kind: message[4],
+            elapsed_us: u64::from_be_bytes(message[5..13].try_into().unwrap()),
+            data: message[13..].to_vec(),
+        }
     }
 }
 
