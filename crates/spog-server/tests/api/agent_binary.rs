@@ -16,7 +16,7 @@ use crate::{servers, servers_with, temp_dir};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn agent_binary() -> PathBuf {
+pub fn agent_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("SPOG_AGENT_BIN") {
         return PathBuf::from(path);
     }
@@ -36,7 +36,7 @@ fn agent_binary() -> PathBuf {
 }
 
 /// An agent in a temporary state directory.
-struct Agent {
+pub struct Agent {
     dir: Dir,
 }
 
@@ -57,10 +57,15 @@ impl Drop for Dir {
 
 impl Agent {
     fn new() -> Self {
+        Self::with_config("")
+    }
+
+    /// An agent whose configuration ends with `extra` (TOML).
+    pub fn with_config(extra: &str) -> Self {
         let dir = Dir(temp_dir());
         std::fs::create_dir_all(dir.path()).unwrap();
         let config = format!(
-            "state_dir = \"{}\"\nsocket_path = \"{}\"\nreconnect_max_backoff = \"1s\"\nmetrics_interval = \"1s\"\n",
+            "state_dir = \"{}\"\nsocket_path = \"{}\"\nreconnect_max_backoff = \"1s\"\nmetrics_interval = \"1s\"\n{extra}\n",
             dir.path().join("state").display(),
             dir.path().join("agent.sock").display()
         );
@@ -68,7 +73,7 @@ impl Agent {
         Self { dir }
     }
 
-    fn config(&self) -> PathBuf {
+    pub fn config(&self) -> PathBuf {
         self.dir.path().join("agent.toml")
     }
 
@@ -122,13 +127,13 @@ impl Agent {
         )
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
     }
 }
 
 /// A running `spog-agent run`, killed when dropped.
-struct Child(std::process::Child);
+pub struct Child(std::process::Child);
 
 impl Child {
     fn running(&mut self) -> bool {
@@ -157,8 +162,17 @@ impl Drop for Child {
 
 /// Enrolls a real agent with the server and starts it: (agent, its process, host id).
 async fn running_agent(server: &TestServer, admin: &Client) -> (Agent, Child, String) {
+    running_agent_with(server, admin, "").await
+}
+
+/// As [`running_agent`], its configuration ending with `extra`.
+pub async fn running_agent_with(
+    server: &TestServer,
+    admin: &Client,
+    extra: &str,
+) -> (Agent, Child, String) {
     let (_, token) = enrollment_token(admin, json!({})).await;
-    let agent = Agent::new();
+    let agent = Agent::with_config(extra);
     let (code, output) = agent.enroll(&server.base, &token).await;
     assert_eq!(code, 0, "{output}");
     let host = agent.enrollment()["host_id"].as_str().unwrap().to_owned();

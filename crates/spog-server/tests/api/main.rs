@@ -18,6 +18,7 @@ mod metric_rules;
 mod metrics;
 mod notifications;
 mod provenance;
+mod real_terminal;
 mod receiver;
 mod recording_limits;
 mod scale_out;

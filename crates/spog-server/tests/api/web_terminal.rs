@@ -70,7 +70,7 @@ pub async fn next(socket: &mut Socket) -> Received {
 }
 
 /// The next text message of type `kind`, skipping `window` acknowledgements.
-async fn next_of(socket: &mut Socket, kind: &str) -> Value {
+pub async fn next_of(socket: &mut Socket, kind: &str) -> Value {
     loop {
         match next(socket).await {
             Received::Json(value) if value["type"] == kind => return value,

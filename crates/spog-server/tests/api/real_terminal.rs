@@ -1,0 +1,138 @@
+//! The web terminal end to end with the real `spog-agent` and a real PTY (SPEC 13), on each
+//! backend: what the shell wrote reaches the browser, and the recording's `.cast` holds exactly
+//! those bytes.
+
+use std::time::{Duration, Instant};
+
+use futures::SinkExt;
+use serde_json::Value;
+use spog_server::testing::Client;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::agent_binary::running_agent_with;
+use crate::agents::eventually;
+use crate::servers;
+use crate::terminal::{Socket, closed};
+use crate::web_terminal::{Received, next, open};
+
+const TERMINALS: &str = "[terminal]\nenabled = true\nuser = \"root\"\nshell = \"/bin/sh\"";
+
+/// Reads the browser's socket until the bytes received contain `needle`; every byte
+/// received so far is appended to `all`.
+async fn until(browser: &mut Socket, all: &mut Vec<u8>, needle: &[u8]) {
+    let started = Instant::now();
+    while !all.windows(needle.len()).any(|w| w == needle) {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no {:?} in {:?}",
+            String::from_utf8_lossy(needle),
+            String::from_utf8_lossy(all)
+        );
+        match next(browser).await {
+            Received::Bytes(bytes) => all.extend_from_slice(&bytes),
+            Received::Json(value) => panic!("unexpected {value}"),
+        }
+    }
+}
+
+async fn type_in(browser: &mut Socket, text: &str) {
+    browser
+        .send(Message::Binary(text.as_bytes().to_vec().into()))
+        .await
+        .unwrap();
+}
+
+async fn cast_of(admin: &Client, host: &str) -> (Value, String) {
+    let (_, recordings) = admin
+        .get(&format!("/terminal/recordings?host_id={host}"))
+        .await;
+    let recording = recordings["items"][0].clone();
+    let id = recording["id"].as_str().unwrap();
+    let cast = admin
+        .request(
+            reqwest::Method::GET,
+            &format!("/terminal/recordings/{id}/cast"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    (recording, cast)
+}
+
+#[tokio::test]
+async fn a_real_shell_in_the_browser_is_recorded_byte_for_byte() {
+    for server in servers().await {
+        let admin = server.admin().await;
+        let (agent, _child, host) = running_agent_with(&server, &admin, TERMINALS).await;
+        eventually(
+            &admin,
+            &format!("/hosts/{host}/agent"),
+            Duration::from_secs(20),
+            |a| a["connected"] == true && a["terminal_enabled"] == true,
+        )
+        .await;
+        let mut browser = open(&admin, &host, "?cols=90&rows=20")
+            .await
+            .unwrap_or_else(|(status, body)| panic!("{status} {body}\n{}", agent.log()));
+        let session = match next(&mut browser).await {
+            Received::Json(session) => session,
+            other => panic!("expected the session, got {other:?}"),
+        };
+        assert_eq!(session["type"], "session");
+        assert_eq!(session["os_user"], "root");
+
+        let mut received = Vec::new();
+        type_in(&mut browser, "echo hello\r").await;
+        until(&mut browser, &mut received, b"hello\r\n").await;
+        // UTF-8 and a byte that is not, written by the shell itself.
+        type_in(
+            &mut browser,
+            "printf 'caf\\303\\251 \\342\\202\\254 \\377 end\\n'\r",
+        )
+        .await;
+        until(&mut browser, &mut received, b" end\r\n").await;
+        browser
+            .send(Message::Text(
+                r#"{"type":"resize","cols":100,"rows":30}"#.into(),
+            ))
+            .await
+            .unwrap();
+        type_in(&mut browser, "stty size\r").await;
+        until(&mut browser, &mut received, b"30 100\r\n").await;
+        type_in(&mut browser, "exit 5\r").await;
+        let exit = loop {
+            match next(&mut browser).await {
+                Received::Bytes(bytes) => received.extend_from_slice(&bytes),
+                Received::Json(value) => break value,
+            }
+        };
+        assert_eq!(exit["type"], "exit", "{exit}");
+        assert_eq!(exit["reason"], "exited");
+        assert_eq!(exit["exit_code"], 5);
+        assert_eq!(closed(&mut browser).await.0, 1000);
+
+        let (recording, cast) = cast_of(&admin, &host).await;
+        assert_eq!(recording["end_reason"], "exited");
+        assert_eq!(recording["exit_code"], 5);
+        assert_eq!(recording["os_user"], "root");
+        assert_eq!(recording["shell"], "/bin/sh");
+        let output: String = cast
+            .lines()
+            .skip(1)
+            .map(|line| serde_json::from_str::<Value>(line).unwrap())
+            .filter(|event| event[1] == "o")
+            .map(|event| event[2].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            output,
+            String::from_utf8_lossy(&received),
+            "the recording holds what the browser received"
+        );
+        assert!(output.contains("café € \u{fffd} end"), "{output}");
+        assert!(cast.contains(r#""r", "100x30""#), "{cast}");
+        server.stop().await;
+    }
+}
