@@ -18,7 +18,9 @@ pub struct TerminalSession {
     pub recording_id: Id<TerminalRecording>,
     pub host_id: Id<Host>,
     pub hostname: String,
-    pub user_id: Id<User>,
+    /// The spog user who opened it; null for a session that started on the host.
+    pub user_id: Option<Id<User>>,
+    /// Empty for a session that started on the host.
     pub user_email: String,
     pub started_at: Timestamp,
     pub shell: String,
@@ -44,7 +46,7 @@ pub struct TerminalRecording {
     pub organization_id: Id<Organization>,
     pub host_id: Id<Host>,
     pub hostname: String,
-    pub user_id: Id<User>,
+    pub user_id: Option<Id<User>>,
     pub user_email: String,
     pub shell: String,
     pub width: i64,

@@ -87,7 +87,10 @@ macro_rules! row {
             hostname: r.hostname.clone(),
             host_id: r.host_id.to_string(),
             user_email: r.user_email.clone(),
-            user_id: r.user_id.to_string(),
+            // A terminal session that started on the host has no spog user.
+            user_id: Option::<spog_core::Id<spog_core::model::User>>::from(r.user_id)
+                .map(|user| user.to_string())
+                .unwrap_or_default(),
             started: when(r.started_at),
             ended: when_or(r.ended_at, ""),
             active: r.ended_at.is_none(),

@@ -233,15 +233,17 @@ async fn start(
     }
     let start = Start {
         host: checked.host,
-        user: checked.user,
+        user: Some(checked.user),
         width: i64::from(checked.cols),
         height: i64::from(checked.rows),
+        at: spog_core::Timestamp::now(),
     };
     let own = SessionStart {
         shell: link.shell.as_deref().unwrap_or_default(),
         origin: Origin::Console,
         os_user: link.os_user.as_deref(),
         client_addr: auth.request.ip.as_deref(),
+        source_key: None,
     };
     let recording = lifecycle::start(&state, &auth, start, own).await?;
     let recorder = state.recorders.recorder(&recording).await?;

@@ -74,7 +74,7 @@ pub async fn start<K: RecordingKind>(
         .push(", ")
         .bind(new.host.to_string())
         .push(", ")
-        .bind(new.user.to_string())
+        .bind(new.user.map(|user| user.to_string()))
         .push(", ")
         .bind(new.user_email.to_owned())
         .push(", ")

@@ -19,7 +19,8 @@ pub struct NewRecording<'a> {
     pub account: Id<Account>,
     pub organization: Id<Organization>,
     pub host: Id<Host>,
-    pub user: Id<User>,
+    /// None for a session that started on the host (terminal recordings only).
+    pub user: Option<Id<User>>,
     pub user_email: &'a str,
     pub width: i64,
     pub height: i64,

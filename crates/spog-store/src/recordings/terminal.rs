@@ -22,7 +22,7 @@ pub struct Row {
     organization_id: String,
     host_id: String,
     hostname: String,
-    user_id: String,
+    user_id: Option<String>,
     user_email: String,
     shell: String,
     width: i64,
@@ -50,7 +50,7 @@ impl TryFrom<Row> for TerminalRecording {
             organization_id: id(&row.organization_id)?,
             host_id: id(&row.host_id)?,
             hostname: row.hostname,
-            user_id: id(&row.user_id)?,
+            user_id: row.user_id.as_deref().map(id).transpose()?,
             user_email: row.user_email,
             shell: row.shell,
             width: row.width,
@@ -75,7 +75,8 @@ impl RecordingKind for TerminalRecording {
     const TABLE: &'static str = "terminal_recordings";
     const SELECT: &'static str = SELECT;
     const EXTENSION: &'static str = "cast";
-    const OWN_COLUMNS: &'static str = ", session_id, shell, origin, os_user, client_addr";
+    const OWN_COLUMNS: &'static str =
+        ", session_id, shell, origin, os_user, client_addr, source_key";
     const NOUN: &'static str = "session";
     const ADDRESS_COLUMN: &'static str = "r.session_id";
 
@@ -96,7 +97,9 @@ impl RecordingKind for TerminalRecording {
             .push(", ")
             .bind(start.os_user.map(str::to_owned))
             .push(", ")
-            .bind(start.client_addr.map(str::to_owned));
+            .bind(start.client_addr.map(str::to_owned))
+            .push(", ")
+            .bind(start.source_key.map(str::to_owned));
     }
 
     fn set_progress(sql: &mut Sql, progress: &Progress) {
@@ -126,6 +129,30 @@ pub struct SessionStart<'a> {
     pub origin: Origin,
     pub os_user: Option<&'a str>,
     pub client_addr: Option<&'a str>,
+    /// What the agent knows a `spog-agent shell` session by, to find it again when it
+    /// uploads the rest of it after a reconnect.
+    pub source_key: Option<&'a str>,
+}
+
+/// The active session of `host` that its agent knows by `key`.
+#[tracing::instrument(name = "recordings::terminal::by_source", skip_all, fields(host = %host))]
+pub async fn by_source(
+    conn: &mut crate::Conn,
+    account: Id<spog_core::model::Account>,
+    host: Id<spog_core::model::Host>,
+    key: &str,
+) -> StoreResult<Option<TerminalRecording>> {
+    let mut sql = Sql::new(SELECT);
+    sql.bind(account.to_string())
+        .push(" AND r.host_id = ")
+        .bind(host.to_string())
+        .push(" AND r.source_key = ")
+        .bind(key.to_owned())
+        .push(" AND r.ended_at IS NULL");
+    sql.fetch_optional::<Row>(conn)
+        .await?
+        .map(TerminalRecording::try_from)
+        .transpose()
 }
 
 /// Where a session started (SPEC 13).

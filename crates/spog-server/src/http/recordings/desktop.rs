@@ -69,7 +69,8 @@ async fn start_recording(
     errors.into_result()?;
     let start = Start {
         host: body.host_id,
-        user: body.user_id,
+        user: Some(body.user_id),
+        at: spog_core::Timestamp::now(),
         width: body.width,
         height: body.height,
     };

@@ -25,9 +25,12 @@ use crate::state::AppState;
 /// What a start names, checked by its handler.
 pub struct Start {
     pub host: Id<Host>,
-    pub user: Id<User>,
+    /// None for a terminal session that started on the host (`spog-agent shell`).
+    pub user: Option<Id<User>>,
     pub width: i64,
     pub height: i64,
+    /// When it started: now, or when `spog-agent shell` started it while spog was away.
+    pub at: Timestamp,
 }
 
 /// Starts a recording of `start.host` and `start.user`. Its files exist before it does (so it
@@ -50,7 +53,7 @@ pub async fn start<K: Recorded>(
         user_email: &user_email,
         width: start.width,
         height: start.height,
-        started_at: Timestamp::now(),
+        started_at: start.at,
     };
     let recording: K = recordings::start(&mut tx, &new, own).await?;
     let opened = state.recorders.recorder(&recording).await;

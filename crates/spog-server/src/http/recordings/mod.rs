@@ -34,7 +34,7 @@ pub async fn recording_subject(
     conn: &mut Conn,
     auth: &Auth,
     host: Id<Host>,
-    user: Id<User>,
+    user: Option<Id<User>>,
 ) -> ApiResult<(Id<Organization>, String)> {
     auth.acts_for(host)?;
     let not_a_host = || ApiError::field("host_id", "is not a host of this account");
@@ -49,6 +49,9 @@ pub async fn recording_subject(
     {
         return Err(not_a_host());
     }
+    let Some(user) = user else {
+        return Ok((host.organization_id, String::new()));
+    };
     let user = users::get(conn, auth.account(), user)
         .await
         .map_err(|e| match e {

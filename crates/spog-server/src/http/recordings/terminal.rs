@@ -82,7 +82,8 @@ async fn start_session(
     let shell = shell.unwrap_or_default();
     let start = Start {
         host: body.host_id,
-        user: body.user_id,
+        user: Some(body.user_id),
+        at: spog_core::Timestamp::now(),
         width: body.width,
         height: body.height,
     };
@@ -91,6 +92,7 @@ async fn start_session(
         origin: Origin::Api,
         os_user: None,
         client_addr: None,
+        source_key: None,
     };
     let recording: TerminalRecording = lifecycle::start(&state, &auth, start, own).await?;
     let session = recording.session();
