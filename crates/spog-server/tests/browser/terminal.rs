@@ -213,6 +213,16 @@ async fn a_terminal_opened_from_the_host_page_is_relayed_watched_and_recorded() 
         .await;
         browser.find("#terminal[data-state='connected']").await;
         assert_eq!(browser.text("#terminal-state").await, "connected");
+        // xterm.js styles its rows through a <style> of its own: the page's policy lets it.
+        let color = browser
+            .client
+            .execute(
+                "return getComputedStyle(document.querySelector('.xterm-rows')).color;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(color, "rgb(255, 255, 255)", "xterm's theme was not applied");
 
         // Typed into xterm: keystrokes reach the agent as input frames.
         browser
@@ -225,6 +235,19 @@ async fn a_terminal_opened_from_the_host_page_is_relayed_watched_and_recorded() 
         output(&mut agent, channel, 20_000, b"echo hello\r\nhello\r\n$ ").await;
         wait_for_line(&browser, "hello").await;
         wait_for_line(&browser, "echo hello").await;
+
+        // A smaller window: the terminal is fitted again and the PTY told.
+        browser
+            .client
+            .set_window_size(900, 600)
+            .await
+            .expect("resizing the window");
+        let resize = next_text(&mut agent, "resize").await;
+        assert_eq!(resize["channel"], channel);
+        assert!(
+            resize["cols"].as_u64().unwrap() < cols && resize["rows"].as_u64().unwrap() < rows,
+            "{resize} after {open}"
+        );
 
         // The watcher sees the session in Terminal > Sessions and watches it live.
         watcher
