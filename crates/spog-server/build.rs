@@ -10,6 +10,9 @@ const VENDORED: &[&str] = &[
     "htmx.org/dist/htmx.min.js",
     "asciinema-player/dist/bundle/asciinema-player.min.js",
     "asciinema-player/dist/bundle/asciinema-player.css",
+    "@xterm/xterm/lib/xterm.mjs",
+    "@xterm/xterm/css/xterm.css",
+    "@xterm/addon-fit/lib/addon-fit.mjs",
 ];
 
 fn main() {

@@ -23,6 +23,10 @@ struct Own;
 #[include = "htmx.org/dist/htmx.min.js"]
 #[include = "asciinema-player/dist/bundle/asciinema-player.min.js"]
 #[include = "asciinema-player/dist/bundle/asciinema-player.css"]
+// The web terminal's xterm.js and its fit addon as ES modules, imported by `js/terminal.js`.
+#[include = "@xterm/xterm/lib/xterm.mjs"]
+#[include = "@xterm/xterm/css/xterm.css"]
+#[include = "@xterm/addon-fit/lib/addon-fit.mjs"]
 struct Vendor;
 
 const VENDOR_PREFIX: &str = "vendor/";
@@ -71,7 +75,8 @@ pub fn base() -> String {
 
 fn content_type(path: &str) -> &'static str {
     match path.rsplit('.').next() {
-        Some("js") => "text/javascript; charset=utf-8",
+        // ES modules are served as JavaScript whatever their extension (`nosniff` refuses others).
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
         Some("css") => "text/css; charset=utf-8",
         Some("svg") => "image/svg+xml",
         Some("png") => "image/png",
@@ -130,6 +135,13 @@ mod tests {
         assert!(
             find("vendor/htmx.org/package.json").is_none(),
             "only what pages use"
+        );
+        let xterm = find("vendor/@xterm/xterm/lib/xterm.mjs").expect("xterm.js is embedded");
+        assert!(xterm.data.len() > 100_000);
+        assert!(find("vendor/@xterm/addon-fit/lib/addon-fit.mjs").is_some());
+        assert_eq!(
+            content_type("x/addon-fit.mjs"),
+            "text/javascript; charset=utf-8"
         );
         assert_eq!(base().len(), "/assets/".len() + 12);
     }

@@ -1,7 +1,7 @@
 //! `/admin/hosts`: the fleet a viewer may see (all with hosts.manage, else those granted to
 //! them, as `GET /hosts`), each with its agent's state; a host's page shows the facts its
-//! agent reported, the agent's connection, and (with monitoring.view) its metric charts
-//! (SPEC 11.1 "§10 console"). hosts.manage creates, renames and deletes hosts, revokes agents
+//! agent reported, the agent's connection, "Open terminal" (with terminal.connect) and (with
+//! monitoring.view) its metric charts (SPEC 11.1 "§10 console"). hosts.manage creates, renames and deletes hosts, revokes agents
 //! and grants and revokes users' access through `/api/v1/hosts`.
 
 use std::collections::HashMap;
@@ -27,6 +27,7 @@ use super::lists::{
 };
 use super::metric_charts::Point;
 use super::session::{RequirePage, Viewer};
+use super::terminal;
 use crate::auth::permissions::{HostsManage, MonitoringView};
 use crate::http::hosts::visible_host;
 use crate::state::AppState;
@@ -95,6 +96,8 @@ pub struct Overview {
     /// `None`: no agent ever enrolled the host.
     pub agent: Option<AgentView>,
     pub can_manage: bool,
+    /// With terminal.connect: whether "Open terminal" can open one now (`None`) or why not.
+    pub terminal: Option<Option<&'static str>>,
 }
 
 #[derive(Template)]
@@ -347,11 +350,11 @@ async fn overview(
 ) -> Result<Overview, PageError> {
     let account = viewer.auth.account();
     let names = organization_names(conn, account).await?;
-    let agent = match credentials::get(conn, account, host.id).await {
-        Ok(agent) => Some(AgentView::new(&agent)),
-        Err(StoreError::NotFound) => None,
-        Err(error) => return Err(error.into()),
-    };
+    let agent = terminal::agent_of(conn, account, host.id).await?;
+    let terminal = viewer
+        .has(Permission::TerminalConnect)
+        .then(|| terminal::unavailable(agent.as_ref()));
+    let agent = agent.as_ref().map(AgentView::new);
     Ok(Overview {
         host: HostRow {
             agent_revoked: agent.as_ref().is_some_and(|a| a.revoked),
@@ -361,6 +364,7 @@ async fn overview(
         facts: facts(host),
         agent,
         can_manage: viewer.has(Permission::HostsManage),
+        terminal,
     })
 }
 

@@ -13,7 +13,7 @@ use spog_core::Permission;
 use super::session::Viewer;
 use super::{
     alerts, audit, channels, dashboard, enrollment_tokens, hosts, organizations, recordings, roles,
-    system, tokens, users, webhooks,
+    system, terminal, tokens, users, webhooks,
 };
 use crate::state::AppState;
 
@@ -285,6 +285,10 @@ pub const NAV: &[NavEntry] = &[
             }),
             page("/admin/hosts/{id}/access", "Hosts", || {
                 get(hosts::access_partial)
+            }),
+            // The web terminal (terminal.connect, checked by its handler).
+            page("/hosts/{id}/terminal", "Terminal", || {
+                get(terminal::terminal_page)
             }),
         ],
     },

@@ -43,6 +43,13 @@ pub struct Row {
     pub active: bool,
     pub duration: String,
     pub detail: String,
+    /// Terminal sessions: where it was opened (`console`, `ssh`, `local`), as the OS user, from
+    /// which address; empty for desktop recordings.
+    pub origin: String,
+    pub os_user: String,
+    pub client_addr: String,
+    /// Why a terminal session ended, in words (empty while active).
+    pub ended_why: String,
 }
 
 pub struct HostOption {
@@ -96,6 +103,10 @@ macro_rules! row {
             active: r.ended_at.is_none(),
             duration: duration(r.duration_seconds),
             detail: $detail,
+            origin: String::new(),
+            os_user: String::new(),
+            client_addr: String::new(),
+            ended_why: String::new(),
         }
     }};
 }
@@ -107,17 +118,42 @@ trait Listed: RecordingKind {
 
 impl Listed for TerminalRecording {
     fn row(&self) -> Row {
-        row!(
+        let row = row!(
             self,
             session_id: self.session_id.to_string(),
             detail: format!(
-                "{} · in {} · out {} · {}",
+                "{} · in {} · out {}",
                 self.shell,
                 bytes(self.bytes_in),
                 bytes(self.bytes_out),
-                self.end_reason.as_deref().unwrap_or("recording")
             ),
-        )
+        );
+        Row {
+            origin: self.origin.clone(),
+            os_user: self.os_user.clone().unwrap_or_default(),
+            client_addr: self.client_addr.clone().unwrap_or_default(),
+            ended_why: self
+                .end_reason
+                .as_deref()
+                .map(|reason| ended_why(reason, self.exit_code))
+                .unwrap_or_default(),
+            ..row
+        }
+    }
+}
+
+/// A terminal session's `end_reason` (SPEC 8.1, 13.1) as people say it.
+pub fn ended_why(reason: &str, exit_code: Option<i32>) -> String {
+    match (reason, exit_code) {
+        ("exited", Some(code)) => format!("exited with code {code}"),
+        ("exited", None) => "exited".to_owned(),
+        ("closed", _) => "closed".to_owned(),
+        ("agent_disconnected", _) => "agent disconnected".to_owned(),
+        ("ended", _) => "ended by its source or an administrator".to_owned(),
+        ("idle", _) => "idle".to_owned(),
+        ("spawn_failed", _) => "could not start".to_owned(),
+        ("host_deleted", _) => "host deleted".to_owned(),
+        (other, _) => other.replace('_', " "),
     }
 }
 
@@ -354,5 +390,13 @@ mod tests {
         assert_eq!(duration(3723.0), "1h 02m 03s");
         assert_eq!(bytes(999), "999 B");
         assert_eq!(bytes(1_200_000), "1.2 MB");
+    }
+
+    #[test]
+    fn end_reasons_read_as_words() {
+        assert_eq!(ended_why("exited", Some(3)), "exited with code 3");
+        assert_eq!(ended_why("agent_disconnected", None), "agent disconnected");
+        assert_eq!(ended_why("spawn_failed", None), "could not start");
+        assert_eq!(ended_why("truncated_somehow", None), "truncated somehow");
     }
 }

@@ -26,7 +26,7 @@ fn facts(hostname: &str) -> Value {
 }
 
 /// Enrolls `hostname` through the API: (host id, its agent credential).
-async fn enroll(server: &TestServer, admin: &Client, hostname: &str) -> (String, Client) {
+pub async fn enroll(server: &TestServer, admin: &Client, hostname: &str) -> (String, Client) {
     let (status, created) = admin.post("/enrollment-tokens", json!({})).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let (status, enrolled) = server

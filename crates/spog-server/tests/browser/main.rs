@@ -17,6 +17,7 @@ mod receiver;
 mod recordings;
 mod session;
 mod sidebar;
+mod terminal;
 mod webhooks;
 
 use std::sync::Arc;
