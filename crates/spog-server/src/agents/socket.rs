@@ -37,6 +37,7 @@ use crate::hub::agents::{CloseWith, REPLACED, REVOKED};
 use crate::hub::bus::BusEvent;
 use crate::state::AppState;
 use crate::terminal::AgentLink;
+use crate::terminal::shell::ShellStart;
 
 const BUFFER: usize = 16 * 1024;
 /// Facts and metrics messages waiting to be stored; the socket waits when it is full.
@@ -405,7 +406,7 @@ impl Conversation<'_> {
                         Some(Ok(Message::Binary(bytes))) => {
                             let relayed = Frame::decode(&bytes)
                                 .ok()
-                                .and_then(|frame| self.link.output(frame).ok());
+                                .and_then(|frame| self.link.frame(frame).ok());
                             if relayed.is_none() {
                                 return Some(VIOLATION);
                             }
@@ -415,6 +416,19 @@ impl Conversation<'_> {
                                 if telemetry.send(message).await.is_err() {
                                     return None;
                                 }
+                            }
+                            Ok(AgentMessage::ShellStart { channel, os_user, client_addr, shell, cols, rows, started_at }) => {
+                                let Some(accepted) = self.link.accept(channel) else {
+                                    return Some(VIOLATION);
+                                };
+                                let start = ShellStart { os_user, client_addr, shell, cols, rows, started_at };
+                                tokio::spawn(crate::terminal::shell::serve(
+                                    state.clone(),
+                                    self.agent.auth.clone(),
+                                    self.link.clone(),
+                                    accepted,
+                                    start,
+                                ));
                             }
                             Ok(message) => {
                                 if self.link.message(message).is_err() {

@@ -19,6 +19,9 @@ pub struct Ending {
     pub reason: EndReason,
     /// A terminal's shell exit status.
     pub exit_code: Option<i32>,
+    /// Some of the session's bytes were lost before spog had them (a `spog-agent shell`
+    /// spool that filled up): on record with the end.
+    pub truncated: bool,
 }
 
 impl From<EndReason> for Ending {
@@ -26,6 +29,7 @@ impl From<EndReason> for Ending {
         Self {
             reason,
             exit_code: None,
+            truncated: false,
         }
     }
 }
@@ -61,6 +65,9 @@ pub async fn end<R: Recorded>(
     let mut metadata = json!({"reason": ending.reason.as_str()});
     if let Some(code) = ending.exit_code {
         metadata["exit_code"] = json!(code);
+    }
+    if ending.truncated {
+        metadata["truncated"] = json!(true);
     }
     if ending.reason == EndReason::Idle {
         let silent_for = state.config.recording_idle_timeout.as_secs();

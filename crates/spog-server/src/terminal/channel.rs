@@ -29,12 +29,21 @@ pub enum FromAgent {
         elapsed_us: u64,
         bytes: Bytes,
     },
+    /// What was typed into a `spog-agent shell` session (channels the agent opened).
+    Input {
+        elapsed_us: u64,
+        bytes: Bytes,
+    },
     Exited {
         exit_code: Option<i32>,
         signal: Option<i32>,
     },
     /// The agent wrote this many more input bytes to the PTY.
     Window(u64),
+    /// A `spog-agent shell` session is complete (`truncated`: its spool dropped bytes).
+    ShellEnded {
+        truncated: bool,
+    },
     /// The agent's connection dropped.
     Lost,
 }
@@ -68,7 +77,7 @@ impl Channel {
     /// Queues what the agent said and wakes the relay.
     pub fn push(&self, item: FromAgent) -> Result<(), Overrun> {
         let mut inbox = self.inbox.lock();
-        if let FromAgent::Output { bytes, .. } = &item {
+        if let FromAgent::Output { bytes, .. } | FromAgent::Input { bytes, .. } = &item {
             inbox.unacked += bytes.len() as u64;
             if inbox.unacked > CHANNEL_WINDOW_BYTES {
                 return Err(Overrun);

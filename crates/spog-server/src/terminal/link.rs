@@ -105,19 +105,39 @@ impl AgentLink {
         Ok(())
     }
 
-    /// Output of the agent, from the connection's task. Output for a channel no longer open
-    /// (its relay ended first) is dropped.
-    pub fn output(&self, frame: Frame<'_>) -> Result<(), Overrun> {
-        if frame.kind != FrameKind::Output {
-            return Err(Overrun);
+    /// A channel the agent opened (`shell_start`, even); `None` if it is not even or is
+    /// open already.
+    pub fn accept(&self, number: u32) -> Option<Arc<Channel>> {
+        if spog_protocol::opened_by_hub(number) {
+            return None;
         }
+        let mut channels = self.channels.lock();
+        if channels.contains_key(&number) {
+            return None;
+        }
+        let channel = Arc::new(Channel::new(number));
+        channels.insert(number, channel.clone());
+        Some(channel)
+    }
+
+    /// A frame of the agent, from the connection's task: output, or the input of a session
+    /// the agent opened. Frames for a channel no longer open (its relay ended first) are
+    /// dropped.
+    pub fn frame(&self, frame: Frame<'_>) -> Result<(), Overrun> {
+        let bytes = Bytes::copy_from_slice(frame.data);
+        let elapsed_us = frame.elapsed_us;
+        let item = match frame.kind {
+            FrameKind::Output => FromAgent::Output { elapsed_us, bytes },
+            // Input typed at the host: only in sessions the agent opened.
+            FrameKind::Input if !spog_protocol::opened_by_hub(frame.channel) => {
+                FromAgent::Input { elapsed_us, bytes }
+            }
+            FrameKind::Input => return Err(Overrun),
+        };
         let Some(channel) = self.channels.lock().get(&frame.channel).cloned() else {
             return Ok(());
         };
-        channel.push(FromAgent::Output {
-            elapsed_us: frame.elapsed_us,
-            bytes: Bytes::copy_from_slice(frame.data),
-        })
+        channel.push(item)
     }
 
     /// A message of the agent about a channel; other messages are not the link's.
@@ -135,6 +155,9 @@ impl AgentLink {
                 signal,
             } => (channel, FromAgent::Exited { exit_code, signal }),
             AgentMessage::Window { channel, bytes } => (channel, FromAgent::Window(bytes)),
+            AgentMessage::ShellEnd {
+                channel, truncated, ..
+            } => (channel, FromAgent::ShellEnded { truncated }),
             _ => return Ok(()),
         };
         match self.channels.lock().get(&number) {

@@ -8,6 +8,7 @@ mod link;
 pub mod open;
 mod relay;
 mod relays;
+pub mod shell;
 
 pub use channel::Overrun;
 pub use link::AgentLink;

@@ -96,6 +96,7 @@ pub async fn serve(state: AppState, mut socket: WebSocket, opened: Opened, lease
     let ending = Ending {
         reason: outcome.reason,
         exit_code: outcome.exit_code,
+        truncated: false,
     };
     finish(&state, &opened, ending).await;
     if relay.browser_open {
@@ -328,6 +329,8 @@ impl Relay<'_> {
                 None
             }
             FromAgent::Lost => Some(Outcome::because(EndReason::AgentDisconnected)),
+            // Only on channels the agent opened (`spog-agent shell`), never on this one.
+            FromAgent::Input { .. } | FromAgent::ShellEnded { .. } => None,
         }
     }
 

@@ -12,6 +12,9 @@ use tokio_util::sync::CancellationToken;
 #[derive(Default)]
 pub struct Relays {
     running: Mutex<HashMap<Id<TerminalRecording>, CancellationToken>>,
+    /// `spog-agent shell` sessions recorded here, by host and source key: their recording
+    /// and how many of their bytes it holds, for the agent's upload after a reconnect.
+    uploads: Mutex<HashMap<String, (Id<TerminalRecording>, u64)>>,
 }
 
 /// A running relay's place; it leaves when dropped.
@@ -43,6 +46,20 @@ impl Relays {
         if let Some(token) = self.running.lock().get(&recording) {
             token.cancel();
         }
+    }
+
+    /// Where a `spog-agent shell` session's upload resumes, if this instance recorded it.
+    pub fn upload(&self, key: &str) -> Option<(Id<TerminalRecording>, u64)> {
+        self.uploads.lock().get(key).copied()
+    }
+
+    /// Notes how much of an upload is recorded; `None` once it is complete.
+    pub fn uploaded(&self, key: &str, progress: Option<(Id<TerminalRecording>, u64)>) {
+        let mut uploads = self.uploads.lock();
+        match progress {
+            Some(progress) => uploads.insert(key.to_owned(), progress),
+            None => uploads.remove(key),
+        };
     }
 
     pub fn count(&self) -> usize {

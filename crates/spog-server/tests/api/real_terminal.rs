@@ -136,3 +136,63 @@ async fn a_real_shell_in_the_browser_is_recorded_byte_for_byte() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_command_run_through_spog_agent_shell_over_ssh_is_recorded_without_a_spog_user() {
+    for server in servers().await {
+        let admin = server.admin().await;
+        let shells = "[shell]\nprogram = \"/bin/sh\"";
+        let (agent, _child, host) = running_agent_with(&server, &admin, shells).await;
+        eventually(
+            &admin,
+            &format!("/hosts/{host}/agent"),
+            Duration::from_secs(20),
+            |a| a["connected"] == true,
+        )
+        .await;
+        let mut command = std::process::Command::new(crate::agent_binary::agent_binary());
+        command
+            .args(["shell", "--config"])
+            .arg(agent.config())
+            .args(["-c", "echo from-ssh; exit 4"])
+            .env("SSH_CONNECTION", "203.0.113.9 52144 10.0.0.5 22")
+            .env_remove("SSH_ORIGINAL_COMMAND")
+            .stdin(std::process::Stdio::null());
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(4), "{}", agent.log());
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "from-ssh\n");
+
+        let recordings = eventually(
+            &admin,
+            &format!("/terminal/recordings?host_id={host}"),
+            Duration::from_secs(20),
+            |r| r["items"][0]["end_reason"] == "exited",
+        )
+        .await;
+        let recording = &recordings["items"][0];
+        assert_eq!(recording["origin"], "ssh", "{recording}");
+        assert_eq!(recording["os_user"], "root");
+        assert_eq!(recording["client_addr"], "203.0.113.9:52144");
+        assert_eq!(recording["user_id"], Value::Null);
+        assert_eq!(recording["exit_code"], 4);
+        let (_, cast) = cast_of(&admin, &host).await;
+        assert!(cast.contains("from-ssh"), "{cast}");
+        let session = recording["session_id"].as_str().unwrap();
+        let (_, entries) = admin
+            .get(&format!("/audit-logs?resource_id={session}"))
+            .await;
+        let start = entries["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == "terminal_session.start")
+            .expect("the start on record")
+            .clone();
+        assert_eq!(start["actor_type"], "agent", "{start}");
+        assert_eq!(start["metadata"]["origin"], "ssh");
+        server.stop().await;
+    }
+}
