@@ -196,3 +196,57 @@ async fn a_command_run_through_spog_agent_shell_over_ssh_is_recorded_without_a_s
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_shell_run_while_spog_is_down_is_uploaded_once_it_is_back() {
+    for server in servers().await {
+        let admin = server.admin().await;
+        let shells = "[shell]\nprogram = \"/bin/sh\"";
+        let (agent, _child, host) = running_agent_with(&server, &admin, shells).await;
+        eventually(
+            &admin,
+            &format!("/hosts/{host}/agent"),
+            Duration::from_secs(20),
+            |a| a["connected"] == true,
+        )
+        .await;
+        let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+        let database = server.database.clone();
+        server.stop().await;
+
+        // The user's shell never waits on the hub: the agent spools it.
+        let mut command = std::process::Command::new(crate::agent_binary::agent_binary());
+        command
+            .args(["shell", "--config"])
+            .arg(agent.config())
+            .args(["-c", "echo while-spog-was-away"])
+            .env_remove("SSH_CONNECTION")
+            .env_remove("SSH_ORIGINAL_COMMAND")
+            .stdin(std::process::Stdio::null());
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", agent.log());
+
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("the port again");
+        let config = spog_server::testing::test_config(&database, crate::temp_dir());
+        let restarted =
+            spog_server::testing::TestServer::start_on(database, config, listener).await;
+        let admin = restarted.admin().await;
+        let recordings = eventually(
+            &admin,
+            &format!("/terminal/recordings?host_id={host}"),
+            Duration::from_secs(30),
+            |r| r["items"][0]["end_reason"] == "exited",
+        )
+        .await;
+        assert_eq!(recordings["items"][0]["origin"], "local");
+        assert_eq!(recordings["items"].as_array().unwrap().len(), 1);
+        let (_, cast) = cast_of(&admin, &host).await;
+        assert!(cast.contains("while-spog-was-away"), "{cast}");
+        restarted.stop().await;
+    }
+}
