@@ -76,8 +76,13 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     );
     let keystrokes = options.keystrokes;
     let mut direct = tokio::task::spawn_blocking(move || direct_pty_echo(keystrokes)).await??;
-    let baseline = Echo::of(&mut direct);
-    println!("baseline, a PTY of this process: {}", baseline.figures());
+    let echo = Echo::of(&mut direct);
+    println!("baseline, a PTY of this process: {}", echo.figures());
+    let (terminals, seconds) = (options.terminals, options.seconds);
+    let flat_out =
+        tokio::task::spawn_blocking(move || direct_pty_flat_out(terminals, seconds)).await??;
+    println!("baseline, {terminals} PTYs of this process printing flat out: {flat_out:.1} MB/s");
+    let baseline = Baseline { echo, flat_out };
     let mut outcomes = vec![backend(None, &options, &baseline).await?];
     if let Some(url) = options.postgres.as_deref() {
         outcomes.push(backend(Some(url), &options, &baseline).await?);
@@ -95,6 +100,13 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         "{lossy} sessions' recordings do not hold the bytes their browsers received"
     );
     Ok(())
+}
+
+/// The same measurements on PTYs of this process, without spog.
+struct Baseline {
+    echo: Echo,
+    /// MB/s read from `--terminals` PTYs printing flat out.
+    flat_out: f64,
 }
 
 /// One backend's figures as printed, and whether bytes went missing.
@@ -133,7 +145,7 @@ impl Echo {
 async fn backend(
     postgres: Option<&str>,
     options: &Options,
-    baseline: &Echo,
+    baseline: &Baseline,
 ) -> anyhow::Result<Outcome> {
     let backend = harness::backend_name(postgres);
     println!("== terminals on {backend} ==");
@@ -149,13 +161,9 @@ async fn backend(
     let admin = server.admin().await;
     let agent = AgentProcess::start(&server, &admin, &scratch.join("agent")).await?;
     let host = agent.host_id.clone();
-    let mut ended = Vec::new();
-
-    let mut alone = Terminal::open(&admin, &host).await?;
-    alone.quiet_prompt().await?;
-    let echo = alone.echo(options.keystrokes, None).await?;
-    ended.push(alone.exit().await?);
+    let (echo, alone) = timed_terminal(&admin, &host, options.keystrokes).await?;
     println!("echo, one terminal: {}", echo.figures());
+    let mut ended = vec![alone];
 
     let relayed = match database_url {
         Some(url) => {
@@ -215,16 +223,54 @@ async fn loaded(
     let mut probe = Terminal::open(admin, host).await?;
     probe.quiet_prompt().await?;
     let mut printers = Printers::open(admin, host, options.terminals).await?;
+    let trickle_echo = trickling(&mut probe, &mut printers, options).await?;
+    let flat_out = flat_out(&mut probe, &mut printers, options).await?;
+    let (printed, interrupt_p99) = end_printing(printers).await?;
+    ended.extend(printed);
+    ended.push(probe.exit().await?);
+    Ok(Load {
+        trickle_echo,
+        flat_out_echo: flat_out.echo,
+        flat_out_bytes: flat_out.bytes,
+        flat_out_took: flat_out.took,
+        rss_before,
+        rss_peak: rss.stop().await.max(rss_before),
+        interrupt_p99,
+    })
+}
+
+/// The printers print 1 KiB a second each while the probe's echo is timed.
+async fn trickling(
+    probe: &mut Terminal,
+    printers: &mut Printers,
+    options: &Options,
+) -> anyhow::Result<Echo> {
     printers.type_all(TRICKLE).await?;
     // Every loop has printed once and the 1 KiB a second is steady.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let trickle_echo = probe.echo(options.keystrokes, None).await?;
+    let echo = probe.echo(options.keystrokes, None).await?;
     println!(
         "echo beside {} terminals printing 1 KiB/s: {}",
         options.terminals,
-        trickle_echo.figures()
+        echo.figures()
     );
+    Ok(echo)
+}
 
+/// What the printers delivered in the flat-out window, and the probe's echo meanwhile.
+struct FlatOut {
+    echo: Echo,
+    bytes: u64,
+    took: Duration,
+}
+
+/// The printers print as fast as they can for `--seconds` (after a second to get going) while
+/// the probe's echo is timed.
+async fn flat_out(
+    probe: &mut Terminal,
+    printers: &mut Printers,
+    options: &Options,
+) -> anyhow::Result<FlatOut> {
     printers.type_all(INTERRUPT).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     printers.type_all(FLAT_OUT).await?;
@@ -232,48 +278,46 @@ async fn loaded(
     let window = Duration::from_secs(options.seconds);
     let before = printers.received.load(Ordering::Relaxed);
     let started = Instant::now();
-    let flat_out_echo = probe
+    let echo = probe
         .echo(options.keystrokes, Some(started + window))
         .await?;
     tokio::time::sleep(window.saturating_sub(started.elapsed())).await;
-    let flat_out_bytes = printers.received.load(Ordering::Relaxed) - before;
-    let flat_out_took = started.elapsed();
+    let flat_out = FlatOut {
+        echo,
+        bytes: printers.received.load(Ordering::Relaxed) - before,
+        took: started.elapsed(),
+    };
     println!(
         "flat out: {:.1} MB in {:.1} s; echo meanwhile: {}",
-        flat_out_bytes as f64 / 1e6,
-        flat_out_took.as_secs_f64(),
-        flat_out_echo.figures()
+        flat_out.bytes as f64 / 1e6,
+        flat_out.took.as_secs_f64(),
+        flat_out.echo.figures()
     );
+    Ok(flat_out)
+}
 
-    // How long ^C and `exit` take to get through the output, and what is printed meanwhile.
+/// `^C` and `exit` into every printer, each read to its end: how they ended, and the p99 from
+/// `^C` typed to its echo received (behind the output already on its way).
+async fn end_printing(mut printers: Printers) -> anyhow::Result<(Vec<Ended>, Duration)> {
     let ending = Instant::now();
     let total = printers.received.clone();
+    let before = total.load(Ordering::Relaxed);
     let interrupted = printers.type_all(INTERRUPT).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     printers.type_all(EXIT).await?;
     let printed = printers.ended().await?;
     let mut interrupt = interrupt_latencies(&interrupted, &printed);
-    let interrupt_p99 = percentile(&mut interrupt, 99.0);
+    let p99 = percentile(&mut interrupt, 99.0);
     println!(
-        "ended {} terminals {:.1} s after the window; {:.1} MB printed meanwhile; ^C echoed \
-         back after p50 {}, p99 {}",
-        options.terminals,
+        "ended {} terminals in {:.1} s, {:.1} MB printed meanwhile; ^C echoed back after p50 {}, \
+         p99 {}",
+        printed.len(),
         ending.elapsed().as_secs_f64(),
-        (total.load(Ordering::Relaxed) - before - flat_out_bytes) as f64 / 1e6,
+        (total.load(Ordering::Relaxed) - before) as f64 / 1e6,
         ms(percentile(&mut interrupt, 50.0)),
-        ms(interrupt_p99)
+        ms(p99)
     );
-    ended.extend(printed);
-    ended.push(probe.exit().await?);
-    Ok(Load {
-        trickle_echo,
-        flat_out_echo,
-        flat_out_bytes,
-        flat_out_took,
-        rss_before,
-        rss_peak: rss.stop().await.max(rss_before),
-        interrupt_p99,
-    })
+    Ok((printed, p99))
 }
 
 /// For each terminal, from `^C` sent (`sent`, in the terminals' order) to its echo received
@@ -330,12 +374,21 @@ async fn relayed_echo(
     let (launch, _) = server_launch(data_dir.to_owned(), Some(database_url), options.terminals);
     let second = ServerProcess::launch(launch).await?;
     let admin = second.admin().await;
-    let mut terminal = Terminal::open(&admin, host).await?;
-    terminal.quiet_prompt().await?;
-    let echo = terminal.echo(options.keystrokes, None).await?;
     // Recorded on A; what B's browser received is compared with it like any other session.
-    let ended = terminal.exit().await?;
-    Ok((echo, ended))
+    timed_terminal(&admin, host, options.keystrokes).await
+}
+
+/// A terminal of its own whose echo is timed `keystrokes` times, then ended: the echo and how
+/// the session ended.
+async fn timed_terminal(
+    client: &Client,
+    host: &str,
+    keystrokes: usize,
+) -> anyhow::Result<(Echo, Ended)> {
+    let mut terminal = Terminal::open(client, host).await?;
+    terminal.quiet_prompt().await?;
+    let echo = terminal.echo(keystrokes, None).await?;
+    Ok((echo, terminal.exit().await?))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -862,6 +915,52 @@ fn direct_pty_echo(count: usize) -> anyhow::Result<Vec<Duration>> {
     Ok(samples)
 }
 
+/// `terminals` shells on PTYs of this process printing flat out, every master read by this
+/// thread: MB/s over `seconds` (after one to get going). Blocking.
+fn direct_pty_flat_out(terminals: usize, seconds: u64) -> anyhow::Result<f64> {
+    let mut ptys = (0..terminals)
+        .map(|_| DirectPty::spawn())
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for pty in &mut ptys {
+        pty.master.write_all(FLAT_OUT)?;
+    }
+    read_all(&mut ptys, Duration::from_secs(1))?;
+    let started = Instant::now();
+    let bytes = read_all(&mut ptys, Duration::from_secs(seconds))?;
+    let rate = bytes as f64 / 1e6 / started.elapsed().as_secs_f64();
+    for pty in &mut ptys {
+        // Dropping kills the shells; the hangup then ends their pipelines.
+        let _ = pty.master.write_all(INTERRUPT);
+    }
+    Ok(rate)
+}
+
+/// Reads whatever the masters of `ptys` have for `duration`: how many bytes.
+fn read_all(ptys: &mut [DirectPty], duration: Duration) -> anyhow::Result<u64> {
+    let mut polls: Vec<libc::pollfd> = ptys
+        .iter()
+        .map(|pty| libc::pollfd {
+            fd: pty.master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut bytes = 0u64;
+    let started = Instant::now();
+    while started.elapsed() < duration {
+        // SAFETY: `polls` is a valid array of its length.
+        let ready = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, 100) };
+        anyhow::ensure!(ready >= 0, "poll: {}", std::io::Error::last_os_error());
+        for (poll, pty) in polls.iter().zip(ptys.iter_mut()) {
+            if poll.revents & libc::POLLIN != 0 {
+                bytes += pty.master.read(&mut buf)? as u64;
+            }
+        }
+    }
+    Ok(bytes)
+}
+
 /// A shell on a PTY whose master this process holds; killed when dropped.
 struct DirectPty {
     master: File,
@@ -981,7 +1080,7 @@ struct Figures {
     relayed: Option<Echo>,
 }
 
-fn summary(figures: &Figures, options: &Options, baseline: &Echo) -> Vec<String> {
+fn summary(figures: &Figures, options: &Options, baseline: &Baseline) -> Vec<String> {
     let Figures {
         backend,
         raised,
@@ -1001,8 +1100,8 @@ fn summary(figures: &Figures, options: &Options, baseline: &Echo) -> Vec<String>
              without spog: p50 {}, p99 {}",
             echo.figures(),
             verdict(echo.p50 <= Duration::from_millis(3) && echo.p99 <= Duration::from_millis(15)),
-            ms(baseline.p50),
-            ms(baseline.p99)
+            ms(baseline.echo.p50),
+            ms(baseline.echo.p99)
         ),
         format!(
             "  echo beside {n} terminals printing 1 KiB/s each: {} (target p99 ≤ 15 ms: {})",
@@ -1015,10 +1114,11 @@ fn summary(figures: &Figures, options: &Options, baseline: &Echo) -> Vec<String>
         ),
         format!(
             "  flat out, {n} terminals: {mb_s:.1} MB/s recorded and relayed ({:.0} MB in {:.1} s) \
-             (target ≥ 50 MB/s: {})",
+             (target ≥ 50 MB/s: {}); baseline, as many PTYs without spog: {:.1} MB/s",
             mb(load.flat_out_bytes),
             load.flat_out_took.as_secs_f64(),
-            verdict(mb_s >= 50.0)
+            verdict(mb_s >= 50.0),
+            baseline.flat_out
         ),
         format!(
             "  recordings against browsers: {} sessions, {:.1} MB received, {:.1} MB recorded, \
