@@ -9,6 +9,7 @@ mod metrics;
 mod process;
 mod realtime;
 mod recordings;
+mod terminal;
 mod webhooks;
 
 use clap::{Parser, Subcommand};
@@ -46,6 +47,11 @@ enum Bench {
     /// download and the server's memory meanwhile, desktop frame ingest and playback pacing.
     /// Needs `cargo build --release -p spog` first.
     Recordings(recordings::Options),
+    /// Web terminal (issue 15): keystroke echo through the hub and the real `spog-agent`
+    /// beside a PTY without spog, alone and beside 200 printing terminals, flat-out output
+    /// recorded byte for byte, and the echo across two instances on PostgreSQL. Needs
+    /// `cargo build --release -p spog -p spog-agent` first.
+    Terminal(terminal::Options),
     /// Webhooks (issue 4): sustained delivery beside a bare HTTP client, publish to first
     /// attempt latency, and a 100,000-delivery backlog to a receiver that is down.
     Webhooks(webhooks::Options),
@@ -70,6 +76,7 @@ fn main() -> anyhow::Result<()> {
             Bench::Foundation(options) => foundation::run(options).await,
             Bench::Metrics(options) => metrics::run(options).await,
             Bench::Recordings(options) => recordings::run(options).await,
+            Bench::Terminal(options) => terminal::run(options).await,
             Bench::Webhooks(options) => webhooks::run(options).await,
         }
     })

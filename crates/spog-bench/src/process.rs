@@ -195,3 +195,19 @@ pub fn set_soft_fd_limit(soft: u64) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// The release `spog-agent` next to this bench (and to `spog`); `SPOG_AGENT_BIN` names
+/// another.
+pub fn agent_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("SPOG_AGENT_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("the bench's own path");
+    let binary = exe.with_file_name("spog-agent");
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo build --release -p spog-agent` first",
+        binary.display()
+    );
+    binary
+}
