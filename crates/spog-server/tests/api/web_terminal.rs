@@ -543,3 +543,35 @@ async fn on_postgres_a_terminal_opened_on_one_instance_is_relayed_and_recorded_b
     holder.stop().await;
     other.stop().await;
 }
+
+#[tokio::test]
+async fn a_terminal_without_input_for_terminal_idle_timeout_ends_idle() {
+    for server in crate::servers_with(|config| {
+        config.terminal_idle_timeout = Duration::from_secs(1);
+    })
+    .await
+    {
+        let admin = server.admin().await;
+        let (host, mut agent) = host_with_agent(&server, &admin, "term-1", TERMINAL).await;
+        let (mut browser, channel, _) = opened(&admin, &host, &mut agent).await;
+        // Output alone does not keep a terminal from going idle: only input does.
+        output(&mut agent, channel, 1_000, b"tick\r\n").await;
+        let close = next_of(&mut agent, "close").await;
+        assert_eq!(close["reason"], "idle");
+        say(
+            &mut agent,
+            json!({"type": "exit", "channel": channel, "signal": 1}),
+        )
+        .await;
+        let exit = loop {
+            match next(&mut browser).await {
+                Received::Json(value) if value["type"] == "exit" => break value,
+                _ => continue,
+            }
+        };
+        assert_eq!(exit["reason"], "idle");
+        let ended = wait_for_end(&admin, &host, 1).await;
+        assert_eq!(ended[0]["end_reason"], "idle");
+        server.stop().await;
+    }
+}
