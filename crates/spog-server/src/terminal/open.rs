@@ -107,14 +107,7 @@ pub async fn open_terminal(
         principal,
         request: RequestInfo::from_parts(&parts),
     };
-    let checked = check(&state, &auth, host, &params).await?;
-    let upgrade = websocket(upgrade)?.max_message_size(MAX_BROWSER_MESSAGE);
-    let lease = admit(
-        &state,
-        &auth.principal,
-        &parts.headers,
-        Some(Permission::TerminalConnect),
-    )?;
+    let (checked, upgrade, lease) = admitted(&state, &auth, host, &params, &parts, upgrade).await?;
     if let Some(link) = state.bus.agents.link(auth.account(), checked.host) {
         return start(state, auth, checked, link, upgrade, lease).await;
     }
@@ -158,14 +151,7 @@ async fn internal_terminal(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let auth = Auth { principal, request };
-    let checked = check(&state, &auth, host, &params).await?;
-    let upgrade = websocket(upgrade)?.max_message_size(MAX_BROWSER_MESSAGE);
-    let lease = admit(
-        &state,
-        &auth.principal,
-        &parts.headers,
-        Some(Permission::TerminalConnect),
-    )?;
+    let (checked, upgrade, lease) = admitted(&state, &auth, host, &params, &parts, upgrade).await?;
     let Some(link) = state.bus.agents.link(auth.account(), checked.host) else {
         return Err(conflict(
             "host_offline",
@@ -181,6 +167,27 @@ struct Checked {
     user: Id<spog_core::model::User>,
     cols: u16,
     rows: u16,
+}
+
+/// The caller may open a terminal of this size on this host, over a WebSocket its
+/// credential may still hold (403, 404, 422, 429 otherwise).
+async fn admitted(
+    state: &AppState,
+    auth: &Auth,
+    host: Id<Host>,
+    params: &TerminalParams,
+    parts: &Parts,
+    upgrade: UpgradeResult,
+) -> ApiResult<(Checked, WebSocketUpgrade, SocketLease)> {
+    let checked = check(state, auth, host, params).await?;
+    let upgrade = websocket(upgrade)?.max_message_size(MAX_BROWSER_MESSAGE);
+    let lease = admit(
+        state,
+        &auth.principal,
+        &parts.headers,
+        Some(Permission::TerminalConnect),
+    )?;
+    Ok((checked, upgrade, lease))
 }
 
 /// The caller may open a terminal of this size on this host (403, 404, 422 otherwise).

@@ -9,7 +9,7 @@ use serde_json::Value;
 use spog_server::testing::Client;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::agent_binary::running_agent_with;
+use crate::agent_binary::{Agent, running_agent_with};
 use crate::agents::eventually;
 use crate::servers;
 use crate::terminal::{Socket, closed};
@@ -40,6 +40,26 @@ async fn type_in(browser: &mut Socket, text: &str) {
         .send(Message::Binary(text.as_bytes().to_vec().into()))
         .await
         .unwrap();
+}
+
+/// `spog-agent shell -c CMD` as sshd runs it (`ssh`: its `SSH_CONNECTION`), stdin not a
+/// terminal.
+async fn spog_agent_shell(agent: &Agent, cmd: &str, ssh: Option<&str>) -> std::process::Output {
+    let mut command = std::process::Command::new(crate::agent_binary::agent_binary());
+    command
+        .args(["shell", "--config"])
+        .arg(agent.config())
+        .args(["-c", cmd])
+        .env_remove("SSH_CONNECTION")
+        .env_remove("SSH_ORIGINAL_COMMAND")
+        .stdin(std::process::Stdio::null());
+    if let Some(connection) = ssh {
+        command.env("SSH_CONNECTION", connection);
+    }
+    tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 async fn cast_of(admin: &Client, host: &str) -> (Value, String) {
@@ -150,18 +170,8 @@ async fn a_command_run_through_spog_agent_shell_over_ssh_is_recorded_without_a_s
             |a| a["connected"] == true,
         )
         .await;
-        let mut command = std::process::Command::new(crate::agent_binary::agent_binary());
-        command
-            .args(["shell", "--config"])
-            .arg(agent.config())
-            .args(["-c", "echo from-ssh; exit 4"])
-            .env("SSH_CONNECTION", "203.0.113.9 52144 10.0.0.5 22")
-            .env_remove("SSH_ORIGINAL_COMMAND")
-            .stdin(std::process::Stdio::null());
-        let output = tokio::task::spawn_blocking(move || command.output())
-            .await
-            .unwrap()
-            .unwrap();
+        let ssh = Some("203.0.113.9 52144 10.0.0.5 22");
+        let output = spog_agent_shell(&agent, "echo from-ssh; exit 4", ssh).await;
         assert_eq!(output.status.code(), Some(4), "{}", agent.log());
         assert_eq!(String::from_utf8_lossy(&output.stdout), "from-ssh\n");
 
@@ -215,18 +225,7 @@ async fn a_shell_run_while_spog_is_down_is_uploaded_once_it_is_back() {
         server.stop().await;
 
         // The user's shell never waits on the hub: the agent spools it.
-        let mut command = std::process::Command::new(crate::agent_binary::agent_binary());
-        command
-            .args(["shell", "--config"])
-            .arg(agent.config())
-            .args(["-c", "echo while-spog-was-away"])
-            .env_remove("SSH_CONNECTION")
-            .env_remove("SSH_ORIGINAL_COMMAND")
-            .stdin(std::process::Stdio::null());
-        let output = tokio::task::spawn_blocking(move || command.output())
-            .await
-            .unwrap()
-            .unwrap();
+        let output = spog_agent_shell(&agent, "echo while-spog-was-away", None).await;
         assert_eq!(output.status.code(), Some(0), "{}", agent.log());
 
         let listener = tokio::net::TcpListener::bind(addr)
