@@ -45,6 +45,12 @@ pub async fn enroll(server: &TestServer, admin: &Client, hostname: &str) -> (Str
 
 /// The agent's socket, past `welcome`.
 async fn connect(agent: &Client, hostname: &str) -> Socket {
+    let capabilities = json!({"terminal": false, "shell": false, "max_sessions": 0});
+    connect_with(agent, hostname, capabilities).await
+}
+
+/// The agent's socket, past a `hello` saying it can do `capabilities`, and `welcome`.
+pub async fn connect_with(agent: &Client, hostname: &str, capabilities: Value) -> Socket {
     let url = agent.url("/agent/connect").replace("http://", "ws://");
     let mut request = url.into_client_request().unwrap();
     let bearer = format!("Bearer {}", agent.token.as_deref().unwrap());
@@ -58,7 +64,7 @@ async fn connect(agent: &Client, hostname: &str) -> Socket {
         .await
         .expect("the agent socket");
     let hello = json!({"type": "hello", "agent_version": "0.3.1", "facts": facts(hostname),
-        "capabilities": {"terminal": false, "shell": false, "max_sessions": 0}});
+        "capabilities": capabilities});
     socket
         .send(Message::Text(hello.to_string().into()))
         .await

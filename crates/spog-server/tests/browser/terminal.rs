@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 use spog_protocol::{Frame, FrameKind};
 use spog_server::testing::{ADMIN_EMAIL, ADMIN_PASSWORD, Client};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::browser::Browser;
 use crate::hosts::enroll;
@@ -25,26 +24,9 @@ const WATCHER_PASSWORD: &str = "a long enough password";
 
 /// The agent's socket with terminals allowed, past `welcome`.
 async fn connect_terminal_agent(agent: &Client, hostname: &str) -> Socket {
-    let url = agent.url("/agent/connect").replace("http://", "ws://");
-    let mut request = url.into_client_request().unwrap();
-    let bearer = format!("Bearer {}", agent.token.as_deref().unwrap());
-    request
-        .headers_mut()
-        .insert("authorization", bearer.parse().unwrap());
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", "spog-agent.v1".parse().unwrap());
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("the agent socket");
-    let hello = json!({"type": "hello", "agent_version": "0.3.1",
-        "facts": {"os": "linux", "hostname": hostname},
-        "capabilities": {"terminal": true, "shell": false, "max_sessions": 8,
-            "terminal_user": "operator", "terminal_shell": "/bin/bash"}});
-    say(&mut socket, hello).await;
-    let welcome = next_text(&mut socket, "welcome").await;
-    assert_eq!(welcome["type"], "welcome", "{welcome}");
-    socket
+    let capabilities = json!({"terminal": true, "shell": false, "max_sessions": 8,
+        "terminal_user": "operator", "terminal_shell": "/bin/bash"});
+    crate::hosts::connect_with(agent, hostname, capabilities).await
 }
 
 async fn say(socket: &mut Socket, message: Value) {
