@@ -19,9 +19,8 @@ use spog_core::Id;
 use spog_core::Timestamp;
 use spog_core::model::{Host, HostAgent};
 use spog_protocol::{
-    AgentMessage, Capabilities, Facts, Frame, HELLO_TIMEOUT, HubMessage, IDLE_TIMEOUT,
-    MAX_MESSAGE_BYTES, MessageError, MetricSample, PING_INTERVAL, SUBPROTOCOLS, close,
-    decode_message, encode_message,
+    AgentMessage, Capabilities, Facts, HELLO_TIMEOUT, HubMessage, IDLE_TIMEOUT, MAX_MESSAGE_BYTES,
+    MessageError, MetricSample, PING_INTERVAL, SUBPROTOCOLS, close, decode_message, encode_message,
 };
 use spog_store::StoreError;
 use spog_store::agents::credentials::{self, Connection};
@@ -404,10 +403,7 @@ impl Conversation<'_> {
                         Some(Err(_)) => return None,
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                         Some(Ok(Message::Binary(bytes))) => {
-                            let relayed = Frame::decode(&bytes)
-                                .ok()
-                                .and_then(|frame| self.link.frame(frame).ok());
-                            if relayed.is_none() {
+                            if self.link.frame(bytes).is_err() {
                                 return Some(VIOLATION);
                             }
                         }

@@ -48,9 +48,10 @@ pub enum FromAgent {
     Lost,
 }
 
-/// The agent broke flow control: more output than the window allows.
+/// The agent broke the protocol: a frame that is not one, input where only output goes, or
+/// more than its window allows.
 #[derive(Debug)]
-pub struct Overrun;
+pub struct Violation;
 
 pub struct Channel {
     pub number: u32,
@@ -75,12 +76,12 @@ impl Channel {
     }
 
     /// Queues what the agent said and wakes the relay.
-    pub fn push(&self, item: FromAgent) -> Result<(), Overrun> {
+    pub fn push(&self, item: FromAgent) -> Result<(), Violation> {
         let mut inbox = self.inbox.lock();
         if let FromAgent::Output { bytes, .. } | FromAgent::Input { bytes, .. } = &item {
             inbox.unacked += bytes.len() as u64;
             if inbox.unacked > CHANNEL_WINDOW_BYTES {
-                return Err(Overrun);
+                return Err(Violation);
             }
             if inbox.items.len() >= MAX_QUEUED_FRAMES
                 && let Some(FromAgent::Output { bytes: last, .. }) = inbox.items.back_mut()

@@ -13,11 +13,12 @@ use parking_lot::Mutex;
 use spog_core::Id;
 use spog_core::model::Host;
 use spog_protocol::{
-    AgentMessage, Capabilities, Frame, FrameKind, HubMessage, MAX_FRAME_PAYLOAD, encode_message,
+    AgentMessage, Capabilities, FRAME_HEADER_LEN, Frame, FrameKind, HubMessage, MAX_FRAME_PAYLOAD,
+    encode_message,
 };
 use tokio::sync::mpsc;
 
-use super::channel::{Channel, FromAgent, Overrun};
+use super::channel::{Channel, FromAgent, Violation};
 
 /// Messages waiting for the agent's socket. Input frames are at most 64 KiB, so a full
 /// outbox holds at most a few MiB; senders wait for room.
@@ -70,10 +71,6 @@ impl AgentLink {
         self.channels.lock().remove(&number);
     }
 
-    pub fn open_channels(&self) -> usize {
-        self.channels.lock().len()
-    }
-
     pub async fn send(&self, message: &HubMessage) -> Result<(), Gone> {
         let text = encode_message(message).map_err(|_| Gone)?;
         self.outbox
@@ -123,8 +120,10 @@ impl AgentLink {
     /// A frame of the agent, from the connection's task: output, or the input of a session
     /// the agent opened. Frames for a channel no longer open (its relay ended first) are
     /// dropped.
-    pub fn frame(&self, frame: Frame<'_>) -> Result<(), Overrun> {
-        let bytes = Bytes::copy_from_slice(frame.data);
+    pub fn frame(&self, message: Bytes) -> Result<(), Violation> {
+        let frame = Frame::decode(&message).map_err(|_| Violation)?;
+        // The payload is a slice of the message as received: no copy per frame.
+        let bytes = message.slice(FRAME_HEADER_LEN..);
         let elapsed_us = frame.elapsed_us;
         let item = match frame.kind {
             FrameKind::Output => FromAgent::Output { elapsed_us, bytes },
@@ -132,7 +131,7 @@ impl AgentLink {
             FrameKind::Input if !spog_protocol::opened_by_hub(frame.channel) => {
                 FromAgent::Input { elapsed_us, bytes }
             }
-            FrameKind::Input => return Err(Overrun),
+            FrameKind::Input => return Err(Violation),
         };
         let Some(channel) = self.channels.lock().get(&frame.channel).cloned() else {
             return Ok(());
@@ -141,7 +140,7 @@ impl AgentLink {
     }
 
     /// A message of the agent about a channel; other messages are not the link's.
-    pub fn message(&self, message: AgentMessage) -> Result<(), Overrun> {
+    pub fn message(&self, message: AgentMessage) -> Result<(), Violation> {
         let (number, item) = match message {
             AgentMessage::OpenOk { channel, pid } => (channel, FromAgent::Opened { pid }),
             AgentMessage::OpenError {

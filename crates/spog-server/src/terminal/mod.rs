@@ -10,6 +10,5 @@ mod relay;
 mod relays;
 pub mod shell;
 
-pub use channel::Overrun;
 pub use link::AgentLink;
 pub use relays::Relays;

@@ -89,6 +89,7 @@ pub async fn serve(state: AppState, mut socket: WebSocket, opened: Opened, lease
         browser_open: true,
         closing: None,
         pid: None,
+        passed_on: 0,
     };
     let outcome = relay.run(&mut socket, &place.ended).await;
     opened.link.forget(opened.channel.number);
@@ -163,6 +164,8 @@ struct Relay<'a> {
     /// Why the hub asked the agent to close the channel, and until when it waits.
     closing: Option<(EndReason, Instant)>,
     pid: Option<u32>,
+    /// Output recorded and passed on since the agent was last told.
+    passed_on: u64,
 }
 
 impl Relay<'_> {
@@ -193,6 +196,7 @@ impl Relay<'_> {
                             return outcome;
                         }
                     }
+                    self.acknowledge().await;
                 }
                 incoming = socket.recv(), if reading => {
                     idle_deadline = Instant::now() + idle_timeout;
@@ -224,6 +228,21 @@ impl Relay<'_> {
                 }
             }
         }
+    }
+
+    /// Lets the agent send as much more output as was recorded and passed on: one `window`
+    /// for all the frames taken at once.
+    async fn acknowledge(&mut self) {
+        let bytes = std::mem::take(&mut self.passed_on);
+        if bytes == 0 {
+            return;
+        }
+        self.opened.channel.acknowledge(bytes);
+        let window = HubMessage::Window {
+            channel: self.opened.channel.number,
+            bytes,
+        };
+        let _ = self.opened.link.send(&window).await;
     }
 
     /// Asks the agent to hang up; the relay then waits for its `exit`, still recording.
@@ -300,16 +319,10 @@ impl Relay<'_> {
                 let text = self.utf8.decode(&bytes);
                 self.record(elapsed_us as f64 / 1e6, EventCode::Output, text)
                     .await;
-                let len = bytes.len() as u64;
+                self.passed_on += bytes.len() as u64;
                 if self.browser_open {
                     self.send_browser(socket, Message::Binary(bytes)).await;
                 }
-                self.opened.channel.acknowledge(len);
-                let window = HubMessage::Window {
-                    channel: self.opened.channel.number,
-                    bytes: len,
-                };
-                let _ = self.opened.link.send(&window).await;
                 None
             }
             FromAgent::Exited { exit_code, signal } => {

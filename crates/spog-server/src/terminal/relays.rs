@@ -61,8 +61,4 @@ impl Relays {
             None => uploads.remove(key),
         };
     }
-
-    pub fn count(&self) -> usize {
-        self.running.lock().len()
-    }
 }

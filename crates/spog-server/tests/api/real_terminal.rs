@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use futures::SinkExt;
 use serde_json::Value;
-use spog_server::testing::Client;
+use spog_server::testing::{Client, TestServer};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::agent_binary::{Agent, running_agent_with};
+use crate::agent_binary::{Agent, Child, running_agent_with};
 use crate::agents::eventually;
 use crate::servers;
 use crate::terminal::{Socket, closed};
@@ -40,6 +40,22 @@ async fn type_in(browser: &mut Socket, text: &str) {
         .send(Message::Binary(text.as_bytes().to_vec().into()))
         .await
         .unwrap();
+}
+
+/// A real agent configured with `extra`, enrolled, running and connected: (agent, its
+/// process, host id).
+async fn connected_agent(
+    server: &TestServer,
+    admin: &Client,
+    extra: &str,
+) -> (Agent, Child, String) {
+    let running = running_agent_with(server, admin, extra).await;
+    let agent = format!("/hosts/{}/agent", running.2);
+    eventually(admin, &agent, Duration::from_secs(20), |a| {
+        a["connected"] == true
+    })
+    .await;
+    running
 }
 
 /// `spog-agent shell -c CMD` as sshd runs it (`ssh`: its `SSH_CONNECTION`), stdin not a
@@ -86,14 +102,7 @@ async fn cast_of(admin: &Client, host: &str) -> (Value, String) {
 async fn a_real_shell_in_the_browser_is_recorded_byte_for_byte() {
     for server in servers().await {
         let admin = server.admin().await;
-        let (agent, _child, host) = running_agent_with(&server, &admin, TERMINALS).await;
-        eventually(
-            &admin,
-            &format!("/hosts/{host}/agent"),
-            Duration::from_secs(20),
-            |a| a["connected"] == true && a["terminal_enabled"] == true,
-        )
-        .await;
+        let (agent, _child, host) = connected_agent(&server, &admin, TERMINALS).await;
         let mut browser = open(&admin, &host, "?cols=90&rows=20")
             .await
             .unwrap_or_else(|(status, body)| panic!("{status} {body}\n{}", agent.log()));
@@ -162,14 +171,7 @@ async fn a_command_run_through_spog_agent_shell_over_ssh_is_recorded_without_a_s
     for server in servers().await {
         let admin = server.admin().await;
         let shells = "[shell]\nprogram = \"/bin/sh\"";
-        let (agent, _child, host) = running_agent_with(&server, &admin, shells).await;
-        eventually(
-            &admin,
-            &format!("/hosts/{host}/agent"),
-            Duration::from_secs(20),
-            |a| a["connected"] == true,
-        )
-        .await;
+        let (agent, _child, host) = connected_agent(&server, &admin, shells).await;
         let ssh = Some("203.0.113.9 52144 10.0.0.5 22");
         let output = spog_agent_shell(&agent, "echo from-ssh; exit 4", ssh).await;
         assert_eq!(output.status.code(), Some(4), "{}", agent.log());
@@ -212,14 +214,7 @@ async fn a_shell_run_while_spog_is_down_is_uploaded_once_it_is_back() {
     for server in servers().await {
         let admin = server.admin().await;
         let shells = "[shell]\nprogram = \"/bin/sh\"";
-        let (agent, _child, host) = running_agent_with(&server, &admin, shells).await;
-        eventually(
-            &admin,
-            &format!("/hosts/{host}/agent"),
-            Duration::from_secs(20),
-            |a| a["connected"] == true,
-        )
-        .await;
+        let (agent, _child, host) = connected_agent(&server, &admin, shells).await;
         let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
         let database = server.database.clone();
         server.stop().await;

@@ -189,9 +189,17 @@ async fn a_console_terminal_is_relayed_and_recorded_byte_for_byte() {
 
         // Output with a character cut between frames and a byte that is not UTF-8 reaches the
         // browser unchanged, and each frame is acknowledged once passed on.
+        // (At 10 s on the agent's clock: later than the input's time on the hub's, which an
+        // earlier output would be moved up to.)
         let pieces: [&[u8]; 3] = [b"h\xc3", b"\xa9llo \xe2\x82", b"\xac \xff done\r\n"];
         for (i, piece) in pieces.iter().enumerate() {
-            output(&mut agent, channel, 10_000 * (i as u64 + 1), piece).await;
+            output(
+                &mut agent,
+                channel,
+                10_000_000 + 10_000 * (i as u64 + 1),
+                piece,
+            )
+            .await;
         }
         let sent: Vec<u8> = pieces.concat();
         assert_eq!(browser_bytes(&mut browser, sent.len()).await, sent);
@@ -273,7 +281,7 @@ async fn a_console_terminal_is_relayed_and_recorded_byte_for_byte() {
             .collect();
         assert_eq!(
             outputs[..3],
-            [0.01, 0.02, 0.03],
+            [10.01, 10.02, 10.03],
             "output times are the agent's"
         );
         assert_eq!(replay(&cast)[0], "héllo € \u{fffd} done");
@@ -410,19 +418,7 @@ async fn a_session_ends_when_the_browser_leaves_the_agent_refuses_or_drops_or_an
 
         // An administrator ends it.
         let (mut browser, channel, session) = opened(&admin, &host, &mut agent).await;
-        let session_id = session["session_id"].as_str().unwrap();
-        let (status, body) = admin
-            .post(&format!("/terminal/sessions/{session_id}/end"), json!({}))
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        let close = next_of(&mut agent, "close").await;
-        assert_eq!(close["channel"], channel);
-        say(
-            &mut agent,
-            json!({"type": "exit", "channel": channel, "signal": 1}),
-        )
-        .await;
-        let exit = next_of(&mut browser, "exit").await;
+        let exit = end_by_admin(&admin, &mut agent, &mut browser, channel, &session).await;
         assert_eq!(exit["reason"], "ended");
         assert_eq!(closed(&mut browser).await.0, 1000);
 
@@ -450,6 +446,30 @@ async fn a_session_ends_when_the_browser_leaves_the_agent_refuses_or_drops_or_an
         assert_eq!(ended[0]["end_reason"], "agent_disconnected");
         server.stop().await;
     }
+}
+
+/// `admin` ends the session: the agent is asked to hang up and says the shell exited (SIGHUP);
+/// what the browser is told last.
+async fn end_by_admin(
+    admin: &Client,
+    agent: &mut Socket,
+    browser: &mut Socket,
+    channel: u32,
+    session: &Value,
+) -> Value {
+    let session_id = session["session_id"].as_str().unwrap();
+    let (status, body) = admin
+        .post(&format!("/terminal/sessions/{session_id}/end"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let close = next_of(agent, "close").await;
+    assert_eq!(close["channel"], channel);
+    say(
+        agent,
+        json!({"type": "exit", "channel": channel, "signal": 1}),
+    )
+    .await;
+    next_of(browser, "exit").await
 }
 
 /// The host's recordings once `count` have ended, newest first.
@@ -500,19 +520,8 @@ async fn on_postgres_a_terminal_opened_on_one_instance_is_relayed_and_recorded_b
     assert_eq!(browser_bytes(&mut browser, 16).await, b"file-a  file-b\r\n");
 
     // Ended by an administrator on the instance that does not relay it.
-    let session_id = session["session_id"].as_str().unwrap();
-    let (status, body) = elsewhere
-        .post(&format!("/terminal/sessions/{session_id}/end"), json!({}))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let close = next_of(&mut agent, "close").await;
-    assert_eq!(close["channel"], channel);
-    say(
-        &mut agent,
-        json!({"type": "exit", "channel": channel, "exit_code": 0}),
-    )
-    .await;
-    assert_eq!(next_of(&mut browser, "exit").await["reason"], "ended");
+    let exit = end_by_admin(&elsewhere, &mut agent, &mut browser, channel, &session).await;
+    assert_eq!(exit["reason"], "ended");
 
     let ended = wait_for_end(&admin, &host, 1).await;
     assert_eq!(ended.len(), 1, "recorded once");
