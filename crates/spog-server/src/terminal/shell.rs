@@ -93,15 +93,13 @@ async fn begin(
             return Ok((recording, recorder, acked));
         }
         let ending = Ending::from(EndReason::AgentDisconnected);
-        let _ = ending::end(
-            state,
-            &agent.actor(),
-            recording.id,
-            None,
-            ending,
-            Timestamp::now(),
-        )
-        .await;
+        let now = Timestamp::now();
+        if let Err(error) =
+            ending::end(state, &agent.actor(), recording.id, None, ending, now).await
+        {
+            tracing::warn!(%error, session = %recording.session_id,
+                "ending a shell session whose upload starts over");
+        }
     }
     let origin = if start.client_addr.is_some() {
         Origin::Ssh
