@@ -72,8 +72,24 @@ pub struct TerminalRecording {
     pub client_addr: Option<String>,
     /// The shell's exit status when it exited (`exited`).
     pub exit_code: Option<i32>,
-    /// The recording file under the data directory.
+    /// The spool file while active; once sealed, the object holding it (a path under the
+    /// data directory, or `s3://bucket/prefix/...`).
     pub file_path: String,
+    #[serde(flatten)]
+    pub stored: Stored,
+}
+
+/// How a finished recording is kept and what its content must hash to (SPEC 8.3); all null
+/// while it is active, and for a recording ended before sealing existed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Stored {
+    /// SHA-256 (hex) of its content: for a terminal recording the bytes `GET …/cast` serves,
+    /// for a desktop recording its frames file. The end's audit entry holds it too.
+    pub sha256: Option<String>,
+    /// Bytes the compressed object takes.
+    pub stored_bytes: Option<i64>,
+    /// `local` (the data directory) or `s3`.
+    pub storage: Option<String>,
 }
 
 impl TerminalRecording {
@@ -114,10 +130,13 @@ pub struct DesktopRecording {
     pub total_bytes: i64,
     /// Elapsed time of the last frame.
     pub duration_seconds: f64,
+    /// As [`TerminalRecording::file_path`].
     pub file_path: String,
     pub started_at: Timestamp,
     pub ended_at: Option<Timestamp>,
     pub end_reason: Option<String>,
+    #[serde(flatten)]
+    pub stored: Stored,
 }
 
 /// Largest terminal width or height accepted.

@@ -102,6 +102,7 @@ pub async fn launch(
     }
     let first_admin = bootstrap::first_start(&store, &config).await?;
     let state = AppState::new(config, store, keys)?;
+    state.storage.probe().await.map_err(anyhow::Error::msg)?;
     crate::backup::verify_if_restored(&state).await?;
     let mut workers = vec![
         workers::audit_linker::spawn(&state, shutdown.clone()),
@@ -114,6 +115,7 @@ pub async fn launch(
         workers::metrics_pruning::spawn(&state, shutdown.clone()),
         workers::recordings::spawn_flush(&state, shutdown.clone()),
         workers::recordings::spawn_idle(&state, shutdown.clone()),
+        workers::recording_upload::spawn(&state, shutdown.clone()),
     ];
     workers.extend(workers::cluster::spawn(&state, shutdown.clone()));
     workers.extend(state.bus.spawn_listener(shutdown.clone()));

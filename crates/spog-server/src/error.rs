@@ -172,6 +172,9 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::Conflict(message) => ApiError::Conflict(message),
             StoreError::Invalid(field) => ApiError::Validation(field.into()),
+            StoreError::Io(error) if error.kind() == std::io::ErrorKind::StorageFull => {
+                ApiError::Unavailable(crate::recordings::STORAGE_FULL.to_owned())
+            }
             other if other.is_transient() => {
                 tracing::warn!(error = %other, "database busy");
                 ApiError::Unavailable("the database is busy; retry shortly".to_owned())

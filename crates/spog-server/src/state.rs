@@ -19,6 +19,7 @@ use crate::keys::Keys;
 use crate::metrics::Metrics;
 use crate::open_files;
 use crate::recordings::Recorders;
+use crate::recordings::storage::Storage;
 use crate::workers::Workers;
 
 /// Everything a request handler or worker needs. Cheap to clone.
@@ -42,6 +43,8 @@ pub struct App {
     pub engine: Engine,
     /// Session recordings being written on this instance.
     pub recorders: Recorders,
+    /// Where sealed recordings are kept.
+    pub storage: Storage,
     /// Audit entries ingested from other components, recorded in groups.
     pub audit_ingest: GroupCommit,
     /// The bounded share of the blocking pool for file work, encoding and hashing.
@@ -65,6 +68,7 @@ impl AppState {
             config.database_max_connections,
         );
         let recorders = Recorders::new(&config.data_dir, budget.recording_files, blocking.clone());
+        let storage = Storage::open(&config).map_err(anyhow::Error::msg)?;
         let downloads = Downloads::new(config.max_downloads_per_caller);
         let sockets = Arc::new(Sockets::new(
             config.websocket_max_per_credential,
@@ -83,6 +87,7 @@ impl AppState {
             login_throttle: LoginThrottle::default(),
             auth_cache,
             recorders,
+            storage,
             engine,
             blocking,
             downloads,

@@ -30,6 +30,9 @@ pub enum StoreError {
     SchemaNewer { database: i64, build: i64 },
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Reading or writing what a row describes outside the database (a recording's content).
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
 }
 
 impl StoreError {

@@ -72,6 +72,11 @@ catalogue! {
         "desktop_recording",
         "A desktop recording ended, by its source or after going silent.",
     ),
+    DesktopRecordingVerify => (
+        "desktop_recording.verify",
+        "desktop_recording",
+        "A desktop recording's stored content was checked against the hash its end recorded.",
+    ),
     DesktopRecordingStart => (
         "desktop_recording.start",
         "desktop_recording",
@@ -164,6 +169,11 @@ catalogue! {
         "terminal_session",
         "A terminal session and its recording started.",
     ),
+    TerminalRecordingVerify => (
+        "terminal_recording.verify",
+        "terminal_session",
+        "A terminal recording's stored content was checked against the hash its end recorded.",
+    ),
     UserCreate => ("user.create", "user", "A user was created."),
     UserDelete => ("user.delete", "user", "A user was deleted."),
     UserUpdate => (
@@ -192,7 +202,6 @@ pub const RESERVED_NAMESPACES: &[&str] = &[
     "identity_provider",
     "maintenance_window",
     "silence",
-    "terminal_recording",
 ];
 
 impl Action {

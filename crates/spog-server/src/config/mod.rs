@@ -145,6 +145,23 @@ pub struct Config {
     /// The first back-off of a target that keeps timing out; doubles up to 64 times it.
     #[serde(with = "duration")]
     pub delivery_target_backoff: Duration,
+
+    // Where recordings are kept (SPEC 8.3).
+    /// `local` (files under `data_dir/recordings/`) or `s3://bucket/prefix`.
+    pub recordings_storage: String,
+    /// The S3 endpoint; unset for AWS itself.
+    pub s3_endpoint: Option<String>,
+    pub s3_region: String,
+    /// Both unset: the standard AWS environment or instance credentials.
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<Secret>,
+    pub s3_allow_http: bool,
+    /// Virtual-hosted-style requests (`bucket.endpoint`) instead of path-style.
+    pub s3_virtual_hosted_style: bool,
+    /// How often the content of an active recording so far is uploaded to object storage
+    /// (what losing a machine can lose at most).
+    #[serde(with = "duration")]
+    pub recording_upload_interval: Duration,
 }
 
 impl Default for Config {
@@ -197,6 +214,14 @@ impl Default for Config {
             webhook_max_in_flight: 16,
             delivery_target_timeouts: 3,
             delivery_target_backoff: Duration::from_secs(30),
+            recordings_storage: "local".to_owned(),
+            s3_endpoint: None,
+            s3_region: "us-east-1".to_owned(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_allow_http: false,
+            s3_virtual_hosted_style: false,
+            recording_upload_interval: Duration::from_secs(60),
         }
     }
 }
@@ -285,6 +310,10 @@ impl Config {
             && spog_store::Backend::from_url(&self.database_url).is_none()
         {
             return Err("database_url must start with sqlite: or postgres:".into());
+        }
+        crate::recordings::storage::Location::parse(&self.recordings_storage)?;
+        if self.recording_upload_interval < Duration::from_secs(1) {
+            return Err("recording_upload_interval must be at least 1s".into());
         }
         if self.webhook_retry_schedule.is_empty() {
             return Err("webhook_retry_schedule needs at least one delay".into());

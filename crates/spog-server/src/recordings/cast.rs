@@ -325,7 +325,12 @@ fn recover(file: std::fs::File) -> io::Result<(Option<u64>, Counters)> {
 
 /// The header line of a recording file and where its events start.
 pub fn read_header(path: &Path) -> io::Result<(String, u64)> {
-    let file = std::fs::File::open(path)?;
+    read_header_of(&std::fs::File::open(path)?)
+}
+
+/// [`read_header`] of a file already open.
+pub fn read_header_of(mut file: &std::fs::File) -> io::Result<(String, u64)> {
+    file.seek(SeekFrom::Start(0))?;
     let mut reader = BufReader::new(file.take(64 * 1024));
     let mut header = String::new();
     reader.read_line(&mut header)?;
@@ -348,9 +353,19 @@ pub fn read_lines(
     offset: u64,
     end: Option<u64>,
     chunk: usize,
+    each: impl FnMut(&[u8]) -> bool,
+) -> io::Result<u64> {
+    read_lines_of(&std::fs::File::open(path)?, offset, end, chunk, each)
+}
+
+/// [`read_lines`] of a file already open (a reader that must outlive the file's name).
+pub fn read_lines_of(
+    mut file: &std::fs::File,
+    offset: u64,
+    end: Option<u64>,
+    chunk: usize,
     mut each: impl FnMut(&[u8]) -> bool,
 ) -> io::Result<u64> {
-    let mut file = std::fs::File::open(path)?;
     let end = match end {
         Some(end) => end,
         None => file.metadata()?.len(),

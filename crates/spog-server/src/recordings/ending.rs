@@ -3,13 +3,17 @@
 //! instance is closed (what it wrote last is kept as the recording's progress), the recording
 //! marked ended, the end audited with its reason and its event published, in one transaction.
 
+use std::io;
+
 use serde_json::json;
 use spog_core::audit::Actor;
 use spog_core::{Id, Timestamp};
-use spog_store::StoreResult;
+use spog_store::identity::hosts::HostScope;
 use spog_store::recordings::{self, EndReason};
+use spog_store::{StoreError, StoreResult};
 
 use super::kind::Recorded;
+use super::{parts, seal};
 use crate::events::{self, Announcements};
 use crate::state::AppState;
 
@@ -37,15 +41,53 @@ impl From<EndReason> for Ending {
 /// Ends recording `id` of `by`'s account, on record as done by `by`: its source (`was`, the
 /// recording as it found it, is the entry's `before`), the idle job (the entry says how long
 /// the source was silent) or the relay. A recording that has already ended is a conflict.
+///
+/// Its content is sealed first (SPEC 8.3): the spool file (restored from object storage when
+/// the instance writing it was lost) is closed, hashed and compressed, and the end records the
+/// hash; after the commit the compressed content moves to the storage.
 pub async fn end<R: Recorded>(
     state: &AppState,
     by: &Actor,
     id: Id<R>,
     was: Option<&R>,
-    ending: Ending,
+    mut ending: Ending,
     now: Timestamp,
 ) -> StoreResult<R> {
+    let mut recording: R = {
+        let mut conn = state.store.conn().await?;
+        recordings::get(&mut conn, by.account, id, &HostScope::All).await?
+    };
+    if recording.has_ended() {
+        return Err(StoreError::Conflict(format!(
+            "the {} has already ended",
+            R::NOUN
+        )));
+    }
+    let spool_relative = recording.file_path().to_owned();
+    let spool = state.recorders.path(&spool_relative);
+    if state.recorders.open(id).is_none() && !exists(state, &spool).await {
+        let restored = parts::restore(state, by.account, id, &spool).await;
+        if restored.as_ref().is_ok_and(|r| *r) {
+            ending.reason = EndReason::InstanceLost;
+        }
+        restored?;
+    }
+    // Opened if needed (recovering what the file holds), then closed: its final progress.
+    let recorder = state.recorders.recorder(&recording).await;
     let progress = state.recorders.close(id).await;
+    recorder.map_err(io::Error::from)?;
+    if let Some(progress) = &progress {
+        recording.progressed(progress);
+    }
+    let sealed = {
+        let (recording, spool) = (recording.clone(), spool.clone());
+        state
+            .blocking
+            .run(move || seal::compress(&recording, &spool))
+            .await?
+    };
+    let backend = state.storage.current;
+    let location = state.storage.current().shown(&seal::key(by.account, id));
     let mut announcements = Announcements::default();
     let mut tx = state.store.begin().await?;
     let ended = recordings::end(
@@ -55,6 +97,12 @@ pub async fn end<R: Recorded>(
         progress.as_ref(),
         ending.reason,
         ending.exit_code,
+        Some(&recordings::Sealed {
+            sha256: &sealed.sha256,
+            stored_bytes: sealed.stored_bytes as i64,
+            storage: backend.as_str(),
+            file_path: &location,
+        }),
         now,
     )
     .await?;
@@ -62,7 +110,8 @@ pub async fn end<R: Recorded>(
     if let Some(was) = was {
         entry = entry.before(&was.while_running());
     }
-    let mut metadata = json!({"reason": ending.reason.as_str()});
+    let mut metadata = json!({"reason": ending.reason.as_str(), "sha256": sealed.sha256,
+        "size": sealed.size});
     if let Some(code) = ending.exit_code {
         metadata["exit_code"] = json!(code);
     }
@@ -79,9 +128,15 @@ pub async fn end<R: Recorded>(
         events::publish(&mut tx, event, now, &mut announcements).await?;
     }
     tx.commit().await?;
+    seal::store(state, by.account, id, &spool_relative, backend).await;
     announcements.send(&state.bus).await;
     if let Some(event) = R::ended_on_bus(id) {
         state.bus.publish(event).await;
     }
     Ok(ended)
+}
+
+async fn exists(state: &AppState, path: &std::path::Path) -> bool {
+    let path = path.to_owned();
+    state.blocking.run(move || path.exists()).await
 }

@@ -4,8 +4,8 @@
 //! what its end is audited as; the rows are the store's [`RecordingKind`].
 
 use std::collections::HashMap;
-use std::io;
-use std::path::PathBuf;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
@@ -14,7 +14,7 @@ use serde::Serialize;
 use spog_core::audit::{Action, Audited};
 use spog_core::events::EventType;
 use spog_core::model::Account;
-use spog_core::recordings::{DesktopRecording, TerminalRecording};
+use spog_core::recordings::{DesktopRecording, Stored, TerminalRecording, download_header};
 use spog_core::{Id, Timestamp};
 use spog_store::recordings::RecordingKind;
 use tokio::sync::Notify;
@@ -29,6 +29,8 @@ pub trait Recorded: RecordingKind + Audited + Serialize + Clone {
     /// What its start and end are audited as.
     const STARTED: Action;
     const ENDED: Action;
+    /// What a check of its stored content is audited as.
+    const VERIFIED: Action;
     /// What its recorders are called in the logs.
     const NAME: &'static str;
     type Recorder: Recorder<Self>;
@@ -36,10 +38,19 @@ pub trait Recorded: RecordingKind + Audited + Serialize + Clone {
     /// The recorders of this kind open on this instance.
     fn open_here(recorders: &Recorders) -> &Mutex<HashMap<Id<Self>, Arc<Self::Recorder>>>;
 
-    /// Its file, relative to the data directory (absolute once the API shows it).
+    /// Its spool file, relative to the data directory (absolute once the API shows it); once
+    /// sealed, its object as the API shows it.
     fn file_path(&self) -> &str;
     fn file_path_mut(&mut self) -> &mut String;
     fn has_ended(&self) -> bool;
+    /// How it is kept once sealed.
+    fn stored(&self) -> &Stored;
+    /// Takes the progress its recorder reports.
+    fn progressed(&mut self, progress: &Self::Progress);
+
+    /// Writes its content as sealed (what a download serves from then on) from its spool
+    /// file. Blocking.
+    fn write_content(&self, spool: &Path, out: &mut dyn Write) -> io::Result<()>;
 
     /// What its start's entry notes beside the recording as it runs.
     fn started_metadata(&self) -> Option<serde_json::Value>;
@@ -80,6 +91,7 @@ pub trait Recorder<K: RecordingKind>: Sized + Send + Sync + 'static {
 impl Recorded for TerminalRecording {
     const STARTED: Action = Action::TerminalSessionStart;
     const ENDED: Action = Action::TerminalSessionEnd;
+    const VERIFIED: Action = Action::TerminalRecordingVerify;
     const NAME: &'static str = "terminal";
     type Recorder = CastRecorder;
 
@@ -97,6 +109,30 @@ impl Recorded for TerminalRecording {
 
     fn has_ended(&self) -> bool {
         self.ended_at.is_some()
+    }
+
+    fn stored(&self) -> &Stored {
+        &self.stored
+    }
+
+    fn progressed(&mut self, progress: &Self::Progress) {
+        self.duration_seconds = progress.duration_micros as f64 / 1e6;
+        self.bytes_in = progress.bytes_in;
+        self.bytes_out = progress.bytes_out;
+        self.event_count = progress.event_count;
+    }
+
+    /// The `.cast` download: its header as the download writes it, then the spool's events.
+    fn write_content(&self, spool: &Path, out: &mut dyn Write) -> io::Result<()> {
+        out.write_all(download_header(self, self.duration_seconds).as_bytes())?;
+        out.write_all(b"\n")?;
+        let (_, offset) = super::cast::read_header(spool)?;
+        let mut result = Ok(());
+        super::cast::read_lines(spool, offset, None, super::read::CHUNK, |chunk| {
+            result = out.write_all(chunk);
+            result.is_ok()
+        })?;
+        result
     }
 
     /// The session's entry names its recording, where it started and as whom it runs.
@@ -140,6 +176,7 @@ impl Recorded for TerminalRecording {
 impl Recorded for DesktopRecording {
     const STARTED: Action = Action::DesktopRecordingStart;
     const ENDED: Action = Action::DesktopRecordingEnd;
+    const VERIFIED: Action = Action::DesktopRecordingVerify;
     const NAME: &'static str = "desktop";
     type Recorder = FrameRecorder;
 
@@ -157,6 +194,22 @@ impl Recorded for DesktopRecording {
 
     fn has_ended(&self) -> bool {
         self.ended_at.is_some()
+    }
+
+    fn stored(&self) -> &Stored {
+        &self.stored
+    }
+
+    fn progressed(&mut self, progress: &Self::Progress) {
+        self.duration_seconds = progress.duration_ms as f64 / 1e3;
+        self.frame_count = progress.frame_count;
+        self.total_bytes = progress.total_bytes;
+    }
+
+    /// Its frames file as it is (the seek index is rebuilt from it when read).
+    fn write_content(&self, spool: &Path, out: &mut dyn Write) -> io::Result<()> {
+        let mut file = std::fs::File::open(spool)?;
+        io::copy(&mut file, out).map(|_| ())
     }
 
     fn started_metadata(&self) -> Option<serde_json::Value> {

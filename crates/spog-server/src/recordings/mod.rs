@@ -6,11 +6,15 @@
 
 mod append;
 pub mod cast;
+pub mod content;
 pub mod ending;
 pub mod frames;
 mod handles;
 pub mod kind;
+pub mod parts;
 pub mod read;
+pub mod seal;
+pub mod storage;
 
 use std::collections::HashMap;
 use std::io;
@@ -75,7 +79,17 @@ impl std::fmt::Display for RecordingError {
     }
 }
 
-const STORAGE_FULL: &str =
+impl From<RecordingError> for io::Error {
+    fn from(error: RecordingError) -> Self {
+        match error {
+            RecordingError::Io(error) => error,
+            RecordingError::StorageFull => io::Error::new(io::ErrorKind::StorageFull, STORAGE_FULL),
+            other => io::Error::other(other.to_string()),
+        }
+    }
+}
+
+pub(crate) const STORAGE_FULL: &str =
     "the disk holding recordings is full; what was recorded before is kept, retry later";
 
 impl From<RecordingError> for ApiError {
@@ -174,7 +188,8 @@ impl Recorders {
         self.remove_files(relative_path).await;
     }
 
-    async fn remove_files(&self, relative_path: &str) {
+    /// Removes the spool files of a recording (a desktop recording's seek index too).
+    pub async fn remove_files(&self, relative_path: &str) {
         let path = self.path(relative_path);
         self.blocking
             .run(move || {
@@ -183,7 +198,7 @@ impl Recorders {
                         Ok(()) => {}
                         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                         Err(error) => tracing::warn!(
-                            %error, file = %file.display(), "removing a recording that did not start"
+                            %error, file = %file.display(), "removing a recording's spool file"
                         ),
                     }
                 }

@@ -223,8 +223,8 @@ async fn a_session_whose_file_cannot_be_created_never_becomes_active() {
         let setup = setup(&server).await;
         let (_, me) = setup.admin.get("/auth/me").await;
         let account = me["account_id"].as_str().unwrap();
-        // Where the account's recordings directory belongs, a file: nothing can be created.
-        let blocked = server.data_dir.join("recordings").join(account);
+        // Where the account's spool directory belongs, a file: nothing can be created.
+        let blocked = server.data_dir.join("spool").join(account);
         std::fs::create_dir_all(blocked.parent().unwrap()).unwrap();
         std::fs::write(&blocked, b"not a directory").unwrap();
         let (status, _) = start_session(&setup).await;

@@ -16,6 +16,6 @@ pub use group::GroupCommit;
 pub use link::{Linked, link_pending};
 pub use query::{ActionFilter, AuditFilter, head, list};
 pub use record::{insert_entries, record, record_all};
-pub use row::get;
+pub use row::{get, latest_about};
 pub use stats::{ActorCount, AuditStats, Count, DayCount, stats};
 pub use walk::walk;

@@ -101,3 +101,26 @@ pub async fn get(conn: &mut Conn, account: Id<Account>, entry: &str) -> StoreRes
     .found()?
     .try_into()
 }
+
+/// The latest entry recording `action` on the resource `resource_type`/`resource_id`.
+#[tracing::instrument(name = "audit::latest_about", skip_all, fields(account = %account, resource_id = resource_id))]
+pub async fn latest_about(
+    conn: &mut Conn,
+    account: Id<Account>,
+    resource_type: &str,
+    resource_id: &str,
+    action: &str,
+) -> StoreResult<Option<AuditEntry>> {
+    sqlx::query_as::<_, EntryRow>(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM audit_logs WHERE account_id = $1 AND resource_id = $2 \
+         AND resource_type = $3 AND action = $4 ORDER BY occurred_at DESC, id DESC LIMIT 1"
+    )))
+    .bind(account.to_string())
+    .bind(resource_id)
+    .bind(resource_type)
+    .bind(action)
+    .fetch_optional(conn)
+    .await?
+    .map(TryInto::try_into)
+    .transpose()
+}

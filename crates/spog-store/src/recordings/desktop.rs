@@ -1,7 +1,7 @@
 //! Desktop recordings: frames in a file under the data directory, described by one row (see
 //! [`super::lifecycle`]).
 
-use spog_core::recordings::DesktopRecording;
+use spog_core::recordings::{DesktopRecording, Stored};
 use spog_core::{Id, Timestamp};
 
 use super::RecordingKind;
@@ -10,7 +10,7 @@ use crate::{Sql, StoreError, StoreResult};
 
 const SELECT: &str = "SELECT r.id, r.organization_id, r.host_id, h.hostname, r.user_id, r.user_email, \
      r.width, r.height, r.started_at, r.ended_at, r.end_reason, r.duration_ms, r.frame_count, \
-     r.total_bytes, r.file_path \
+     r.total_bytes, r.file_path, r.sha256, r.stored_bytes, r.storage \
      FROM desktop_recordings r JOIN hosts h ON h.id = r.host_id WHERE r.account_id = ";
 
 #[derive(sqlx::FromRow)]
@@ -31,6 +31,9 @@ pub struct Row {
     frame_count: i64,
     total_bytes: i64,
     file_path: String,
+    sha256: Option<String>,
+    stored_bytes: Option<i64>,
+    storage: Option<String>,
 }
 
 impl TryFrom<Row> for DesktopRecording {
@@ -52,6 +55,11 @@ impl TryFrom<Row> for DesktopRecording {
             started_at: at(row.started_at),
             ended_at: opt_at(row.ended_at),
             end_reason: row.end_reason,
+            stored: Stored {
+                sha256: row.sha256,
+                stored_bytes: row.stored_bytes,
+                storage: row.storage,
+            },
         })
     }
 }

@@ -9,7 +9,7 @@ use spog_core::{Id, Timestamp};
 use sqlx::FromRow;
 use sqlx::any::AnyRow;
 
-use super::{EndReason, Filter, NewRecording, scoped};
+use super::{EndReason, Filter, NewRecording, Sealed, scoped};
 use crate::error::Found;
 use crate::identity::hosts::HostScope;
 use crate::rows::id;
@@ -47,9 +47,9 @@ pub trait RecordingKind: Sized + Send + Sync + 'static {
     fn id(&self) -> Id<Self>;
 }
 
-/// The file a recording is written to, relative to the data directory.
+/// The spool file a recording is written to while active, relative to the data directory.
 pub fn file_path<K: RecordingKind>(account: Id<Account>, recording: Id<K>) -> String {
-    format!("recordings/{account}/{recording}.{}", K::EXTENSION)
+    format!("spool/{account}/{recording}.{}", K::EXTENSION)
 }
 
 /// Starts a recording.
@@ -200,7 +200,8 @@ pub async fn record_progress<K: RecordingKind>(
     Ok(sql.execute(conn).await?.rows_affected() == 1)
 }
 
-/// Ends an active recording with its final progress; `Conflict` when it had ended already.
+/// Ends an active recording with its final progress and, when its content was sealed, where
+/// that is kept; `Conflict` when it had ended already.
 #[tracing::instrument(name = "recordings::end", skip_all, fields(kind = K::TABLE, account = %account, recording = %recording))]
 pub async fn end<K: RecordingKind>(
     conn: &mut Conn,
@@ -209,6 +210,7 @@ pub async fn end<K: RecordingKind>(
     progress: Option<&K::Progress>,
     reason: EndReason,
     exit_code: Option<i32>,
+    sealed: Option<&Sealed<'_>>,
     now: Timestamp,
 ) -> StoreResult<K> {
     if let Some(progress) = progress {
@@ -221,6 +223,16 @@ pub async fn end<K: RecordingKind>(
     // Terminal sessions only: the exit status of the shell.
     if let Some(code) = exit_code {
         sql.push(", exit_code = ").bind(i64::from(code));
+    }
+    if let Some(sealed) = sealed {
+        sql.push(", sha256 = ")
+            .bind(sealed.sha256.to_owned())
+            .push(", stored_bytes = ")
+            .bind(sealed.stored_bytes)
+            .push(", storage = ")
+            .bind(sealed.storage)
+            .push(", file_path = ")
+            .bind(sealed.file_path.to_owned());
     }
     sql.push(" WHERE account_id = ")
         .bind(account.to_string())

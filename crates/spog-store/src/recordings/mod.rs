@@ -27,6 +27,17 @@ pub struct NewRecording<'a> {
     pub started_at: Timestamp,
 }
 
+/// Where the content of a recording that ended was sealed to (SPEC 8.3).
+pub struct Sealed<'a> {
+    /// SHA-256 (hex) of the content before compression.
+    pub sha256: &'a str,
+    pub stored_bytes: i64,
+    /// `local` or `s3`.
+    pub storage: &'static str,
+    /// The object, as `file_path` shows it.
+    pub file_path: &'a str,
+}
+
 /// Filters of a recordings listing.
 #[derive(Default)]
 pub struct Filter {
@@ -52,6 +63,8 @@ pub enum EndReason {
     AgentDisconnected,
     /// The agent could not start the shell.
     SpawnFailed,
+    /// The instance writing it stopped answering; another ended it from what was uploaded.
+    InstanceLost,
 }
 
 impl EndReason {
@@ -63,6 +76,7 @@ impl EndReason {
             EndReason::Closed => "closed",
             EndReason::AgentDisconnected => "agent_disconnected",
             EndReason::SpawnFailed => "spawn_failed",
+            EndReason::InstanceLost => "instance_lost",
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Terminal recordings and their sessions: one row each, its session's id and shell beside
 //! what every recording has (see [`super::lifecycle`]).
 
-use spog_core::recordings::{TerminalRecording, TerminalSession};
+use spog_core::recordings::{Stored, TerminalRecording, TerminalSession};
 use spog_core::{Id, Timestamp};
 
 use super::RecordingKind;
@@ -11,7 +11,7 @@ use crate::{Sql, StoreError, StoreResult};
 const SELECT: &str = "SELECT r.id, r.session_id, r.organization_id, r.host_id, h.hostname, r.user_id, \
      r.user_email, r.shell, r.width, r.height, r.started_at, r.ended_at, r.end_reason, \
      r.duration_micros, r.bytes_in, r.bytes_out, r.event_count, r.file_path, r.origin, r.os_user, \
-     r.client_addr, r.exit_code \
+     r.client_addr, r.exit_code, r.sha256, r.stored_bytes, r.storage \
      FROM terminal_recordings r JOIN hosts h ON h.id = r.host_id WHERE r.account_id = ";
 
 #[derive(sqlx::FromRow)]
@@ -35,6 +35,9 @@ pub struct Row {
     bytes_out: i64,
     event_count: i64,
     file_path: String,
+    sha256: Option<String>,
+    stored_bytes: Option<i64>,
+    storage: Option<String>,
     origin: String,
     os_user: Option<String>,
     client_addr: Option<String>,
@@ -67,6 +70,11 @@ impl TryFrom<Row> for TerminalRecording {
             os_user: row.os_user,
             client_addr: row.client_addr,
             exit_code: row.exit_code.and_then(|code| i32::try_from(code).ok()),
+            stored: Stored {
+                sha256: row.sha256,
+                stored_bytes: row.stored_bytes,
+                storage: row.storage,
+            },
         })
     }
 }

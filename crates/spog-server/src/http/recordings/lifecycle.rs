@@ -108,8 +108,12 @@ pub async fn active<K: Recorded>(
     Ok(recording)
 }
 
-/// Shows the recording's file as an absolute path.
+/// Shows the recording's spool file as an absolute path (a sealed one's object location is
+/// shown as it was recorded).
 pub fn located<K: Recorded>(state: &AppState, mut recording: K) -> K {
+    if recording.stored().storage.is_some() {
+        return recording;
+    }
     let path = state.recorders.path(recording.file_path());
     *recording.file_path_mut() = path.display().to_string();
     recording

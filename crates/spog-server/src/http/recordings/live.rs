@@ -3,6 +3,7 @@
 //! recorded before the viewer joined is sent at time 0 (the screen as it is now); later
 //! events carry the time since the viewer joined. Closes with 1000 when the session ends.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -27,8 +28,8 @@ use crate::extract::AppPath;
 use crate::http::ws::admit;
 use crate::hub::POLICY_VIOLATION;
 use crate::hub::sockets::SocketLease;
-use crate::recordings::cast;
 use crate::recordings::kind::Recorder;
+use crate::recordings::{cast, content};
 use crate::state::AppState;
 
 /// Most bytes read for one round of sending.
@@ -68,7 +69,6 @@ async fn follow(
     mut socket: WebSocket,
     lease: SocketLease,
 ) {
-    let path = state.recorders.path(&recording.file_path);
     let header = json!({"version": 2, "width": recording.width, "height": recording.height,
         "timestamp": recording.started_at.unix_seconds()});
     if socket
@@ -82,6 +82,17 @@ async fn follow(
     if let Some(recorder) = state.recorders.open(recording.id) {
         let _ = state.blocking.run(move || recorder.flush()).await;
     }
+    // The file stays open while followed: sealing removes the spool file's name when the
+    // session ends, and the last events are read after that.
+    let readable = match content::readable(&state, account, &recording).await {
+        Ok(readable) => readable,
+        Err(error) => {
+            tracing::warn!(%error, "following a terminal session");
+            close(&mut socket, 1011, "the recording cannot be read").await;
+            return;
+        }
+    };
+    let mut file: Option<Arc<std::fs::File>> = None;
     let joined = Instant::now();
     let mut offset = None;
     let mut history = true;
@@ -95,14 +106,30 @@ async fn follow(
                 None => std::future::pending().await,
             }
         };
+        if file.is_none() {
+            let path = readable.path().to_owned();
+            file = match state.blocking.run(move || std::fs::File::open(path)).await {
+                Ok(opened) => Some(Arc::new(opened)),
+                // Nothing written yet.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(error) => {
+                    tracing::warn!(%error, "following a terminal session");
+                    close(&mut socket, 1011, "the recording cannot be read").await;
+                    return;
+                }
+            };
+        }
         // Read what is there; after the first round, only what is new.
-        let (lines, next) = match read_round(&state, path.clone(), offset).await {
-            Ok(read) => read,
-            Err(error) => {
-                tracing::warn!(%error, "following a terminal session");
-                close(&mut socket, 1011, "the recording cannot be read").await;
-                return;
-            }
+        let (lines, next) = match &file {
+            Some(file) => match read_round(&state, file.clone(), offset).await {
+                Ok(read) => read,
+                Err(error) => {
+                    tracing::warn!(%error, "following a terminal session");
+                    close(&mut socket, 1011, "the recording cannot be read").await;
+                    return;
+                }
+            },
+            None => (Vec::new(), None),
         };
         offset = next.or(offset);
         let now = joined.elapsed().as_secs_f64();
@@ -153,7 +180,7 @@ async fn follow(
 /// Complete events from `offset` (from the first event when None), and the offset after them.
 async fn read_round(
     state: &AppState,
-    path: std::path::PathBuf,
+    file: Arc<std::fs::File>,
     offset: Option<u64>,
 ) -> std::io::Result<(Vec<RawEvent>, Option<u64>)> {
     state
@@ -161,17 +188,11 @@ async fn read_round(
         .run(move || {
             let offset = match offset {
                 Some(offset) => offset,
-                None => match cast::read_header(&path) {
-                    Ok((_, offset)) => offset,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Ok((Vec::new(), None));
-                    }
-                    Err(e) => return Err(e),
-                },
+                None => cast::read_header_of(&file)?.1,
             };
             let mut events = Vec::new();
             let mut read = 0usize;
-            let next = cast::read_lines(&path, offset, None, 256 * 1024, |chunk| {
+            let next = cast::read_lines_of(&file, offset, None, 256 * 1024, |chunk| {
                 read += chunk.len();
                 for line in chunk.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
                     if let Ok(event) = serde_json::from_slice::<RawEvent>(line) {

@@ -8,6 +8,7 @@ mod live;
 mod playback;
 mod stream;
 pub mod terminal;
+mod verify;
 
 use serde::Deserialize;
 use spog_core::model::{Host, Organization, User};
@@ -26,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(terminal::router())
         .merge(desktop::router())
+        .merge(verify::router())
 }
 
 /// The host and user a new recording is of: both of the caller's account, and the host one

@@ -34,6 +34,7 @@ use crate::extract::{AppPath, AppQuery};
 use crate::http::ws::admit;
 use crate::hub::POLICY_VIOLATION;
 use crate::hub::sockets::SocketLease;
+use crate::recordings::content::{self, Readable};
 use crate::recordings::frames::{self, Frame};
 use crate::recordings::kind::Recorder;
 use crate::state::AppState;
@@ -80,20 +81,20 @@ pub async fn play(
     )?;
     let speed = speed("speed", params.speed.unwrap_or(1.0))?;
     let recording: DesktopRecording = visible(&state, &auth, id).await?;
-    let path = state.recorders.path(&recording.file_path);
-    let recorder = state.recorders.open(recording.id);
-    let loading = path.clone();
-    let frames = state
+    if let Some(recorder) = state.recorders.open(recording.id) {
+        state.blocking.run(move || recorder.flush()).await?;
+    }
+    let readable = content::readable(&state, auth.account(), &recording)
+        .await
+        .map_err(ApiError::internal)?;
+    let path = readable.path().to_owned();
+    // The file stays open while played: sealing removes the spool file's name at the end.
+    let (frames, file) = state
         .blocking
-        .run(move || {
-            if let Some(recorder) = recorder {
-                recorder.flush()?;
-            }
-            match frames::load(&loading) {
-                Ok(frames) => Ok(frames),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-                Err(e) => Err(crate::recordings::RecordingError::from(e)),
-            }
+        .run(move || match std::fs::File::open(&path) {
+            Ok(file) => Ok((frames::load(&path)?, Some(file))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Vec::new(), None)),
+            Err(e) => Err(crate::recordings::RecordingError::from(e)),
         })
         .await?;
     let start = params.start_ms.unwrap_or(0);
@@ -102,7 +103,8 @@ pub async fn play(
     Ok(upgrade.on_upgrade(move |socket| {
         let player = Player {
             frames,
-            path: Arc::new(path),
+            file: file.map(Arc::new),
+            _readable: readable,
             blocking,
             speed,
         };
@@ -110,11 +112,13 @@ pub async fn play(
     }))
 }
 
-/// Frames are read one at a time on the bounded blocking pool, the file opened for each, so
-/// a paused or slow viewer holds neither a thread nor a descriptor.
+/// Frames are read one at a time on the bounded blocking pool, so a paused or slow viewer
+/// holds no thread.
 struct Player {
     frames: Vec<Frame>,
-    path: Arc<std::path::PathBuf>,
+    file: Option<Arc<std::fs::File>>,
+    /// A sealed recording's copy lives as long as its player.
+    _readable: Readable,
     blocking: Blocking,
     speed: f64,
 }
@@ -131,10 +135,10 @@ enum Control {
 impl Player {
     async fn message(&self, index: usize) -> std::io::Result<Message> {
         let frame = self.frames[index];
-        let path = self.path.clone();
+        let file = self.file.clone().ok_or(std::io::ErrorKind::NotFound)?;
         let image = self
             .blocking
-            .run(move || frames::read(&std::fs::File::open(path.as_path())?, &frame))
+            .run(move || frames::read(&file, &frame))
             .await?;
         let mut bytes = Vec::with_capacity(8 + frame.len as usize);
         bytes.extend_from_slice(&frame.elapsed_ms.to_be_bytes());

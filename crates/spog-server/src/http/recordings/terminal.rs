@@ -10,6 +10,7 @@ use axum::extract::{State, WebSocketUpgrade};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use serde::Deserialize;
 use spog_core::model::{Host, User};
 use spog_core::page::Page;
@@ -31,6 +32,7 @@ use crate::auth::permissions::{SessionRecordingsView, SessionRecordingsWrite};
 use crate::auth::{Auth, Require};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath, AppQuery, DataJson};
+use crate::recordings::content::{self, Source};
 use crate::recordings::{Appended, CastRecorder, cast, read};
 use crate::state::AppState;
 
@@ -259,14 +261,13 @@ async fn get_recording(
 ) -> ApiResult<Response> {
     let (recording, end) = readable(&state, &auth, id).await?;
     let slot = state.downloads.start(&auth)?;
-    let path = state.recorders.path(&recording.file_path);
+    let source = content::source(&state, auth.account(), &recording);
     let recording = lifecycle::located(&state, recording);
     let mut head = serde_json::to_string(&recording).map_err(ApiError::internal)?;
     head.pop();
     head.push_str(r#","events":["#);
-    let offset = events_offset(&state, &path).await?;
     let mut first = true;
-    let body = stream_file(&state, path, offset, end, head, "]}", move |chunk| {
+    let shape = move |chunk: Bytes| {
         let mut out = Vec::with_capacity(chunk.len() + 1);
         if !first {
             out.push(b',');
@@ -278,7 +279,18 @@ async fn get_recording(
                 .map(|&b| if b == b'\n' { b',' } else { b }),
         );
         Bytes::from(out)
-    });
+    };
+    let body = match source {
+        Source::File(path) => {
+            let offset = events_offset(&state, &path).await?;
+            stream_file(&state, path, offset, end, head, "]}", shape).boxed()
+        }
+        Source::Sealed(sealed) => {
+            let lines = content::lines_after_header(sealed.read(&state).await.map_err(unreadable)?);
+            let mut shape = shape;
+            framed(head, lines.map(move |chunk| chunk.map(&mut shape)), "]}").boxed()
+        }
+    };
     Ok((
         [(CONTENT_TYPE, "application/json")],
         Body::from_stream(slot.hold(body)),
@@ -298,11 +310,16 @@ async fn download_cast(
 ) -> ApiResult<Response> {
     let (recording, end) = readable(&state, &auth, id).await?;
     let slot = state.downloads.start(&auth)?;
-    let path = state.recorders.path(&recording.file_path);
-    let offset = events_offset(&state, &path).await?;
-    let mut head = download_header(&recording, recording.duration_seconds);
-    head.push('\n');
-    let body = stream_file(&state, path, offset, end, head, "", |chunk| chunk);
+    let body = match content::source(&state, auth.account(), &recording) {
+        Source::File(path) => {
+            let offset = events_offset(&state, &path).await?;
+            let mut head = download_header(&recording, recording.duration_seconds);
+            head.push('\n');
+            stream_file(&state, path, offset, end, head, "", |chunk| chunk).boxed()
+        }
+        // Sealed: its content is the download, byte for byte (what its hash covers).
+        Source::Sealed(sealed) => sealed.read(&state).await.map_err(unreadable)?,
+    };
     let disposition = format!("attachment; filename=\"{}.cast\"", recording.id);
     Ok((
         [
@@ -312,6 +329,15 @@ async fn download_cast(
         Body::from_stream(slot.hold(body)),
     )
         .into_response())
+}
+
+/// A sealed recording whose object cannot be read.
+fn unreadable(error: std::io::Error) -> ApiError {
+    if error.kind() == std::io::ErrorKind::NotFound {
+        ApiError::Conflict("the recording's stored content is missing".to_owned())
+    } else {
+        ApiError::internal(error)
+    }
 }
 
 /// Where the events of the recording file at `path` start; `None` when it has no file.
@@ -349,9 +375,19 @@ fn stream_file(
             tracing::warn!(%error, path = %path.display(), "reading a recording");
         })
     });
+    framed(head, lines, tail)
+}
+
+/// `head`, then `body`, then `tail`.
+fn framed(
+    head: String,
+    body: impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    tail: &'static str,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    use futures::StreamExt;
     let tail = (!tail.is_empty()).then(|| Ok(Bytes::from_static(tail.as_bytes())));
     futures::stream::once(async move { Ok(Bytes::from(head)) })
-        .chain(lines)
+        .chain(body)
         .chain(futures::stream::iter(tail))
 }
 

@@ -1,0 +1,127 @@
+//! Sealing a recording that ended (SPEC 8.3). Its content (for a terminal, exactly what
+//! `GET …/cast` serves from then on) is hashed and compressed with zstd beside its spool file,
+//! on this instance's disk, so that the hash goes into the transaction that ends it whether or
+//! not the storage answers. After that commits, the compressed file moves to the storage and
+//! the spool is cleared; one that could not move yet is moved later by the upload worker.
+
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use spog_core::Id;
+use spog_core::model::Account;
+
+use super::kind::Recorded;
+use super::storage::Backend;
+use crate::private_files;
+use crate::state::AppState;
+
+/// zstd's default level: terminal output shrinks to a tenth or less, at hundreds of MB/s.
+const LEVEL: i32 = 3;
+
+/// A recording's content, hashed and compressed.
+#[derive(Clone, Debug)]
+pub struct Sealed {
+    /// SHA-256 (hex) of the content before compression.
+    pub sha256: String,
+    /// Bytes of content before compression.
+    pub size: u64,
+    /// Bytes of the compressed object.
+    pub stored_bytes: u64,
+}
+
+/// The object holding a sealed recording: `{account}/{kind}/{id}.{ext}.zst`.
+pub fn key<R: Recorded>(account: Id<Account>, id: Id<R>) -> String {
+    format!("{account}/{}/{id}.{}.zst", R::NAME, R::EXTENSION)
+}
+
+/// Where the compressed content waits beside the spool file until the storage has it.
+pub fn compressed_path(spool: &Path) -> PathBuf {
+    let mut path = spool.as_os_str().to_owned();
+    path.push(".zst");
+    PathBuf::from(path)
+}
+
+/// Hashes and compresses `recording`'s content from its spool file (complete: its recorder
+/// is closed) into [`compressed_path`]. Blocking.
+pub fn compress<R: Recorded>(recording: &R, spool: &Path) -> io::Result<Sealed> {
+    let target = compressed_path(spool);
+    let file = private_files::file_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&target)?;
+    let mut out = Hashing {
+        encoder: zstd::Encoder::new(BufWriter::with_capacity(256 * 1024, file), LEVEL)?,
+        hasher: Sha256::new(),
+        size: 0,
+    };
+    recording.write_content(spool, &mut out)?;
+    let Hashing {
+        encoder,
+        hasher,
+        size,
+    } = out;
+    let file = encoder.finish()?.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    Ok(Sealed {
+        sha256: hex::encode(hasher.finalize()),
+        size,
+        stored_bytes: file.metadata()?.len(),
+    })
+}
+
+/// SHA-256 and size of what passes through, on its way into the compressor.
+struct Hashing<W: Write> {
+    encoder: zstd::Encoder<'static, W>,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.encoder.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.encoder.flush()
+    }
+}
+
+/// Moves the compressed content of a recording that was sealed to `backend` into it, then
+/// clears its spool: the spool file, a desktop recording's seek index and the parts uploaded
+/// while it was active. Failures are logged; the upload worker tries again.
+pub async fn store<R: Recorded>(
+    state: &AppState,
+    account: Id<Account>,
+    id: Id<R>,
+    spool_relative: &str,
+    backend: Backend,
+) {
+    if let Err(error) = try_store::<R>(state, account, id, spool_relative, backend).await {
+        tracing::warn!(%error, recording = %id, kind = R::NAME,
+            "storing a sealed recording; it waits in the spool and is tried again");
+    }
+}
+
+async fn try_store<R: Recorded>(
+    state: &AppState,
+    account: Id<Account>,
+    id: Id<R>,
+    spool_relative: &str,
+    backend: Backend,
+) -> io::Result<()> {
+    let spool = state.recorders.path(spool_relative);
+    let compressed = compressed_path(&spool);
+    state
+        .storage
+        .objects(backend)?
+        .move_file(&key(account, id), &compressed)
+        .await?;
+    super::parts::clear(state, account, id).await;
+    state.recorders.remove_files(spool_relative).await;
+    Ok(())
+}
