@@ -1,6 +1,8 @@
 //! A real server for tests: `launch` on port 0 with a fresh data directory and database,
 //! and a small JSON client that speaks to it over HTTP.
 
+pub mod s3;
+
 use std::path::PathBuf;
 
 use reqwest::{Method, StatusCode};

@@ -72,6 +72,11 @@ catalogue! {
         "desktop_recording",
         "A desktop recording ended, by its source or after going silent.",
     ),
+    DesktopRecordingSeal => (
+        "desktop_recording.seal",
+        "desktop_recording",
+        "A desktop recording that another instance ended was sealed by the one that wrote it.",
+    ),
     DesktopRecordingVerify => (
         "desktop_recording.verify",
         "desktop_recording",
@@ -168,6 +173,11 @@ catalogue! {
         "terminal_session.start",
         "terminal_session",
         "A terminal session and its recording started.",
+    ),
+    TerminalRecordingSeal => (
+        "terminal_recording.seal",
+        "terminal_session",
+        "A terminal recording that another instance ended was sealed by the one that wrote it.",
     ),
     TerminalRecordingVerify => (
         "terminal_recording.verify",

@@ -108,6 +108,10 @@ impl Recorder<TerminalRecording> for CastRecorder {
         self.closed.load(Ordering::Acquire)
     }
 
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Writes what is buffered.
     fn flush(&self) -> Result<(), RecordingError> {
         let mut state = self.state.lock();

@@ -3,8 +3,6 @@
 //! instance is closed (what it wrote last is kept as the recording's progress), the recording
 //! marked ended, the end audited with its reason and its event published, in one transaction.
 
-use std::io;
-
 use serde_json::json;
 use spog_core::audit::Actor;
 use spog_core::{Id, Timestamp};
@@ -50,7 +48,7 @@ pub async fn end<R: Recorded>(
     by: &Actor,
     id: Id<R>,
     was: Option<&R>,
-    mut ending: Ending,
+    ending: Ending,
     now: Timestamp,
 ) -> StoreResult<R> {
     let mut recording: R = {
@@ -58,6 +56,10 @@ pub async fn end<R: Recorded>(
         recordings::get(&mut conn, by.account, id, &HostScope::All).await?
     };
     if recording.has_ended() {
+        // Ended by another instance while written here: what this one wrote is sealed now.
+        if state.recorders.open(id).is_some() {
+            seal::after_end(state, by.account, id).await?;
+        }
         return Err(StoreError::Conflict(format!(
             "the {} has already ended",
             R::NOUN
@@ -65,53 +67,40 @@ pub async fn end<R: Recorded>(
     }
     let spool_relative = recording.file_path().to_owned();
     let spool = state.recorders.path(&spool_relative);
-    if state.recorders.open(id).is_none() && !exists(state, &spool).await {
-        let restored = parts::restore(state, by.account, id, &spool).await;
-        if restored.as_ref().is_ok_and(|r| *r) {
-            ending.reason = EndReason::InstanceLost;
+    let mut here = state.recorders.open(id).is_some() || seal::exists(state, &spool).await;
+    if !here && ending.reason == EndReason::InstanceLost {
+        // Its writer is gone: what it uploaded is all there is (perhaps nothing).
+        parts::restore(state, by.account, id, &spool).await?;
+        here = true;
+    }
+    // Written by another instance that lives: that one seals it once it sees the end.
+    let (progress, sealed) = match here {
+        true => {
+            let (progress, sealed) = seal::prepare(state, &mut recording, &spool).await?;
+            (progress, Some(sealed))
         }
-        restored?;
-    }
-    // Opened if needed (recovering what the file holds), then closed: its final progress.
-    let recorder = state.recorders.recorder(&recording).await;
-    let progress = state.recorders.close(id).await;
-    recorder.map_err(io::Error::from)?;
-    if let Some(progress) = &progress {
-        recording.progressed(progress);
-    }
-    let sealed = {
-        let (recording, spool) = (recording.clone(), spool.clone());
-        state
-            .blocking
-            .run(move || seal::compress(&recording, &spool))
-            .await?
+        false => (None, None),
     };
     let backend = state.storage.current;
     let location = state.storage.current().shown(&seal::key(by.account, id));
     let mut announcements = Announcements::default();
     let mut tx = state.store.begin().await?;
-    let ended = recordings::end(
-        &mut tx,
-        by.account,
-        id,
-        progress.as_ref(),
-        ending.reason,
-        ending.exit_code,
-        Some(&recordings::Sealed {
-            sha256: &sealed.sha256,
-            stored_bytes: sealed.stored_bytes as i64,
-            storage: backend.as_str(),
-            file_path: &location,
-        }),
-        now,
-    )
-    .await?;
+    let closing = recordings::Closing {
+        progress: progress.as_ref(),
+        reason: ending.reason,
+        exit_code: ending.exit_code,
+        sealed: sealed.as_ref().map(|sealed| sealed.row(backend, &location)),
+    };
+    let ended = recordings::end(&mut tx, by.account, id, &closing, now).await?;
     let mut entry = by.did(R::ENDED, &ended).after(&ended);
     if let Some(was) = was {
         entry = entry.before(&was.while_running());
     }
-    let mut metadata = json!({"reason": ending.reason.as_str(), "sha256": sealed.sha256,
-        "size": sealed.size});
+    let mut metadata = json!({"reason": ending.reason.as_str()});
+    if let Some(sealed) = &sealed {
+        metadata["sha256"] = json!(sealed.sha256);
+        metadata["size"] = json!(sealed.size);
+    }
     if let Some(code) = ending.exit_code {
         metadata["exit_code"] = json!(code);
     }
@@ -128,15 +117,12 @@ pub async fn end<R: Recorded>(
         events::publish(&mut tx, event, now, &mut announcements).await?;
     }
     tx.commit().await?;
-    seal::store(state, by.account, id, &spool_relative, backend).await;
+    if sealed.is_some() {
+        seal::store(state, by.account, id, &spool_relative, backend).await;
+    }
     announcements.send(&state.bus).await;
     if let Some(event) = R::ended_on_bus(id) {
         state.bus.publish(event).await;
     }
     Ok(ended)
-}
-
-async fn exists(state: &AppState, path: &std::path::Path) -> bool {
-    let path = path.to_owned();
-    state.blocking.run(move || path.exists()).await
 }

@@ -39,6 +39,7 @@ pub fn index_path(frames: &Path) -> PathBuf {
 
 pub struct FrameRecorder {
     pub id: Id<DesktopRecording>,
+    pub path: PathBuf,
     state: Mutex<State>,
     closed: AtomicBool,
     pub closing: Notify,
@@ -71,6 +72,10 @@ impl Recorder<DesktopRecording> for FrameRecorder {
 
     fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
     }
 
     fn flush(&self) -> Result<(), RecordingError> {
@@ -156,6 +161,7 @@ impl FrameRecorder {
         index.rewrite(&entries)?;
         Ok(Self {
             id,
+            path: path.to_owned(),
             state: Mutex::new(State {
                 frames,
                 index,

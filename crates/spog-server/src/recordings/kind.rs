@@ -31,6 +31,8 @@ pub trait Recorded: RecordingKind + Audited + Serialize + Clone {
     const ENDED: Action;
     /// What a check of its stored content is audited as.
     const VERIFIED: Action;
+    /// What its sealing is audited as when another instance ended it.
+    const SEALED: Action;
     /// What its recorders are called in the logs.
     const NAME: &'static str;
     type Recorder: Recorder<Self>;
@@ -71,6 +73,12 @@ pub trait Recorder<K: RecordingKind>: Sized + Send + Sync + 'static {
     /// Blocking: call it off the async threads.
     fn open(recording: &K, path: PathBuf, handles: Arc<FileHandles>) -> io::Result<Self>;
     fn is_closed(&self) -> bool;
+    /// Its spool file.
+    fn path(&self) -> &Path;
+    /// The account of its recording: the spool file's directory is named after it.
+    fn account(&self) -> Option<Id<Account>> {
+        self.path().parent()?.file_name()?.to_str()?.parse().ok()
+    }
     /// Writes what is buffered.
     fn flush(&self) -> Result<(), RecordingError>;
     /// Flushes and syncs to the disk, without holding the recorder meanwhile.
@@ -92,6 +100,7 @@ impl Recorded for TerminalRecording {
     const STARTED: Action = Action::TerminalSessionStart;
     const ENDED: Action = Action::TerminalSessionEnd;
     const VERIFIED: Action = Action::TerminalRecordingVerify;
+    const SEALED: Action = Action::TerminalRecordingSeal;
     const NAME: &'static str = "terminal";
     type Recorder = CastRecorder;
 
@@ -177,6 +186,7 @@ impl Recorded for DesktopRecording {
     const STARTED: Action = Action::DesktopRecordingStart;
     const ENDED: Action = Action::DesktopRecordingEnd;
     const VERIFIED: Action = Action::DesktopRecordingVerify;
+    const SEALED: Action = Action::DesktopRecordingSeal;
     const NAME: &'static str = "desktop";
     type Recorder = FrameRecorder;
 

@@ -7,9 +7,14 @@
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use spog_core::Id;
+use spog_core::audit::{Actor, Source};
 use spog_core::model::Account;
+use spog_store::StoreResult;
+use spog_store::identity::hosts::HostScope;
+use spog_store::recordings;
 
 use super::kind::Recorded;
 use super::storage::Backend;
@@ -40,6 +45,93 @@ pub fn compressed_path(spool: &Path) -> PathBuf {
     let mut path = spool.as_os_str().to_owned();
     path.push(".zst");
     PathBuf::from(path)
+}
+
+impl Sealed {
+    /// What the recording's row records of it.
+    pub fn row<'a>(&'a self, backend: Backend, location: &'a str) -> recordings::Sealed<'a> {
+        recordings::Sealed {
+            sha256: &self.sha256,
+            stored_bytes: self.stored_bytes as i64,
+            storage: backend.as_str(),
+            file_path: location,
+        }
+    }
+}
+
+/// Closes `recording`'s recorder on this instance (opened first if it is not, which recovers
+/// what its spool file holds), takes its final progress into `recording`, and seals its
+/// content: the progress and what was sealed.
+pub async fn prepare<R: Recorded>(
+    state: &AppState,
+    recording: &mut R,
+    spool: &Path,
+) -> StoreResult<(Option<R::Progress>, Sealed)> {
+    let id = recording.id();
+    let opened = state.recorders.recorder(&*recording).await;
+    let progress = state.recorders.close(id).await;
+    opened.map_err(io::Error::from)?;
+    if let Some(progress) = &progress {
+        recording.progressed(progress);
+    }
+    let (sealing, spool) = (recording.clone(), spool.to_owned());
+    let sealed = state
+        .blocking
+        .run(move || compress(&sealing, &spool))
+        .await?;
+    Ok((progress, sealed))
+}
+
+/// Seals a recording that another instance ended while this one wrote it (or that ended
+/// while this one was down): its row gains the hash, its final progress, and an audited
+/// `…recording.seal` entry with the hash and size. Nothing to do for one that is active,
+/// sealed already, or not written here.
+pub async fn after_end<R: Recorded>(
+    state: &AppState,
+    account: Id<Account>,
+    id: Id<R>,
+) -> StoreResult<()> {
+    let mut recording: R = {
+        let mut conn = state.store.conn().await?;
+        recordings::get(&mut conn, account, id, &HostScope::All).await?
+    };
+    let spool_relative = recording.file_path().to_owned();
+    let spool = state.recorders.path(&spool_relative);
+    if !recording.has_ended() || recording.stored().storage.is_some() {
+        state.recorders.close(id).await;
+        return Ok(());
+    }
+    if state.recorders.open(id).is_none() && !exists(state, &spool).await {
+        return Ok(());
+    }
+    let (progress, sealed) = prepare(state, &mut recording, &spool).await?;
+    let backend = state.storage.current;
+    let location = state.storage.current().shown(&key(account, id));
+    let mut tx = state.store.begin().await?;
+    if !recordings::seal(
+        &mut tx,
+        account,
+        id,
+        progress.as_ref(),
+        &sealed.row(backend, &location),
+    )
+    .await?
+    {
+        return Ok(());
+    }
+    let writer = Actor::system(account, "recording storage", Source::Scheduler);
+    let metadata = json!({"sha256": sealed.sha256, "size": sealed.size});
+    tx.record(writer.did(R::SEALED, &recording).metadata(metadata))
+        .await?;
+    tx.commit().await?;
+    store(state, account, id, &spool_relative, backend).await;
+    Ok(())
+}
+
+/// Whether a file exists, asked off the async threads.
+pub async fn exists(state: &AppState, path: &Path) -> bool {
+    let path = path.to_owned();
+    state.blocking.run(move || path.exists()).await
 }
 
 /// Hashes and compresses `recording`'s content from its spool file (complete: its recorder

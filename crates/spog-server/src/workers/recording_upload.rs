@@ -87,7 +87,9 @@ async fn one<R: Recorded>(
         return Ok(None);
     }
     let Some(recorder) = state.recorders.open(id) else {
-        // Not written here now: an end (here or after a restart) takes care of it.
+        // Not written now: active (its next write or end takes it up), or ended by another
+        // instance while this one was down: sealed now.
+        seal::after_end::<R>(state, file.account, id).await?;
         return Ok(None);
     };
     if state.storage.current != Backend::S3 {

@@ -14,8 +14,8 @@ use spog_store::StoreError;
 use spog_store::recordings::{self, EndReason};
 use tokio_util::sync::CancellationToken;
 
-use crate::recordings::ending;
 use crate::recordings::kind::{Recorded, Recorder};
+use crate::recordings::{ending, seal};
 use crate::state::AppState;
 
 pub const FLUSH: &str = "recording_flush";
@@ -62,14 +62,21 @@ async fn flush_kind<K: Recorded>(state: &AppState, sync: bool) -> anyhow::Result
             if let Some(progress) = recorder.take_progress()
                 && !recordings::record_progress(&mut conn, recorder.id(), &progress).await?
             {
-                ended.push(recorder.id());
+                ended.push((recorder.account(), recorder.id()));
             }
         }
         conn.commit_unaudited().await?;
     }
-    // Ended meanwhile (by another instance or the idle job): stop writing.
-    for id in ended {
-        state.recorders.close(id).await;
+    // Ended meanwhile (by another instance or the idle job): stop writing, and seal what
+    // was written here.
+    for (account, id) in ended {
+        let Some(account) = account else {
+            state.recorders.close(id).await;
+            continue;
+        };
+        if let Err(error) = seal::after_end::<K>(state, account, id).await {
+            tracing::warn!(recording = %id, %error, "sealing a {} recording that ended elsewhere", K::NAME);
+        }
     }
     Ok(())
 }
@@ -104,15 +111,40 @@ async fn idle_kind<K: Recorded>(
     cutoff: Timestamp,
     now: Timestamp,
 ) -> anyhow::Result<usize> {
-    let silent = {
+    // A recording written on another instance is that instance's to end; once silent for
+    // twice the timeout, that instance is taken for lost and this one ends it from what it
+    // uploaded (SPEC 8.3).
+    let lost_cutoff = now.minus(state.config.recording_idle_timeout * 2);
+    let (silent, lost) = {
         let mut conn = state.store.conn().await?;
-        recordings::silent::<K>(&mut conn, cutoff, 100).await?
+        (
+            recordings::silent::<K>(&mut conn, cutoff, 100).await?,
+            recordings::silent::<K>(&mut conn, lost_cutoff, 100).await?,
+        )
     };
     let mut ended = 0;
     for (account, id) in silent {
-        ended += usize::from(end_idle(state, account, id, now).await?);
+        let reason = if written_here(state, account, id).await {
+            EndReason::Idle
+        } else if lost.contains(&(account, id)) {
+            EndReason::InstanceLost
+        } else {
+            continue;
+        };
+        ended += usize::from(end_idle(state, account, id, reason, now).await?);
     }
     Ok(ended)
+}
+
+/// Whether this instance writes the recording now, or holds its spool file.
+async fn written_here<K: Recorded>(state: &AppState, account: Id<Account>, id: Id<K>) -> bool {
+    if state.recorders.open(id).is_some() {
+        return true;
+    }
+    let spool = state
+        .recorders
+        .path(&spog_store::recordings::file_path(account, id));
+    state.blocking.run(move || spool.exists()).await
 }
 
 /// Ends a silent recording; false if it ended meanwhile (by its source or another instance).
@@ -120,10 +152,11 @@ async fn end_idle<K: Recorded>(
     state: &AppState,
     account: Id<Account>,
     id: Id<K>,
+    reason: EndReason,
     now: Timestamp,
 ) -> anyhow::Result<bool> {
     let idle_job = Actor::system(account, "recording idle timeout", Source::Scheduler);
-    match ending::end(state, &idle_job, id, None, EndReason::Idle.into(), now).await {
+    match ending::end(state, &idle_job, id, None, reason.into(), now).await {
         Ok(_) => Ok(true),
         Err(StoreError::Conflict(_) | StoreError::NotFound) => Ok(false),
         Err(other) => Err(other.into()),

@@ -64,7 +64,7 @@ pub async fn socket(client: &Client, path: &str) -> Socket {
         .0
 }
 
-async fn start(setup: &Setup, host: &str) -> Value {
+pub async fn start(setup: &Setup, host: &str) -> Value {
     let (status, session) = setup
         .gateway
         .post(
@@ -76,7 +76,7 @@ async fn start(setup: &Setup, host: &str) -> Value {
     session
 }
 
-async fn download(
+pub async fn download(
     client: &Client,
     recording: &str,
 ) -> (StatusCode, reqwest::header::HeaderMap, String) {

@@ -539,6 +539,25 @@ async fn on_postgres_a_terminal_opened_on_one_instance_is_relayed_and_recorded_b
         .await
         .unwrap();
     assert!(cast.contains("file-a  file-b"), "{cast}");
+    // Ended by the other instance, sealed by the one that wrote it (SPEC 8.3).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, verified) = admin
+            .get(&format!("/terminal/recordings/{id}/verify"))
+            .await;
+        if verified["valid"] == true {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{verified}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, sealed) = admin
+        .get("/audit-logs?action=terminal_recording.seal")
+        .await;
+    assert_eq!(
+        sealed["items"][0]["resource_id"], ended[0]["session_id"],
+        "{sealed}"
+    );
 
     // The internal endpoint answers only its peers.
     let internal = format!("{}/internal/v1/hosts/{host}/terminal", other.base);

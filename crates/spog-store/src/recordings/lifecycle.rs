@@ -9,7 +9,7 @@ use spog_core::{Id, Timestamp};
 use sqlx::FromRow;
 use sqlx::any::AnyRow;
 
-use super::{EndReason, Filter, NewRecording, Sealed, scoped};
+use super::{Closing, Filter, NewRecording, Sealed, scoped};
 use crate::error::Found;
 use crate::identity::hosts::HostScope;
 use crate::rows::id;
@@ -207,12 +207,15 @@ pub async fn end<K: RecordingKind>(
     conn: &mut Conn,
     account: Id<Account>,
     recording: Id<K>,
-    progress: Option<&K::Progress>,
-    reason: EndReason,
-    exit_code: Option<i32>,
-    sealed: Option<&Sealed<'_>>,
+    closing: &Closing<'_, K>,
     now: Timestamp,
 ) -> StoreResult<K> {
+    let Closing {
+        progress,
+        reason,
+        exit_code,
+        sealed,
+    } = closing;
     if let Some(progress) = progress {
         record_progress(conn, recording, progress).await?;
     }
@@ -222,7 +225,7 @@ pub async fn end<K: RecordingKind>(
         .bind(reason.as_str());
     // Terminal sessions only: the exit status of the shell.
     if let Some(code) = exit_code {
-        sql.push(", exit_code = ").bind(i64::from(code));
+        sql.push(", exit_code = ").bind(i64::from(*code));
     }
     if let Some(sealed) = sealed {
         sql.push(", sha256 = ")
@@ -247,6 +250,38 @@ pub async fn end<K: RecordingKind>(
         )));
     }
     get(conn, account, recording, &HostScope::All).await
+}
+
+/// Records where the content of a recording that ended unsealed (its writer was another
+/// instance) was sealed to; false when it is not ended, or was sealed meanwhile.
+#[tracing::instrument(name = "recordings::seal", skip_all, fields(kind = K::TABLE, recording = %recording))]
+pub async fn seal<K: RecordingKind>(
+    conn: &mut Conn,
+    account: Id<Account>,
+    recording: Id<K>,
+    progress: Option<&K::Progress>,
+    sealed: &Sealed<'_>,
+) -> StoreResult<bool> {
+    let mut sql = Sql::new(&format!("UPDATE {} SET ", K::TABLE));
+    // What the writer had beyond the progress it last recorded.
+    if let Some(progress) = progress {
+        K::set_progress(&mut sql, progress);
+        sql.push(", ");
+    }
+    sql.push("sha256 = ")
+        .bind(sealed.sha256.to_owned())
+        .push(", stored_bytes = ")
+        .bind(sealed.stored_bytes)
+        .push(", storage = ")
+        .bind(sealed.storage)
+        .push(", file_path = ")
+        .bind(sealed.file_path.to_owned())
+        .push(" WHERE account_id = ")
+        .bind(account.to_string())
+        .push(" AND id = ")
+        .bind(recording.to_string())
+        .push(" AND ended_at IS NOT NULL AND sha256 IS NULL");
+    Ok(sql.execute(conn).await?.rows_affected() == 1)
 }
 
 /// Active recordings silent since before `cutoff`, in any account, oldest first.

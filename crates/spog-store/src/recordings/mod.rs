@@ -6,7 +6,7 @@ mod lifecycle;
 pub mod terminal;
 
 pub use lifecycle::{
-    RecordingKind, addressed, end, file_path, get, list, record_progress, silent, start,
+    RecordingKind, addressed, end, file_path, get, list, record_progress, seal, silent, start,
 };
 use spog_core::model::{Account, Host, Organization, User};
 use spog_core::{Id, Timestamp};
@@ -25,6 +25,16 @@ pub struct NewRecording<'a> {
     pub width: i64,
     pub height: i64,
     pub started_at: Timestamp,
+}
+
+/// How a recording ends.
+pub struct Closing<'a, K: RecordingKind> {
+    /// What its writer had last; None when another instance writes it.
+    pub progress: Option<&'a K::Progress>,
+    pub reason: EndReason,
+    /// A terminal's shell exit status.
+    pub exit_code: Option<i32>,
+    pub sealed: Option<Sealed<'a>>,
 }
 
 /// Where the content of a recording that ended was sealed to (SPEC 8.3).

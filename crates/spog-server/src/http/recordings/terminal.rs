@@ -33,6 +33,7 @@ use crate::auth::{Auth, Require};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath, AppQuery, DataJson};
 use crate::recordings::content::{self, Source};
+use crate::recordings::kind::Recorded;
 use crate::recordings::{Appended, CastRecorder, cast, read};
 use crate::state::AppState;
 
@@ -234,19 +235,24 @@ async fn readable(
     auth: &Auth,
     id: Id<TerminalRecording>,
 ) -> ApiResult<(TerminalRecording, Option<u64>)> {
-    let mut conn = state.store.conn().await?;
-    let mut recording = recordings::get(&mut conn, auth.account(), id, &auth.host_scope()).await?;
-    drop(conn);
-    let mut end = None;
+    let fetch = || async {
+        let mut conn = state.store.conn().await?;
+        ApiResult::Ok(recordings::get(&mut conn, auth.account(), id, &auth.host_scope()).await?)
+    };
+    let mut recording = fetch().await?;
     if let Some(recorder) = state.recorders.open(recording.id) {
-        let progress = recorder.progress();
-        recording.duration_seconds = progress.duration_micros as f64 / 1e6;
-        recording.bytes_in = progress.bytes_in;
-        recording.bytes_out = progress.bytes_out;
-        recording.event_count = progress.event_count;
-        end = Some(recorder.flushed_len());
+        recording.progressed(&recorder.progress());
+        return Ok((recording, Some(recorder.flushed_len())));
     }
-    Ok((recording, end))
+    // Ended elsewhere and sealed here just now: the spool is gone once the row says where
+    // the sealed content is.
+    if let Source::File(spool) = content::source(state, auth.account(), &recording)
+        && recording.ended_at.is_some()
+        && !crate::recordings::seal::exists(state, &spool).await
+    {
+        recording = fetch().await?;
+    }
+    Ok((recording, None))
 }
 
 /// A recording's metadata and its events, for playback: the fields of a recording plus

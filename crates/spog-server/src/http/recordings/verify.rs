@@ -38,7 +38,8 @@ pub struct Verification {
     pub sha256_expected: Option<String>,
     /// The hash of the content as stored now; null when it could not be read.
     pub sha256_actual: Option<String>,
-    /// The end's audit entry.
+    /// The audit entry holding the expected hash: the end's, or the seal's when another
+    /// instance ended it.
     pub audit_entry_id: Option<String>,
     /// Why it is not valid: `content_mismatch`, `missing`, `unreadable`,
     /// `audit_entry_missing`, or `not_sealed` (it ended before recordings were sealed).
@@ -87,21 +88,30 @@ async fn verify<K: Recorded>(
             K::NOUN
         )));
     }
-    let entry = {
+    // The end holds the hash, unless another instance ended it: then the writer's seal does.
+    let mut entry = None;
+    let mut expected = None;
+    for action in [K::ENDED, K::SEALED] {
         let mut conn = state.store.conn().await?;
-        spog_store::audit::latest_about(
+        let found = spog_store::audit::latest_about(
             &mut conn,
             auth.account(),
             K::RESOURCE_TYPE,
             &recording.audit_id(),
-            K::ENDED.as_str(),
+            action.as_str(),
         )
-        .await?
-    };
-    let expected = entry
-        .as_ref()
-        .and_then(|e| e.metadata.as_ref())
-        .and_then(|m| m.to_value().get("sha256")?.as_str().map(str::to_owned));
+        .await?;
+        expected = found
+            .as_ref()
+            .and_then(|e| e.metadata.as_ref())
+            .and_then(|m| m.to_value().get("sha256")?.as_str().map(str::to_owned));
+        if expected.is_some() || entry.is_none() {
+            entry = found;
+        }
+        if expected.is_some() {
+            break;
+        }
+    }
     let actual = match content::source(state, auth.account(), &recording) {
         Source::Sealed(sealed) => hash(state, &sealed).await,
         Source::File(_) => Err("not_sealed"),
