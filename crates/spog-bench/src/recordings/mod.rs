@@ -1,9 +1,12 @@
-//! Issue 6's recording targets on one `spog serve` process (the release binary; run
-//! `cargo build --release -p spog` first), each beside a baseline from the same run:
-//! - terminal ingest: 50 sessions streaming output at once ≥ 50 MB/s in total (baseline:
-//!   appending the same bytes to 50 files directly);
-//! - `.cast` download of a 100 MB recording ≥ 200 MB/s with server RSS growth ≤ 20 MB
-//!   (baseline: reading the file from disk);
+//! The recording targets of issues 6 and 16 on `spog serve` (the release binary; run
+//! `cargo build --release -p spog` first), each beside a baseline from the same run, for each
+//! storage: the data directory, then S3-compatible object storage (moto, when installed):
+//! - terminal ingest: 50 sessions streaming output at once, then ended (sealed and stored),
+//!   ≥ 50 MB/s in total (baseline: appending the same bytes to 50 files directly);
+//! - `.cast` download of a 100 MB recording ≥ 200 MB/s from the data directory, ≥ 150 MB/s
+//!   from object storage, with server RSS growth ≤ 20 MB (baseline: reading and decompressing
+//!   the stored object directly);
+//! - stored size of a typical shell session ≤ 25 % of its `.cast`;
 //! - desktop ingest ≥ 200 frames/s of 100 KB JPEGs (baseline: appending them to a file), and
 //!   playback pacing error p99 ≤ 20 ms against the recorded times.
 
@@ -16,8 +19,10 @@ use serde_json::json;
 use spog_server::testing::Client;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use spog_server::testing::s3::S3Server;
+
 use crate::harness;
-use crate::process::ServerProcess;
+use crate::process::{Launch, ServerProcess};
 
 #[derive(clap::Args)]
 pub struct Options {
@@ -41,6 +46,9 @@ pub struct Options {
     /// Concurrent players of the pacing measurement.
     #[arg(long, default_value_t = 8)]
     players: usize,
+    /// Only the object-storage run (when moto is installed).
+    #[arg(long)]
+    s3_only: bool,
 }
 
 pub type Socket =
@@ -74,18 +82,61 @@ pub async fn socket(client: &Client, path: &str) -> Socket {
 }
 
 pub async fn run(options: Options) -> anyhow::Result<()> {
-    let database = match &options.postgres {
-        Some(url) => Some(harness::database(Some(url)).await),
-        None => None,
-    };
-    println!(
-        "== recordings on {} ==",
-        harness::backend_name(options.postgres.as_deref())
-    );
+    let s3 = S3Server::start().await;
+    for storage in [None, s3.as_ref()] {
+        if storage.is_none() && s3.is_some() && options.s3_only {
+            continue;
+        }
+        let database = match &options.postgres {
+            Some(url) => Some(harness::database(Some(url)).await),
+            None => None,
+        };
+        println!(
+            "== recordings on {}, stored in {} ==",
+            harness::backend_name(options.postgres.as_deref()),
+            if storage.is_some() {
+                "S3 (moto)"
+            } else {
+                "the data directory"
+            }
+        );
+        run_on(&options, database.as_ref().map(|d| d.url.as_str()), storage).await?;
+        if s3.is_none() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+async fn run_on(
+    options: &Options,
+    database_url: Option<&str>,
+    storage: Option<&S3Server>,
+) -> anyhow::Result<()> {
     let data_dir =
         std::env::temp_dir().join(format!("spog-bench-recordings-{}", uuid::Uuid::now_v7()));
-    let server =
-        ServerProcess::start(data_dir.clone(), database.as_ref().map(|d| d.url.as_str())).await;
+    let mut launch = Launch::new(data_dir.clone(), database_url);
+    let store = match storage {
+        Some(s3) => {
+            let bucket = format!("bench-{}", uuid::Uuid::now_v7());
+            let mut config = spog_server::config::Config::default();
+            s3.configure(&mut config, &bucket, "recordings").await;
+            for (key, value) in [
+                ("recordings_storage", config.recordings_storage.clone()),
+                ("s3_endpoint", s3.endpoint()),
+                ("s3_allow_http", "true".to_owned()),
+                ("s3_access_key_id", "test".to_owned()),
+                ("s3_secret_access_key", "test".to_owned()),
+            ] {
+                launch.settings.push((key.to_owned(), value));
+            }
+            Stored::S3 { s3, bucket }
+        }
+        None => Stored::Local,
+    };
+    let server = ServerProcess::launch(launch)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let admin = server.admin().await;
     let gateway = admin
         .token_client("agent", &["session_recordings.write"])
@@ -107,13 +158,21 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         data_dir: data_dir.clone(),
     };
     terminal::ingest(&bench, options.sessions, options.session_mb).await?;
-    terminal::download(&bench, options.download_mb).await?;
-    desktop::ingest(&bench, options.frames, options.desktop_streams).await?;
-    desktop::pacing(&bench, options.players).await?;
+    terminal::download(&bench, &store, options.download_mb).await?;
+    terminal::stored_size(&bench).await?;
+    if let Stored::Local = store {
+        desktop::ingest(&bench, options.frames, options.desktop_streams).await?;
+        desktop::pacing(&bench, options.players).await?;
+    }
     drop(bench);
     let _ = std::fs::remove_dir_all(&data_dir);
-    drop(database);
     Ok(())
+}
+
+/// Where the server under test keeps sealed recordings.
+pub enum Stored<'a> {
+    Local,
+    S3 { s3: &'a S3Server, bucket: String },
 }
 
 /// `123.4 MB/s`.
