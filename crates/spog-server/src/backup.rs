@@ -23,7 +23,10 @@ use crate::state::AppState;
 /// What a backup holds, written last: a directory without it is not a backup.
 pub const MANIFEST: &str = "backup.json";
 const DATABASE: &str = "spog.db";
+/// Recordings kept in the data directory, and those being written (SPEC 8.3); recordings in
+/// object storage are the storage's to back up.
 const RECORDINGS: &str = "recordings";
+const SPOOL: &str = "spool";
 /// Left in a restored data directory until the first start has verified it.
 const RESTORED: &str = "restored-from.json";
 
@@ -40,7 +43,7 @@ pub struct Manifest {
     pub database: Option<String>,
     /// Whether the server key file was copied (a key given by configuration is not a file).
     pub server_key: bool,
-    /// Recording files copied.
+    /// Recording files copied (kept in the data directory, or being written).
     pub recordings: u64,
 }
 
@@ -61,7 +64,11 @@ pub async fn backup(config: &Config, store: &Store, dir: &Path) -> anyhow::Resul
         if server_key {
             copy_file(&key, &target.join(KEY_FILE))?;
         }
-        let recordings = copy_tree(&data_dir.join(RECORDINGS), &target.join(RECORDINGS))?;
+        let mut recordings = 0;
+        // The spool first: a recording sealed meanwhile then has its object copied after.
+        for tree in [SPOOL, RECORDINGS] {
+            recordings += copy_tree(&data_dir.join(tree), &target.join(tree))?;
+        }
         anyhow::Ok((server_key, recordings))
     })
     .await??;
@@ -115,7 +122,9 @@ pub fn restore(config: &Config, dir: &Path) -> anyhow::Result<Manifest> {
     if manifest.server_key {
         copy_file(&dir.join(KEY_FILE), &config.data_dir.join(KEY_FILE))?;
     }
-    copy_tree(&dir.join(RECORDINGS), &config.data_dir.join(RECORDINGS))?;
+    for tree in [RECORDINGS, SPOOL] {
+        copy_tree(&dir.join(tree), &config.data_dir.join(tree))?;
+    }
     write_json(&config.data_dir.join(RESTORED), &manifest)?;
     Ok(manifest)
 }
@@ -233,10 +242,20 @@ fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<u64> {
             if kind.is_dir() {
                 pending.push((entry.path(), target.join(entry.file_name())));
             } else if kind.is_file() {
-                copy_file(&entry.path(), &target.join(entry.file_name()))?;
-                copied += 1;
+                match copy_file(&entry.path(), &target.join(entry.file_name())) {
+                    Ok(()) => copied += 1,
+                    // A spool file sealed away while the backup ran.
+                    Err(e) if not_found(&e) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
     }
     Ok(copied)
+}
+
+fn not_found(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
 }

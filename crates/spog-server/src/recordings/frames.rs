@@ -252,7 +252,7 @@ fn push_entry(out: &mut Vec<u8>, frame: &Frame) {
 }
 
 /// Complete frames of the frames file between `from` and `end`, and where the last ends.
-fn scan(file: &std::fs::File, from: u64, end: u64) -> io::Result<(Vec<Frame>, u64)> {
+pub fn scan(file: &std::fs::File, from: u64, end: u64) -> io::Result<(Vec<Frame>, u64)> {
     let mut frames = Vec::new();
     let mut position = from;
     let mut header = [0u8; HEADER];

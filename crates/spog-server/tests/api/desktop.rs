@@ -260,3 +260,45 @@ async fn desktop_recordings_follow_host_access() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn an_active_desktop_recording_plays_live_until_it_ends() {
+    for server in servers().await {
+        let setup = setup(&server).await;
+        let (_, recording) = setup
+            .gateway
+            .post(
+                "/desktop/recordings",
+                json!({"host_id": setup.host, "user_id": setup.user, "width": 640, "height": 480}),
+            )
+            .await;
+        let id = recording["id"].as_str().unwrap();
+        for (n, elapsed) in [(0u8, "0"), (1, "100")] {
+            let (status, _) = frame(&setup.gateway, id, elapsed, jpeg(n, 1000)).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        // From the newest frame on, as it is being recorded.
+        let mut player = socket(
+            &setup.admin,
+            &format!("/desktop/recordings/{id}/stream?live=true"),
+        )
+        .await;
+        let meta = next_json(&mut player).await;
+        assert_eq!(meta["active"], true, "{meta}");
+        assert_eq!(meta["start_ms"], 100);
+        assert_eq!(next_frame(&mut player).await, (100, jpeg(1, 1000)));
+        let (status, _) = frame(&setup.gateway, id, "300", jpeg(2, 1000)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(next_frame(&mut player).await, (300, jpeg(2, 1000)));
+        let (status, _) = setup
+            .gateway
+            .post(&format!("/desktop/recordings/{id}/end"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let end = tokio::time::timeout(Duration::from_secs(5), next_json(&mut player))
+            .await
+            .expect("the end within five seconds");
+        assert_eq!(end["type"], "end", "{end}");
+        server.stop().await;
+    }
+}

@@ -4,7 +4,9 @@
 //! The server sends a text message `{"type": "meta", "width", "height", "frame_count",
 //! "duration_ms", "start_ms", "speed"}`, then each frame as a binary message: its elapsed
 //! milliseconds (8 bytes, big-endian) and the image, at `start + (elapsed - start_ms) / speed`;
-//! after the last frame a text message `{"type": "end"}`. The socket stays open: the viewer
+//! after the last frame a text message `{"type": "end"}`. An active recording plays live (SPEC
+//! 8.3): `meta` says `"active": true`, frames recorded later follow as they arrive, and `end`
+//! comes once it has ended and its last frame was sent; `?live=true` starts at the newest. The socket stays open: the viewer
 //! controls playback with text messages `{"type": "seek", "ms": N}` (the frame showing at N is
 //! sent at once, and pacing continues from there), `{"type": "pause"}`, `{"type": "play"}` and
 //! `{"type": "speed", "value": X}`.
@@ -19,8 +21,10 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
+use spog_core::model::Account;
 use spog_core::recordings::DesktopRecording;
 use spog_core::{Id, Permission};
+use spog_store::identity::hosts::HostScope;
 use tokio::time::Instant;
 use tracing::{Instrument, Span};
 use utoipa::IntoParams;
@@ -36,7 +40,7 @@ use crate::hub::POLICY_VIOLATION;
 use crate::hub::sockets::SocketLease;
 use crate::recordings::content::{self, Readable};
 use crate::recordings::frames::{self, Frame};
-use crate::recordings::kind::Recorder;
+use crate::recordings::kind::{Recorded, Recorder};
 use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
@@ -47,6 +51,8 @@ pub struct PlayParams {
     pub speed: Option<f64>,
     /// Where to start, in milliseconds from the recording's start (default 0).
     pub start_ms: Option<u64>,
+    /// Start at the newest frame (an active recording, watched as it is recorded).
+    pub live: Option<bool>,
 }
 
 const MAX_SPEED: f64 = 16.0;
@@ -97,7 +103,19 @@ pub async fn play(
             Err(e) => Err(crate::recordings::RecordingError::from(e)),
         })
         .await?;
-    let start = params.start_ms.unwrap_or(0);
+    let start = match params.live {
+        Some(true) => frames.last().map(|f| f.elapsed_ms).unwrap_or(0),
+        _ => params.start_ms.unwrap_or(0),
+    };
+    let live = (!recording.has_ended()).then(|| Live {
+        state: state.clone(),
+        account: auth.account(),
+        scanned: frames
+            .last()
+            .map(|f| f.offset + u64::from(f.len))
+            .unwrap_or(0),
+        checked: Instant::now(),
+    });
     let blocking = state.blocking.clone();
     let span = Span::current();
     Ok(upgrade.on_upgrade(move |socket| {
@@ -107,10 +125,24 @@ pub async fn play(
             _readable: readable,
             blocking,
             speed,
+            live,
         };
         player.run(recording, start, socket, lease).instrument(span)
     }))
 }
+
+/// An active recording followed as it is written on this instance.
+struct Live {
+    state: AppState,
+    account: Id<Account>,
+    /// How far the frames file has been read.
+    scanned: u64,
+    /// When it was last asked whether the recording ended.
+    checked: Instant,
+}
+
+/// How often a live player looks for new frames.
+const LIVE_POLL: Duration = Duration::from_millis(250);
 
 /// Frames are read one at a time on the bounded blocking pool, so a paused or slow viewer
 /// holds no thread.
@@ -121,6 +153,8 @@ struct Player {
     _readable: Readable,
     blocking: Blocking,
     speed: f64,
+    /// Until the recording ends.
+    live: Option<Live>,
 }
 
 #[derive(Deserialize)]
@@ -156,7 +190,7 @@ impl Player {
         let duration_ms = self.frames.last().map(|f| f.elapsed_ms).unwrap_or(0);
         let meta = json!({"type": "meta", "width": recording.width, "height": recording.height,
             "frame_count": self.frames.len(), "duration_ms": duration_ms, "start_ms": start,
-            "speed": self.speed});
+            "speed": self.speed, "active": self.live.is_some()});
         if socket
             .send(Message::Text(meta.to_string().into()))
             .await
@@ -170,7 +204,7 @@ impl Player {
         let mut next = self.seek(start);
         let mut ended_sent = false;
         loop {
-            if next >= self.frames.len() && !ended_sent {
+            if next >= self.frames.len() && !ended_sent && self.live.is_none() {
                 ended_sent = true;
                 let end = json!({"type": "end"}).to_string();
                 if socket.send(Message::Text(end.into())).await.is_err() {
@@ -193,6 +227,12 @@ impl Player {
                 None => None,
             };
             tokio::select! {
+                _ = tokio::time::sleep(LIVE_POLL), if self.live.is_some() => {
+                    if let Err(error) = self.grow(recording.id).await {
+                        tracing::warn!(%error, "following a desktop recording");
+                        return;
+                    }
+                }
                 reason = lease.ended() => {
                     super::stream::close(&mut socket, POLICY_VIOLATION, reason).await;
                     return;
@@ -254,6 +294,51 @@ impl Player {
                 }
             }
         }
+    }
+
+    /// Takes the frames recorded since the last look; once the recording has ended (asked at
+    /// most once a second) and its last frames are taken, it is no longer live.
+    async fn grow(&mut self, id: Id<DesktopRecording>) -> std::io::Result<()> {
+        let Some(live) = &mut self.live else {
+            return Ok(());
+        };
+        let mut ended = false;
+        if live.checked.elapsed() >= Duration::from_secs(1) {
+            live.checked = Instant::now();
+            if let Ok(mut conn) = live.state.store.conn().await
+                && let Ok(now) = spog_store::recordings::get::<DesktopRecording>(
+                    &mut conn,
+                    live.account,
+                    id,
+                    &HostScope::All,
+                )
+                .await
+            {
+                ended = now.ended_at.is_some();
+            }
+        }
+        if self.file.is_none() {
+            return Ok(());
+        }
+        let recorder = live.state.recorders.open(id);
+        let (file, from) = (self.file.clone(), live.scanned);
+        let (more, scanned) = self
+            .blocking
+            .run(move || {
+                if let Some(recorder) = recorder {
+                    recorder.flush().map_err(std::io::Error::from)?;
+                }
+                let file = file.ok_or(std::io::ErrorKind::NotFound)?;
+                let end = file.metadata()?.len();
+                frames::scan(&file, from, end)
+            })
+            .await?;
+        live.scanned = scanned;
+        self.frames.extend(more);
+        if ended {
+            self.live = None;
+        }
+        Ok(())
     }
 
     /// The frame showing at `ms` (due at once), or the first frame when none is yet.
