@@ -1,7 +1,7 @@
 //! Webhook subscriptions (SPEC 5.1) and their signatures (SPEC 5.2): the subscription as the
 //! API shows it, the parsers of its fields, and the HMAC signatures every attempt carries.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -126,43 +126,43 @@ pub fn parse_headers(
     field: &str,
     headers: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, FieldError> {
-    if headers.len() > MAX_HEADERS {
-        return Err(FieldError::new(
-            field,
-            format!("must have at most {MAX_HEADERS} headers"),
-        ));
-    }
-    let mut seen = std::collections::BTreeSet::new();
+    check_header_count(headers.len()).map_err(|message| FieldError::new(field, message))?;
+    let mut seen = BTreeSet::new();
     for (name, value) in headers {
-        let at = format!("{field}.{name}");
-        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-        if name.is_empty() || name.len() > MAX_HEADER_NAME || !name.chars().all(token) {
-            return Err(FieldError::new(at, "is not a valid header name"));
-        }
-        let lower = name.to_ascii_lowercase();
-        if is_reserved(&lower) {
-            return Err(FieldError::new(
-                at,
-                "is set by the delivery itself and cannot be overridden",
-            ));
-        }
-        if !seen.insert(lower) {
-            return Err(FieldError::new(
-                at,
-                "is given twice (header names ignore case)",
-            ));
-        }
-        if value.len() > MAX_HEADER_VALUE {
-            return Err(FieldError::new(
-                at,
-                format!("must be at most {MAX_HEADER_VALUE} bytes"),
-            ));
-        }
-        if value.chars().any(|c| c.is_control() && c != '\t') {
-            return Err(FieldError::new(at, "must not contain control characters"));
-        }
+        check_header(name, value, &mut seen)
+            .map_err(|message| FieldError::new(format!("{field}.{name}"), message))?;
     }
     Ok(headers.clone())
+}
+
+pub fn check_header_count(count: usize) -> Result<(), String> {
+    if count > MAX_HEADERS {
+        return Err(format!("must have at most {MAX_HEADERS} headers"));
+    }
+    Ok(())
+}
+
+/// One header of a set, `seen` holding the lower-cased names before it; the error is about
+/// the header.
+pub fn check_header(name: &str, value: &str, seen: &mut BTreeSet<String>) -> Result<(), String> {
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || name.len() > MAX_HEADER_NAME || !name.chars().all(token) {
+        return Err("is not a valid header name".to_owned());
+    }
+    let lower = name.to_ascii_lowercase();
+    if is_reserved(&lower) {
+        return Err("is set by the delivery itself and cannot be overridden".to_owned());
+    }
+    if !seen.insert(lower) {
+        return Err("is given twice (header names ignore case)".to_owned());
+    }
+    if value.len() > MAX_HEADER_VALUE {
+        return Err(format!("must be at most {MAX_HEADER_VALUE} bytes"));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err("must not contain control characters".to_owned());
+    }
+    Ok(())
 }
 
 fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {

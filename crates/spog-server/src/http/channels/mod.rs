@@ -11,7 +11,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use spog_core::audit::Action;
 use spog_core::channels::{
-    self as rules, Channel, ChannelConfig, ChannelType, SecretChange, Secrets,
+    self as rules, Channel, ChannelConfig, ChannelType, SecretChange, Secrets, SlackConfig,
+    SmtpConfig, TeamsConfig,
 };
 use spog_core::model::Organization;
 use spog_core::page::{self, Page};
@@ -131,11 +132,12 @@ pub fn check(
 fn check_destination(state: &AppState, config: &ChannelConfig, errors: &mut FieldErrors) {
     let guard = state.engine.http.guard();
     let (field, url) = match config {
-        ChannelConfig::Webhook { url, .. } => ("config.url", url),
-        ChannelConfig::Slack { webhook_url, .. } | ChannelConfig::Teams { webhook_url, .. } => {
+        ChannelConfig::Webhook(webhook) => ("config.url", &webhook.url),
+        ChannelConfig::Slack(SlackConfig { webhook_url, .. })
+        | ChannelConfig::Teams(TeamsConfig { webhook_url, .. }) => {
             ("config.webhook_url", webhook_url)
         }
-        ChannelConfig::Smtp { smtp_host, .. } => {
+        ChannelConfig::Smtp(SmtpConfig { smtp_host, .. }) => {
             if let Ok(ip) = smtp_host.parse::<std::net::IpAddr>()
                 && let Err(reason) = guard.check(ip)
             {
