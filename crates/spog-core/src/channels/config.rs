@@ -127,23 +127,21 @@ pub fn parse_config(
                 .any(|field| key == *field || key == format!("has_{field}"))
     };
     let unknown = format!("is not a field of {channel_type} channels");
-    let read = |errors: &mut FieldErrors| -> Option<ChannelConfig> {
-        Some(match channel_type {
-            ChannelType::Smtp => {
-                ChannelConfig::Smtp(read_object("config", config, &elsewhere, &unknown, errors)?)
-            }
-            ChannelType::Webhook => {
-                ChannelConfig::Webhook(read_object("config", config, &elsewhere, &unknown, errors)?)
-            }
-            ChannelType::Slack => {
-                ChannelConfig::Slack(read_object("config", config, &elsewhere, &unknown, errors)?)
-            }
-            ChannelType::Teams => {
-                ChannelConfig::Teams(read_object("config", config, &elsewhere, &unknown, errors)?)
-            }
-        })
+    let parsed = match channel_type {
+        ChannelType::Smtp => {
+            read_object("config", config, elsewhere, &unknown, errors).map(ChannelConfig::Smtp)
+        }
+        ChannelType::Webhook => {
+            read_object("config", config, elsewhere, &unknown, errors).map(ChannelConfig::Webhook)
+        }
+        ChannelType::Slack => {
+            read_object("config", config, elsewhere, &unknown, errors).map(ChannelConfig::Slack)
+        }
+        ChannelType::Teams => {
+            read_object("config", config, elsewhere, &unknown, errors).map(ChannelConfig::Teams)
+        }
     };
-    let parsed = read(errors).filter(|parsed| insecure_allowed(parsed, allow_insecure, errors));
+    let parsed = parsed.filter(|parsed| insecure_allowed(parsed, allow_insecure, errors));
     let mut secrets = BTreeMap::new();
     for field in secret_fields {
         let change = match config.get(*field) {
