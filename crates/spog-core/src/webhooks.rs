@@ -122,17 +122,57 @@ fn is_reserved(name: &str) -> bool {
 /// Extra headers: valid names (RFC 9110 tokens), printable values, none that would override
 /// `Content-Type`, an `X-Webhook-*`/`webhook-*` header or the request's framing. Names are
 /// kept as given; two names differing only in case are one header and refused.
-pub fn parse_headers(
-    field: &str,
-    headers: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, FieldError> {
-    check_header_count(headers.len()).map_err(|message| FieldError::new(field, message))?;
-    let mut seen = BTreeSet::new();
-    for (name, value) in headers {
-        check_header(name, value, &mut seen)
-            .map_err(|message| FieldError::new(format!("{field}.{name}"), message))?;
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Headers(BTreeMap<String, String>);
+
+impl Headers {
+    pub fn parse(field: &str, headers: &BTreeMap<String, String>) -> Result<Self, FieldError> {
+        check_header_count(headers.len()).map_err(|message| FieldError::new(field, message))?;
+        let mut seen = BTreeSet::new();
+        for (name, value) in headers {
+            check_header(name, value, &mut seen)
+                .map_err(|message| FieldError::new(format!("{field}.{name}"), message))?;
+        }
+        Ok(Self(headers.clone()))
     }
-    Ok(headers.clone())
+
+    /// The headers with each value sealed by `seal(name, value)`: what the store keeps.
+    pub fn sealed(&self, mut seal: impl FnMut(&str, &str) -> String) -> SealedHeaders {
+        SealedHeaders(
+            self.0
+                .iter()
+                .map(|(name, value)| (name.clone(), seal(name, value)))
+                .collect(),
+        )
+    }
+}
+
+/// Checked header names ([`Headers`]), each with its value sealed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SealedHeaders(BTreeMap<String, String>);
+
+impl SealedHeaders {
+    pub fn as_map(&self) -> &BTreeMap<String, String> {
+        &self.0
+    }
+}
+
+/// A subscription's target, checked by [`parse_url`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookUrl(url::Url);
+
+impl WebhookUrl {
+    pub fn parse(field: &str, text: &str, allow_insecure: bool) -> Result<Self, FieldError> {
+        parse_url(field, text, allow_insecure).map(Self)
+    }
+
+    pub fn url(&self) -> &url::Url {
+        &self.0
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
 }
 
 pub fn check_header_count(count: usize) -> Result<(), String> {
@@ -226,7 +266,7 @@ mod tests {
 
     #[test]
     fn reserved_and_malformed_headers_are_refused_by_name() {
-        assert!(parse_headers("headers", &headers(&[("Authorization", "Bearer x")])).is_ok());
+        assert!(Headers::parse("headers", &headers(&[("Authorization", "Bearer x")])).is_ok());
         for name in [
             "Content-Type",
             "X-Webhook-Signature",
@@ -235,11 +275,11 @@ mod tests {
             "bad name",
             "",
         ] {
-            let error = parse_headers("headers", &headers(&[(name, "v")])).unwrap_err();
+            let error = Headers::parse("headers", &headers(&[(name, "v")])).unwrap_err();
             assert_eq!(error.field, format!("headers.{name}"));
         }
-        assert!(parse_headers("headers", &headers(&[("X-A", "line\r\nbreak")])).is_err());
-        assert!(parse_headers("headers", &headers(&[("X-A", "1"), ("x-a", "2")])).is_err());
+        assert!(Headers::parse("headers", &headers(&[("X-A", "line\r\nbreak")])).is_err());
+        assert!(Headers::parse("headers", &headers(&[("X-A", "1"), ("x-a", "2")])).is_err());
     }
 
     #[test]

@@ -16,7 +16,8 @@ use spog_core::channels::{
 };
 use spog_core::model::Organization;
 use spog_core::page::{self, Page};
-use spog_core::{FieldError, FieldErrors, Id, Timestamp, validate};
+use spog_core::validate::Name;
+use spog_core::{FieldError, FieldErrors, Id, Timestamp};
 use spog_store::StoreError;
 use spog_store::channels::{self as store, ChannelFields, StoredChannel};
 use spog_store::identity::organizations;
@@ -97,7 +98,7 @@ pub fn check(
     kept: &Secrets,
 ) -> Result<ChannelFields, FieldErrors> {
     let mut errors = FieldErrors::new();
-    let name = errors.check(validate::name("name", name, rules::MAX_NAME));
+    let name = errors.check(Name::parse("name", name, rules::MAX_NAME));
     let parsed = rules::parse_config(
         channel_type,
         config,
