@@ -1,13 +1,14 @@
-//! The list every organization-scoped kind shares (notification channels, webhooks, alert
-//! rules): an account's rows of one table by id, of one organization or all, a page at a
-//! time.
+//! The reads every organization-scoped kind shares (notification channels, webhooks, alert
+//! rules): one of an account's rows by id, and its rows of one organization or all, a page
+//! at a time.
 
 use spog_core::Id;
 use spog_core::model::{Account, Organization};
 use spog_core::page::{Cursor, Page, key_text};
-use sqlx::FromRow;
 use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, FromRow};
 
+use crate::error::Found;
 use crate::{Conn, Sql, StoreResult};
 
 /// Where a kind is kept.
@@ -16,6 +17,27 @@ pub(crate) struct Table {
     pub columns: &'static str,
     /// Names the kind in its cursors, so that one list's cursor is no other's.
     pub cursor_scope: &'static str,
+}
+
+/// The row of `account` whose id is `id`.
+pub(crate) async fn one<R>(
+    conn: &mut Conn,
+    table: &Table,
+    account: Id<Account>,
+    id: String,
+) -> StoreResult<R>
+where
+    R: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+{
+    sqlx::query_as::<_, R>(AssertSqlSafe(format!(
+        "SELECT {} FROM {} WHERE account_id = $1 AND id = $2",
+        table.columns, table.name
+    )))
+    .bind(account.to_string())
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .found()
 }
 
 /// One page of `table`'s rows, each made an item by `item`; `id` is an item's id.

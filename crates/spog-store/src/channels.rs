@@ -13,10 +13,8 @@ use spog_core::model::{Account, Organization};
 use spog_core::page::Page;
 use spog_core::validate::Name;
 use spog_core::{Id, Timestamp};
-use sqlx::AssertSqlSafe;
 
 use crate::by_organization::{self, Table};
-use crate::error::Found;
 use crate::rows::{at, flag, from_json, id, json_text};
 use crate::{Conn, Sql, StoreError, StoreResult};
 
@@ -154,15 +152,9 @@ pub async fn get_stored(
     account: Id<Account>,
     channel: Id<Channel>,
 ) -> StoreResult<StoredChannel> {
-    sqlx::query_as::<_, ChannelRow>(AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM notification_channels WHERE account_id = $1 AND id = $2"
-    )))
-    .bind(account.to_string())
-    .bind(channel.to_string())
-    .fetch_optional(conn)
-    .await
-    .found()?
-    .into_stored()
+    by_organization::one::<ChannelRow>(conn, &TABLE, account, channel.to_string())
+        .await?
+        .into_stored()
 }
 
 #[tracing::instrument(name = "channels::list", skip_all, fields(account = %account, organization = ?organization))]

@@ -5,10 +5,8 @@ use spog_core::model::{Account, Organization};
 use spog_core::notification::Severity;
 use spog_core::page::Page;
 use spog_core::{Id, Timestamp};
-use sqlx::AssertSqlSafe;
 
 use crate::by_organization::{self, Table};
-use crate::error::Found;
 use crate::rows::{at, flag, from_json, id, json_text, opt_at};
 use crate::{Conn, Sql, StoreError, StoreResult};
 
@@ -227,15 +225,9 @@ pub async fn get(
     account: Id<Account>,
     rule: Id<AlertRule>,
 ) -> StoreResult<AlertRule> {
-    sqlx::query_as::<_, RuleRow>(AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM alert_rules WHERE account_id = $1 AND id = $2"
-    )))
-    .bind(account.to_string())
-    .bind(rule.to_string())
-    .fetch_optional(conn)
-    .await
-    .found()?
-    .try_into()
+    by_organization::one::<RuleRow>(conn, &TABLE, account, rule.to_string())
+        .await?
+        .try_into()
 }
 
 #[tracing::instrument(name = "alerting::rules::list", skip_all, fields(account = %account, organization = ?organization))]

@@ -14,10 +14,8 @@ use spog_core::redact::REDACTED;
 use spog_core::validate::Name;
 use spog_core::webhooks::{SealedHeaders, Webhook, WebhookUrl};
 use spog_core::{Id, Timestamp};
-use sqlx::AssertSqlSafe;
 
 use crate::by_organization::{self, Table};
-use crate::error::Found;
 use crate::rows::{at, flag, id};
 use crate::{Conn, Sql, StoreError, StoreResult};
 
@@ -168,15 +166,9 @@ pub async fn get_stored(
     account: Id<Account>,
     webhook: Id<Webhook>,
 ) -> StoreResult<StoredWebhook> {
-    sqlx::query_as::<_, WebhookRow>(AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM webhooks WHERE account_id = $1 AND id = $2"
-    )))
-    .bind(account.to_string())
-    .bind(webhook.to_string())
-    .fetch_optional(conn)
-    .await
-    .found()?
-    .into_stored()
+    by_organization::one::<WebhookRow>(conn, &TABLE, account, webhook.to_string())
+        .await?
+        .into_stored()
 }
 
 #[tracing::instrument(name = "webhooks::list", skip_all, fields(account = %account, organization = ?organization))]
