@@ -263,4 +263,71 @@ mod tests {
         .unwrap_err();
         assert!(errors.get("config.format").is_some());
     }
+
+    #[test]
+    fn each_field_says_what_it_must_be() {
+        let smtp = json!({"smtp_host": "mail.example.com", "smtp_port": "x", "use_tls": "yes",
+            "smtp_username": 5, "from_address": "", "to_addresses": vec!["a@example.com"; 51],
+            "has_smtp_password": true, "colour": null});
+        let errors = parse(ChannelType::Smtp, smtp).unwrap_err();
+        let said: Vec<_> = errors.iter().collect();
+        assert_eq!(
+            said,
+            [
+                ("config.colour", "is not a field of smtp channels"),
+                ("config.from_address", "must be a non-empty string"),
+                ("config.smtp_port", "must be a port number from 1 to 65535"),
+                (
+                    "config.smtp_username",
+                    "must be a string of at most 1024 characters"
+                ),
+                ("config.to_addresses", "must have at most 50 addresses"),
+                ("config.use_tls", "must be true or false"),
+            ]
+        );
+        let webhook =
+            json!({"url": "https://x.example.com/", "headers": {"Host": "h"}, "secret": "short"});
+        let errors = parse(ChannelType::Webhook, webhook).unwrap_err();
+        assert_eq!(
+            errors.get("config.headers.Host"),
+            Some("is set by the delivery itself and cannot be overridden")
+        );
+        assert!(errors.get("config.secret").is_some());
+        let webhook = json!({"url": "https://x.example.com/", "headers": {"X-A": 1}});
+        let errors = parse(ChannelType::Webhook, webhook).unwrap_err();
+        assert_eq!(
+            errors.get("config.headers"),
+            Some("must be an object of header names to string values")
+        );
+        let teams = json!({"webhook_url": "https://x.example.com/", "format": 5});
+        let errors = parse(ChannelType::Teams, teams).unwrap_err();
+        assert_eq!(
+            errors.get("config.format"),
+            Some("must be a string of at most 1024 characters")
+        );
+        let slack = json!({"webhook_url": "https://x.example.com/", "channel": "  ", "has_webhook_url": true});
+        assert_eq!(
+            parse(ChannelType::Slack, slack).unwrap(),
+            ChannelConfig::Slack(SlackConfig {
+                webhook_url: "https://x.example.com/".to_owned(),
+                channel: None,
+            })
+        );
+    }
+
+    #[test]
+    fn a_stored_configuration_reads_back_as_written() {
+        let smtp = parse(
+            ChannelType::Smtp,
+            json!({"smtp_host": "Mail.Example.com", "smtp_port": null, "from_address": "A@example.com",
+                   "to_addresses": ["b@example.com"], "use_tls": false}),
+        )
+        .unwrap();
+        let stored = serde_json::to_string(&smtp).unwrap();
+        assert_eq!(
+            serde_json::from_str::<ChannelConfig>(&stored).unwrap(),
+            smtp
+        );
+        assert!(stored.contains("\"smtp_host\":\"mail.example.com\",\"smtp_port\":587"));
+    }
 }
