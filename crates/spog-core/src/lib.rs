@@ -15,6 +15,7 @@ pub mod model;
 pub mod notification;
 pub mod page;
 pub mod permission;
+pub mod read_object;
 pub mod recordings;
 pub mod redact;
 mod schema;

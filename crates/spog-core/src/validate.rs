@@ -247,6 +247,20 @@ pub fn name(field: &str, text: &str, max: usize) -> Result<String, FieldError> {
     Ok(text.to_owned())
 }
 
+/// A name checked by [`name`]: what a store takes for a named object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Name(String);
+
+impl Name {
+    pub fn parse(field: &str, text: &str, max: usize) -> Result<Self, FieldError> {
+        name(field, text, max).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A DNS hostname (or IP address): letters, digits, `-`, `.`, at most 253 characters.
 pub fn hostname(field: &str, text: &str) -> Result<String, FieldError> {
     let text = text.trim().to_lowercase();

@@ -1,7 +1,7 @@
 //! Webhook subscriptions (SPEC 5.1) and their signatures (SPEC 5.2): the subscription as the
 //! API shows it, the parsers of its fields, and the HMAC signatures every attempt carries.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -122,47 +122,87 @@ fn is_reserved(name: &str) -> bool {
 /// Extra headers: valid names (RFC 9110 tokens), printable values, none that would override
 /// `Content-Type`, an `X-Webhook-*`/`webhook-*` header or the request's framing. Names are
 /// kept as given; two names differing only in case are one header and refused.
-pub fn parse_headers(
-    field: &str,
-    headers: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, FieldError> {
-    if headers.len() > MAX_HEADERS {
-        return Err(FieldError::new(
-            field,
-            format!("must have at most {MAX_HEADERS} headers"),
-        ));
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Headers(BTreeMap<String, String>);
+
+impl Headers {
+    pub fn parse(field: &str, headers: &BTreeMap<String, String>) -> Result<Self, FieldError> {
+        check_header_count(headers.len()).map_err(|message| FieldError::new(field, message))?;
+        let mut seen = BTreeSet::new();
+        for (name, value) in headers {
+            check_header(name, value, &mut seen)
+                .map_err(|message| FieldError::new(format!("{field}.{name}"), message))?;
+        }
+        Ok(Self(headers.clone()))
     }
-    let mut seen = std::collections::BTreeSet::new();
-    for (name, value) in headers {
-        let at = format!("{field}.{name}");
-        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-        if name.is_empty() || name.len() > MAX_HEADER_NAME || !name.chars().all(token) {
-            return Err(FieldError::new(at, "is not a valid header name"));
-        }
-        let lower = name.to_ascii_lowercase();
-        if is_reserved(&lower) {
-            return Err(FieldError::new(
-                at,
-                "is set by the delivery itself and cannot be overridden",
-            ));
-        }
-        if !seen.insert(lower) {
-            return Err(FieldError::new(
-                at,
-                "is given twice (header names ignore case)",
-            ));
-        }
-        if value.len() > MAX_HEADER_VALUE {
-            return Err(FieldError::new(
-                at,
-                format!("must be at most {MAX_HEADER_VALUE} bytes"),
-            ));
-        }
-        if value.chars().any(|c| c.is_control() && c != '\t') {
-            return Err(FieldError::new(at, "must not contain control characters"));
-        }
+
+    /// The headers with each value sealed by `seal(name, value)`: what the store keeps.
+    pub fn sealed(&self, mut seal: impl FnMut(&str, &str) -> String) -> SealedHeaders {
+        SealedHeaders(
+            self.0
+                .iter()
+                .map(|(name, value)| (name.clone(), seal(name, value)))
+                .collect(),
+        )
     }
-    Ok(headers.clone())
+}
+
+/// Checked header names ([`Headers`]), each with its value sealed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SealedHeaders(BTreeMap<String, String>);
+
+impl SealedHeaders {
+    pub fn as_map(&self) -> &BTreeMap<String, String> {
+        &self.0
+    }
+}
+
+/// A subscription's target, checked by [`parse_url`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookUrl(url::Url);
+
+impl WebhookUrl {
+    pub fn parse(field: &str, text: &str, allow_insecure: bool) -> Result<Self, FieldError> {
+        parse_url(field, text, allow_insecure).map(Self)
+    }
+
+    pub fn url(&self) -> &url::Url {
+        &self.0
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+pub fn check_header_count(count: usize) -> Result<(), String> {
+    if count > MAX_HEADERS {
+        return Err(format!("must have at most {MAX_HEADERS} headers"));
+    }
+    Ok(())
+}
+
+/// One header of a set, `seen` holding the lower-cased names before it; the error is about
+/// the header.
+pub fn check_header(name: &str, value: &str, seen: &mut BTreeSet<String>) -> Result<(), String> {
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || name.len() > MAX_HEADER_NAME || !name.chars().all(token) {
+        return Err("is not a valid header name".to_owned());
+    }
+    let lower = name.to_ascii_lowercase();
+    if is_reserved(&lower) {
+        return Err("is set by the delivery itself and cannot be overridden".to_owned());
+    }
+    if !seen.insert(lower) {
+        return Err("is given twice (header names ignore case)".to_owned());
+    }
+    if value.len() > MAX_HEADER_VALUE {
+        return Err(format!("must be at most {MAX_HEADER_VALUE} bytes"));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err("must not contain control characters".to_owned());
+    }
+    Ok(())
 }
 
 fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
@@ -226,7 +266,7 @@ mod tests {
 
     #[test]
     fn reserved_and_malformed_headers_are_refused_by_name() {
-        assert!(parse_headers("headers", &headers(&[("Authorization", "Bearer x")])).is_ok());
+        assert!(Headers::parse("headers", &headers(&[("Authorization", "Bearer x")])).is_ok());
         for name in [
             "Content-Type",
             "X-Webhook-Signature",
@@ -235,11 +275,11 @@ mod tests {
             "bad name",
             "",
         ] {
-            let error = parse_headers("headers", &headers(&[(name, "v")])).unwrap_err();
+            let error = Headers::parse("headers", &headers(&[(name, "v")])).unwrap_err();
             assert_eq!(error.field, format!("headers.{name}"));
         }
-        assert!(parse_headers("headers", &headers(&[("X-A", "line\r\nbreak")])).is_err());
-        assert!(parse_headers("headers", &headers(&[("X-A", "1"), ("x-a", "2")])).is_err());
+        assert!(Headers::parse("headers", &headers(&[("X-A", "line\r\nbreak")])).is_err());
+        assert!(Headers::parse("headers", &headers(&[("X-A", "1"), ("x-a", "2")])).is_err());
     }
 
     #[test]

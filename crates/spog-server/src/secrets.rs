@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use spog_core::Id;
 use spog_core::channels::{Channel, ChannelConfig, Secrets};
-use spog_core::webhooks::Webhook;
+use spog_core::webhooks::{Headers, SealedHeaders, Webhook};
 use spog_store::Store;
 use spog_store::channels::{self, SealedSecrets, StoredChannel};
 use spog_store::webhooks::{self, StoredSecrets};
@@ -68,21 +68,22 @@ pub fn open_webhook(
 pub fn seal_webhook(
     keys: &Keys,
     webhook: Id<Webhook>,
-    secrets: &WebhookSecrets,
-) -> (Option<String>, BTreeMap<String, String>) {
-    let secret = secrets
-        .secret
-        .as_ref()
-        .map(|s| keys.seal(s, &webhook_binding(webhook, "secret")));
-    let headers = secrets
-        .headers
-        .iter()
-        .map(|(name, value)| {
-            let binding = webhook_binding(webhook, &spog_core::channels::header_key(name));
-            (name.clone(), keys.seal(value, &binding))
-        })
-        .collect();
-    (secret, headers)
+    secret: Option<&str>,
+    headers: &Headers,
+) -> (Option<String>, SealedHeaders) {
+    (
+        seal_webhook_secret(keys, webhook, secret),
+        headers.sealed(|name, value| seal_webhook_header(keys, webhook, name, value)),
+    )
+}
+
+fn seal_webhook_secret(keys: &Keys, webhook: Id<Webhook>, secret: Option<&str>) -> Option<String> {
+    secret.map(|s| keys.seal(s, &webhook_binding(webhook, "secret")))
+}
+
+fn seal_webhook_header(keys: &Keys, webhook: Id<Webhook>, name: &str, value: &str) -> String {
+    let binding = webhook_binding(webhook, &spog_core::channels::header_key(name));
+    keys.seal(value, &binding)
 }
 
 /// The channel's whole configuration and its secrets in clear; `None` when a value cannot be
@@ -162,7 +163,14 @@ pub async fn bind_existing(store: &Store, keys: &Keys) -> anyhow::Result<Bound> 
                 bound.unreadable += 1;
                 continue;
             };
-            let (secret, headers) = seal_webhook(keys, *webhook, &open);
+            // Stored values, as they are: only requests are checked.
+            let secret = seal_webhook_secret(keys, *webhook, open.secret.as_deref());
+            let headers: BTreeMap<String, String> = (open.headers.iter())
+                .map(|(name, value)| {
+                    let sealed = seal_webhook_header(keys, *webhook, name, value);
+                    (name.clone(), sealed)
+                })
+                .collect();
             if webhooks::bind_secrets(&mut tx, *webhook, secret.as_deref(), &headers).await? {
                 bound.webhooks += 1;
             }

@@ -10,14 +10,20 @@ use std::collections::BTreeMap;
 use spog_core::channels::{Channel, ChannelConfig};
 use spog_core::delivery::TargetKind;
 use spog_core::model::{Account, Organization};
-use spog_core::page::{Cursor, Page, key_text};
+use spog_core::page::Page;
+use spog_core::validate::Name;
 use spog_core::{Id, Timestamp};
 
-use crate::error::Found;
+use crate::by_organization::{self, Table};
 use crate::rows::{at, flag, from_json, id, json_text};
 use crate::{Conn, Sql, StoreError, StoreResult};
 
 const COLUMNS: &str = "id, account_id, organization_id, name, channel_type, config, secrets_ciphertext, enabled, created_at, updated_at, secrets_bound";
+const TABLE: Table = Table {
+    name: "notification_channels",
+    columns: COLUMNS,
+    cursor_scope: "channels",
+};
 const DUPLICATE: &str = "a notification channel with this name already exists in the organization";
 
 /// Sealed secrets by field name.
@@ -87,7 +93,7 @@ impl ChannelRow {
 
 /// The fields a create or update writes.
 pub struct ChannelFields {
-    pub name: String,
+    pub name: Name,
     /// Without its write-only values ([`ChannelConfig::without_write_only`]).
     pub config: ChannelConfig,
     /// Secrets and write-only values, each sealed and bound to the row and field.
@@ -118,7 +124,7 @@ pub async fn create(
     .bind(channel.to_string())
     .bind(account.to_string())
     .bind(organization.to_string())
-    .bind(&fields.name)
+    .bind(fields.name.as_str())
     .bind(fields.config.channel_type().as_str())
     .bind(json_text(&fields.config))
     .bind(sealed_json(&fields.sealed))
@@ -146,15 +152,8 @@ pub async fn get_stored(
     account: Id<Account>,
     channel: Id<Channel>,
 ) -> StoreResult<StoredChannel> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM notification_channels WHERE account_id = "
-    ));
-    sql.bind(account.to_string())
-        .push(" AND id = ")
-        .bind(channel.to_string());
-    sql.fetch_optional::<ChannelRow>(conn)
-        .await
-        .found()?
+    by_organization::one::<ChannelRow>(conn, &TABLE, account, channel.to_string())
+        .await?
         .into_stored()
 }
 
@@ -166,30 +165,17 @@ pub async fn list(
     limit: u32,
     cursor: Option<&str>,
 ) -> StoreResult<Page<Channel>> {
-    let organization_text = organization.map(|o| o.to_string()).unwrap_or_default();
-    let scope = Cursor::scope(&[&account.to_string(), "channels", &organization_text]);
-    let after = scope.decode(cursor)?;
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM notification_channels WHERE account_id = "
-    ));
-    sql.bind(account.to_string());
-    if let Some(organization) = organization {
-        sql.push(" AND organization_id = ")
-            .bind(organization.to_string());
-    }
-    if let Some(key) = after {
-        sql.push(" AND id > ").bind(key_text(&key, 0)?);
-    }
-    sql.push(" ORDER BY id LIMIT ").bind(i64::from(limit) + 1);
-    let channels = sql
-        .fetch_all::<ChannelRow>(conn)
-        .await?
-        .into_iter()
-        .map(|row| row.into_stored().map(|s| s.channel))
-        .collect::<StoreResult<Vec<_>>>()?;
-    Ok(Page::from_rows(channels, limit, &scope, |c| {
-        vec![c.id.to_string().into()]
-    }))
+    let page = by_organization::page(
+        conn,
+        &TABLE,
+        account,
+        organization,
+        limit,
+        cursor,
+        |row: ChannelRow| row.into_stored().map(|s| s.channel),
+        |c| c.id.to_string(),
+    );
+    page.await
 }
 
 #[tracing::instrument(name = "channels::update", skip_all, fields(account = %account, channel = %channel))]
@@ -206,7 +192,7 @@ pub async fn update(
     )
     .bind(account.to_string())
     .bind(channel.to_string())
-    .bind(&fields.name)
+    .bind(fields.name.as_str())
     .bind(fields.config.channel_type().as_str())
     .bind(json_text(&fields.config))
     .bind(sealed_json(&fields.sealed))

@@ -7,6 +7,7 @@ pub mod agents;
 pub mod alerting;
 pub mod audit;
 mod backup;
+mod by_organization;
 pub mod channels;
 pub mod cluster;
 pub mod deliveries;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::ChannelConfig;
+use super::{ChannelConfig, SlackConfig, TeamsConfig, WebhookConfig};
 use crate::redact::REDACTED;
 
 /// The key under which a header's value is kept among the write-only values.
@@ -31,21 +31,21 @@ impl ChannelConfig {
     /// The config's URL field and its value.
     fn url_field(&self) -> Option<(&'static str, &String)> {
         match self {
-            ChannelConfig::Webhook { url, .. } => Some(("url", url)),
-            ChannelConfig::Slack { webhook_url, .. } | ChannelConfig::Teams { webhook_url, .. } => {
+            ChannelConfig::Webhook(webhook) => Some(("url", &webhook.url)),
+            ChannelConfig::Slack(SlackConfig { webhook_url, .. })
+            | ChannelConfig::Teams(TeamsConfig { webhook_url, .. }) => {
                 Some(("webhook_url", webhook_url))
             }
-            ChannelConfig::Smtp { .. } => None,
+            ChannelConfig::Smtp(_) => None,
         }
     }
 
     fn url_mut(&mut self) -> Option<&mut String> {
         match self {
-            ChannelConfig::Webhook { url, .. } => Some(url),
-            ChannelConfig::Slack { webhook_url, .. } | ChannelConfig::Teams { webhook_url, .. } => {
-                Some(webhook_url)
-            }
-            ChannelConfig::Smtp { .. } => None,
+            ChannelConfig::Webhook(webhook) => Some(&mut webhook.url),
+            ChannelConfig::Slack(SlackConfig { webhook_url, .. })
+            | ChannelConfig::Teams(TeamsConfig { webhook_url, .. }) => Some(webhook_url),
+            ChannelConfig::Smtp(_) => None,
         }
     }
 
@@ -55,7 +55,7 @@ impl ChannelConfig {
         if let Some((field, url)) = self.url_field() {
             values.insert(field.to_owned(), url.clone());
         }
-        if let ChannelConfig::Webhook { headers, .. } = self {
+        if let ChannelConfig::Webhook(WebhookConfig { headers, .. }) = self {
             for (name, value) in headers {
                 values.insert(header_key(name), value.clone());
             }
@@ -70,7 +70,7 @@ impl ChannelConfig {
         if let Some(url) = stored.url_mut() {
             *url = origin(url);
         }
-        if let ChannelConfig::Webhook { headers, .. } = &mut stored {
+        if let ChannelConfig::Webhook(WebhookConfig { headers, .. }) = &mut stored {
             headers.values_mut().for_each(String::clear);
         }
         stored
@@ -83,7 +83,7 @@ impl ChannelConfig {
             let url = values.get(field)?.clone();
             *self.url_mut().expect("a URL field") = url;
         }
-        if let ChannelConfig::Webhook { headers, .. } = &mut self {
+        if let ChannelConfig::Webhook(WebhookConfig { headers, .. }) = &mut self {
             for (name, value) in headers.iter_mut() {
                 *value = values.get(&header_key(name))?.clone();
             }
@@ -128,10 +128,10 @@ pub fn keep_unchanged(config: &mut Map<String, Value>, current: &ChannelConfig) 
     {
         config.insert(field.to_owned(), Value::String(url.clone()));
     }
-    let ChannelConfig::Webhook {
+    let ChannelConfig::Webhook(WebhookConfig {
         headers: current_headers,
         ..
-    } = current
+    }) = current
     else {
         return;
     };
@@ -162,20 +162,20 @@ mod tests {
     use serde_json::json;
 
     fn webhook() -> ChannelConfig {
-        ChannelConfig::Webhook {
+        ChannelConfig::Webhook(WebhookConfig {
             url: "https://hooks.example.com/in?token=abc".to_owned(),
             headers: [("X-Api-Key".to_owned(), "k3y".to_owned())].into(),
-        }
+        })
     }
 
     #[test]
     fn write_only_values_split_off_and_join_back() {
         for config in [
             webhook(),
-            ChannelConfig::Teams {
+            ChannelConfig::Teams(TeamsConfig {
                 webhook_url: "https://example.webhook.office.com/webhookb2/secret".to_owned(),
                 format: TeamsFormat::MessageCard,
-            },
+            }),
         ] {
             let values = config.write_only();
             let stored = config.without_write_only();

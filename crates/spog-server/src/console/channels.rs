@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
-use spog_core::channels::{Channel, ChannelConfig, ChannelType, TeamsFormat};
+use spog_core::channels::{
+    Channel, ChannelConfig, ChannelType, SlackConfig, SmtpConfig, TeamsConfig, TeamsFormat,
+};
 use spog_core::{Permission, page};
 use spog_store::channels;
 use spog_store::identity::organizations;
@@ -266,14 +268,14 @@ pub async fn channel_page(
         ..ChannelForm::default()
     };
     match &stored.config {
-        ChannelConfig::Smtp {
+        ChannelConfig::Smtp(SmtpConfig {
             smtp_host,
             smtp_port,
             smtp_username,
             from_address,
             to_addresses,
             use_tls,
-        } => {
+        }) => {
             form.smtp_host = smtp_host.clone();
             form.smtp_port = smtp_port.to_string();
             form.smtp_username = smtp_username.clone().unwrap_or_default();
@@ -281,11 +283,11 @@ pub async fn channel_page(
             form.to_addresses = to_addresses.join("\n");
             form.use_tls = *use_tls;
         }
-        ChannelConfig::Webhook { .. } => {}
-        ChannelConfig::Slack { channel, .. } => {
+        ChannelConfig::Webhook(_) => {}
+        ChannelConfig::Slack(SlackConfig { channel, .. }) => {
             form.slack_channel = channel.clone().unwrap_or_default();
         }
-        ChannelConfig::Teams { format, .. } => {
+        ChannelConfig::Teams(TeamsConfig { format, .. }) => {
             form.adaptive_card = *format == TeamsFormat::AdaptiveCard;
         }
     }

@@ -19,9 +19,9 @@ use spog_store::identity::hosts::{self, HostScope};
 
 use super::error::{PageError, PageResult};
 use super::layout::{Chrome, render, when, when_or};
+use super::list_filters::{ListFilters, unshown_errors};
 use super::lists::{
-    FilteredPager, OrganizationOption, encode_query, organization_name, organization_names,
-    organization_options,
+    FilteredPager, OrganizationOption, organization_name, organization_names, organization_options,
 };
 use super::session::{RequirePage, Viewer};
 use crate::auth::client::ClientOrigin;
@@ -61,43 +61,20 @@ pub struct TokensTable {
     pub pager: FilteredPager,
 }
 
-/// `?state=&cursor=` as given, and what is wrong with it.
+/// `?state=&cursor=` as given, and the state it names.
 struct Filters {
-    state: String,
-    cursor: Option<String>,
+    given: ListFilters,
     parsed: Option<EnrollmentTokenState>,
-    errors: FieldErrors,
 }
 
 impl Filters {
     fn read(raw: Option<&str>) -> Self {
-        let mut filters = Filters {
-            state: String::new(),
-            cursor: None,
-            parsed: None,
-            errors: FieldErrors::new(),
-        };
-        for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-            let value = value.trim().to_owned();
-            match name.as_ref() {
-                _ if value.is_empty() => {}
-                "state" => filters.state = value,
-                "cursor" => filters.cursor = Some(value),
-                other => filters
-                    .errors
-                    .add(FieldError::new(other, "is not a filter of this list")),
-            }
-        }
-        if !filters.state.is_empty() {
-            filters.parsed = EnrollmentTokenState::parse(&filters.state);
-            if filters.parsed.is_none() {
-                filters.errors.add(FieldError::new(
-                    "state",
-                    "must be active, used, expired or revoked",
-                ));
-            }
-        }
-        filters
+        let mut given = ListFilters::read(raw, &["state"]);
+        let parsed = given.parse("state", |text| {
+            EnrollmentTokenState::parse(text)
+                .ok_or_else(|| FieldError::new("state", "must be active, used, expired or revoked"))
+        });
+        Filters { given, parsed }
     }
 }
 
@@ -137,8 +114,8 @@ async fn table(
     viewer: &Viewer,
     filters: &Filters,
 ) -> Result<TokensTable, PageError> {
-    let query = encode_query(&[("state", filters.state.clone())]);
-    if !filters.errors.is_empty() {
+    let query = filters.given.query();
+    if !filters.given.errors.is_empty() {
         let nothing = Page::<EnrollmentToken> {
             items: Vec::new(),
             next_cursor: None,
@@ -155,7 +132,7 @@ async fn table(
         account,
         filters.parsed,
         page::DEFAULT_LIMIT,
-        filters.cursor.as_deref(),
+        filters.given.cursor.as_deref(),
         Timestamp::now(),
     )
     .await?;
@@ -195,7 +172,12 @@ async fn table(
         .collect();
     Ok(TokensTable {
         rows: Some(rows),
-        pager: FilteredPager::of(PATH.to_owned(), query, filters.cursor.as_deref(), &found),
+        pager: FilteredPager::of(
+            PATH.to_owned(),
+            query,
+            filters.given.cursor.as_deref(),
+            &found,
+        ),
     })
 }
 
@@ -226,11 +208,7 @@ impl TokensPage {
     }
 
     fn other_errors(&self) -> Vec<String> {
-        self.errors
-            .iter()
-            .filter(|(field, _)| *field != "state")
-            .map(|(field, message)| format!("{field} {message}"))
-            .collect()
+        unshown_errors(&self.errors, &["state"])
     }
 }
 
@@ -291,8 +269,8 @@ pub async fn list_page(
             .collect(),
         table: table(&state, &viewer, &filters).await?,
         states: STATES.iter().map(|s| s.as_str()).collect(),
-        state: filters.state,
-        errors: filters.errors,
+        state: filters.given.value("state"),
+        errors: filters.given.errors,
     };
     let status = match page.errors.is_empty() {
         true => StatusCode::OK,
@@ -320,16 +298,16 @@ mod tests {
     #[test]
     fn filters_name_what_is_wrong_with_them() {
         let good = Filters::read(Some("state=used&cursor=abc"));
-        assert!(good.errors.is_empty());
+        assert!(good.given.errors.is_empty());
         assert_eq!(good.parsed, Some(EnrollmentTokenState::Used));
-        assert_eq!(good.cursor.as_deref(), Some("abc"));
+        assert_eq!(good.given.cursor.as_deref(), Some("abc"));
         let bad = Filters::read(Some("state=gone&colour=red"));
         assert_eq!(
-            bad.errors.get("state"),
+            bad.given.errors.get("state"),
             Some("must be active, used, expired or revoked")
         );
         assert_eq!(
-            bad.errors.get("colour"),
+            bad.given.errors.get("colour"),
             Some("is not a filter of this list")
         );
         assert!(Filters::read(None).parsed.is_none());

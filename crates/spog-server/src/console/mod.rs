@@ -13,6 +13,7 @@ mod error;
 mod host_metrics;
 mod hosts;
 mod layout;
+mod list_filters;
 mod lists;
 mod login;
 mod metric_charts;

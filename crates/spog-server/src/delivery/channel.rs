@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use serde_json::Value;
 use spog_core::Timestamp;
-use spog_core::channels::{ChannelConfig, Notice};
+use spog_core::channels::{
+    ChannelConfig, Notice, SlackConfig, SmtpConfig, TeamsConfig, WebhookConfig,
+};
 use spog_core::webhooks::{signature_header, standard_signature};
 use spog_store::channels::{self, StoredChannel};
 use spog_store::deliveries::Claimed;
@@ -34,25 +36,25 @@ pub fn outgoing(
         );
     };
     match &config {
-        ChannelConfig::Slack {
+        ChannelConfig::Slack(SlackConfig {
             webhook_url,
             channel,
-        } => Outgoing::Http(json_request(
+        }) => Outgoing::Http(json_request(
             webhook_url,
             &notice.slack_payload(channel.as_deref()),
             Vec::new(),
             Some("ok"),
         )),
-        ChannelConfig::Teams {
+        ChannelConfig::Teams(TeamsConfig {
             webhook_url,
             format,
-        } => Outgoing::Http(json_request(
+        }) => Outgoing::Http(json_request(
             webhook_url,
             &notice.teams_payload(*format),
             Vec::new(),
             None,
         )),
-        ChannelConfig::Webhook { url, headers } => {
+        ChannelConfig::Webhook(WebhookConfig { url, headers }) => {
             let body = Bytes::from(notice.webhook_payload().to_string());
             let timestamp = now.unix_seconds();
             let mut extra = vec![
@@ -79,14 +81,14 @@ pub fn outgoing(
                 expect_body: None,
             })
         }
-        ChannelConfig::Smtp {
+        ChannelConfig::Smtp(SmtpConfig {
             smtp_host,
             smtp_port,
             smtp_username,
             from_address,
             to_addresses,
             use_tls,
-        } => Outgoing::Email(Box::new(EmailRequest {
+        }) => Outgoing::Email(Box::new(EmailRequest {
             host: smtp_host.clone(),
             port: *smtp_port,
             username: smtp_username.clone(),

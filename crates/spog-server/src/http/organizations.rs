@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use spog_core::audit::Action;
 use spog_core::model::Organization;
-use spog_core::{Id, Timestamp, validate};
+use spog_core::validate::Name;
+use spog_core::{Id, Timestamp};
 use spog_store::identity::organizations;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -53,7 +54,7 @@ async fn create_organization(
     auth: Require<UsersManage>,
     AppJson(body): AppJson<OrganizationBody>,
 ) -> ApiResult<(StatusCode, Json<Organization>)> {
-    let name = validate::name("name", &body.name, 200)?;
+    let name = Name::parse("name", &body.name, 200)?;
     let mut tx = state.store.begin().await?;
     let organization =
         organizations::create(&mut tx, auth.account(), &name, Timestamp::now()).await?;
@@ -89,7 +90,7 @@ async fn rename_organization(
     AppPath(id): AppPath<Id<Organization>>,
     AppJson(body): AppJson<OrganizationBody>,
 ) -> ApiResult<Json<Organization>> {
-    let name = validate::name("name", &body.name, 200)?;
+    let name = Name::parse("name", &body.name, 200)?;
     let mut tx = state.store.begin().await?;
     let before = organizations::get(&mut tx, auth.account(), id).await?;
     organizations::rename(&mut tx, auth.account(), id, &name).await?;

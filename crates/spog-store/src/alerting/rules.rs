@@ -3,13 +3,18 @@ use spog_core::alerts::{AlertRule, Condition, Operator};
 use spog_core::events::EventType;
 use spog_core::model::{Account, Organization};
 use spog_core::notification::Severity;
-use spog_core::page::{Cursor, Page, key_text};
+use spog_core::page::Page;
 use spog_core::{Id, Timestamp};
 
-use crate::error::Found;
+use crate::by_organization::{self, Table};
 use crate::rows::{at, flag, from_json, id, json_text, opt_at};
 use crate::{Conn, Sql, StoreError, StoreResult};
 
+const TABLE: Table = Table {
+    name: "alert_rules",
+    columns: COLUMNS,
+    cursor_scope: "alert_rules",
+};
 const DUPLICATE: &str = "an alert rule with this name already exists in the organization";
 const COLUMNS: &str = "id, organization_id, name, kind, event_types, match_fields, metric, operator, threshold, \
      for_seconds, host_ids, labels, no_data_seconds, severity, channel_ids, enabled, enabled_since, cooldown_seconds, \
@@ -220,15 +225,8 @@ pub async fn get(
     account: Id<Account>,
     rule: Id<AlertRule>,
 ) -> StoreResult<AlertRule> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM alert_rules WHERE account_id = "
-    ));
-    sql.bind(account.to_string())
-        .push(" AND id = ")
-        .bind(rule.to_string());
-    sql.fetch_optional::<RuleRow>(conn)
-        .await
-        .found()?
+    by_organization::one::<RuleRow>(conn, &TABLE, account, rule.to_string())
+        .await?
         .try_into()
 }
 
@@ -240,30 +238,17 @@ pub async fn list(
     limit: u32,
     cursor: Option<&str>,
 ) -> StoreResult<Page<AlertRule>> {
-    let organization_text = organization.map(|o| o.to_string()).unwrap_or_default();
-    let scope = Cursor::scope(&[&account.to_string(), "alert_rules", &organization_text]);
-    let after = scope.decode(cursor)?;
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM alert_rules WHERE account_id = "
-    ));
-    sql.bind(account.to_string());
-    if let Some(organization) = organization {
-        sql.push(" AND organization_id = ")
-            .bind(organization.to_string());
-    }
-    if let Some(key) = after {
-        sql.push(" AND id > ").bind(key_text(&key, 0)?);
-    }
-    sql.push(" ORDER BY id LIMIT ").bind(i64::from(limit) + 1);
-    let rules = sql
-        .fetch_all::<RuleRow>(conn)
-        .await?
-        .into_iter()
-        .map(AlertRule::try_from)
-        .collect::<StoreResult<Vec<_>>>()?;
-    Ok(Page::from_rows(rules, limit, &scope, |r| {
-        vec![r.id.to_string().into()]
-    }))
+    let page = by_organization::page(
+        conn,
+        &TABLE,
+        account,
+        organization,
+        limit,
+        cursor,
+        |row: RuleRow| AlertRule::try_from(row),
+        |r| r.id.to_string(),
+    );
+    page.await
 }
 
 #[tracing::instrument(name = "alerting::rules::delete", skip_all, fields(account = %account, rule = %rule))]

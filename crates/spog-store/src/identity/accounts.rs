@@ -1,4 +1,5 @@
 use spog_core::model::{Account, Organization};
+use spog_core::validate::Name;
 use spog_core::{BuiltinRole, Id, Timestamp};
 
 use crate::error::Found;
@@ -46,7 +47,8 @@ pub async fn create(
     for role in BuiltinRole::ALL {
         roles::insert_builtin(conn, account.id, role, now).await?;
     }
-    let organization = organizations::create(conn, account.id, "default", now).await?;
+    let default = Name::parse("name", "default", 200).expect("a valid name");
+    let organization = organizations::create(conn, account.id, &default, now).await?;
     Ok((account, organization))
 }
 

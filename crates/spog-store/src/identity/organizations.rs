@@ -1,4 +1,5 @@
 use spog_core::model::{Account, Organization};
+use spog_core::validate::Name;
 use spog_core::{Id, Timestamp};
 
 use crate::error::Found;
@@ -25,16 +26,16 @@ impl TryFrom<OrganizationRow> for Organization {
     }
 }
 
-#[tracing::instrument(name = "identity::organizations::create", skip_all, fields(account = %account, name = name))]
+#[tracing::instrument(name = "identity::organizations::create", skip_all, fields(account = %account, name = name.as_str()))]
 pub async fn create(
     conn: &mut Conn,
     account: Id<Account>,
-    name: &str,
+    name: &Name,
     now: Timestamp,
 ) -> StoreResult<Organization> {
     let organization = Organization {
         id: Id::new(),
-        name: name.to_owned(),
+        name: name.as_str().to_owned(),
         created_at: now,
     };
     sqlx::query(
@@ -42,7 +43,7 @@ pub async fn create(
     )
     .bind(organization.id.to_string())
     .bind(account.to_string())
-    .bind(name)
+    .bind(name.as_str())
     .bind(now.micros())
     .execute(conn)
     .await
@@ -81,17 +82,17 @@ pub async fn list(conn: &mut Conn, account: Id<Account>) -> StoreResult<Vec<Orga
     .collect()
 }
 
-#[tracing::instrument(name = "identity::organizations::rename", skip_all, fields(account = %account, organization = %organization, name = name))]
+#[tracing::instrument(name = "identity::organizations::rename", skip_all, fields(account = %account, organization = %organization, name = name.as_str()))]
 pub async fn rename(
     conn: &mut Conn,
     account: Id<Account>,
     organization: Id<Organization>,
-    name: &str,
+    name: &Name,
 ) -> StoreResult<()> {
     let done = sqlx::query("UPDATE organizations SET name = $3 WHERE account_id = $1 AND id = $2")
         .bind(account.to_string())
         .bind(organization.to_string())
-        .bind(name)
+        .bind(name.as_str())
         .execute(conn)
         .await
         .map_err(|e| StoreError::on_unique(e, DUPLICATE))?;

@@ -9,16 +9,22 @@ use std::collections::BTreeMap;
 use spog_core::delivery::TargetKind;
 use spog_core::events::EventType;
 use spog_core::model::{Account, Organization};
-use spog_core::page::{Cursor, Page, key_text};
+use spog_core::page::Page;
 use spog_core::redact::REDACTED;
-use spog_core::webhooks::Webhook;
+use spog_core::validate::Name;
+use spog_core::webhooks::{SealedHeaders, Webhook, WebhookUrl};
 use spog_core::{Id, Timestamp};
 
-use crate::error::Found;
+use crate::by_organization::{self, Table};
 use crate::rows::{at, flag, id};
 use crate::{Conn, Sql, StoreError, StoreResult};
 
 const COLUMNS: &str = "id, organization_id, name, url, secret_ciphertext, headers, event_types, active, created_at, updated_at, secrets_bound";
+const TABLE: Table = Table {
+    name: "webhooks",
+    columns: COLUMNS,
+    cursor_scope: "webhooks",
+};
 const DUPLICATE: &str = "a webhook with this name already exists in the organization";
 
 #[derive(sqlx::FromRow)]
@@ -94,12 +100,12 @@ impl WebhookRow {
 
 /// The fields a create or update writes.
 pub struct WebhookFields {
-    pub name: String,
-    pub url: String,
+    pub name: Name,
+    pub url: WebhookUrl,
     /// Sealed and bound to the row; `None` for no secret.
     pub secret_ciphertext: Option<String>,
     /// Header values, each sealed and bound to the row and its name.
-    pub headers: BTreeMap<String, String>,
+    pub headers: SealedHeaders,
     pub event_types: Vec<EventType>,
     pub active: bool,
 }
@@ -131,10 +137,10 @@ pub async fn create(
     .bind(webhook.to_string())
     .bind(account.to_string())
     .bind(organization.to_string())
-    .bind(&fields.name)
-    .bind(&fields.url)
+    .bind(fields.name.as_str())
+    .bind(fields.url.as_str())
     .bind(fields.secret_ciphertext.clone())
-    .bind(headers_json(&fields.headers))
+    .bind(headers_json(fields.headers.as_map()))
     .bind(event_types_json(&fields.event_types))
     .bind(i64::from(fields.active))
     .bind(now.micros())
@@ -160,15 +166,8 @@ pub async fn get_stored(
     account: Id<Account>,
     webhook: Id<Webhook>,
 ) -> StoreResult<StoredWebhook> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM webhooks WHERE account_id = "
-    ));
-    sql.bind(account.to_string())
-        .push(" AND id = ")
-        .bind(webhook.to_string());
-    sql.fetch_optional::<WebhookRow>(conn)
-        .await
-        .found()?
+    by_organization::one::<WebhookRow>(conn, &TABLE, account, webhook.to_string())
+        .await?
         .into_stored()
 }
 
@@ -180,30 +179,17 @@ pub async fn list(
     limit: u32,
     cursor: Option<&str>,
 ) -> StoreResult<Page<Webhook>> {
-    let organization_text = organization.map(|o| o.to_string()).unwrap_or_default();
-    let scope = Cursor::scope(&[&account.to_string(), "webhooks", &organization_text]);
-    let after = scope.decode(cursor)?;
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM webhooks WHERE account_id = "
-    ));
-    sql.bind(account.to_string());
-    if let Some(organization) = organization {
-        sql.push(" AND organization_id = ")
-            .bind(organization.to_string());
-    }
-    if let Some(key) = after {
-        sql.push(" AND id > ").bind(key_text(&key, 0)?);
-    }
-    sql.push(" ORDER BY id LIMIT ").bind(i64::from(limit) + 1);
-    let webhooks = sql
-        .fetch_all::<WebhookRow>(conn)
-        .await?
-        .into_iter()
-        .map(|row| row.into_stored().map(|s| s.webhook))
-        .collect::<StoreResult<Vec<_>>>()?;
-    Ok(Page::from_rows(webhooks, limit, &scope, |w| {
-        vec![w.id.to_string().into()]
-    }))
+    let page = by_organization::page(
+        conn,
+        &TABLE,
+        account,
+        organization,
+        limit,
+        cursor,
+        |row: WebhookRow| row.into_stored().map(|s| s.webhook),
+        |w| w.id.to_string(),
+    );
+    page.await
 }
 
 #[tracing::instrument(name = "webhooks::update", skip_all, fields(account = %account, webhook = %webhook))]
@@ -220,10 +206,10 @@ pub async fn update(
     )
     .bind(account.to_string())
     .bind(webhook.to_string())
-    .bind(&fields.name)
-    .bind(&fields.url)
+    .bind(fields.name.as_str())
+    .bind(fields.url.as_str())
     .bind(fields.secret_ciphertext.clone())
-    .bind(headers_json(&fields.headers))
+    .bind(headers_json(fields.headers.as_map()))
     .bind(event_types_json(&fields.event_types))
     .bind(i64::from(fields.active))
     .bind(now.micros())

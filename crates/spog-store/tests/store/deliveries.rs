@@ -7,6 +7,8 @@ use std::time::Duration;
 use spog_core::delivery::{DeliveryStatus, RetrySchedule, TargetKind};
 use spog_core::events::{Event, EventType};
 use spog_core::model::{Account, Organization};
+use spog_core::validate::Name;
+use spog_core::webhooks::WebhookUrl;
 use spog_core::{Id, Timestamp};
 use spog_store::deliveries::{self, AttemptRecord, ClaimPolicy, Claimed};
 use spog_store::events::{self, EventRecord};
@@ -50,8 +52,8 @@ pub async fn enqueue_for(
     let mut hooks = Vec::new();
     for n in 0..subscribers {
         let fields = webhooks::WebhookFields {
-            name: format!("hook {n}"),
-            url: "https://hooks.example.com/".into(),
+            name: Name::parse("name", &format!("hook {n}"), 200).unwrap(),
+            url: WebhookUrl::parse("url", "https://hooks.example.com/", false).unwrap(),
             secret_ciphertext: None,
             headers: Default::default(),
             event_types: vec![EventType::JobFailed],

@@ -1,5 +1,6 @@
 use spog_core::model::ExternalIdentity;
 use spog_core::validate::Email;
+use spog_core::validate::Name;
 use spog_core::{Permission, Timestamp};
 use spog_store::StoreError;
 use spog_store::identity::{accounts, hosts, organizations, roles, users};
@@ -121,10 +122,11 @@ async fn duplicate_names_are_conflicts() {
         let now = Timestamp::now();
         let mut tx = store.begin().await.unwrap();
         let (account, _) = accounts::create(&mut tx, "acme", now).await.unwrap();
-        organizations::create(&mut tx, account.id, "ops", now)
+        let ops = Name::parse("name", "ops", 200).unwrap();
+        organizations::create(&mut tx, account.id, &ops, now)
             .await
             .unwrap();
-        let again = organizations::create(&mut tx, account.id, "ops", now).await;
+        let again = organizations::create(&mut tx, account.id, &ops, now).await;
         assert!(
             matches!(again, Err(StoreError::Conflict(_))),
             "{:?}",

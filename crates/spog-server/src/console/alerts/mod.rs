@@ -24,7 +24,8 @@ use spog_store::alerting::alerts;
 
 use super::error::{PageError, PageResult};
 use super::layout::{Chrome, render, when, when_or};
-use super::lists::{FilteredPager, encode_query, organization_name, organization_names, parse_id};
+use super::list_filters::{ListFilters, unshown_errors};
+use super::lists::{FilteredPager, organization_name, organization_names, parse_id};
 use super::session::{RequirePage, Viewer};
 use crate::auth::permissions::MonitoringView;
 use crate::state::AppState;
@@ -124,77 +125,36 @@ const REASONS: [AlertReason; 3] = [
     AlertReason::NoData,
 ];
 
-/// `?state=&reason=&rule_id=&host_id=&cursor=` as given, and what is wrong with it.
+/// `?state=&reason=&rule_id=&host_id=&cursor=` as given, and the filter they make.
 struct Filters {
-    state: String,
-    reason: String,
-    rule_id: String,
-    host_id: String,
-    cursor: Option<String>,
+    given: ListFilters,
     parsed: alerts::Filter,
-    errors: FieldErrors,
 }
 
 impl Filters {
     fn read(raw: Option<&str>) -> Self {
-        let mut filters = Filters {
-            state: String::new(),
-            reason: String::new(),
-            rule_id: String::new(),
-            host_id: String::new(),
-            cursor: None,
-            parsed: alerts::Filter::default(),
-            errors: FieldErrors::new(),
+        let mut given = ListFilters::read(raw, &["state", "reason", "rule_id", "host_id"]);
+        let wrong = |field: &str, message: &str| FieldError::new(field, message);
+        let parsed = alerts::Filter {
+            state: given.parse("state", |text| {
+                AlertState::parse(text)
+                    .ok_or_else(|| wrong("state", "must be firing, acknowledged or resolved"))
+            }),
+            reason: given.parse("reason", |text| {
+                AlertReason::parse(text)
+                    .ok_or_else(|| wrong("reason", "must be event, threshold or no_data"))
+            }),
+            rule: given.parse("rule_id", |text| {
+                text.parse()
+                    .map_err(|_| wrong("rule_id", "must be a rule's id"))
+            }),
+            host: given.parse("host_id", |text| {
+                text.parse()
+                    .map_err(|_| wrong("host_id", "must be a host's id"))
+            }),
+            ..alerts::Filter::default()
         };
-        for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-            let value = value.trim().to_owned();
-            match name.as_ref() {
-                _ if value.is_empty() => {}
-                "state" => filters.state = value,
-                "reason" => filters.reason = value,
-                "rule_id" => filters.rule_id = value,
-                "host_id" => filters.host_id = value,
-                "cursor" => filters.cursor = Some(value),
-                other => filters
-                    .errors
-                    .add(FieldError::new(other, "is not a filter of this list")),
-            }
-        }
-        if !filters.state.is_empty() {
-            filters.parsed.state = AlertState::parse(&filters.state);
-            if filters.parsed.state.is_none() {
-                filters.errors.add(FieldError::new(
-                    "state",
-                    "must be firing, acknowledged or resolved",
-                ));
-            }
-        }
-        if !filters.reason.is_empty() {
-            filters.parsed.reason = AlertReason::parse(&filters.reason);
-            if filters.parsed.reason.is_none() {
-                filters.errors.add(FieldError::new(
-                    "reason",
-                    "must be event, threshold or no_data",
-                ));
-            }
-        }
-        if !filters.rule_id.is_empty() {
-            filters.parsed.rule = filters.rule_id.parse().ok();
-            if filters.parsed.rule.is_none() {
-                filters
-                    .errors
-                    .add(FieldError::new("rule_id", "must be a rule's id"));
-            }
-        }
-        if !filters.host_id.is_empty() {
-            filters.parsed.host = filters.host_id.parse().ok();
-            if filters.parsed.host.is_none() {
-                filters
-                    .errors
-                    .add(FieldError::new("host_id", "must be a host's id"));
-            }
-        }
-        filters
+        Filters { given, parsed }
     }
 }
 
@@ -203,14 +163,9 @@ async fn table(
     viewer: &Viewer,
     filters: &Filters,
 ) -> Result<AlertsTable, PageError> {
-    let query = encode_query(&[
-        ("state", filters.state.clone()),
-        ("reason", filters.reason.clone()),
-        ("rule_id", filters.rule_id.clone()),
-        ("host_id", filters.host_id.clone()),
-    ]);
+    let query = filters.given.query();
     let can_manage = viewer.has(Permission::MonitoringManage);
-    if !filters.errors.is_empty() {
+    if !filters.given.errors.is_empty() {
         let nothing = Page::<Alert> {
             items: Vec::new(),
             next_cursor: None,
@@ -229,7 +184,7 @@ async fn table(
         account,
         filters.parsed,
         page::DEFAULT_LIMIT,
-        filters.cursor.as_deref(),
+        filters.given.cursor.as_deref(),
     )
     .await?;
     Ok(AlertsTable {
@@ -240,7 +195,12 @@ async fn table(
                 .map(|a| AlertRow::new(a, &names))
                 .collect(),
         ),
-        pager: FilteredPager::of(ALERTS.to_owned(), query, filters.cursor.as_deref(), &found),
+        pager: FilteredPager::of(
+            ALERTS.to_owned(),
+            query,
+            filters.given.cursor.as_deref(),
+            &found,
+        ),
         can_manage,
     })
 }
@@ -264,11 +224,7 @@ impl AlertsPage {
     }
 
     fn other_errors(&self) -> Vec<String> {
-        self.errors
-            .iter()
-            .filter(|(field, _)| *field != "state" && *field != "reason")
-            .map(|(field, message)| format!("{field} {message}"))
-            .collect()
+        unshown_errors(&self.errors, &["state", "reason"])
     }
 }
 
@@ -289,10 +245,10 @@ pub async fn alerts_page(
         tab: "alerts",
         table: table(&state, &viewer, &filters).await?,
         states: STATES.iter().map(|s| s.as_str()).collect(),
-        state: filters.state,
+        state: filters.given.value("state"),
         reasons: REASONS.iter().map(|r| r.as_str()).collect(),
-        reason: filters.reason,
-        errors: filters.errors,
+        reason: filters.given.value("reason"),
+        errors: filters.given.errors,
     };
     let status = match page.errors.is_empty() {
         true => StatusCode::OK,

@@ -12,7 +12,7 @@ use spog_core::delivery::{Delivery, DeliveryStatus, TargetKind};
 use spog_core::events::EventType;
 use spog_core::page::{self, Page};
 use spog_core::webhooks::Webhook;
-use spog_core::{FieldError, FieldErrors, Permission};
+use spog_core::{FieldErrors, Permission};
 use spog_store::deliveries::{self, DeliveryFilter};
 use spog_store::webhooks as store;
 
@@ -20,7 +20,8 @@ use super::WebhookView;
 use crate::auth::permissions::MonitoringView;
 use crate::console::error::{PageError, PageResult};
 use crate::console::layout::{Chrome, render, when, when_or};
-use crate::console::lists::{FilteredPager, encode_query, organization_names, parse_id};
+use crate::console::list_filters::{ListFilters, unshown_errors};
+use crate::console::lists::{FilteredPager, organization_names, parse_id};
 use crate::console::session::{RequirePage, Viewer};
 use crate::state::AppState;
 
@@ -69,55 +70,20 @@ impl From<&Delivery> for DeliveryRow {
     }
 }
 
-/// The filters as given in the link, and what is wrong with them.
+/// `?status=&event_type=&cursor=` as given, and the filter they make.
 struct Filters {
-    status: String,
-    event_type: String,
-    cursor: Option<String>,
-    errors: FieldErrors,
+    given: ListFilters,
     parsed: DeliveryFilter,
 }
 
 impl Filters {
     fn read(raw: Option<&str>) -> Self {
-        let mut filters = Filters {
-            status: String::new(),
-            event_type: String::new(),
-            cursor: None,
-            errors: FieldErrors::new(),
-            parsed: DeliveryFilter::default(),
+        let mut given = ListFilters::read(raw, &["status", "event_type"]);
+        let parsed = DeliveryFilter {
+            status: given.parse("status", |text| DeliveryStatus::parse("status", text)),
+            event_type: given.parse("event_type", |text| EventType::parse("event_type", text)),
         };
-        let pairs = form_urlencoded::parse(raw.unwrap_or_default().as_bytes());
-        for (name, value) in pairs {
-            let value = value.trim().to_owned();
-            match name.as_ref() {
-                _ if value.is_empty() => {}
-                "status" => filters.status = value,
-                "event_type" => filters.event_type = value,
-                "cursor" => filters.cursor = Some(value),
-                other => filters
-                    .errors
-                    .add(FieldError::new(other, "is not a filter of this list")),
-            }
-        }
-        if !filters.status.is_empty() {
-            filters.parsed.status = filters
-                .errors
-                .check(DeliveryStatus::parse("status", &filters.status));
-        }
-        if !filters.event_type.is_empty() {
-            filters.parsed.event_type = filters
-                .errors
-                .check(EventType::parse("event_type", &filters.event_type));
-        }
-        filters
-    }
-
-    fn query(&self) -> String {
-        encode_query(&[
-            ("status", self.status.clone()),
-            ("event_type", self.event_type.clone()),
-        ])
+        Filters { given, parsed }
     }
 }
 
@@ -150,11 +116,7 @@ impl DeliveriesPage {
 
     /// Errors about parameters the form has no field for (a hand-edited link).
     fn other_errors(&self) -> Vec<String> {
-        self.errors
-            .iter()
-            .filter(|(field, _)| !["status", "event_type"].contains(field))
-            .map(|(field, message)| format!("{field} {message}"))
-            .collect()
+        unshown_errors(&self.errors, &["status", "event_type"])
     }
 }
 
@@ -173,13 +135,13 @@ async fn table(
     let path = format!("/webhooks/{}/deliveries", webhook.id);
     let can_manage = viewer.has(Permission::MonitoringManage);
     let webhook_id = webhook.id.to_string();
-    if !filters.errors.is_empty() {
+    if !filters.given.errors.is_empty() {
         let nothing = Page::<Delivery> {
             items: Vec::new(),
             next_cursor: None,
         };
         return Ok(DeliveriesTable {
-            pager: FilteredPager::of(path, filters.query(), None, &nothing),
+            pager: FilteredPager::of(path, filters.given.query(), None, &nothing),
             webhook_id,
             rows: None,
             can_manage,
@@ -193,11 +155,16 @@ async fn table(
         &webhook_id,
         &filters.parsed,
         page::DEFAULT_LIMIT,
-        filters.cursor.as_deref(),
+        filters.given.cursor.as_deref(),
     )
     .await?;
     Ok(DeliveriesTable {
-        pager: FilteredPager::of(path, filters.query(), filters.cursor.as_deref(), &found),
+        pager: FilteredPager::of(
+            path,
+            filters.given.query(),
+            filters.given.cursor.as_deref(),
+            &found,
+        ),
         rows: Some(found.items.iter().map(DeliveryRow::from).collect()),
         webhook_id,
         can_manage,
@@ -224,9 +191,9 @@ pub async fn deliveries_page(
         webhook: WebhookView::new(&webhook, &names),
         statuses: DeliveryStatus::ALL.iter().map(|s| s.as_str()).collect(),
         event_types: EventType::ALL.iter().map(|t| t.as_str()).collect(),
-        status: filters.status,
-        event_type: filters.event_type,
-        errors: filters.errors,
+        status: filters.given.value("status"),
+        event_type: filters.given.value("event_type"),
+        errors: filters.given.errors,
     };
     let status = match page.errors.is_empty() {
         true => StatusCode::OK,

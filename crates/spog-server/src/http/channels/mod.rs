@@ -11,11 +11,13 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use spog_core::audit::Action;
 use spog_core::channels::{
-    self as rules, Channel, ChannelConfig, ChannelType, SecretChange, Secrets,
+    self as rules, Channel, ChannelConfig, ChannelType, SecretChange, Secrets, SlackConfig,
+    SmtpConfig, TeamsConfig,
 };
 use spog_core::model::Organization;
 use spog_core::page::{self, Page};
-use spog_core::{FieldError, FieldErrors, Id, Timestamp, validate};
+use spog_core::validate::Name;
+use spog_core::{FieldError, FieldErrors, Id, Timestamp};
 use spog_store::StoreError;
 use spog_store::channels::{self as store, ChannelFields, StoredChannel};
 use spog_store::identity::organizations;
@@ -96,7 +98,7 @@ pub fn check(
     kept: &Secrets,
 ) -> Result<ChannelFields, FieldErrors> {
     let mut errors = FieldErrors::new();
-    let name = errors.check(validate::name("name", name, rules::MAX_NAME));
+    let name = errors.check(Name::parse("name", name, rules::MAX_NAME));
     let parsed = rules::parse_config(
         channel_type,
         config,
@@ -131,11 +133,12 @@ pub fn check(
 fn check_destination(state: &AppState, config: &ChannelConfig, errors: &mut FieldErrors) {
     let guard = state.engine.http.guard();
     let (field, url) = match config {
-        ChannelConfig::Webhook { url, .. } => ("config.url", url),
-        ChannelConfig::Slack { webhook_url, .. } | ChannelConfig::Teams { webhook_url, .. } => {
+        ChannelConfig::Webhook(webhook) => ("config.url", &webhook.url),
+        ChannelConfig::Slack(SlackConfig { webhook_url, .. })
+        | ChannelConfig::Teams(TeamsConfig { webhook_url, .. }) => {
             ("config.webhook_url", webhook_url)
         }
-        ChannelConfig::Smtp { smtp_host, .. } => {
+        ChannelConfig::Smtp(SmtpConfig { smtp_host, .. }) => {
             if let Ok(ip) = smtp_host.parse::<std::net::IpAddr>()
                 && let Err(reason) = guard.check(ip)
             {

@@ -16,8 +16,9 @@ use spog_core::events::{EventType, EventTypeInfo};
 use spog_core::model::Organization;
 use spog_core::page::{self, Page};
 use spog_core::redact::REDACTED;
-use spog_core::webhooks::{self as rules, Webhook};
-use spog_core::{BoundedMap, FieldError, FieldErrors, Id, Timestamp, UniqueList, validate};
+use spog_core::validate::Name;
+use spog_core::webhooks::{self as rules, Headers, Webhook, WebhookUrl};
+use spog_core::{BoundedMap, FieldError, FieldErrors, Id, Timestamp, UniqueList};
 use spog_store::StoreError;
 use spog_store::identity::organizations;
 use spog_store::webhooks::{self as store, WebhookFields};
@@ -121,15 +122,15 @@ fn check(
     kept_secret: Option<String>,
 ) -> Result<WebhookFields, FieldErrors> {
     let mut errors = FieldErrors::new();
-    let name = errors.check(validate::name("name", proposed.name, rules::MAX_NAME));
+    let name = errors.check(Name::parse("name", proposed.name, rules::MAX_NAME));
     let url = errors.check(
-        rules::parse_url("url", proposed.url, state.config.allow_insecure_targets).and_then(
+        WebhookUrl::parse("url", proposed.url, state.config.allow_insecure_targets).and_then(
             |url| {
                 state
                     .engine
                     .http
                     .guard()
-                    .check_url(&url)
+                    .check_url(url.url())
                     .map(|()| url)
                     .map_err(|refused| FieldError::new("url", refused.to_string()))
             },
@@ -140,21 +141,15 @@ fn check(
         .map(|s| rules::parse_secret("secret", s))
         .transpose();
     let secret = errors.check(secret);
-    let headers = errors.check(rules::parse_headers("headers", proposed.headers));
+    let headers = errors.check(Headers::parse("headers", proposed.headers));
     let event_types = errors.check(EventType::parse_list("event_types", proposed.event_types));
     let (name, url, secret, headers, event_types) =
         errors.finish((name, url, secret, headers, event_types))?;
-    let (secret_ciphertext, headers) = secrets::seal_webhook(
-        &state.keys,
-        id,
-        &WebhookSecrets {
-            secret: secret.or(kept_secret),
-            headers,
-        },
-    );
+    let (secret_ciphertext, headers) =
+        secrets::seal_webhook(&state.keys, id, secret.or(kept_secret).as_deref(), &headers);
     Ok(WebhookFields {
         name,
-        url: url.to_string(),
+        url,
         secret_ciphertext,
         headers,
         event_types,

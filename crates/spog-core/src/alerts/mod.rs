@@ -1,6 +1,9 @@
 //! Alert rules and alerts (SPEC 7.3): what a rule watches, when it fires, and what its
 //! `alert.*` events say. Pure rules; the store keeps the state.
 
+mod draft;
+pub use draft::RuleBody;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
