@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicUsize;
 
 use parking_lot::Mutex;
 use serde::Serialize;
-use spog_core::audit::{Action, Audited};
+use spog_core::audit::{Action, Audited, KeptRecording};
 use spog_core::events::EventType;
 use spog_core::model::Account;
 use spog_core::recordings::{DesktopRecording, TerminalRecording};
@@ -29,6 +29,10 @@ pub trait Recorded: RecordingKind + Audited + Serialize + Clone {
     /// What its start and end are audited as.
     const STARTED: Action;
     const ENDED: Action;
+    /// What its deletion, legal hold and release are audited as.
+    const DELETED: Action;
+    const HELD: Action;
+    const RELEASED: Action;
     /// What its recorders are called in the logs.
     const NAME: &'static str;
     type Recorder: Recorder<Self>;
@@ -40,12 +44,17 @@ pub trait Recorded: RecordingKind + Audited + Serialize + Clone {
     fn file_path(&self) -> &str;
     fn file_path_mut(&mut self) -> &mut String;
     fn has_ended(&self) -> bool;
+    /// On legal hold: nothing deletes it.
+    fn is_held(&self) -> bool;
 
     /// What its start's entry notes beside the recording as it runs.
     fn started_metadata(&self) -> Option<serde_json::Value>;
 
     /// The recording as the API shows it while it runs (its end's `before`).
     fn while_running(&self) -> impl Serialize + '_;
+
+    /// What its deletion and legal hold are on record about.
+    fn kept(&self) -> impl Audited + '_;
 
     /// The event its start or end publishes (`ended` once it has ended), if its kind has one.
     fn lifecycle_event(&self, account: Id<Account>, now: Timestamp) -> Option<NewEvent>;
@@ -80,6 +89,9 @@ pub trait Recorder<K: RecordingKind>: Sized + Send + Sync + 'static {
 impl Recorded for TerminalRecording {
     const STARTED: Action = Action::TerminalSessionStart;
     const ENDED: Action = Action::TerminalSessionEnd;
+    const DELETED: Action = Action::TerminalRecordingDelete;
+    const HELD: Action = Action::TerminalRecordingLegalHold;
+    const RELEASED: Action = Action::TerminalRecordingLegalHoldRelease;
     const NAME: &'static str = "terminal";
     type Recorder = CastRecorder;
 
@@ -99,6 +111,10 @@ impl Recorded for TerminalRecording {
         self.ended_at.is_some()
     }
 
+    fn is_held(&self) -> bool {
+        self.legal_hold
+    }
+
     /// The session's entry names its recording, where it started and as whom it runs.
     fn started_metadata(&self) -> Option<serde_json::Value> {
         Some(
@@ -110,6 +126,11 @@ impl Recorded for TerminalRecording {
     /// A running terminal recording is its session.
     fn while_running(&self) -> impl Serialize + '_ {
         self.session()
+    }
+
+    /// Once its session is over it is on record as the recording (`terminal_recording.*`).
+    fn kept(&self) -> impl Audited + '_ {
+        KeptRecording(self)
     }
 
     /// A relayed web terminal hangs up (SPEC 13.4).
@@ -140,6 +161,9 @@ impl Recorded for TerminalRecording {
 impl Recorded for DesktopRecording {
     const STARTED: Action = Action::DesktopRecordingStart;
     const ENDED: Action = Action::DesktopRecordingEnd;
+    const DELETED: Action = Action::DesktopRecordingDelete;
+    const HELD: Action = Action::DesktopRecordingLegalHold;
+    const RELEASED: Action = Action::DesktopRecordingLegalHoldRelease;
     const NAME: &'static str = "desktop";
     type Recorder = FrameRecorder;
 
@@ -159,11 +183,19 @@ impl Recorded for DesktopRecording {
         self.ended_at.is_some()
     }
 
+    fn is_held(&self) -> bool {
+        self.legal_hold
+    }
+
     fn started_metadata(&self) -> Option<serde_json::Value> {
         None
     }
 
     fn while_running(&self) -> impl Serialize + '_ {
+        self
+    }
+
+    fn kept(&self) -> impl Audited + '_ {
         self
     }
 

@@ -6,11 +6,13 @@
 
 mod append;
 pub mod cast;
+pub mod deletion;
 pub mod ending;
 pub mod frames;
 mod handles;
 pub mod kind;
 pub mod read;
+mod remove;
 
 use std::collections::HashMap;
 use std::io;
@@ -27,6 +29,7 @@ pub use cast::{Appended, CastRecorder};
 pub use frames::FrameRecorder;
 use handles::FileHandles;
 use kind::{Recorded, Recorder};
+pub use remove::remove_content;
 
 /// Why an append was refused.
 #[derive(Debug)]
@@ -171,24 +174,31 @@ impl Recorders {
     /// and its files removed, so nothing is left of it.
     pub async fn discard<K: Recorded>(&self, id: Id<K>, relative_path: &str) {
         self.close(id).await;
-        self.remove_files(relative_path).await;
+        if let Err(error) = self.remove_files(relative_path).await {
+            tracing::warn!(%error, file = relative_path, "removing a recording that did not start");
+        }
     }
 
-    async fn remove_files(&self, relative_path: &str) {
+    /// Removes a recording's files (a desktop recording's seek index with its frames); files
+    /// already gone are not an error.
+    pub(crate) async fn remove_files(&self, relative_path: &str) -> io::Result<()> {
         let path = self.path(relative_path);
         self.blocking
             .run(move || {
                 for file in [frames::index_path(&path), path.clone()] {
                     match std::fs::remove_file(&file) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                        Err(error) => tracing::warn!(
-                            %error, file = %file.display(), "removing a recording that did not start"
-                        ),
+                        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                            return Err(io::Error::new(
+                                e.kind(),
+                                format!("{}: {e}", file.display()),
+                            ));
+                        }
+                        _ => {}
                     }
                 }
+                Ok(())
             })
-            .await;
+            .await
     }
 
     /// Closes every recorder (at shutdown): everything written reaches the disk.

@@ -5,16 +5,16 @@ use spog_core::recordings::DesktopRecording;
 use spog_core::{Id, Timestamp};
 
 use super::RecordingKind;
-use crate::rows::{at, id, opt_at};
+use crate::rows::{at, flag, id, opt_at};
 use crate::{Sql, StoreError, StoreResult};
 
-const SELECT: &str = "SELECT r.id, r.organization_id, r.host_id, h.hostname, r.user_id, r.user_email, \
+const SELECT: &str = "SELECT r.id, r.organization_id, r.host_id, r.hostname, r.user_id, r.user_email, \
      r.width, r.height, r.started_at, r.ended_at, r.end_reason, r.duration_ms, r.frame_count, \
-     r.total_bytes, r.file_path \
-     FROM desktop_recordings r JOIN hosts h ON h.id = r.host_id WHERE r.account_id = ";
+     r.total_bytes, r.file_path, \
+     r.legal_hold, r.legal_hold_reason FROM desktop_recordings r WHERE r.account_id = ";
 
 #[derive(sqlx::FromRow)]
-/// A row as read, with its host's name.
+/// A row as read.
 pub struct Row {
     id: String,
     organization_id: String,
@@ -31,6 +31,8 @@ pub struct Row {
     frame_count: i64,
     total_bytes: i64,
     file_path: String,
+    legal_hold: i64,
+    legal_hold_reason: Option<String>,
 }
 
 impl TryFrom<Row> for DesktopRecording {
@@ -52,6 +54,8 @@ impl TryFrom<Row> for DesktopRecording {
             started_at: at(row.started_at),
             ended_at: opt_at(row.ended_at),
             end_reason: row.end_reason,
+            legal_hold: flag(row.legal_hold),
+            legal_hold_reason: row.legal_hold_reason,
         })
     }
 }

@@ -3,10 +3,14 @@
 
 pub mod desktop;
 mod lifecycle;
+mod retention;
 pub mod terminal;
 
 pub use lifecycle::{
     RecordingKind, addressed, end, file_path, get, list, record_progress, silent, start,
+};
+pub use retention::{
+    delete, expired, retention_by_account, set_legal_hold, set_settings, settings,
 };
 use spog_core::model::{Account, Host, Organization, User};
 use spog_core::{Id, Timestamp};
@@ -52,6 +56,8 @@ pub enum EndReason {
     AgentDisconnected,
     /// The agent could not start the shell.
     SpawnFailed,
+    /// Its host was deleted.
+    HostDeleted,
 }
 
 impl EndReason {
@@ -63,6 +69,7 @@ impl EndReason {
             EndReason::Closed => "closed",
             EndReason::AgentDisconnected => "agent_disconnected",
             EndReason::SpawnFailed => "spawn_failed",
+            EndReason::HostDeleted => "host_deleted",
         }
     }
 }

@@ -6,6 +6,8 @@ pub mod desktop;
 pub mod lifecycle;
 mod live;
 mod playback;
+mod retention;
+mod settings;
 mod stream;
 pub mod terminal;
 
@@ -26,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(terminal::router())
         .merge(desktop::router())
+        .merge(settings::router())
 }
 
 /// The host and user a new recording is of: both of the caller's account, and the host one
