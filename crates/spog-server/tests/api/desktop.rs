@@ -13,13 +13,13 @@ use crate::servers;
 use crate::terminal::{Socket, next_json, setup, socket};
 
 /// A body that starts like a JPEG, marked with `n`.
-fn jpeg(n: u8, len: usize) -> Vec<u8> {
+pub fn jpeg(n: u8, len: usize) -> Vec<u8> {
     let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE0];
     bytes.resize(len, n);
     bytes
 }
 
-async fn frame(client: &Client, id: &str, elapsed: &str, body: Vec<u8>) -> (StatusCode, Value) {
+pub async fn frame(client: &Client, id: &str, elapsed: &str, body: Vec<u8>) -> (StatusCode, Value) {
     let response = client
         .request(
             reqwest::Method::POST,
