@@ -29,6 +29,7 @@ CREATE TABLE recording_settings (
 UPDATE roles SET permissions = permissions || ',session_recordings.manage'
     WHERE builtin = 1 AND name = 'admin' AND permissions NOT LIKE '%session_recordings.manage%';
 
--- Retention of resolved alerts and of notifications walks them by age.
+-- Retention of failed deliveries, resolved alerts and notifications walks them by age.
+CREATE INDEX deliveries_failed_completed ON deliveries (completed_at) WHERE status = 'failed';
 CREATE INDEX alerts_resolved ON alerts (resolved_at) WHERE resolved_at IS NOT NULL;
 CREATE INDEX notifications_created ON notifications (created_at);
