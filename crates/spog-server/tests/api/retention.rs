@@ -552,3 +552,75 @@ async fn a_host_with_recordings_is_deleted_and_its_recordings_stay() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn notifications_and_resolved_alerts_are_deleted_past_their_retention_on_record() {
+    use spog_server::workers::retention;
+    for server in servers().await {
+        let s = crate::alerts::setup(&server).await;
+        for event_type in ["drift.detected", "job.failed"] {
+            let rule = json!({"kind": "event", "organization_id": s.organization,
+                "name": event_type, "event_types": [event_type], "severity": "medium"});
+            assert_eq!(
+                s.admin.post("/alert-rules", rule).await.0,
+                StatusCode::CREATED
+            );
+            let event = json!({"event_type": event_type,
+                "organization_id": s.organization, "data": {}});
+            assert_eq!(s.agent.post("/events", event).await.0, StatusCode::ACCEPTED);
+        }
+        let alerts = crate::alerts::alerts(&s.admin, "").await;
+        assert_eq!(alerts.len(), 2);
+        let resolved = alerts[0]["id"].as_str().unwrap();
+        s.admin
+            .post(&format!("/alerts/{resolved}/resolve"), json!({}))
+            .await;
+        let note = json!({"category": "job", "severity": "high", "title": "backup failed",
+            "message": "it failed", "broadcast": true});
+        assert_eq!(
+            s.admin.post("/notifications", note).await.0,
+            StatusCode::CREATED
+        );
+        let sent = s.admin.get("/notifications").await.1["items"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert!(sent >= 1);
+
+        let now = Timestamp::now();
+        let config = &server.state.config;
+        assert_eq!(
+            retention::run_once(&server.state, now).await.unwrap(),
+            (0, 0)
+        );
+        let later = now.plus(config.notification_retention + Duration::from_secs(1));
+        let (notifications, alerts) = retention::run_once(&server.state, later).await.unwrap();
+        assert_eq!((notifications, alerts), (sent, 0));
+        assert_eq!(s.admin.get("/notifications").await.1["items"], json!([]));
+        let later = now.plus(config.alert_retention + Duration::from_secs(1));
+        assert_eq!(
+            retention::run_once(&server.state, later).await.unwrap(),
+            (0, 1)
+        );
+        let left = crate::alerts::alerts(&s.admin, "").await;
+        assert_eq!(left.len(), 1);
+        assert_ne!(left[0]["id"], resolved);
+
+        let entries = audit(&server, &s.admin, "alert.delete").await;
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        assert_eq!(entries[0]["resource_id"], resolved);
+        assert_eq!(entries[0]["actor_type"], "system");
+        assert_eq!(entries[0]["source"], "scheduler");
+        assert_eq!(entries[0]["metadata"]["reason"], "retention");
+        assert_eq!(entries[0]["before"]["state"], "resolved");
+        let entries = audit(&server, &s.admin, "notification.delete").await;
+        assert_eq!(entries.len(), sent, "{entries:?}");
+        let (_, health) = s.admin.get("/system/health").await;
+        assert_eq!(
+            health["workers"][retention::NAME]["running"],
+            true,
+            "{health}"
+        );
+        server.stop().await;
+    }
+}
