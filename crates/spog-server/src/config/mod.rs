@@ -394,6 +394,12 @@ impl Config {
     }
 
     /// The database URL, defaulting to a SQLite file in the data directory.
+    /// `recording_retention` as it is written: `forever` or a duration.
+    pub fn recording_retention_text(&self) -> String {
+        self.recording_retention
+            .map_or_else(|| "forever".to_owned(), |kept| format_duration(&kept))
+    }
+
     pub fn database_url(&self) -> String {
         if self.database_url.is_empty() {
             format!("sqlite://{}", self.data_dir.join("spog.db").display())

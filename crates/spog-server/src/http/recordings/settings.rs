@@ -87,12 +87,8 @@ async fn update_settings(
 }
 
 fn shown(config: &Config, settings: RecordingSettings) -> Settings {
-    let default_retention = match config.recording_retention {
-        Some(retention) => crate::config::format_duration(&retention),
-        None => "forever".to_owned(),
-    };
     Settings {
         settings,
-        default_retention,
+        default_retention: config.recording_retention_text(),
     }
 }
