@@ -451,7 +451,7 @@ pub fn format_duration(duration: &Duration) -> String {
     let seconds = duration.as_secs();
     match [(86_400, "d"), (3_600, "h"), (60, "m")]
         .into_iter()
-        .find(|(unit, _)| seconds > 0 && seconds % unit == 0)
+        .find(|(unit, _)| seconds > 0 && seconds.is_multiple_of(*unit))
     {
         Some((unit, name)) => format!("{}{name}", seconds / unit),
         None => format!("{seconds}s"),
@@ -642,6 +642,41 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail decides its closure's error type.
+    fn recording_retention_is_forever_or_a_duration() {
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(None).unwrap();
+            assert_eq!(config.recording_retention, None);
+            assert_eq!(config.recording_retention_text(), "forever");
+            jail.set_env("SPOG_RECORDING_RETENTION", "90d");
+            let config = Config::load(None).unwrap();
+            assert_eq!(
+                config.recording_retention,
+                Some(Duration::from_secs(90 * 86_400))
+            );
+            assert_eq!(config.recording_retention_text(), "90d");
+            jail.set_env("SPOG_RECORDING_RETENTION", "sometimes");
+            let error = Config::load(None).unwrap_err();
+            assert!(error.contains("forever"), "{error}");
+            jail.set_env("SPOG_RECORDING_RETENTION", "forever");
+            jail.set_env("SPOG_NOTIFICATION_RETENTION", "0s");
+            let error = Config::load(None).unwrap_err();
+            assert!(error.contains("notification_retention"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn durations_are_written_in_their_largest_whole_unit() {
+        for (seconds, text) in [(30 * 86_400, "30d"), (7200, "2h"), (300, "5m"), (90, "90s")] {
+            assert_eq!(format_duration(&Duration::from_secs(seconds)), text);
+            assert_eq!(parse_duration(text), Ok(Duration::from_secs(seconds)));
+        }
+        assert_eq!(format_duration(&Duration::from_millis(250)), "250ms");
+        assert_eq!(format_duration(&Duration::ZERO), "0s");
     }
 
     #[test]
