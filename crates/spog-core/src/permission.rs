@@ -18,10 +18,11 @@ pub enum Permission {
     HostsManage,
     UsersManage,
     TerminalConnect,
+    SessionRecordingsManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 12] = [
+    pub const ALL: [Permission; 13] = [
         Permission::AuditLogsView,
         Permission::AuditLogsExport,
         Permission::AuditLogsWrite,
@@ -34,6 +35,7 @@ impl Permission {
         Permission::HostsManage,
         Permission::UsersManage,
         Permission::TerminalConnect,
+        Permission::SessionRecordingsManage,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -50,6 +52,7 @@ impl Permission {
             Permission::HostsManage => "hosts.manage",
             Permission::UsersManage => "users.manage",
             Permission::TerminalConnect => "terminal.connect",
+            Permission::SessionRecordingsManage => "session_recordings.manage",
         }
     }
 
@@ -77,6 +80,9 @@ impl Permission {
             Permission::HostsManage => "Create/delete hosts; grant and revoke host access",
             Permission::UsersManage => "Manage users, roles, organizations, API tokens",
             Permission::TerminalConnect => "Open a terminal on a host one has access to",
+            Permission::SessionRecordingsManage => {
+                "Delete recordings, set legal holds, change recording settings"
+            }
         }
     }
 

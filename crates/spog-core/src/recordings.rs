@@ -64,7 +64,7 @@ pub struct TerminalRecording {
     pub event_count: i64,
     /// `ended` (by its source or an administrator), `idle` (no input or output for too long),
     /// `exited` (the shell exited), `closed` (the browser left), `agent_disconnected`,
-    /// `spawn_failed`; null while active.
+    /// `spawn_failed`, `host_deleted`; null while active.
     pub end_reason: Option<String>,
     /// See [`TerminalSession::origin`].
     pub origin: String,
@@ -77,6 +77,10 @@ pub struct TerminalRecording {
     pub file_path: String,
     #[serde(flatten)]
     pub stored: Stored,
+    /// Held recordings are never deleted, by hand or by retention (SPEC 8.3).
+    pub legal_hold: bool,
+    /// Why it is held; null when it is not.
+    pub legal_hold_reason: Option<String>,
 }
 
 /// How a finished recording is kept and what its content must hash to (SPEC 8.3); all null
@@ -135,9 +139,28 @@ pub struct DesktopRecording {
     pub started_at: Timestamp,
     pub ended_at: Option<Timestamp>,
     pub end_reason: Option<String>,
+    /// Held recordings are never deleted, by hand or by retention (SPEC 8.3).
+    pub legal_hold: bool,
+    /// Why it is held; null when it is not.
+    pub legal_hold_reason: Option<String>,
     #[serde(flatten)]
     pub stored: Stored,
 }
+
+/// An account's recording settings (SPEC 8.3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RecordingSettings {
+    #[serde(skip)]
+    pub account_id: Id<crate::model::Account>,
+    /// Days an ended recording is kept; null: the service's `recording_retention`.
+    pub retention_days: Option<i64>,
+}
+
+/// The longest retention an account may set, in days (100 years).
+pub const MAX_RETENTION_DAYS: i64 = 36_500;
+
+/// A legal hold's reason: what a reviewer reads later, not a document.
+pub const MAX_LEGAL_HOLD_REASON: usize = 500;
 
 /// Largest terminal width or height accepted.
 pub const MAX_TERMINAL_SIZE: i64 = 1000;

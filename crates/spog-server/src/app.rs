@@ -116,6 +116,8 @@ pub async fn launch(
         workers::recordings::spawn_flush(&state, shutdown.clone()),
         workers::recordings::spawn_idle(&state, shutdown.clone()),
         workers::recording_upload::spawn(&state, shutdown.clone()),
+        workers::recording_retention::spawn(&state, shutdown.clone()),
+        workers::retention::spawn(&state, shutdown.clone()),
     ];
     workers.extend(workers::cluster::spawn(&state, shutdown.clone()));
     workers.extend(state.bus.spawn_listener(shutdown.clone()));

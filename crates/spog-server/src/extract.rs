@@ -220,3 +220,11 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for AppPath
             .map_err(|_| ApiError::NotFound)
     }
 }
+
+/// Tells a field given as `null` (`Some(None)`) from an absent one (`None`), for updates
+/// where `null` means "clear": `#[serde(default, deserialize_with = "crate::extract::present")]`.
+pub fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}

@@ -246,3 +246,34 @@ pub async fn by_id(
         .found()?
         .try_into()
 }
+
+/// Up to `limit` notifications created before `before`, in any account, oldest first.
+#[tracing::instrument(name = "notifications::older_than", skip_all)]
+pub async fn older_than(
+    conn: &mut Conn,
+    before: Timestamp,
+    limit: u32,
+) -> StoreResult<Vec<(Id<Account>, Id<Notification>)>> {
+    let mut sql = Sql::new("SELECT account_id, id FROM notifications WHERE created_at < ");
+    sql.bind(before.micros())
+        .push(" ORDER BY created_at LIMIT ")
+        .bind(i64::from(limit));
+    let rows: Vec<(String, String)> = sql.fetch_all(conn).await?;
+    rows.iter()
+        .map(|(account, notification)| Ok((id(account)?, id(notification)?)))
+        .collect()
+}
+
+/// Deletes a notification (and who read it); false when it was gone already.
+#[tracing::instrument(name = "notifications::delete", skip_all, fields(account = %account, notification = %notification))]
+pub async fn delete(
+    conn: &mut Conn,
+    account: Id<Account>,
+    notification: Id<Notification>,
+) -> StoreResult<bool> {
+    let mut sql = Sql::new("DELETE FROM notifications WHERE account_id = ");
+    sql.bind(account.to_string())
+        .push(" AND id = ")
+        .bind(notification.to_string());
+    Ok(sql.execute(conn).await?.rows_affected() == 1)
+}

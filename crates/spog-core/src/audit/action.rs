@@ -39,6 +39,11 @@ catalogue! {
         "An account was created with its first organization and administrator.",
     ),
     AlertAcknowledge => ("alert.acknowledge", "alert", "A user acknowledged a firing alert."),
+    AlertDelete => (
+        "alert.delete",
+        "alert",
+        "A resolved alert was deleted once past `alert_retention`.",
+    ),
     AlertFire => ("alert.fire", "alert", "An alert rule fired."),
     AlertResolve => (
         "alert.resolve",
@@ -67,6 +72,11 @@ catalogue! {
     ),
     AuthLogin => ("auth.login", "user", "A user logged in, or failed to."),
     AuthLogout => ("auth.logout", "user", "A user logged out, ending the session."),
+    DesktopRecordingDelete => (
+        "desktop_recording.delete",
+        "desktop_recording",
+        "A desktop recording was deleted, by hand or past its retention.",
+    ),
     DesktopRecordingEnd => (
         "desktop_recording.end",
         "desktop_recording",
@@ -86,6 +96,16 @@ catalogue! {
         "desktop_recording.start",
         "desktop_recording",
         "A desktop recording started.",
+    ),
+    DesktopRecordingLegalHold => (
+        "desktop_recording.legal_hold",
+        "desktop_recording",
+        "A desktop recording was put on legal hold: nothing deletes it until it is released.",
+    ),
+    DesktopRecordingLegalHoldRelease => (
+        "desktop_recording.legal_hold_release",
+        "desktop_recording",
+        "A desktop recording's legal hold was released.",
     ),
     EnrollmentTokenCreate => (
         "enrollment_token.create",
@@ -128,6 +148,11 @@ catalogue! {
     HostOnline => ("host.online", "host", "A heartbeat or its agent's connection brought a host online."),
     HostUpdate => ("host.update", "host", "A host was changed."),
     NotificationSend => ("notification.send", "notification", "An in-app notification was sent."),
+    NotificationDelete => (
+        "notification.delete",
+        "notification",
+        "An in-app notification was deleted once past `notification_retention`.",
+    ),
     NotificationChannelCreate => (
         "notification_channel.create",
         "notification_channel",
@@ -161,9 +186,29 @@ catalogue! {
         "endpoint",
         "A change was refused because the caller lacks a permission.",
     ),
+    RecordingSettingsUpdate => (
+        "recording_settings.update",
+        "recording_settings",
+        "The account's recording settings (retention) were changed.",
+    ),
     RoleCreate => ("role.create", "role", "A role was created."),
     RoleDelete => ("role.delete", "role", "A role was deleted."),
     RoleUpdate => ("role.update", "role", "A role was changed."),
+    TerminalRecordingDelete => (
+        "terminal_recording.delete",
+        "terminal_recording",
+        "A terminal recording was deleted, by hand or past its retention.",
+    ),
+    TerminalRecordingLegalHold => (
+        "terminal_recording.legal_hold",
+        "terminal_recording",
+        "A terminal recording was put on legal hold: nothing deletes it until it is released.",
+    ),
+    TerminalRecordingLegalHoldRelease => (
+        "terminal_recording.legal_hold_release",
+        "terminal_recording",
+        "A terminal recording's legal hold was released.",
+    ),
     TerminalSessionEnd => (
         "terminal_session.end",
         "terminal_session",
@@ -203,8 +248,7 @@ catalogue! {
 }
 
 /// Namespaces the SPEC gives the actions of features not built yet (audit streams, sign-in
-/// settings and identity providers, agent enrollment, maintenance windows, silences, recording
-/// retention): reserved now, so that an entry ingested today cannot collide with them later.
+/// settings and identity providers, agent enrollment, maintenance windows, silences): reserved now, so that an entry ingested today cannot collide with them later.
 /// A feature that is built moves its actions into the catalogue and its namespace out of here.
 pub const RESERVED_NAMESPACES: &[&str] = &[
     "audit_stream",
@@ -311,6 +355,7 @@ mod tests {
             "notification_channel",
             "organization",
             "permission",
+            "recording_settings",
             "role",
             "silence",
             "terminal_recording",

@@ -5,7 +5,7 @@ use crate::alerts::{Alert, AlertRule};
 use crate::channels::Channel;
 use crate::model::{Account, ApiToken, EnrollmentToken, Host, Organization, Role, User};
 use crate::notification::Notification;
-use crate::recordings::{DesktopRecording, TerminalRecording};
+use crate::recordings::{DesktopRecording, RecordingSettings, TerminalRecording};
 use crate::webhooks::Webhook;
 
 /// An object changes are recorded about: its id, the name the entry keeps (so the entry
@@ -76,5 +76,50 @@ impl Audited for TerminalRecording {
     }
     fn audit_organization(&self) -> Option<Id<Organization>> {
         Some(self.organization_id)
+    }
+}
+
+/// A terminal recording as what is kept of its session (`terminal_recording.*`: deletion and
+/// legal hold), named by the recording's own id, which the API addresses it by.
+pub struct KeptRecording<'a>(pub &'a TerminalRecording);
+
+impl Audited for KeptRecording<'_> {
+    const RESOURCE_TYPE: &'static str = "terminal_recording";
+    fn audit_id(&self) -> String {
+        self.0.id.to_string()
+    }
+    fn audit_name(&self) -> String {
+        self.0.audit_name()
+    }
+    fn audit_organization(&self) -> Option<Id<Organization>> {
+        Some(self.0.organization_id)
+    }
+}
+
+/// An account's recording settings are one object per account.
+impl Audited for RecordingSettings {
+    const RESOURCE_TYPE: &'static str = "recording_settings";
+    fn audit_id(&self) -> String {
+        self.account_id.to_string()
+    }
+    fn audit_name(&self) -> String {
+        "recording settings".to_owned()
+    }
+    fn audit_organization(&self) -> Option<Id<Organization>> {
+        None
+    }
+}
+
+/// An object is on record alike when lent.
+impl<T: Audited> Audited for &T {
+    const RESOURCE_TYPE: &'static str = T::RESOURCE_TYPE;
+    fn audit_id(&self) -> String {
+        (*self).audit_id()
+    }
+    fn audit_name(&self) -> String {
+        (*self).audit_name()
+    }
+    fn audit_organization(&self) -> Option<Id<Organization>> {
+        (*self).audit_organization()
     }
 }

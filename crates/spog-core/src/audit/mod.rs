@@ -11,7 +11,7 @@ mod snapshot;
 
 pub use action::{Action, RESERVED_NAMESPACES, is_server_action, namespace};
 pub use actor::Actor;
-pub use audited::Audited;
+pub use audited::{Audited, KeptRecording};
 pub use canonical::{canonical_json, chain_hash, write_canonical_json, write_entry_json};
 pub use chain::{BrokenLink, BrokenReason, ChainVerifier, GENESIS_HASH, VerifyReport};
 pub use entry::{ActorType, AuditEntry, EntryFields, Outcome, Source};

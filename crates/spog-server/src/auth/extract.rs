@@ -305,7 +305,11 @@ pub mod permissions {
     pub struct HostsManage;
     pub struct UsersManage;
     pub struct TerminalConnect;
+    pub struct SessionRecordingsManage;
 
+    impl RequiredPermission for SessionRecordingsManage {
+        const PERMISSION: Permission = Permission::SessionRecordingsManage;
+    }
     impl RequiredPermission for TerminalConnect {
         const PERMISSION: Permission = Permission::TerminalConnect;
     }

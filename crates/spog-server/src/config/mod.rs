@@ -58,6 +58,19 @@ pub struct Config {
     pub delivery_concurrency: u32,
     #[serde(with = "duration")]
     pub delivery_retention: Duration,
+    /// Age after which `failed` deliveries (and their attempts) are deleted.
+    #[serde(with = "duration")]
+    pub failed_delivery_retention: Duration,
+    /// Age after which in-app notifications are deleted.
+    #[serde(with = "duration")]
+    pub notification_retention: Duration,
+    /// Age (since resolving) after which resolved alerts are deleted.
+    #[serde(with = "duration")]
+    pub alert_retention: Duration,
+    /// How long ended recordings are kept where an account sets no retention of its own
+    /// (SPEC 8.3); None (`forever`) keeps them.
+    #[serde(with = "retention")]
+    pub recording_retention: Option<Duration>,
     pub allow_insecure_targets: bool,
     #[serde(with = "cidr_list")]
     pub outbound_allow_cidrs: Vec<IpNet>,
@@ -185,6 +198,10 @@ impl Default for Config {
             delivery_lease: Duration::from_secs(60),
             delivery_concurrency: 256,
             delivery_retention: Duration::from_secs(30 * 86_400),
+            failed_delivery_retention: Duration::from_secs(90 * 86_400),
+            notification_retention: Duration::from_secs(90 * 86_400),
+            alert_retention: Duration::from_secs(180 * 86_400),
+            recording_retention: None,
             allow_insecure_targets: false,
             outbound_allow_cidrs: Vec::new(),
             host_offline_after: Duration::from_secs(90),
@@ -343,6 +360,22 @@ impl Config {
                     .into(),
             );
         }
+        if [
+            self.delivery_retention,
+            self.failed_delivery_retention,
+            self.notification_retention,
+            self.alert_retention,
+        ]
+        .iter()
+        .chain(&self.recording_retention)
+        .any(|d| *d < Duration::from_secs(1))
+        {
+            return Err(
+                "delivery_retention, failed_delivery_retention, notification_retention, \
+                 alert_retention and recording_retention must be at least 1s"
+                    .into(),
+            );
+        }
         if self.delivery_lease <= self.webhook_attempt_timeout {
             return Err("delivery_lease must be longer than webhook_attempt_timeout".into());
         }
@@ -390,6 +423,12 @@ impl Config {
     }
 
     /// The database URL, defaulting to a SQLite file in the data directory.
+    /// `recording_retention` as it is written: `forever` or a duration.
+    pub fn recording_retention_text(&self) -> String {
+        self.recording_retention
+            .map_or_else(|| "forever".to_owned(), |kept| format_duration(&kept))
+    }
+
     pub fn database_url(&self) -> String {
         if self.database_url.is_empty() {
             format!("sqlite://{}", self.data_dir.join("spog.db").display())
@@ -433,11 +472,18 @@ impl<'de> Deserialize<'de> for Secret {
 
 pub use spog_protocol::parse_duration;
 
-fn format_duration(duration: &Duration) -> String {
+/// A duration as it would be written: in its largest whole unit (`30d`, `90s`, `250ms`).
+pub fn format_duration(duration: &Duration) -> String {
     if duration.subsec_millis() != 0 {
-        format!("{}ms", duration.as_millis())
-    } else {
-        format!("{}s", duration.as_secs())
+        return format!("{}ms", duration.as_millis());
+    }
+    let seconds = duration.as_secs();
+    match [(86_400, "d"), (3_600, "h"), (60, "m")]
+        .into_iter()
+        .find(|(unit, _)| seconds > 0 && seconds.is_multiple_of(*unit))
+    {
+        Some((unit, name)) => format!("{}{name}", seconds / unit),
+        None => format!("{seconds}s"),
     }
 }
 
@@ -473,6 +519,35 @@ mod duration {
 }
 
 /// A comma-separated string or a list.
+/// A retention: `forever` (None) or a duration.
+mod retention {
+    use super::*;
+
+    const FOREVER: &str = "forever";
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(duration) => serializer.serialize_str(&format_duration(duration)),
+            None => serializer.serialize_str(FOREVER),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        match DurationValue::deserialize(deserializer)? {
+            DurationValue::Text(text) if text.trim() == FOREVER => Ok(None),
+            value => value
+                .parse()
+                .map(Some)
+                .map_err(|e| serde::de::Error::custom(format!("{e} (or `{FOREVER}`)"))),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum ListValue<T> {
@@ -596,6 +671,41 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail decides its closure's error type.
+    fn recording_retention_is_forever_or_a_duration() {
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(None).unwrap();
+            assert_eq!(config.recording_retention, None);
+            assert_eq!(config.recording_retention_text(), "forever");
+            jail.set_env("SPOG_RECORDING_RETENTION", "90d");
+            let config = Config::load(None).unwrap();
+            assert_eq!(
+                config.recording_retention,
+                Some(Duration::from_secs(90 * 86_400))
+            );
+            assert_eq!(config.recording_retention_text(), "90d");
+            jail.set_env("SPOG_RECORDING_RETENTION", "sometimes");
+            let error = Config::load(None).unwrap_err();
+            assert!(error.contains("forever"), "{error}");
+            jail.set_env("SPOG_RECORDING_RETENTION", "forever");
+            jail.set_env("SPOG_NOTIFICATION_RETENTION", "0s");
+            let error = Config::load(None).unwrap_err();
+            assert!(error.contains("notification_retention"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn durations_are_written_in_their_largest_whole_unit() {
+        for (seconds, text) in [(30 * 86_400, "30d"), (7200, "2h"), (300, "5m"), (90, "90s")] {
+            assert_eq!(format_duration(&Duration::from_secs(seconds)), text);
+            assert_eq!(parse_duration(text), Ok(Duration::from_secs(seconds)));
+        }
+        assert_eq!(format_duration(&Duration::from_millis(250)), "250ms");
+        assert_eq!(format_duration(&Duration::ZERO), "0s");
     }
 
     #[test]

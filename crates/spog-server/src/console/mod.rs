@@ -20,6 +20,7 @@ mod metric_charts;
 mod notifications;
 mod organizations;
 mod pages;
+mod recording_settings;
 mod recordings;
 mod roles;
 mod session;

@@ -12,8 +12,8 @@ use spog_core::Permission;
 
 use super::session::Viewer;
 use super::{
-    alerts, audit, channels, dashboard, enrollment_tokens, hosts, organizations, recordings, roles,
-    system, terminal, tokens, users, webhooks,
+    alerts, audit, channels, dashboard, enrollment_tokens, hosts, organizations,
+    recording_settings, recordings, roles, system, terminal, tokens, users, webhooks,
 };
 use crate::state::AppState;
 
@@ -219,6 +219,16 @@ pub const NAV: &[NavEntry] = &[
                 get(system::health_partial)
             }),
         ],
+    },
+    NavEntry {
+        label: "Recordings",
+        section: "Settings",
+        permission: Some(Permission::SessionRecordingsView),
+        pages: &[page(
+            recording_settings::PATH,
+            recording_settings::TITLE,
+            || get(recording_settings::settings_page),
+        )],
     },
     NavEntry {
         label: "Users",

@@ -6,10 +6,10 @@
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
-use spog_core::Id;
 use spog_core::model::Host;
 use spog_core::page::{self, Page};
 use spog_core::recordings::{DesktopRecording, TerminalRecording};
+use spog_core::{Id, Permission};
 use spog_store::identity::hosts;
 use spog_store::recordings::{self, Filter, RecordingKind};
 
@@ -50,6 +50,9 @@ pub struct Row {
     pub client_addr: String,
     /// Why a terminal session ended, in words (empty while active).
     pub ended_why: String,
+    /// On legal hold, and why (SPEC 8.3).
+    pub legal_hold: bool,
+    pub legal_hold_reason: String,
 }
 
 pub struct HostOption {
@@ -107,6 +110,8 @@ macro_rules! row {
             os_user: String::new(),
             client_addr: String::new(),
             ended_why: String::new(),
+            legal_hold: r.legal_hold,
+            legal_hold_reason: r.legal_hold_reason.clone().unwrap_or_default(),
         }
     }};
 }
@@ -332,6 +337,12 @@ pub async fn desktop_page(
 struct TerminalPlay {
     chrome: Chrome,
     row: Row,
+    /// The recording's API path, its player's page and its listing (legal hold, deletion).
+    api: String,
+    page: String,
+    list: &'static str,
+    /// The viewer may hold and delete it (`session_recordings.manage`).
+    manage: bool,
     width: i64,
     height: i64,
 }
@@ -346,7 +357,11 @@ pub async fn terminal_play(
     let recording: TerminalRecording = played(&state, &viewer, &id).await?;
     render(&TerminalPlay {
         chrome,
+        api: format!("/api/v1{TERMINAL}/{id}"),
+        page: format!("{TERMINAL}/{id}"),
+        list: TERMINAL,
         row: recording.row(),
+        manage: viewer.has(Permission::SessionRecordingsManage),
         width: recording.width,
         height: recording.height,
     })
@@ -357,6 +372,11 @@ pub async fn terminal_play(
 struct DesktopPlay {
     chrome: Chrome,
     row: Row,
+    /// The recording's API path, its player's page and its listing (legal hold, deletion).
+    api: String,
+    page: String,
+    list: &'static str,
+    manage: bool,
     width: i64,
     height: i64,
     duration_ms: i64,
@@ -372,7 +392,11 @@ pub async fn desktop_play(
     let recording: DesktopRecording = played(&state, &viewer, &id).await?;
     render(&DesktopPlay {
         chrome,
+        api: format!("/api/v1{DESKTOP}/{id}"),
+        page: format!("{DESKTOP}/{id}"),
+        list: DESKTOP,
         row: recording.row(),
+        manage: viewer.has(Permission::SessionRecordingsManage),
         width: recording.width,
         height: recording.height,
         duration_ms: (recording.duration_seconds * 1000.0).round() as i64,

@@ -7,10 +7,12 @@ use serde::Deserialize;
 use spog_core::audit::Action;
 use spog_core::model::{Host, HostAccess, Organization, User};
 use spog_core::page::{self, Page};
+use spog_core::recordings::{DesktopRecording, TerminalRecording};
 use spog_core::{FieldErrors, Id, Timestamp, validate};
 use spog_store::agents::credentials;
 use spog_store::identity::hosts::{self, HostScope};
 use spog_store::identity::{organizations, users};
+use spog_store::recordings::{self, EndReason, Filter};
 use spog_store::{Conn, StoreError};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -20,6 +22,8 @@ use crate::auth::permissions::HostsManage;
 use crate::auth::{Auth, Require};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath, AppQuery};
+use crate::recordings::ending;
+use crate::recordings::kind::Recorded;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -160,7 +164,8 @@ async fn rename_host(
     Ok(Json(host))
 }
 
-/// Delete a host and its access grants.
+/// Delete a host and its access grants. Its active sessions and recordings end
+/// (`host_deleted`); its recordings stay, with its id and hostname.
 #[utoipa::path(delete, path = "/hosts/{id}", tag = "hosts", params(("id" = String, Path)),
     responses((status = 204)))]
 async fn delete_host(
@@ -168,6 +173,12 @@ async fn delete_host(
     auth: Require<HostsManage>,
     AppPath(id): AppPath<Id<Host>>,
 ) -> ApiResult<StatusCode> {
+    {
+        let mut conn = state.store.conn().await?;
+        hosts::get(&mut conn, auth.account(), id).await?;
+    }
+    end_recordings::<TerminalRecording>(&state, &auth, id).await?;
+    end_recordings::<DesktopRecording>(&state, &auth, id).await?;
     let mut tx = state.store.begin().await?;
     let before = hosts::get(&mut tx, auth.account(), id).await?;
     // The host's agent goes with it: its credential is refused and its socket closed.
@@ -182,6 +193,57 @@ async fn delete_host(
     state.bus.agent_revoked(auth.account(), agent).await;
     state.bus.touch(auth.account(), "hosts");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ends the host's active recordings of a kind, as done by the caller deleting it. One that
+/// starts meanwhile is refused once the host is gone, or ended by the idle job.
+async fn end_recordings<R: Recorded>(
+    state: &AppState,
+    auth: &Auth,
+    host: Id<Host>,
+) -> ApiResult<()> {
+    let filter = Filter {
+        host: Some(host),
+        active: true,
+        ..Filter::default()
+    };
+    let mut cursor = None;
+    loop {
+        let page: Page<R> = {
+            let mut conn = state.store.conn().await?;
+            let limit = page::MAX_LIMIT;
+            recordings::list(
+                &mut conn,
+                auth.account(),
+                &HostScope::All,
+                &filter,
+                limit,
+                cursor.as_deref(),
+            )
+            .await?
+        };
+        for recording in &page.items {
+            let ending = EndReason::HostDeleted.into();
+            let now = Timestamp::now();
+            match ending::end(
+                state,
+                &auth.actor(),
+                recording.id(),
+                Some(recording),
+                ending,
+                now,
+            )
+            .await
+            {
+                Ok(_) | Err(StoreError::Conflict(_)) => {}
+                Err(other) => return Err(other.into()),
+            }
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(()),
+        }
+    }
 }
 
 /// Users granted access to a host.

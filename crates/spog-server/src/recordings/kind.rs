@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicUsize;
 
 use parking_lot::Mutex;
 use serde::Serialize;
-use spog_core::audit::{Action, Audited};
+use spog_core::audit::{Action, Audited, KeptRecording};
 use spog_core::events::EventType;
 use spog_core::model::Account;
 use spog_core::recordings::{DesktopRecording, Stored, TerminalRecording, download_header};
@@ -33,6 +33,10 @@ pub trait Recorded: RecordingKind + Audited + Serialize + Clone {
     const VERIFIED: Action;
     /// What its sealing is audited as when another instance ended it.
     const SEALED: Action;
+    /// What its deletion, legal hold and release are audited as.
+    const DELETED: Action;
+    const HELD: Action;
+    const RELEASED: Action;
     /// What its recorders are called in the logs.
     const NAME: &'static str;
     type Recorder: Recorder<Self>;
@@ -53,12 +57,17 @@ pub trait Recorded: RecordingKind + Audited + Serialize + Clone {
     /// Writes its content as sealed (what a download serves from then on) from its spool
     /// file. Blocking.
     fn write_content(&self, spool: &Path, out: &mut dyn Write) -> io::Result<()>;
+    /// On legal hold: nothing deletes it.
+    fn is_held(&self) -> bool;
 
     /// What its start's entry notes beside the recording as it runs.
     fn started_metadata(&self) -> Option<serde_json::Value>;
 
     /// The recording as the API shows it while it runs (its end's `before`).
     fn while_running(&self) -> impl Serialize + '_;
+
+    /// What its deletion and legal hold are on record about.
+    fn kept(&self) -> impl Audited + '_;
 
     /// The event its start or end publishes (`ended` once it has ended), if its kind has one.
     fn lifecycle_event(&self, account: Id<Account>, now: Timestamp) -> Option<NewEvent>;
@@ -101,6 +110,9 @@ impl Recorded for TerminalRecording {
     const ENDED: Action = Action::TerminalSessionEnd;
     const VERIFIED: Action = Action::TerminalRecordingVerify;
     const SEALED: Action = Action::TerminalRecordingSeal;
+    const DELETED: Action = Action::TerminalRecordingDelete;
+    const HELD: Action = Action::TerminalRecordingLegalHold;
+    const RELEASED: Action = Action::TerminalRecordingLegalHoldRelease;
     const NAME: &'static str = "terminal";
     type Recorder = CastRecorder;
 
@@ -144,6 +156,10 @@ impl Recorded for TerminalRecording {
         result
     }
 
+    fn is_held(&self) -> bool {
+        self.legal_hold
+    }
+
     /// The session's entry names its recording, where it started and as whom it runs.
     fn started_metadata(&self) -> Option<serde_json::Value> {
         Some(
@@ -155,6 +171,11 @@ impl Recorded for TerminalRecording {
     /// A running terminal recording is its session.
     fn while_running(&self) -> impl Serialize + '_ {
         self.session()
+    }
+
+    /// Once its session is over it is on record as the recording (`terminal_recording.*`).
+    fn kept(&self) -> impl Audited + '_ {
+        KeptRecording(self)
     }
 
     /// A relayed web terminal hangs up (SPEC 13.4).
@@ -187,6 +208,9 @@ impl Recorded for DesktopRecording {
     const ENDED: Action = Action::DesktopRecordingEnd;
     const VERIFIED: Action = Action::DesktopRecordingVerify;
     const SEALED: Action = Action::DesktopRecordingSeal;
+    const DELETED: Action = Action::DesktopRecordingDelete;
+    const HELD: Action = Action::DesktopRecordingLegalHold;
+    const RELEASED: Action = Action::DesktopRecordingLegalHoldRelease;
     const NAME: &'static str = "desktop";
     type Recorder = FrameRecorder;
 
@@ -222,11 +246,19 @@ impl Recorded for DesktopRecording {
         io::copy(&mut file, out).map(|_| ())
     }
 
+    fn is_held(&self) -> bool {
+        self.legal_hold
+    }
+
     fn started_metadata(&self) -> Option<serde_json::Value> {
         None
     }
 
     fn while_running(&self) -> impl Serialize + '_ {
+        self
+    }
+
+    fn kept(&self) -> impl Audited + '_ {
         self
     }
 

@@ -7,6 +7,7 @@
 mod append;
 pub mod cast;
 pub mod content;
+pub mod deletion;
 pub mod ending;
 pub mod frames;
 mod handles;
@@ -15,6 +16,7 @@ pub mod parts;
 pub mod read;
 pub mod seal;
 pub mod storage;
+mod remove;
 
 use std::collections::HashMap;
 use std::io;
@@ -31,6 +33,7 @@ pub use cast::{Appended, CastRecorder};
 pub use frames::FrameRecorder;
 use handles::FileHandles;
 use kind::{Recorded, Recorder};
+pub use remove::remove_content;
 
 /// Why an append was refused.
 #[derive(Debug)]
@@ -185,25 +188,31 @@ impl Recorders {
     /// and its files removed, so nothing is left of it.
     pub async fn discard<K: Recorded>(&self, id: Id<K>, relative_path: &str) {
         self.close(id).await;
-        self.remove_files(relative_path).await;
+        if let Err(error) = self.remove_files(relative_path).await {
+            tracing::warn!(%error, file = relative_path, "removing a recording that did not start");
+        }
     }
 
-    /// Removes the spool files of a recording (a desktop recording's seek index too).
-    pub async fn remove_files(&self, relative_path: &str) {
+    /// Removes a recording's files (a desktop recording's seek index with its frames); files
+    /// already gone are not an error.
+    pub(crate) async fn remove_files(&self, relative_path: &str) -> io::Result<()> {
         let path = self.path(relative_path);
         self.blocking
             .run(move || {
                 for file in [frames::index_path(&path), path.clone()] {
                     match std::fs::remove_file(&file) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                        Err(error) => tracing::warn!(
-                            %error, file = %file.display(), "removing a recording's spool file"
-                        ),
+                        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                            return Err(io::Error::new(
+                                e.kind(),
+                                format!("{}: {e}", file.display()),
+                            ));
+                        }
+                        _ => {}
                     }
                 }
+                Ok(())
             })
-            .await;
+            .await
     }
 
     /// Closes every recorder (at shutdown): everything written reaches the disk.

@@ -214,6 +214,5 @@ async fn try_store<R: Recorded>(
         .move_file(&key(account, id), &compressed)
         .await?;
     super::parts::clear(state, account, id).await;
-    state.recorders.remove_files(spool_relative).await;
-    Ok(())
+    state.recorders.remove_files(spool_relative).await
 }

@@ -1,5 +1,7 @@
-//! Deletes `succeeded` deliveries older than `delivery_retention` (SPEC 5.3), and the events
-//! no delivery refers to any more, a bounded batch per transaction.
+//! Deletes `succeeded` deliveries older than `delivery_retention` (SPEC 5.3), `failed` ones
+//! older than `failed_delivery_retention` (kept longer: an operator may still retry or inspect
+//! them), and the events no delivery refers to any more, a bounded batch per transaction.
+//! Deliveries are the queue's records, not user-visible objects: their deletion is not audited.
 
 use std::time::Duration;
 
@@ -15,9 +17,11 @@ const BATCH: u32 = 5_000;
 /// Deletes everything past retention as of `now`. Returns the deliveries deleted.
 pub async fn run_once(state: &AppState, now: Timestamp) -> anyhow::Result<u64> {
     let before = now.minus(state.config.delivery_retention);
+    let failed_before = now.minus(state.config.failed_delivery_retention);
     let mut deleted = 0;
     loop {
-        let batch = spog_store::deliveries::cleanup(&state.store, before, BATCH).await?;
+        let batch =
+            spog_store::deliveries::cleanup(&state.store, before, failed_before, BATCH).await?;
         deleted += batch;
         if batch < u64::from(BATCH) {
             return Ok(deleted);

@@ -13,7 +13,9 @@ pub mod liveness;
 pub mod metrics_pruning;
 pub mod no_data;
 pub mod recording_upload;
+pub mod recording_retention;
 pub mod recordings;
+pub mod retention;
 
 use std::collections::BTreeMap;
 use std::future::Future;

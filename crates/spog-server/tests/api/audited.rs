@@ -70,6 +70,7 @@ async fn mutations(
     let terminal =
         json!({"host_id": silent_host, "user_id": me, "shell": "sh", "width": 80, "height": 24});
     let (_, session) = admin.post("/terminal/sessions", terminal.clone()).await;
+    let terminal_recording = session["recording_id"].as_str().unwrap().to_owned();
     let session = session["id"].as_str().unwrap().to_owned();
     let desktop = json!({"host_id": silent_host, "user_id": me, "width": 800, "height": 600});
     let (_, recording) = admin.post("/desktop/recordings", desktop.clone()).await;
@@ -347,6 +348,18 @@ async fn mutations(
             json!({}),
         ),
         (
+            Method::PUT,
+            "/terminal/recordings/{id}/legal-hold",
+            format!("/terminal/recordings/{terminal_recording}/legal-hold"),
+            json!({"hold": false}),
+        ),
+        (
+            Method::DELETE,
+            "/terminal/recordings/{id}",
+            format!("/terminal/recordings/{terminal_recording}"),
+            Value::Null,
+        ),
+        (
             Method::POST,
             "/desktop/recordings",
             "/desktop/recordings".into(),
@@ -357,6 +370,24 @@ async fn mutations(
             "/desktop/recordings/{id}/end",
             format!("/desktop/recordings/{recording}/end"),
             json!({}),
+        ),
+        (
+            Method::PUT,
+            "/desktop/recordings/{id}/legal-hold",
+            format!("/desktop/recordings/{recording}/legal-hold"),
+            json!({"hold": false}),
+        ),
+        (
+            Method::DELETE,
+            "/desktop/recordings/{id}",
+            format!("/desktop/recordings/{recording}"),
+            Value::Null,
+        ),
+        (
+            Method::PATCH,
+            "/recording-settings",
+            "/recording-settings".into(),
+            json!({"retention_days": 30}),
         ),
         // Last: it ends the admin's session.
         (

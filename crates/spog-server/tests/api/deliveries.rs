@@ -352,7 +352,7 @@ async fn deleting_a_webhook_removes_its_delivery_history() {
 }
 
 #[tokio::test]
-async fn retention_removes_old_succeeded_deliveries_only() {
+async fn retention_removes_old_succeeded_deliveries_then_failed_ones() {
     for server in servers_with(fast_retries).await {
         let admin = server.admin().await;
         let org = default_organization(&admin).await;
@@ -375,6 +375,18 @@ async fn retention_removes_old_succeeded_deliveries_only() {
             ))
             .await;
         assert_eq!(kept["items"][0]["status"], "failed");
+        // Failed deliveries are kept longer, for retrying or inspecting them.
+        let config = &server.state.config;
+        assert!(config.failed_delivery_retention > config.delivery_retention);
+        let later = now.plus(config.failed_delivery_retention + Duration::from_secs(1));
+        assert_eq!(cleanup(&server.state, later).await.unwrap(), 1);
+        let (_, kept) = admin
+            .get(&format!(
+                "/webhooks/{}/deliveries",
+                bad["id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(kept["items"], json!([]));
         server.stop().await;
     }
 }

@@ -22,6 +22,7 @@ mod real_terminal;
 mod receiver;
 mod recording_limits;
 mod recording_storage;
+mod retention;
 mod scale_out;
 mod secrets_at_rest;
 mod smtp;

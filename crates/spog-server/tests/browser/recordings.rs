@@ -312,3 +312,60 @@ fn png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
     chunk(&mut out, b"IEND", &[]);
     out
 }
+
+#[tokio::test]
+async fn a_recording_is_held_released_and_deleted_from_its_player() {
+    let Some(browser) = Browser::open().await else {
+        return;
+    };
+    for server in servers().await {
+        let setup = setup(&server).await;
+        let session = start_terminal(&setup).await;
+        let id = session["id"].as_str().unwrap();
+        let recording = session["recording_id"].as_str().unwrap();
+        events(&setup, id, json!([[0.2, "o", "$ ls\r\n"]])).await;
+        setup
+            .gateway
+            .post(&format!("/terminal/sessions/{id}/end"), json!({}))
+            .await;
+        browser
+            .log_in(&server.base, ADMIN_EMAIL, ADMIN_PASSWORD)
+            .await;
+        let player = format!("/terminal/recordings/{recording}");
+        browser.goto(&format!("{}{player}", server.base)).await;
+
+        // A hold needs a reason: the API's refusal shows by the field.
+        browser.click("#legal-hold button[type=submit]").await;
+        browser
+            .wait_for_text("[data-error-for=reason]", "required")
+            .await;
+        browser.fill("#legal-hold-reason", "case 42").await;
+        browser.click("#legal-hold button[type=submit]").await;
+        browser.wait_for_text("#legal-hold-notice", "case 42").await;
+        assert!(!browser.is_present("#delete-recording").await);
+
+        browser
+            .click("#legal-hold-release button[type=submit]")
+            .await;
+        browser.confirm().await;
+        browser.wait_until_hidden("#legal-hold-notice").await;
+        browser.click("#delete-recording button[type=submit]").await;
+        browser.confirm().await;
+        browser.wait_for_path("/terminal/recordings").await;
+        let (status, _) = browser.fetch(&format!("/api/v1{player}")).await;
+        assert_eq!(status, 404);
+
+        // Settings > Recordings sets the account's retention.
+        browser
+            .goto(&format!("{}/settings/recordings", server.base))
+            .await;
+        browser.wait_for_text("#default-retention", "forever").await;
+        browser.fill("#retention-days", "30").await;
+        browser
+            .click("#recording-retention button[type=submit]")
+            .await;
+        browser.wait_for_text("#current-retention", "30 days").await;
+        server.stop().await;
+    }
+    browser.close().await;
+}

@@ -318,3 +318,37 @@ pub async fn transition(
         .bind_list(from.iter().map(|s| s.as_str()));
     Ok(sql.execute(conn).await?.rows_affected() == 1)
 }
+
+/// Up to `limit` alerts resolved before `before`, in any account, oldest first.
+#[tracing::instrument(name = "alerting::alerts::resolved_before", skip_all)]
+pub async fn resolved_before(
+    conn: &mut Conn,
+    before: Timestamp,
+    limit: u32,
+) -> StoreResult<Vec<(Id<Account>, Id<Alert>)>> {
+    let mut sql = Sql::new(
+        "SELECT account_id, id FROM alerts WHERE resolved_at IS NOT NULL AND resolved_at < ",
+    );
+    sql.bind(before.micros())
+        .push(" ORDER BY resolved_at LIMIT ")
+        .bind(i64::from(limit));
+    let rows: Vec<(String, String)> = sql.fetch_all(conn).await?;
+    rows.iter()
+        .map(|(account, alert)| Ok((id(account)?, id(alert)?)))
+        .collect()
+}
+
+/// Deletes a resolved alert; false when it was gone already (or is not resolved).
+#[tracing::instrument(name = "alerting::alerts::delete_resolved", skip_all, fields(account = %account, alert = %alert))]
+pub async fn delete_resolved(
+    conn: &mut Conn,
+    account: Id<Account>,
+    alert: Id<Alert>,
+) -> StoreResult<bool> {
+    let mut sql = Sql::new("DELETE FROM alerts WHERE account_id = ");
+    sql.bind(account.to_string())
+        .push(" AND id = ")
+        .bind(alert.to_string())
+        .push(" AND state = 'resolved'");
+    Ok(sql.execute(conn).await?.rows_affected() == 1)
+}

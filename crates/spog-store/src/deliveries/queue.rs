@@ -300,20 +300,30 @@ pub async fn expire_leases(
     Ok(count)
 }
 
-/// Deletes up to `limit` `succeeded` deliveries completed before `before`, and events older
-/// than that which no delivery refers to any more. Returns the deliveries deleted.
+/// Deletes up to `limit` `succeeded` deliveries completed before `before` and up to `limit`
+/// `failed` ones completed before `failed_before` (their attempts with them), and events older
+/// than `before` which no delivery refers to any more. Returns the deliveries deleted.
 #[tracing::instrument(name = "deliveries::cleanup", skip_all)]
-pub async fn cleanup(store: &Store, before: Timestamp, limit: u32) -> StoreResult<u64> {
+pub async fn cleanup(
+    store: &Store,
+    before: Timestamp,
+    failed_before: Timestamp,
+    limit: u32,
+) -> StoreResult<u64> {
     let mut tx = store.begin().await?;
-    let deleted = sqlx::query(
-        "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE status = 'succeeded' \
-         AND completed_at < $1 ORDER BY completed_at LIMIT $2)",
-    )
-    .bind(before.micros())
-    .bind(i64::from(limit))
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    let mut deleted = 0;
+    for (status, completed_before) in [("succeeded", before), ("failed", failed_before)] {
+        deleted += sqlx::query(
+            "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE status = $1 \
+             AND completed_at < $2 ORDER BY completed_at LIMIT $3)",
+        )
+        .bind(status)
+        .bind(completed_before.micros())
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    }
     sqlx::query(
         "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE received_at < $1 \
          AND NOT EXISTS (SELECT 1 FROM deliveries WHERE deliveries.event_id = events.id) \

@@ -211,8 +211,7 @@ pub async fn delete(conn: &mut Conn, account: Id<Account>, host: Id<Host>) -> St
         .bind(account.to_string())
         .bind(host.to_string())
         .execute(conn)
-        .await
-        .map_err(|e| StoreError::on_foreign_key(e, "the host still has recordings or sessions"))?;
+        .await?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound);
     }

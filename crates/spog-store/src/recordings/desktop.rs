@@ -5,16 +5,16 @@ use spog_core::recordings::{DesktopRecording, Stored};
 use spog_core::{Id, Timestamp};
 
 use super::RecordingKind;
-use crate::rows::{at, id, opt_at};
+use crate::rows::{at, flag, id, opt_at};
 use crate::{Sql, StoreError, StoreResult};
 
-const SELECT: &str = "SELECT r.id, r.organization_id, r.host_id, h.hostname, r.user_id, r.user_email, \
+const SELECT: &str = "SELECT r.id, r.organization_id, r.host_id, r.hostname, r.user_id, r.user_email, \
      r.width, r.height, r.started_at, r.ended_at, r.end_reason, r.duration_ms, r.frame_count, \
-     r.total_bytes, r.file_path, r.sha256, r.stored_bytes, r.storage \
-     FROM desktop_recordings r JOIN hosts h ON h.id = r.host_id WHERE r.account_id = ";
+     r.total_bytes, r.file_path, r.sha256, r.stored_bytes, r.storage, \
+     r.legal_hold, r.legal_hold_reason FROM desktop_recordings r WHERE r.account_id = ";
 
 #[derive(sqlx::FromRow)]
-/// A row as read, with its host's name.
+/// A row as read.
 pub struct Row {
     id: String,
     organization_id: String,
@@ -34,6 +34,8 @@ pub struct Row {
     sha256: Option<String>,
     stored_bytes: Option<i64>,
     storage: Option<String>,
+    legal_hold: i64,
+    legal_hold_reason: Option<String>,
 }
 
 impl TryFrom<Row> for DesktopRecording {
@@ -60,6 +62,8 @@ impl TryFrom<Row> for DesktopRecording {
                 stored_bytes: row.stored_bytes,
                 storage: row.storage,
             },
+            legal_hold: flag(row.legal_hold),
+            legal_hold_reason: row.legal_hold_reason,
         })
     }
 }

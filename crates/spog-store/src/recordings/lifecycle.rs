@@ -61,8 +61,8 @@ pub async fn start<K: RecordingKind>(
 ) -> StoreResult<K> {
     let recording: Id<K> = Id::new();
     let mut sql = Sql::new(&format!(
-        "INSERT INTO {} (id, account_id, organization_id, host_id, user_id, user_email, width, \
-         height, started_at, last_activity_at, file_path{}) VALUES (",
+        "INSERT INTO {} (id, account_id, organization_id, host_id, hostname, user_id, user_email, \
+         width, height, started_at, last_activity_at, file_path{}) VALUES (",
         K::TABLE,
         K::OWN_COLUMNS
     ));
@@ -73,7 +73,10 @@ pub async fn start<K: RecordingKind>(
         .bind(new.organization.to_string())
         .push(", ")
         .bind(new.host.to_string())
-        .push(", ")
+        // The recording keeps its host's name, for when the host is deleted.
+        .push(", (SELECT hostname FROM hosts WHERE id = ")
+        .bind(new.host.to_string())
+        .push("), ")
         .bind(new.user.map(|user| user.to_string()))
         .push(", ")
         .bind(new.user_email.to_owned())

@@ -3,10 +3,14 @@
 
 pub mod desktop;
 mod lifecycle;
+mod retention;
 pub mod terminal;
 
 pub use lifecycle::{
     RecordingKind, addressed, end, file_path, get, list, record_progress, seal, silent, start,
+};
+pub use retention::{
+    delete, expired, retention_by_account, set_legal_hold, set_settings, settings,
 };
 use spog_core::model::{Account, Host, Organization, User};
 use spog_core::{Id, Timestamp};
@@ -75,6 +79,8 @@ pub enum EndReason {
     SpawnFailed,
     /// The instance writing it stopped answering; another ended it from what was uploaded.
     InstanceLost,
+    /// Its host was deleted.
+    HostDeleted,
 }
 
 impl EndReason {
@@ -87,6 +93,7 @@ impl EndReason {
             EndReason::AgentDisconnected => "agent_disconnected",
             EndReason::SpawnFailed => "spawn_failed",
             EndReason::InstanceLost => "instance_lost",
+            EndReason::HostDeleted => "host_deleted",
         }
     }
 }

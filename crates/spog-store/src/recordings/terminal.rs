@@ -5,17 +5,17 @@ use spog_core::recordings::{Stored, TerminalRecording, TerminalSession};
 use spog_core::{Id, Timestamp};
 
 use super::RecordingKind;
-use crate::rows::{at, id, opt_at};
+use crate::rows::{at, flag, id, opt_at};
 use crate::{Sql, StoreError, StoreResult};
 
-const SELECT: &str = "SELECT r.id, r.session_id, r.organization_id, r.host_id, h.hostname, r.user_id, \
+const SELECT: &str = "SELECT r.id, r.session_id, r.organization_id, r.host_id, r.hostname, r.user_id, \
      r.user_email, r.shell, r.width, r.height, r.started_at, r.ended_at, r.end_reason, \
      r.duration_micros, r.bytes_in, r.bytes_out, r.event_count, r.file_path, r.origin, r.os_user, \
-     r.client_addr, r.exit_code, r.sha256, r.stored_bytes, r.storage \
-     FROM terminal_recordings r JOIN hosts h ON h.id = r.host_id WHERE r.account_id = ";
+     r.client_addr, r.exit_code, r.sha256, r.stored_bytes, r.storage, \
+     r.legal_hold, r.legal_hold_reason FROM terminal_recordings r WHERE r.account_id = ";
 
 #[derive(sqlx::FromRow)]
-/// A row as read, with its host's name.
+/// A row as read.
 pub struct Row {
     id: String,
     session_id: String,
@@ -42,6 +42,8 @@ pub struct Row {
     os_user: Option<String>,
     client_addr: Option<String>,
     exit_code: Option<i64>,
+    legal_hold: i64,
+    legal_hold_reason: Option<String>,
 }
 
 impl TryFrom<Row> for TerminalRecording {
@@ -75,6 +77,8 @@ impl TryFrom<Row> for TerminalRecording {
                 stored_bytes: row.stored_bytes,
                 storage: row.storage,
             },
+            legal_hold: flag(row.legal_hold),
+            legal_hold_reason: row.legal_hold_reason,
         })
     }
 }

@@ -322,19 +322,19 @@ async fn claims_and_cleanup_do_bounded_work_whatever_the_backlog() {
             .unwrap();
         let past_retention = now.plus(Duration::from_secs(1));
         assert_eq!(
-            deliveries::cleanup(&store, past_retention, 10)
+            deliveries::cleanup(&store, past_retention, past_retention, 10)
                 .await
                 .unwrap(),
             10
         );
         assert_eq!(
-            deliveries::cleanup(&store, past_retention, 100)
+            deliveries::cleanup(&store, past_retention, past_retention, 100)
                 .await
                 .unwrap(),
             15
         );
         assert_eq!(
-            deliveries::cleanup(&store, past_retention, 100)
+            deliveries::cleanup(&store, past_retention, past_retention, 100)
                 .await
                 .unwrap(),
             0

@@ -19,10 +19,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::lifecycle::{self, Start};
+use super::retention::{self, LegalHold};
 use super::stream::{self, INVALID, UNSUPPORTED};
 use super::{RecordingParams, size_field};
 use crate::auth::Require;
-use crate::auth::permissions::{SessionRecordingsView, SessionRecordingsWrite};
+use crate::auth::permissions::{
+    SessionRecordingsManage, SessionRecordingsView, SessionRecordingsWrite,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::recordings::{FrameRecorder, RecordingError};
@@ -33,7 +36,8 @@ pub const ELAPSED_HEADER: &str = "x-frame-elapsed-ms";
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_recordings, start_recording))
-        .routes(routes!(get_recording))
+        .routes(routes!(get_recording, delete_recording))
+        .routes(routes!(set_legal_hold))
         .routes(routes!(append_frame))
         .routes(routes!(stream_frames))
         .routes(routes!(end_recording))
@@ -210,4 +214,31 @@ async fn end_recording(
     AppPath(id): AppPath<Id<DesktopRecording>>,
 ) -> ApiResult<Json<DesktopRecording>> {
     Ok(Json(lifecycle::end(&state, &auth, id).await?))
+}
+
+/// Delete an ended desktop recording and its content (`session_recordings.manage`); 409 while it is
+/// recorded, 409 `legal_hold` while it is held.
+#[utoipa::path(delete, path = "/desktop/recordings/{id}", tag = "recordings",
+    params(("id" = String, Path)), responses((status = 204)))]
+async fn delete_recording(
+    State(state): State<AppState>,
+    auth: Require<SessionRecordingsManage>,
+    AppPath(id): AppPath<Id<DesktopRecording>>,
+) -> ApiResult<StatusCode> {
+    retention::delete(&state, &auth, id).await
+}
+
+/// Put a desktop recording on legal hold (`{"hold": true, "reason"}`) or release it (`{"hold": false}`).
+#[utoipa::path(put, path = "/desktop/recordings/{id}/legal-hold", tag = "recordings",
+    params(("id" = String, Path)), request_body = LegalHold,
+    responses((status = 200, body = DesktopRecording)))]
+async fn set_legal_hold(
+    State(state): State<AppState>,
+    auth: Require<SessionRecordingsManage>,
+    AppPath(id): AppPath<Id<DesktopRecording>>,
+    AppJson(body): AppJson<LegalHold>,
+) -> ApiResult<Json<DesktopRecording>> {
+    Ok(Json(
+        retention::set_legal_hold(&state, &auth, id, body).await?,
+    ))
 }

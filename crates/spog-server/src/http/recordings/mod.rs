@@ -6,6 +6,8 @@ pub mod desktop;
 pub mod lifecycle;
 mod live;
 mod playback;
+mod retention;
+mod settings;
 mod stream;
 pub mod terminal;
 mod verify;
@@ -28,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(terminal::router())
         .merge(desktop::router())
         .merge(verify::router())
+        .merge(settings::router())
 }
 
 /// The host and user a new recording is of: both of the caller's account, and the host one

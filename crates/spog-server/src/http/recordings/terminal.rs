@@ -26,9 +26,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::lifecycle::{self, Start};
+use super::retention::{self, LegalHold};
 use super::stream::{self, INVALID, UNSUPPORTED};
 use super::{RecordingParams, size_field};
-use crate::auth::permissions::{SessionRecordingsView, SessionRecordingsWrite};
+use crate::auth::permissions::{
+    SessionRecordingsManage, SessionRecordingsView, SessionRecordingsWrite,
+};
 use crate::auth::{Auth, Require};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath, AppQuery, DataJson};
@@ -46,7 +49,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(stream_events))
         .routes(routes!(super::live::watch_session))
         .routes(routes!(list_recordings))
-        .routes(routes!(get_recording))
+        .routes(routes!(get_recording, delete_recording))
+        .routes(routes!(set_legal_hold))
         .routes(routes!(download_cast))
 }
 
@@ -344,6 +348,33 @@ fn unreadable(error: std::io::Error) -> ApiError {
     } else {
         ApiError::internal(error)
     }
+}
+
+/// Delete an ended terminal recording and its content (`session_recordings.manage`); 409 while it is
+/// recorded, 409 `legal_hold` while it is held.
+#[utoipa::path(delete, path = "/terminal/recordings/{id}", tag = "recordings",
+    params(("id" = String, Path)), responses((status = 204)))]
+async fn delete_recording(
+    State(state): State<AppState>,
+    auth: Require<SessionRecordingsManage>,
+    AppPath(id): AppPath<Id<TerminalRecording>>,
+) -> ApiResult<StatusCode> {
+    retention::delete(&state, &auth, id).await
+}
+
+/// Put a terminal recording on legal hold (`{"hold": true, "reason"}`) or release it (`{"hold": false}`).
+#[utoipa::path(put, path = "/terminal/recordings/{id}/legal-hold", tag = "recordings",
+    params(("id" = String, Path)), request_body = LegalHold,
+    responses((status = 200, body = TerminalRecording)))]
+async fn set_legal_hold(
+    State(state): State<AppState>,
+    auth: Require<SessionRecordingsManage>,
+    AppPath(id): AppPath<Id<TerminalRecording>>,
+    AppJson(body): AppJson<LegalHold>,
+) -> ApiResult<Json<TerminalRecording>> {
+    Ok(Json(
+        retention::set_legal_hold(&state, &auth, id, body).await?,
+    ))
 }
 
 /// Where the events of the recording file at `path` start; `None` when it has no file.

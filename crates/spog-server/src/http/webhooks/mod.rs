@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::json;
 use spog_core::audit::Action;
 use spog_core::events::{EventType, EventTypeInfo};
@@ -84,7 +84,7 @@ pub struct UpdateWebhook {
     pub name: Option<String>,
     pub url: Option<String>,
     /// A new secret, or `null` to send unsigned deliveries.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     #[schema(value_type = Option<String>)]
     pub secret: Option<Option<String>>,
     /// Replaces the headers; a header whose value is `null` or `[redacted]` (as reads show
@@ -93,13 +93,6 @@ pub struct UpdateWebhook {
     pub headers: Option<BoundedMap<Option<String>, 20>>,
     pub event_types: Option<UniqueList<String, 50>>,
     pub active: Option<bool>,
-}
-
-/// Tells a field given as `null` (`Some(None)`) from an absent one (`None`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// A subscription's fields as a request gives them, before checking.
