@@ -305,6 +305,17 @@ async fn a_recording_made_through_one_instance_plays_and_downloads_through_anoth
         }
     }
     assert!(seen.contains("app-399"), "watched the whole session");
+    // Deleted through either instance, its object leaves the bucket.
+    let (status, _) = elsewhere
+        .delete(&format!("/terminal/recordings/{id}"))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let key = ended["file_path"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(&format!("s3://{BUCKET}/"))
+        .to_owned();
+    assert_eq!(s3.object(BUCKET, &key).await, None, "{key}");
     first.stop().await;
     second.stop().await;
 }
