@@ -53,6 +53,9 @@ pub struct Row {
     /// On legal hold, and why (SPEC 8.3).
     pub legal_hold: bool,
     pub legal_hold_reason: String,
+    /// Once sealed: its hash and where it is kept (empty before).
+    pub sha256: String,
+    pub storage: String,
 }
 
 pub struct HostOption {
@@ -112,6 +115,12 @@ macro_rules! row {
             ended_why: String::new(),
             legal_hold: r.legal_hold,
             legal_hold_reason: r.legal_hold_reason.clone().unwrap_or_default(),
+            sha256: r.stored.sha256.clone().unwrap_or_default(),
+            storage: match r.stored.storage.as_deref() {
+                Some("s3") => "object storage".to_owned(),
+                Some(_) => "the data directory".to_owned(),
+                None => String::new(),
+            },
         }
     }};
 }

@@ -14,9 +14,9 @@ mod handles;
 pub mod kind;
 pub mod parts;
 pub mod read;
+mod remove;
 pub mod seal;
 pub mod storage;
-mod remove;
 
 use std::collections::HashMap;
 use std::io;

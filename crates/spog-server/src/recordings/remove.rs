@@ -20,7 +20,12 @@ pub async fn remove_content<K: Recorded>(
     let id = recording.id();
     state.recorders.close(id).await;
     let spool = spog_store::recordings::file_path(account, id);
-    match recording.stored().storage.as_deref().and_then(Backend::parse) {
+    match recording
+        .stored()
+        .storage
+        .as_deref()
+        .and_then(Backend::parse)
+    {
         Some(backend) => {
             let waiting = seal::compressed_path(&state.recorders.path(&spool));
             state

@@ -12,8 +12,8 @@ pub mod delivery_cleanup;
 pub mod liveness;
 pub mod metrics_pruning;
 pub mod no_data;
-pub mod recording_upload;
 pub mod recording_retention;
+pub mod recording_upload;
 pub mod recordings;
 pub mod retention;
 

@@ -334,6 +334,18 @@ async fn a_recording_is_held_released_and_deleted_from_its_player() {
         let player = format!("/terminal/recordings/{recording}");
         browser.goto(&format!("{}{player}", server.base)).await;
 
+        // Sealed when it ended: Verify checks it against the end's audit entry.
+        browser.click("button[data-verify]").await;
+        browser.wait_for_text("#verify-result", "Intact").await;
+        let (_, listed) = browser.fetch("/api/v1/terminal/recordings").await;
+        let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+        let object = listed["items"][0]["file_path"].as_str().unwrap().to_owned();
+        std::fs::write(&object, zstd::encode_all(&b"forged"[..], 3).unwrap()).unwrap();
+        browser.click("button[data-verify]").await;
+        browser
+            .wait_for_text("#verify-result", "Not intact: its content changed")
+            .await;
+
         // A hold needs a reason: the API's refusal shows by the field.
         browser.click("#legal-hold button[type=submit]").await;
         browser
