@@ -114,6 +114,7 @@ pub async fn launch(
         workers::metrics_pruning::spawn(&state, shutdown.clone()),
         workers::recordings::spawn_flush(&state, shutdown.clone()),
         workers::recordings::spawn_idle(&state, shutdown.clone()),
+        workers::recording_text::spawn(&state, shutdown.clone()),
     ];
     workers.extend(workers::cluster::spawn(&state, shutdown.clone()));
     workers.extend(state.bus.spawn_listener(shutdown.clone()));

@@ -13,6 +13,7 @@ pub const CHUNK_CHARS: usize = 4096;
 /// Characters of the chunk before that start each chunk, so a match of up to this many
 /// characters across a chunk boundary lies whole in one chunk.
 pub const LEAD_CHARS: usize = 200;
+const _: () = assert!(*QUERY_CHARS.end() <= LEAD_CHARS);
 /// Longest control string (OSC, DCS…) or CSI swallowed; beyond it the stripper gives up on
 /// the sequence, so a garbled stream cannot hide the text after it.
 const MAX_SEQUENCE: u32 = 4096;
@@ -261,6 +262,28 @@ impl Indexer {
     }
 }
 
+/// Shortest and longest text a search takes, in characters.
+pub const QUERY_CHARS: std::ops::RangeInclusive<usize> = 3..=200;
+
+/// The text of a search, `field` naming it in errors. Shorter than three characters it would
+/// match nearly everything (and a trigram index cannot narrow it); longer than [`LEAD_CHARS`] a
+/// match could cross more than a chunk's lead.
+pub fn query(field: &str, text: &str) -> Result<String, crate::FieldError> {
+    let chars = text.chars().count();
+    if !QUERY_CHARS.contains(&chars) || text.trim().is_empty() {
+        return Err(crate::FieldError::new(
+            field,
+            format!(
+                "must be between {} and {} characters of text to search for",
+                QUERY_CHARS.start(),
+                QUERY_CHARS.end()
+            ),
+        ));
+    }
+    crate::validate::check_text(field, text)?;
+    Ok(text.to_owned())
+}
+
 /// A match of a search in a chunk.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TextMatch {
@@ -444,6 +467,15 @@ mod tests {
         let encoded = indexer.open.encode_marks();
         let stored = Chunk::stored(0, 0, indexer.open.text.clone(), &encoded);
         assert_eq!(stored, indexer.open);
+    }
+
+    #[test]
+    fn a_query_is_three_to_two_hundred_characters() {
+        assert!(query("q", "abc").is_ok());
+        assert!(query("q", &"é".repeat(200)).is_ok());
+        for bad in ["ab", "   ", &"x".repeat(201), "nul\0"] {
+            assert_eq!(query("q", bad).unwrap_err().field, "q");
+        }
     }
 
     #[test]

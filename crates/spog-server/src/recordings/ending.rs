@@ -46,6 +46,7 @@ pub async fn end<R: Recorded>(
     now: Timestamp,
 ) -> StoreResult<R> {
     let progress = state.recorders.close(id).await;
+    R::before_end(state, by.account, id).await;
     let mut announcements = Announcements::default();
     let mut tx = state.store.begin().await?;
     let ended = recordings::end(

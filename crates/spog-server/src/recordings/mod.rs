@@ -11,6 +11,7 @@ pub mod frames;
 mod handles;
 pub mod kind;
 pub mod read;
+pub mod text;
 
 use std::collections::HashMap;
 use std::io;

@@ -12,6 +12,7 @@ pub mod delivery_cleanup;
 pub mod liveness;
 pub mod metrics_pruning;
 pub mod no_data;
+pub mod recording_text;
 pub mod recordings;
 
 use std::collections::BTreeMap;

@@ -15,6 +15,7 @@ pub use batch::ChainBatch;
 pub use group::GroupCommit;
 pub use link::{Linked, link_pending};
 pub use query::{ActionFilter, AuditFilter, head, list};
+pub(crate) use query::like_literal;
 pub use record::{insert_entries, record, record_all};
 pub use row::get;
 pub use stats::{ActorCount, AuditStats, Count, DayCount, stats};

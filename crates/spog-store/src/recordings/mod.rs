@@ -4,6 +4,7 @@
 pub mod desktop;
 mod lifecycle;
 pub mod terminal;
+pub mod text;
 
 pub use lifecycle::{
     RecordingKind, addressed, end, file_path, get, list, record_progress, silent, start,
