@@ -120,4 +120,3 @@ pub async fn account_of(
     let mut conn = state.store.conn().await?;
     Ok(text::account_of(&mut conn, recording).await?)
 }
-

@@ -21,6 +21,7 @@ mod provenance;
 mod real_terminal;
 mod receiver;
 mod recording_limits;
+mod recording_search;
 mod scale_out;
 mod secrets_at_rest;
 mod smtp;

@@ -5,11 +5,11 @@
 
 use std::collections::HashMap;
 
+use spog_core::Id;
 use spog_core::model::Account;
 use spog_core::page::Page;
 use spog_core::recordings::TerminalRecording;
 use spog_core::recordings::text::{Chunk, Indexer, Strip, TextMatch, find};
-use spog_core::Id;
 
 use super::Filter;
 use super::lifecycle::{Narrowing, list_narrowed};
@@ -52,9 +52,7 @@ pub async fn indexed(
     };
     let strip: Strip = serde_json::from_str(&strip)
         .map_err(|e| StoreError::Corrupt(format!("recording text state: {e}")))?;
-    let mut sql = Sql::new(
-        "SELECT seq, lead, body, marks FROM recording_text WHERE account_id = ",
-    );
+    let mut sql = Sql::new("SELECT seq, lead, body, marks FROM recording_text WHERE account_id = ");
     sql.bind(account.to_string())
         .push(" AND recording_id = ")
         .bind(recording.to_string())

@@ -18,8 +18,8 @@ use spog_core::recordings::{
     MAX_TERMINAL_SIZE, RawEvent, TerminalRecording, TerminalSession, download_header,
 };
 use spog_core::{BoundedList, FieldErrors, Id, validate};
-use spog_store::recordings::{self, Filter};
 use spog_store::recordings::terminal::{Origin, SessionStart};
+use spog_store::recordings::{self, Filter};
 use tracing::{Instrument, Span};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -289,7 +289,11 @@ pub async fn search(
 ) -> ApiResult<Page<(TerminalRecording, Vec<TextMatch>)>> {
     let mut errors = FieldErrors::new();
     let q = errors.check(text::query("q", q));
-    let limit = errors.check(page::limit(params.limit, page::DEFAULT_LIMIT, page::MAX_LIMIT));
+    let limit = errors.check(page::limit(
+        params.limit,
+        page::DEFAULT_LIMIT,
+        page::MAX_LIMIT,
+    ));
     let (q, limit) = errors.finish((q, limit))?;
     let filter = Filter {
         host: params.host_id,
