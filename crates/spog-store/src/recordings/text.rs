@@ -231,6 +231,19 @@ pub async fn search(
     }))
 }
 
+/// The first matches of `query` in one recording (the player's markers).
+#[tracing::instrument(name = "recordings::text::matches_in", skip_all, fields(recording = %recording.id))]
+pub async fn matches_in(
+    conn: &mut Conn,
+    account: Id<Account>,
+    recording: &TerminalRecording,
+    query: &str,
+) -> StoreResult<Vec<TextMatch>> {
+    let sqlite = conn.backend_name() == "SQLite";
+    let mut found = matches(conn, account, std::slice::from_ref(recording), query, sqlite).await?;
+    Ok(found.remove(&recording.id).unwrap_or_default())
+}
+
 /// The first matches of `query` in each of `recordings`.
 async fn matches(
     conn: &mut Conn,
