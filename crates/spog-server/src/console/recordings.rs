@@ -9,8 +9,8 @@ use serde::Deserialize;
 use spog_core::Id;
 use spog_core::model::Host;
 use spog_core::page::{self, Page};
-use spog_core::recordings::{DesktopRecording, TerminalRecording};
 use spog_core::recordings::text::{self, TextMatch};
+use spog_core::recordings::{DesktopRecording, TerminalRecording};
 use spog_store::identity::{hosts, users};
 use spog_store::recordings::{self, Filter, RecordingKind};
 
@@ -230,7 +230,13 @@ async fn rows<K: Listed + Recorded>(
     )
     .await?;
     let next = next_cursor(&page);
-    Ok((page.items.into_iter().map(|r| located(state, r).row()).collect(), next))
+    Ok((
+        page.items
+            .into_iter()
+            .map(|r| located(state, r).row())
+            .collect(),
+        next,
+    ))
 }
 
 /// One page of the terminal recordings whose text contains `q`, each with its matches.
@@ -338,7 +344,9 @@ async fn list(
     let mut conn = state.store.conn().await?;
     let cursor = query.cursor.as_deref();
     let (rows, next) = match (&q, kind) {
-        (_, "desktop") => rows::<DesktopRecording>(state, &mut conn, viewer, &filter, cursor).await?,
+        (_, "desktop") => {
+            rows::<DesktopRecording>(state, &mut conn, viewer, &filter, cursor).await?
+        }
         (Some(q), _) => found_rows(state, &mut conn, viewer, &filter, q, cursor).await?,
         (None, _) => rows::<TerminalRecording>(state, &mut conn, viewer, &filter, cursor).await?,
     };

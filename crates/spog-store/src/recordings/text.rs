@@ -240,7 +240,14 @@ pub async fn matches_in(
     query: &str,
 ) -> StoreResult<Vec<TextMatch>> {
     let sqlite = conn.backend_name() == "SQLite";
-    let mut found = matches(conn, account, std::slice::from_ref(recording), query, sqlite).await?;
+    let mut found = matches(
+        conn,
+        account,
+        std::slice::from_ref(recording),
+        query,
+        sqlite,
+    )
+    .await?;
     Ok(found.remove(&recording.id).unwrap_or_default())
 }
 
