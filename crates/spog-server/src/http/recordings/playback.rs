@@ -6,8 +6,11 @@
 //! milliseconds (8 bytes, big-endian) and the image, at `start + (elapsed - start_ms) / speed`;
 //! after the last frame a text message `{"type": "end"}`. The socket stays open: the viewer
 //! controls playback with text messages `{"type": "seek", "ms": N}` (the frame showing at N is
-//! sent at once, and pacing continues from there), `{"type": "pause"}`, `{"type": "play"}` and
-//! `{"type": "speed", "value": X}`.
+//! sent at once, and pacing continues from there), `{"type": "pause"}`, `{"type": "play"}`,
+//! `{"type": "speed", "value": X}` and `{"type": "idle", "ms": N | null}`. With an idle limit
+//! (`idle_ms`), a gap between frames longer than it is cut to it (as the asciinema player's
+//! `idleTimeLimit` does for terminal recordings): frames keep their recorded times, they only
+//! come sooner.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,9 +49,21 @@ pub struct PlayParams {
     pub speed: Option<f64>,
     /// Where to start, in milliseconds from the recording's start (default 0).
     pub start_ms: Option<u64>,
+    /// Longest wait between two frames in milliseconds, 1 to 3,600,000 (default: as recorded).
+    pub idle_ms: Option<u64>,
 }
 
 const MAX_SPEED: f64 = 16.0;
+
+fn idle_limit(field: &str, value: Option<u64>) -> ApiResult<Option<u64>> {
+    match value {
+        Some(ms) if !(1..=3_600_000).contains(&ms) => Err(ApiError::field(
+            field,
+            "must be between 1 and 3600000 milliseconds",
+        )),
+        value => Ok(value),
+    }
+}
 
 fn speed(field: &str, value: f64) -> ApiResult<f64> {
     if value.is_finite() && value > 0.0 && value <= MAX_SPEED {
@@ -79,6 +94,7 @@ pub async fn play(
         Some(Permission::SessionRecordingsView),
     )?;
     let speed = speed("speed", params.speed.unwrap_or(1.0))?;
+    let idle_ms = idle_limit("idle_ms", params.idle_ms)?;
     let recording: DesktopRecording = visible(&state, &auth, id).await?;
     let path = state.recorders.path(&recording.file_path);
     let recorder = state.recorders.open(recording.id);
@@ -105,6 +121,7 @@ pub async fn play(
             path: Arc::new(path),
             blocking,
             speed,
+            idle_ms,
         };
         player.run(recording, start, socket, lease).instrument(span)
     }))
@@ -117,6 +134,8 @@ struct Player {
     path: Arc<std::path::PathBuf>,
     blocking: Blocking,
     speed: f64,
+    /// Gaps between frames longer than this are cut to it.
+    idle_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -126,6 +145,7 @@ enum Control {
     Pause,
     Play,
     Speed { value: f64 },
+    Idle { ms: Option<u64> },
 }
 
 impl Player {
@@ -152,7 +172,7 @@ impl Player {
         let duration_ms = self.frames.last().map(|f| f.elapsed_ms).unwrap_or(0);
         let meta = json!({"type": "meta", "width": recording.width, "height": recording.height,
             "frame_count": self.frames.len(), "duration_ms": duration_ms, "start_ms": start,
-            "speed": self.speed});
+            "speed": self.speed, "idle_ms": self.idle_ms});
         if socket
             .send(Message::Text(meta.to_string().into()))
             .await
@@ -175,6 +195,7 @@ impl Player {
             }
             let due = (paused_at.is_none() && next < self.frames.len()).then(|| {
                 let ahead = self.frames[next].elapsed_ms.saturating_sub(anchor.1);
+                let ahead = self.idle_ms.map_or(ahead, |limit| ahead.min(limit));
                 anchor.0 + Duration::from_secs_f64(ahead as f64 / 1000.0 / self.speed)
             });
             // Read before waiting, so the frame leaves on time.
@@ -199,6 +220,10 @@ impl Player {
                     {
                         return;
                     }
+                    if self.idle_ms.is_some() {
+                        // Paced from each frame, so a gap cut short shifts what follows.
+                        anchor = (Instant::now(), self.frames[next].elapsed_ms.max(anchor.1));
+                    }
                     next += 1;
                 }
                 incoming = socket.recv() => {
@@ -209,7 +234,7 @@ impl Player {
                     };
                     let Ok(control) = serde_json::from_str::<Control>(&text) else {
                         super::stream::close(&mut socket, super::stream::INVALID,
-                            "controls are seek, pause, play and speed").await;
+                            "controls are seek, pause, play, speed and idle").await;
                         return;
                     };
                     let now_ms = paused_at.unwrap_or_else(|| media_time(anchor, self.speed));
@@ -244,6 +269,12 @@ impl Player {
                             if let Ok(value) = speed("value", value) {
                                 anchor = (Instant::now(), now_ms);
                                 self.speed = value;
+                            }
+                        }
+                        Control::Idle { ms } => {
+                            if let Ok(ms) = idle_limit("ms", ms) {
+                                anchor = (Instant::now(), now_ms);
+                                self.idle_ms = ms;
                             }
                         }
                     }
