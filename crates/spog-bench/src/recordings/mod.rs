@@ -8,6 +8,7 @@
 //!   playback pacing error p99 ≤ 20 ms against the recorded times.
 
 mod desktop;
+pub mod search;
 mod terminal;
 
 use std::path::PathBuf;
