@@ -302,6 +302,9 @@ const SNIPPET_BEFORE: usize = 40;
 
 /// Lowercased character by character, so character positions stay those of `text`.
 fn folded(text: &str) -> String {
+    if text.is_ascii() {
+        return text.to_ascii_lowercase();
+    }
     text.chars()
         .map(|c| {
             let mut lower = c.to_lowercase();

@@ -278,3 +278,46 @@ async fn a_recordings_deleted_text_no_longer_matches() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn common_text_is_found_by_checking_the_newest_recordings_alike() {
+    for server in servers().await {
+        let setup = setup(&server).await;
+        for n in 0..3 {
+            let events = json!([[0.1, "o", format!("\u{1b}[1mready\u{1b}[0m {n}\r\n")]]);
+            record(&setup, &setup.host, events, true).await;
+        }
+        record(&setup, &setup.host, json!([[0.1, "o", "other"]]), true).await;
+        let (_, me) = setup.admin.get("/auth/me").await;
+        let account = me["account_id"].as_str().unwrap().parse().unwrap();
+        let mut conn = server.state.store.conn().await.unwrap();
+        let mut pages = Vec::new();
+        // 0: "ready" is common; the default bound: it is rare.
+        for probe_chunks in [0, spog_store::recordings::text::PROBE_CHUNKS] {
+            let page = spog_store::recordings::text::search_probing(
+                &mut conn,
+                account,
+                &spog_store::identity::hosts::HostScope::All,
+                &Default::default(),
+                "READY",
+                (2, None),
+                probe_chunks,
+            )
+            .await
+            .unwrap();
+            let found: Vec<_> = page
+                .items
+                .iter()
+                .map(|(r, m)| (r.id, m[0].snippet.clone(), m[0].time))
+                .collect();
+            assert_eq!(found.len(), 2);
+            assert!(page.next_cursor.is_some());
+            pages.push(found);
+        }
+        assert_eq!(pages[0], pages[1]);
+        assert_eq!(pages[0][0].1, "ready 2 ");
+        // The server's pools close only once every connection is back.
+        drop(conn);
+        server.stop().await;
+    }
+}

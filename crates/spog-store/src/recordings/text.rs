@@ -181,7 +181,8 @@ pub async fn delete(
     Ok(())
 }
 
-/// Pushes ` AND` a condition that chunk `t` contains `query`, case-insensitively.
+/// Pushes ` AND` a condition that chunk `t` contains `query`, case-insensitively, for a read
+/// of every matching chunk: served by the trigram index.
 fn matching(sql: &mut Sql, sqlite: bool, query: &str) {
     if sqlite {
         // A quoted FTS5 string: its trigrams in a row, that is the text as a substring.
@@ -199,6 +200,65 @@ fn matching(sql: &mut Sql, sqlite: bool, query: &str) {
     }
 }
 
+/// [`matching`] for chunks already narrowed to a few recordings, checked one by one. On
+/// PostgreSQL a test no index serves, so the planner reads those recordings' chunks rather
+/// than every chunk the text occurs in. On SQLite the index's set of matching chunks, made
+/// once per query (an FTS5 lookup per chunk, `MATCH … AND rowid = t.id`, measured far slower).
+fn matching_here(sql: &mut Sql, sqlite: bool, query: &str) {
+    if sqlite {
+        matching(sql, sqlite, query);
+    } else {
+        sql.push(" AND strpos(lower(t.body), lower(")
+            .bind(query.to_owned())
+            .push(")) > 0");
+    }
+}
+
+/// A read-only transaction for a search. On PostgreSQL, sequential scans are ruled out in it:
+/// its estimate of how many rows `ILIKE '%…%'` keeps is no guide either way (without
+/// statistics it scans the whole text for rare text; with them, for common text), while every
+/// read of a search has an index that serves it.
+async fn indexed_reads(
+    conn: &mut Conn,
+    sqlite: bool,
+) -> StoreResult<sqlx::Transaction<'_, sqlx::Any>> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
+    if !sqlite {
+        sqlx::query("SET LOCAL enable_seqscan = off")
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(tx)
+}
+
+/// Matching chunks beyond which a text counts as common (see [`probe`]).
+pub const PROBE_CHUNKS: i64 = 2000;
+
+/// The recordings with chunks matching `query`, through the trigram index alone, when there
+/// are at most [`PROBE_CHUNKS`] such chunks; None for text more common than that. Rare text is
+/// then listed from its few recordings, common text by checking the newest recordings until
+/// a page is full.
+async fn probe(
+    conn: &mut Conn,
+    account: Id<Account>,
+    query: &str,
+    sqlite: bool,
+    probe_chunks: i64,
+) -> StoreResult<Option<Vec<String>>> {
+    let mut sql = Sql::new("SELECT t.recording_id FROM recording_text t WHERE t.account_id = ");
+    sql.bind(account.to_string());
+    matching(&mut sql, sqlite, query);
+    sql.push(" LIMIT ").bind(probe_chunks + 1);
+    let rows: Vec<(String,)> = sql.fetch_all(conn).await?;
+    if rows.len() as i64 > probe_chunks {
+        return Ok(None);
+    }
+    let mut recordings: Vec<String> = rows.into_iter().map(|(id,)| id).collect();
+    recordings.sort_unstable();
+    recordings.dedup();
+    Ok(Some(recordings))
+}
+
 /// Terminal recordings whose text contains `query` (case-insensitively), newest first, each
 /// with its first matches in time order.
 #[tracing::instrument(name = "recordings::text::search", skip_all, fields(account = %account))]
@@ -211,12 +271,48 @@ pub async fn search(
     limit: u32,
     cursor: Option<&str>,
 ) -> StoreResult<Page<(TerminalRecording, Vec<TextMatch>)>> {
+    search_probing(
+        conn,
+        account,
+        scope,
+        filter,
+        query,
+        (limit, cursor),
+        PROBE_CHUNKS,
+    )
+    .await
+}
+
+/// [`search`] with text counted as common beyond `probe_chunks` matching chunks (tests take
+/// either way with a small corpus).
+pub async fn search_probing(
+    conn: &mut Conn,
+    account: Id<Account>,
+    scope: &HostScope,
+    filter: &Filter,
+    query: &str,
+    (limit, cursor): (u32, Option<&str>),
+    probe_chunks: i64,
+) -> StoreResult<Page<(TerminalRecording, Vec<TextMatch>)>> {
     let sqlite = conn.backend_name() == "SQLite";
-    let push = |sql: &mut Sql| {
-        sql.push(" AND r.id IN (SELECT t.recording_id FROM recording_text t WHERE t.account_id = ")
-            .bind(account.to_string());
-        matching(sql, sqlite, query);
-        sql.push(")");
+    let mut tx = indexed_reads(conn, sqlite).await?;
+    let conn = &mut *tx;
+    let candidates = probe(conn, account, query, sqlite, probe_chunks).await?;
+    let push = |sql: &mut Sql| match &candidates {
+        Some(recordings) => {
+            sql.push(" AND r.id IN ")
+                .bind_list(recordings.iter().cloned());
+        }
+        // Common text: the newest recordings are checked one by one, each up to its first
+        // matching chunk, until the page is full (a subquery per row, never made a join).
+        None => {
+            sql.push(
+                " AND (SELECT 1 FROM recording_text t WHERE t.recording_id = r.id \
+                 AND t.account_id = r.account_id",
+            );
+            matching_here(sql, sqlite, query);
+            sql.push(" LIMIT 1) IS NOT NULL");
+        }
     };
     let narrowing = Narrowing {
         key: query,
@@ -225,6 +321,7 @@ pub async fn search(
     let page: Page<TerminalRecording> =
         list_narrowed(conn, account, scope, filter, Some(narrowing), limit, cursor).await?;
     let mut found = matches(conn, account, &page.items, query, sqlite).await?;
+    tx.rollback().await?;
     Ok(page.map(|recording| {
         let matches = found.remove(&recording.id).unwrap_or_default();
         (recording, matches)
@@ -240,14 +337,16 @@ pub async fn matches_in(
     query: &str,
 ) -> StoreResult<Vec<TextMatch>> {
     let sqlite = conn.backend_name() == "SQLite";
+    let mut tx = indexed_reads(conn, sqlite).await?;
     let mut found = matches(
-        conn,
+        &mut tx,
         account,
         std::slice::from_ref(recording),
         query,
         sqlite,
     )
     .await?;
+    tx.rollback().await?;
     Ok(found.remove(&recording.id).unwrap_or_default())
 }
 
@@ -271,7 +370,7 @@ async fn matches(
     sql.bind(account.to_string())
         .push(" AND t.recording_id IN ")
         .bind_list(recordings.iter().map(|r| r.id.to_string()));
-    matching(&mut sql, sqlite, query);
+    matching_here(&mut sql, sqlite, query);
     sql.push(") m WHERE n <= ")
         .bind(CHUNKS_PER_RECORDING)
         .push(" ORDER BY recording_id, seq");
