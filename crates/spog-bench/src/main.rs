@@ -47,6 +47,10 @@ enum Bench {
     /// download and the server's memory meanwhile, desktop frame ingest and playback pacing.
     /// Needs `cargo build --release -p spog` first.
     Recordings(recordings::Options),
+    /// Recording text search (issue 16): `GET /terminal/recordings?q=` over 10,000 terminal
+    /// recordings with 1 GB of text, loaded through the store as the indexer writes it, beside
+    /// a LIKE scan of the same text.
+    RecordingSearch(recordings::search::Options),
     /// Web terminal (issue 15): keystroke echo through the hub and the real `spog-agent`
     /// beside a PTY without spog, alone and beside 200 printing terminals, flat-out output
     /// recorded byte for byte, and the echo across two instances on PostgreSQL. Needs
@@ -76,6 +80,7 @@ fn main() -> anyhow::Result<()> {
             Bench::Foundation(options) => foundation::run(options).await,
             Bench::Metrics(options) => metrics::run(options).await,
             Bench::Recordings(options) => recordings::run(options).await,
+            Bench::RecordingSearch(options) => recordings::search::run(options).await,
             Bench::Terminal(options) => terminal::run(options).await,
             Bench::Webhooks(options) => webhooks::run(options).await,
         }

@@ -118,6 +118,7 @@ pub async fn launch(
         workers::recording_upload::spawn(&state, shutdown.clone()),
         workers::recording_retention::spawn(&state, shutdown.clone()),
         workers::retention::spawn(&state, shutdown.clone()),
+        workers::recording_text::spawn(&state, shutdown.clone()),
     ];
     workers.extend(workers::cluster::spawn(&state, shutdown.clone()));
     workers.extend(state.bus.spawn_listener(shutdown.clone()));

@@ -11,6 +11,7 @@
 //!   playback pacing error p99 ≤ 20 ms against the recorded times.
 
 mod desktop;
+pub mod search;
 mod terminal;
 
 use std::path::PathBuf;
@@ -116,6 +117,12 @@ async fn run_on(
     let data_dir =
         std::env::temp_dir().join(format!("spog-bench-recordings-{}", uuid::Uuid::now_v7()));
     let mut launch = Launch::new(data_dir.clone(), database_url);
+    // One gateway streams every session over its one credential, as a deployment with one
+    // gateway configures it.
+    let streams = (options.sessions + options.players + 16).to_string();
+    launch
+        .settings
+        .push(("websocket_max_per_credential".to_owned(), streams));
     let store = match storage {
         Some(s3) => {
             let bucket = format!("bench-{}", uuid::Uuid::now_v7());

@@ -1,6 +1,7 @@
 // Terminal recordings in the asciinema player (loaded as a classic script beside this module):
-// a finished recording plays its .cast with the chosen speed and idle time limit; an active
-// session is followed live over the watch socket.
+// a finished recording plays its .cast with the chosen speed and idle time limit, from a
+// search's match when it opened the page (`startAt`, the search's matches as markers); an
+// active session is followed live over the watch socket.
 const element = document.getElementById("cast-player");
 
 function socketUrl(path) {
@@ -31,8 +32,15 @@ function mount() {
     const speed = Number(document.getElementById("player-speed").value) || 1;
     const idle = document.getElementById("player-idle").value;
     const options = { cols, rows, autoPlay: true, fit: "width", speed };
+    if (element.dataset.startAt) {
+      options.startAt = Number(element.dataset.startAt);
+    }
     if (idle) {
       options.idleTimeLimit = Number(idle);
+    } else {
+      // The player places markers on its timeline after idle skipping: only without it are
+      // the matches' times where they belong.
+      options.markers = JSON.parse(element.dataset.markers || "[]");
     }
     player = window.AsciinemaPlayer.create(element.dataset.cast, element, options);
   }

@@ -1,5 +1,6 @@
 // Desktop > Playback: frames arrive over the playback socket at their recorded pace (the
-// server paces them); this draws each on the canvas and sends play/pause/seek/speed.
+// server paces them, skipping idle gaps longer than the chosen limit); this draws each on the
+// canvas and sends play/pause/seek/speed/idle.
 const panel = document.getElementById("desktop-player");
 
 if (panel) {
@@ -9,13 +10,16 @@ if (panel) {
   const seek = document.getElementById("desktop-seek");
   const time = document.getElementById("desktop-time");
   const speed = document.getElementById("desktop-speed");
+  const idle = document.getElementById("desktop-idle");
   const status = document.getElementById("desktop-status");
   let playing = true;
   let dragging = false;
   let shown = 0;
 
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const socket = new WebSocket(`${scheme}//${location.host}${panel.dataset.stream}`);
+  // Gaps longer than the chosen idle limit are skipped from the start.
+  const stream = idle.value ? `${panel.dataset.stream}?idle_ms=${idle.value}` : panel.dataset.stream;
+  const socket = new WebSocket(`${scheme}//${location.host}${stream}`);
   socket.binaryType = "arraybuffer";
 
   const send = (message) => {
@@ -77,5 +81,8 @@ if (panel) {
   });
   speed.addEventListener("change", () => {
     send({ type: "speed", value: Number(speed.value) });
+  });
+  idle.addEventListener("change", () => {
+    send({ type: "idle", ms: idle.value ? Number(idle.value) : null });
   });
 }

@@ -8,9 +8,10 @@ use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use spog_core::model::Host;
 use spog_core::page::{self, Page};
+use spog_core::recordings::text::{self, TextMatch};
 use spog_core::recordings::{DesktopRecording, TerminalRecording};
 use spog_core::{Id, Permission};
-use spog_store::identity::hosts;
+use spog_store::identity::{hosts, users};
 use spog_store::recordings::{self, Filter, RecordingKind};
 
 use super::error::{PageError, PageResult};
@@ -18,6 +19,8 @@ use super::layout::{Chrome, render, when, when_or};
 use super::lists::parse_id;
 use super::session::{RequirePage, Viewer};
 use crate::auth::permissions::SessionRecordingsView;
+use crate::http::recordings::lifecycle::located;
+use crate::recordings::kind::Recorded;
 use crate::state::AppState;
 
 pub const SESSIONS: &str = "/terminal/sessions";
@@ -29,6 +32,30 @@ pub struct ListQuery {
     pub host_id: Option<String>,
     pub user_id: Option<String>,
     pub cursor: Option<String>,
+    /// Terminal recordings: text to search for (SPEC 8.3).
+    pub q: Option<String>,
+}
+
+/// A search's match, linking to the player at its time.
+pub struct MatchLink {
+    /// Seconds from the start, as the player takes them.
+    pub time: String,
+    /// `m:ss`.
+    pub at: String,
+    pub input: bool,
+    pub snippet: String,
+}
+
+impl MatchLink {
+    fn new(found: &TextMatch) -> Self {
+        let whole = found.time.max(0.0) as u64;
+        Self {
+            time: format!("{:.3}", found.time),
+            at: format!("{}:{:02}", whole / 60, whole % 60),
+            input: found.code == "i",
+            snippet: found.snippet.clone(),
+        }
+    }
 }
 
 pub struct Row {
@@ -56,11 +83,21 @@ pub struct Row {
     /// Once sealed: its hash and where it is kept (empty before).
     pub sha256: String,
     pub storage: String,
+    /// Where a desktop recording's file is.
+    pub file_path: String,
+    /// With a search: the recording's matches.
+    pub matches: Vec<MatchLink>,
 }
 
 pub struct HostOption {
     pub id: String,
     pub hostname: String,
+    pub selected: bool,
+}
+
+pub struct UserOption {
+    pub id: String,
+    pub email: String,
     pub selected: bool,
 }
 
@@ -121,6 +158,8 @@ macro_rules! row {
                 Some(_) => "the data directory".to_owned(),
                 None => String::new(),
             },
+            file_path: r.file_path.clone(),
+            matches: Vec::new(),
         }
     }};
 }
@@ -188,7 +227,8 @@ impl Listed for DesktopRecording {
 }
 
 /// One listing page of a kind's rows and the cursor of the next.
-async fn rows<K: Listed>(
+async fn rows<K: Listed + Recorded>(
+    state: &AppState,
     conn: &mut spog_store::Conn,
     viewer: &Viewer,
     filter: &Filter,
@@ -203,7 +243,45 @@ async fn rows<K: Listed>(
         cursor,
     )
     .await?;
-    Ok((page.items.iter().map(K::row).collect(), next_cursor(&page)))
+    let next = next_cursor(&page);
+    Ok((
+        page.items
+            .into_iter()
+            .map(|r| located(state, r).row())
+            .collect(),
+        next,
+    ))
+}
+
+/// One page of the terminal recordings whose text contains `q`, each with its matches.
+async fn found_rows(
+    state: &AppState,
+    conn: &mut spog_store::Conn,
+    viewer: &Viewer,
+    filter: &Filter,
+    q: &str,
+    cursor: Option<&str>,
+) -> Result<(Vec<Row>, Option<String>), PageError> {
+    let page = recordings::text::search(
+        conn,
+        viewer.auth.account(),
+        &viewer.auth.host_scope(),
+        filter,
+        q,
+        page::DEFAULT_LIMIT,
+        cursor,
+    )
+    .await?;
+    let next = next_cursor(&page);
+    let rows = page
+        .items
+        .into_iter()
+        .map(|(recording, matches)| Row {
+            matches: matches.iter().map(MatchLink::new).collect(),
+            ..located(state, recording).row()
+        })
+        .collect();
+    Ok((rows, next))
 }
 
 /// The recording a player page shows, if the viewer may see it.
@@ -232,6 +310,11 @@ struct ListPage {
     kind: &'static str,
     rows: Vec<Row>,
     hosts: Vec<HostOption>,
+    users: Vec<UserOption>,
+    /// The search of a terminal recordings page.
+    q: String,
+    /// The search as a query string, for the matches' links.
+    q_query: String,
     /// The filters as a query string, for paging links.
     query: String,
     paged: bool,
@@ -254,6 +337,17 @@ async fn list(
     };
     let chrome = Chrome::new(viewer, heading);
     let mut error = None;
+    let q = query
+        .q
+        .as_deref()
+        .filter(|q| kind == "terminal" && !q.is_empty())
+        .and_then(|q| match text::query("q", q) {
+            Ok(q) => Some(q),
+            Err(e) => {
+                error = Some(format!("Search: {}", e.message));
+                None
+            }
+        });
     let filter = Filter {
         host: parse_filter(&query.host_id, &mut error),
         user: parse_filter(&query.user_id, &mut error),
@@ -263,10 +357,12 @@ async fn list(
     let scope = viewer.auth.host_scope();
     let mut conn = state.store.conn().await?;
     let cursor = query.cursor.as_deref();
-    let (rows, next) = if kind == "desktop" {
-        rows::<DesktopRecording>(&mut conn, viewer, &filter, cursor).await?
-    } else {
-        rows::<TerminalRecording>(&mut conn, viewer, &filter, cursor).await?
+    let (rows, next) = match (&q, kind) {
+        (_, "desktop") => {
+            rows::<DesktopRecording>(state, &mut conn, viewer, &filter, cursor).await?
+        }
+        (Some(q), _) => found_rows(state, &mut conn, viewer, &filter, q, cursor).await?,
+        (None, _) => rows::<TerminalRecording>(state, &mut conn, viewer, &filter, cursor).await?,
     };
     let hosts = hosts::list(&mut conn, account, None, &scope, page::MAX_LIMIT, None)
         .await?
@@ -278,12 +374,30 @@ async fn list(
             hostname: h.hostname,
         })
         .collect();
+    let users = users::list(&mut conn, account, page::MAX_LIMIT, None)
+        .await?
+        .items
+        .into_iter()
+        .map(|u| UserOption {
+            selected: Some(u.id) == filter.user,
+            id: u.id.to_string(),
+            email: u.email.to_string(),
+        })
+        .collect();
     let mut pairs = form_urlencoded::Serializer::new(String::new());
     if let Some(host) = filter.host {
         pairs.append_pair("host_id", &host.to_string());
     }
     if let Some(user) = filter.user {
         pairs.append_pair("user_id", &user.to_string());
+    }
+    let q_query = q.as_deref().map(|q| {
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("q", q)
+            .finish()
+    });
+    if let Some(q_query) = &q_query {
+        pairs.extend_pairs(form_urlencoded::parse(q_query.as_bytes()));
     }
     render(&ListPage {
         chrome,
@@ -292,6 +406,9 @@ async fn list(
         kind,
         rows,
         hosts,
+        users,
+        q: q.unwrap_or_default(),
+        q_query: q_query.unwrap_or_default(),
         query: pairs.finish(),
         paged: cursor.is_some(),
         next,
@@ -354,6 +471,19 @@ struct TerminalPlay {
     manage: bool,
     width: i64,
     height: i64,
+    /// Where playback starts (seconds; empty: the start).
+    start_at: String,
+    /// The search that led here: its matches as the player's markers, `[[time, label]]`.
+    markers: String,
+    q: String,
+}
+
+/// How a search's match opens the player: at its time, the search's matches marked.
+#[derive(Deserialize)]
+pub struct PlayQuery {
+    /// Seconds; a value that is not a number is ignored like a missing one.
+    pub t: Option<String>,
+    pub q: Option<String>,
 }
 
 /// One terminal recording in the asciinema player; an active session is followed live.
@@ -361,9 +491,28 @@ pub async fn terminal_play(
     State(state): State<AppState>,
     viewer: RequirePage<SessionRecordingsView>,
     Path(id): Path<String>,
+    Query(query): Query<PlayQuery>,
 ) -> PageResult {
     let chrome = Chrome::new(&viewer, "Terminal recording");
     let recording: TerminalRecording = played(&state, &viewer, &id).await?;
+    let q = query.q.as_deref().and_then(|q| text::query("q", q).ok());
+    let markers = match &q {
+        Some(q) => {
+            let mut conn = state.store.conn().await?;
+            recordings::text::matches_in(&mut conn, viewer.auth.account(), &recording, q)
+                .await?
+                .iter()
+                .map(|m| serde_json::json!([m.time, m.snippet]))
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let start_at = query
+        .t
+        .and_then(|t| t.parse::<f64>().ok())
+        .filter(|t| t.is_finite() && *t >= 0.0)
+        .map(|t| format!("{t:.3}"))
+        .unwrap_or_default();
     render(&TerminalPlay {
         chrome,
         api: format!("/api/v1{TERMINAL}/{id}"),
@@ -373,6 +522,9 @@ pub async fn terminal_play(
         manage: viewer.has(Permission::SessionRecordingsManage),
         width: recording.width,
         height: recording.height,
+        start_at,
+        markers: serde_json::Value::from(markers).to_string(),
+        q: q.unwrap_or_default(),
     })
 }
 

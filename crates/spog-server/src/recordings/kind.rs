@@ -23,6 +23,7 @@ use super::handles::FileHandles;
 use super::{CastRecorder, FrameRecorder, Recorders, RecordingError};
 use crate::events::NewEvent;
 use crate::hub::bus::BusEvent;
+use crate::state::AppState;
 
 /// A kind of recording as the server writes and ends it.
 pub trait Recorded: RecordingKind + Audited + Serialize + Clone {
@@ -74,6 +75,14 @@ pub trait Recorded: RecordingKind + Audited + Serialize + Clone {
 
     /// What tells every instance that it ended, if anything running there must know.
     fn ended_on_bus(id: Id<Self>) -> Option<BusEvent>;
+
+    /// What is done once its recorder here is closed, before its end is stored: a terminal
+    /// recording's text is indexed to its end, while its file is sure to be there.
+    fn before_end(
+        state: &AppState,
+        account: Id<Account>,
+        id: Id<Self>,
+    ) -> impl Future<Output = ()> + Send;
 }
 
 /// Appends a recording's file in its format and reports how far it has grown.
@@ -183,6 +192,10 @@ impl Recorded for TerminalRecording {
         Some(BusEvent::TerminalEnded { recording: id })
     }
 
+    async fn before_end(state: &AppState, account: Id<Account>, id: Id<Self>) {
+        super::text::catch_up(state, account, id).await;
+    }
+
     /// `terminal_session.started` / `terminal_session.ended` (SPEC 11.1).
     fn lifecycle_event(&self, account: Id<Account>, now: Timestamp) -> Option<NewEvent> {
         let event_type = if self.has_ended() {
@@ -269,6 +282,8 @@ impl Recorded for DesktopRecording {
     fn ended_on_bus(_: Id<Self>) -> Option<BusEvent> {
         None
     }
+
+    async fn before_end(_: &AppState, _: Id<Account>, _: Id<Self>) {}
 }
 
 /// When a recorder's source was last heard from, and whether its progress changed since it

@@ -17,6 +17,7 @@ pub mod read;
 mod remove;
 pub mod seal;
 pub mod storage;
+pub mod text;
 
 use std::collections::HashMap;
 use std::io;

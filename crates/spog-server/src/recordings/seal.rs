@@ -105,6 +105,7 @@ pub async fn after_end<R: Recorded>(
         return Ok(());
     }
     let (progress, sealed) = prepare(state, &mut recording, &spool).await?;
+    R::before_end(state, account, id).await;
     let backend = state.storage.current;
     let location = state.storage.current().shown(&key(account, id));
     let mut tx = state.store.begin().await?;

@@ -13,6 +13,7 @@ pub mod liveness;
 pub mod metrics_pruning;
 pub mod no_data;
 pub mod recording_retention;
+pub mod recording_text;
 pub mod recording_upload;
 pub mod recordings;
 pub mod retention;

@@ -188,6 +188,23 @@ async fn desktop_frames_are_recorded_listed_and_played_back_at_their_pace() {
             "300 ms of recording at 2x took {took} ms"
         );
 
+        // With an idle limit, the 200 ms gaps take 50 ms each.
+        let mut skipping = socket(
+            &setup.admin,
+            &format!("/desktop/recordings/{id}/stream?idle_ms=50"),
+        )
+        .await;
+        assert_eq!(next_json(&mut skipping).await["idle_ms"], 50);
+        let started = Instant::now();
+        for expected in [0u64, 200, 400, 600, 800, 1000] {
+            assert_eq!(next_frame(&mut skipping).await.0, expected);
+        }
+        let took = started.elapsed().as_millis();
+        assert!(
+            (200..450).contains(&took),
+            "5 gaps cut to 50 ms took {took} ms"
+        );
+
         let url = setup
             .admin
             .url(&format!("/desktop/recordings/{id}/stream?speed=0"))

@@ -26,7 +26,11 @@ pub struct Setup {
 }
 
 pub async fn setup(server: &TestServer) -> Setup {
-    let admin = server.admin().await;
+    setup_for(server.admin().await).await
+}
+
+/// A host recorded by a gateway of `admin`'s account, in its first organization.
+pub async fn setup_for(admin: Client) -> Setup {
     let gateway = admin
         .token_client("agent", &["session_recordings.write"])
         .await;

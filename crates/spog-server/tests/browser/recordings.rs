@@ -381,3 +381,68 @@ async fn a_recording_is_held_released_and_deleted_from_its_player() {
     }
     browser.close().await;
 }
+
+#[tokio::test]
+async fn a_search_lists_matches_and_a_match_opens_the_player_at_its_time() {
+    let Some(browser) = Browser::open().await else {
+        return;
+    };
+    for server in servers().await {
+        let setup = setup(&server).await;
+        let session = start_terminal(&setup).await;
+        let id = session["id"].as_str().unwrap();
+        let recording = session["recording_id"].as_str().unwrap();
+        events(
+            &setup,
+            id,
+            json!([
+                [0.2, "o", "$ "],
+                [12.0, "i", "cat /etc/secret-"],
+                [12.1, "i", "file\r"],
+                [12.5, "o", "\u{1b}[1mtop secret\u{1b}[0m\r\n$ "],
+                [40.0, "o", "exit\r\n"]
+            ]),
+        )
+        .await;
+        setup
+            .gateway
+            .post(&format!("/terminal/sessions/{id}/end"), json!({}))
+            .await;
+
+        browser
+            .log_in(&server.base, ADMIN_EMAIL, ADMIN_PASSWORD)
+            .await;
+        browser
+            .goto(&format!("{}/terminal/recordings", server.base))
+            .await;
+        browser
+            .wait_for_text(&format!("tr[data-id='{recording}'] .session-id"), id)
+            .await;
+        browser.wait_for_text("#filter-user", ADMIN_EMAIL).await;
+        browser.fill("#filter-q", "SECRET-FILE").await;
+        browser.click("#recording-filter-submit").await;
+        let link = format!("tr[data-matches-of='{recording}'] a.match");
+        let shown = browser.wait_for_text(&link, "cat /etc/secret-file").await;
+        assert!(shown.contains("0:12"), "{shown}");
+        browser.click(&link).await;
+        browser
+            .wait_for_path(&format!(
+                "/terminal/recordings/{recording}?q=SECRET-FILE&t=12.000"
+            ))
+            .await;
+        let at = eventually(
+            &browser,
+            "const done = arguments[arguments.length - 1];
+             const p = window.spogPlayer;
+             Promise.all([p.getCurrentTime(), p.getDuration()])
+               .then(([t, d]) => done(typeof d === 'number' && t > 0 ? t : null))
+               .catch(() => done(null));",
+        )
+        .await;
+        let at = at.as_f64().unwrap();
+        assert!((12.0..20.0).contains(&at), "the player is at {at} s");
+        browser.wait_for_text("#cast-player", "top secret").await;
+        server.stop().await;
+    }
+    browser.close().await;
+}

@@ -14,6 +14,7 @@ mod walk;
 pub use batch::ChainBatch;
 pub use group::GroupCommit;
 pub use link::{Linked, link_pending};
+pub(crate) use query::like_literal;
 pub use query::{ActionFilter, AuditFilter, head, list};
 pub use record::{insert_entries, record, record_all};
 pub use row::{get, latest_about};

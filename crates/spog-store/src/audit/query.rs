@@ -35,7 +35,7 @@ pub struct AuditFilter {
 }
 
 /// `%` and `_` are wildcards in LIKE; a user's text must match literally.
-fn like_literal(text: &str) -> String {
+pub(crate) fn like_literal(text: &str) -> String {
     text.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")

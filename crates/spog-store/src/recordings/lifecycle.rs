@@ -143,19 +143,46 @@ pub async fn list<K: RecordingKind>(
     limit: u32,
     cursor: Option<&str>,
 ) -> StoreResult<Page<K>> {
+    list_narrowed(conn, account, scope, filter, None, limit, cursor).await
+}
+
+/// A condition a listing adds beyond its [`Filter`] (a text search), and what of it its
+/// cursor is bound to.
+pub(crate) struct Narrowing<'a> {
+    pub key: &'a str,
+    /// Pushes ` AND …` over the recording `r`.
+    pub push: &'a (dyn Fn(&mut Sql) + Sync),
+}
+
+pub(crate) async fn list_narrowed<K: RecordingKind>(
+    conn: &mut Conn,
+    account: Id<Account>,
+    scope: &HostScope,
+    filter: &Filter,
+    narrowing: Option<Narrowing<'_>>,
+    limit: u32,
+    cursor: Option<&str>,
+) -> StoreResult<Page<K>> {
     let text = |v: Option<String>| v.unwrap_or_default();
     let granted = match scope {
         HostScope::All => String::new(),
         HostScope::GrantedTo(user) => user.to_string(),
     };
-    let scope_cursor = Cursor::scope(&[
-        &account.to_string(),
+    let (account_text, host, user) = (
+        account.to_string(),
+        text(filter.host.map(|h| h.to_string())),
+        text(filter.user.map(|u| u.to_string())),
+    );
+    let mut parts = vec![
+        account_text.as_str(),
         K::TABLE,
-        &text(filter.host.map(|h| h.to_string())),
-        &text(filter.user.map(|u| u.to_string())),
+        &host,
+        &user,
         if filter.active { "active" } else { "all" },
         &granted,
-    ]);
+    ];
+    parts.extend(narrowing.as_ref().map(|n| n.key));
+    let scope_cursor = Cursor::scope(&parts);
     let after = scope_cursor.decode(cursor)?;
     let mut sql = Sql::new(K::SELECT);
     sql.bind(account.to_string());
@@ -168,6 +195,9 @@ pub async fn list<K: RecordingKind>(
     }
     if filter.active {
         sql.push(" AND r.ended_at IS NULL");
+    }
+    if let Some(narrowing) = &narrowing {
+        (narrowing.push)(&mut sql);
     }
     if let Some(key) = after {
         sql.push(" AND r.id < ").bind(key_text(&key, 0)?);

@@ -5,6 +5,7 @@ pub mod desktop;
 mod lifecycle;
 mod retention;
 pub mod terminal;
+pub mod text;
 
 pub use lifecycle::{
     RecordingKind, addressed, end, file_path, get, list, record_progress, seal, silent, start,

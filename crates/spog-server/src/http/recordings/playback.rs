@@ -8,8 +8,11 @@
 //! 8.3): `meta` says `"active": true`, frames recorded later follow as they arrive, and `end`
 //! comes once it has ended and its last frame was sent; `?live=true` starts at the newest. The socket stays open: the viewer
 //! controls playback with text messages `{"type": "seek", "ms": N}` (the frame showing at N is
-//! sent at once, and pacing continues from there), `{"type": "pause"}`, `{"type": "play"}` and
-//! `{"type": "speed", "value": X}`.
+//! sent at once, and pacing continues from there), `{"type": "pause"}`, `{"type": "play"}`,
+//! `{"type": "speed", "value": X}` and `{"type": "idle", "ms": N | null}`. With an idle limit
+//! (`idle_ms`), a gap between frames longer than it is cut to it (as the asciinema player's
+//! `idleTimeLimit` does for terminal recordings): frames keep their recorded times, they only
+//! come sooner.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,9 +56,21 @@ pub struct PlayParams {
     pub start_ms: Option<u64>,
     /// Start at the newest frame (an active recording, watched as it is recorded).
     pub live: Option<bool>,
+    /// Longest wait between two frames in milliseconds, 1 to 3,600,000 (default: as recorded).
+    pub idle_ms: Option<u64>,
 }
 
 const MAX_SPEED: f64 = 16.0;
+
+fn idle_limit(field: &str, value: Option<u64>) -> ApiResult<Option<u64>> {
+    match value {
+        Some(ms) if !(1..=3_600_000).contains(&ms) => Err(ApiError::field(
+            field,
+            "must be between 1 and 3600000 milliseconds",
+        )),
+        value => Ok(value),
+    }
+}
 
 fn speed(field: &str, value: f64) -> ApiResult<f64> {
     if value.is_finite() && value > 0.0 && value <= MAX_SPEED {
@@ -86,6 +101,7 @@ pub async fn play(
         Some(Permission::SessionRecordingsView),
     )?;
     let speed = speed("speed", params.speed.unwrap_or(1.0))?;
+    let idle_ms = idle_limit("idle_ms", params.idle_ms)?;
     let recording: DesktopRecording = visible(&state, &auth, id).await?;
     if let Some(recorder) = state.recorders.open(recording.id) {
         state.blocking.run(move || recorder.flush()).await?;
@@ -126,6 +142,7 @@ pub async fn play(
             blocking,
             speed,
             live,
+            idle_ms,
         };
         player.run(recording, start, socket, lease).instrument(span)
     }))
@@ -155,6 +172,8 @@ struct Player {
     speed: f64,
     /// Until the recording ends.
     live: Option<Live>,
+    /// Gaps between frames longer than this are cut to it.
+    idle_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -164,6 +183,7 @@ enum Control {
     Pause,
     Play,
     Speed { value: f64 },
+    Idle { ms: Option<u64> },
 }
 
 impl Player {
@@ -190,7 +210,7 @@ impl Player {
         let duration_ms = self.frames.last().map(|f| f.elapsed_ms).unwrap_or(0);
         let meta = json!({"type": "meta", "width": recording.width, "height": recording.height,
             "frame_count": self.frames.len(), "duration_ms": duration_ms, "start_ms": start,
-            "speed": self.speed, "active": self.live.is_some()});
+            "speed": self.speed, "active": self.live.is_some(), "idle_ms": self.idle_ms});
         if socket
             .send(Message::Text(meta.to_string().into()))
             .await
@@ -213,6 +233,7 @@ impl Player {
             }
             let due = (paused_at.is_none() && next < self.frames.len()).then(|| {
                 let ahead = self.frames[next].elapsed_ms.saturating_sub(anchor.1);
+                let ahead = self.idle_ms.map_or(ahead, |limit| ahead.min(limit));
                 anchor.0 + Duration::from_secs_f64(ahead as f64 / 1000.0 / self.speed)
             });
             // Read before waiting, so the frame leaves on time.
@@ -243,6 +264,10 @@ impl Player {
                     {
                         return;
                     }
+                    if self.idle_ms.is_some() {
+                        // Paced from each frame, so a gap cut short shifts what follows.
+                        anchor = (Instant::now(), self.frames[next].elapsed_ms.max(anchor.1));
+                    }
                     next += 1;
                 }
                 incoming = socket.recv() => {
@@ -253,7 +278,7 @@ impl Player {
                     };
                     let Ok(control) = serde_json::from_str::<Control>(&text) else {
                         super::stream::close(&mut socket, super::stream::INVALID,
-                            "controls are seek, pause, play and speed").await;
+                            "controls are seek, pause, play, speed and idle").await;
                         return;
                     };
                     let now_ms = paused_at.unwrap_or_else(|| media_time(anchor, self.speed));
@@ -288,6 +313,12 @@ impl Player {
                             if let Ok(value) = speed("value", value) {
                                 anchor = (Instant::now(), now_ms);
                                 self.speed = value;
+                            }
+                        }
+                        Control::Idle { ms } => {
+                            if let Ok(ms) = idle_limit("ms", ms) {
+                                anchor = (Instant::now(), now_ms);
+                                self.idle_ms = ms;
                             }
                         }
                     }

@@ -13,15 +13,16 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde::Deserialize;
 use spog_core::model::{Host, User};
-use spog_core::page::Page;
+use spog_core::page::{self, Page};
+use spog_core::recordings::text::{self, TextMatch};
 use spog_core::recordings::{
     MAX_TERMINAL_SIZE, RawEvent, TerminalRecording, TerminalSession, download_header,
 };
 use spog_core::{BoundedList, FieldErrors, Id, validate};
-use spog_store::recordings;
 use spog_store::recordings::terminal::{Origin, SessionStart};
+use spog_store::recordings::{self, Filter};
 use tracing::{Instrument, Span};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -222,15 +223,102 @@ fn parse_events(text: &[u8]) -> Result<Vec<RawEvent>, serde_json::Error> {
     }
 }
 
-/// Terminal recordings on the hosts the caller may see, newest first.
-#[utoipa::path(get, path = "/terminal/recordings", tag = "recordings", params(RecordingParams),
-    responses((status = 200, body = Page<TerminalRecording>)))]
+/// The filters of `GET /terminal/recordings`: the common ones and a text search.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TerminalRecordingParams {
+    pub host_id: Option<Id<Host>>,
+    pub user_id: Option<Id<User>>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+    /// Only recordings whose output or input contains this text (3 to 200 characters,
+    /// case-insensitive, escape sequences removed); each then lists its matches.
+    pub q: Option<String>,
+}
+
+/// A listed terminal recording, with its matches when the listing searched.
+#[derive(serde::Serialize, ToSchema)]
+pub struct ListedRecording {
+    #[serde(flatten)]
+    pub recording: TerminalRecording,
+    /// Only with `q`: up to 20 matches in time order, each at the event where it starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matches: Option<Vec<TextMatch>>,
+}
+
+/// Terminal recordings on the hosts the caller may see, newest first; with `q`, those whose
+/// text contains it, with their matches.
+#[utoipa::path(get, path = "/terminal/recordings", tag = "recordings",
+    params(TerminalRecordingParams),
+    responses((status = 200, body = Page<ListedRecording>)))]
 async fn list_recordings(
     State(state): State<AppState>,
     auth: Require<SessionRecordingsView>,
-    AppQuery(params): AppQuery<RecordingParams>,
-) -> ApiResult<Json<Page<TerminalRecording>>> {
-    Ok(Json(lifecycle::list(&state, &auth, params, false).await?))
+    AppQuery(params): AppQuery<TerminalRecordingParams>,
+) -> ApiResult<Json<Page<ListedRecording>>> {
+    let TerminalRecordingParams {
+        host_id,
+        user_id,
+        limit,
+        cursor,
+        q,
+    } = params;
+    let params = RecordingParams {
+        host_id,
+        user_id,
+        limit,
+        cursor,
+    };
+    let page = match q {
+        None => lifecycle::list(&state, &auth, params, false)
+            .await?
+            .map(|recording| ListedRecording {
+                recording,
+                matches: None,
+            }),
+        Some(q) => search(&state, &auth, params, &q)
+            .await?
+            .map(|(recording, matches)| ListedRecording {
+                recording,
+                matches: Some(matches),
+            }),
+    };
+    Ok(Json(page))
+}
+
+/// Recordings the caller may see whose text contains `q`, with their matches.
+pub async fn search(
+    state: &AppState,
+    auth: &Auth,
+    params: RecordingParams,
+    q: &str,
+) -> ApiResult<Page<(TerminalRecording, Vec<TextMatch>)>> {
+    let mut errors = FieldErrors::new();
+    let q = errors.check(text::query("q", q));
+    let limit = errors.check(page::limit(
+        params.limit,
+        page::DEFAULT_LIMIT,
+        page::MAX_LIMIT,
+    ));
+    let (q, limit) = errors.finish((q, limit))?;
+    let filter = Filter {
+        host: params.host_id,
+        user: params.user_id,
+        active: false,
+    };
+    let mut conn = state.store.conn().await?;
+    let page = recordings::text::search(
+        &mut conn,
+        auth.account(),
+        &auth.host_scope(),
+        &filter,
+        &q,
+        limit,
+        params.cursor.as_deref(),
+    )
+    .await?;
+    Ok(page.map(|(recording, matches)| (lifecycle::located(state, recording), matches)))
 }
 
 /// The recording as far as it is written (its progress from the local writer if any).

@@ -2,6 +2,8 @@
 //! recorded as image frames. The rules an event or a frame must follow to be recorded, and the
 //! bytes of the asciicast format; the server keeps the files, the store the metadata.
 
+pub mod text;
+
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
