@@ -79,7 +79,7 @@ async fn end_with(gateway: &Client, session: &str) -> Value {
     let (status, recording) = gateway
         .post(&format!("/terminal/sessions/{session}/end"), json!({}))
         .await;
-    assert!(status.is_success(), "{recording}");
+    assert!(status.is_success(), "{status} {recording}");
     assert!(recording["sha256"].is_string(), "sealed: {recording}");
     recording
 }

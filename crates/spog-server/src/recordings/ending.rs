@@ -77,8 +77,6 @@ pub async fn end<R: Recorded>(
     let (progress, sealed) = match here {
         true => {
             let (progress, sealed) = seal::prepare(state, &mut recording, &spool).await?;
-            // Its text is indexed to the end before the spool goes.
-            R::before_end(state, by.account, id).await;
             (progress, Some(sealed))
         }
         false => (None, None),

@@ -76,13 +76,15 @@ pub trait Recorded: RecordingKind + Audited + Serialize + Clone {
     /// What tells every instance that it ended, if anything running there must know.
     fn ended_on_bus(id: Id<Self>) -> Option<BusEvent>;
 
-    /// What is done once its recorder here is closed, before its end is stored: a terminal
-    /// recording's text is indexed to its end, while its file is sure to be there.
-    fn before_end(
+    /// Indexes its spool file's text for search (a terminal recording's; others have none),
+    /// at most `budget` bytes: true once the index has reached the file's end, and the spool
+    /// may go.
+    fn index_text(
         state: &AppState,
         account: Id<Account>,
         id: Id<Self>,
-    ) -> impl Future<Output = ()> + Send;
+        budget: Option<u64>,
+    ) -> impl Future<Output = bool> + Send;
 }
 
 /// Appends a recording's file in its format and reports how far it has grown.
@@ -192,8 +194,13 @@ impl Recorded for TerminalRecording {
         Some(BusEvent::TerminalEnded { recording: id })
     }
 
-    async fn before_end(state: &AppState, account: Id<Account>, id: Id<Self>) {
-        super::text::catch_up(state, account, id).await;
+    async fn index_text(
+        state: &AppState,
+        account: Id<Account>,
+        id: Id<Self>,
+        budget: Option<u64>,
+    ) -> bool {
+        super::text::catch_up(state, account, id, budget).await
     }
 
     /// `terminal_session.started` / `terminal_session.ended` (SPEC 11.1).
@@ -283,7 +290,9 @@ impl Recorded for DesktopRecording {
         None
     }
 
-    async fn before_end(_: &AppState, _: Id<Account>, _: Id<Self>) {}
+    async fn index_text(_: &AppState, _: Id<Account>, _: Id<Self>, _: Option<u64>) -> bool {
+        true
+    }
 }
 
 /// When a recorder's source was last heard from, and whether its progress changed since it

@@ -105,7 +105,6 @@ pub async fn after_end<R: Recorded>(
         return Ok(());
     }
     let (progress, sealed) = prepare(state, &mut recording, &spool).await?;
-    R::before_end(state, account, id).await;
     let backend = state.storage.current;
     let location = state.storage.current().shown(&key(account, id));
     let mut tx = state.store.begin().await?;
@@ -215,5 +214,35 @@ async fn try_store<R: Recorded>(
         .move_file(&key(account, id), &compressed)
         .await?;
     super::parts::clear(state, account, id).await;
-    state.recorders.remove_files(spool_relative).await
+    // The spool goes once its text is indexed: now for a session's last seconds, after a
+    // burst through the upload worker (see `clear_spool`).
+    if R::index_text(state, account, id, Some(super::text::AT_END)).await {
+        state.recorders.remove_files(spool_relative).await?;
+    }
+    Ok(())
+}
+
+/// Finishes what a sealed recording left in this instance's spool: its text is indexed to
+/// the end, then the spool file goes. Nothing to do for one that is active or not sealed.
+pub async fn clear_spool<R: Recorded>(
+    state: &AppState,
+    account: Id<Account>,
+    id: Id<R>,
+) -> StoreResult<()> {
+    let recording: R = {
+        let mut conn = state.store.conn().await?;
+        match recordings::get(&mut conn, account, id, &HostScope::All).await {
+            Ok(recording) => recording,
+            Err(spog_store::StoreError::NotFound) => return Ok(()),
+            Err(error) => return Err(error),
+        }
+    };
+    if recording.stored().storage.is_none() {
+        return Ok(());
+    }
+    if R::index_text(state, account, id, None).await {
+        let spool = spog_store::recordings::file_path(account, id);
+        state.recorders.remove_files(&spool).await?;
+    }
+    Ok(())
 }

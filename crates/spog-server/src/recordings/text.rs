@@ -11,7 +11,6 @@ use spog_core::Id;
 use spog_core::model::Account;
 use spog_core::recordings::text::Indexer;
 use spog_core::recordings::{EventCode, RawEvent, TerminalRecording};
-use spog_store::identity::hosts::HostScope;
 use spog_store::recordings::{self, text};
 
 use super::{cast, read};
@@ -89,12 +88,26 @@ fn add_lines(indexer: &mut Indexer, lines: &[u8]) {
     }
 }
 
-/// Indexes the recording's file to its end: called once its recorder is closed, before its
-/// end is stored, so its index is complete by the time the recording is sealed. A failure is
-/// logged: the end of a recording does not wait on its search index.
-pub async fn catch_up(state: &AppState, account: Id<Account>, recording: Id<TerminalRecording>) {
-    if let Err(error) = index_to_end(state, account, recording).await {
-        tracing::warn!(%recording, error = format!("{error:#}"), "indexing the text of an ending recording");
+/// What an ending recording's index may take at once: a session's last seconds are indexed
+/// as it ends; after a burst of output the rest is indexed by the upload worker, which keeps
+/// its spool file until then, so that ends never wait on indexing a burst.
+pub const AT_END: u64 = 1024 * 1024;
+
+/// Indexes the recording's spool file towards its end, at most `budget` bytes (all of it
+/// when `None`); true when the index reached the end. A failure is logged (and reads as not
+/// complete): the end of a recording does not wait on its search index.
+pub async fn catch_up(
+    state: &AppState,
+    account: Id<Account>,
+    recording: Id<TerminalRecording>,
+    budget: Option<u64>,
+) -> bool {
+    match index_to_end(state, account, recording, budget).await {
+        Ok(complete) => complete,
+        Err(error) => {
+            tracing::warn!(%recording, error = format!("{error:#}"), "indexing the text of an ended recording");
+            false
+        }
     }
 }
 
@@ -102,14 +115,22 @@ async fn index_to_end(
     state: &AppState,
     account: Id<Account>,
     recording: Id<TerminalRecording>,
-) -> anyhow::Result<()> {
-    let row: TerminalRecording = {
-        let mut conn = state.store.conn().await?;
-        recordings::get(&mut conn, account, recording, &HostScope::All).await?
-    };
-    let path = state.recorders.path(&row.file_path);
-    while step(state, account, recording, path.clone(), None).await? != Step::Read(0) {}
-    Ok(())
+    budget: Option<u64>,
+) -> anyhow::Result<bool> {
+    let path = state
+        .recorders
+        .path(&recordings::file_path(account, recording));
+    let mut read = 0;
+    loop {
+        match step(state, account, recording, path.clone(), None).await? {
+            Step::Read(0) => return Ok(true),
+            Step::Read(n) => read += n,
+            Step::Raced => {}
+        }
+        if budget.is_some_and(|budget| read >= budget) {
+            return Ok(false);
+        }
+    }
 }
 
 /// The account of a recording, as the worker learns it for a recorder open here.

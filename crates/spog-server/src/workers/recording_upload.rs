@@ -1,7 +1,8 @@
 //! `recording_upload`: every `recording_upload_interval` it walks the spool directory. With
 //! object storage, what each active recording written here holds so far goes up as parts
-//! (SPEC 8.3: losing the machine loses at most that much); and a sealed recording whose
-//! content could not be moved to the storage when it ended is moved now.
+//! (SPEC 8.3: losing the machine loses at most that much); a sealed recording whose content
+//! could not be moved to the storage when it ended is moved now, and one whose text was not
+//! all indexed when it ended (a burst of output) is indexed to its end and its spool cleared.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -90,6 +91,7 @@ async fn one<R: Recorded>(
         // Not written now: active (its next write or end takes it up), or ended by another
         // instance while this one was down: sealed now.
         seal::after_end::<R>(state, file.account, id).await?;
+        seal::clear_spool::<R>(state, file.account, id).await?;
         return Ok(None);
     };
     if state.storage.current != Backend::S3 {
