@@ -82,10 +82,12 @@ pub async fn prepare<R: Recorded>(
     Ok((progress, sealed))
 }
 
-/// Seals a recording that another instance ended while this one wrote it (or that ended
-/// while this one was down): its row gains the hash, its final progress, and an audited
-/// `…recording.seal` entry with the hash and size. Nothing to do for one that is active,
-/// sealed already, or not written here.
+/// Finishes, on this instance, a recording that has ended. One that another instance ended
+/// while this one wrote it (or that ended while this one was down) is sealed: its row gains
+/// the hash, its final progress, and an audited `…recording.seal` entry with the hash and
+/// size. One sealed already leaves nothing here: its recorder closes, and what its spool still
+/// holds goes once its text is indexed (after a burst, see [`try_store`]). Nothing to do for
+/// one that is active or not written here.
 pub async fn after_end<R: Recorded>(
     state: &AppState,
     account: Id<Account>,
@@ -93,14 +95,29 @@ pub async fn after_end<R: Recorded>(
 ) -> StoreResult<()> {
     let mut recording: R = {
         let mut conn = state.store.conn().await?;
-        recordings::get(&mut conn, account, id, &HostScope::All).await?
+        match recordings::get(&mut conn, account, id, &HostScope::All).await {
+            Ok(recording) => recording,
+            // Deleted: nothing of it is written any more.
+            Err(spog_store::StoreError::NotFound) => {
+                state.recorders.close(id).await;
+                return Ok(());
+            }
+            Err(error) => return Err(error),
+        }
     };
-    let spool_relative = recording.file_path().to_owned();
-    let spool = state.recorders.path(&spool_relative);
-    if !recording.has_ended() || recording.stored().storage.is_some() {
-        state.recorders.close(id).await;
+    if !recording.has_ended() {
         return Ok(());
     }
+    if recording.stored().storage.is_some() {
+        state.recorders.close(id).await;
+        if R::index_text(state, account, id, None).await {
+            let spool = spog_store::recordings::file_path(account, id);
+            state.recorders.remove_files(&spool).await?;
+        }
+        return Ok(());
+    }
+    let spool_relative = recording.file_path().to_owned();
+    let spool = state.recorders.path(&spool_relative);
     if state.recorders.open(id).is_none() && !exists(state, &spool).await {
         return Ok(());
     }
@@ -215,34 +232,9 @@ async fn try_store<R: Recorded>(
         .await?;
     super::parts::clear(state, account, id).await;
     // The spool goes once its text is indexed: now for a session's last seconds, after a
-    // burst through the upload worker (see `clear_spool`).
+    // burst through the upload worker (see `after_end`).
     if R::index_text(state, account, id, Some(super::text::AT_END)).await {
         state.recorders.remove_files(spool_relative).await?;
-    }
-    Ok(())
-}
-
-/// Finishes what a sealed recording left in this instance's spool: its text is indexed to
-/// the end, then the spool file goes. Nothing to do for one that is active or not sealed.
-pub async fn clear_spool<R: Recorded>(
-    state: &AppState,
-    account: Id<Account>,
-    id: Id<R>,
-) -> StoreResult<()> {
-    let recording: R = {
-        let mut conn = state.store.conn().await?;
-        match recordings::get(&mut conn, account, id, &HostScope::All).await {
-            Ok(recording) => recording,
-            Err(spog_store::StoreError::NotFound) => return Ok(()),
-            Err(error) => return Err(error),
-        }
-    };
-    if recording.stored().storage.is_none() {
-        return Ok(());
-    }
-    if R::index_text(state, account, id, None).await {
-        let spool = spog_store::recordings::file_path(account, id);
-        state.recorders.remove_files(&spool).await?;
     }
     Ok(())
 }

@@ -91,7 +91,6 @@ async fn one<R: Recorded>(
         // Not written now: active (its next write or end takes it up), or ended by another
         // instance while this one was down: sealed now.
         seal::after_end::<R>(state, file.account, id).await?;
-        seal::clear_spool::<R>(state, file.account, id).await?;
         return Ok(None);
     };
     if state.storage.current != Backend::S3 {
