@@ -213,6 +213,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .merge(crate::terminal::open::internal_router())
+        .merge(crate::recordings::remote::internal_router())
         .merge(http::system::root_router())
         .merge(console::router())
         .layer(DefaultBodyLimit::max(config.body_limit))

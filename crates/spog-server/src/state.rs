@@ -55,6 +55,8 @@ pub struct App {
     pub hashing: Hashing,
     /// Enrollment attempts per client address (SPEC 12.1).
     pub agent_enroll_limiter: EnrollLimiter,
+    /// Requests to other instances of the cluster (SPEC 13.4).
+    pub peers: reqwest::Client,
 }
 
 impl AppState {
@@ -93,8 +95,19 @@ impl AppState {
             downloads,
             hashing: Hashing::default(),
             agent_enroll_limiter: EnrollLimiter::default(),
+            peers: peers()?,
         })))
     }
+}
+
+/// Instances are reached at the addresses they registered, never redirected; one that stops
+/// answering mid-read is given up on.
+fn peers() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .read_timeout(std::time::Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?)
 }
 
 impl Deref for AppState {

@@ -74,6 +74,7 @@ async fn on_backend(options: &Options, postgres: Option<&str>) -> anyhow::Result
         width: 80,
         height: 24,
         started_at: Timestamp::now(),
+        instance: &server.state.instance_id,
     };
     let per_recording = options.text_mb * 1_000_000 / options.recordings.max(1);
     let started = Instant::now();

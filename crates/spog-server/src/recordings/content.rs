@@ -1,8 +1,9 @@
 //! Reading a recording's content wherever it is (SPEC 8.3): the spool file of an active
-//! recording on this instance (or the file of one that ended before sealing existed), or its
-//! sealed object, decompressed as it streams. Readers that need a file (desktop playback
-//! seeks, the terminal's follower reads lines from offsets) get a private copy of a sealed
-//! recording, removed when they drop it.
+//! recording on this instance (or the file of one that ended before sealing existed), the
+//! spool of one another instance writes (relayed, see [`super::remote`]), or its sealed
+//! object, decompressed as it streams. Readers that need a file (desktop playback seeks, the
+//! terminal's follower reads lines from offsets) get a private copy of a sealed recording, or
+//! of a relayed one that they pull up to date as they follow it, removed when they drop it.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::io::{ReaderStream, StreamReader};
 
 use super::kind::Recorded;
+use super::remote::{self, Remote};
 use super::seal;
 use super::storage::Backend;
 use crate::private_files;
@@ -31,6 +33,8 @@ pub enum Source {
     File(PathBuf),
     /// A sealed object.
     Sealed(Sealed),
+    /// The spool of an active recording another instance writes.
+    Remote(Remote),
 }
 
 /// A sealed recording's object, and where its compressed content waits until it is stored.
@@ -41,7 +45,19 @@ pub struct Sealed {
     waiting: PathBuf,
 }
 
-pub fn source<R: Recorded>(state: &AppState, account: Id<Account>, recording: &R) -> Source {
+pub async fn source<R: Recorded>(
+    state: &AppState,
+    account: Id<Account>,
+    recording: &R,
+) -> io::Result<Source> {
+    Ok(match remote::writer(state, account, recording).await? {
+        Some(remote) => Source::Remote(remote),
+        None => kept(state, account, recording),
+    })
+}
+
+/// Where a recording's content is kept on this instance or in the storage.
+fn kept<R: Recorded>(state: &AppState, account: Id<Account>, recording: &R) -> Source {
     match recording
         .stored()
         .storage
@@ -83,27 +99,48 @@ impl Sealed {
 
     /// A private copy of the content on this instance's disk.
     pub async fn copy(&self, state: &AppState) -> io::Result<Copy> {
-        let dir = state.config.data_dir.join("spool").join("reading");
-        let path = dir.join(uuid::Uuid::now_v7().to_string());
-        let copy = Copy { path: path.clone() };
-        let mut content = self.read(state).await?;
-        tokio::task::spawn_blocking(move || private_files::create_dir(&dir)).await??;
-        let mut options = tokio::fs::OpenOptions::from(private_files::file_options());
-        let mut file = options.write(true).create_new(true).open(&path).await?;
-        while let Some(chunk) = content.next().await {
-            file.write_all(&chunk?).await?;
-        }
-        file.flush().await?;
+        let content = self.read(state).await?;
+        let copy = Copy::create(state).await?;
+        copy.append(content).await?;
         Ok(copy)
     }
 }
 
-/// A private copy of a sealed recording's content, removed when dropped.
+/// A private copy of a recording's content, removed when dropped.
 pub struct Copy {
     path: PathBuf,
 }
 
 impl Copy {
+    /// A new, empty copy.
+    async fn create(state: &AppState) -> io::Result<Copy> {
+        let dir = state.config.data_dir.join("spool").join("reading");
+        let path = dir.join(uuid::Uuid::now_v7().to_string());
+        tokio::task::spawn_blocking(move || private_files::create_dir(&dir)).await??;
+        let mut options = tokio::fs::OpenOptions::from(private_files::file_options());
+        options.write(true).create_new(true).open(&path).await?;
+        Ok(Copy { path })
+    }
+
+    /// Appends `content`; the bytes appended.
+    async fn append(
+        &self,
+        mut content: impl Stream<Item = io::Result<Bytes>> + Unpin,
+    ) -> io::Result<u64> {
+        let mut file = tokio::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .await?;
+        let mut appended = 0;
+        while let Some(chunk) = content.next().await {
+            let chunk = chunk?;
+            file.write_all(&chunk).await?;
+            appended += chunk.len() as u64;
+        }
+        file.flush().await?;
+        Ok(appended)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -126,10 +163,12 @@ impl Drop for Copy {
     }
 }
 
-/// A file holding a recording's content: its own, or a copy of its sealed object.
+/// A file holding a recording's content: its own, a copy of its sealed object, or a copy of
+/// what another instance has written of it so far.
 pub enum Readable {
     InPlace(PathBuf),
     Copied(Copy),
+    Relayed(Relayed),
 }
 
 impl Readable {
@@ -137,6 +176,29 @@ impl Readable {
         match self {
             Readable::InPlace(path) => path,
             Readable::Copied(copy) => copy.path(),
+            Readable::Relayed(relayed) => relayed.copy.path(),
+        }
+    }
+
+    /// Brings a relayed copy up to what its writer has now (others are up to date).
+    pub async fn pull(&mut self, state: &AppState) -> io::Result<()> {
+        match self {
+            Readable::Relayed(relayed) => relayed.pull(state).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Completes a relayed copy once `ended`, its recording, has ended: the writer sealed it,
+    /// so the rest comes from its sealed object.
+    pub async fn complete<R: Recorded>(
+        &mut self,
+        state: &AppState,
+        account: Id<Account>,
+        ended: &R,
+    ) -> io::Result<()> {
+        match self {
+            Readable::Relayed(relayed) => relayed.complete(state, account, ended).await,
+            _ => Ok(()),
         }
     }
 }
@@ -147,10 +209,126 @@ pub async fn readable<R: Recorded>(
     account: Id<Account>,
     recording: &R,
 ) -> io::Result<Readable> {
-    match source(state, account, recording) {
+    match source(state, account, recording).await? {
         Source::File(path) => Ok(Readable::InPlace(path)),
         Source::Sealed(sealed) => Ok(Readable::Copied(sealed.copy(state).await?)),
+        Source::Remote(remote) => {
+            let mut relayed = Relayed {
+                copy: Copy::create(state).await?,
+                remote,
+                len: 0,
+                header: None,
+                complete: false,
+            };
+            relayed.pull(state).await?;
+            Ok(Readable::Relayed(relayed))
+        }
     }
+}
+
+/// A copy of an active recording that another instance writes, as far as it was pulled.
+pub struct Relayed {
+    copy: Copy,
+    remote: Remote,
+    /// Bytes of the writer's spool copied.
+    len: u64,
+    /// Where the spool's header line ends (terminal recordings), once copied.
+    header: Option<u64>,
+    /// Completed from the sealed object: nothing more will come.
+    complete: bool,
+}
+
+/// Attempts to read the sealed object of a recording that just ended elsewhere: its writer
+/// moves it to the storage right after the end commits.
+const SEALED_ATTEMPTS: u32 = 10;
+
+impl Relayed {
+    async fn pull(&mut self, state: &AppState) -> io::Result<()> {
+        if self.complete {
+            return Ok(());
+        }
+        match self.remote.read(state, self.len).await {
+            Ok(content) => self.append(content).await,
+            // No longer written there: it has ended, and `complete` takes the rest.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn append(&mut self, content: BoxStream<'static, io::Result<Bytes>>) -> io::Result<()> {
+        let mut header = self.header;
+        let content = content.inspect(|chunk| {
+            if let (None, Ok(chunk)) = (header, chunk) {
+                header = chunk
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map(|at| self.len + at as u64 + 1);
+            }
+            if let Ok(chunk) = chunk {
+                self.len += chunk.len() as u64;
+            }
+        });
+        let appended = self.copy.append(content).await;
+        self.header = header;
+        appended.map(|_| ())
+    }
+
+    async fn complete<R: Recorded>(
+        &mut self,
+        state: &AppState,
+        account: Id<Account>,
+        ended: &R,
+    ) -> io::Result<()> {
+        if self.complete {
+            return Ok(());
+        }
+        let Source::Sealed(sealed) = kept(state, account, ended) else {
+            // Ended unsealed: the instance writing it still has it until it seals it.
+            return self.pull(state).await;
+        };
+        let mut attempts = 0;
+        let content = loop {
+            match sealed.read(state).await {
+                Ok(content) => break content,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < SEALED_ATTEMPTS => {
+                    attempts += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        // What is copied already: a terminal's sealed content has a header of its own, then
+        // the spool's events byte for byte; a desktop's is the spool as it is.
+        let (content, skip) = match (R::HEADER_LINE, self.header) {
+            _ if self.len == 0 => (content, 0),
+            (true, Some(header)) => (lines_after_header(content).boxed(), self.len - header),
+            _ => (content, self.len),
+        };
+        self.append(skipped(content, skip)).await?;
+        self.complete = true;
+        Ok(())
+    }
+}
+
+/// `content` without its first `skip` bytes.
+fn skipped(
+    content: BoxStream<'static, io::Result<Bytes>>,
+    mut skip: u64,
+) -> BoxStream<'static, io::Result<Bytes>> {
+    content
+        .filter_map(move |chunk| {
+            let out = match chunk {
+                Ok(mut chunk) if skip > 0 => {
+                    let cut = skip.min(chunk.len() as u64);
+                    skip -= cut;
+                    let rest = chunk.split_off(cut as usize);
+                    (!rest.is_empty()).then_some(Ok(rest))
+                }
+                other => Some(other),
+            };
+            std::future::ready(out)
+        })
+        .boxed()
 }
 
 /// The lines of `content` after its first (a cast's header), in chunks of whole lines, each

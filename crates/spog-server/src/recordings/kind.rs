@@ -40,6 +40,9 @@ pub trait Recorded: RecordingKind + Audited + Serialize + Clone {
     const RELEASED: Action;
     /// What its recorders are called in the logs.
     const NAME: &'static str;
+    /// Its content starts with a header line, which sealing writes anew (the rest is the
+    /// spool's, byte for byte).
+    const HEADER_LINE: bool;
     type Recorder: Recorder<Self>;
 
     /// The recorders of this kind open on this instance.
@@ -121,6 +124,7 @@ impl Recorded for TerminalRecording {
     const ENDED: Action = Action::TerminalSessionEnd;
     const VERIFIED: Action = Action::TerminalRecordingVerify;
     const SEALED: Action = Action::TerminalRecordingSeal;
+    const HEADER_LINE: bool = true;
     const DELETED: Action = Action::TerminalRecordingDelete;
     const HELD: Action = Action::TerminalRecordingLegalHold;
     const RELEASED: Action = Action::TerminalRecordingLegalHoldRelease;
@@ -228,6 +232,7 @@ impl Recorded for DesktopRecording {
     const ENDED: Action = Action::DesktopRecordingEnd;
     const VERIFIED: Action = Action::DesktopRecordingVerify;
     const SEALED: Action = Action::DesktopRecordingSeal;
+    const HEADER_LINE: bool = false;
     const DELETED: Action = Action::DesktopRecordingDelete;
     const HELD: Action = Action::DesktopRecordingLegalHold;
     const RELEASED: Action = Action::DesktopRecordingLegalHoldRelease;

@@ -14,6 +14,7 @@ mod handles;
 pub mod kind;
 pub mod parts;
 pub mod read;
+pub mod remote;
 mod remove;
 pub mod seal;
 pub mod storage;

@@ -44,3 +44,31 @@ pub fn next_lines(
     })?;
     Ok((lines, next))
 }
+
+/// The bytes of an open `file` from `from` up to `end`, [`CHUNK`] bytes at a time, each read
+/// on the bounded blocking pool once the one before was taken.
+pub fn range(
+    blocking: Blocking,
+    file: std::sync::Arc<std::fs::File>,
+    from: u64,
+    end: u64,
+) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
+    use std::os::unix::fs::FileExt;
+    futures::stream::try_unfold(from, move |at| {
+        let (blocking, file) = (blocking.clone(), file.clone());
+        async move {
+            if at >= end {
+                return Ok(None);
+            }
+            let want = (end - at).min(CHUNK as u64) as usize;
+            let bytes = blocking
+                .run(move || {
+                    let mut buf = vec![0; want];
+                    file.read_exact_at(&mut buf, at)?;
+                    io::Result::Ok(buf)
+                })
+                .await?;
+            Ok(Some((Bytes::from(bytes), at + want as u64)))
+        }
+    })
+}

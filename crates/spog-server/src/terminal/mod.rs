@@ -3,7 +3,7 @@
 //! agent's connection.
 
 mod channel;
-mod cluster;
+pub(crate) mod cluster;
 mod link;
 pub mod open;
 mod relay;

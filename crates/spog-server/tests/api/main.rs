@@ -21,6 +21,7 @@ mod provenance;
 mod real_terminal;
 mod receiver;
 mod recording_limits;
+mod recording_relay;
 mod recording_search;
 mod recording_storage;
 mod retention;

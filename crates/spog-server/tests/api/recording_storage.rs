@@ -251,7 +251,7 @@ async fn a_desktop_recording_in_object_storage_plays_back_and_verifies() {
 }
 
 /// Two instances of one PostgreSQL sharing a bucket, `change` applied to each's configuration.
-async fn two_instances(
+pub async fn two_instances(
     s3: &S3Server,
     prefix: &str,
     change: impl Fn(&mut Config),

@@ -62,7 +62,7 @@ pub async fn start<K: RecordingKind>(
     let recording: Id<K> = Id::new();
     let mut sql = Sql::new(&format!(
         "INSERT INTO {} (id, account_id, organization_id, host_id, hostname, user_id, user_email, \
-         width, height, started_at, last_activity_at, file_path{}) VALUES (",
+         width, height, started_at, last_activity_at, file_path, instance_id{}) VALUES (",
         K::TABLE,
         K::OWN_COLUMNS
     ));
@@ -89,11 +89,33 @@ pub async fn start<K: RecordingKind>(
         .push(", ")
         .bind(new.started_at.micros())
         .push(", ")
-        .bind(file_path(new.account, recording));
+        .bind(file_path(new.account, recording))
+        .push(", ")
+        .bind(new.instance.to_owned());
     K::bind_own(&mut sql, &own);
     sql.push(")");
     sql.execute(conn).await?;
     get(conn, new.account, recording, &HostScope::All).await
+}
+
+/// The instance writing `recording` while it is active; None once it has ended (or for one
+/// started before writers were kept).
+#[tracing::instrument(name = "recordings::writer", skip_all, fields(kind = K::TABLE, recording = %recording))]
+pub async fn writer<K: RecordingKind>(
+    conn: &mut Conn,
+    account: Id<Account>,
+    recording: Id<K>,
+) -> StoreResult<Option<String>> {
+    let mut sql = Sql::new(&format!(
+        "SELECT instance_id FROM {} WHERE account_id = ",
+        K::TABLE
+    ));
+    sql.bind(account.to_string())
+        .push(" AND id = ")
+        .bind(recording.to_string())
+        .push(" AND ended_at IS NULL");
+    let row: Option<(Option<String>,)> = sql.fetch_optional(conn).await?;
+    Ok(row.and_then(|(instance,)| instance))
 }
 
 /// A recording the scope may see.

@@ -9,6 +9,7 @@ pub mod text;
 
 pub use lifecycle::{
     RecordingKind, addressed, end, file_path, get, list, record_progress, seal, silent, start,
+    writer,
 };
 pub use retention::{
     delete, expired, retention_by_account, set_legal_hold, set_settings, settings,
@@ -30,6 +31,8 @@ pub struct NewRecording<'a> {
     pub width: i64,
     pub height: i64,
     pub started_at: Timestamp,
+    /// The instance that writes it (reads elsewhere are relayed from it).
+    pub instance: &'a str,
 }
 
 /// How a recording ends.

@@ -54,6 +54,7 @@ pub async fn start<K: Recorded>(
         width: start.width,
         height: start.height,
         started_at: start.at,
+        instance: &state.instance_id,
     };
     let recording: K = recordings::start(&mut tx, &new, own).await?;
     let opened = state.recorders.recorder(&recording).await;

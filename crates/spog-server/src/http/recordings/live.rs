@@ -84,7 +84,7 @@ async fn follow(
     }
     // The file stays open while followed: sealing removes the spool file's name when the
     // session ends, and the last events are read after that.
-    let readable = match content::readable(&state, account, &recording).await {
+    let mut readable = match content::readable(&state, account, &recording).await {
         Ok(readable) => readable,
         Err(error) => {
             tracing::warn!(%error, "following a terminal session");
@@ -106,6 +106,11 @@ async fn follow(
                 None => std::future::pending().await,
             }
         };
+        if let Err(error) = readable.pull(&state).await {
+            tracing::warn!(%error, "following a terminal session another instance records");
+            close(&mut socket, 1011, "the recording cannot be read").await;
+            return;
+        }
         if file.is_none() {
             let path = readable.path().to_owned();
             file = match state.blocking.run(move || std::fs::File::open(path)).await {
@@ -172,6 +177,9 @@ async fn follow(
             {
                 // One more round reads the last events before closing.
                 ended = now.ended_at.is_some();
+                if ended && let Err(error) = readable.complete(&state, account, &now).await {
+                    tracing::warn!(%error, "completing a session another instance recorded");
+                }
             }
         }
     }

@@ -138,7 +138,7 @@ pub async fn play(
         let player = Player {
             frames,
             file: file.map(Arc::new),
-            _readable: readable,
+            readable,
             blocking,
             speed,
             live,
@@ -166,8 +166,8 @@ const LIVE_POLL: Duration = Duration::from_millis(250);
 struct Player {
     frames: Vec<Frame>,
     file: Option<Arc<std::fs::File>>,
-    /// A sealed recording's copy lives as long as its player.
-    _readable: Readable,
+    /// A sealed or relayed recording's copy lives as long as its player.
+    readable: Readable,
     blocking: Blocking,
     speed: f64,
     /// Until the recording ends.
@@ -346,7 +346,15 @@ impl Player {
                 .await
             {
                 ended = now.ended_at.is_some();
+                if ended {
+                    self.readable
+                        .complete(&live.state, live.account, &now)
+                        .await?;
+                }
             }
+        }
+        if !ended {
+            self.readable.pull(&live.state).await?;
         }
         if self.file.is_none() {
             return Ok(());

@@ -338,8 +338,10 @@ async fn readable(
     }
     // Ended elsewhere and sealed here just now: the spool is gone once the row says where
     // the sealed content is.
-    if let Source::File(spool) = content::source(state, auth.account(), &recording)
-        && recording.ended_at.is_some()
+    if recording.ended_at.is_some()
+        && let Source::File(spool) = content::source(state, auth.account(), &recording)
+            .await
+            .map_err(ApiError::internal)?
         && !crate::recordings::seal::exists(state, &spool).await
     {
         recording = fetch().await?;
@@ -359,7 +361,9 @@ async fn get_recording(
 ) -> ApiResult<Response> {
     let (recording, end) = readable(&state, &auth, id).await?;
     let slot = state.downloads.start(&auth)?;
-    let source = content::source(&state, auth.account(), &recording);
+    let source = content::source(&state, auth.account(), &recording)
+        .await
+        .map_err(ApiError::internal)?;
     let recording = lifecycle::located(&state, recording);
     let mut head = serde_json::to_string(&recording).map_err(ApiError::internal)?;
     head.pop();
@@ -388,6 +392,11 @@ async fn get_recording(
             let mut shape = shape;
             framed(head, lines.map(move |chunk| chunk.map(&mut shape)), "]}").boxed()
         }
+        Source::Remote(remote) => {
+            let lines = content::lines_after_header(relayed(&state, &remote).await?);
+            let mut shape = shape;
+            framed(head, lines.map(move |chunk| chunk.map(&mut shape)), "]}").boxed()
+        }
     };
     Ok((
         [(CONTENT_TYPE, "application/json")],
@@ -408,15 +417,22 @@ async fn download_cast(
 ) -> ApiResult<Response> {
     let (recording, end) = readable(&state, &auth, id).await?;
     let slot = state.downloads.start(&auth)?;
-    let body = match content::source(&state, auth.account(), &recording) {
+    let source = content::source(&state, auth.account(), &recording)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut head = download_header(&recording, recording.duration_seconds);
+    head.push('\n');
+    let body = match source {
         Source::File(path) => {
             let offset = events_offset(&state, &path).await?;
-            let mut head = download_header(&recording, recording.duration_seconds);
-            head.push('\n');
             stream_file(&state, path, offset, end, head, "", |chunk| chunk).boxed()
         }
         // Sealed: its content is the download, byte for byte (what its hash covers).
         Source::Sealed(sealed) => sealed.read(&state).await.map_err(unreadable)?,
+        Source::Remote(remote) => {
+            let lines = content::lines_after_header(relayed(&state, &remote).await?);
+            framed(head, lines, "").boxed()
+        }
     };
     let disposition = format!("attachment; filename=\"{}.cast\"", recording.id);
     Ok((
@@ -427,6 +443,17 @@ async fn download_cast(
         Body::from_stream(slot.hold(body)),
     )
         .into_response())
+}
+
+/// What the instance writing a recording has of it now.
+async fn relayed(
+    state: &AppState,
+    remote: &crate::recordings::remote::Remote,
+) -> ApiResult<futures::stream::BoxStream<'static, std::io::Result<Bytes>>> {
+    remote.read(state, 0).await.map_err(|error| {
+        tracing::warn!(%error, "reading a recording from the instance writing it");
+        ApiError::Unavailable("the instance recording this session cannot be reached".to_owned())
+    })
 }
 
 /// A sealed recording whose object cannot be read.

@@ -112,9 +112,12 @@ async fn verify<K: Recorded>(
             break;
         }
     }
-    let actual = match content::source(state, auth.account(), &recording) {
+    let source = content::source(state, auth.account(), &recording)
+        .await
+        .map_err(ApiError::internal)?;
+    let actual = match source {
         Source::Sealed(sealed) => hash(state, &sealed).await,
-        Source::File(_) => Err("not_sealed"),
+        Source::File(_) | Source::Remote(_) => Err("not_sealed"),
     };
     let reason = match (&expected, &actual) {
         (_, Err(reason)) => Some(*reason),
