@@ -10,6 +10,7 @@ use std::io;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -19,9 +20,10 @@ use serde::Deserialize;
 use spog_core::model::Account;
 use spog_core::recordings::{DesktopRecording, TerminalRecording};
 use spog_core::{Id, Timestamp};
+use spog_store::recordings;
 
 use super::kind::{Recorded, Recorder};
-use super::read;
+use super::{parts, read};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::AppPath;
 use crate::state::AppState;
@@ -53,7 +55,10 @@ pub fn internal_router() -> axum::Router<AppState> {
 /// The instance writing an active recording, when that is another one and it is alive.
 #[derive(Clone)]
 pub struct Remote {
-    url: String,
+    instance: String,
+    /// Where it is reached.
+    pub base: String,
+    /// Its spool endpoint for the recording.
     path: String,
 }
 
@@ -67,7 +72,7 @@ pub async fn writer<R: Recorded>(
         return Ok(None);
     }
     let mut conn = state.store.conn().await.map_err(io::Error::other)?;
-    let instance = spog_store::recordings::writer::<R>(&mut conn, account, recording.id())
+    let instance = recordings::writer::<R>(&mut conn, account, recording.id())
         .await
         .map_err(io::Error::other)?;
     let Some(instance) = instance.filter(|instance| *instance != state.instance_id) else {
@@ -77,12 +82,10 @@ pub async fn writer<R: Recorded>(
     let base = spog_store::cluster::url_of(&mut conn, &instance, seen_after)
         .await
         .map_err(io::Error::other)?;
-    Ok(base.map(|base| {
-        let path = spool_path(account, recording.id());
-        Remote {
-            url: format!("{}{path}", base.trim_end_matches('/')),
-            path,
-        }
+    Ok(base.map(|base| Remote {
+        instance,
+        base: base.trim_end_matches('/').to_owned(),
+        path: spool_path(account, recording.id()),
     }))
 }
 
@@ -97,7 +100,7 @@ impl Remote {
         let token = cluster::token(&state.keys.cluster, &self.path, Timestamp::now());
         let response = state
             .peers
-            .get(format!("{}?from={from}", self.url))
+            .get(format!("{}{}?from={from}", self.base, self.path))
             .header(CLUSTER_TOKEN, token)
             .send()
             .await
@@ -112,6 +115,102 @@ impl Remote {
             ))),
         }
     }
+}
+
+/// Headers an append is forwarded with: the caller's credential (checked again there) and
+/// what describes the body.
+const FORWARDED_HEADERS: [&str; 3] = ["authorization", "content-type", "x-frame-elapsed-ms"];
+
+impl Remote {
+    /// Sends an append that reached this instance (at `path`) on to the instance writing the
+    /// recording, with a cluster token that keeps it there; its answer is the caller's. None
+    /// when that instance does not answer: the caller then takes the recording over.
+    pub async fn forward(
+        &self,
+        state: &AppState,
+        path: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> ApiResult<Option<Response>> {
+        let mut request = state
+            .peers
+            .post(format!("{}{path}", self.base))
+            .header(
+                CLUSTER_TOKEN,
+                cluster::token(&state.keys.cluster, path, Timestamp::now()),
+            )
+            .body(body);
+        for name in FORWARDED_HEADERS {
+            if let Some(value) = headers.get(name) {
+                request = request.header(name, value);
+            }
+        }
+        let answer = match request.send().await {
+            Ok(answer) => answer,
+            Err(error) if error.is_connect() => return Ok(None),
+            Err(error) => {
+                tracing::warn!(%error, "forwarding an append to the instance recording it");
+                return Err(unreachable());
+            }
+        };
+        let status = answer.status();
+        let kind = answer.headers().get(CONTENT_TYPE).cloned();
+        let body = answer.bytes().await.map_err(|_| unreachable())?;
+        let mut response = (status, body).into_response();
+        if let Some(kind) = kind {
+            response.headers_mut().insert(CONTENT_TYPE, kind);
+        }
+        Ok(Some(response))
+    }
+}
+
+/// Makes this instance the writer of `recording`, whose writer stopped answering (a crash,
+/// or this very instance before a restart, whose registration has not expired yet): its spool
+/// is restored from the uploaded parts unless it is here already, and appends go on here.
+pub async fn take_over<R: Recorded>(
+    state: &AppState,
+    account: Id<Account>,
+    recording: &R,
+    from: &Remote,
+) -> ApiResult<()> {
+    tracing::warn!(recording = %recording.id(), writer = %from.instance,
+        "the instance writing a recording does not answer; it is written here from now on");
+    let mut conn = state.store.conn().await?;
+    let id = recording.id();
+    if !recordings::take_over(&mut conn, account, id, &from.instance, &state.instance_id).await? {
+        return Err(ApiError::Unavailable(
+            "the recording's writer changed meanwhile; send it again".to_owned(),
+        ));
+    }
+    let spool = state.recorders.path(recording.file_path());
+    if !tokio::fs::try_exists(&spool).await.unwrap_or(false) {
+        parts::restore(state, account, id, &spool)
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    Ok(())
+}
+
+/// The instance writing a recording did not answer.
+pub fn unreachable() -> ApiError {
+    ApiError::Unavailable("the instance recording this session cannot be reached".to_owned())
+}
+
+/// Where appends to `recording` arriving at `path` (under `/api/v1`) go: None to write them
+/// here (this instance writes it, none does, or the request was forwarded from another).
+pub async fn appends_to<R: Recorded>(
+    state: &AppState,
+    account: Id<Account>,
+    recording: &R,
+    headers: &HeaderMap,
+    path: &str,
+) -> ApiResult<Option<Remote>> {
+    if cluster::forwarded(state, headers, path) {
+        return Ok(None);
+    }
+    writer(state, account, recording)
+        .await
+        .map_err(ApiError::internal)
 }
 
 #[derive(Deserialize)]

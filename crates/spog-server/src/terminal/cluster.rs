@@ -119,22 +119,51 @@ pub async fn open_upstream(
     client_addr: Option<&str>,
     size: (u16, u16),
 ) -> Result<Upstream, Box<Response>> {
-    let refusal = |error: ApiError| Box::new(error.into_response());
-    let base = holder(state, account, host).await.map_err(refusal)?;
+    let base = holder(state, account, host)
+        .await
+        .map_err(|error| Box::new(error.into_response()))?;
     let path = format!("/internal/v1/hosts/{host}/terminal");
-    let url = format!(
-        "{}{path}?cols={}&rows={}",
-        base.replacen("http://", "ws://", 1),
-        size.0,
-        size.1
-    );
-    let mut request = url.into_client_request().map_err(|_| refusal(offline()))?;
+    let query = format!("cols={}&rows={}", size.0, size.1);
+    connect(state, &base, &path, &query, credential, client_addr)
+        .await
+        .map_err(|refused| match refused {
+            Refused::Answer(answer) => answer,
+            Refused::Unreachable => Box::new(offline().into_response()),
+        })
+}
+
+/// Why a peer's WebSocket did not open.
+pub enum Refused {
+    /// It answered with this instead: the caller's answer.
+    Answer(Box<Response>),
+    /// It did not answer.
+    Unreachable,
+}
+
+/// Opens the WebSocket at `path` on the instance reached at `base`, for the caller whose
+/// credential is `credential` (checked again there), with a cluster token for `path`.
+pub async fn connect(
+    state: &AppState,
+    base: &str,
+    path: &str,
+    query: &str,
+    credential: &str,
+    client_addr: Option<&str>,
+) -> Result<Upstream, Refused> {
+    let base = base.replacen("http://", "ws://", 1);
+    let url = match query {
+        "" => format!("{base}{path}"),
+        query => format!("{base}{path}?{query}"),
+    };
+    let mut request = url
+        .into_client_request()
+        .map_err(|_| Refused::Unreachable)?;
     let headers = request.headers_mut();
-    let value = |text: String| HeaderValue::from_str(&text).map_err(|_| refusal(offline()));
+    let value = |text: String| HeaderValue::from_str(&text).map_err(|_| Refused::Unreachable);
     headers.insert("authorization", value(format!("Bearer {credential}"))?);
     headers.insert(
         CLUSTER_TOKEN,
-        value(token(&state.keys.cluster, &path, Timestamp::now()))?,
+        value(token(&state.keys.cluster, path, Timestamp::now()))?,
     );
     if let Some(addr) = client_addr {
         headers.insert(CLIENT_ADDR, value(addr.to_owned())?);
@@ -145,21 +174,26 @@ pub async fn open_upstream(
             let status =
                 StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
             let body = response.into_body().unwrap_or_default();
-            Err(Box::new(
+            Err(Refused::Answer(Box::new(
                 (
                     status,
                     [(axum::http::header::CONTENT_TYPE, "application/json")],
                     body,
                 )
                     .into_response(),
-            ))
+            )))
         }
         Ok(Err(error)) => {
-            tracing::warn!(%error, %host, "the instance holding the host's agent cannot be reached");
-            Err(refusal(offline()))
+            tracing::warn!(%error, %path, "another instance of the cluster cannot be reached");
+            Err(Refused::Unreachable)
         }
-        Err(_) => Err(refusal(offline())),
+        Err(_) => Err(Refused::Unreachable),
     }
+}
+
+/// Whether the request to `path` came from another instance of this cluster.
+pub fn forwarded(state: &AppState, headers: &HeaderMap, path: &str) -> bool {
+    check(state, headers, path).is_ok()
 }
 
 /// Passes messages both ways until either side closes; the other is then closed alike.

@@ -5,14 +5,14 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use spog_server::testing::s3::S3Server;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::desktop::{frame, jpeg, next_frame};
-use crate::recording_storage::two_instances;
+use crate::recording_storage::{BUCKET, two_instances};
 use crate::terminal::{Socket, download, next_json, setup, socket, start};
 
 fn output(text: &str, at: f64) -> Value {
@@ -164,5 +164,143 @@ async fn an_active_desktop_recording_plays_live_through_another_instance() {
     let end = next_json(&mut player).await;
     assert_eq!(end["type"], "end", "{end}");
     first.stop().await;
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn appends_that_reach_another_instance_are_recorded_by_the_one_writing() {
+    let Some(s3) = S3Server::start().await else {
+        return;
+    };
+    let Some((first, second)) = two_instances(&s3, "forwarded", |_| {}).await else {
+        return;
+    };
+    let setup = setup(&first).await;
+    // The gateway's token, sent to the other instance (as a load balancer would).
+    let gateway_elsewhere = setup
+        .gateway
+        .with_token(setup.gateway.token.as_deref().unwrap());
+    let gateway_elsewhere = spog_server::testing::Client {
+        base: second.admin().await.base,
+        ..gateway_elsewhere
+    };
+    let session = start(&setup, &setup.host).await;
+    let id = session["id"].as_str().unwrap();
+    let events = format!("/terminal/sessions/{id}/events");
+    let (status, _) = setup.gateway.post(&events, output("one: here", 0.1)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, appended) = gateway_elsewhere
+        .post(&events, output("two: over there", 0.2))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{appended}");
+    // Out of order elsewhere: refused there as here, naming the field.
+    let (status, refused) = gateway_elsewhere
+        .post(&events, output("too early", 0.05))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    let mut source = socket(
+        &gateway_elsewhere,
+        &format!("/terminal/sessions/{id}/stream"),
+    )
+    .await;
+    source
+        .send(Message::text(r#"[0.3, "o", "three: streamed there\r\n"]"#))
+        .await
+        .unwrap();
+    source.close(None).await.unwrap();
+    // The stream's event is recorded once the splice has passed it on.
+    let mut recorded = String::new();
+    for _ in 0..50 {
+        let (_, _, cast) = download(&setup.admin, session["recording_id"].as_str().unwrap()).await;
+        recorded = cast;
+        if recorded.contains("three") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, ended) = gateway_elsewhere
+        .post(&format!("/terminal/sessions/{id}/end"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ended}");
+    let lines: Vec<&str> = recorded.lines().skip(1).collect();
+    assert_eq!(lines.len(), 3, "{recorded}");
+    assert!(lines[0].contains("one: here") && lines[1].contains("two: over there"));
+    assert!(lines[2].contains("three: streamed there"), "{recorded}");
+
+    // A desktop frame sent to the other instance goes into the recording.
+    let (_, recording) = setup
+        .gateway
+        .post(
+            "/desktop/recordings",
+            json!({"host_id": setup.host, "user_id": setup.user, "width": 640, "height": 480}),
+        )
+        .await;
+    let desktop = recording["id"].as_str().unwrap();
+    let (status, _) = frame(&setup.gateway, desktop, "0", jpeg(0, 1000)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, accepted) = frame(&gateway_elsewhere, desktop, "100", jpeg(1, 1000)).await;
+    assert_eq!(status, StatusCode::OK, "{accepted}");
+    assert_eq!(accepted["frame_count"], 2);
+    first.stop().await;
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_whose_writer_died_goes_on_where_its_next_events_arrive() {
+    let Some(s3) = S3Server::start().await else {
+        return;
+    };
+    let prefix = format!("taken-over-{}", uuid::Uuid::now_v7());
+    let Some((first, second)) = two_instances(&s3, &prefix, |config| {
+        config.recording_upload_interval = Duration::from_secs(1);
+    })
+    .await
+    else {
+        return;
+    };
+    let setup = setup(&first).await;
+    let gateway_elsewhere = spog_server::testing::Client {
+        base: second.admin().await.base,
+        ..setup.gateway.clone()
+    };
+    let session = start(&setup, &setup.host).await;
+    let id = session["id"].as_str().unwrap();
+    let events = format!("/terminal/sessions/{id}/events");
+    let (status, _) = setup
+        .gateway
+        .post(&events, output("uploaded before the crash", 0.1))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !s3
+        .keys(BUCKET, &format!("{prefix}/"))
+        .await
+        .iter()
+        .any(|k| k.contains(".parts/"))
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no part uploaded");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Its writer dies while still registered: the next events, sent to the other instance,
+    // are written there after what was uploaded, in time order as before.
+    first.kill();
+    let (status, refused) = gateway_elsewhere
+        .post(&events, output("too early", 0.05))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    let (status, appended) = gateway_elsewhere
+        .post(&events, output("after the crash", 0.2))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{appended}");
+    let (status, ended) = gateway_elsewhere
+        .post(&format!("/terminal/sessions/{id}/end"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ended}");
+    let elsewhere = second.admin().await;
+    let (_, _, cast) = download(&elsewhere, session["recording_id"].as_str().unwrap()).await;
+    let lines: Vec<&str> = cast.lines().skip(1).collect();
+    assert_eq!(lines.len(), 2, "{cast}");
+    assert!(lines[0].contains("uploaded before the crash"), "{cast}");
+    assert!(lines[1].contains("after the crash"), "{cast}");
     second.stop().await;
 }

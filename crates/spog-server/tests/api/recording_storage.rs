@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::terminal::{Setup, download, setup, socket, start};
 use crate::{servers_with, temp_dir};
 
-const BUCKET: &str = "recordings";
+pub const BUCKET: &str = "recordings";
 
 /// A shell session's worth of output: prompts, commands and their output, as compressible
 /// as real ones are.

@@ -118,6 +118,28 @@ pub async fn writer<K: RecordingKind>(
     Ok(row.and_then(|(instance,)| instance))
 }
 
+/// Makes `to` the instance writing an active recording that `from` wrote; false when it has
+/// ended or another instance took it over first.
+#[tracing::instrument(name = "recordings::take_over", skip_all, fields(kind = K::TABLE, recording = %recording))]
+pub async fn take_over<K: RecordingKind>(
+    conn: &mut Conn,
+    account: Id<Account>,
+    recording: Id<K>,
+    from: &str,
+    to: &str,
+) -> StoreResult<bool> {
+    let mut sql = Sql::new(&format!("UPDATE {} SET instance_id = ", K::TABLE));
+    sql.bind(to.to_owned())
+        .push(" WHERE account_id = ")
+        .bind(account.to_string())
+        .push(" AND id = ")
+        .bind(recording.to_string())
+        .push(" AND instance_id = ")
+        .bind(from.to_owned())
+        .push(" AND ended_at IS NULL");
+    Ok(sql.execute(conn).await?.rows_affected() == 1)
+}
+
 /// A recording the scope may see.
 #[tracing::instrument(name = "recordings::get", skip_all, fields(kind = K::TABLE, account = %account, recording = %recording))]
 pub async fn get<K: RecordingKind>(

@@ -9,7 +9,7 @@ pub mod text;
 
 pub use lifecycle::{
     RecordingKind, addressed, end, file_path, get, list, record_progress, seal, silent, start,
-    writer,
+    take_over, writer,
 };
 pub use retention::{
     delete, expired, retention_by_account, set_legal_hold, set_settings, settings,

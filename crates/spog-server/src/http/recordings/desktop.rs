@@ -5,9 +5,9 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::Message;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::{OriginalUri, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use spog_core::model::{Host, User};
 use spog_core::page::Page;
@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::lifecycle::{self, Start};
+use super::lifecycle::{self, Start, Streamed};
 use super::retention::{self, LegalHold};
 use super::stream::{self, INVALID, UNSUPPORTED};
 use super::{RecordingParams, size_field};
@@ -28,7 +28,7 @@ use crate::auth::permissions::{
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath, AppQuery};
-use crate::recordings::{FrameRecorder, RecordingError};
+use crate::recordings::{FrameRecorder, RecordingError, remote};
 use crate::state::AppState;
 
 pub const ELAPSED_HEADER: &str = "x-frame-elapsed-ms";
@@ -119,14 +119,24 @@ async fn append_frame(
     State(state): State<AppState>,
     auth: Require<SessionRecordingsWrite>,
     AppPath(id): AppPath<Id<DesktopRecording>>,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<FrameAccepted>> {
+) -> ApiResult<Response> {
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
         _ => ApiError::BadRequest(rejection.body_text()),
     })?;
     let recording: DesktopRecording = lifecycle::active(&state, &auth, id).await?;
+    let path = uri.path();
+    if let Some(writer) =
+        remote::appends_to(&state, auth.account(), &recording, &headers, path).await?
+    {
+        match writer.forward(&state, path, &headers, body.clone()).await? {
+            Some(answer) => return Ok(answer),
+            None => remote::take_over(&state, auth.account(), &recording, &writer).await?,
+        }
+    }
     let elapsed = headers
         .get(ELAPSED_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -144,7 +154,7 @@ async fn append_frame(
         .blocking
         .run(move || recorder.append(elapsed, &body, "X-Frame-Elapsed-Ms", true))
         .await?;
-    Ok(Json(FrameAccepted { frame_count }))
+    Ok(Json(FrameAccepted { frame_count }).into_response())
 }
 
 /// A year of milliseconds.
@@ -165,30 +175,34 @@ async fn stream_frames(
     State(state): State<AppState>,
     auth: Require<SessionRecordingsWrite>,
     AppPath(id): AppPath<Id<DesktopRecording>>,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    let (upgrade, lease, recorder) =
-        lifecycle::streamed::<DesktopRecording>(&state, &auth, &headers, upgrade, id).await?;
+    let streamed =
+        lifecycle::streamed::<DesktopRecording>(&state, &auth, &headers, uri.path(), upgrade, id)
+            .await?;
+    let (upgrade, lease, recorder) = match streamed {
+        Streamed::Here(upgrade, lease, recorder) => (upgrade, lease, recorder),
+        Streamed::Spliced(answer) => return Ok(answer),
+    };
     let blocking = state.blocking.clone();
     let span = Span::current();
-    Ok(upgrade
-        .max_message_size(state.config.body_limit)
-        .on_upgrade(move |socket| {
-            stream::ingest::<DesktopRecording, _>(
-                blocking,
-                recorder,
-                socket,
-                lease,
-                read_frame,
-                |recorder: &FrameRecorder, (ms, bytes): (u64, Bytes)| {
-                    recorder
-                        .append(ms, &bytes[8..], "message", false)
-                        .map(|_| ())
-                },
-            )
-            .instrument(span)
-        }))
+    Ok(upgrade.on_upgrade(move |socket| {
+        stream::ingest::<DesktopRecording, _>(
+            blocking,
+            recorder,
+            socket,
+            lease,
+            read_frame,
+            |recorder: &FrameRecorder, (ms, bytes): (u64, Bytes)| {
+                recorder
+                    .append(ms, &bytes[8..], "message", false)
+                    .map(|_| ())
+            },
+        )
+        .instrument(span)
+    }))
 }
 
 /// A binary message of a frame: its elapsed milliseconds (8 bytes, big-endian), then the

@@ -7,20 +7,23 @@ use std::sync::Arc;
 use axum::extract::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::http::HeaderMap;
+use axum::response::Response;
 use spog_core::model::{Host, User};
 use spog_core::page::{self, Page};
 use spog_core::{Id, Permission, Timestamp};
 use spog_store::recordings::{self, EndReason, Filter, NewRecording};
+use tracing::{Instrument, Span};
 
 use super::{RecordingParams, recording_subject};
-use crate::auth::Auth;
+use crate::auth::{Auth, presented_token};
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, Announcements};
 use crate::http::ws::admit;
 use crate::hub::sockets::SocketLease;
-use crate::recordings::ending;
 use crate::recordings::kind::Recorded;
+use crate::recordings::{ending, remote};
 use crate::state::AppState;
+use crate::terminal::cluster::{self, Refused};
 
 /// What a start names, checked by its handler.
 pub struct Start {
@@ -146,16 +149,23 @@ pub async fn list<K: Recorded>(
     Ok(page.map(|r| located(state, r)))
 }
 
-/// What a source streaming into an active recording is given: the WebSocket to accept, its
-/// lease on the instance's sockets, and the recording's recorder.
+/// Where a source's stream into an active recording (at `path`, under `/api/v1`) goes.
+pub enum Streamed<K: Recorded> {
+    /// Into its recorder here: the WebSocket to accept and its lease on the instance's sockets.
+    Here(WebSocketUpgrade, SocketLease, Arc<K::Recorder>),
+    /// To the instance writing it, spliced: the answer to give.
+    Spliced(Response),
+}
+
 pub async fn streamed<K: Recorded>(
     state: &AppState,
     auth: &Auth,
     headers: &HeaderMap,
+    path: &str,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     address: K::Address,
-) -> ApiResult<(WebSocketUpgrade, SocketLease, Arc<K::Recorder>)> {
-    let upgrade = super::websocket(upgrade)?;
+) -> ApiResult<Streamed<K>> {
+    let upgrade = super::websocket(upgrade)?.max_message_size(state.config.body_limit);
     let lease = admit(
         state,
         &auth.principal,
@@ -163,8 +173,26 @@ pub async fn streamed<K: Recorded>(
         Some(Permission::SessionRecordingsWrite),
     )?;
     let recording: K = active(state, auth, address).await?;
+    if let Some(writer) =
+        remote::appends_to(state, auth.account(), &recording, headers, path).await?
+    {
+        let credential = presented_token(headers).unwrap_or_default();
+        let ip = auth.request.ip.as_deref();
+        match cluster::connect(state, &writer.base, path, "", &credential, ip).await {
+            Ok(upstream) => {
+                let span = Span::current();
+                return Ok(Streamed::Spliced(upgrade.on_upgrade(move |socket| {
+                    cluster::splice(socket, upstream, lease).instrument(span)
+                })));
+            }
+            Err(Refused::Answer(answer)) => return Ok(Streamed::Spliced(*answer)),
+            Err(Refused::Unreachable) => {
+                remote::take_over(state, auth.account(), &recording, &writer).await?;
+            }
+        }
+    }
     let recorder = state.recorders.recorder(&recording).await?;
-    Ok((upgrade, lease, recorder))
+    Ok(Streamed::Here(upgrade, lease, recorder))
 }
 
 /// Ends an active recording at its source's request.

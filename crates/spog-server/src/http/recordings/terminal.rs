@@ -6,7 +6,7 @@ use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::ws::Message;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::{OriginalUri, State, WebSocketUpgrade};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -26,7 +26,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::lifecycle::{self, Start};
+use super::lifecycle::{self, Start, Streamed};
 use super::retention::{self, LegalHold};
 use super::stream::{self, INVALID, UNSUPPORTED};
 use super::{RecordingParams, size_field};
@@ -38,7 +38,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath, AppQuery, DataJson};
 use crate::recordings::content::{self, Source};
 use crate::recordings::kind::Recorded;
-use crate::recordings::{Appended, CastRecorder, cast, read};
+use crate::recordings::{Appended, CastRecorder, cast, read, remote};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -142,16 +142,28 @@ async fn append_events(
     State(state): State<AppState>,
     auth: Require<SessionRecordingsWrite>,
     AppPath(id): AppPath<Id<TerminalSession>>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
     DataJson(events): DataJson<BoundedList<RawEvent, 10_000>>,
-) -> ApiResult<Json<Appended>> {
+) -> ApiResult<Response> {
     let recording: TerminalRecording = lifecycle::active(&state, &auth, id).await?;
+    let path = uri.path();
+    if let Some(writer) =
+        remote::appends_to(&state, auth.account(), &recording, &headers, path).await?
+    {
+        let body = serde_json::to_vec(&*events).map_err(ApiError::internal)?;
+        match writer.forward(&state, path, &headers, body.into()).await? {
+            Some(answer) => return Ok(answer),
+            None => remote::take_over(&state, auth.account(), &recording, &writer).await?,
+        }
+    }
     let recorder = state.recorders.recorder(&recording).await?;
     let record_input = state.config.record_input;
     let appended = state
         .blocking
         .run(move || recorder.append(events.into_inner(), record_input, "body", true))
         .await?;
-    Ok(Json(appended))
+    Ok(Json(appended).into_response())
 }
 
 /// End a session; its recording is complete.
@@ -174,30 +186,34 @@ async fn stream_events(
     State(state): State<AppState>,
     auth: Require<SessionRecordingsWrite>,
     AppPath(id): AppPath<Id<TerminalSession>>,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    let (upgrade, lease, recorder) =
-        lifecycle::streamed::<TerminalRecording>(&state, &auth, &headers, upgrade, id).await?;
+    let streamed =
+        lifecycle::streamed::<TerminalRecording>(&state, &auth, &headers, uri.path(), upgrade, id)
+            .await?;
+    let (upgrade, lease, recorder) = match streamed {
+        Streamed::Here(upgrade, lease, recorder) => (upgrade, lease, recorder),
+        Streamed::Spliced(answer) => return Ok(answer),
+    };
     let span = Span::current();
-    Ok(upgrade
-        .max_message_size(state.config.body_limit)
-        .on_upgrade(move |socket| {
-            let record_input = state.config.record_input;
-            stream::ingest::<TerminalRecording, _>(
-                state.blocking.clone(),
-                recorder,
-                socket,
-                lease,
-                read_events,
-                move |recorder: &CastRecorder, events| {
-                    recorder
-                        .append(events, record_input, "message", false)
-                        .map(|_| ())
-                },
-            )
-            .instrument(span)
-        }))
+    Ok(upgrade.on_upgrade(move |socket| {
+        let record_input = state.config.record_input;
+        stream::ingest::<TerminalRecording, _>(
+            state.blocking.clone(),
+            recorder,
+            socket,
+            lease,
+            read_events,
+            move |recorder: &CastRecorder, events| {
+                recorder
+                    .append(events, record_input, "message", false)
+                    .map(|_| ())
+            },
+        )
+        .instrument(span)
+    }))
 }
 
 /// A text message of asciicast events.
@@ -448,11 +464,11 @@ async fn download_cast(
 /// What the instance writing a recording has of it now.
 async fn relayed(
     state: &AppState,
-    remote: &crate::recordings::remote::Remote,
+    remote: &remote::Remote,
 ) -> ApiResult<futures::stream::BoxStream<'static, std::io::Result<Bytes>>> {
     remote.read(state, 0).await.map_err(|error| {
         tracing::warn!(%error, "reading a recording from the instance writing it");
-        ApiError::Unavailable("the instance recording this session cannot be reached".to_owned())
+        remote::unreachable()
     })
 }
 
