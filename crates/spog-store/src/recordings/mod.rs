@@ -3,6 +3,7 @@
 
 pub mod desktop;
 mod lifecycle;
+mod relocation;
 mod retention;
 pub mod terminal;
 pub mod text;
@@ -10,6 +11,7 @@ pub mod text;
 pub use lifecycle::{
     RecordingKind, addressed, end, file_path, get, list, record_progress, seal, silent, start,
 };
+pub use relocation::{ended_in, move_storage};
 pub use retention::{
     delete, expired, retention_by_account, set_legal_hold, set_settings, settings,
 };
