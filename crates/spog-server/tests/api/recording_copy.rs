@@ -89,6 +89,18 @@ async fn recordings_in_the_data_directory_move_to_object_storage_with_their_hash
             zstd(cast.replace("app-7", "app-8").as_bytes()),
         )
         .unwrap();
+        // As a recording that ended before sealing existed: no hash, a plain file.
+        let legacy = record(&setup, shell_output()).await;
+        let mut conn = local.state.store.conn().await.unwrap();
+        sqlx::query(
+            "UPDATE terminal_recordings SET sha256 = NULL, stored_bytes = NULL, storage = NULL \
+             WHERE id = $1",
+        )
+        .bind(legacy["id"].as_str().unwrap())
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        drop(conn);
         local.kill();
 
         // The operator switches the configuration to the bucket and runs the command.
@@ -97,23 +109,30 @@ async fn recordings_in_the_data_directory_move_to_object_storage_with_their_hash
         s3.configure(&mut config, BUCKET, &prefix).await;
         let server = TestServer::start_with(Arc::clone(&database), config).await;
         let (summary, lines) = copy(&server).await;
-        let stored = terminal["stored_bytes"].as_u64().unwrap()
-            + desktop["stored_bytes"].as_u64().unwrap();
+        let stored =
+            terminal["stored_bytes"].as_u64().unwrap() + desktop["stored_bytes"].as_u64().unwrap();
         assert_eq!(
             summary,
             Summary {
                 moved: 2,
-                skipped: 0,
+                skipped: 1,
                 failed: 1,
                 bytes: stored
             },
             "{lines:?}"
         );
         let tampered_id = tampered["id"].as_str().unwrap();
-        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(
             lines[0].starts_with(&format!("FAILED terminal recording {tampered_id}"))
                 && lines[0].contains("content_mismatch"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].starts_with(&format!(
+                "skipped terminal recording {}",
+                legacy["id"].as_str().unwrap()
+            )) && lines[1].contains("ended before recordings were sealed"),
             "{lines:?}"
         );
 
@@ -152,12 +171,14 @@ async fn recordings_in_the_data_directory_move_to_object_storage_with_their_hash
         }
         drop(player);
 
-        // The changed one stayed where it was; the active one was not touched.
+        // The changed and the unsealed ones stayed where they were; the active one was not
+        // touched.
         let (_, left) = admin
             .get(&format!("/terminal/recordings/{tampered_id}"))
             .await;
         assert_eq!(left["storage"], "local", "{left}");
         assert!(local_file(&tampered).is_file());
+        assert!(local_file(&legacy).is_file());
         let (_, running) = admin
             .get(&format!(
                 "/terminal/recordings/{}",
@@ -188,7 +209,7 @@ async fn recordings_in_the_data_directory_move_to_object_storage_with_their_hash
             again,
             Summary {
                 moved: 0,
-                skipped: 0,
+                skipped: 1,
                 failed: 1,
                 bytes: 0
             },

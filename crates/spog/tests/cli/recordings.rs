@@ -54,7 +54,10 @@ async fn recorded(admin: &Client) -> Value {
     let (status, _) = gateway
         .post(
             &format!("/terminal/sessions/{id}/events"),
-            json!([[0.1, "o", "$ uptime\r\n"], [0.2, "o", " 12:00 up 3 days\r\n"]]),
+            json!([
+                [0.1, "o", "$ uptime\r\n"],
+                [0.2, "o", " 12:00 up 3 days\r\n"]
+            ]),
         )
         .await;
     assert_eq!(status, StatusCode::OK);
@@ -80,7 +83,11 @@ async fn copy_to_storage_is_refused_on_local_storage_and_exits_1_for_what_it_can
         let admin = server.admin().await;
         let kept = recorded(&admin).await;
         let changed = recorded(&admin).await;
-        std::fs::write(changed["file_path"].as_str().unwrap(), b"not what was sealed").unwrap();
+        std::fs::write(
+            changed["file_path"].as_str().unwrap(),
+            b"not what was sealed",
+        )
+        .unwrap();
         server.kill();
 
         let refused = copy_to_storage(&database, &dir, &[]);
@@ -106,7 +113,9 @@ async fn copy_to_storage_is_refused_on_local_storage_and_exits_1_for_what_it_can
             assert_eq!(output.status.code(), Some(1), "{out}{err}");
             let moved = if run == 0 { 1 } else { 0 };
             assert!(
-                out.contains(&format!("copy-to-storage: moved {moved}, skipped 0, failed 1")),
+                out.contains(&format!(
+                    "copy-to-storage: moved {moved}, skipped 0, failed 1"
+                )),
                 "{out}"
             );
             assert!(
@@ -116,10 +125,7 @@ async fn copy_to_storage_is_refused_on_local_storage_and_exits_1_for_what_it_can
                 )),
                 "{out}"
             );
-            assert!(
-                err.contains("1 recordings could not be moved"),
-                "{err}"
-            );
+            assert!(err.contains("1 recordings could not be moved"), "{err}");
         }
         let keys = s3.keys("cli", &prefix).await;
         assert_eq!(keys.len(), 1, "{keys:?}");
