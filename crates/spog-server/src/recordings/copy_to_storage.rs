@@ -147,7 +147,7 @@ impl Run<'_> {
                 ));
             }
         }
-        if self.summary.checked() % PROGRESS_EVERY == 0 {
+        if self.summary.checked().is_multiple_of(PROGRESS_EVERY) {
             (self.say)(format!(
                 "{} recordings done: {}",
                 self.summary.checked(),
@@ -158,25 +158,48 @@ impl Run<'_> {
 }
 
 /// Moves one recording kept in the data directory to the current storage. Store errors end
-/// the run; anything wrong with this recording's content fails it alone.
+/// the run; anything wrong with this recording's content fails it alone, unless it was moved
+/// (or deleted) meanwhile: another run that moved it first removes the local object this one
+/// may still be reading.
 async fn move_one<R: Recorded>(
     state: &AppState,
     account: Id<Account>,
     id: Id<R>,
 ) -> anyhow::Result<Outcome> {
-    let recording: R = {
-        let mut conn = state.store.conn().await?;
-        match recordings::get(&mut conn, account, id, &HostScope::All).await {
-            Ok(recording) => recording,
-            Err(StoreError::NotFound) => return Ok(Outcome::Skipped("deleted meanwhile".into())),
-            Err(error) => return Err(error.into()),
-        }
-    };
-    let from = Backend::Local;
-    let to = state.storage.current;
-    if recording.stored().storage.as_deref() != Some(from.as_str()) {
-        return Ok(Outcome::Skipped("moved meanwhile".into()));
+    let outcome = try_move::<R>(state, account, id).await?;
+    if matches!(outcome, Outcome::Failed(_))
+        && still_local::<R>(state, account, id).await?.is_none()
+    {
+        return Ok(Outcome::Skipped("moved or deleted meanwhile".into()));
     }
+    Ok(outcome)
+}
+
+/// The recording, if it is still kept in the data directory.
+async fn still_local<R: Recorded>(
+    state: &AppState,
+    account: Id<Account>,
+    id: Id<R>,
+) -> anyhow::Result<Option<R>> {
+    let mut conn = state.store.conn().await?;
+    match recordings::get::<R>(&mut conn, account, id, &HostScope::All).await {
+        Ok(recording) => Ok((recording.stored().storage.as_deref()
+            == Some(Backend::Local.as_str()))
+        .then_some(recording)),
+        Err(StoreError::NotFound) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+async fn try_move<R: Recorded>(
+    state: &AppState,
+    account: Id<Account>,
+    id: Id<R>,
+) -> anyhow::Result<Outcome> {
+    let Some(recording) = still_local::<R>(state, account, id).await? else {
+        return Ok(Outcome::Skipped("moved or deleted meanwhile".into()));
+    };
+    let (from, to) = (Backend::Local, state.storage.current);
     let Some(expected) = recording.stored().sha256.clone() else {
         return Ok(Outcome::Failed("its row has no sha256".into()));
     };
@@ -208,7 +231,7 @@ async fn move_one<R: Recorded>(
     if !recordings::move_storage::<R>(&mut tx, account, id, from.as_str(), to.as_str(), &location)
         .await?
     {
-        return Ok(Outcome::Skipped("moved meanwhile".into()));
+        return Ok(Outcome::Skipped("moved or deleted meanwhile".into()));
     }
     let moved: R = recordings::get(&mut tx, account, id, &HostScope::All).await?;
     let mover = Actor::system(account, "recording storage", Source::Cli);
