@@ -206,7 +206,7 @@ async fn try_move<R: Recorded>(
     let Content::Sealed(local) = content::source(state, account, &recording) else {
         return Ok(Outcome::Failed("it is not sealed".into()));
     };
-    if let Err(why) = matches(state, &local, &expected).await {
+    if let Err(why) = hashes_to(state, &local, &expected).await {
         return Ok(Outcome::Failed(format!("in the data directory: {why}")));
     }
     let key = seal::key(account, id);
@@ -223,7 +223,7 @@ async fn try_move<R: Recorded>(
     // the data directory, and another run may have uploaded the same object.
     let mut uploaded = local.clone();
     uploaded.backend = to;
-    if let Err(why) = matches(state, &uploaded, &expected).await {
+    if let Err(why) = hashes_to(state, &uploaded, &expected).await {
         return Ok(Outcome::Failed(format!("read back after uploading: {why}")));
     }
     let location = state.storage.current().shown(&key);
@@ -251,7 +251,11 @@ async fn try_move<R: Recorded>(
 }
 
 /// Whether `sealed` hashes to `expected`; why not otherwise.
-async fn matches(state: &AppState, sealed: &content::Sealed, expected: &str) -> Result<(), String> {
+async fn hashes_to(
+    state: &AppState,
+    sealed: &content::Sealed,
+    expected: &str,
+) -> Result<(), String> {
     match sealed.sha256(state).await {
         Ok(actual) if actual == expected => Ok(()),
         Ok(actual) => Err(format!(
