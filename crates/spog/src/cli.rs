@@ -46,6 +46,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Session recordings.
+    Recordings {
+        #[command(subcommand)]
+        command: RecordingsCommand,
+    },
     /// API tokens.
     Token {
         #[command(subcommand)]
@@ -101,6 +106,14 @@ pub enum EnrollmentTokenCommand {
         #[arg(long)]
         host: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+pub enum RecordingsCommand {
+    /// Move the ended recordings kept in the data directory to the configured object storage
+    /// (recordings_storage = s3://…), checking each one's hash before and after; exits 1 when
+    /// any could not be moved (they stay where they were).
+    CopyToStorage,
 }
 
 #[derive(Subcommand)]

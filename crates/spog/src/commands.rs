@@ -8,7 +8,10 @@ use spog_server::{Config, admin, bootstrap};
 use spog_store::{Store, StoreOptions};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{AdminCommand, AuditCommand, Cli, Command, EnrollmentTokenCommand, TokenCommand};
+use crate::cli::{
+    AdminCommand, AuditCommand, Cli, Command, EnrollmentTokenCommand, RecordingsCommand,
+    TokenCommand,
+};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // Offline verification needs neither configuration nor database.
@@ -78,6 +81,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin { command } => admin_command(&config, command).await,
+        Command::Recordings {
+            command: RecordingsCommand::CopyToStorage,
+        } => copy_to_storage(config).await,
         Command::Audit { .. } => unreachable!("handled before configuration is read"),
         Command::Token {
             command:
@@ -149,6 +155,29 @@ async fn wait_for_signal() {
     }
     #[cfg(not(unix))]
     let _ = interrupt.await;
+}
+
+/// `spog recordings copy-to-storage`: a line per recording skipped or failed and per
+/// hundred done, then the summary; an error when any failed.
+async fn copy_to_storage(config: Config) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let keys = spog_server::keys::Keys::load(
+        config.server_key.as_ref().map(|s| s.expose()),
+        config.checkpoint_key.as_ref().map(|s| s.expose()),
+        &config.data_dir,
+    )?;
+    let state = spog_server::state::AppState::new(config, store, keys)?;
+    let summary =
+        spog_server::recordings::copy_to_storage::run(&state, &mut |line| println!("{line}"))
+            .await?;
+    println!("copy-to-storage: {summary}");
+    if summary.failed > 0 {
+        anyhow::bail!(
+            "{} recordings could not be moved (see above); they stay in the data directory",
+            summary.failed
+        );
+    }
+    Ok(())
 }
 
 /// Reports where the schema stands; exits 2 when migrations are pending.

@@ -82,6 +82,12 @@ catalogue! {
         "desktop_recording",
         "A desktop recording ended, by its source or after going silent.",
     ),
+    DesktopRecordingMove => (
+        "desktop_recording.move",
+        "desktop_recording",
+        "A desktop recording's sealed content was moved to the configured object storage, its \
+         hash checked (`spog recordings copy-to-storage`).",
+    ),
     DesktopRecordingSeal => (
         "desktop_recording.seal",
         "desktop_recording",
@@ -203,6 +209,12 @@ catalogue! {
         "terminal_recording.legal_hold",
         "terminal_recording",
         "A terminal recording was put on legal hold: nothing deletes it until it is released.",
+    ),
+    TerminalRecordingMove => (
+        "terminal_recording.move",
+        "terminal_recording",
+        "A terminal recording's sealed content was moved to the configured object storage, its \
+         hash checked (`spog recordings copy-to-storage`).",
     ),
     TerminalRecordingLegalHoldRelease => (
         "terminal_recording.legal_hold_release",

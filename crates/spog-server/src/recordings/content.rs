@@ -12,6 +12,7 @@ use async_compression::tokio::bufread::ZstdDecoder;
 use bytes::{Bytes, BytesMut};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
+use sha2::{Digest, Sha256};
 use spog_core::Id;
 use spog_core::model::Account;
 use tokio::io::AsyncWriteExt;
@@ -95,6 +96,20 @@ impl Sealed {
         };
         let decoder = ZstdDecoder::new(StreamReader::new(compressed));
         Ok(ReaderStream::with_capacity(decoder, CHUNK).boxed())
+    }
+
+    /// The SHA-256 (hex) of the content as stored now, or why it cannot be had: `missing`
+    /// or `unreadable` (verify's reasons).
+    pub async fn sha256(&self, state: &AppState) -> Result<String, &'static str> {
+        let mut content = self.read(state).await.map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => "missing",
+            _ => "unreadable",
+        })?;
+        let mut hasher = Sha256::new();
+        while let Some(chunk) = content.next().await {
+            hasher.update(&chunk.map_err(|_| "unreadable")?);
+        }
+        Ok(hex::encode(hasher.finalize()))
     }
 
     /// A private copy of the content on this instance's disk.

@@ -38,6 +38,8 @@ pub trait Recorded: RecordingKind + Audited + Serialize + Clone {
     const DELETED: Action;
     const HELD: Action;
     const RELEASED: Action;
+    /// What a move of its sealed content to another storage is audited as.
+    const MOVED: Action;
     /// What its recorders are called in the logs.
     const NAME: &'static str;
     /// Its content starts with a header line, which sealing writes anew (the rest is the
@@ -128,6 +130,7 @@ impl Recorded for TerminalRecording {
     const DELETED: Action = Action::TerminalRecordingDelete;
     const HELD: Action = Action::TerminalRecordingLegalHold;
     const RELEASED: Action = Action::TerminalRecordingLegalHoldRelease;
+    const MOVED: Action = Action::TerminalRecordingMove;
     const NAME: &'static str = "terminal";
     type Recorder = CastRecorder;
 
@@ -236,6 +239,7 @@ impl Recorded for DesktopRecording {
     const DELETED: Action = Action::DesktopRecordingDelete;
     const HELD: Action = Action::DesktopRecordingLegalHold;
     const RELEASED: Action = Action::DesktopRecordingLegalHoldRelease;
+    const MOVED: Action = Action::DesktopRecordingMove;
     const NAME: &'static str = "desktop";
     type Recorder = FrameRecorder;
 

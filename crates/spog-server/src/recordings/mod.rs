@@ -7,6 +7,7 @@
 mod append;
 pub mod cast;
 pub mod content;
+pub mod copy_to_storage;
 pub mod deletion;
 pub mod ending;
 pub mod frames;

@@ -14,7 +14,8 @@ use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as Key;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWriteExt};
+use tokio_util::io::StreamReader;
 
 use crate::config::Config;
 
@@ -234,9 +235,20 @@ impl Objects {
     /// Uploads the file at `path` as `key`, a part at a time (multipart beyond one part), so
     /// memory stays bounded whatever its size. Returns the bytes uploaded.
     pub async fn put_file(&self, key: &str, path: &Path) -> io::Result<u64> {
-        let mut file = tokio::fs::File::open(path).await?;
+        self.put_reader(key, tokio::fs::File::open(path).await?)
+            .await
+    }
+
+    /// Copies `key` into `to` under the same key, streamed as [`Self::put_file`] does.
+    /// Returns the bytes copied.
+    pub async fn copy_to(&self, key: &str, to: &Objects) -> io::Result<u64> {
+        to.put_reader(key, StreamReader::new(self.get(key).await?))
+            .await
+    }
+
+    async fn put_reader(&self, key: &str, mut reader: impl AsyncRead + Unpin) -> io::Result<u64> {
         let mut writer = BufWriter::new(self.store.clone(), self.key(key));
-        let copied = match tokio::io::copy(&mut file, &mut writer).await {
+        let copied = match tokio::io::copy(&mut reader, &mut writer).await {
             Ok(copied) => copied,
             Err(error) => {
                 let _ = writer.abort().await;

@@ -20,6 +20,7 @@ mod notifications;
 mod provenance;
 mod real_terminal;
 mod receiver;
+mod recording_copy;
 mod recording_limits;
 mod recording_relay;
 mod recording_search;

@@ -23,7 +23,7 @@ pub const BUCKET: &str = "recordings";
 
 /// A shell session's worth of output: prompts, commands and their output, as compressible
 /// as real ones are.
-fn shell_output() -> Vec<Value> {
+pub fn shell_output() -> Vec<Value> {
     let mut events = Vec::new();
     let mut time = 0.0;
     for n in 0..400 {
@@ -48,7 +48,7 @@ fn shell_output() -> Vec<Value> {
 }
 
 /// Records a whole session and ends it: the ended recording.
-async fn record(setup: &Setup, events: Vec<Value>) -> Value {
+pub async fn record(setup: &Setup, events: Vec<Value>) -> Value {
     let session = start(setup, &setup.host).await;
     let id = session["id"].as_str().unwrap();
     for batch in events.chunks(200) {
@@ -66,15 +66,15 @@ async fn record(setup: &Setup, events: Vec<Value>) -> Value {
     ended
 }
 
-fn sha256(bytes: &[u8]) -> String {
+pub fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn zstd(bytes: &[u8]) -> Vec<u8> {
+pub fn zstd(bytes: &[u8]) -> Vec<u8> {
     zstd::encode_all(bytes, 3).unwrap()
 }
 
-async fn verify(client: &Client, kind: &str, id: &str) -> Value {
+pub async fn verify(client: &Client, kind: &str, id: &str) -> Value {
     let (status, body) = client.get(&format!("/{kind}/recordings/{id}/verify")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body

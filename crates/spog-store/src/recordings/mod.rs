@@ -3,6 +3,7 @@
 
 pub mod desktop;
 mod lifecycle;
+mod relocation;
 mod retention;
 pub mod terminal;
 pub mod text;
@@ -11,6 +12,7 @@ pub use lifecycle::{
     RecordingKind, addressed, end, file_path, get, list, record_progress, seal, silent, start,
     take_over, writer,
 };
+pub use relocation::{ended_in, move_storage};
 pub use retention::{
     delete, expired, retention_by_account, set_legal_hold, set_settings, settings,
 };

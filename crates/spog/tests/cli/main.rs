@@ -6,6 +6,7 @@ mod cluster;
 mod enrollment_token;
 mod instance;
 mod operations;
+mod recordings;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -5,10 +5,8 @@
 
 use axum::Json;
 use axum::extract::State;
-use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use spog_core::recordings::{DesktopRecording, TerminalRecording};
 use spog_core::{Id, Timestamp};
 use utoipa::ToSchema;
@@ -116,7 +114,7 @@ async fn verify<K: Recorded>(
         .await
         .map_err(ApiError::internal)?;
     let actual = match source {
-        Source::Sealed(sealed) => hash(state, &sealed).await,
+        Source::Sealed(sealed) => sealed.sha256(state).await,
         Source::File(_) | Source::Remote(_) => Err("not_sealed"),
     };
     let reason = match (&expected, &actual) {
@@ -139,18 +137,4 @@ async fn verify<K: Recorded>(
         .await?;
     tx.commit().await?;
     Ok(verification)
-}
-
-/// The SHA-256 of a sealed recording's content as stored now, or why it cannot be had.
-async fn hash(state: &AppState, sealed: &content::Sealed) -> Result<String, &'static str> {
-    let mut content = sealed.read(state).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => "missing",
-        _ => "unreadable",
-    })?;
-    let mut hasher = Sha256::new();
-    while let Some(chunk) = content.next().await {
-        let chunk = chunk.map_err(|_| "unreadable")?;
-        hasher.update(&chunk);
-    }
-    Ok(hex::encode(hasher.finalize()))
 }
