@@ -36,6 +36,19 @@ pub async fn frame(client: &Client, id: &str, elapsed: &str, body: Vec<u8>) -> (
 }
 
 /// The next binary frame: its elapsed ms and image.
+/// Starts a 640×480 desktop recording of `setup`'s host and user: its id.
+pub async fn start_desktop(setup: &crate::terminal::Setup) -> String {
+    let (status, recording) = setup
+        .gateway
+        .post(
+            "/desktop/recordings",
+            json!({"host_id": setup.host, "user_id": setup.user, "width": 640, "height": 480}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{recording}");
+    recording["id"].as_str().unwrap().to_owned()
+}
+
 pub async fn next_frame(socket: &mut Socket) -> (u64, Vec<u8>) {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
@@ -282,14 +295,7 @@ async fn desktop_recordings_follow_host_access() {
 async fn an_active_desktop_recording_plays_live_until_it_ends() {
     for server in servers().await {
         let setup = setup(&server).await;
-        let (_, recording) = setup
-            .gateway
-            .post(
-                "/desktop/recordings",
-                json!({"host_id": setup.host, "user_id": setup.user, "width": 640, "height": 480}),
-            )
-            .await;
-        let id = recording["id"].as_str().unwrap();
+        let id = &start_desktop(&setup).await;
         for (n, elapsed) in [(0u8, "0"), (1, "100")] {
             let (status, _) = frame(&setup.gateway, id, elapsed, jpeg(n, 1000)).await;
             assert_eq!(status, StatusCode::OK);

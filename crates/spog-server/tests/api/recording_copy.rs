@@ -13,6 +13,7 @@ use spog_server::testing::s3::S3Server;
 use spog_server::testing::{TestServer, test_config};
 use spog_store::testing::databases;
 
+use crate::desktop::start_desktop;
 use crate::recording_storage::{BUCKET, record, sha256, shell_output, verify, zstd};
 use crate::temp_dir;
 use crate::terminal::{Setup, download, next_json, setup, socket};
@@ -27,15 +28,7 @@ async fn copy(server: &TestServer) -> (Summary, Vec<String>) {
 }
 
 async fn desktop_recording(setup: &Setup) -> Value {
-    let (status, recording) = setup
-        .gateway
-        .post(
-            "/desktop/recordings",
-            json!({"host_id": setup.host, "user_id": setup.user, "width": 640, "height": 480}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{recording}");
-    let id = recording["id"].as_str().unwrap();
+    let id = &start_desktop(setup).await;
     for n in 0..3u8 {
         let elapsed = (u64::from(n) * 10).to_string();
         let (status, _) =

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use spog_server::testing::s3::S3Server;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::desktop::{frame, jpeg, next_frame};
+use crate::desktop::{frame, jpeg, next_frame, start_desktop};
 use crate::recording_storage::{BUCKET, two_instances};
 use crate::terminal::{Socket, download, next_json, setup, socket, start};
 
@@ -127,14 +127,7 @@ async fn an_active_desktop_recording_plays_live_through_another_instance() {
         return;
     };
     let setup = setup(&first).await;
-    let (_, recording) = setup
-        .gateway
-        .post(
-            "/desktop/recordings",
-            json!({"host_id": setup.host, "user_id": setup.user, "width": 640, "height": 480}),
-        )
-        .await;
-    let id = recording["id"].as_str().unwrap();
+    let id = &start_desktop(&setup).await;
     for (n, elapsed) in [(0u8, "0"), (1, "100")] {
         let (status, _) = frame(&setup.gateway, id, elapsed, jpeg(n, 1000)).await;
         assert_eq!(status, StatusCode::OK);
@@ -228,14 +221,7 @@ async fn appends_that_reach_another_instance_are_recorded_by_the_one_writing() {
     assert!(lines[2].contains("three: streamed there"), "{recorded}");
 
     // A desktop frame sent to the other instance goes into the recording.
-    let (_, recording) = setup
-        .gateway
-        .post(
-            "/desktop/recordings",
-            json!({"host_id": setup.host, "user_id": setup.user, "width": 640, "height": 480}),
-        )
-        .await;
-    let desktop = recording["id"].as_str().unwrap();
+    let desktop = &start_desktop(&setup).await;
     let (status, _) = frame(&setup.gateway, desktop, "0", jpeg(0, 1000)).await;
     assert_eq!(status, StatusCode::OK);
     let (status, accepted) = frame(&gateway_elsewhere, desktop, "100", jpeg(1, 1000)).await;

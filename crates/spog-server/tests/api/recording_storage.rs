@@ -16,6 +16,7 @@ use spog_server::testing::{Client, TestServer, test_config};
 use spog_store::testing::{POSTGRES_ENV, databases};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::desktop::start_desktop;
 use crate::terminal::{Setup, download, setup, socket, start};
 use crate::{servers_with, temp_dir};
 
@@ -212,15 +213,7 @@ async fn a_desktop_recording_in_object_storage_plays_back_and_verifies() {
     let prefix = format!("desktop-{}", uuid::Uuid::now_v7());
     for server in servers_on(Some(&s3), &prefix).await {
         let setup = setup(&server).await;
-        let (status, recording) = setup
-            .gateway
-            .post(
-                "/desktop/recordings",
-                json!({"host_id": setup.host, "user_id": setup.user, "width": 640, "height": 480}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{recording}");
-        let id = recording["id"].as_str().unwrap();
+        let id = &start_desktop(&setup).await;
         for n in 0..3u8 {
             let (status, _) = crate::desktop::frame(
                 &setup.gateway,
