@@ -38,8 +38,55 @@ pub struct SmtpConfig {
     pub from_address: String,
     #[serde(deserialize_with = "fields::recipients")]
     pub to_addresses: Vec<String>,
+    /// Whether the connection is encrypted: `tls` says how (kept for clients of before).
     #[serde(default = "yes", deserialize_with = "fields::flag")]
     pub use_tls: bool,
+    /// Absent from configurations stored before it existed: `use_tls` then says.
+    #[serde(
+        default,
+        deserialize_with = "fields::smtp_tls",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tls: Option<SmtpTls>,
+    /// A private CA's certificates (PEM), trusted beside the system's.
+    #[serde(
+        default,
+        deserialize_with = "fields::pem_certificates",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tls_ca_cert: Option<String>,
+}
+
+/// How an SMTP connection is secured (SPEC 7.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain, then STARTTLS, which must succeed.
+    Starttls,
+    /// TLS from the first byte (SMTPS, port 465).
+    Implicit,
+    /// Plain (internal relays).
+    None,
+}
+
+impl SmtpTls {
+    fn as_str(self) -> &'static str {
+        match self {
+            SmtpTls::Starttls => "starttls",
+            SmtpTls::Implicit => "implicit",
+            SmtpTls::None => "none",
+        }
+    }
+}
+
+impl SmtpConfig {
+    pub fn security(&self) -> SmtpTls {
+        match (self.tls, self.use_tls) {
+            (Some(tls), _) => tls,
+            (None, true) => SmtpTls::Starttls,
+            (None, false) => SmtpTls::None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -73,9 +120,36 @@ pub struct TeamsConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TeamsFormat {
+    /// Chosen from the URL when the channel is saved (never stored).
     #[default]
+    Auto,
+    /// Office 365 connectors.
     MessageCard,
+    /// Teams Workflows (Power Automate, Logic Apps).
     AdaptiveCard,
+}
+
+impl TeamsFormat {
+    /// `auto` made definite: Workflows URLs (`…/workflows/{id}/triggers/…`) take Adaptive
+    /// Cards, others the connectors' MessageCard.
+    pub fn resolved(self, webhook_url: &str) -> TeamsFormat {
+        match self {
+            TeamsFormat::Auto => {
+                let path = url::Url::parse(webhook_url)
+                    .map(|url| url.path().to_owned())
+                    .unwrap_or_default();
+                let workflows = path
+                    .split_once("/workflows/")
+                    .is_some_and(|(_, rest)| rest.contains("/triggers/"));
+                if workflows {
+                    TeamsFormat::AdaptiveCard
+                } else {
+                    TeamsFormat::MessageCard
+                }
+            }
+            definite => definite,
+        }
+    }
 }
 
 fn default_smtp_port() -> u16 {
@@ -129,7 +203,8 @@ pub fn parse_config(
     let unknown = format!("is not a field of {channel_type} channels");
     let parsed = match channel_type {
         ChannelType::Smtp => {
-            read_object("config", config, elsewhere, &unknown, errors).map(ChannelConfig::Smtp)
+            let config = smtp_security(config, errors);
+            read_object("config", &config, elsewhere, &unknown, errors).map(ChannelConfig::Smtp)
         }
         ChannelType::Webhook => {
             read_object("config", config, elsewhere, &unknown, errors).map(ChannelConfig::Webhook)
@@ -141,7 +216,14 @@ pub fn parse_config(
             read_object("config", config, elsewhere, &unknown, errors).map(ChannelConfig::Teams)
         }
     };
-    let parsed = parsed.filter(|parsed| insecure_allowed(parsed, allow_insecure, errors));
+    let parsed = parsed
+        .filter(|parsed| insecure_allowed(parsed, allow_insecure, errors))
+        .map(|mut parsed| {
+            if let ChannelConfig::Teams(teams) = &mut parsed {
+                teams.format = teams.format.resolved(&teams.webhook_url);
+            }
+            parsed
+        });
     let mut secrets = BTreeMap::new();
     for field in secret_fields {
         let change = match config.get(*field) {
@@ -168,6 +250,44 @@ pub fn parse_config(
     }
     let parsed = parsed?;
     errors.is_empty().then_some((parsed, secrets))
+}
+
+/// An SMTP `config` with `tls` and `use_tls` both said and agreeing (either may be given;
+/// neither means STARTTLS), and port 465 for implicit TLS when no port is given.
+fn smtp_security(config: &Map<String, Value>, errors: &mut FieldErrors) -> Map<String, Value> {
+    let mut config = config.clone();
+    let use_tls = match config.get("use_tls") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(use_tls)) => Some(*use_tls),
+        // Named by the field's own reader.
+        Some(_) => return config,
+    };
+    let tls = match config.get("tls").and_then(Value::as_str) {
+        Some("starttls") => Some(SmtpTls::Starttls),
+        Some("implicit") => Some(SmtpTls::Implicit),
+        Some("none") => Some(SmtpTls::None),
+        // Absent or null; anything else is named by the field's own reader.
+        _ if config.get("tls").is_none_or(Value::is_null) => None,
+        _ => return config,
+    };
+    let tls = match (tls, use_tls) {
+        (Some(tls), Some(use_tls)) if (tls != SmtpTls::None) != use_tls => {
+            errors.add(FieldError::new(
+                "config.tls",
+                format!("{} contradicts use_tls: {use_tls}", tls.as_str()),
+            ));
+            return config;
+        }
+        (Some(tls), _) => tls,
+        (None, Some(false)) => SmtpTls::None,
+        (None, _) => SmtpTls::Starttls,
+    };
+    config.insert("tls".into(), tls.as_str().into());
+    config.insert("use_tls".into(), (tls != SmtpTls::None).into());
+    if tls == SmtpTls::Implicit && config.get("smtp_port").is_none_or(Value::is_null) {
+        config.insert("smtp_port".into(), 465.into());
+    }
+    config
 }
 
 /// A webhook channel's own target is `https` unless the server allows insecure targets.
@@ -329,5 +449,98 @@ mod tests {
             smtp
         );
         assert!(stored.contains("\"smtp_host\":\"mail.example.com\",\"smtp_port\":587"));
+    }
+
+    fn smtp(extra: Value) -> Result<SmtpConfig, FieldErrors> {
+        let mut config = json!({"smtp_host": "mail.example.com", "from_address": "a@example.com",
+            "to_addresses": ["b@example.com"]});
+        config
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        parse(ChannelType::Smtp, config).map(|parsed| match parsed {
+            ChannelConfig::Smtp(smtp) => smtp,
+            other => panic!("{other:?}"),
+        })
+    }
+
+    #[test]
+    fn tls_and_use_tls_say_the_same_and_implicit_tls_takes_port_465() {
+        let plain = smtp(json!({})).unwrap();
+        assert_eq!(
+            (plain.tls, plain.use_tls, plain.smtp_port),
+            (Some(SmtpTls::Starttls), true, 587)
+        );
+        let implicit = smtp(json!({"tls": "implicit"})).unwrap();
+        assert_eq!(
+            (implicit.tls, implicit.use_tls, implicit.smtp_port),
+            (Some(SmtpTls::Implicit), true, 465)
+        );
+        let on_2465 = smtp(json!({"tls": "implicit", "smtp_port": 2465})).unwrap();
+        assert_eq!(on_2465.smtp_port, 2465);
+        let none = smtp(json!({"use_tls": false})).unwrap();
+        assert_eq!(
+            (none.tls, none.security()),
+            (Some(SmtpTls::None), SmtpTls::None)
+        );
+        let errors = smtp(json!({"tls": "none", "use_tls": true})).unwrap_err();
+        assert!(errors.get("config.tls").is_some(), "{errors:?}");
+        let errors = smtp(json!({"tls": "sometimes"})).unwrap_err();
+        assert!(errors.get("config.tls").is_some(), "{errors:?}");
+        // Stored before `tls` existed: `use_tls` says.
+        let stored: SmtpConfig = serde_json::from_value(json!({"smtp_host": "m.example.com",
+            "smtp_port": 25, "from_address": "a@example.com", "to_addresses": ["b@example.com"],
+            "use_tls": false}))
+        .unwrap();
+        assert_eq!(stored.security(), SmtpTls::None);
+    }
+
+    #[test]
+    fn a_private_ca_is_pem_certificates() {
+        let pem = "-----BEGIN CERTIFICATE-----\nTUlJQg==\n-----END CERTIFICATE-----\n";
+        assert_eq!(
+            smtp(json!({"tls_ca_cert": pem}))
+                .unwrap()
+                .tls_ca_cert
+                .as_deref(),
+            Some(pem)
+        );
+        for bad in [
+            "",
+            "not a certificate",
+            "-----BEGIN CERTIFICATE-----\n%%%\n-----END CERTIFICATE-----",
+            "-----BEGIN PRIVATE KEY-----\nTUlJQg==\n-----END PRIVATE KEY-----",
+        ] {
+            let errors = smtp(json!({"tls_ca_cert": bad})).unwrap_err();
+            assert!(
+                errors.get("config.tls_ca_cert").is_some(),
+                "{bad}: {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn teams_auto_is_resolved_from_the_url_when_saved() {
+        let format = |url: &str, format: Value| match parse(
+            ChannelType::Teams,
+            json!({"webhook_url": url, "format": format}),
+        ) {
+            Ok(ChannelConfig::Teams(teams)) => teams.format,
+            other => panic!("{other:?}"),
+        };
+        let workflows = "https://prod-01.westus.logic.azure.com/workflows/abc123/triggers/manual/paths/invoke?sig=x";
+        assert_eq!(format(workflows, Value::Null), TeamsFormat::AdaptiveCard);
+        assert_eq!(format(workflows, json!("auto")), TeamsFormat::AdaptiveCard);
+        assert_eq!(
+            format(
+                "https://example.webhook.office.com/webhookb2/x",
+                json!("auto")
+            ),
+            TeamsFormat::MessageCard
+        );
+        assert_eq!(
+            format(workflows, json!("message_card")),
+            TeamsFormat::MessageCard
+        );
     }
 }

@@ -10,7 +10,10 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde_json::Value;
 
 use super::MAX_RECIPIENTS;
-use super::config::TeamsFormat;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use super::config::{SmtpTls, TeamsFormat};
 use crate::validate::{self, Email};
 use crate::webhooks::{check_header, check_header_count, parse_url};
 
@@ -79,10 +82,54 @@ pub(super) fn blank_is_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<St
 
 pub(super) fn teams_format<'de, D: Deserializer<'de>>(d: D) -> Result<TeamsFormat, D::Error> {
     match text(d)?.as_deref() {
+        Some("auto") => Ok(TeamsFormat::Auto),
         Some("message_card") => Ok(TeamsFormat::MessageCard),
         Some("adaptive_card") => Ok(TeamsFormat::AdaptiveCard),
-        _ => Err(fault("must be message_card or adaptive_card")),
+        _ => Err(fault("must be auto, message_card or adaptive_card")),
     }
+}
+
+pub(super) fn smtp_tls<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SmtpTls>, D::Error> {
+    match text(d)?.as_deref() {
+        Some("starttls") => Ok(Some(SmtpTls::Starttls)),
+        Some("implicit") => Ok(Some(SmtpTls::Implicit)),
+        Some("none") => Ok(Some(SmtpTls::None)),
+        _ => Err(fault("must be starttls, implicit or none")),
+    }
+}
+
+/// Certificates of a private CA, PEM: one or more `CERTIFICATE` blocks of base64 and nothing
+/// else, at most 64 KiB.
+pub(super) fn pem_certificates<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    const MESSAGE: &str = "must be PEM certificates (-----BEGIN CERTIFICATE----- …)";
+    let Value::String(pem) = Value::deserialize(d)? else {
+        return Err(fault(MESSAGE));
+    };
+    if pem.len() > 64 * 1024 {
+        return Err(fault("must be at most 64 KiB"));
+    }
+    let mut rest = pem.trim();
+    let mut blocks = 0;
+    while !rest.is_empty() {
+        let body = rest
+            .strip_prefix(BEGIN)
+            .and_then(|after| after.split_once(END))
+            .ok_or_else(|| fault(MESSAGE))?;
+        let base64: String = body.0.split_whitespace().collect();
+        if base64.is_empty() || STANDARD.decode(&base64).is_err() {
+            return Err(fault(MESSAGE));
+        }
+        blocks += 1;
+        rest = body.1.trim_start();
+    }
+    if blocks == 0 {
+        return Err(fault(MESSAGE));
+    }
+    Ok(Some(pem))
 }
 
 /// Refuses every shape but the one its visitor reads, with one message.

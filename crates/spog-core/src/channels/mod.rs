@@ -16,8 +16,8 @@ mod config;
 mod fields;
 mod write_only;
 pub use config::{
-    ChannelConfig, SecretChange, Secrets, SlackConfig, SmtpConfig, TeamsConfig, TeamsFormat,
-    WebhookConfig, parse_config,
+    ChannelConfig, SecretChange, Secrets, SlackConfig, SmtpConfig, SmtpTls, TeamsConfig,
+    TeamsFormat, WebhookConfig, parse_config,
 };
 pub use write_only::{header_key, keep_unchanged};
 
@@ -198,7 +198,8 @@ impl Notice {
             ("Source", &self.source),
         ];
         match format {
-            TeamsFormat::MessageCard => json!({
+            // `auto` is resolved when a channel is saved; a connector card is what any takes.
+            TeamsFormat::MessageCard | TeamsFormat::Auto => json!({
                 "@type": "MessageCard",
                 "@context": "https://schema.org/extensions",
                 "themeColor": self.severity.colour().trim_start_matches('#'),

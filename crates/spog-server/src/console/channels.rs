@@ -9,7 +9,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use spog_core::channels::{
-    Channel, ChannelConfig, ChannelType, SlackConfig, SmtpConfig, TeamsConfig, TeamsFormat,
+    Channel, ChannelConfig, ChannelType, SlackConfig, SmtpTls, TeamsConfig, TeamsFormat,
 };
 use spog_core::{Permission, page};
 use spog_store::channels;
@@ -82,14 +82,17 @@ pub struct ChannelForm {
     pub smtp_username: String,
     pub from_address: String,
     pub to_addresses: String,
-    pub use_tls: bool,
+    /// `starttls`, `implicit` or `none`.
+    pub tls: &'static str,
+    pub tls_ca_cert: String,
     pub has_smtp_password: bool,
     /// The host of the stored URL (the URL itself is write-only); empty while creating.
     pub url_host: String,
     pub headers: String,
     pub has_secret: bool,
     pub slack_channel: String,
-    pub adaptive_card: bool,
+    /// `auto` (new channels), `message_card` or `adaptive_card`.
+    pub teams_format: &'static str,
 }
 
 #[derive(Template)]
@@ -215,8 +218,8 @@ pub async fn new_page(
         type_name: channel_type.as_str(),
         type_label: type_label(channel_type),
         enabled: true,
-        use_tls: true,
-        smtp_port: "587".to_owned(),
+        tls: "starttls",
+        teams_format: "auto",
         headers: "{}".to_owned(),
         organizations: organizations
             .into_iter()
@@ -268,27 +271,28 @@ pub async fn channel_page(
         ..ChannelForm::default()
     };
     match &stored.config {
-        ChannelConfig::Smtp(SmtpConfig {
-            smtp_host,
-            smtp_port,
-            smtp_username,
-            from_address,
-            to_addresses,
-            use_tls,
-        }) => {
-            form.smtp_host = smtp_host.clone();
-            form.smtp_port = smtp_port.to_string();
-            form.smtp_username = smtp_username.clone().unwrap_or_default();
-            form.from_address = from_address.clone();
-            form.to_addresses = to_addresses.join("\n");
-            form.use_tls = *use_tls;
+        ChannelConfig::Smtp(smtp) => {
+            form.smtp_host = smtp.smtp_host.clone();
+            form.smtp_port = smtp.smtp_port.to_string();
+            form.smtp_username = smtp.smtp_username.clone().unwrap_or_default();
+            form.from_address = smtp.from_address.clone();
+            form.to_addresses = smtp.to_addresses.join("\n");
+            form.tls = match smtp.security() {
+                SmtpTls::Starttls => "starttls",
+                SmtpTls::Implicit => "implicit",
+                SmtpTls::None => "none",
+            };
+            form.tls_ca_cert = smtp.tls_ca_cert.clone().unwrap_or_default();
         }
         ChannelConfig::Webhook(_) => {}
         ChannelConfig::Slack(SlackConfig { channel, .. }) => {
             form.slack_channel = channel.clone().unwrap_or_default();
         }
         ChannelConfig::Teams(TeamsConfig { format, .. }) => {
-            form.adaptive_card = *format == TeamsFormat::AdaptiveCard;
+            form.teams_format = match format {
+                TeamsFormat::AdaptiveCard => "adaptive_card",
+                TeamsFormat::MessageCard | TeamsFormat::Auto => "message_card",
+            };
         }
     }
     // What reads show: the URL's host, header names with their values `[redacted]`.

@@ -7,9 +7,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use serde_json::Value;
 use spog_core::Timestamp;
-use spog_core::channels::{
-    ChannelConfig, Notice, SlackConfig, SmtpConfig, TeamsConfig, WebhookConfig,
-};
+use spog_core::channels::{ChannelConfig, Notice, SlackConfig, TeamsConfig, WebhookConfig};
 use spog_core::webhooks::{signature_header, standard_signature};
 use spog_store::channels::{self, StoredChannel};
 use spog_store::deliveries::Claimed;
@@ -50,7 +48,7 @@ pub fn outgoing(
             format,
         }) => Outgoing::Http(json_request(
             webhook_url,
-            &notice.teams_payload(*format),
+            &notice.teams_payload(format.resolved(webhook_url)),
             Vec::new(),
             None,
         )),
@@ -81,21 +79,15 @@ pub fn outgoing(
                 expect_body: None,
             })
         }
-        ChannelConfig::Smtp(SmtpConfig {
-            smtp_host,
-            smtp_port,
-            smtp_username,
-            from_address,
-            to_addresses,
-            use_tls,
-        }) => Outgoing::Email(Box::new(EmailRequest {
-            host: smtp_host.clone(),
-            port: *smtp_port,
-            username: smtp_username.clone(),
+        ChannelConfig::Smtp(smtp) => Outgoing::Email(Box::new(EmailRequest {
+            host: smtp.smtp_host.clone(),
+            port: smtp.smtp_port,
+            username: smtp.smtp_username.clone(),
             password: secrets.get("smtp_password").cloned(),
-            use_tls: *use_tls,
-            from: from_address.clone(),
-            to: to_addresses.clone(),
+            tls: smtp.security(),
+            ca_cert: smtp.tls_ca_cert.clone(),
+            from: smtp.from_address.clone(),
+            to: smtp.to_addresses.clone(),
             subject: notice.subject.clone(),
             text: notice.email_text(),
             html: notice.email_html(),

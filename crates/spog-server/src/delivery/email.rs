@@ -1,5 +1,6 @@
-//! The SMTP transport of email channels, through lettre: STARTTLS required when the channel
-//! says `use_tls`, plain otherwise (internal relays). The server's name is resolved here and
+//! The SMTP transport of email channels, through lettre: STARTTLS required, TLS from the first
+//! byte (SMTPS), or plain for internal relays, as the channel's `tls` says, trusting the
+//! system's roots and the channel's own CA if it names one. The server's name is resolved here and
 //! every address checked by the outbound guard; the connection goes to a checked address (so
 //! DNS rebinding cannot slip past) while TLS still verifies the configured name.
 
@@ -9,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use spog_core::channels::SmtpTls;
 
 use super::guard::{Guard, Refused};
 use super::http::Report;
@@ -23,7 +25,9 @@ pub struct EmailRequest {
     pub port: u16,
     pub username: Option<String>,
     pub password: Option<String>,
-    pub use_tls: bool,
+    pub tls: SmtpTls,
+    /// A private CA's certificates (PEM).
+    pub ca_cert: Option<String>,
     pub from: String,
     pub to: Vec<String>,
     pub subject: String,
@@ -36,7 +40,7 @@ impl std::fmt::Debug for EmailRequest {
         f.debug_struct("EmailRequest")
             .field("host", &self.host)
             .field("port", &self.port)
-            .field("use_tls", &self.use_tls)
+            .field("tls", &self.tls)
             .field("to", &self.to)
             .field("subject", &self.subject)
             .finish_non_exhaustive()
@@ -77,12 +81,10 @@ impl EmailTransport {
     ) -> Result<(u16, String), String> {
         let message = message(request)?;
         let address = self.resolve(&request.host, request.port).await?;
-        let tls = if request.use_tls {
-            let parameters = TlsParameters::new(request.host.clone())
-                .map_err(|e| format!("TLS setup failed: {e}"))?;
-            Tls::Required(parameters)
-        } else {
-            Tls::None
+        let tls = match request.tls {
+            SmtpTls::Starttls => Tls::Required(tls_parameters(request)?),
+            SmtpTls::Implicit => Tls::Wrapper(tls_parameters(request)?),
+            SmtpTls::None => Tls::None,
         };
         let mut builder =
             AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(address.ip().to_string())
@@ -125,6 +127,19 @@ impl EmailTransport {
             None => format!("cannot resolve {host}: no address"),
         })
     }
+}
+
+/// TLS verifying the configured name against the system's roots and the channel's CA.
+fn tls_parameters(request: &EmailRequest) -> Result<TlsParameters, String> {
+    let mut parameters = TlsParameters::builder(request.host.clone());
+    if let Some(pem) = &request.ca_cert {
+        let ca = Certificate::from_pem(pem.as_bytes())
+            .map_err(|e| format!("the channel's tls_ca_cert cannot be read: {e}"))?;
+        parameters = parameters.add_root_certificate(ca);
+    }
+    parameters
+        .build_rustls()
+        .map_err(|e| format!("TLS setup failed: {e}"))
 }
 
 fn message(request: &EmailRequest) -> Result<Message, String> {

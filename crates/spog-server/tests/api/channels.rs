@@ -707,3 +707,128 @@ async fn a_failing_channel_retries_and_can_be_retried_by_hand() {
         server.stop().await;
     }
 }
+
+/// A private CA's certificate (PEM), and the files of a certificate for 127.0.0.1 it signed
+/// and its key.
+fn private_ca(dir: &std::path::Path) -> (String, std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let (cert_file, key_file) = (dir.join("smtp.pem"), dir.join("smtp.key"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    (ca.pem(), cert_file, key_file)
+}
+
+#[tokio::test]
+async fn email_goes_over_implicit_tls_or_starttls_to_a_server_a_private_ca_signed() {
+    let dir = crate::temp_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, cert, key) = private_ca(&dir);
+    for mode in ["implicit", "starttls"] {
+        let Some(smtp) = SmtpServer::start_tls(mode, &cert, &key).await else {
+            return;
+        };
+        for server in servers().await {
+            let admin = server.admin().await;
+            let org = organization(&admin).await;
+            let before = smtp.messages().len();
+            let mut config = smtp_config(smtp.port);
+            config.as_object_mut().unwrap().remove("use_tls");
+            config["tls"] = json!(mode);
+            config["tls_ca_cert"] = json!(ca);
+            let channel = create(
+                &admin,
+                json!({"organization_id": org, "name": "Mail", "type": "smtp", "config": config}),
+            )
+            .await;
+            assert_eq!(channel["config"]["tls"], mode, "{channel}");
+            assert_eq!(channel["config"]["use_tls"], true);
+            let test = format!(
+                "/notification-channels/{}/test",
+                channel["id"].as_str().unwrap()
+            );
+            let (status, result) = admin.post(&test, json!({})).await;
+            assert_eq!(status, StatusCode::OK, "{result}");
+            assert_eq!(result["success"], true, "{mode}: {result}");
+            let mails = smtp.wait_for(before + 1, WITHIN).await;
+            assert_eq!(
+                mails[before].header("Subject").as_deref(),
+                Some("Test notification from spog")
+            );
+
+            // Without the CA, the server's certificate is not trusted: nothing is sent.
+            config.as_object_mut().unwrap().remove("tls_ca_cert");
+            let path = format!("/notification-channels/{}", channel["id"].as_str().unwrap());
+            let (status, body) = admin.patch(&path, json!({"config": config})).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let (_, result) = admin.post(&test, json!({})).await;
+            assert_eq!(result["success"], false, "{mode}: {result}");
+            assert_eq!(smtp.messages().len(), before + 1);
+
+            // `tls` and `use_tls` must agree; a CA must be PEM certificates.
+            config["use_tls"] = json!(false);
+            let (status, body) = admin.patch(&path, json!({"config": config})).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            assert!(
+                body["error"]["details"]["fields"]["config.tls"].is_string(),
+                "{body}"
+            );
+            config["use_tls"] = json!(true);
+            config["tls_ca_cert"] =
+                json!("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----");
+            let (status, body) = admin.patch(&path, json!({"config": config})).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            assert!(
+                body["error"]["details"]["fields"]["config.tls_ca_cert"].is_string(),
+                "{body}"
+            );
+            server.stop().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn implicit_tls_takes_port_465_and_teams_workflows_urls_take_adaptive_cards() {
+    for server in servers().await {
+        let admin = server.admin().await;
+        let org = organization(&admin).await;
+        let mut config = smtp_config(1);
+        config.as_object_mut().unwrap().remove("smtp_port");
+        config.as_object_mut().unwrap().remove("use_tls");
+        config["tls"] = json!("implicit");
+        let mail = create(
+            &admin,
+            json!({"organization_id": org, "name": "SMTPS", "type": "smtp", "config": config}),
+        )
+        .await;
+        assert_eq!(mail["config"]["smtp_port"], 465, "{mail}");
+        for (name, url, format) in [
+            (
+                "Workflow",
+                "https://prod-01.westus.logic.azure.com/workflows/abc/triggers/manual/paths/invoke?sig=s",
+                "adaptive_card",
+            ),
+            (
+                "Connector",
+                "https://example.webhook.office.com/webhookb2/abc",
+                "message_card",
+            ),
+        ] {
+            let teams = create(
+                &admin,
+                json!({"organization_id": org, "name": name, "type": "teams",
+                       "config": {"webhook_url": url, "format": "auto"}}),
+            )
+            .await;
+            assert_eq!(teams["config"]["format"], format, "{teams}");
+        }
+        server.stop().await;
+    }
+}

@@ -3,7 +3,7 @@
 //! it say loudly that they are skipped.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -23,6 +23,24 @@ fn missing() -> Option<String> {
         .is_ok_and(|s| s.success());
     (!found).then(|| "python3 with aiosmtpd is not installed (pip install aiosmtpd)".to_owned())
 }
+
+/// aiosmtpd with TLS: `port maildir cert key implicit|starttls`.
+const TLS_SERVER: &str = r#"
+import ssl, sys, time
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+port, maildir, cert, key, mode = sys.argv[1:6]
+context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+context.load_cert_chain(cert, key)
+if mode == "implicit":
+    server = Controller(Mailbox(maildir), hostname="127.0.0.1", port=int(port), ssl_context=context)
+else:
+    server = Controller(Mailbox(maildir), hostname="127.0.0.1", port=int(port),
+                        tls_context=context, require_starttls=True)
+server.start()
+while True:
+    time.sleep(3600)
+"#;
 
 /// One message as it arrived: its headers and its whole raw text.
 #[derive(Clone, Debug)]
@@ -52,8 +70,36 @@ impl Mail {
 }
 
 impl SmtpServer {
-    /// A server listening on a free port; `None` (after saying so) without aiosmtpd.
+    /// A plain server listening on a free port; `None` (after saying so) without aiosmtpd.
     pub async fn start() -> Option<SmtpServer> {
+        Self::start_with(|port, mail_dir| {
+            let mut command = Command::new("python3");
+            command
+                .args(["-m", "aiosmtpd", "-n", "-l"])
+                .arg(format!("127.0.0.1:{port}"))
+                .args(["-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(mail_dir);
+            command
+        })
+        .await
+    }
+
+    /// A server with the certificate `cert` (and its `key`, PEM files) that speaks TLS from
+    /// the first byte (`implicit`) or requires STARTTLS (`starttls`).
+    pub async fn start_tls(mode: &str, cert: &Path, key: &Path) -> Option<SmtpServer> {
+        Self::start_with(|port, mail_dir| {
+            let mut command = Command::new("python3");
+            command
+                .args(["-c", TLS_SERVER, &port.to_string()])
+                .arg(mail_dir)
+                .args([cert, key])
+                .arg(mode);
+            command
+        })
+        .await
+    }
+
+    async fn start_with(command: impl FnOnce(u16, &Path) -> Command) -> Option<SmtpServer> {
         if let Some(reason) = missing() {
             eprintln!("\n*** SMTP test SKIPPED: {reason} ***\n");
             return None;
@@ -63,11 +109,7 @@ impl SmtpServer {
             .expect("a free port")
             .port();
         let mail_dir = std::env::temp_dir().join(format!("spog-smtp-{}", uuid::Uuid::now_v7()));
-        let child = Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&mail_dir)
+        let child = command(port, &mail_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
