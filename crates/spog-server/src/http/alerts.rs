@@ -30,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_rules, create_rule))
         .routes(routes!(get_rule, update_rule, delete_rule))
+        .routes(routes!(super::channels::preview::preview_rule))
         .routes(routes!(list_alerts))
         .routes(routes!(get_alert))
         .routes(routes!(acknowledge_alert))

@@ -2,6 +2,7 @@
 //! synchronous test, and each channel's delivery history with manual retry.
 
 mod deliveries;
+pub mod preview;
 mod test;
 
 use axum::Json;
@@ -37,6 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_channels, create_channel))
         .routes(routes!(get_channel, update_channel, delete_channel))
         .routes(routes!(test::test_channel))
+        .routes(routes!(preview::preview_channel))
         .routes(routes!(deliveries::list_deliveries))
         .routes(routes!(deliveries::get_delivery))
         .routes(routes!(deliveries::retry_delivery))
