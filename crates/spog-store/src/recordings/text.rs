@@ -181,15 +181,38 @@ pub async fn delete(
     Ok(())
 }
 
+/// Pushes a read of the recording of each chunk of the account that contains `query`, through
+/// the trigram index. On SQLite the FTS5 table drives it, so matches stream and a `LIMIT`
+/// stops reading them (`t.id IN (SELECT rowid …)` collects every match before the first row).
+fn matching_recordings(sql: &mut Sql, account: Id<Account>, sqlite: bool, query: &str) {
+    if sqlite {
+        sql.push(
+            "SELECT t.recording_id FROM recording_text_fts CROSS JOIN recording_text t \
+             ON t.id = recording_text_fts.rowid WHERE recording_text_fts MATCH ",
+        )
+        .bind(fts_phrase(query))
+        .push(" AND t.account_id = ")
+        .bind(account.to_string());
+    } else {
+        sql.push("SELECT t.recording_id FROM recording_text t WHERE t.account_id = ")
+            .bind(account.to_string());
+        matching(sql, sqlite, query);
+    }
+}
+
+/// `query` as a quoted FTS5 string: its trigrams in a row, that is the text as a substring.
+fn fts_phrase(query: &str) -> String {
+    format!("\"{}\"", query.replace('"', "\"\""))
+}
+
 /// Pushes ` AND` a condition that chunk `t` contains `query`, case-insensitively, for a read
 /// of every matching chunk: served by the trigram index.
 fn matching(sql: &mut Sql, sqlite: bool, query: &str) {
     if sqlite {
-        // A quoted FTS5 string: its trigrams in a row, that is the text as a substring.
         sql.push(
             " AND t.id IN (SELECT rowid FROM recording_text_fts WHERE recording_text_fts MATCH ",
         )
-        .bind(format!("\"{}\"", query.replace('"', "\"\"")))
+        .bind(fts_phrase(query))
         .push(")");
     } else {
         sql.push(" AND t.body ILIKE ")
@@ -261,9 +284,8 @@ async fn probe(
     sqlite: bool,
     probe_chunks: i64,
 ) -> StoreResult<Option<Vec<String>>> {
-    let mut sql = Sql::new("SELECT t.recording_id FROM recording_text t WHERE t.account_id = ");
-    sql.bind(account.to_string());
-    matching(&mut sql, sqlite, query);
+    let mut sql = Sql::new("");
+    matching_recordings(&mut sql, account, sqlite, query);
     sql.push(" LIMIT ").bind(probe_chunks + 1);
     let rows: Vec<(String,)> = sql.fetch_all(conn).await?;
     if rows.len() as i64 > probe_chunks {
@@ -306,12 +328,8 @@ impl Narrowed {
                 sql.push(" LIMIT 1) IS NOT NULL");
             }
             Narrowed::Indexed => {
-                sql.push(
-                    " AND r.id IN (SELECT t.recording_id FROM recording_text t \
-                     WHERE t.account_id = ",
-                )
-                .bind(account.to_string());
-                matching(sql, sqlite, query);
+                sql.push(" AND r.id IN (");
+                matching_recordings(sql, account, sqlite, query);
                 // Keeps PostgreSQL from pulling the subquery up into a join it may plan as a
                 // check per recording: it is read once, through the index.
                 sql.push(if sqlite { ")" } else { " OFFSET 0)" });
