@@ -331,11 +331,13 @@ impl Narrowed {
                 sql.push(" LIMIT 1) IS NOT NULL");
             }
             Narrowed::Indexed => {
-                sql.push(" AND r.id IN (");
+                // Read once through the index into a set each recording is looked up in. `IS
+                // TRUE` keeps PostgreSQL from pulling the subquery up into a join, which it
+                // plans (estimating one matching chunk) as a nested loop over every match for
+                // every recording.
+                sql.push(" AND (r.id IN (");
                 matching_recordings(sql, account, sqlite, query);
-                // Keeps PostgreSQL from pulling the subquery up into a join it may plan as a
-                // check per recording: it is read once, through the index.
-                sql.push(if sqlite { ")" } else { " OFFSET 0)" });
+                sql.push(")) IS TRUE");
             }
         }
     }
