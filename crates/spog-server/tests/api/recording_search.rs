@@ -387,3 +387,63 @@ async fn text_in_many_chunks_of_few_recordings_is_found_past_the_newest() {
         server.stop().await;
     }
 }
+
+/// Checked recording by recording (common text), characters that mean something to a pattern
+/// are matched as themselves.
+#[tokio::test]
+async fn common_text_with_pattern_characters_is_matched_literally() {
+    for server in servers().await {
+        let setup = setup(&server).await;
+        let hit = record(
+            &setup,
+            &setup.host,
+            json!([[
+                0.1,
+                "o",
+                "cost: $5 (approx.) [sic] a+b*c? x|y ^z\\w {2} 100%_ \"q\"\r\n"
+            ]]),
+            true,
+        )
+        .await;
+        record(
+            &setup,
+            &setup.host,
+            json!([[0.1, "o", "cost: 35 xapprox. sic ab c w2 100"]]),
+            true,
+        )
+        .await;
+        let (_, me) = setup.admin.get("/auth/me").await;
+        let account = me["account_id"].as_str().unwrap().parse().unwrap();
+        let mut conn = server.state.store.conn().await.unwrap();
+        for (q, found) in [
+            ("$5 (APPROX.) [SIC] A+B*C? X|Y ^Z\\W {2} 100%_ \"Q\"", true),
+            ("(approx.)", true),
+            ("$5 .approx", false),
+            ("a.b", false),
+            ("\\w {2}", true),
+            ("w {2}", true),
+            ("w 2", false),
+        ] {
+            let page = spog_store::recordings::text::search_probing(
+                &mut conn,
+                account,
+                &spog_store::identity::hosts::HostScope::All,
+                &Default::default(),
+                q,
+                (10, None),
+                0,
+            )
+            .await
+            .unwrap();
+            let ids: Vec<String> = page.items.iter().map(|(r, _)| r.id.to_string()).collect();
+            let expected = if found {
+                vec![hit["recording_id"].as_str().unwrap().to_owned()]
+            } else {
+                vec![]
+            };
+            assert_eq!(ids, expected, "{q}");
+        }
+        drop(conn);
+        server.stop().await;
+    }
+}

@@ -238,10 +238,26 @@ fn matching_here(sql: &mut Sql, sqlite: bool, query: &str) {
             .bind(query.to_ascii_lowercase())
             .push(") > 0");
     } else {
-        sql.push(" AND strpos(lower(t.body), lower(")
-            .bind(query.to_owned())
-            .push(")) > 0");
+        // A case-insensitive regular expression of the literal text: measured five times
+        // cheaper than `strpos(lower(…))`, which lowercases every chunk first. `|| ''` keeps
+        // the trigram index, which serves `~*` too, from being used for it.
+        sql.push(" AND (t.body || '') ~* ")
+            .bind(regex_literal(query));
     }
+}
+
+/// `text` as a PostgreSQL regular expression matching it literally: every ASCII character
+/// that is not a letter or digit escaped (a backslash before a letter or digit, or before a
+/// character beyond ASCII, which is never special, would make it an escape sequence).
+fn regex_literal(text: &str) -> String {
+    let mut literal = String::with_capacity(text.len() * 2);
+    for c in text.chars() {
+        if c.is_ascii() && !c.is_ascii_alphanumeric() {
+            literal.push('\\');
+        }
+        literal.push(c);
+    }
+    literal
 }
 
 /// Whether [`matching_here`] checks chunks one by one for `query`, finding what the trigram
