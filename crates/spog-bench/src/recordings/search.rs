@@ -2,8 +2,8 @@
 //! holding 1 GB of text, p95 ≤ 200 ms on each database. The text is loaded through the store as
 //! the indexing worker writes it (chunks from `spog_core::recordings::text::Indexer`, saved by
 //! `spog_store::recordings::text::save`, one transaction per recording; no manual ANALYZE), then
-//! searched through the API for rare, medium, common and absent text. Baseline beside it: the
-//! same searches as a `LIKE` scan over the same chunks, which no index serves.
+//! searched through the API for rare, medium, common, clustered and absent text. Baseline beside
+//! it: the same searches as a `LIKE` scan over the same chunks, which no index serves.
 
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,7 @@ pub struct Options {
     /// Text in all of them, in MB.
     #[arg(long, default_value_t = 1_000)]
     text_mb: usize,
-    /// Searches per kind of text (rare, medium, common, absent).
+    /// Searches per kind of text (rare, medium, common, clustered, absent).
     #[arg(long, default_value_t = 50)]
     searches: usize,
     /// Baseline scans per kind of text.
@@ -163,18 +163,28 @@ enum Kind {
     Medium,
     /// A word shown in every recording.
     Common,
+    /// A line shown throughout one recording in eighty: more chunks than a probe reads, in
+    /// too few recordings to fill a page from the newest.
+    Clustered,
     /// Text in none.
     Absent,
 }
 
 impl Kind {
-    const ALL: [Kind; 4] = [Kind::Rare, Kind::Medium, Kind::Common, Kind::Absent];
+    const ALL: [Kind; 5] = [
+        Kind::Rare,
+        Kind::Medium,
+        Kind::Common,
+        Kind::Clustered,
+        Kind::Absent,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Kind::Rare => "rare",
             Kind::Medium => "medium",
             Kind::Common => "common",
+            Kind::Clustered => "cluster",
             Kind::Absent => "absent",
         }
     }
@@ -184,6 +194,7 @@ impl Kind {
             Kind::Rare => format!("ticket-{:06}", (i * 7919) % recordings.max(1)),
             Kind::Medium => format!("drain node-{:02}", i % 10),
             Kind::Common => ["Permission denied", "connected", "warning"][i % 3].to_owned(),
+            Kind::Clustered => ["batch replay", "replay lagging"][i % 2].to_owned(),
             Kind::Absent => format!("zq{i}xj-nowhere"),
         }
     }
@@ -271,6 +282,9 @@ async fn load(
                 _ => {}
             }
             output.push_str("\u{1b}[0m\r\n");
+        }
+        if n % 80 == 3 {
+            output.push_str("batch replay lagging\r\n");
         }
         output.push_str("\u{1b}]0;bench@host\u{7}$ ");
         time += 0.01;

@@ -321,3 +321,129 @@ async fn common_text_is_found_by_checking_the_newest_recordings_alike() {
         server.stop().await;
     }
 }
+
+/// Text in more chunks than a probe reads but in too few of the newest recordings to fill a
+/// page there (many chunks of one old recording) is found in every recording the index
+/// finds it in, page by page, as a probe that read every chunk would list it. On SQLite a
+/// query beyond ASCII takes that way at once.
+#[tokio::test]
+async fn text_in_many_chunks_of_few_recordings_is_found_past_the_newest() {
+    for server in servers().await {
+        let setup = setup(&server).await;
+        // About 16 KiB of text: the needle in several chunks of the oldest recording.
+        let filler = "lorem ipsum dolor ".repeat(50);
+        let events: Vec<Value> = (0..16)
+            .map(|n| json!([n as f64, "o", format!("{filler} Nadel-Über {n}\r\n")]))
+            .collect();
+        let oldest = record(&setup, &setup.host, json!(events), true).await;
+        for _ in 0..5 {
+            record(&setup, &setup.host, json!([[0.1, "o", "nothing"]]), true).await;
+        }
+        let newest = record(
+            &setup,
+            &setup.host,
+            json!([[0.1, "o", "one nadel-über here"]]),
+            true,
+        )
+        .await;
+        let (_, me) = setup.admin.get("/auth/me").await;
+        let account = me["account_id"].as_str().unwrap().parse().unwrap();
+        let mut conn = server.state.store.conn().await.unwrap();
+        for q in ["NADEL-", "NADEL-ÜBER"] {
+            let mut found = Vec::new();
+            // 1: the text is common, and the four newest recordings (two per recording
+            // listed) hold too few; the default bound: it is rare.
+            for probe_chunks in [1, spog_store::recordings::text::PROBE_CHUNKS] {
+                let mut pages = Vec::new();
+                let mut cursor = None;
+                loop {
+                    let page = spog_store::recordings::text::search_probing(
+                        &mut conn,
+                        account,
+                        &spog_store::identity::hosts::HostScope::All,
+                        &Default::default(),
+                        q,
+                        (1, cursor.as_deref()),
+                        probe_chunks,
+                    )
+                    .await
+                    .unwrap();
+                    pages.extend(page.items.iter().map(|(r, m)| (r.id.to_string(), m.len())));
+                    match page.next_cursor {
+                        Some(next) => cursor = Some(next),
+                        None => break,
+                    }
+                }
+                found.push(pages);
+            }
+            let expected = vec![
+                (newest["recording_id"].as_str().unwrap().to_owned(), 1),
+                (oldest["recording_id"].as_str().unwrap().to_owned(), 16),
+            ];
+            assert_eq!(found[0], expected, "{q}");
+            assert_eq!(found[1], expected, "{q}");
+        }
+        drop(conn);
+        server.stop().await;
+    }
+}
+
+/// Checked recording by recording (common text), characters that mean something to a pattern
+/// are matched as themselves.
+#[tokio::test]
+async fn common_text_with_pattern_characters_is_matched_literally() {
+    for server in servers().await {
+        let setup = setup(&server).await;
+        let hit = record(
+            &setup,
+            &setup.host,
+            json!([[
+                0.1,
+                "o",
+                "cost: $5 (approx.) [sic] a+b*c? x|y ^z\\w {2} 100%_ \"q\"\r\n"
+            ]]),
+            true,
+        )
+        .await;
+        record(
+            &setup,
+            &setup.host,
+            json!([[0.1, "o", "cost: 35 xapprox. sic ab c w2 100"]]),
+            true,
+        )
+        .await;
+        let (_, me) = setup.admin.get("/auth/me").await;
+        let account = me["account_id"].as_str().unwrap().parse().unwrap();
+        let mut conn = server.state.store.conn().await.unwrap();
+        for (q, found) in [
+            ("$5 (APPROX.) [SIC] A+B*C? X|Y ^Z\\W {2} 100%_ \"Q\"", true),
+            ("(approx.)", true),
+            ("$5 .approx", false),
+            ("a.b", false),
+            ("\\w {2}", true),
+            ("w {2}", true),
+            ("w 2", false),
+        ] {
+            let page = spog_store::recordings::text::search_probing(
+                &mut conn,
+                account,
+                &spog_store::identity::hosts::HostScope::All,
+                &Default::default(),
+                q,
+                (10, None),
+                0,
+            )
+            .await
+            .unwrap();
+            let ids: Vec<String> = page.items.iter().map(|(r, _)| r.id.to_string()).collect();
+            let expected = if found {
+                vec![hit["recording_id"].as_str().unwrap().to_owned()]
+            } else {
+                vec![]
+            };
+            assert_eq!(ids, expected, "{q}");
+        }
+        drop(conn);
+        server.stop().await;
+    }
+}

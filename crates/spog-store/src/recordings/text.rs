@@ -181,15 +181,38 @@ pub async fn delete(
     Ok(())
 }
 
+/// Pushes a read of the recording of each chunk of the account that contains `query`, through
+/// the trigram index. On SQLite the FTS5 table drives it, so matches stream and a `LIMIT`
+/// stops reading them (`t.id IN (SELECT rowid …)` collects every match before the first row).
+fn matching_recordings(sql: &mut Sql, account: Id<Account>, sqlite: bool, query: &str) {
+    if sqlite {
+        sql.push(
+            "SELECT t.recording_id FROM recording_text_fts CROSS JOIN recording_text t \
+             ON t.id = recording_text_fts.rowid WHERE recording_text_fts MATCH ",
+        )
+        .bind(fts_phrase(query))
+        .push(" AND t.account_id = ")
+        .bind(account.to_string());
+    } else {
+        sql.push("SELECT t.recording_id FROM recording_text t WHERE t.account_id = ")
+            .bind(account.to_string());
+        matching(sql, sqlite, query);
+    }
+}
+
+/// `query` as a quoted FTS5 string: its trigrams in a row, that is the text as a substring.
+fn fts_phrase(query: &str) -> String {
+    format!("\"{}\"", query.replace('"', "\"\""))
+}
+
 /// Pushes ` AND` a condition that chunk `t` contains `query`, case-insensitively, for a read
 /// of every matching chunk: served by the trigram index.
 fn matching(sql: &mut Sql, sqlite: bool, query: &str) {
     if sqlite {
-        // A quoted FTS5 string: its trigrams in a row, that is the text as a substring.
         sql.push(
             " AND t.id IN (SELECT rowid FROM recording_text_fts WHERE recording_text_fts MATCH ",
         )
-        .bind(format!("\"{}\"", query.replace('"', "\"\"")))
+        .bind(fts_phrase(query))
         .push(")");
     } else {
         sql.push(" AND t.body ILIKE ")
@@ -200,18 +223,48 @@ fn matching(sql: &mut Sql, sqlite: bool, query: &str) {
     }
 }
 
-/// [`matching`] for chunks already narrowed to a few recordings, checked one by one. On
-/// PostgreSQL a test no index serves, so the planner reads those recordings' chunks rather
-/// than every chunk the text occurs in. On SQLite the index's set of matching chunks, made
-/// once per query (an FTS5 lookup per chunk, `MATCH … AND rowid = t.id`, measured far slower).
+/// [`matching`] for chunks already narrowed to a few recordings, checked one by one (a check
+/// that stops at a recording's first matching chunk needs no global read of every match).
+/// PostgreSQL: a test no index serves, so the planner reads those recordings' chunks rather
+/// than every chunk the text occurs in. SQLite: `lower` folds ASCII letters only, so only an
+/// ASCII query is checked chunk by chunk (see [`checkable`]); any other takes the index's set
+/// of matching chunks, made once per query (an FTS5 lookup per chunk, `MATCH … AND rowid =
+/// t.id`, measured far slower).
 fn matching_here(sql: &mut Sql, sqlite: bool, query: &str) {
-    if sqlite {
+    if !checkable(sqlite, query) {
         matching(sql, sqlite, query);
+    } else if sqlite {
+        sql.push(" AND instr(lower(t.body), ")
+            .bind(query.to_ascii_lowercase())
+            .push(") > 0");
     } else {
-        sql.push(" AND strpos(lower(t.body), lower(")
-            .bind(query.to_owned())
-            .push(")) > 0");
+        // A case-insensitive regular expression of the literal text: measured five times
+        // cheaper than `strpos(lower(…))`, which lowercases every chunk first. `|| ''` keeps
+        // the trigram index, which serves `~*` too, from being used for it.
+        sql.push(" AND (t.body || '') ~* ")
+            .bind(regex_literal(query));
     }
+}
+
+/// `text` as a PostgreSQL regular expression matching it literally: every ASCII character
+/// that is not a letter or digit escaped (a backslash before a letter or digit, or before a
+/// character beyond ASCII, which is never special, would make it an escape sequence).
+fn regex_literal(text: &str) -> String {
+    let mut literal = String::with_capacity(text.len() * 2);
+    for c in text.chars() {
+        if c.is_ascii() && !c.is_ascii_alphanumeric() {
+            literal.push('\\');
+        }
+        literal.push(c);
+    }
+    literal
+}
+
+/// Whether [`matching_here`] checks chunks one by one for `query`, finding what the trigram
+/// index finds: always on PostgreSQL, for ASCII text on SQLite (its FTS5 index folds case
+/// beyond ASCII).
+fn checkable(sqlite: bool, query: &str) -> bool {
+    !sqlite || query.is_ascii()
 }
 
 /// A read-only transaction for a search. On PostgreSQL, sequential scans are ruled out in it:
@@ -231,13 +284,18 @@ async fn indexed_reads(
     Ok(tx)
 }
 
-/// Matching chunks beyond which a text counts as common (see [`probe`]).
-pub const PROBE_CHUNKS: i64 = 2000;
+/// Matching chunks beyond which a text counts as common (see [`probe`]). Each one read costs a
+/// recheck of its text (on PostgreSQL about 40 µs for a 4 KiB chunk, detoasted and matched),
+/// so a probe that reads many delays every common search: text in more chunks is no longer
+/// rare, and checking the newest recordings finds it sooner.
+pub const PROBE_CHUNKS: i64 = 500;
+
+/// Newest recordings checked one by one for common text, per recording of the page: text in
+/// at least half of them fills the page there.
+const WALKED_PER_LISTED: u32 = 2;
 
 /// The recordings with chunks matching `query`, through the trigram index alone, when there
-/// are at most [`PROBE_CHUNKS`] such chunks; None for text more common than that. Rare text is
-/// then listed from its few recordings, common text by checking the newest recordings until
-/// a page is full.
+/// are at most [`PROBE_CHUNKS`] such chunks; None for text more common than that.
 async fn probe(
     conn: &mut Conn,
     account: Id<Account>,
@@ -245,9 +303,8 @@ async fn probe(
     sqlite: bool,
     probe_chunks: i64,
 ) -> StoreResult<Option<Vec<String>>> {
-    let mut sql = Sql::new("SELECT t.recording_id FROM recording_text t WHERE t.account_id = ");
-    sql.bind(account.to_string());
-    matching(&mut sql, sqlite, query);
+    let mut sql = Sql::new("");
+    matching_recordings(&mut sql, account, sqlite, query);
     sql.push(" LIMIT ").bind(probe_chunks + 1);
     let rows: Vec<(String,)> = sql.fetch_all(conn).await?;
     if rows.len() as i64 > probe_chunks {
@@ -257,6 +314,49 @@ async fn probe(
     recordings.sort_unstable();
     recordings.dedup();
     Ok(Some(recordings))
+}
+
+/// How a search narrows the listing to recordings with matching text.
+enum Narrowed {
+    /// Among these, found by [`probe`] (rare text).
+    Among(Vec<String>),
+    /// Checked one by one, each up to its first matching chunk, from the newest down to this
+    /// one (common text, within a bounded window).
+    CheckedDownTo(String),
+    /// Any recording with a chunk the trigram index finds: text in more chunks than a probe
+    /// reads but in too few of the newest recordings to fill a page there (the bad middle
+    /// case: many chunks in few recordings, or common text in old ones only). Its cost is
+    /// that of reading every matching chunk once, never that of checking every recording.
+    Indexed,
+}
+
+impl Narrowed {
+    fn push(&self, sql: &mut Sql, account: Id<Account>, sqlite: bool, query: &str) {
+        match self {
+            Narrowed::Among(recordings) => {
+                sql.push(" AND r.id IN ")
+                    .bind_list(recordings.iter().cloned());
+            }
+            // A subquery per row, never made a join, so it stops at the page's last row.
+            Narrowed::CheckedDownTo(last) => {
+                sql.push(" AND r.id >= ").bind(last.clone()).push(
+                    " AND (SELECT 1 FROM recording_text t WHERE t.recording_id = r.id \
+                     AND t.account_id = r.account_id",
+                );
+                matching_here(sql, sqlite, query);
+                sql.push(" LIMIT 1) IS NOT NULL");
+            }
+            Narrowed::Indexed => {
+                // Read once through the index into a set each recording is looked up in. `IS
+                // TRUE` keeps PostgreSQL from pulling the subquery up into a join, which it
+                // plans (estimating one matching chunk) as a nested loop over every match for
+                // every recording.
+                sql.push(" AND (r.id IN (");
+                matching_recordings(sql, account, sqlite, query);
+                sql.push(")) IS TRUE");
+            }
+        }
+    }
 }
 
 /// Terminal recordings whose text contains `query` (case-insensitively), newest first, each
@@ -284,7 +384,9 @@ pub async fn search(
 }
 
 /// [`search`] with text counted as common beyond `probe_chunks` matching chunks (tests take
-/// either way with a small corpus).
+/// every way with a small corpus). Rare text is listed from its few recordings; common text
+/// by checking the newest recordings one by one, a bounded number of them; text that fills no
+/// page there, from every recording the index finds it in.
 pub async fn search_probing(
     conn: &mut Conn,
     account: Id<Account>,
@@ -297,35 +399,98 @@ pub async fn search_probing(
     let sqlite = conn.backend_name() == "SQLite";
     let mut tx = indexed_reads(conn, sqlite).await?;
     let conn = &mut *tx;
-    let candidates = probe(conn, account, query, sqlite, probe_chunks).await?;
-    let push = |sql: &mut Sql| match &candidates {
+    let listing = Listing {
+        account,
+        scope,
+        filter,
+        query,
+        cursor,
+        sqlite,
+    };
+    let page = match probe(conn, account, query, sqlite, probe_chunks).await? {
         Some(recordings) => {
-            sql.push(" AND r.id IN ")
-                .bind_list(recordings.iter().cloned());
+            listing
+                .page(conn, Some(&Narrowed::Among(recordings)), limit)
+                .await?
         }
-        // Common text: the newest recordings are checked one by one, each up to its first
-        // matching chunk, until the page is full (a subquery per row, never made a join).
-        None => {
-            sql.push(
-                " AND (SELECT 1 FROM recording_text t WHERE t.recording_id = r.id \
-                 AND t.account_id = r.account_id",
-            );
-            matching_here(sql, sqlite, query);
-            sql.push(" LIMIT 1) IS NOT NULL");
-        }
+        None => match walk(conn, &listing, limit).await? {
+            Some(page) => page,
+            None => listing.page(conn, Some(&Narrowed::Indexed), limit).await?,
+        },
     };
-    let narrowing = Narrowing {
-        key: query,
-        push: &push,
-    };
-    let page: Page<TerminalRecording> =
-        list_narrowed(conn, account, scope, filter, Some(narrowing), limit, cursor).await?;
     let mut found = matches(conn, account, &page.items, query, sqlite).await?;
     tx.rollback().await?;
     Ok(page.map(|recording| {
         let matches = found.remove(&recording.id).unwrap_or_default();
         (recording, matches)
     }))
+}
+
+/// A page of a search's listing, whatever narrows it.
+struct Listing<'a> {
+    account: Id<Account>,
+    scope: &'a HostScope,
+    filter: &'a Filter,
+    query: &'a str,
+    cursor: Option<&'a str>,
+    sqlite: bool,
+}
+
+impl Listing<'_> {
+    /// The page, narrowed by `narrowed` (with None, every recording the filters keep). Its
+    /// cursor is the search's whichever way the page was found.
+    async fn page(
+        &self,
+        conn: &mut Conn,
+        narrowed: Option<&Narrowed>,
+        limit: u32,
+    ) -> StoreResult<Page<TerminalRecording>> {
+        let push = |sql: &mut Sql| {
+            if let Some(narrowed) = narrowed {
+                narrowed.push(sql, self.account, self.sqlite, self.query);
+            }
+        };
+        let narrowing = Narrowing {
+            key: self.query,
+            push: &push,
+        };
+        let (account, scope, filter) = (self.account, self.scope, self.filter);
+        list_narrowed(
+            conn,
+            account,
+            scope,
+            filter,
+            Some(narrowing),
+            limit,
+            self.cursor,
+        )
+        .await
+    }
+}
+
+/// The page for common text from the newest recordings the page may hold, checked one by one
+/// ([`WALKED_PER_LISTED`] per recording listed); None when they hold too few to fill it and
+/// older ones remain. On SQLite a query beyond ASCII is not checked this way (see
+/// [`checkable`]).
+async fn walk(
+    conn: &mut Conn,
+    listing: &Listing<'_>,
+    limit: u32,
+) -> StoreResult<Option<Page<TerminalRecording>>> {
+    if !checkable(listing.sqlite, listing.query) {
+        return Ok(None);
+    }
+    let window = listing
+        .page(conn, None, (limit + 1).saturating_mul(WALKED_PER_LISTED))
+        .await?;
+    let Some(last) = window.items.last() else {
+        return Ok(Some(window));
+    };
+    let narrowed = Narrowed::CheckedDownTo(last.id.to_string());
+    let page = listing.page(conn, Some(&narrowed), limit).await?;
+    // A full page, or all there is: past the window no recording remains.
+    let complete = page.next_cursor.is_some() || window.next_cursor.is_none();
+    Ok(complete.then_some(page))
 }
 
 /// The first matches of `query` in one recording (the player's markers).
