@@ -832,3 +832,150 @@ async fn implicit_tls_takes_port_465_and_teams_workflows_urls_take_adaptive_card
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_preview_shows_what_a_channel_would_send_and_sends_nothing() {
+    for server in servers().await {
+        let admin = server.admin().await;
+        let org = organization(&admin).await;
+        let receiver = Receiver::start(Answer::Text(200, "ok")).await;
+        let slack = create(
+            &admin,
+            json!({"organization_id": org, "name": "Slack", "type": "slack",
+            "config": {"webhook_url": receiver.url("/services/T0/B0/key")}}),
+        )
+        .await;
+        let hook = create(
+            &admin,
+            json!({"organization_id": org, "name": "Hook", "type": "webhook",
+            "config": {"url": receiver.url("/hook?token=abc"), "secret": "preview secret",
+                       "headers": {"X-Team": "ops-secret"}}}),
+        )
+        .await;
+        let mail = create(
+            &admin,
+            json!({"organization_id": org, "name": "Mail", "type": "smtp",
+            "config": smtp_config(2525)}),
+        )
+        .await;
+        let preview = |channel: &Value| {
+            format!(
+                "/notification-channels/{}/preview",
+                channel["id"].as_str().unwrap()
+            )
+        };
+        let viewer = admin.token_client("user", &["monitoring.view"]).await;
+
+        let sample = json!({"alert": {"rule_name": "Disk full", "severity": "high",
+            "hostname": "web-1", "summary": "/data at 97%"}});
+        let (status, shown) = viewer.post(&preview(&slack), sample.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{shown}");
+        assert_eq!(shown["type"], "slack");
+        assert_eq!(shown["notice"]["subject"], "[HIGH] Disk full: firing");
+        assert_eq!(shown["notice"]["source"], "Disk full on web-1");
+        assert_eq!(shown["request"]["method"], "POST");
+        let url = shown["request"]["url"].as_str().unwrap();
+        assert!(
+            url.ends_with("/[redacted]") && !url.contains("key"),
+            "{url}"
+        );
+        let attachment = &shown["request"]["body"]["attachments"][0];
+        assert_eq!(attachment["title"], "[HIGH] Disk full: firing");
+        assert_eq!(attachment["text"], "/data at 97%");
+
+        let (status, shown) = viewer.post(&preview(&hook), sample.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{shown}");
+        let headers: Vec<(String, String)> =
+            serde_json::from_value(shown["request"]["headers"].clone()).unwrap();
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(header("webhook-signature"), Some("[signed at send time]"));
+        assert_eq!(header("x-webhook-signature"), Some("[signed at send time]"));
+        assert_eq!(header("X-Team"), Some("[redacted]"));
+        assert_eq!(header("content-type"), Some("application/json"));
+        assert!(!shown.to_string().contains("abc") && !shown.to_string().contains("ops-secret"));
+        assert_eq!(
+            shown["request"]["body"]["subject"],
+            "[HIGH] Disk full: firing"
+        );
+
+        let event = json!({"event": {"event_type": "job.failed", "data": {"job_name": "backup"}}});
+        let (status, shown) = viewer.post(&preview(&mail), event).await;
+        assert_eq!(status, StatusCode::OK, "{shown}");
+        assert_eq!(
+            shown["email"]["to"],
+            json!(["ops@example.com", "oncall@example.com"])
+        );
+        assert_eq!(shown["email"]["subject"], "Event job.failed");
+        assert!(shown["email"]["html"].as_str().unwrap().contains("backup"));
+        assert!(shown.get("request").is_none());
+
+        // Exactly one of alert, alerts, alert_id or event, each checked.
+        for (body, field) in [
+            (json!({}), "alert"),
+            (
+                json!({"alert": sample["alert"], "event": {"event_type": "x"}}),
+                "alert",
+            ),
+            (json!({"alert": {"severity": "high"}}), "alert.rule_name"),
+            (
+                json!({"alert": {"rule_name": "r", "severity": "dire"}}),
+                "alert.severity",
+            ),
+            (json!({"alerts": []}), "alerts"),
+            (json!({"alert_id": "nope"}), "alert_id"),
+            (json!({"event": {"data": {}}}), "event.event_type"),
+            (json!({"sample": 1}), "sample"),
+        ] {
+            let (status, refused) = viewer.post(&preview(&slack), body.clone()).await;
+            assert_eq!(
+                status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{body}: {refused}"
+            );
+            assert!(
+                refused["error"]["details"]["fields"].get(field).is_some(),
+                "{body}: {refused}"
+            );
+        }
+
+        // A rule's preview: one per linked channel.
+        let (status, rule) = admin
+            .post(
+                "/alert-rules",
+                json!({"kind": "event", "organization_id": org, "name": "Backups failing",
+                       "event_types": ["job.failed"], "severity": "critical",
+                       "channel_ids": [slack["id"], hook["id"]]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{rule}");
+        let rule_preview = format!("/alert-rules/{}/preview", rule["id"].as_str().unwrap());
+        let (status, shown) = viewer.post(&rule_preview, json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{shown}");
+        assert_eq!(shown["channels"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            shown["channels"][0]["notice"]["subject"],
+            "[CRITICAL] Backups failing: firing"
+        );
+
+        // Nothing was sent, queued or audited; without monitoring.view, nothing is shown.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(receiver.received().is_empty());
+        let (_, deliveries) = admin
+            .get(&format!(
+                "/notification-channels/{}/deliveries",
+                slack["id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(deliveries["items"], json!([]), "{deliveries}");
+        assert!(audit_rows(&server, "%preview%").await.is_empty());
+        let outsider = admin.token_client("user", &["audit_logs.view"]).await;
+        let (status, _) = outsider.post(&preview(&slack), sample).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        server.stop().await;
+    }
+}

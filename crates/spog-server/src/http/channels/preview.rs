@@ -208,21 +208,16 @@ fn sample_notice(sample: &Value, now: Timestamp) -> ApiResult<Notice> {
     let rule_name = text("rule_name")?
         .filter(|name| !name.trim().is_empty())
         .ok_or_else(|| ApiError::field("alert.rule_name", "is required"))?;
-    let severity = text("severity")?
-        .and_then(Severity::parse)
-        .ok_or_else(|| {
-            ApiError::field(
-                "alert.severity",
-                "must be critical, high, medium, low or info",
-            )
-        })?;
+    let severity = text("severity")?.and_then(Severity::parse).ok_or_else(|| {
+        ApiError::field(
+            "alert.severity",
+            "must be critical, high, medium, low or info",
+        )
+    })?;
     let state = match text("state")? {
         None => AlertState::Firing,
         Some(state) => AlertState::parse(state).ok_or_else(|| {
-            ApiError::field(
-                "alert.state",
-                "must be firing, acknowledged or resolved",
-            )
+            ApiError::field("alert.state", "must be firing, acknowledged or resolved")
         })?,
     };
     let data = json!({"rule_name": rule_name, "severity": severity, "state": state,
@@ -332,6 +327,9 @@ mod tests {
             shown_url("https://user:pw@hooks.slack.com/services/T0/B0/key?x=1"),
             "https://hooks.slack.com/[redacted]"
         );
-        assert_eq!(shown_url("http://127.0.0.1:8080/"), "http://127.0.0.1:8080/");
+        assert_eq!(
+            shown_url("http://127.0.0.1:8080/"),
+            "http://127.0.0.1:8080/"
+        );
     }
 }
