@@ -1,6 +1,7 @@
 // Desktop > Playback: frames arrive over the playback socket at their recorded pace (the
 // server paces them, skipping idle gaps longer than the chosen limit); this draws each on the
-// canvas and sends play/pause/seek/speed/idle.
+// canvas and sends play/pause/seek/speed/idle. A recording still being made is followed live
+// from its newest frame until it ends.
 const panel = document.getElementById("desktop-player");
 
 if (panel) {
@@ -18,7 +19,14 @@ if (panel) {
 
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   // Gaps longer than the chosen idle limit are skipped from the start.
-  const stream = idle.value ? `${panel.dataset.stream}?idle_ms=${idle.value}` : panel.dataset.stream;
+  const params = new URLSearchParams();
+  if (idle.value) {
+    params.set("idle_ms", idle.value);
+  }
+  if (panel.dataset.active === "true") {
+    params.set("live", "true");
+  }
+  const stream = params.size ? `${panel.dataset.stream}?${params}` : panel.dataset.stream;
   const socket = new WebSocket(`${scheme}//${location.host}${stream}`);
   socket.binaryType = "arraybuffer";
 
@@ -46,8 +54,13 @@ if (panel) {
         if (message.frame_count === 0) {
           status.textContent = "No frames recorded yet.";
         }
+        if (message.active) {
+          panel.dataset.live = "true";
+          status.textContent = "Live: following the recording as it is made.";
+        }
       } else if (message.type === "end") {
         status.textContent = "End of recording.";
+        delete panel.dataset.live;
         panel.dataset.ended = "true";
       }
       return;
@@ -59,6 +72,11 @@ if (panel) {
     image.close();
     shown += 1;
     panel.dataset.framesShown = String(shown);
+    if (elapsed > Number(seek.max)) {
+      // Followed live: the recording has grown.
+      seek.max = String(elapsed);
+      panel.dataset.durationMs = String(elapsed);
+    }
     showPosition(elapsed);
   });
   socket.addEventListener("close", () => {

@@ -260,6 +260,75 @@ async fn a_desktop_recording_streams_its_frames_onto_the_canvas() {
     browser.close().await;
 }
 
+#[tokio::test]
+async fn an_active_desktop_recording_is_followed_live_until_it_ends() {
+    let Some(browser) = Browser::open().await else {
+        return;
+    };
+    for server in servers().await {
+        let setup = setup(&server).await;
+        let (status, recording) = setup
+            .gateway
+            .post(
+                "/desktop/recordings",
+                json!({"host_id": setup.host, "user_id": setup.user, "width": 64, "height": 48}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let id = recording["id"].as_str().unwrap().to_owned();
+        let frame = |elapsed: u64, color: [u8; 3]| {
+            let (gateway, id) = (setup.gateway.clone(), id.clone());
+            async move {
+                let response = gateway
+                    .request(
+                        reqwest::Method::POST,
+                        &format!("/desktop/recordings/{id}/frames"),
+                    )
+                    .header("x-frame-elapsed-ms", elapsed.to_string())
+                    .body(png(64, 48, color))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+            }
+        };
+        frame(0, [255, 0, 0]).await;
+        frame(200, [0, 255, 0]).await;
+        let pixel = "const c = document.getElementById('desktop-canvas');
+             return Array.from(c.getContext('2d').getImageData(10, 10, 1, 1).data);";
+
+        browser
+            .log_in(&server.base, ADMIN_EMAIL, ADMIN_PASSWORD)
+            .await;
+        browser
+            .goto(&format!("{}/desktop/recordings/{id}", server.base))
+            .await;
+        // Live from the newest frame (green), then each new one as it is recorded.
+        browser.find("#desktop-player[data-live='true']").await;
+        browser.find("#desktop-player[data-frames-shown='1']").await;
+        assert_eq!(
+            browser.client.execute(pixel, vec![]).await.unwrap(),
+            json!([0, 255, 0, 255])
+        );
+        frame(400, [0, 0, 255]).await;
+        browser.find("#desktop-player[data-frames-shown='2']").await;
+        assert_eq!(
+            browser.client.execute(pixel, vec![]).await.unwrap(),
+            json!([0, 0, 255, 255])
+        );
+        setup
+            .gateway
+            .post(&format!("/desktop/recordings/{id}/end"), json!({}))
+            .await;
+        browser.find("#desktop-player[data-ended='true']").await;
+        browser
+            .wait_for_text("#desktop-status", "End of recording")
+            .await;
+        server.stop().await;
+    }
+    browser.close().await;
+}
+
 /// A PNG of one colour: stored (uncompressed) deflate, as simple as the format allows.
 fn png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
     fn crc32(bytes: &[u8]) -> u32 {
