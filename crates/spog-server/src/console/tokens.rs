@@ -84,6 +84,7 @@ async fn table(
     let page = tokens::list(
         &mut conn,
         viewer.auth.account(),
+        None,
         page::DEFAULT_LIMIT,
         query.cursor.as_deref(),
     )
