@@ -53,7 +53,7 @@ struct TokensTablePartial {
     table: TokensTable,
 }
 
-fn row(token: ApiToken, now: Timestamp) -> TokenRow {
+pub(super) fn row(token: ApiToken, now: Timestamp) -> TokenRow {
     let status = if token.revoked_at.is_some() {
         "revoked"
     } else if token.expires_at.is_some_and(|at| at <= now) {
