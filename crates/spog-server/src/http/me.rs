@@ -253,15 +253,12 @@ pub async fn revoke_own_other_sessions(state: &AppState, auth: &Auth) -> ApiResu
         .metadata(json!({"revoked": revoked, "kept_session_id": current.to_string()}));
     tx.record(entry).await?;
     tx.commit().await?;
-    // Only the user's sessions ended; their tokens are checked again and stay.
-    let revocation = Revocation::User {
-        id: user,
-        kept: Some(current),
-    };
+    // Only sessions ended, not the user's tokens: every open socket of the account has its
+    // credential looked up again, and those of the ended sessions close.
     if revoked > 0 {
         state
             .bus
-            .credentials_changed(auth.account(), CredentialChange::Revoked(revocation))
+            .credentials_changed(auth.account(), CredentialChange::RightsChanged)
             .await;
     }
     Ok(revoked)

@@ -145,7 +145,7 @@ async fn a_bad_password_change_names_its_field_and_wrong_guesses_are_throttled()
 async fn users_list_and_end_their_own_sessions_only() {
     for server in servers().await {
         let admin = server.admin().await;
-        let (ann, other, _) = viewer(&server, &admin, "ann@example.com").await;
+        let (ann, other, token) = viewer(&server, &admin, "ann@example.com").await;
         let (bob, _, _) = viewer(&server, &admin, "bob@example.com").await;
         let (status, sessions) = ann.get("/auth/me/sessions").await;
         assert_eq!(status, StatusCode::OK, "{sessions}");
@@ -174,9 +174,21 @@ async fn users_list_and_end_their_own_sessions_only() {
         // Signing out other sessions keeps this one and the user's tokens.
         let third = server.login("ann@example.com", PASSWORD).await;
         let fourth = server.login("ann@example.com", PASSWORD).await;
+        let mut third_tab = bell(&third).await;
+        let mut token_tab = bell(&token).await;
         let (status, body) = ann.post("/auth/me/sessions/revoke-others", json!({})).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body, json!({"revoked": 2}));
+        closes_for_policy(&mut third_tab, "a signed-out session").await;
+        assert_eq!(token.get("/auth/me").await.0, StatusCode::OK);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(300), async {
+                crate::terminal::next_json(&mut token_tab).await
+            })
+            .await
+            .is_err(),
+            "the token's socket got a message or closed"
+        );
         assert_eq!(third.get("/auth/me").await.0, StatusCode::UNAUTHORIZED);
         assert_eq!(fourth.get("/auth/me").await.0, StatusCode::UNAUTHORIZED);
         assert_eq!(ann.get("/auth/me").await.0, StatusCode::OK);
