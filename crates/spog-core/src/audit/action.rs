@@ -72,6 +72,16 @@ catalogue! {
     ),
     AuthLogin => ("auth.login", "user", "A user logged in, or failed to."),
     AuthLogout => ("auth.logout", "user", "A user logged out, ending the session."),
+    AuthPasswordChange => (
+        "auth.password_change",
+        "user",
+        "A user changed their own password, ending their other sessions and their tokens.",
+    ),
+    AuthSessionRevoke => (
+        "auth.session_revoke",
+        "session",
+        "A user ended one or more of their own login sessions.",
+    ),
     DesktopRecordingDelete => (
         "desktop_recording.delete",
         "desktop_recording",

@@ -3,6 +3,7 @@
 //! account scoping and permission checks; every change goes through the JSON API itself.
 //! These routes are HTML and stay out of the OpenAPI document.
 
+mod account;
 mod alerts;
 mod assets;
 mod audit;
@@ -52,6 +53,9 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(login::log_out_form))
         .merge(pages::router())
         // Outside the sidebar: the bell's page and menu, for every signed-in user.
+        .route("/account", get(account::account_page))
+        .route("/account/sessions", get(account::sessions_partial))
+        .route("/account/table", get(account::tokens_partial))
         .route("/notifications", get(notifications::notifications_page))
         .route("/notifications/list", get(notifications::list_partial))
         .route("/notifications/menu", get(notifications::menu_partial))

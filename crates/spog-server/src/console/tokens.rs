@@ -53,7 +53,7 @@ struct TokensTablePartial {
     table: TokensTable,
 }
 
-fn row(token: ApiToken, now: Timestamp) -> TokenRow {
+pub(super) fn row(token: ApiToken, now: Timestamp) -> TokenRow {
     let status = if token.revoked_at.is_some() {
         "revoked"
     } else if token.expires_at.is_some_and(|at| at <= now) {
@@ -84,6 +84,7 @@ async fn table(
     let page = tokens::list(
         &mut conn,
         viewer.auth.account(),
+        None,
         page::DEFAULT_LIMIT,
         query.cursor.as_deref(),
     )

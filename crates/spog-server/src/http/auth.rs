@@ -125,13 +125,17 @@ pub async fn log_in(
     let entry = login_entry(request, candidate.account, &user, source);
     let session: Id<Session> = Id::new();
     let expires_at = now.plus(state.config.session_ttl);
+    let origin = sessions::Origin {
+        ip: request.ip.clone(),
+        user_agent: request.user_agent.clone(),
+    };
     sessions::create(
         &mut tx,
         candidate.account,
         user.id,
         session,
-        now,
-        expires_at,
+        (now, expires_at),
+        &origin,
     )
     .await?;
     users::record_login(&mut tx, user.id, now).await?;

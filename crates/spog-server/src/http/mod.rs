@@ -10,6 +10,7 @@ pub mod downloads;
 pub mod enrollment_tokens;
 pub mod events;
 pub mod hosts;
+pub mod me;
 pub mod metrics;
 pub mod notifications;
 pub mod organizations;
@@ -29,6 +30,7 @@ use crate::state::AppState;
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(auth::router())
+        .merge(me::router())
         .merge(audit::router())
         .merge(users::router())
         .merge(roles::router())

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use spog_core::audit::{Action, ActorType};
 use spog_core::model::{ApiToken, User};
 use spog_core::page::{self, Page};
@@ -15,10 +16,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::Require;
 use crate::auth::permissions::UsersManage;
 use crate::auth::tokens;
-use crate::error::ApiResult;
+use crate::auth::{Auth, Require};
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::http::users::ListParams;
 use crate::hub::bus::CredentialChange;
@@ -104,7 +105,14 @@ async fn list_tokens(
     let limit = page::limit(params.limit, page::DEFAULT_LIMIT, page::MAX_LIMIT)?;
     let mut conn = state.store.conn().await?;
     Ok(Json(
-        token_store::list(&mut conn, auth.account(), limit, params.cursor.as_deref()).await?,
+        token_store::list(
+            &mut conn,
+            auth.account(),
+            None,
+            limit,
+            params.cursor.as_deref(),
+        )
+        .await?,
     ))
 }
 
@@ -116,6 +124,18 @@ async fn create_token(
     auth: Require<UsersManage>,
     AppJson(body): AppJson<CreateToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+    let created = create(&state, &auth, body, false).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// The one way a token is made: by an administrator (`/api-tokens`) or, `self_service`, by
+/// a user for themselves (`/auth/me/api-tokens`, entries marked `self_service: true`).
+pub async fn create(
+    state: &AppState,
+    auth: &Auth,
+    body: CreateToken,
+    self_service: bool,
+) -> ApiResult<CreatedToken> {
     let now = Timestamp::now();
     let mut errors = FieldErrors::new();
     let name = errors.check(validate::name("name", &body.name, 200));
@@ -138,19 +158,18 @@ async fn create_token(
         expires_at: body.expires_at,
     };
     let api_token = token_store::create(&mut tx, auth.account(), new, now).await?;
-    tx.record(
-        auth.did(Action::ApiTokenCreate, &api_token)
-            .after(&api_token),
-    )
-    .await?;
+    let mut entry = auth
+        .did(Action::ApiTokenCreate, &api_token)
+        .after(&api_token);
+    if self_service {
+        entry = entry.metadata(json!({"self_service": true}));
+    }
+    tx.record(entry).await?;
     tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedToken {
-            token: secret.token,
-            api_token,
-        }),
-    ))
+    Ok(CreatedToken {
+        token: secret.token,
+        api_token,
+    })
 }
 
 /// Get an API token (never the secret).
@@ -173,11 +192,29 @@ async fn revoke_token(
     auth: Require<UsersManage>,
     AppPath(id): AppPath<Id<ApiToken>>,
 ) -> ApiResult<StatusCode> {
+    revoke(&state, &auth, id, None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The one way a token is revoked; with `acting_as` (a user revoking their own), a token
+/// acting as anyone else is not found, and the entry is marked `self_service: true`.
+pub async fn revoke(
+    state: &AppState,
+    auth: &Auth,
+    id: Id<ApiToken>,
+    acting_as: Option<Id<User>>,
+) -> ApiResult<()> {
     let mut tx = state.store.begin().await?;
     let before = token_store::get(&mut tx, auth.account(), id).await?;
+    if acting_as.is_some() && before.user_id != acting_as {
+        return Err(ApiError::NotFound);
+    }
     let after = token_store::revoke(&mut tx, auth.account(), id, Timestamp::now()).await?;
-    tx.record(auth.changed(Action::ApiTokenRevoke, &before, &after))
-        .await?;
+    let mut entry = auth.changed(Action::ApiTokenRevoke, &before, &after);
+    if acting_as.is_some() {
+        entry = entry.metadata(json!({"self_service": true}));
+    }
+    tx.record(entry).await?;
     tx.commit().await?;
     state
         .bus
@@ -186,5 +223,5 @@ async fn revoke_token(
             CredentialChange::Revoked(Revocation::ApiToken { id }),
         )
         .await;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

@@ -215,22 +215,35 @@ async fn update_user(
     let user = users::update(&mut tx, auth.account(), id, changes, now).await?;
     let mut entry = auth.changed(Action::UserUpdate, &before, &user);
     if ends_credentials {
-        let sessions_ended = sessions::revoke_all(&mut tx, id, now).await?;
-        let tokens_revoked = tokens::revoke_acting_as(&mut tx, auth.account(), id, now).await?;
-        entry = entry.metadata(json!({
-            "sessions_ended": sessions_ended,
-            "tokens_revoked": tokens_revoked,
-        }));
+        entry = entry.metadata(end_credentials(&mut tx, auth.account(), id, None, now).await?);
     }
     tx.record(entry).await?;
     tx.commit().await?;
     let change = if ends_credentials {
-        CredentialChange::Revoked(Revocation::User { id })
+        CredentialChange::Revoked(Revocation::User { id, kept: None })
     } else {
         CredentialChange::RightsChanged
     };
     state.bus.credentials_changed(auth.account(), change).await;
     Ok(Json(user))
+}
+
+/// Ends every session (but `kept`) and every `user` token of a user, in the caller's
+/// transaction (a new password, a deactivation); returns the entry's metadata saying how many.
+/// Once committed, announce `Revocation::User` with the same `kept` to close their sockets.
+pub async fn end_credentials(
+    tx: &mut spog_store::Conn,
+    account: Id<spog_core::model::Account>,
+    user: Id<User>,
+    kept: Option<Id<sessions::Session>>,
+    now: Timestamp,
+) -> ApiResult<serde_json::Value> {
+    let sessions_ended = sessions::revoke_all(tx, account, user, kept, now).await?;
+    let tokens_revoked = tokens::revoke_acting_as(tx, account, user, now).await?;
+    Ok(json!({
+        "sessions_ended": sessions_ended,
+        "tokens_revoked": tokens_revoked,
+    }))
 }
 
 /// Delete a user.
@@ -254,7 +267,7 @@ async fn delete_user(
     )
     .await?;
     tx.commit().await?;
-    let revoked = Revocation::User { id };
+    let revoked = Revocation::User { id, kept: None };
     state
         .bus
         .credentials_changed(auth.account(), CredentialChange::Revoked(revoked))

@@ -56,9 +56,12 @@ pub enum Revocation {
     ApiToken {
         id: Id<ApiToken>,
     },
-    /// Every credential acting as the user: sessions and `user` tokens.
+    /// Every credential acting as the user: sessions and `user` tokens, but the session
+    /// `kept` (the one a user changed their own password with).
     User {
         id: Id<User>,
+        #[serde(default)]
+        kept: Option<Id<Session>>,
     },
     /// A host's agent credential (revoked, replaced by a new enrollment, or its host deleted).
     Agent {
@@ -97,7 +100,10 @@ impl Live {
             && match revocation {
                 Revocation::Session { id } => self.credential == CredentialId::Session(*id),
                 Revocation::ApiToken { id } => self.credential == CredentialId::ApiToken(*id),
-                Revocation::User { id } => self.user == Some(*id),
+                Revocation::User { id, kept } => {
+                    self.user == Some(*id)
+                        && kept.is_none_or(|kept| self.credential != CredentialId::Session(kept))
+                }
                 Revocation::Agent { id } => self.credential == CredentialId::Agent(*id),
             }
     }
@@ -333,7 +339,16 @@ mod tests {
         let elsewhere = sockets
             .admit(&principal(Id::new(), ann, Id::new()), None)
             .unwrap();
-        assert_eq!(sockets.revoke(account, &Revocation::User { id: ann }), 1);
+        assert_eq!(
+            sockets.revoke(
+                account,
+                &Revocation::User {
+                    id: ann,
+                    kept: None
+                }
+            ),
+            1
+        );
         assert_eq!(ann_socket.ended().await, CREDENTIAL_ENDED);
         assert!(!bob_socket.live().ended.is_cancelled());
         assert!(!elsewhere.live().ended.is_cancelled());

@@ -78,6 +78,16 @@ async fn mutations(
     let (revocable, _) = crate::agents::enrollment_token(admin, json!({})).await;
     let (_, enrolling) = crate::agents::enrollment_token(admin, json!({})).await;
     let (enrolled, _) = crate::agents::enrolled(server, admin, "enrolled-host").await;
+    server.admin().await;
+    let (_, sessions) = admin.get("/auth/me/sessions").await;
+    let other_session = sessions[0]["id"].as_str().unwrap().to_owned();
+    let (_, own_token) = admin
+        .post(
+            "/auth/me/api-tokens",
+            json!({"name": "mine", "permissions": []}),
+        )
+        .await;
+    let own_token = own_token["api_token"]["id"].as_str().unwrap().to_owned();
     vec![
         (
             Method::POST,
@@ -388,6 +398,38 @@ async fn mutations(
             "/recording-settings",
             "/recording-settings".into(),
             json!({"retention_days": 30}),
+        ),
+        (
+            Method::POST,
+            "/auth/me/api-tokens",
+            "/auth/me/api-tokens".into(),
+            json!({"name": "another", "permissions": []}),
+        ),
+        (
+            Method::DELETE,
+            "/auth/me/api-tokens/{id}",
+            format!("/auth/me/api-tokens/{own_token}"),
+            Value::Null,
+        ),
+        (
+            Method::DELETE,
+            "/auth/me/sessions/{id}",
+            format!("/auth/me/sessions/{other_session}"),
+            Value::Null,
+        ),
+        (
+            Method::POST,
+            "/auth/me/sessions/revoke-others",
+            "/auth/me/sessions/revoke-others".into(),
+            json!({}),
+        ),
+        // Late: it ends the admin's other credentials.
+        (
+            Method::POST,
+            "/auth/me/password",
+            "/auth/me/password".into(),
+            json!({"current_password": spog_server::testing::ADMIN_PASSWORD,
+                   "new_password": "a new admin password"}),
         ),
         // Last: it ends the admin's session.
         (

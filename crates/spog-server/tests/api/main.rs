@@ -28,6 +28,7 @@ mod recording_storage;
 mod retention;
 mod scale_out;
 mod secrets_at_rest;
+mod self_service;
 mod smtp;
 mod socket_credentials;
 mod terminal;

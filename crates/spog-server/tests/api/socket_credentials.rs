@@ -18,14 +18,14 @@ const POLICY_VIOLATION: u16 = 1008;
 const PASSWORD: &str = "a long enough password";
 
 /// The notifications socket of `client`, past its greeting.
-async fn bell(client: &Client) -> Socket {
+pub(crate) async fn bell(client: &Client) -> Socket {
     let mut socket = socket(client, "/ws").await;
     assert_eq!(next_json(&mut socket).await["type"], "unread_count");
     socket
 }
 
 /// Asserts the server closes `socket` as a policy violation, and soon.
-async fn closes_for_policy(socket: &mut Socket, what: &str) {
+pub(crate) async fn closes_for_policy(socket: &mut Socket, what: &str) {
     let started = Instant::now();
     let (code, reason) = closed(socket).await;
     assert_eq!(code, POLICY_VIOLATION, "{what}: {reason}");

@@ -2,6 +2,7 @@
 //! saying so, when either is not installed) and over plain HTTP. Every test runs on SQLite
 //! and, with SPOG_TEST_DATABASE_URL, on PostgreSQL too.
 
+mod account;
 mod admin;
 mod alerts;
 mod audit;

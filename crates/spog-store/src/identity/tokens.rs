@@ -107,20 +107,28 @@ pub async fn get(
         .try_into()
 }
 
-/// Tokens of the account, newest first.
+/// Tokens of the account (or only those acting as `acting_as`), newest first.
 #[tracing::instrument(name = "identity::tokens::list", skip_all, fields(account = %account))]
 pub async fn list(
     conn: &mut Conn,
     account: Id<Account>,
+    acting_as: Option<Id<User>>,
     limit: u32,
     cursor: Option<&str>,
 ) -> StoreResult<Page<ApiToken>> {
-    let scope = Cursor::scope(&[&account.to_string(), "api_tokens"]);
+    let acting_as = acting_as.map(|u| u.to_string());
+    let account_text = account.to_string();
+    let mut parts = vec![account_text.as_str(), "api_tokens"];
+    parts.extend(acting_as.as_deref());
+    let scope = Cursor::scope(&parts);
     let after = scope.decode(cursor)?;
     let mut sql = Sql::new(&format!(
         "SELECT {COLUMNS} FROM api_tokens WHERE account_id = "
     ));
     sql.bind(account.to_string());
+    if let Some(user) = acting_as {
+        sql.push(" AND user_id = ").bind(user);
+    }
     if let Some(key) = after {
         sql.push(" AND id < ").bind(key_text(&key, 0)?);
     }

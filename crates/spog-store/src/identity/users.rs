@@ -372,6 +372,23 @@ pub async fn login_candidates(conn: &mut Conn, email: &Email) -> StoreResult<Vec
         .collect()
 }
 
+/// The user's password hash (none for users who only sign in through a provider).
+#[tracing::instrument(name = "identity::users::password_hash", skip_all, fields(account = %account, user = %user))]
+pub async fn password_hash(
+    conn: &mut Conn,
+    account: Id<Account>,
+    user: Id<User>,
+) -> StoreResult<Option<String>> {
+    let (hash,): (Option<String>,) =
+        sqlx::query_as("SELECT password_hash FROM users WHERE account_id = $1 AND id = $2")
+            .bind(account.to_string())
+            .bind(user.to_string())
+            .fetch_optional(conn)
+            .await
+            .found()?;
+    Ok(hash)
+}
+
 #[tracing::instrument(name = "identity::users::record_login", skip_all, fields(user = %user))]
 pub async fn record_login(conn: &mut Conn, user: Id<User>, now: Timestamp) -> StoreResult<()> {
     sqlx::query("UPDATE users SET last_login_at = $2 WHERE id = $1")

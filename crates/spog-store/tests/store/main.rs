@@ -9,6 +9,7 @@ mod fair_delivery;
 mod identity;
 mod login_throttle;
 mod metrics;
+mod sessions;
 
 use spog_core::Id;
 use spog_core::Timestamp;
