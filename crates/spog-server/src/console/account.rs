@@ -52,7 +52,7 @@ struct SessionsPartial {
 }
 
 #[derive(Template)]
-#[template(path = "account/tokens_table.html")]
+#[template(path = "admin/tokens_table.html")]
 struct TokensPartial {
     table: TokensTable,
 }
@@ -95,6 +95,7 @@ async fn table(
     Ok(TokensTable {
         rows: page.items.into_iter().map(|t| row(t, now)).collect(),
         pager,
+        own: true,
     })
 }
 

@@ -35,6 +35,8 @@ pub struct TokenRow {
 pub struct TokensTable {
     pub rows: Vec<TokenRow>,
     pub pager: Pager,
+    /// The caller's own tokens (My account), revoked through `/auth/me/api-tokens`.
+    pub own: bool,
 }
 
 #[derive(Template)]
@@ -94,6 +96,7 @@ async fn table(
     Ok(TokensTable {
         rows: page.items.into_iter().map(|t| row(t, now)).collect(),
         pager,
+        own: false,
     })
 }
 

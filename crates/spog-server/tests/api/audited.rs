@@ -511,9 +511,12 @@ async fn failed_channel_delivery(
 /// Metric samples are readings, not changes: the alerts they fire and resolve are on record.
 /// Recording events and frames are the recording itself (its file is their record); the
 /// session's start and end are audited.
-const UNAUDITED: [(&str, &str); 5] = [
+const UNAUDITED: [(&str, &str); 7] = [
+    // A preview shows what would be sent and changes nothing (SPEC 7.4).
+    ("POST", "/alert-rules/{id}/preview"),
     ("POST", "/desktop/recordings/{id}/frames"),
     ("POST", "/metrics"),
+    ("POST", "/notification-channels/{id}/preview"),
     ("POST", "/notifications/read-all"),
     ("POST", "/notifications/{id}/read"),
     ("POST", "/terminal/sessions/{id}/events"),
