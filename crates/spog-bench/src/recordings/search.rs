@@ -22,6 +22,9 @@ pub struct Options {
     /// Also run on PostgreSQL, creating a database on this server.
     #[arg(long)]
     postgres: Option<String>,
+    /// With `--postgres`, run there only.
+    #[arg(long)]
+    postgres_only: bool,
     /// Terminal recordings to load.
     #[arg(long, default_value_t = 10_000)]
     recordings: usize,
@@ -39,7 +42,10 @@ pub struct Options {
 const TARGET: Duration = Duration::from_millis(200);
 
 pub async fn run(options: Options) -> anyhow::Result<()> {
-    let mut backends = vec![None];
+    let mut backends = Vec::new();
+    if !(options.postgres_only && options.postgres.is_some()) {
+        backends.push(None);
+    }
     if let Some(url) = &options.postgres {
         backends.push(Some(url.as_str()));
     }
