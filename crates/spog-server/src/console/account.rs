@@ -5,15 +5,15 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
+use spog_core::PermissionSet;
 use spog_core::model::{ExternalIdentity, User};
-use spog_core::{PermissionSet, Timestamp, page};
-use spog_store::identity::{tokens, users};
+use spog_store::identity::users;
 
 use super::error::{PageError, PageResult};
 use super::layout::{Chrome, render, when, when_or};
-use super::lists::{ListQuery, Pager, PermissionOption, permission_options};
+use super::lists::{ListQuery, PermissionOption, permission_options};
 use super::session::Viewer;
-use super::tokens::{TokensTable, row};
+use super::tokens::{self, TokensTable};
 use crate::http::me::{login_session, own_sessions};
 use crate::state::AppState;
 
@@ -75,28 +75,14 @@ async fn sessions(state: &AppState, viewer: &Viewer) -> Result<SessionsList, Pag
 }
 
 /// The viewer's own tokens (those acting as them), newest first.
+/// The caller's own tokens.
 async fn table(
     state: &AppState,
     viewer: &Viewer,
     query: &ListQuery,
 ) -> Result<TokensTable, PageError> {
     let (user, _) = login_session(&viewer.auth)?;
-    let mut conn = state.store.conn().await?;
-    let page = tokens::list(
-        &mut conn,
-        viewer.auth.account(),
-        Some(user),
-        page::DEFAULT_LIMIT,
-        query.cursor.as_deref(),
-    )
-    .await?;
-    let pager = Pager::of(PATH, query, &page);
-    let now = Timestamp::now();
-    Ok(TokensTable {
-        rows: page.items.into_iter().map(|t| row(t, now)).collect(),
-        pager,
-        own: true,
-    })
+    tokens::table(state, viewer, query, Some(user), PATH).await
 }
 
 pub async fn account_page(

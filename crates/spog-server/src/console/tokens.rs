@@ -5,8 +5,8 @@
 use askama::Template;
 use axum::extract::{Query, State};
 use spog_core::audit::ActorType;
-use spog_core::model::ApiToken;
-use spog_core::{PermissionSet, Timestamp, page};
+use spog_core::model::{ApiToken, User};
+use spog_core::{Id, PermissionSet, Timestamp, page};
 use spog_store::identity::tokens;
 
 use super::error::{PageError, PageResult};
@@ -77,26 +77,29 @@ pub(super) fn row(token: ApiToken, now: Timestamp) -> TokenRow {
     }
 }
 
-async fn table(
+/// The account's tokens on the page at `path`, or only those acting as `own` (My account).
+pub(super) async fn table(
     state: &AppState,
     viewer: &Viewer,
     query: &ListQuery,
+    own: Option<Id<User>>,
+    path: &'static str,
 ) -> Result<TokensTable, PageError> {
     let mut conn = state.store.conn().await?;
     let page = tokens::list(
         &mut conn,
         viewer.auth.account(),
-        None,
+        own,
         page::DEFAULT_LIMIT,
         query.cursor.as_deref(),
     )
     .await?;
-    let pager = Pager::of(PATH, query, &page);
+    let pager = Pager::of(path, query, &page);
     let now = Timestamp::now();
     Ok(TokensTable {
         rows: page.items.into_iter().map(|t| row(t, now)).collect(),
         pager,
-        own: false,
+        own: own.is_some(),
     })
 }
 
@@ -119,7 +122,7 @@ pub async fn list_page(
         .map(ActorType::as_str)
         .to_vec(),
         permissions: permission_options(grantable, PermissionSet::EMPTY),
-        table: table(&state, &viewer, &query).await?,
+        table: table(&state, &viewer, &query, None, PATH).await?,
     })
 }
 
@@ -129,6 +132,6 @@ pub async fn table_partial(
     Query(query): Query<ListQuery>,
 ) -> PageResult {
     render(&TokensTablePartial {
-        table: table(&state, &viewer, &query).await?,
+        table: table(&state, &viewer, &query, None, PATH).await?,
     })
 }
