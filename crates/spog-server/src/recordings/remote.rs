@@ -52,6 +52,10 @@ pub fn internal_router() -> axum::Router<AppState> {
         )
 }
 
+/// Headers an append is forwarded with: the caller's credential (checked again there) and
+/// what describes the body.
+const FORWARDED_HEADERS: [&str; 3] = ["authorization", "content-type", "x-frame-elapsed-ms"];
+
 /// The instance writing an active recording, when that is another one and it is alive.
 #[derive(Clone)]
 pub struct Remote {
@@ -115,13 +119,7 @@ impl Remote {
             ))),
         }
     }
-}
 
-/// Headers an append is forwarded with: the caller's credential (checked again there) and
-/// what describes the body.
-const FORWARDED_HEADERS: [&str; 3] = ["authorization", "content-type", "x-frame-elapsed-ms"];
-
-impl Remote {
     /// Sends an append that reached this instance (at `path`) on to the instance writing the
     /// recording, with a cluster token that keeps it there; its answer is the caller's. None
     /// when that instance does not answer: the caller then takes the recording over.

@@ -181,31 +181,12 @@ async fn a_desktop_recording_streams_its_frames_onto_the_canvas() {
     };
     for server in servers().await {
         let setup = setup(&server).await;
-        let (status, recording) = setup
-            .gateway
-            .post(
-                "/desktop/recordings",
-                json!({"host_id": setup.host, "user_id": setup.user, "width": 64, "height": 48}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED);
-        let id = recording["id"].as_str().unwrap();
+        let id = &start_desktop(&setup).await;
         for (i, color) in [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0]]
             .into_iter()
             .enumerate()
         {
-            let response = setup
-                .gateway
-                .request(
-                    reqwest::Method::POST,
-                    &format!("/desktop/recordings/{id}/frames"),
-                )
-                .header("x-frame-elapsed-ms", (i * 300).to_string())
-                .body(png(64, 48, color))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), StatusCode::OK);
+            frame(&setup, id, i as u64 * 300, color).await;
         }
         setup
             .gateway
@@ -267,33 +248,9 @@ async fn an_active_desktop_recording_is_followed_live_until_it_ends() {
     };
     for server in servers().await {
         let setup = setup(&server).await;
-        let (status, recording) = setup
-            .gateway
-            .post(
-                "/desktop/recordings",
-                json!({"host_id": setup.host, "user_id": setup.user, "width": 64, "height": 48}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED);
-        let id = recording["id"].as_str().unwrap().to_owned();
-        let frame = |elapsed: u64, color: [u8; 3]| {
-            let (gateway, id) = (setup.gateway.clone(), id.clone());
-            async move {
-                let response = gateway
-                    .request(
-                        reqwest::Method::POST,
-                        &format!("/desktop/recordings/{id}/frames"),
-                    )
-                    .header("x-frame-elapsed-ms", elapsed.to_string())
-                    .body(png(64, 48, color))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(response.status(), StatusCode::OK);
-            }
-        };
-        frame(0, [255, 0, 0]).await;
-        frame(200, [0, 255, 0]).await;
+        let id = start_desktop(&setup).await;
+        frame(&setup, &id, 0, [255, 0, 0]).await;
+        frame(&setup, &id, 200, [0, 255, 0]).await;
         let pixel = "const c = document.getElementById('desktop-canvas');
              return Array.from(c.getContext('2d').getImageData(10, 10, 1, 1).data);";
 
@@ -310,7 +267,7 @@ async fn an_active_desktop_recording_is_followed_live_until_it_ends() {
             browser.client.execute(pixel, vec![]).await.unwrap(),
             json!([0, 255, 0, 255])
         );
-        frame(400, [0, 0, 255]).await;
+        frame(&setup, &id, 400, [0, 0, 255]).await;
         browser.find("#desktop-player[data-frames-shown='2']").await;
         assert_eq!(
             browser.client.execute(pixel, vec![]).await.unwrap(),
@@ -327,6 +284,35 @@ async fn an_active_desktop_recording_is_followed_live_until_it_ends() {
         server.stop().await;
     }
     browser.close().await;
+}
+
+/// Starts a 64×48 desktop recording: its id.
+async fn start_desktop(setup: &Setup) -> String {
+    let (status, recording) = setup
+        .gateway
+        .post(
+            "/desktop/recordings",
+            json!({"host_id": setup.host, "user_id": setup.user, "width": 64, "height": 48}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    recording["id"].as_str().unwrap().to_owned()
+}
+
+/// Records a frame of one colour at `elapsed` ms.
+async fn frame(setup: &Setup, id: &str, elapsed: u64, color: [u8; 3]) {
+    let response = setup
+        .gateway
+        .request(
+            reqwest::Method::POST,
+            &format!("/desktop/recordings/{id}/frames"),
+        )
+        .header("x-frame-elapsed-ms", elapsed.to_string())
+        .body(png(64, 48, color))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
 }
 
 /// A PNG of one colour: stored (uncompressed) deflate, as simple as the format allows.
