@@ -236,3 +236,18 @@ mod tests {
         );
     }
 }
+
+/// A read-only transaction for a text search. On PostgreSQL, sequential scans are ruled out in
+/// it: its estimate of how many rows `LIKE '%…%'` keeps is no guide either way (without
+/// statistics it scans the whole table for rare text; with them, for common text), while every
+/// read of a search has an index that serves it.
+pub(crate) async fn indexed_reads(conn: &mut Conn) -> StoreResult<sqlx::Transaction<'_, Any>> {
+    let postgres = conn.backend_name() != "SQLite";
+    let mut tx = sqlx::Connection::begin(conn).await?;
+    if postgres {
+        sqlx::query("SET LOCAL enable_seqscan = off")
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(tx)
+}

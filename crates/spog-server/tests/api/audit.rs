@@ -83,6 +83,73 @@ async fn an_auditor_finds_changes_by_who_what_and_when() {
     }
 }
 
+/// Every page of `query`, following the cursor.
+async fn search_all(admin: &Client, query: &str) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = admin.get(&format!("/audit-logs?{query}{cursor}")).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {page}");
+        items.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return items,
+        }
+    }
+}
+
+/// A text search checks the newest 2,000 entries one by one and asks the trigram index below
+/// them (on PostgreSQL): either way, and across the edge, it finds every match once, newest
+/// first.
+#[tokio::test]
+async fn text_search_finds_matches_among_the_newest_and_far_below_them() {
+    for server in servers().await {
+        let admin = server.admin().await;
+        let agent = writer(&admin).await;
+        let name = |n: usize| match n {
+            0 => "ancient 50%_off".to_owned(),
+            n if n % 200 == 0 => format!("mixed {n}"),
+            n => format!("plain {n}"),
+        };
+        for start in (0..2_500).step_by(1_000) {
+            let batch: Vec<Value> = (start..(start + 1_000).min(2_500))
+                .map(|n| ingest("job.run", &name(n)))
+                .collect();
+            let (status, body) = agent
+                .post("/audit-logs/batch", json!({"entries": batch}))
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
+        let names = |items: &[Value]| -> Vec<String> {
+            let mut names: Vec<String> = items
+                .iter()
+                .map(|i| i["resource_name"].as_str().unwrap().to_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        let newest_first = |items: &[Value]| {
+            items.windows(2).all(|w| {
+                (w[0]["occurred_at"].as_str(), w[0]["id"].as_str())
+                    > (w[1]["occurred_at"].as_str(), w[1]["id"].as_str())
+            })
+        };
+        let ancient = search(&admin, "q=50%25_OFF").await;
+        assert_eq!(names(&ancient), ["ancient 50%_off"]);
+        assert!(search(&admin, "q=50%25%25off").await.is_empty());
+        let mixed = search_all(&admin, "q=MIXED&limit=5").await;
+        let mut expected: Vec<String> = (200..2_500).step_by(200).map(name).collect();
+        expected.sort();
+        assert_eq!(names(&mixed), expected);
+        assert!(newest_first(&mixed), "{mixed:?}");
+        let common = search_all(&admin, "q=plain 1&resource_type=job&limit=100").await;
+        assert_eq!(common.len(), 1 + 10 + 100 + 1_000 - 5);
+        assert!(newest_first(&common));
+        assert_eq!(search(&admin, "q=d 1&limit=500").await.len(), 5);
+        server.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn pages_follow_the_cursor_without_overlap() {
     for server in servers().await {

@@ -7,7 +7,7 @@ use spog_core::page::{Cursor, Page, key_int, key_text};
 use spog_core::{Id, Timestamp};
 
 use super::row::{COLUMNS, EntryRow};
-use crate::sql::QueryText;
+use crate::sql::{QueryText, indexed_reads};
 use crate::{Conn, Sql, StoreResult};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +32,18 @@ pub struct AuditFilter {
     pub to: Option<Timestamp>,
     /// Text contained in the action, resource name or actor email (case-insensitive).
     pub q: Option<String>,
+}
+
+/// The text `q=` looks in: the action, resource name and actor email, lower-cased, apart by
+/// U+001F so that text matches within one of them (only a `q` holding that control character
+/// could match across). On PostgreSQL the trigram index `audit_entries_text` is on exactly
+/// this expression (migration 0030).
+const SEARCHED_TEXT: &str = "lower(action || '\u{1f}' || coalesce(resource_name, '') || '\u{1f}' || \
+     coalesce(actor_email, ''))";
+
+/// `q` as a LIKE pattern for [`SEARCHED_TEXT`].
+fn q_pattern(q: &str) -> String {
+    format!("%{}%", like_literal(&q.to_lowercase()))
 }
 
 /// `%` and `_` are wildcards in LIKE; a user's text must match literally.
@@ -80,17 +92,17 @@ impl AuditFilter {
             sql.bind_int(to.micros());
         }
         if let Some(q) = &self.q {
-            let pattern = format!("%{}%", like_literal(&q.to_lowercase()));
-            for (i, column) in ["action", "resource_name", "actor_email"]
-                .iter()
-                .enumerate()
-            {
-                sql.push_text(if i == 0 { " AND (" } else { " OR " });
-                sql.push_text(&format!("LOWER({column}) LIKE "));
-                sql.bind_text(pattern.clone());
-                sql.push_text(" ESCAPE '\\'");
-            }
-            sql.push_text(")");
+            sql.push_text(&format!(" AND {SEARCHED_TEXT} LIKE "));
+            sql.bind_text(q_pattern(q));
+            sql.push_text(" ESCAPE '\\'");
+        }
+    }
+
+    /// The filter without its text, for the window a text search checks one by one.
+    fn without_q(&self) -> Self {
+        Self {
+            q: None,
+            ..self.clone()
         }
     }
 
@@ -140,26 +152,122 @@ pub async fn list(
     cursor: Option<&str>,
 ) -> StoreResult<Page<AuditEntry>> {
     let scope = filter.scope(account);
-    let after = scope.decode(cursor)?;
+    let after = match scope.decode(cursor)? {
+        Some(key) => Some((key_int(&key, 0)?, key_text(&key, 1)?)),
+        None => None,
+    };
+    let rows = match &filter.q {
+        Some(q) if conn.backend_name() != "SQLite" && q.chars().count() >= 3 => {
+            let mut tx = indexed_reads(conn).await?;
+            let rows = search(&mut tx, account, filter, after, limit).await?;
+            tx.rollback().await?;
+            rows
+        }
+        _ => {
+            let mut sql = newest_first(account, filter, after.as_ref());
+            sql.push(" LIMIT ").bind(i64::from(limit) + 1);
+            sql.fetch_all::<EntryRow>(conn).await?
+        }
+    };
+    Ok(Page::from_rows(entries(rows)?, limit, &scope, |e| {
+        vec![e.occurred_at.micros().into(), e.id.clone().into()]
+    }))
+}
+
+/// A listing key: `(occurred_at, id)`, newest first.
+type Key = (i64, String);
+
+/// The entries `filter` keeps, older than `after`, newest first (the `LIMIT` is the caller's).
+fn newest_first(account: Id<Account>, filter: &AuditFilter, after: Option<&Key>) -> Sql {
     let mut sql = Sql::new(&format!(
         "SELECT {COLUMNS} FROM audit_logs WHERE account_id = "
     ));
     sql.bind(account.to_string());
     filter.push_conditions(&mut sql);
-    if let Some(key) = after {
-        sql.push(" AND (occurred_at, id) < (")
-            .bind(key_int(&key, 0)?)
+    push_older_than(&mut sql, "occurred_at", after);
+    sql.push(" ORDER BY occurred_at DESC, id DESC")
+        .planned_per_run();
+    sql
+}
+
+fn push_older_than(sql: &mut Sql, time: &str, key: Option<&Key>) {
+    if let Some((at, id)) = key {
+        sql.push(&format!(" AND ({time}, id) < ("))
+            .bind(*at)
             .push(", ")
-            .bind(key_text(&key, 1)?)
+            .bind(id.clone())
             .push(")");
     }
-    sql.push(" ORDER BY occurred_at DESC, id DESC LIMIT ")
-        .bind(i64::from(limit) + 1)
+}
+
+/// Newest entries a text search checks one by one before it asks the trigram index: text in
+/// one entry of [`WINDOW`] / page size of the newest fills a page there.
+const WINDOW: i64 = 2_000;
+
+/// A page of a text search on PostgreSQL, with only one sensible plan for each of its reads
+/// whatever the statistics say. Text common among the newest entries fills the page from a
+/// window of them, read in time order and checked one by one (the trigram index would read
+/// every match in the trail); rarer text is looked up in the index, below the window, and
+/// only its matches are sorted (a walk down the time index would read the whole trail).
+async fn search(
+    conn: &mut Conn,
+    account: Id<Account>,
+    filter: &AuditFilter,
+    after: Option<Key>,
+    limit: u32,
+) -> StoreResult<Vec<EntryRow>> {
+    let wanted = i64::from(limit) + 1;
+    let q = filter.q.as_deref().unwrap_or_default();
+    let window = |sql: &mut Sql, columns: &str| {
+        sql.push(&format!(
+            "SELECT {columns} FROM audit_entries WHERE account_id = "
+        ))
+        .bind(account.to_string());
+        filter.without_q().push_conditions(sql);
+        push_older_than(sql, "occurred_at", after.as_ref());
+        sql.push(" ORDER BY occurred_at DESC, id DESC");
+    };
+    // The window's entries are a fenced subquery (its LIMIT), so the text is checked on them
+    // alone and never through the index.
+    let mut sql = Sql::new(&format!(
+        "SELECT {COLUMNS} FROM audit_logs WHERE account_id = "
+    ));
+    sql.bind(account.to_string())
+        .push(" AND id IN (SELECT w.id FROM (");
+    window(&mut sql, &format!("id, {SEARCHED_TEXT} AS searched"));
+    sql.push(" LIMIT ")
+        .bind(WINDOW)
+        .push(") w WHERE w.searched LIKE ")
+        .bind(q_pattern(q))
+        .push(" ESCAPE '\\') ORDER BY occurred_at DESC, id DESC LIMIT ")
+        .bind(wanted)
         .planned_per_run();
-    let rows = entries(sql.fetch_all::<EntryRow>(conn).await?)?;
-    Ok(Page::from_rows(rows, limit, &scope, |e| {
-        vec![e.occurred_at.micros().into(), e.id.clone().into()]
-    }))
+    let mut rows = sql.fetch_all::<EntryRow>(&mut *conn).await?;
+    if rows.len() as i64 == wanted {
+        return Ok(rows);
+    }
+    let mut sql = Sql::new("");
+    window(&mut sql, "occurred_at, id");
+    sql.push(" OFFSET ").bind(WINDOW - 1).push(" LIMIT 1");
+    let Some(edge) = sql.fetch_optional::<Key>(&mut *conn).await? else {
+        return Ok(rows);
+    };
+    // Below the window, through the index: `occurred_at + 0` orders by a value no B-tree
+    // gives, so no plan walks down the time index checking every entry.
+    let mut sql = Sql::new(&format!(
+        "SELECT {COLUMNS} FROM audit_logs WHERE account_id = "
+    ));
+    sql.bind(account.to_string())
+        .push(" AND id IN (SELECT id FROM audit_entries WHERE account_id = ")
+        .bind(account.to_string());
+    filter.push_conditions(&mut sql);
+    push_older_than(&mut sql, "occurred_at + 0", Some(&edge));
+    sql.push(" ORDER BY occurred_at + 0 DESC, id DESC LIMIT ")
+        .bind(wanted - rows.len() as i64)
+        .push(") ORDER BY occurred_at DESC, id DESC")
+        .planned_per_run();
+    rows.extend(sql.fetch_all::<EntryRow>(conn).await?);
+    Ok(rows)
 }
 
 /// The account's chain head as the linker last wrote it: `(seq, hash)`.

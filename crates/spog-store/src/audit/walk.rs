@@ -59,8 +59,9 @@ pub async fn walk(
                 if after >= last {
                     return Ok::<_, StoreError>(None);
                 }
-                let links = read_links(&store, account, after, last, batch_size.max(1)).await?;
-                Ok(links.last_seq().map(|seq| (links, seq)))
+                let upto = last.min(after.saturating_add(batch_size.max(1)));
+                let links = read_links(&store, account, after, upto).await?;
+                Ok(Some((links, upto)))
             }
         })
     };
@@ -105,13 +106,16 @@ pub(crate) async fn queued_entries(
     read_entries(store.clone(), account.to_owned(), filter, batch).await
 }
 
-/// Up to `limit` links of the account after `after`, up to `last`, in `seq` order.
+/// The account's links after `after` up to `upto`, in `seq` order. A chain's positions are
+/// dense, so a batch is a range of them: bounded on both sides, its read has one sensible plan
+/// whatever the statistics say (`seq > after … LIMIT n` on a table just filled was planned as
+/// a bitmap of every later link, sorted, for each batch). A range whose links are gone yields
+/// an empty batch, and the walk goes on past it: verification reports the gap.
 async fn read_links(
     store: &Store,
     account: String,
     after: i64,
-    last: i64,
-    limit: i64,
+    upto: i64,
 ) -> StoreResult<BatchBuilder> {
     // Without a walk's permit: the walk's entry reads hold them, and this read comes first.
     match store.backend() {
@@ -119,13 +123,13 @@ async fn read_links(
             let store = store.clone();
             tokio::task::spawn_blocking(move || {
                 let conn = store.sqlite_reader()?;
-                sqlite_links(&conn, &account, after, last, limit)
+                sqlite_links(&conn, &account, after, upto)
             })
             .await
             .expect("reading does not panic")
         }
         Backend::Postgres => {
-            postgres_links(&mut *store.bulk_conn().await?, &account, after, last, limit).await
+            postgres_links(&mut *store.bulk_conn().await?, &account, after, upto).await
         }
     }
 }
@@ -205,15 +209,14 @@ fn sqlite_links(
     conn: &rusqlite::Connection,
     account: &str,
     after: i64,
-    last: i64,
-    limit: i64,
+    upto: i64,
 ) -> StoreResult<BatchBuilder> {
     let mut batch = BatchBuilder::default();
     let mut links = conn.prepare(&format!(
         "SELECT {LINK_COLUMNS} FROM audit_links WHERE account_id = ?1 AND seq > ?2 AND seq <= ?3 \
-         ORDER BY seq LIMIT ?4"
+         ORDER BY seq"
     ))?;
-    let mut rows = links.query(rusqlite::params![account, after, last, limit])?;
+    let mut rows = links.query(rusqlite::params![account, after, upto])?;
     while let Some(row) = rows.next()? {
         let text = |i: usize| row.get_ref(i).and_then(|v| Ok(v.as_str()?));
         batch.push_link(text(0)?, row.get(1)?, text(2)?, text(3)?);
@@ -281,18 +284,16 @@ async fn postgres_links(
     conn: &mut PgConnection,
     account: &str,
     after: i64,
-    last: i64,
-    limit: i64,
+    upto: i64,
 ) -> StoreResult<BatchBuilder> {
     let mut batch = BatchBuilder::default();
     let links = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {LINK_COLUMNS} FROM audit_links WHERE account_id = $1 AND seq > $2 AND seq <= $3 \
-         ORDER BY seq LIMIT $4"
+         ORDER BY seq"
     )))
     .bind(account)
     .bind(after)
-    .bind(last)
-    .bind(limit)
+    .bind(upto)
     .fetch_all(&mut *conn)
     .await?;
     for row in &links {

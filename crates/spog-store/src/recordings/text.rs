@@ -15,6 +15,7 @@ use super::Filter;
 use super::lifecycle::{Narrowing, list_narrowed};
 use crate::identity::hosts::HostScope;
 use crate::rows::id;
+use crate::sql::indexed_reads;
 use crate::{Conn, Sql, StoreError, StoreResult, Tx};
 
 /// Matches given per recording.
@@ -267,23 +268,6 @@ fn checkable(sqlite: bool, query: &str) -> bool {
     !sqlite || query.is_ascii()
 }
 
-/// A read-only transaction for a search. On PostgreSQL, sequential scans are ruled out in it:
-/// its estimate of how many rows `ILIKE '%…%'` keeps is no guide either way (without
-/// statistics it scans the whole text for rare text; with them, for common text), while every
-/// read of a search has an index that serves it.
-async fn indexed_reads(
-    conn: &mut Conn,
-    sqlite: bool,
-) -> StoreResult<sqlx::Transaction<'_, sqlx::Any>> {
-    let mut tx = sqlx::Connection::begin(conn).await?;
-    if !sqlite {
-        sqlx::query("SET LOCAL enable_seqscan = off")
-            .execute(&mut *tx)
-            .await?;
-    }
-    Ok(tx)
-}
-
 /// Matching chunks beyond which a text counts as common (see [`probe`]). Each one read costs a
 /// recheck of its text (on PostgreSQL about 40 µs for a 4 KiB chunk, detoasted and matched),
 /// so a probe that reads many delays every common search: text in more chunks is no longer
@@ -397,7 +381,7 @@ pub async fn search_probing(
     probe_chunks: i64,
 ) -> StoreResult<Page<(TerminalRecording, Vec<TextMatch>)>> {
     let sqlite = conn.backend_name() == "SQLite";
-    let mut tx = indexed_reads(conn, sqlite).await?;
+    let mut tx = indexed_reads(conn).await?;
     let conn = &mut *tx;
     let listing = Listing {
         account,
@@ -502,7 +486,7 @@ pub async fn matches_in(
     query: &str,
 ) -> StoreResult<Vec<TextMatch>> {
     let sqlite = conn.backend_name() == "SQLite";
-    let mut tx = indexed_reads(conn, sqlite).await?;
+    let mut tx = indexed_reads(conn).await?;
     let mut found = matches(
         &mut tx,
         account,
