@@ -35,6 +35,9 @@ pub struct Options {
     /// Concurrent publishing clients in the throughput run.
     #[arg(long, default_value_t = 8)]
     publishers: usize,
+    /// Subscriptions every event fans out to, in the latency run.
+    #[arg(long, default_value_t = 1)]
+    latency_subscriptions: usize,
     /// Events per second in the latency run.
     #[arg(long, default_value_t = 500)]
     rate: u64,
@@ -298,7 +301,7 @@ async fn latency(options: &Options, postgres: Option<&str>) -> anyhow::Result<()
     let admin = server.admin().await;
     let org = organization(&admin).await;
     let receiver = receiver().await;
-    subscribe(&admin, &org, &receiver.url, 1).await;
+    subscribe(&admin, &org, &receiver.url, options.latency_subscriptions).await;
     let publisher = admin.token_client("system", &["events.publish"]).await;
     let total = options.rate * options.seconds;
     let sent: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
@@ -339,8 +342,9 @@ async fn latency(options: &Options, postgres: Option<&str>) -> anyhow::Result<()
         percentile(&mut samples, 99.0),
     );
     println!(
-        "publish -> first attempt at {} events/s ({} events, {} arrived): p50 {}, p99 {}, max {} ({})",
+        "publish -> first attempt at {} events/s, {} subscriptions ({} events, {} arrived): p50 {}, p99 {}, max {} ({})",
         options.rate,
+        options.latency_subscriptions,
         total,
         samples.len(),
         ms(p50),

@@ -5,6 +5,8 @@ use spog_core::Timestamp;
 use spog_store::Store;
 use spog_store::audit::GroupCommit;
 
+use crate::events::GroupPublisher;
+
 use crate::agents::enroll::EnrollLimiter;
 use crate::auth::AuthCache;
 use crate::auth::password::Hashing;
@@ -47,6 +49,8 @@ pub struct App {
     pub storage: Storage,
     /// Audit entries ingested from other components, recorded in groups.
     pub audit_ingest: GroupCommit,
+    /// Events published by other components, published in groups.
+    pub event_publisher: GroupPublisher,
     /// The bounded share of the blocking pool for file work, encoding and hashing.
     pub blocking: Blocking,
     /// Streamed downloads in progress, per credential.
@@ -76,10 +80,12 @@ impl AppState {
             config.websocket_max_per_credential,
             config.websocket_max_per_account,
         ));
+        let bus = Bus::new(store.clone(), sockets, auth_cache.clone());
         Ok(Self(Arc::new(App {
             config,
-            bus: Bus::new(store.clone(), sockets, auth_cache.clone()),
             audit_ingest: GroupCommit::start(&store),
+            event_publisher: GroupPublisher::start(&store, &bus),
+            bus,
             store,
             keys,
             instance_id: uuid::Uuid::now_v7().to_string(),

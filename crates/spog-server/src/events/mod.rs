@@ -7,9 +7,11 @@
 //! transaction commits. The store keeps only the rows.
 
 mod announcements;
+mod group;
 mod notify;
 
 pub use announcements::Announcements;
+pub use group::{GroupPublisher, Publication, PublishError};
 pub use notify::Notice;
 
 use serde_json::{Value, json};

@@ -7,11 +7,10 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use spog_core::audit::Action;
+use spog_core::delivery::Delivery;
 use spog_core::events::{self as core_events, Event};
 use spog_core::model::Organization;
 use spog_core::{FieldErrors, Id, Timestamp};
-use spog_store::StoreError;
-use spog_store::identity::organizations;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -19,7 +18,7 @@ use utoipa_axum::routes;
 use crate::auth::Require;
 use crate::auth::permissions::EventsPublish;
 use crate::error::{ApiError, ApiResult};
-use crate::events::{self, Announcements, NewEvent, Published};
+use crate::events::{NewEvent, Publication, PublishError, Published};
 use crate::extract::AppJson;
 use crate::state::AppState;
 
@@ -86,9 +85,9 @@ async fn publish_event(
         .idempotency_key(idempotency_key.clone())
     };
     // A concurrent publisher of the same key wins the race; the second try finds its event.
-    let published = match publish(&state, &auth, event(), &body.data, now).await {
+    let published = match publish(&state, &auth, event(), &body.data).await {
         Err(ApiError::Conflict(_)) if idempotency_key.is_some() => {
-            publish(&state, &auth, event(), &body.data, now).await?
+            publish(&state, &auth, event(), &body.data).await?
         }
         other => other?,
     };
@@ -111,27 +110,12 @@ async fn publish(
     auth: &Require<EventsPublish>,
     event: NewEvent,
     data: &Value,
-    now: Timestamp,
 ) -> ApiResult<Published> {
-    let mut tx = state.store.begin().await?;
-    organizations::get(&mut tx, auth.account(), event.organization)
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => {
-                ApiError::field("organization_id", "is not an organization of this account")
-            }
-            other => other.into(),
-        })?;
-    let organization = event.organization;
-    let (event_type, occurred_at) = (event.event_type, event.occurred_at);
+    let (auth, data) = (auth.0.clone(), data.clone());
+    let (organization, event_type, occurred_at) =
+        (event.organization, event.event_type, event.occurred_at);
     let key = event.idempotency_key.clone();
-    let mut announcements = Announcements::default();
-    let published = events::publish(&mut tx, event, now, &mut announcements).await?;
-    let Published::New { event, deliveries } = &published else {
-        // Nothing changed: nothing to record.
-        return Ok(published);
-    };
-    tx.record(
+    let entry = move |event: Id<Event>, deliveries: &[Id<Delivery>]| {
         auth.did_on(Action::EventPublish, event, event_type.as_str())
             .in_organization(organization)
             .after(&json!({
@@ -141,10 +125,20 @@ async fn publish(
                 "occurred_at": occurred_at,
                 "data": data,
             }))
-            .metadata(json!({"idempotency_key": key, "deliveries": deliveries.len()})),
-    )
-    .await?;
-    tx.commit().await?;
-    announcements.send(&state.bus).await;
-    Ok(published)
+            .metadata(json!({"idempotency_key": key, "deliveries": deliveries.len()}))
+    };
+    let publication = Publication {
+        event,
+        entry: Box::new(entry),
+    };
+    state
+        .event_publisher
+        .publish(publication)
+        .await
+        .map_err(|error| match error {
+            PublishError::NoOrganization => {
+                ApiError::field("organization_id", "is not an organization of this account")
+            }
+            PublishError::Store(error) => error.into(),
+        })
 }

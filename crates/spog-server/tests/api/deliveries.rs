@@ -180,6 +180,62 @@ async fn a_repeated_idempotency_key_publishes_nothing_again() {
     }
 }
 
+/// Concurrent publications share transactions (group commit); each stays all or nothing: one
+/// naming another account's organization fails alone, a key repeated across the burst
+/// publishes once, and every other event is published, delivered and recorded once.
+#[tokio::test]
+async fn concurrent_publications_each_stay_all_or_nothing() {
+    for server in servers().await {
+        let admin = server.admin().await;
+        let org = default_organization(&admin).await;
+        let receiver = Receiver::start(Answer::Status(204)).await;
+        create_webhook(&admin, &org, &receiver.url("/"), json!({})).await;
+        let publisher = admin.token_client("system", &["events.publish"]).await;
+        let foreign = uuid::Uuid::now_v7().to_string();
+        let publications = (0..60).map(|n| {
+            let (publisher, org, foreign) = (publisher.clone(), org.clone(), foreign.clone());
+            async move {
+                let body = match n % 10 {
+                    0 => json!({"event_type": "job.completed", "organization_id": foreign,
+                                "data": {"n": n}}),
+                    1 => json!({"event_type": "job.completed", "organization_id": org,
+                                "data": {"n": n}, "idempotency_key": "once"}),
+                    _ => json!({"event_type": "job.completed", "organization_id": org,
+                                "data": {"n": n}}),
+                };
+                publisher.post("/events", body).await
+            }
+        });
+        let answers = futures::future::join_all(publications).await;
+        let status = |n: usize| answers[n].0;
+        for n in 0..60 {
+            let expected = match n % 10 {
+                0 => StatusCode::UNPROCESSABLE_ENTITY,
+                _ => StatusCode::ACCEPTED,
+            };
+            assert_eq!(status(n), expected, "{n}: {}", answers[n].1);
+        }
+        let once: Vec<&Value> = (0..60)
+            .filter(|n| n % 10 == 1)
+            .map(|n| &answers[n].1)
+            .collect();
+        assert!(once.iter().all(|a| a["id"] == once[0]["id"]));
+        assert_eq!(once.iter().filter(|a| a["duplicate"] == false).count(), 1);
+        let published = 60 - 6 - 5;
+        receiver.wait_for(published, WITHIN).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(receiver.received().len(), published);
+        server.link_audit().await;
+        let recorded: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM audit_logs WHERE action = 'event.publish'")
+                .fetch_one(&mut *server.state.store.conn().await.unwrap())
+                .await
+                .unwrap();
+        assert_eq!(recorded, published as i64);
+        server.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn invalid_events_are_refused_naming_each_field() {
     for server in servers().await {
