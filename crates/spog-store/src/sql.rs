@@ -251,3 +251,8 @@ pub(crate) async fn indexed_reads(conn: &mut Conn) -> StoreResult<sqlx::Transact
     }
     Ok(tx)
 }
+
+/// `query` as a quoted FTS5 string: its trigrams in a row, that is the text as a substring.
+pub(crate) fn fts_phrase(query: &str) -> String {
+    format!("\"{}\"", query.replace('"', "\"\""))
+}

@@ -7,7 +7,7 @@ use spog_core::page::{Cursor, Page, key_int, key_text};
 use spog_core::{Id, Timestamp};
 
 use super::row::{COLUMNS, EntryRow};
-use crate::sql::{QueryText, indexed_reads};
+use crate::sql::{QueryText, fts_phrase, indexed_reads};
 use crate::{Conn, Sql, StoreResult};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,7 +37,7 @@ pub struct AuditFilter {
 /// The text `q=` looks in: the action, resource name and actor email, lower-cased, apart by
 /// U+001F so that text matches within one of them (only a `q` holding that control character
 /// could match across). On PostgreSQL the trigram index `audit_entries_text` is on exactly
-/// this expression (migration 0030).
+/// this expression, and on SQLite the FTS5 table `audit_text` holds it (migrations 0030).
 const SEARCHED_TEXT: &str = "lower(action || '\u{1f}' || coalesce(resource_name, '') || '\u{1f}' || \
      coalesce(actor_email, ''))";
 
@@ -157,7 +157,7 @@ pub async fn list(
         None => None,
     };
     let rows = match &filter.q {
-        Some(q) if conn.backend_name() != "SQLite" && q.chars().count() >= 3 => {
+        Some(q) if q.chars().count() >= MIN_INDEXED => {
             let mut tx = indexed_reads(conn).await?;
             let rows = search(&mut tx, account, filter, after, limit).await?;
             tx.rollback().await?;
@@ -200,12 +200,58 @@ fn push_older_than(sql: &mut Sql, time: &str, key: Option<&Key>) {
     }
 }
 
+/// The shortest text a trigram index finds (shorter text is looked for entry by entry).
+const MIN_INDEXED: usize = 3;
+
+/// Pushes the ids of up to `wanted` entries matching `filter` older than `edge`, newest first,
+/// found through PostgreSQL's trigram index. `occurred_at + 0` orders by a value no B-tree
+/// gives, so no plan walks down the time index checking every entry instead.
+fn below_through_trigrams(
+    sql: &mut Sql,
+    account: Id<Account>,
+    filter: &AuditFilter,
+    edge: &Key,
+    wanted: i64,
+) {
+    sql.push("SELECT id FROM audit_entries WHERE account_id = ")
+        .bind(account.to_string());
+    filter.push_conditions(sql);
+    push_older_than(sql, "occurred_at + 0", Some(edge));
+    sql.push(" ORDER BY occurred_at + 0 DESC, id DESC LIMIT ")
+        .bind(wanted);
+}
+
+/// [`below_through_trigrams`] on SQLite: the FTS5 trigram table `audit_text` (migration 0030)
+/// finds the candidates, whose entries are then checked as anywhere else (its folding of case
+/// goes beyond ASCII, SQLite's `lower` does not).
+fn below_through_fts(
+    sql: &mut Sql,
+    account: Id<Account>,
+    filter: &AuditFilter,
+    edge: &Key,
+    wanted: i64,
+) {
+    let q = filter.q.as_deref().unwrap_or_default();
+    sql.push(
+        "SELECT id FROM audit_text CROSS JOIN audit_entries \
+         ON account_id = audit_text.entry_account AND id = audit_text.entry_id \
+         WHERE audit_text MATCH ",
+    )
+    .bind(fts_phrase(q))
+    .push(" AND audit_text.entry_account = ")
+    .bind(account.to_string());
+    filter.push_conditions(sql);
+    push_older_than(sql, "occurred_at", Some(edge));
+    sql.push(" ORDER BY occurred_at DESC, id DESC LIMIT ")
+        .bind(wanted);
+}
+
 /// Newest entries a text search checks one by one before it asks the trigram index: text in
 /// one entry of [`WINDOW`] / page size of the newest fills a page there.
 const WINDOW: i64 = 2_000;
 
-/// A page of a text search on PostgreSQL, with only one sensible plan for each of its reads
-/// whatever the statistics say. Text common among the newest entries fills the page from a
+/// A page of a text search, with only one sensible plan for each of its reads whatever the
+/// statistics say. Text common among the newest entries fills the page from a
 /// window of them, read in time order and checked one by one (the trigram index would read
 /// every match in the trail); rarer text is looked up in the index, below the window, and
 /// only its matches are sorted (a walk down the time index would read the whole trail).
@@ -248,23 +294,21 @@ async fn search(
     }
     let mut sql = Sql::new("");
     window(&mut sql, "occurred_at, id");
-    sql.push(" OFFSET ").bind(WINDOW - 1).push(" LIMIT 1");
+    sql.push(" LIMIT 1 OFFSET ").bind(WINDOW - 1);
     let Some(edge) = sql.fetch_optional::<Key>(&mut *conn).await? else {
         return Ok(rows);
     };
-    // Below the window, through the index: `occurred_at + 0` orders by a value no B-tree
-    // gives, so no plan walks down the time index checking every entry.
     let mut sql = Sql::new(&format!(
         "SELECT {COLUMNS} FROM audit_logs WHERE account_id = "
     ));
-    sql.bind(account.to_string())
-        .push(" AND id IN (SELECT id FROM audit_entries WHERE account_id = ")
-        .bind(account.to_string());
-    filter.push_conditions(&mut sql);
-    push_older_than(&mut sql, "occurred_at + 0", Some(&edge));
-    sql.push(" ORDER BY occurred_at + 0 DESC, id DESC LIMIT ")
-        .bind(wanted - rows.len() as i64)
-        .push(") ORDER BY occurred_at DESC, id DESC")
+    sql.bind(account.to_string()).push(" AND id IN (");
+    let wanted = wanted - rows.len() as i64;
+    if conn.backend_name() == "SQLite" {
+        below_through_fts(&mut sql, account, filter, &edge, wanted);
+    } else {
+        below_through_trigrams(&mut sql, account, filter, &edge, wanted);
+    }
+    sql.push(") ORDER BY occurred_at DESC, id DESC")
         .planned_per_run();
     rows.extend(sql.fetch_all::<EntryRow>(conn).await?);
     Ok(rows)

@@ -15,7 +15,7 @@ use super::Filter;
 use super::lifecycle::{Narrowing, list_narrowed};
 use crate::identity::hosts::HostScope;
 use crate::rows::id;
-use crate::sql::indexed_reads;
+use crate::sql::{fts_phrase, indexed_reads};
 use crate::{Conn, Sql, StoreError, StoreResult, Tx};
 
 /// Matches given per recording.
@@ -199,11 +199,6 @@ fn matching_recordings(sql: &mut Sql, account: Id<Account>, sqlite: bool, query:
             .bind(account.to_string());
         matching(sql, sqlite, query);
     }
-}
-
-/// `query` as a quoted FTS5 string: its trigrams in a row, that is the text as a substring.
-fn fts_phrase(query: &str) -> String {
-    format!("\"{}\"", query.replace('"', "\"\""))
 }
 
 /// Pushes ` AND` a condition that chunk `t` contains `query`, case-insensitively, for a read
