@@ -274,44 +274,49 @@ async fn search(
         sql.push(" ORDER BY occurred_at DESC, id DESC");
     };
     // The window's entries are a fenced subquery (its LIMIT), so the text is checked on them
-    // alone and never through the index.
-    let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM audit_logs WHERE account_id = "
-    ));
-    sql.bind(account.to_string())
-        .push(" AND id IN (SELECT w.id FROM (");
-    window(&mut sql, &format!("id, {SEARCHED_TEXT} AS searched"));
+    // alone and never through the index. Each step reads ids, and the page's entries are then
+    // read by key: a `WHERE id IN (subquery)` may be planned as a walk of the whole trail
+    // testing each entry against the subquery's result.
+    let mut sql = Sql::new("SELECT w.id FROM (");
+    window(
+        &mut sql,
+        &format!("id, occurred_at, {SEARCHED_TEXT} AS searched"),
+    );
     sql.push(" LIMIT ")
         .bind(WINDOW)
         .push(") w WHERE w.searched LIKE ")
         .bind(q_pattern(q))
-        .push(" ESCAPE '\\') ORDER BY occurred_at DESC, id DESC LIMIT ")
+        .push(" ESCAPE '\\' ORDER BY w.occurred_at DESC, w.id DESC LIMIT ")
         .bind(wanted)
         .planned_per_run();
-    let mut rows = sql.fetch_all::<EntryRow>(&mut *conn).await?;
-    if rows.len() as i64 == wanted {
-        return Ok(rows);
+    let mut ids: Vec<(String,)> = sql.fetch_all(&mut *conn).await?;
+    if (ids.len() as i64) < wanted {
+        let mut sql = Sql::new("");
+        window(&mut sql, "occurred_at, id");
+        sql.push(" LIMIT 1 OFFSET ").bind(WINDOW - 1);
+        if let Some(edge) = sql.fetch_optional::<Key>(&mut *conn).await? {
+            let mut sql = Sql::new("");
+            let wanted = wanted - ids.len() as i64;
+            if conn.backend_name() == "SQLite" {
+                below_through_fts(&mut sql, account, filter, &edge, wanted);
+            } else {
+                below_through_trigrams(&mut sql, account, filter, &edge, wanted);
+            }
+            sql.planned_per_run();
+            ids.extend(sql.fetch_all::<(String,)>(&mut *conn).await?);
+        }
     }
-    let mut sql = Sql::new("");
-    window(&mut sql, "occurred_at, id");
-    sql.push(" LIMIT 1 OFFSET ").bind(WINDOW - 1);
-    let Some(edge) = sql.fetch_optional::<Key>(&mut *conn).await? else {
-        return Ok(rows);
-    };
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut sql = Sql::new(&format!(
         "SELECT {COLUMNS} FROM audit_logs WHERE account_id = "
     ));
-    sql.bind(account.to_string()).push(" AND id IN (");
-    let wanted = wanted - rows.len() as i64;
-    if conn.backend_name() == "SQLite" {
-        below_through_fts(&mut sql, account, filter, &edge, wanted);
-    } else {
-        below_through_trigrams(&mut sql, account, filter, &edge, wanted);
-    }
-    sql.push(") ORDER BY occurred_at DESC, id DESC")
-        .planned_per_run();
-    rows.extend(sql.fetch_all::<EntryRow>(conn).await?);
-    Ok(rows)
+    sql.bind(account.to_string())
+        .push(" AND id IN ")
+        .bind_list(ids.into_iter().map(|(id,)| id))
+        .push(" ORDER BY occurred_at DESC, id DESC");
+    sql.fetch_all::<EntryRow>(conn).await
 }
 
 /// The account's chain head as the linker last wrote it: `(seq, hash)`.
