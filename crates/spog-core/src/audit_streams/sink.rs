@@ -1,0 +1,281 @@
+//! Where a stream sends (SPEC 3.5 "Sinks"). A sink as reads show it carries no secret value:
+//! secrets (and header values, which carry API keys) are kept apart in [`SinkSecrets`],
+//! sealed by the server, and reads say only `has_<field>` or `[redacted]`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use super::Format;
+use crate::redact::REDACTED;
+use crate::webhooks::{check_header, check_header_count, parse_secret, parse_url};
+use crate::{FieldError, FieldErrors};
+
+/// Secret values of a sink in clear, by field (`secret`, `header:<name>`).
+pub type SinkSecrets = BTreeMap<String, String>;
+
+/// A sink as stored and read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Sink {
+    Https(HttpsSink),
+}
+
+/// `POST url` with a JSON batch, signed like webhooks when a secret is set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HttpsSink {
+    pub url: String,
+    /// Header names, each value `[redacted]`.
+    pub headers: BTreeMap<String, String>,
+    pub compression: Compression,
+    pub has_secret: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    None,
+}
+
+const HEADER: &str = "header:";
+
+impl Sink {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Sink::Https(_) => "https",
+        }
+    }
+
+    /// The formats it carries.
+    pub fn formats(&self) -> &'static [Format] {
+        match self {
+            Sink::Https(_) => &[Format::Native],
+        }
+    }
+}
+
+/// A sink's fields given by a request: the object under `sink`.
+struct Given<'a> {
+    object: &'a Map<String, Value>,
+    errors: FieldErrors,
+}
+
+impl Given<'_> {
+    fn text(&mut self, name: &str, required: bool) -> Option<String> {
+        match self.object.get(name) {
+            None | Some(Value::Null) if required => {
+                self.errors
+                    .add(FieldError::new(format!("sink.{name}"), "is required"));
+                None
+            }
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => Some(text.clone()),
+            Some(_) => {
+                self.errors
+                    .add(FieldError::new(format!("sink.{name}"), "must be a string"));
+                None
+            }
+        }
+    }
+
+    fn check<T>(&mut self, result: Result<T, FieldError>) -> Option<T> {
+        self.errors.check(result)
+    }
+
+    fn refuse_unknown(&mut self, known: &[&str]) {
+        for name in self.object.keys() {
+            // Read-only fields a client sends back as it read them are ignored.
+            let read_only = name.starts_with("has_");
+            if name != "type" && !read_only && !known.contains(&name.as_str()) {
+                self.errors.add(FieldError::new(
+                    format!("sink.{name}"),
+                    "is not a field of this sink type",
+                ));
+            }
+        }
+    }
+}
+
+/// Parses the `sink` of a request. `current` is the stream's sink and secrets on an update:
+/// a secret the request leaves out is kept while the type stays, and a header whose value is
+/// `[redacted]` (as reads show it) keeps its value.
+pub fn parse_sink(
+    value: &Value,
+    allow_insecure: bool,
+    current: Option<(&Sink, &SinkSecrets)>,
+) -> Result<(Sink, SinkSecrets), FieldErrors> {
+    let Some(object) = value.as_object() else {
+        return Err(FieldError::new("sink", "must be an object with a type").into());
+    };
+    let mut given = Given {
+        object,
+        errors: FieldErrors::new(),
+    };
+    let kind = given.text("type", true);
+    let kept = |type_name: &str| {
+        current
+            .filter(|(sink, _)| sink.type_name() == type_name)
+            .map(|(_, secrets)| secrets.clone())
+            .unwrap_or_default()
+    };
+    let parsed = match kind.as_deref() {
+        Some("https") => https(&mut given, allow_insecure, kept("https")),
+        Some(other @ ("splunk_hec" | "elasticsearch" | "syslog" | "s3")) => {
+            given.errors.add(FieldError::new(
+                "sink.type",
+                format!("{other} sinks are not available in this version; use https"),
+            ));
+            None
+        }
+        Some(_) => {
+            given.errors.add(FieldError::new(
+                "sink.type",
+                "must be https, splunk_hec, elasticsearch, syslog or s3",
+            ));
+            None
+        }
+        None => None,
+    };
+    match parsed {
+        Some(sink) if given.errors.is_empty() => Ok(sink),
+        _ => Err(given.errors),
+    }
+}
+
+fn https(
+    given: &mut Given<'_>,
+    allow_insecure: bool,
+    kept: SinkSecrets,
+) -> Option<(Sink, SinkSecrets)> {
+    given.refuse_unknown(&["url", "secret", "headers", "compression"]);
+    let url = given.text("url", true);
+    let url = url.and_then(|url| given.check(parse_url("sink.url", &url, allow_insecure)));
+    let mut secrets = SinkSecrets::new();
+    match given.object.get("secret") {
+        None => {
+            if let Some(secret) = kept.get("secret") {
+                secrets.insert("secret".to_owned(), secret.clone());
+            }
+        }
+        Some(Value::Null) => {}
+        Some(Value::String(secret)) => {
+            if let Some(secret) = given.check(parse_secret("sink.secret", secret)) {
+                secrets.insert("secret".to_owned(), secret);
+            }
+        }
+        Some(_) => given
+            .errors
+            .add(FieldError::new("sink.secret", "must be a string or null")),
+    }
+    let mut headers = BTreeMap::new();
+    match given.object.get("headers") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            if let Err(message) = check_header_count(map.len()) {
+                given.errors.add(FieldError::new("sink.headers", message));
+            }
+            let mut seen = BTreeSet::new();
+            for (name, value) in map {
+                let field = format!("sink.headers.{name}");
+                let value = match value.as_str() {
+                    Some(REDACTED) => match kept.get(&format!("{HEADER}{name}")) {
+                        Some(kept) => kept.clone(),
+                        None => {
+                            given
+                                .errors
+                                .add(FieldError::new(field, "has no current value to keep"));
+                            continue;
+                        }
+                    },
+                    Some(value) => value.to_owned(),
+                    None => {
+                        given.errors.add(FieldError::new(field, "must be a string"));
+                        continue;
+                    }
+                };
+                match check_header(name, &value, &mut seen) {
+                    Ok(()) => {
+                        headers.insert(name.clone(), REDACTED.to_owned());
+                        secrets.insert(format!("{HEADER}{name}"), value);
+                    }
+                    Err(message) => given.errors.add(FieldError::new(field, message)),
+                }
+            }
+        }
+        Some(_) => given.errors.add(FieldError::new(
+            "sink.headers",
+            "must be an object of names to values",
+        )),
+    }
+    let compression = match given.text("compression", false).as_deref() {
+        None | Some("none") => Some(Compression::None),
+        Some(_) => {
+            given.errors.add(FieldError::new(
+                "sink.compression",
+                "must be none (gzip is not available in this version)",
+            ));
+            None
+        }
+    };
+    let sink = HttpsSink {
+        url: url?.to_string(),
+        headers,
+        compression: compression?,
+        has_secret: secrets.contains_key("secret"),
+    };
+    Some((Sink::Https(sink), secrets))
+}
+
+/// The header values in clear, by name.
+pub fn headers_of(secrets: &SinkSecrets) -> BTreeMap<String, String> {
+    secrets
+        .iter()
+        .filter_map(|(key, value)| Some((key.strip_prefix(HEADER)?.to_owned(), value.clone())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn bad_fields_are_named_under_sink() {
+        let errors = parse_sink(
+            &json!({"type": "https", "url": "ftp://x", "colour": "red"}),
+            false,
+            None,
+        )
+        .unwrap_err();
+        assert!(errors.get("sink.url").is_some());
+        assert!(errors.get("sink.colour").is_some());
+        let errors = parse_sink(&json!({"type": "carrier_pigeon"}), false, None).unwrap_err();
+        assert!(errors.get("sink.type").is_some());
+    }
+
+    #[test]
+    fn secrets_are_kept_apart_and_kept_on_update() {
+        let (sink, secrets) = parse_sink(
+            &json!({"type": "https", "url": "https://siem.example/in", "secret": "s3cret-value",
+                    "headers": {"X-Api-Key": "k1"}}),
+            false,
+            None,
+        )
+        .unwrap();
+        let Sink::Https(https) = &sink;
+        assert!(https.has_secret);
+        assert_eq!(https.headers["X-Api-Key"], REDACTED);
+        assert_eq!(secrets["secret"], "s3cret-value");
+        let (_, again) = parse_sink(
+            &json!({"type": "https", "url": "https://siem.example/in",
+                    "headers": {"X-Api-Key": "[redacted]"}}),
+            false,
+            Some((&sink, &secrets)),
+        )
+        .unwrap();
+        assert_eq!(again, secrets);
+        assert_eq!(headers_of(&again)["X-Api-Key"], "k1");
+    }
+}

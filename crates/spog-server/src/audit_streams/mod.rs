@@ -1,0 +1,67 @@
+//! Sending audit streams (SPEC 3.5): a batch of the chain formatted for its stream, handed to
+//! the stream's sink through the guarded outbound transports. [`sender`] drives each stream's
+//! cursor; the API's test uses [`send`] directly.
+
+pub mod https;
+pub mod sender;
+
+use std::time::Duration;
+
+use spog_core::Id;
+use spog_core::audit::{EntryFields, write_entry_json};
+use spog_core::audit_streams::{AuditStream, Format, Sink, SinkSecrets};
+use spog_core::model::Account;
+use spog_store::audit::checkpoints::Checkpoint;
+
+use crate::state::AppState;
+
+/// A batch ready for a sink: a range of the chain and its matching entries, formatted.
+pub struct Batch {
+    pub stream_id: Id<AuditStream>,
+    pub account_id: Id<Account>,
+    pub format: Format,
+    /// The chain range covered; `None` for the test's synthetic entry.
+    pub range: Option<(i64, i64)>,
+    /// One formatted entry each.
+    pub entries: Vec<Vec<u8>>,
+    /// Signed checkpoints inside the range.
+    pub checkpoints: Vec<Checkpoint>,
+}
+
+impl Batch {
+    pub fn entry_bytes(&self) -> usize {
+        self.entries.iter().map(Vec::len).sum()
+    }
+}
+
+/// What a sink said about a batch.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub success: bool,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    /// Bytes sent.
+    pub bytes: usize,
+    pub duration: Duration,
+    /// The sink asked for a pause this long.
+    pub retry_after: Option<Duration>,
+    /// The sink refused the batch as too large: a smaller one may pass.
+    pub too_large: bool,
+}
+
+/// Formats one entry for the stream's format.
+pub fn format_entry(format: Format, entry: &EntryFields<'_>, out: &mut Vec<u8>) {
+    match format {
+        Format::Native => write_entry_json(entry, out),
+        // Sinks accept only the formats this build writes (see `Sink::formats`).
+        Format::Ocsf | Format::Cef => unreachable!("refused when the stream is written"),
+    }
+}
+
+/// Sends `batch` to the stream's sink, within `audit_stream_attempt_timeout`.
+pub async fn send(state: &AppState, sink: &Sink, secrets: &SinkSecrets, batch: &Batch) -> Outcome {
+    let timeout = state.config.audit_stream_attempt_timeout;
+    match sink {
+        Sink::Https(https) => https::send(state, https, secrets, batch, timeout).await,
+    }
+}
