@@ -2,6 +2,7 @@
 //! the stream's sink through the guarded outbound transports. [`sender`] drives each stream's
 //! cursor; the API's test uses [`send`] directly.
 
+pub mod alerts;
 pub mod https;
 pub mod sender;
 

@@ -10,7 +10,7 @@ mod announcements;
 mod notify;
 
 pub use announcements::Announcements;
-pub use notify::Notice;
+pub use notify::{Notice, notify_holders};
 
 use serde_json::{Value, json};
 use spog_core::delivery::{Delivery, TargetKind};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::audit_streams::sender;
+use crate::audit_streams::{alerts, sender};
 use crate::state::AppState;
 
 pub const NAME: &str = "audit_streams";
@@ -27,7 +27,11 @@ pub fn spawn(state: &AppState, shutdown: CancellationToken) -> tokio::task::Join
                 _ = ticker.tick() => {}
                 _ = linked.notified() => {}
             }
-            let result = sender::run_once(&state, &shutdown)
+            let step = async {
+                sender::run_once(&state, &shutdown).await?;
+                alerts::announce(&state).await
+            };
+            let result = step
                 .instrument(tracing::info_span!("worker", worker = NAME))
                 .await
                 .map(|_| ());

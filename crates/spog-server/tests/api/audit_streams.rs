@@ -577,3 +577,108 @@ async fn the_test_sends_one_synthetic_entry_outside_the_chain() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_stream_failing_too_long_tells_its_managers_and_again_when_it_recovers() {
+    let quick = |config: &mut spog_server::Config| {
+        config.audit_stream_alert_after = Duration::from_secs(1);
+    };
+    for server in servers_with(quick).await {
+        let receiver = Receiver::start(Answer::Status(500)).await;
+        let admin = server.admin().await;
+        let stream = create_stream(&admin, &receiver.url("/in"), json!({"name": "splunk"})).await;
+        let id = stream["id"].as_str().unwrap();
+        let notifications = |admin: Client| async move {
+            let (_, body) = admin.get("/notifications").await;
+            body["items"].as_array().unwrap().clone()
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let failing = loop {
+            let items = notifications(admin.clone()).await;
+            if let Some(found) = items
+                .iter()
+                .find(|n| n["title"] == "Audit stream failing: splunk")
+            {
+                break found.clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no notification: {items:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(failing["category"], "security");
+        assert_eq!(failing["severity"], "high");
+        receiver.answer(Answer::Status(200));
+        let head = head_seq(&admin).await;
+        wait_delivered(&admin, id, head).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let items = notifications(admin.clone()).await;
+            if items
+                .iter()
+                .any(|n| n["title"] == "Audit stream recovered: splunk")
+            {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no recovery notice: {items:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let items = notifications(admin.clone()).await;
+        let told = items
+            .iter()
+            .filter(|n| n["title"] == "Audit stream failing: splunk")
+            .count();
+        assert_eq!(told, 1, "told once");
+        server.stop().await;
+    }
+}
+
+/// Every entry arrives across a crash and a restart: the batch in flight when the instance
+/// died may come again, nothing is lost, and the order holds.
+#[tokio::test]
+async fn every_entry_arrives_across_a_crash_and_a_restart() {
+    let short_lease = |config: &mut spog_server::Config| {
+        config.audit_stream_attempt_timeout = Duration::from_secs(1);
+        config.audit_stream_lease = Duration::from_secs(2);
+    };
+    for first in servers_with(short_lease).await {
+        let receiver = Receiver::start(Answer::Status(200)).await;
+        let admin = first.admin().await;
+        ingest(&first, &admin, 1_500, "job.run").await;
+        let stream = create_stream(
+            &admin,
+            &receiver.url("/in"),
+            json!({"start": "beginning", "batch": {"max_entries": 20, "max_wait_ms": 0}}),
+        )
+        .await;
+        let id = stream["id"].as_str().unwrap().to_owned();
+        receiver.wait_for(5, Duration::from_secs(20)).await;
+        let database = first.database.clone();
+        first.kill();
+        let mut config = spog_server::testing::test_config(&database, crate::temp_dir());
+        short_lease(&mut config);
+        let second = TestServer::start_with(database, config).await;
+        let admin = second.admin().await;
+        ingest(&second, &admin, 50, "job.run").await;
+        let head = head_seq(&admin).await;
+        wait_delivered(&admin, &id, head).await;
+        let (entries, _) = delivered(&receiver);
+        let seqs: Vec<i64> = entries.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+        let unique: std::collections::BTreeSet<i64> = seqs.iter().copied().collect();
+        assert_eq!(unique, (1..=head).collect(), "none lost");
+        let backwards = seqs.windows(2).filter(|pair| pair[1] <= pair[0]).count();
+        assert!(
+            backwards <= 1,
+            "in order but for the batch in flight at the crash"
+        );
+        assert!(
+            seqs.len() as i64 - head <= 20,
+            "duplicates only of one batch"
+        );
+        second.stop().await;
+    }
+}
