@@ -1,11 +1,15 @@
 //! Audit streams (SPEC 3.5): an account's chain sent continuously, in `seq` order, to a SIEM or
 //! an archive. The stream as the API shows it, and the parsers of its fields.
 
+mod cef;
 mod filter;
+mod ocsf;
 mod sink;
 
+pub use cef::write_cef;
 pub use filter::StreamFilter;
-pub use sink::{Compression, HttpsSink, Sink, SinkSecrets, headers_of, parse_sink};
+pub use ocsf::ocsf_event;
+pub use sink::{Compression, HttpsSink, Sink, SinkSecrets, SplunkHecSink, headers_of, parse_sink};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

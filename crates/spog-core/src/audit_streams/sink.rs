@@ -21,6 +21,7 @@ pub type SinkSecrets = BTreeMap<String, String>;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Sink {
     Https(HttpsSink),
+    SplunkHec(SplunkHecSink),
 }
 
 /// `POST url` with a JSON batch, signed like webhooks when a secret is set.
@@ -31,6 +32,19 @@ pub struct HttpsSink {
     pub headers: BTreeMap<String, String>,
     pub compression: Compression,
     pub has_secret: bool,
+}
+
+/// Splunk's HTTP Event Collector: `POST {url}/services/collector/event`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SplunkHecSink {
+    pub url: String,
+    pub index: Option<String>,
+    pub source: String,
+    pub sourcetype: Option<String>,
+    pub host: Option<String>,
+    /// Success waits until `/services/collector/ack` reports the batch indexed.
+    pub indexer_ack: bool,
+    pub has_token: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -45,13 +59,23 @@ impl Sink {
     pub fn type_name(&self) -> &'static str {
         match self {
             Sink::Https(_) => "https",
+            Sink::SplunkHec(_) => "splunk_hec",
+        }
+    }
+
+    /// The URL it sends to, for the outbound guard.
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            Sink::Https(sink) => Some(&sink.url),
+            Sink::SplunkHec(sink) => Some(&sink.url),
         }
     }
 
     /// The formats it carries.
     pub fn formats(&self) -> &'static [Format] {
         match self {
-            Sink::Https(_) => &[Format::Native],
+            Sink::Https(_) => &[Format::Native, Format::Ocsf],
+            Sink::SplunkHec(_) => &[Format::Native, Format::Ocsf, Format::Cef],
         }
     }
 }
@@ -122,10 +146,11 @@ pub fn parse_sink(
     };
     let parsed = match kind.as_deref() {
         Some("https") => https(&mut given, allow_insecure, kept("https")),
-        Some(other @ ("splunk_hec" | "elasticsearch" | "syslog" | "s3")) => {
+        Some("splunk_hec") => splunk_hec(&mut given, allow_insecure, kept("splunk_hec")),
+        Some(other @ ("elasticsearch" | "syslog" | "s3")) => {
             given.errors.add(FieldError::new(
                 "sink.type",
-                format!("{other} sinks are not available in this version; use https"),
+                format!("{other} sinks are not available in this version; use https or splunk_hec"),
             ));
             None
         }
@@ -228,6 +253,85 @@ fn https(
     Some((Sink::Https(sink), secrets))
 }
 
+/// A short text field: printable, at most 200 characters.
+fn short(given: &mut Given<'_>, name: &str) -> Option<String> {
+    let value = given.text(name, false)?;
+    if value.is_empty() || value.chars().count() > 200 || value.chars().any(char::is_control) {
+        given.errors.add(FieldError::new(
+            format!("sink.{name}"),
+            "must be 1 to 200 printable characters",
+        ));
+        return None;
+    }
+    Some(value)
+}
+
+fn flag(given: &mut Given<'_>, name: &str) -> bool {
+    match given.object.get(name) {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(value)) => *value,
+        Some(_) => {
+            given.errors.add(FieldError::new(
+                format!("sink.{name}"),
+                "must be true or false",
+            ));
+            false
+        }
+    }
+}
+
+/// A secret field: given, kept from the current sink when left out, or required.
+fn secret(given: &mut Given<'_>, name: &str, kept: &SinkSecrets, secrets: &mut SinkSecrets) {
+    let field = format!("sink.{name}");
+    match given.object.get(name) {
+        None | Some(Value::Null) => match kept.get(name) {
+            Some(value) => {
+                secrets.insert(name.to_owned(), value.clone());
+            }
+            None => given.errors.add(FieldError::new(field, "is required")),
+        },
+        Some(Value::String(value))
+            if !value.is_empty() && value.len() <= 1024 && !value.chars().any(char::is_control) =>
+        {
+            secrets.insert(name.to_owned(), value.clone());
+        }
+        Some(_) => given.errors.add(FieldError::new(
+            field,
+            "must be 1 to 1024 printable characters",
+        )),
+    }
+}
+
+fn splunk_hec(
+    given: &mut Given<'_>,
+    allow_insecure: bool,
+    kept: SinkSecrets,
+) -> Option<(Sink, SinkSecrets)> {
+    given.refuse_unknown(&[
+        "url",
+        "token",
+        "index",
+        "source",
+        "sourcetype",
+        "host",
+        "indexer_ack",
+    ]);
+    let url = given.text("url", true);
+    let url = url.and_then(|url| given.check(parse_url("sink.url", &url, allow_insecure)));
+    let mut secrets = SinkSecrets::new();
+    secret(given, "token", &kept, &mut secrets);
+    let sink = SplunkHecSink {
+        url: url?.as_str().trim_end_matches('/').to_owned(),
+        index: short(given, "index"),
+        source: short(given, "source").unwrap_or_else(|| "spog".to_owned()),
+        sourcetype: short(given, "sourcetype"),
+        host: short(given, "host"),
+        indexer_ack: flag(given, "indexer_ack"),
+        has_token: secrets.contains_key("token"),
+    };
+    Some((Sink::SplunkHec(sink), secrets))
+}
+
 /// The header values in clear, by name.
 pub fn headers_of(secrets: &SinkSecrets) -> BTreeMap<String, String> {
     secrets
@@ -264,7 +368,9 @@ mod tests {
             None,
         )
         .unwrap();
-        let Sink::Https(https) = &sink;
+        let Sink::Https(https) = &sink else {
+            panic!("an https sink")
+        };
         assert!(https.has_secret);
         assert_eq!(https.headers["X-Api-Key"], REDACTED);
         assert_eq!(secrets["secret"], "s3cret-value");

@@ -5,12 +5,13 @@
 pub mod alerts;
 pub mod https;
 pub mod sender;
+pub mod splunk;
 
 use std::time::Duration;
 
 use spog_core::Id;
 use spog_core::audit::{EntryFields, write_entry_json};
-use spog_core::audit_streams::{AuditStream, Format, Sink, SinkSecrets};
+use spog_core::audit_streams::{AuditStream, Format, Sink, SinkSecrets, ocsf_event, write_cef};
 use spog_core::model::Account;
 use spog_store::audit::checkpoints::Checkpoint;
 
@@ -50,12 +51,32 @@ pub struct Outcome {
     pub too_large: bool,
 }
 
-/// Formats one entry for the stream's format.
+/// spog's version, as formats name the product.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Formats one entry for the stream's format (JSON for `native` and `ocsf`, a line for
+/// `cef`).
 pub fn format_entry(format: Format, entry: &EntryFields<'_>, out: &mut Vec<u8>) {
     match format {
         Format::Native => write_entry_json(entry, out),
-        // Sinks accept only the formats this build writes (see `Sink::formats`).
-        Format::Ocsf | Format::Cef => unreachable!("refused when the stream is written"),
+        Format::Ocsf => serde_json::to_writer(&mut *out, &ocsf_event(entry, VERSION, true))
+            .expect("writing to a Vec"),
+        Format::Cef => write_cef(entry, VERSION, out),
+    }
+}
+
+/// One entry as the sink carries it in a batch: formatted, and framed where the sink frames
+/// each entry (Splunk's event envelope).
+pub fn frame_entry(
+    sink: &Sink,
+    format: Format,
+    account: &str,
+    entry: &EntryFields<'_>,
+    out: &mut Vec<u8>,
+) {
+    match sink {
+        Sink::Https(_) => format_entry(format, entry, out),
+        Sink::SplunkHec(hec) => splunk::frame(hec, format, account, entry, out),
     }
 }
 
@@ -64,5 +85,6 @@ pub async fn send(state: &AppState, sink: &Sink, secrets: &SinkSecrets, batch: &
     let timeout = state.config.audit_stream_attempt_timeout;
     match sink {
         Sink::Https(https) => https::send(state, https, secrets, batch, timeout).await,
+        Sink::SplunkHec(hec) => splunk::send(state, hec, secrets, batch, timeout).await,
     }
 }

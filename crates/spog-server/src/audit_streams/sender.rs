@@ -15,7 +15,7 @@ use spog_store::audit_streams::sending::{self, Attempt, Confirmed, Lease};
 use spog_store::audit_streams::{self as store, StoredStream};
 use tokio_util::sync::CancellationToken;
 
-use super::{Batch, Outcome, format_entry, send};
+use super::{Batch, Outcome, frame_entry, send};
 use crate::metrics::{SinkLabels, StreamBatchLabels, StreamIdLabels, StreamLabels};
 use crate::secrets::open_stream;
 use crate::state::AppState;
@@ -186,6 +186,7 @@ async fn read_batch(
         stream.filter.clone(),
         stream.include_snapshots,
     );
+    let (sink, account_text) = (stream.sink.clone(), account.to_string());
     let max_bytes = stream.batch.max_bytes as usize;
     let (entries, cut_at, first_recorded) = state
         .blocking
@@ -202,7 +203,7 @@ async fn read_batch(
                     (entry.before, entry.after, entry.metadata) = (None, None, None);
                 }
                 let mut out = Vec::with_capacity(768);
-                format_entry(format, &entry, &mut out);
+                frame_entry(&sink, format, &account_text, &entry, &mut out);
                 if !entries.is_empty() && bytes + out.len() > max_bytes {
                     // The entry before this one ends the batch.
                     cut_at = entry.seq.map(|seq| seq - 1);

@@ -55,7 +55,9 @@ async fn ingest(server: &TestServer, admin: &Client, count: usize, action: &str)
     server.link_audit().await;
 }
 
-async fn head_seq(admin: &Client) -> i64 {
+/// The chain's head once what is recorded is linked.
+async fn head_seq(server: &TestServer, admin: &Client) -> i64 {
+    server.link_audit().await;
     let (_, body) = admin.get("/audit-logs?limit=1").await;
     body["items"][0]["seq"].as_i64().unwrap_or(0)
 }
@@ -347,7 +349,7 @@ async fn every_entry_arrives_once_in_order_signed_and_verifiable() {
             create_stream(&admin, &receiver.url("/in"), json!({"start": "beginning"})).await;
         let id = stream["id"].as_str().unwrap();
         ingest(&server, &admin, 80, "job.run").await;
-        let head = head_seq(&admin).await;
+        let head = head_seq(&server, &admin).await;
         let read = wait_delivered(&admin, id, head).await;
         let (entries, ranges) = delivered(&receiver);
         let seqs: Vec<i64> = entries.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
@@ -428,7 +430,7 @@ async fn a_failing_sink_is_retried_with_the_same_range_and_nothing_is_lost() {
             .collect();
         assert_eq!(ranges[0], ranges[1], "a failed batch is retried as it was");
         receiver.answer(Answer::Status(200));
-        let head = head_seq(&admin).await;
+        let head = head_seq(&server, &admin).await;
         let read = wait_delivered(&admin, id, head).await;
         assert_eq!(read["status"]["state"], "active");
         assert_eq!(read["status"]["consecutive_failures"], 0);
@@ -456,7 +458,7 @@ async fn a_filtered_stream_sends_matching_entries_in_contiguous_ranges() {
         ingest(&server, &admin, 20, "job.run").await;
         ingest(&server, &admin, 5, "deploy.start").await;
         ingest(&server, &admin, 20, "job.run").await;
-        let head = head_seq(&admin).await;
+        let head = head_seq(&server, &admin).await;
         wait_delivered(&admin, id, head).await;
         let (entries, ranges) = delivered(&receiver);
         assert_eq!(entries.len(), 5);
@@ -488,7 +490,7 @@ async fn paused_streams_wait_and_backfill_only_goes_backwards() {
                 .await;
             assert_eq!(status, StatusCode::OK, "{resumed}");
         }
-        let head = head_seq(&admin).await;
+        let head = head_seq(&server, &admin).await;
         wait_delivered(&admin, id, head).await;
         // Paused, the cursor stays while the pause's own entry waits behind it.
         admin
@@ -497,7 +499,7 @@ async fn paused_streams_wait_and_backfill_only_goes_backwards() {
         server.link_audit().await;
         let (_, read) = admin.get(&format!("/audit-streams/{id}")).await;
         let delivered_seq = read["status"]["delivered_seq"].as_i64().unwrap();
-        let forward = head_seq(&admin).await + 1;
+        let forward = head_seq(&server, &admin).await + 1;
         assert!(forward > delivered_seq + 1);
         for (body, field) in [
             (json!({"from_seq": forward}), "from_seq"),
@@ -530,7 +532,7 @@ async fn paused_streams_wait_and_backfill_only_goes_backwards() {
             .post(&format!("/audit-streams/{id}/resume"), json!({}))
             .await;
         server.link_audit().await;
-        let head = head_seq(&admin).await;
+        let head = head_seq(&server, &admin).await;
         wait_delivered(&admin, id, head).await;
         let (entries, _) = delivered(&receiver);
         let again: Vec<i64> = entries[before..]
@@ -610,7 +612,7 @@ async fn a_stream_failing_too_long_tells_its_managers_and_again_when_it_recovers
         assert_eq!(failing["category"], "security");
         assert_eq!(failing["severity"], "high");
         receiver.answer(Answer::Status(200));
-        let head = head_seq(&admin).await;
+        let head = head_seq(&server, &admin).await;
         wait_delivered(&admin, id, head).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
@@ -664,7 +666,7 @@ async fn every_entry_arrives_across_a_crash_and_a_restart() {
         let second = TestServer::start_with(database, config).await;
         let admin = second.admin().await;
         ingest(&second, &admin, 50, "job.run").await;
-        let head = head_seq(&admin).await;
+        let head = head_seq(&second, &admin).await;
         wait_delivered(&admin, &id, head).await;
         let (entries, _) = delivered(&receiver);
         let seqs: Vec<i64> = entries.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
@@ -680,5 +682,118 @@ async fn every_entry_arrives_across_a_crash_and_a_restart() {
             "duplicates only of one batch"
         );
         second.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn ocsf_streams_map_entries_to_their_classes() {
+    for server in servers().await {
+        let receiver = Receiver::start(Answer::Status(200)).await;
+        let admin = server.admin().await;
+        let stream = create_stream(
+            &admin,
+            &receiver.url("/in"),
+            json!({"format": "ocsf", "include_snapshots": false, "start": "beginning"}),
+        )
+        .await;
+        let id = stream["id"].as_str().unwrap();
+        let head = head_seq(&server, &admin).await;
+        wait_delivered(&admin, id, head).await;
+        let (events, _) = delivered(&receiver);
+        let login = events
+            .iter()
+            .find(|e| e["metadata"]["event_code"] == "auth.login")
+            .unwrap_or_else(|| panic!("the admin's login: {events:?}"));
+        assert_eq!(login["class_uid"], 3002);
+        assert_eq!(login["activity_id"], 1);
+        assert_eq!(login["type_uid"], 300201);
+        assert_eq!(login["metadata"]["version"], "1.3.0");
+        assert_eq!(login["metadata"]["product"]["vendor_name"], "SPOG");
+        assert_eq!(login["user"]["email_addr"], "admin@example.com");
+        let created = events
+            .iter()
+            .find(|e| e["metadata"]["event_code"] == "audit_stream.create")
+            .expect("the stream's own creation");
+        assert_eq!(created["class_uid"], 6003);
+        assert_eq!(created["activity_id"], 1);
+        assert!(
+            created["unmapped"]["spog"].get("after").is_none(),
+            "snapshots dropped"
+        );
+        assert!(created["unmapped"]["spog"]["hash"].is_string());
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn splunk_gets_events_with_its_token_and_channel_and_waits_for_the_indexer() {
+    for server in servers().await {
+        let answer = r#"{"text":"Success","code":0,"ackId":7,"acks":{"7":true}}"#;
+        let receiver = Receiver::start(Answer::Text(200, answer)).await;
+        let admin = server.admin().await;
+        let sink = json!({"type": "splunk_hec", "url": receiver.base, "token": "hec-token-1",
+                          "index": "security", "indexer_ack": true});
+        let stream = create_stream(
+            &admin,
+            &receiver.base,
+            json!({"sink": sink, "format": "cef", "start": "beginning"}),
+        )
+        .await;
+        assert_eq!(stream["sink"]["has_token"], true);
+        assert!(stream["sink"].get("token").is_none());
+        let id = stream["id"].as_str().unwrap();
+        let head = head_seq(&server, &admin).await;
+        wait_delivered(&admin, id, head).await;
+        let received = receiver.received();
+        let batch = received
+            .iter()
+            .find(|r| r.path == "/services/collector/event")
+            .unwrap_or_else(|| {
+                panic!(
+                    "a batch: {:?}",
+                    received
+                        .iter()
+                        .map(|r| (
+                            r.path.clone(),
+                            String::from_utf8_lossy(&r.body).into_owned()
+                        ))
+                        .collect::<Vec<_>>()
+                )
+            });
+        assert_eq!(batch.header("authorization"), Some("Splunk hec-token-1"));
+        assert_eq!(batch.header("x-splunk-request-channel"), Some(id));
+        assert!(received.iter().any(|r| r.path == "/services/collector/ack"));
+        let text = String::from_utf8(batch.body.to_vec()).unwrap();
+        let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(first["sourcetype"], "spog:audit:cef");
+        assert_eq!(first["source"], "spog");
+        assert_eq!(first["index"], "security");
+        assert_eq!(first["fields"]["spog_seq"], 1);
+        assert!(first["time"].is_f64());
+        assert!(
+            first["event"]
+                .as_str()
+                .unwrap()
+                .starts_with("CEF:0|SPOG|spog|")
+        );
+        // A sink that answers with a non-zero code fails the batch.
+        receiver.answer(Answer::Text(200, r#"{"text":"Invalid token","code":4}"#));
+        ingest(&server, &admin, 3, "job.run").await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, read) = admin.get(&format!("/audit-streams/{id}")).await;
+            if read["status"]["state"] == "failing" {
+                assert!(
+                    read["status"]["last_error"]
+                        .as_str()
+                        .unwrap()
+                        .contains("Invalid token")
+                );
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{read}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        server.stop().await;
     }
 }

@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 
 use super::{may_read, resolve};
 use crate::audit_streams::sender::secrets_of;
-use crate::audit_streams::{Batch, format_entry, send};
+use crate::audit_streams::{Batch, frame_entry, send};
 use crate::auth::permissions::AuditStreamsManage;
 use crate::auth::{Auth, Require};
 use crate::error::{ApiError, ApiResult};
@@ -208,7 +208,13 @@ pub(super) async fn test_stream(
         hash: None,
     };
     let mut formatted = Vec::new();
-    format_entry(stream.format, &entry, &mut formatted);
+    frame_entry(
+        &stream.sink,
+        stream.format,
+        &account,
+        &entry,
+        &mut formatted,
+    );
     let batch = Batch {
         stream_id: stream.id,
         account_id: auth.account(),

@@ -167,8 +167,8 @@ async fn check(
             }
         }
     };
-    if let Some((spog_core::audit_streams::Sink::Https(https), _)) = &sink
-        && let Ok(url) = url::Url::parse(&https.url)
+    if let Some((sink, _)) = &sink
+        && let Some(Ok(url)) = sink.url().map(url::Url::parse)
         && let Err(refused) = state.engine.http.guard().check_url(&url)
     {
         errors.add(FieldError::new("sink.url", refused.to_string()));
