@@ -9,7 +9,9 @@ mod sink;
 pub use cef::write_cef;
 pub use filter::StreamFilter;
 pub use ocsf::ocsf_event;
-pub use sink::{Compression, HttpsSink, Sink, SinkSecrets, SplunkHecSink, headers_of, parse_sink};
+pub use sink::{
+    Compression, HttpsSink, Sink, SinkSecrets, SplunkHecSink, SyslogSink, headers_of, parse_sink,
+};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

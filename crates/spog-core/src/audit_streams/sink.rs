@@ -22,6 +22,58 @@ pub type SinkSecrets = BTreeMap<String, String>;
 pub enum Sink {
     Https(HttpsSink),
     SplunkHec(SplunkHecSink),
+    Syslog(SyslogSink),
+}
+
+/// RFC 5424 over TCP, octet-counted (RFC 6587 3.4.1).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SyslogSink {
+    pub host: String,
+    pub port: u16,
+    /// `tcp`.
+    pub transport: String,
+    /// `local0`…: the facility's name.
+    pub facility: String,
+    pub app_name: String,
+    pub hostname: String,
+    pub max_message_bytes: u32,
+}
+
+/// Syslog facilities by name, their code the index.
+pub const FACILITIES: [&str; 24] = [
+    "kern",
+    "user",
+    "mail",
+    "daemon",
+    "auth",
+    "syslog",
+    "lpr",
+    "news",
+    "uucp",
+    "cron",
+    "authpriv",
+    "ftp",
+    "ntp",
+    "security",
+    "console",
+    "solaris-cron",
+    "local0",
+    "local1",
+    "local2",
+    "local3",
+    "local4",
+    "local5",
+    "local6",
+    "local7",
+];
+
+impl SyslogSink {
+    pub fn facility_code(&self) -> u8 {
+        FACILITIES
+            .iter()
+            .position(|f| *f == self.facility)
+            .unwrap_or(16) as u8
+    }
 }
 
 /// `POST url` with a JSON batch, signed like webhooks when a secret is set.
@@ -60,6 +112,7 @@ impl Sink {
         match self {
             Sink::Https(_) => "https",
             Sink::SplunkHec(_) => "splunk_hec",
+            Sink::Syslog(_) => "syslog",
         }
     }
 
@@ -68,6 +121,7 @@ impl Sink {
         match self {
             Sink::Https(sink) => Some(&sink.url),
             Sink::SplunkHec(sink) => Some(&sink.url),
+            Sink::Syslog(_) => None,
         }
     }
 
@@ -75,7 +129,7 @@ impl Sink {
     pub fn formats(&self) -> &'static [Format] {
         match self {
             Sink::Https(_) => &[Format::Native, Format::Ocsf],
-            Sink::SplunkHec(_) => &[Format::Native, Format::Ocsf, Format::Cef],
+            Sink::SplunkHec(_) | Sink::Syslog(_) => &[Format::Native, Format::Ocsf, Format::Cef],
         }
     }
 }
@@ -147,10 +201,13 @@ pub fn parse_sink(
     let parsed = match kind.as_deref() {
         Some("https") => https(&mut given, allow_insecure, kept("https")),
         Some("splunk_hec") => splunk_hec(&mut given, allow_insecure, kept("splunk_hec")),
-        Some(other @ ("elasticsearch" | "syslog" | "s3")) => {
+        Some("syslog") => syslog(&mut given),
+        Some(other @ ("elasticsearch" | "s3")) => {
             given.errors.add(FieldError::new(
                 "sink.type",
-                format!("{other} sinks are not available in this version; use https or splunk_hec"),
+                format!(
+                    "{other} sinks are not available in this version; use https, splunk_hec or syslog"
+                ),
             ));
             None
         }
@@ -330,6 +387,106 @@ fn splunk_hec(
         has_token: secrets.contains_key("token"),
     };
     Some((Sink::SplunkHec(sink), secrets))
+}
+
+/// A name of RFC 5424's header (HOSTNAME, APP-NAME): printable ASCII without spaces.
+fn header_name(given: &mut Given<'_>, name: &str, max: usize, default: &str) -> String {
+    let Some(value) = given.text(name, false) else {
+        return default.to_owned();
+    };
+    if value.is_empty() || value.len() > max || !value.bytes().all(|b| (33..=126).contains(&b)) {
+        given.errors.add(FieldError::new(
+            format!("sink.{name}"),
+            format!("must be 1 to {max} printable ASCII characters without spaces"),
+        ));
+    }
+    value
+}
+
+fn syslog(given: &mut Given<'_>) -> Option<(Sink, SinkSecrets)> {
+    given.refuse_unknown(&[
+        "host",
+        "port",
+        "transport",
+        "facility",
+        "app_name",
+        "hostname",
+        "max_message_bytes",
+    ]);
+    let host = given.text("host", true);
+    let host = host.and_then(|host| {
+        let valid = !host.is_empty()
+            && host.len() <= 253
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+        if !valid {
+            given.errors.add(FieldError::new(
+                "sink.host",
+                "must be a host name or an IP address",
+            ));
+        }
+        valid.then(|| host.trim_matches(['[', ']']).to_owned())
+    });
+    let transport = given
+        .text("transport", false)
+        .unwrap_or_else(|| "tcp".to_owned());
+    if transport == "tls" {
+        given.errors.add(FieldError::new(
+            "sink.transport",
+            "tls is not available in this version; use tcp",
+        ));
+    } else if transport != "tcp" {
+        given
+            .errors
+            .add(FieldError::new("sink.transport", "must be tcp or tls"));
+    }
+    let port = match given.object.get("port") {
+        None | Some(Value::Null) => 514,
+        Some(value) => match value.as_u64().and_then(|p| u16::try_from(p).ok()) {
+            Some(port) if port > 0 => port,
+            _ => {
+                given
+                    .errors
+                    .add(FieldError::new("sink.port", "must be a port, 1 to 65535"));
+                514
+            }
+        },
+    };
+    let facility = given
+        .text("facility", false)
+        .unwrap_or_else(|| "local0".to_owned());
+    if !FACILITIES.contains(&facility.as_str()) {
+        given.errors.add(FieldError::new(
+            "sink.facility",
+            "must be a syslog facility such as local0 or auth",
+        ));
+    }
+    let app_name = header_name(given, "app_name", 48, "spog");
+    let hostname = header_name(given, "hostname", 255, "spog");
+    let max_message_bytes = match given.object.get("max_message_bytes") {
+        None | Some(Value::Null) => 65_536,
+        Some(value) => match value.as_u64() {
+            Some(bytes) if (1024..=1 << 20).contains(&bytes) => bytes as u32,
+            _ => {
+                given.errors.add(FieldError::new(
+                    "sink.max_message_bytes",
+                    "must be 1024 to 1048576",
+                ));
+                65_536
+            }
+        },
+    };
+    let sink = SyslogSink {
+        host: host?,
+        port,
+        transport,
+        facility,
+        app_name,
+        hostname,
+        max_message_bytes,
+    };
+    Some((Sink::Syslog(sink), SinkSecrets::new()))
 }
 
 /// The header values in clear, by name.

@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod https;
 pub mod sender;
 pub mod splunk;
+pub mod syslog;
 
 use std::time::Duration;
 
@@ -77,6 +78,7 @@ pub fn frame_entry(
     match sink {
         Sink::Https(_) => format_entry(format, entry, out),
         Sink::SplunkHec(hec) => splunk::frame(hec, format, account, entry, out),
+        Sink::Syslog(syslog) => syslog::frame(syslog, format, account, entry, out),
     }
 }
 
@@ -86,5 +88,6 @@ pub async fn send(state: &AppState, sink: &Sink, secrets: &SinkSecrets, batch: &
     match sink {
         Sink::Https(https) => https::send(state, https, secrets, batch, timeout).await,
         Sink::SplunkHec(hec) => splunk::send(state, hec, secrets, batch, timeout).await,
+        Sink::Syslog(syslog) => syslog::send(state, syslog, batch, timeout).await,
     }
 }

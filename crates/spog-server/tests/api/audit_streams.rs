@@ -797,3 +797,83 @@ async fn splunk_gets_events_with_its_token_and_channel_and_waits_for_the_indexer
         server.stop().await;
     }
 }
+
+/// A syslog collector on 127.0.0.1: reads octet-counted frames (`LEN SP MSG`) from every
+/// connection and keeps each message.
+async fn syslog_collector() -> (u16, std::sync::Arc<parking_lot::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let messages = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let kept = messages.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(socket);
+                loop {
+                    let mut length = Vec::new();
+                    if reader.read_until(b' ', &mut length).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let length: usize = std::str::from_utf8(&length[..length.len() - 1])
+                        .unwrap()
+                        .parse()
+                        .expect("an octet count");
+                    let mut message = vec![0; length];
+                    reader.read_exact(&mut message).await.unwrap();
+                    kept.lock().push(String::from_utf8(message).unwrap());
+                }
+            });
+        }
+    });
+    (port, messages)
+}
+
+#[tokio::test]
+async fn syslog_gets_octet_counted_rfc5424_messages() {
+    for server in servers().await {
+        let (port, messages) = syslog_collector().await;
+        let admin = server.admin().await;
+        let sink = json!({"type": "syslog", "host": "127.0.0.1", "port": port,
+                          "facility": "local1", "app_name": "spog-audit", "hostname": "hub-1",
+                          "max_message_bytes": 1024});
+        let stream = create_stream(
+            &admin,
+            "unused",
+            json!({"sink": sink, "format": "native", "start": "beginning"}),
+        )
+        .await;
+        let id = stream["id"].as_str().unwrap();
+        let agent = admin.token_client("agent", &["audit_logs.write"]).await;
+        let big = json!({"action": "job.run", "resource_type": "job", "outcome": "failure",
+                         "metadata": {"output": "x".repeat(2000)}});
+        assert_eq!(agent.post("/audit-logs", big).await.0, StatusCode::CREATED);
+        let head = head_seq(&server, &admin).await;
+        wait_delivered(&admin, id, head).await;
+        let messages = messages.lock().clone();
+        assert_eq!(messages.len() as i64, head, "one message per entry");
+        // local1 = 17: success 17 * 8 + 5, failure 17 * 8 + 4.
+        assert!(messages[0].starts_with("<141>1 "), "{}", messages[0]);
+        let first: Vec<&str> = messages[0].splitn(7, ' ').collect();
+        assert_eq!(first[2], "hub-1");
+        assert_eq!(first[3], "spog-audit");
+        assert_eq!(first[4], "-");
+        assert_eq!(first[5], "account.create");
+        assert!(
+            first[6].starts_with("[spog@32473 seq=\"1\" id=\""),
+            "{}",
+            first[6]
+        );
+        let entry: Value = serde_json::from_str(first[6].split_once("] ").unwrap().1).unwrap();
+        assert_eq!(entry["seq"], 1);
+        let failed = messages.iter().find(|m| m.contains(" job.run ")).unwrap();
+        assert!(failed.starts_with("<140>1 "));
+        assert!(
+            failed.contains("truncated=\"true\""),
+            "over max_message_bytes"
+        );
+        assert!(failed.len() <= 1024 + 200 && !failed.contains("xxxx"));
+        server.stop().await;
+    }
+}

@@ -173,6 +173,15 @@ async fn check(
     {
         errors.add(FieldError::new("sink.url", refused.to_string()));
     }
+    if let Some((spog_core::audit_streams::Sink::Syslog(syslog), _)) = &sink
+        && let Ok(ip) = syslog.host.parse::<std::net::IpAddr>()
+        && let Err(reason) = state.engine.http.guard().check(ip)
+    {
+        errors.add(FieldError::new(
+            "sink.host",
+            format!("is refused: {reason}"),
+        ));
+    }
     let format = errors.check(Format::parse("format", proposed.format));
     if let (Some((sink, _)), Some(format)) = (&sink, format) {
         errors.check(check_format(sink, format, proposed.include_snapshots));
