@@ -877,3 +877,83 @@ async fn syslog_gets_octet_counted_rfc5424_messages() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn health_and_metrics_show_the_streams() {
+    let token = "a metrics token for the scraper";
+    let with_token = |c: &mut spog_server::Config| {
+        c.metrics_token = Some(spog_server::config::Secret::new(token))
+    };
+    for server in servers_with(with_token).await {
+        let receiver = Receiver::start(Answer::Status(200)).await;
+        let admin = server.admin().await;
+        let stream =
+            create_stream(&admin, &receiver.url("/in"), json!({"start": "beginning"})).await;
+        let id = stream["id"].as_str().unwrap();
+        let head = head_seq(&server, &admin).await;
+        wait_delivered(&admin, id, head).await;
+        let (_, health) = admin.get("/system/health").await;
+        assert_eq!(
+            health["workers"]["audit_streams"]["running"], true,
+            "{health}"
+        );
+        let metrics = reqwest::Client::new()
+            .get(format!("{}/metrics", server.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for series in [
+            format!("spog_audit_stream_entries_total{{stream_id=\"{id}\",sink=\"https\"}}"),
+            format!(
+                "spog_audit_stream_batches_total{{stream_id=\"{id}\",sink=\"https\",outcome=\"success\"}}"
+            ),
+            format!("spog_audit_stream_lag_entries{{stream_id=\"{id}\"}}"),
+            "spog_audit_stream_batch_duration_seconds_count{sink=\"https\"}".to_owned(),
+        ] {
+            assert!(metrics.contains(&series), "{series} in {metrics}");
+        }
+        server.stop().await;
+    }
+}
+
+/// Two instances on one PostgreSQL database: the lease lets one send the stream, so every
+/// entry arrives exactly once and in order.
+#[tokio::test]
+async fn two_instances_send_a_stream_once() {
+    let Ok(admin_url) = std::env::var(spog_store::testing::POSTGRES_ENV) else {
+        eprintln!("skipped: the PostgreSQL URL is not set");
+        return;
+    };
+    let database = std::sync::Arc::new(spog_store::testing::postgres(&admin_url).await);
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let config = spog_server::testing::test_config(&database, crate::temp_dir());
+        instances.push(TestServer::start_with(database.clone(), config).await);
+    }
+    let receiver = Receiver::start(Answer::Status(200)).await;
+    let admin = instances[0].admin().await;
+    let stream = create_stream(&admin, &receiver.url("/in"), json!({"start": "beginning"})).await;
+    let id = stream["id"].as_str().unwrap();
+    for instance in &instances {
+        let client = instance.admin().await;
+        ingest(instance, &client, 300, "job.run").await;
+    }
+    let head = head_seq(&instances[1], &admin).await;
+    let read = wait_delivered(&admin, id, head).await;
+    let (entries, _) = delivered(&receiver);
+    let seqs: Vec<i64> = entries.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (1..=head).collect::<Vec<_>>(),
+        "each entry once, in order"
+    );
+    let holder = read["status"]["instance_id"].as_str().unwrap();
+    assert!(instances.iter().any(|i| i.state.instance_id == holder));
+    for instance in instances {
+        instance.stop().await;
+    }
+}
