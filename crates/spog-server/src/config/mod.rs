@@ -400,11 +400,13 @@ impl Config {
         if self.delivery_lease <= self.webhook_attempt_timeout {
             return Err("delivery_lease must be longer than webhook_attempt_timeout".into());
         }
-        if self.audit_stream_lease <= self.audit_stream_attempt_timeout
-            || self.audit_stream_attempt_timeout.is_zero()
+        // An attempt may outlast the lease: the lease's epoch keeps a holder that lost it from
+        // moving the cursor, so the worst is a batch sent twice.
+        if self.audit_stream_attempt_timeout.is_zero()
+            || self.audit_stream_lease < Duration::from_secs(1)
         {
             return Err(
-                "audit_stream_attempt_timeout must be positive and audit_stream_lease longer"
+                "audit_stream_attempt_timeout must be positive and audit_stream_lease at least 1s"
                     .into(),
             );
         }
