@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod audit_streams;
 pub mod channels;
 pub mod delivery;
 pub mod events;

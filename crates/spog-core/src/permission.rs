@@ -19,10 +19,11 @@ pub enum Permission {
     UsersManage,
     TerminalConnect,
     SessionRecordingsManage,
+    AuditStreamsManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 13] = [
+    pub const ALL: [Permission; 14] = [
         Permission::AuditLogsView,
         Permission::AuditLogsExport,
         Permission::AuditLogsWrite,
@@ -36,6 +37,7 @@ impl Permission {
         Permission::UsersManage,
         Permission::TerminalConnect,
         Permission::SessionRecordingsManage,
+        Permission::AuditStreamsManage,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -53,6 +55,7 @@ impl Permission {
             Permission::UsersManage => "users.manage",
             Permission::TerminalConnect => "terminal.connect",
             Permission::SessionRecordingsManage => "session_recordings.manage",
+            Permission::AuditStreamsManage => "audit_streams.manage",
         }
     }
 
@@ -83,6 +86,7 @@ impl Permission {
             Permission::SessionRecordingsManage => {
                 "Delete recordings, set legal holds, change recording settings"
             }
+            Permission::AuditStreamsManage => "Manage audit streams and audit retention",
         }
     }
 

@@ -16,6 +16,10 @@ const SECRET_KEYS: &[&str] = &[
     "api_key",
     "private_key",
     "client_secret",
+    // Audit stream sinks (SPEC 3.5).
+    "secret_access_key",
+    "session_token",
+    "tls_client_key",
     "authorization",
     "secret_ciphertext",
     "secrets_ciphertext",

@@ -107,6 +107,7 @@ pub async fn launch(
     let mut workers = vec![
         workers::audit_linker::spawn(&state, shutdown.clone()),
         workers::checkpoints::spawn(&state, shutdown.clone()),
+        workers::audit_streams::spawn(&state, shutdown.clone()),
         workers::liveness::spawn(&state, shutdown.clone()),
         workers::alert_evaluation::spawn(&state, shutdown.clone()),
         workers::no_data::spawn(&state, shutdown.clone()),

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod agents;
 pub mod alerting;
 pub mod app;
+pub mod audit_streams;
 pub mod auth;
 pub mod backup;
 pub mod blocking;

@@ -1,6 +1,7 @@
 //! Prometheus metrics, kept per server rather than in a global registry so that tests
 //! running several servers in one process each see their own.
 
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -25,6 +26,86 @@ pub struct OutcomeLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StreamLabels {
+    pub stream_id: String,
+    pub sink: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StreamBatchLabels {
+    pub stream_id: String,
+    pub sink: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StreamIdLabels {
+    pub stream_id: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabels {
+    pub sink: String,
+}
+
+/// Audit streams (SPEC 3.5 "Status").
+pub struct StreamMetrics {
+    pub entries: Family<StreamLabels, Counter>,
+    pub batches: Family<StreamBatchLabels, Counter>,
+    pub bytes: Family<StreamLabels, Counter>,
+    pub lag_entries: Family<StreamIdLabels, Gauge>,
+    pub lag_seconds: Family<StreamIdLabels, Gauge<f64, AtomicU64>>,
+    pub batch_seconds: Family<SinkLabels, Histogram>,
+}
+
+impl StreamMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            entries: Family::default(),
+            batches: Family::default(),
+            bytes: Family::default(),
+            lag_entries: Family::default(),
+            lag_seconds: Family::default(),
+            batch_seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.001, 2.0, 15))
+            }),
+        };
+        registry.register(
+            "audit_stream_entries",
+            "Audit entries a stream's sink confirmed",
+            metrics.entries.clone(),
+        );
+        registry.register(
+            "audit_stream_batches",
+            "Audit stream batch attempts, by outcome",
+            metrics.batches.clone(),
+        );
+        registry.register(
+            "audit_stream_bytes",
+            "Bytes of audit stream batches a sink confirmed",
+            metrics.bytes.clone(),
+        );
+        registry.register(
+            "audit_stream_lag_entries",
+            "Entries linked but not yet delivered by a stream",
+            metrics.lag_entries.clone(),
+        );
+        registry.register(
+            "audit_stream_lag_seconds",
+            "Age by recording time of a stream's oldest undelivered entry",
+            metrics.lag_seconds.clone(),
+        );
+        registry.register(
+            "audit_stream_batch_duration_seconds",
+            "Time one audit stream batch attempt took",
+            metrics.batch_seconds.clone(),
+        );
+        metrics
+    }
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
     pub requests: Family<RequestLabels, Counter>,
@@ -34,6 +115,7 @@ pub struct Metrics {
     pub deliveries: Family<OutcomeLabels, Counter>,
     pub delivery_queue_depth: Gauge,
     pub delivery_attempt_seconds: Histogram,
+    pub streams: StreamMetrics,
 }
 
 impl Metrics {
@@ -79,7 +161,9 @@ impl Metrics {
             "Time one delivery attempt took",
             delivery_attempt_seconds.clone(),
         );
+        let streams = StreamMetrics::register(&mut registry);
         Self {
+            streams,
             registry: Mutex::new(registry),
             requests,
             request_seconds,

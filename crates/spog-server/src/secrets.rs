@@ -7,9 +7,11 @@
 use std::collections::BTreeMap;
 
 use spog_core::Id;
+use spog_core::audit_streams::{AuditStream, SinkSecrets};
 use spog_core::channels::{Channel, ChannelConfig, Secrets};
 use spog_core::webhooks::{Headers, SealedHeaders, Webhook};
 use spog_store::Store;
+use spog_store::audit_streams::SealedSinkSecrets;
 use spog_store::channels::{self, SealedSecrets, StoredChannel};
 use spog_store::webhooks::{self, StoredSecrets};
 
@@ -136,6 +138,42 @@ pub fn seal_channel(
         })
         .collect();
     (config.without_write_only(), sealed)
+}
+
+fn stream_binding(stream: Id<AuditStream>, field: &str) -> Binding {
+    Binding::new("audit_streams", &stream.to_string(), field)
+}
+
+/// An audit stream's sink secrets sealed for the stream `stream`, each bound to its field.
+pub fn seal_stream(
+    keys: &Keys,
+    stream: Id<AuditStream>,
+    secrets: &SinkSecrets,
+) -> SealedSinkSecrets {
+    secrets
+        .iter()
+        .map(|(field, value)| {
+            let sealed = keys.seal(value, &stream_binding(stream, field));
+            (field.clone(), sealed)
+        })
+        .collect()
+}
+
+/// The stream's sink secrets in clear; `None` when one cannot be opened.
+pub fn open_stream(
+    keys: &Keys,
+    stream: Id<AuditStream>,
+    sealed: &SealedSinkSecrets,
+) -> Option<SinkSecrets> {
+    sealed
+        .iter()
+        .map(|(field, sealed)| {
+            Some((
+                field.clone(),
+                keys.open(sealed, &stream_binding(stream, field))?,
+            ))
+        })
+        .collect()
 }
 
 /// What the start-up pass did.

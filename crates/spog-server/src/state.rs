@@ -61,6 +61,8 @@ pub struct App {
     pub agent_enroll_limiter: EnrollLimiter,
     /// Requests to other instances of the cluster (SPEC 13.4).
     pub peers: reqwest::Client,
+    /// The connections of this instance's syslog audit streams.
+    pub syslog: crate::audit_streams::syslog::Connections,
 }
 
 impl AppState {
@@ -102,6 +104,7 @@ impl AppState {
             hashing: Hashing::default(),
             agent_enroll_limiter: EnrollLimiter::default(),
             peers: peers()?,
+            syslog: Default::default(),
         })))
     }
 }

@@ -6,6 +6,7 @@
 pub mod agents;
 pub mod alerting;
 pub mod audit;
+pub mod audit_streams;
 mod backup;
 mod by_organization;
 pub mod channels;

@@ -2,6 +2,7 @@
 
 use crate::Id;
 use crate::alerts::{Alert, AlertRule};
+use crate::audit_streams::AuditStream;
 use crate::channels::Channel;
 use crate::model::{Account, ApiToken, EnrollmentToken, Host, Organization, Role, User};
 use crate::notification::Notification;
@@ -60,6 +61,7 @@ audited! {
     // An alert is named by its rule's name, which it keeps after the rule is deleted.
     Alert => "alert", |a| a.rule_name.clone(), in organization_id;
     Notification => "notification", |n| n.title.clone();
+    AuditStream => "audit_stream", |s| s.name.clone();
     DesktopRecording => "desktop_recording", |r| format!("{}@{}", r.user_email, r.hostname),
         in organization_id;
 }

@@ -306,6 +306,11 @@ pub mod permissions {
     pub struct UsersManage;
     pub struct TerminalConnect;
     pub struct SessionRecordingsManage;
+    pub struct AuditStreamsManage;
+
+    impl RequiredPermission for AuditStreamsManage {
+        const PERMISSION: Permission = Permission::AuditStreamsManage;
+    }
 
     impl RequiredPermission for SessionRecordingsManage {
         const PERMISSION: Permission = Permission::SessionRecordingsManage;

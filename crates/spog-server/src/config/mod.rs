@@ -131,6 +131,22 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Streamed downloads (recordings, exports) one credential may have open at once.
     pub max_downloads_per_caller: usize,
+
+    // Audit streams (SPEC 3.5, 11.2).
+    /// How long an instance holds a stream it sends; another takes it up once this lapses.
+    #[serde(with = "duration")]
+    pub audit_stream_lease: Duration,
+    /// One batch attempt.
+    #[serde(with = "duration")]
+    pub audit_stream_attempt_timeout: Duration,
+    /// The longest back-off between a failing stream's attempts.
+    #[serde(with = "duration")]
+    pub audit_stream_retry_max_delay: Duration,
+    /// How long a stream fails before the account's stream managers are told.
+    #[serde(with = "duration")]
+    pub audit_stream_alert_after: Duration,
+    /// Streams one account may have.
+    pub audit_streams_max_per_account: i64,
     /// Active terminal sessions plus desktop recordings an account may have at once.
     pub max_active_recordings_per_account: i64,
 
@@ -223,6 +239,11 @@ impl Default for Config {
             metrics_token: None,
             metrics_listen: None,
             max_downloads_per_caller: 8,
+            audit_stream_lease: Duration::from_secs(30),
+            audit_stream_attempt_timeout: Duration::from_secs(30),
+            audit_stream_retry_max_delay: Duration::from_secs(300),
+            audit_stream_alert_after: Duration::from_secs(300),
+            audit_streams_max_per_account: 10,
             max_active_recordings_per_account: 1_000,
             trusted_proxies: Vec::new(),
             websocket_max_per_credential: 32,
@@ -378,6 +399,23 @@ impl Config {
         }
         if self.delivery_lease <= self.webhook_attempt_timeout {
             return Err("delivery_lease must be longer than webhook_attempt_timeout".into());
+        }
+        // An attempt may outlast the lease: the lease's epoch keeps a holder that lost it from
+        // moving the cursor, so the worst is a batch sent twice.
+        if self.audit_stream_attempt_timeout.is_zero()
+            || self.audit_stream_lease < Duration::from_secs(1)
+        {
+            return Err(
+                "audit_stream_attempt_timeout must be positive and audit_stream_lease at least 1s"
+                    .into(),
+            );
+        }
+        if self.audit_stream_retry_max_delay < Duration::from_secs(1)
+            || self.audit_streams_max_per_account < 0
+        {
+            return Err("audit_stream_retry_max_delay must be at least 1s and \
+                 audit_streams_max_per_account not negative"
+                .into());
         }
         if self.delivery_concurrency == 0 {
             return Err("delivery_concurrency must be at least 1".into());

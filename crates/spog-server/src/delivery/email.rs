@@ -70,6 +70,7 @@ impl EmailTransport {
                 response_body: Some(text),
                 duration: started.elapsed(),
                 timed_out: false,
+                retry_after: None,
             },
         }
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER};
 use spog_core::delivery::{RESPONSE_BODY_LIMIT, response_excerpt};
 
 use super::guard::{Guard, Refused};
@@ -31,6 +31,8 @@ pub struct Report {
     pub duration: Duration,
     /// No answer came within the attempt's timeout: the attempt held its slot throughout.
     pub timed_out: bool,
+    /// How long the target asked to be left alone (`Retry-After` in seconds), if it did.
+    pub retry_after: Option<Duration>,
 }
 
 impl Report {
@@ -42,6 +44,7 @@ impl Report {
             response_body: None,
             duration,
             timed_out: false,
+            retry_after: None,
         }
     }
 
@@ -92,6 +95,12 @@ impl HttpTransport {
             Ok(Ok(response)) => response,
         };
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let location = response
             .headers()
             .get(LOCATION)
@@ -122,6 +131,7 @@ impl HttpTransport {
             response_body: Some(response_excerpt(&body)),
             duration: started.elapsed(),
             timed_out: false,
+            retry_after,
         }
     }
 

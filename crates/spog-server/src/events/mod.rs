@@ -12,7 +12,7 @@ mod notify;
 
 pub use announcements::Announcements;
 pub use group::{GroupPublisher, Publication, PublishError};
-pub use notify::Notice;
+pub use notify::{Notice, notify_holders};
 
 use serde_json::{Value, json};
 use spog_core::delivery::{Delivery, TargetKind};

@@ -69,9 +69,27 @@ pub(super) async fn notify_monitors(
     notice: &Notice,
     announcements: &mut Announcements,
 ) -> StoreResult<()> {
+    notify_holders(
+        tx,
+        account,
+        Permission::MonitoringView,
+        notice,
+        announcements,
+    )
+    .await
+}
+
+/// One notification per user of the account who holds `permission`.
+pub async fn notify_holders(
+    tx: &mut Tx,
+    account: Id<Account>,
+    permission: Permission,
+    notice: &Notice,
+    announcements: &mut Announcements,
+) -> StoreResult<()> {
     let title: String = notice.title.chars().take(200).collect();
     let message: String = notice.message.chars().take(4000).collect();
-    for user in users::ids_with_permission(tx, account, Permission::MonitoringView).await? {
+    for user in users::ids_with_permission(tx, account, permission).await? {
         let new = notifications::NewNotification {
             user: Some(user),
             category: notice.category,

@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod alerts;
 pub mod audit;
+pub mod audit_streams;
 pub mod auth;
 pub mod channels;
 pub mod delivery_history;
@@ -32,6 +33,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(auth::router())
         .merge(me::router())
         .merge(audit::router())
+        .merge(audit_streams::router())
         .merge(users::router())
         .merge(roles::router())
         .merge(organizations::router())

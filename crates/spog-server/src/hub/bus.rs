@@ -83,6 +83,8 @@ pub struct Bus {
     pub agents: Arc<AgentSockets>,
     /// The web terminals relayed by this instance.
     pub relays: Arc<Relays>,
+    /// Audit entries were linked, on any instance: audit streams have more to send.
+    pub audit_linked: Arc<Notify>,
 }
 
 /// Dashboard topics whose data changed, by account, not yet announced.
@@ -102,6 +104,7 @@ impl Bus {
             auth_cache,
             agents: Arc::default(),
             relays: Arc::default(),
+            audit_linked: Arc::default(),
         }
     }
 
@@ -220,7 +223,12 @@ impl Bus {
                 user,
                 count,
             } => self.hub.unread_count(account, user, count),
-            BusEvent::Dashboard { account, dashboard } => self.hub.dashboard(account, dashboard),
+            BusEvent::Dashboard { account, dashboard } => {
+                if dashboard.topic == "audit" {
+                    self.audit_linked.notify_one();
+                }
+                self.hub.dashboard(account, dashboard)
+            }
             BusEvent::Revoked {
                 account,
                 revocation,

@@ -5,6 +5,7 @@
 
 pub mod alert_evaluation;
 pub mod audit_linker;
+pub mod audit_streams;
 pub mod checkpoints;
 pub mod cluster;
 pub mod delivery;

@@ -88,7 +88,57 @@ async fn mutations(
         )
         .await;
     let own_token = own_token["api_token"]["id"].as_str().unwrap().to_owned();
+    let stream_sink = json!({"type": "https", "url": "https://127.0.0.1:9/in"});
+    let (_, stream) = admin
+        .post(
+            "/audit-streams",
+            json!({"name": "setup stream", "sink": stream_sink, "format": "native", "paused": true}),
+        )
+        .await;
+    let stream = stream["id"].as_str().unwrap().to_owned();
     vec![
+        (
+            Method::POST,
+            "/audit-streams",
+            "/audit-streams".into(),
+            json!({"name": "audited stream", "sink": stream_sink, "format": "native"}),
+        ),
+        (
+            Method::PATCH,
+            "/audit-streams/{id}",
+            format!("/audit-streams/{stream}"),
+            json!({"name": "renamed stream"}),
+        ),
+        (
+            Method::POST,
+            "/audit-streams/{id}/pause",
+            format!("/audit-streams/{stream}/pause"),
+            json!({}),
+        ),
+        (
+            Method::POST,
+            "/audit-streams/{id}/resume",
+            format!("/audit-streams/{stream}/resume"),
+            json!({}),
+        ),
+        (
+            Method::POST,
+            "/audit-streams/{id}/backfill",
+            format!("/audit-streams/{stream}/backfill"),
+            json!({"from_seq": 1}),
+        ),
+        (
+            Method::POST,
+            "/audit-streams/{id}/test",
+            format!("/audit-streams/{stream}/test"),
+            json!({}),
+        ),
+        (
+            Method::DELETE,
+            "/audit-streams/{id}",
+            format!("/audit-streams/{stream}"),
+            Value::Null,
+        ),
         (
             Method::POST,
             "/enrollment-tokens",

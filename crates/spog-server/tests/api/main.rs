@@ -4,6 +4,7 @@ mod agent_binary;
 mod agents;
 mod alerts;
 mod audit;
+mod audit_streams;
 mod audited;
 mod auth;
 mod channels;

@@ -153,6 +153,11 @@ impl BatchBuilder {
         self.links.push(link);
     }
 
+    /// The `seq` of the last link pushed.
+    pub(crate) fn last_seq(&self) -> Option<i64> {
+        self.links.last().and_then(|link| link.seq)
+    }
+
     fn link_id(&self, link: usize) -> &str {
         get(&self.text, self.links[link].entry_id).unwrap_or_default()
     }

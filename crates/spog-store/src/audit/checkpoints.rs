@@ -113,3 +113,24 @@ pub async fn heads_without_checkpoint(conn: &mut Conn) -> StoreResult<Vec<(Strin
 pub fn account_id(text: &str) -> Option<Id<Account>> {
     text.parse().ok()
 }
+
+/// The checkpoints signed at a seq in `from..=to`, oldest first, at most `limit`.
+#[tracing::instrument(name = "audit::checkpoints::in_range", skip_all, fields(account = %account))]
+pub async fn in_range(
+    conn: &mut Conn,
+    account: Id<Account>,
+    from: i64,
+    to: i64,
+    limit: u32,
+) -> StoreResult<Vec<Checkpoint>> {
+    let rows: Vec<CheckpointRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE account_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq LIMIT $4"
+    )))
+    .bind(account.to_string())
+    .bind(from)
+    .bind(to)
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(checkpoint).collect())
+}

@@ -19,4 +19,4 @@ pub use query::{ActionFilter, AuditFilter, head, list};
 pub use record::{insert_entries, record, record_all};
 pub use row::{get, latest_about};
 pub use stats::{ActorCount, AuditStats, Count, DayCount, stats};
-pub use walk::walk;
+pub use walk::{range, walk};

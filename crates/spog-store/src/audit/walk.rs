@@ -93,6 +93,36 @@ pub async fn walk(
     Ok(ReceiverStream::new(receiver).boxed())
 }
 
+/// Up to `limit` of the account's linked entries after `after` (and up to `upto`, if
+/// given), in `seq` order, with their
+/// links: the next batch of an audit stream, whose filter is matched by the sender. Also
+/// returns the last seq read (`None`: nothing after `after`), which a link whose entry is
+/// gone still counts for.
+#[tracing::instrument(name = "audit::range", skip_all, fields(account = %account, after))]
+pub async fn range(
+    store: &Store,
+    account: Id<Account>,
+    after: i64,
+    upto: Option<i64>,
+    limit: i64,
+) -> StoreResult<(ChainBatch, Option<i64>)> {
+    let account = account.to_string();
+    let bound = after.saturating_add(limit.max(1));
+    let links = read_links(
+        store,
+        account.clone(),
+        after,
+        upto.map_or(bound, |u| u.min(bound)),
+    )
+    .await?;
+    let last = links.last_seq();
+    let filter = Arc::new(AuditFilter::default());
+    Ok((
+        read_entries(store.clone(), account, filter, links).await?,
+        last,
+    ))
+}
+
 /// The entries of `ids` (queued ones, in id order), read apart from the transaction that
 /// found them, as a walk reads: they are committed, and entries never change.
 pub(crate) async fn queued_entries(
