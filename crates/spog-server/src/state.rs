@@ -57,11 +57,14 @@ pub struct App {
     pub agent_enroll_limiter: EnrollLimiter,
     /// Requests to other instances of the cluster (SPEC 13.4).
     pub peers: reqwest::Client,
+    /// Single sign-on's guarded client and the identity providers' keys (SPEC 2.1).
+    pub sso: crate::sso::Sso,
 }
 
 impl AppState {
     pub fn new(config: Config, store: Store, keys: Keys) -> anyhow::Result<Self> {
         let engine = Engine::new(&config)?;
+        let sso = crate::sso::Sso::new(&config)?;
         let auth_cache = Arc::new(AuthCache::new(config.auth_cache_ttl));
         let blocking = Blocking::default();
         let budget = open_files::budget(
@@ -96,6 +99,7 @@ impl AppState {
             hashing: Hashing::default(),
             agent_enroll_limiter: EnrollLimiter::default(),
             peers: peers()?,
+            sso,
         })))
     }
 }

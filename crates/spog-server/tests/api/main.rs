@@ -30,6 +30,7 @@ mod scale_out;
 mod secrets_at_rest;
 mod self_service;
 mod smtp;
+mod sso;
 mod socket_credentials;
 mod terminal;
 mod transport;
