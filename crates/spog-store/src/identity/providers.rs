@@ -153,13 +153,14 @@ pub async fn list(conn: &mut Conn, account: Id<Account>) -> StoreResult<Vec<Stor
 /// How many providers the account has, and how many of them are enabled.
 #[tracing::instrument(name = "identity::providers::count", skip_all, fields(account = %account))]
 pub async fn count(conn: &mut Conn, account: Id<Account>) -> StoreResult<(i64, i64)> {
-    let (all, enabled): (i64, Option<i64>) = sqlx::query_as(
-        "SELECT COUNT(*), SUM(enabled) FROM identity_providers WHERE account_id = $1",
+    let (all, enabled): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COUNT(CASE WHEN enabled = 1 THEN 1 END) FROM identity_providers \
+         WHERE account_id = $1",
     )
     .bind(account.to_string())
     .fetch_one(conn)
     .await?;
-    Ok((all, enabled.unwrap_or(0)))
+    Ok((all, enabled))
 }
 
 /// The buttons of the login page: `(id, name)` of every enabled provider shown there.
