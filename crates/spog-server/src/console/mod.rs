@@ -26,6 +26,7 @@ mod recordings;
 mod roles;
 mod session;
 mod sso;
+mod sso_admin;
 mod system;
 mod terminal;
 mod tokens;
