@@ -89,8 +89,7 @@ impl ProviderSettings {
     /// Whether `email`'s domain is accepted (any, when no domain is listed).
     pub fn allows_email(&self, email: &str) -> bool {
         let domain = email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
-        self.allowed_domains.is_empty()
-            || domain.is_some_and(|d| self.allowed_domains.contains(&d))
+        self.allowed_domains.is_empty() || domain.is_some_and(|d| self.allowed_domains.contains(&d))
     }
 
     /// The role names members of `groups` get: the default roles and those of every rule
@@ -159,24 +158,32 @@ pub fn check_settings(settings: &mut ProviderSettings, errors: &mut FieldErrors)
     for (i, rule) in settings.role_mappings.iter().enumerate() {
         if rule.group.is_empty() || rule.group.len() > 200 {
             errors.add(FieldError::new(
-                &format!("role_mappings[{i}].group"),
+                format!("role_mappings[{i}].group"),
                 "must be 1 to 200 characters",
             ));
         }
         if rule.roles.len() > MAX_LIST {
             errors.add(FieldError::new(
-                &format!("role_mappings[{i}].roles"),
+                format!("role_mappings[{i}].roles"),
                 format!("at most {MAX_LIST} roles"),
             ));
         }
     }
     if settings.default_roles.len() > MAX_LIST {
-        errors.add(FieldError::new("default_roles", format!("at most {MAX_LIST} roles")));
+        errors.add(FieldError::new(
+            "default_roles",
+            format!("at most {MAX_LIST} roles"),
+        ));
     }
     for domain in &mut settings.allowed_domains {
         *domain = domain.trim().to_ascii_lowercase();
     }
-    check_list(errors, "allowed_domains", &settings.allowed_domains, is_domain);
+    check_list(
+        errors,
+        "allowed_domains",
+        &settings.allowed_domains,
+        is_domain,
+    );
 }
 
 /// An issuer is an absolute http(s) URL without query or fragment. Whether plain HTTP is
@@ -196,21 +203,22 @@ pub fn check_issuer(issuer: &str) -> Result<url::Url, FieldError> {
     Ok(url)
 }
 
-fn check_list(
-    errors: &mut FieldErrors,
-    field: &str,
-    items: &[String],
-    valid: fn(&str) -> bool,
-) {
+fn check_list(errors: &mut FieldErrors, field: &str, items: &[String], valid: fn(&str) -> bool) {
     if items.len() > MAX_LIST {
-        errors.add(FieldError::new(field, format!("at most {MAX_LIST} entries")));
+        errors.add(FieldError::new(
+            field,
+            format!("at most {MAX_LIST} entries"),
+        ));
         return;
     }
     for (i, item) in items.iter().enumerate() {
         if !valid(item) {
-            errors.add(FieldError::new(&format!("{field}[{i}]"), format!("`{item}` is not valid")));
+            errors.add(FieldError::new(
+                format!("{field}[{i}]"),
+                format!("`{item}` is not valid"),
+            ));
         } else if items[..i].contains(item) {
-            errors.add(FieldError::new(&format!("{field}[{i}]"), "is listed twice"));
+            errors.add(FieldError::new(format!("{field}[{i}]"), "is listed twice"));
         }
     }
 }
@@ -231,7 +239,9 @@ fn is_domain(domain: &str) -> bool {
         && domain.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })

@@ -302,11 +302,7 @@ catalogue! {
 /// Namespaces the SPEC gives the actions of features not built yet (audit streams, sign-in
 /// settings and identity providers, agent enrollment, maintenance windows, silences): reserved now, so that an entry ingested today cannot collide with them later.
 /// A feature that is built moves its actions into the catalogue and its namespace out of here.
-pub const RESERVED_NAMESPACES: &[&str] = &[
-    "audit_stream",
-    "maintenance_window",
-    "silence",
-];
+pub const RESERVED_NAMESPACES: &[&str] = &["audit_stream", "maintenance_window", "silence"];
 
 impl Action {
     /// The dotted name entries carry: `host.update`.

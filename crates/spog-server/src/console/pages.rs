@@ -256,7 +256,9 @@ pub const NAV: &[NavEntry] = &[
         permission: Some(Permission::UsersManage),
         pages: &[
             page("/admin/sso", "Single sign-on", || get(sso_admin::list_page)),
-            page("/admin/sso/{id}", "Single sign-on", || get(sso_admin::edit_page)),
+            page("/admin/sso/{id}", "Single sign-on", || {
+                get(sso_admin::edit_page)
+            }),
         ],
     },
     NavEntry {

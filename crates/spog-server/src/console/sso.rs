@@ -72,13 +72,16 @@ pub async fn callback(
     Query(query): Query<Callback>,
 ) -> PageResult {
     let id = provider_id(&id)?;
-    let provider = signin::enabled_provider(&state, id).await.map_err(page_error)?;
+    let provider = signin::enabled_provider(&state, id)
+        .await
+        .map_err(page_error)?;
     let base = public_base(&state.config, &headers, request.origin.as_ref());
     let browser = jar.get(BROWSER_COOKIE).map(|c| c.value().to_owned());
-    let outcome = match signin::verify_callback(&state, &provider, &base, &query, browser.as_deref()).await {
-        Ok(verified) => resolve::sign_in(&state, &request, &provider, verified).await,
-        Err(failure) => Err(failure),
-    };
+    let outcome =
+        match signin::verify_callback(&state, &provider, &base, &query, browser.as_deref()).await {
+            Ok(verified) => resolve::sign_in(&state, &request, &provider, verified).await,
+            Err(failure) => Err(failure),
+        };
     match outcome {
         Ok(signed_in) => {
             let jar = jar.add(session_cookie(
@@ -88,9 +91,10 @@ pub async fn callback(
             ));
             Ok((jar, Redirect::to(&safe_next(Some(&signed_in.next)))).into_response())
         }
-        Err(failure) if failure.reason == "internal" => {
-            Err(PageError::Internal(anyhow::anyhow!("single sign-on: {}", failure.message)))
-        }
+        Err(failure) if failure.reason == "internal" => Err(PageError::Internal(anyhow::anyhow!(
+            "single sign-on: {}",
+            failure.message
+        ))),
         Err(failure) => failed(&state, &request, jar, &provider, failure).await,
     }
 }
@@ -112,8 +116,16 @@ async fn failed(
         plain(&failure),
         failure.reason
     );
-    login_form(state, request, jar, status, "/".to_owned(), String::new(), Notice::Sso(message))
-        .await
+    login_form(
+        state,
+        request,
+        jar,
+        status,
+        "/".to_owned(),
+        String::new(),
+        Notice::Sso(message),
+    )
+    .await
 }
 
 /// The sentence a person reads; the details (which may name endpoints) stay in the log.

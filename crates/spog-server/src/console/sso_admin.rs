@@ -84,7 +84,10 @@ pub async fn edit_page(
     let id = parse_id::<IdentityProvider>(&id)?;
     let base = public_base(&state.config, &headers, viewer.auth.request.origin.as_ref());
     let mut conn = state.store.conn().await?;
-    let provider = shown(providers::get(&mut conn, viewer.auth.account(), id).await?, &base);
+    let provider = shown(
+        providers::get(&mut conn, viewer.auth.account(), id).await?,
+        &base,
+    );
     let role_mappings = serde_json::to_string_pretty(&provider.settings.role_mappings)
         .unwrap_or_else(|_| "[]".to_owned());
     let method = match provider.settings.token_auth_method {

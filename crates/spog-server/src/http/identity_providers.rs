@@ -150,7 +150,10 @@ async fn checked(
     };
     let unknown = |names: &[String]| names.iter().find(|n| !known.contains(n)).cloned();
     if let Some(name) = unknown(&settings.default_roles) {
-        errors.add(FieldError::new("default_roles", format!("unknown role `{name}`")));
+        errors.add(FieldError::new(
+            "default_roles",
+            format!("unknown role `{name}`"),
+        ));
     }
     for (i, rule) in settings.role_mappings.iter().enumerate() {
         if let Some(name) = unknown(&rule.roles) {
@@ -272,8 +275,11 @@ async fn create_provider(
     providers::create(&mut tx, &stored).await?;
     let base = public_base(&state.config, &headers, auth.request.origin.as_ref());
     let provider = shown(stored, &base);
-    tx.record(auth.did(Action::IdentityProviderCreate, &provider).after(&provider))
-        .await?;
+    tx.record(
+        auth.did(Action::IdentityProviderCreate, &provider)
+            .after(&provider),
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(provider)))
 }
@@ -392,7 +398,12 @@ async fn test_provider(
         providers::get(&mut conn, auth.account(), id).await?
     };
     let fetched = match discovery::discover(&state.sso.client, &stored.settings.issuer).await {
-        Ok(found) => match state.sso.keys.refresh(&state.sso.client, id, &found.jwks_uri).await {
+        Ok(found) => match state
+            .sso
+            .keys
+            .refresh(&state.sso.client, id, &found.jwks_uri)
+            .await
+        {
             Ok(keys) => Ok((found, keys)),
             Err(why) => Err(why),
         },

@@ -99,7 +99,8 @@ impl OidcClient {
             .body(body);
         if let Some((user, password)) = basic {
             // RFC 6749 2.3.1: both parts form-encoded before Basic.
-            let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let encode =
+                |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
             request = request.basic_auth(encode(user), Some(encode(password)));
         }
         self.json(request).await

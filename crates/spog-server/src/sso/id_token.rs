@@ -117,7 +117,10 @@ impl KeyCache {
         match cached.get(&expected.provider) {
             Some(entry) if entry.jwks_uri == expected.jwks_uri => match find(&entry.keys, kid) {
                 Some(key) => Lookup::Found(key),
-                None if entry.refetched.is_none_or(|at| at.elapsed() >= REFETCH_AFTER) => {
+                None if entry
+                    .refetched
+                    .is_none_or(|at| at.elapsed() >= REFETCH_AFTER) =>
+                {
                     Lookup::Refetch
                 }
                 None => Lookup::Unknown,

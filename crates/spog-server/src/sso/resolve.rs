@@ -44,24 +44,30 @@ fn person(provider: &StoredProvider, verified: &Verified) -> Person {
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
     };
-    let groups = settings.groups_claim.as_ref().map(|claim| {
-        match verified.claims.get(claim.as_str()) {
-            Some(Value::String(group)) => vec![group.clone()],
-            Some(Value::Array(groups)) => groups
-                .iter()
-                .filter_map(Value::as_str)
-                .take(1000)
-                .map(str::to_owned)
-                .collect(),
-            _ => Vec::new(),
-        }
-    });
+    let groups =
+        settings
+            .groups_claim
+            .as_ref()
+            .map(|claim| match verified.claims.get(claim.as_str()) {
+                Some(Value::String(group)) => vec![group.clone()],
+                Some(Value::Array(groups)) => groups
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .take(1000)
+                    .map(str::to_owned)
+                    .collect(),
+                _ => Vec::new(),
+            });
     Person {
         email: text(&settings.email_claim).map(|e| e.to_ascii_lowercase()),
         email_verified: matches!(
             verified.claims.get("email_verified"),
             Some(Value::Bool(true))
-        ) || verified.claims.get("email_verified").and_then(Value::as_str) == Some("true"),
+        ) || verified
+            .claims
+            .get("email_verified")
+            .and_then(Value::as_str)
+            == Some("true"),
         name: text(&settings.name_claim),
         groups,
     }
@@ -107,11 +113,17 @@ pub async fn sign_in(
     let (user, linked) = match users::by_identity(&mut tx, account, &identity).await {
         Ok(user) => (user, "existing"),
         Err(StoreError::NotFound) => {
-            let email = person.email.as_deref().and_then(|e| Email::parse("email", e).ok());
+            let email = person
+                .email
+                .as_deref()
+                .and_then(|e| Email::parse("email", e).ok());
             let settings = &provider.settings;
             let Some(email) = email.filter(|_| settings.link_by_email || settings.jit_provisioning)
             else {
-                return Err(failure("no_user", "No user of this account is linked to your identity."));
+                return Err(failure(
+                    "no_user",
+                    "No user of this account is linked to your identity.",
+                ));
             };
             if !person.email_verified {
                 return Err(failure(
@@ -119,11 +131,15 @@ pub async fn sign_in(
                     "The identity provider has not verified your email address.",
                 ));
             }
-            let holders = users::login_candidates(&mut tx, &email).await.map_err(internal)?;
+            let holders = users::login_candidates(&mut tx, &email)
+                .await
+                .map_err(internal)?;
             let own = holders.iter().find(|c| c.account == account);
             match own {
                 Some(holder) if settings.link_by_email => {
-                    let user = users::get(&mut tx, account, holder.user).await.map_err(internal)?;
+                    let user = users::get(&mut tx, account, holder.user)
+                        .await
+                        .map_err(internal)?;
                     let mut identities = user.identities.clone();
                     identities.push(identity.clone());
                     let changes = users::UserChanges {
@@ -155,7 +171,14 @@ pub async fn sign_in(
                         .name
                         .clone()
                         .map(|n| n.chars().take(200).collect())
-                        .unwrap_or_else(|| email.as_str().split('@').next().unwrap_or_default().to_owned());
+                        .unwrap_or_else(|| {
+                            email
+                                .as_str()
+                                .split('@')
+                                .next()
+                                .unwrap_or_default()
+                                .to_owned()
+                        });
                     let new = users::NewUser {
                         email,
                         display_name,
@@ -173,7 +196,10 @@ pub async fn sign_in(
                     (user, "created")
                 }
                 None => {
-                    return Err(failure("no_user", "No user of this account is linked to your identity."));
+                    return Err(failure(
+                        "no_user",
+                        "No user of this account is linked to your identity.",
+                    ));
                 }
             }
         }
@@ -182,12 +208,20 @@ pub async fn sign_in(
     if !user.active {
         return Err(failure("user_inactive", "Your user is deactivated."));
     }
-    let policy = auth_settings::get(&mut tx, account).await.map_err(internal)?;
+    let policy = auth_settings::get(&mut tx, account)
+        .await
+        .map_err(internal)?;
     let break_glass = policy.break_glass_user_ids.contains(&user.id);
     let user = if linked != "created" && !break_glass && person.groups.is_some() {
-        sync_roles(&mut tx, provider, &user, person.groups.as_deref(), &actor_of(&user))
-            .await
-            .map_err(internal)?
+        sync_roles(
+            &mut tx,
+            provider,
+            &user,
+            person.groups.as_deref(),
+            &actor_of(&user),
+        )
+        .await
+        .map_err(internal)?
     } else {
         user
     };
@@ -199,16 +233,27 @@ pub async fn sign_in(
         user_agent: request.user_agent.clone(),
         provider_id: Some(provider.id.to_string()),
     };
-    sessions::create(&mut tx, account, user.id, session, (now, expires_at), &origin)
+    sessions::create(
+        &mut tx,
+        account,
+        user.id,
+        session,
+        (now, expires_at),
+        &origin,
+    )
+    .await
+    .map_err(internal)?;
+    users::record_login(&mut tx, user.id, now)
         .await
         .map_err(internal)?;
-    users::record_login(&mut tx, user.id, now).await.map_err(internal)?;
-    let entry = actor_of(&user).did(Action::AuthSsoLogin, &user).metadata(json!({
-        "provider_id": provider.id.to_string(),
-        "subject": verified.subject,
-        "session_id": session.to_string(),
-        "linked": linked,
-    }));
+    let entry = actor_of(&user)
+        .did(Action::AuthSsoLogin, &user)
+        .metadata(json!({
+            "provider_id": provider.id.to_string(),
+            "subject": verified.subject,
+            "session_id": session.to_string(),
+            "linked": linked,
+        }));
     tx.record(entry).await.map_err(internal)?;
     tx.commit().await.map_err(internal)?;
     let claims = jwt::Claims {
@@ -235,7 +280,10 @@ async fn mapped_roles(
 ) -> Result<Vec<spog_core::model::Role>, StoreError> {
     let names = provider.settings.role_names(groups);
     let all = roles::list(tx, provider.account).await?;
-    Ok(all.into_iter().filter(|r| names.contains(&r.name)).collect())
+    Ok(all
+        .into_iter()
+        .filter(|r| names.contains(&r.name))
+        .collect())
 }
 
 /// Replaces the user's roles by those the groups map to; a change is audited `user.update`.
@@ -259,10 +307,12 @@ async fn sync_roles(
         ..Default::default()
     };
     let after = users::update(tx, provider.account, user.id, changes, Timestamp::now()).await?;
-    let entry = actor.changed(Action::UserUpdate, user, &after).metadata(json!({
-        "provider_id": provider.id.to_string(),
-        "reason": "roles synced from the identity provider's groups",
-    }));
+    let entry = actor
+        .changed(Action::UserUpdate, user, &after)
+        .metadata(json!({
+            "provider_id": provider.id.to_string(),
+            "reason": "roles synced from the identity provider's groups",
+        }));
     tx.record(entry).await?;
     Ok(after)
 }
@@ -287,8 +337,13 @@ pub async fn record_failure(
         metadata["email"] = json!(email);
     }
     let mut tx = state.store.begin().await?;
-    tx.record(actor.entry(Action::AuthSsoLogin).failed().metadata(metadata))
-        .await?;
+    tx.record(
+        actor
+            .entry(Action::AuthSsoLogin)
+            .failed()
+            .metadata(metadata),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -9,9 +9,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use spog_core::sso::{IdentityProvider, TokenAuthMethod};
 use spog_core::{Id, Timestamp};
+use spog_store::StoreError;
 use spog_store::identity::providers::{self, StoredProvider};
 use spog_store::identity::sso_logins::{self, PendingLogin};
-use spog_store::StoreError;
 
 use super::client::OidcHttpError;
 use super::id_token::{Expected, Rejected};
@@ -95,7 +95,11 @@ pub async fn start(
     browser: Option<&str>,
 ) -> Result<Started, SignInError> {
     let browser = browser
-        .filter(|b| b.len() == 43 && b.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'))
+        .filter(|b| {
+            b.len() == 43
+                && b.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        })
         .map(str::to_owned)
         .unwrap_or_else(random_token);
     let (state_value, nonce, verifier) = (random_token(), random_token(), random_token());
@@ -166,12 +170,23 @@ pub async fn verify_callback(
             format!(
                 "The identity provider refused the sign-in: {}{}",
                 clip(error),
-                if description.is_empty() { String::new() } else { format!(" ({})", clip(description)) }
+                if description.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", clip(description))
+                }
             ),
         ));
     }
-    let Some(code) = callback.code.as_deref().filter(|c| !c.is_empty() && c.len() <= 4096) else {
-        return Err(Failure::new("idp_error", "The identity provider sent no code."));
+    let Some(code) = callback
+        .code
+        .as_deref()
+        .filter(|c| !c.is_empty() && c.len() <= 4096)
+    else {
+        return Err(Failure::new(
+            "idp_error",
+            "The identity provider sent no code.",
+        ));
     };
     let tokens = exchange(state, provider, base, code, &login.code_verifier).await?;
     let id_token = tokens
@@ -202,7 +217,10 @@ pub async fn verify_callback(
     if claims.get("nonce").and_then(Value::as_str) != Some(login.nonce.as_str()) {
         return Err(Failure {
             subject: Some(subject),
-            ..Failure::new("nonce_mismatch", "The ID token is not this sign-in's (nonce).")
+            ..Failure::new(
+                "nonce_mismatch",
+                "The ID token is not this sign-in's (nonce).",
+            )
         });
     }
     complete_from_userinfo(state, provider, &tokens, &subject, &mut claims).await?;
@@ -220,19 +238,37 @@ async fn take_login(
     callback: &Callback,
     browser: Option<&str>,
 ) -> Result<PendingLogin, Failure> {
-    let mismatch = || Failure::new("state_mismatch", "This sign-in is not the one this browser started; please sign in again.");
-    let value = callback.state.as_deref().filter(|s| !s.is_empty() && s.len() <= 512).ok_or_else(mismatch)?;
-    let mut conn = state.store.conn().await.map_err(|e| Failure::new("internal", e.to_string()))?;
+    let mismatch = || {
+        Failure::new(
+            "state_mismatch",
+            "This sign-in is not the one this browser started; please sign in again.",
+        )
+    };
+    let value = callback
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty() && s.len() <= 512)
+        .ok_or_else(mismatch)?;
+    let mut conn = state
+        .store
+        .conn()
+        .await
+        .map_err(|e| Failure::new("internal", e.to_string()))?;
     let login = sso_logins::take(&mut conn, &sha256_hex(value))
         .await
         .map_err(|e| Failure::new("internal", e.to_string()))?
         .ok_or_else(mismatch)?;
-    let same_browser = browser.is_some_and(|b| crate::auth::constant_time_eq(sha256_hex(b).as_bytes(), login.browser_hash.as_bytes()));
+    let same_browser = browser.is_some_and(|b| {
+        crate::auth::constant_time_eq(sha256_hex(b).as_bytes(), login.browser_hash.as_bytes())
+    });
     if login.provider != provider.id || login.account != provider.account || !same_browser {
         return Err(mismatch());
     }
     if login.expires_at <= Timestamp::now() {
-        return Err(Failure::new("state_expired", "This sign-in took too long; please sign in again."));
+        return Err(Failure::new(
+            "state_expired",
+            "This sign-in took too long; please sign in again.",
+        ));
     }
     Ok(login)
 }
@@ -247,9 +283,14 @@ async fn exchange(
 ) -> Result<Map<String, Value>, Failure> {
     let settings = &provider.settings;
     let secret = match &provider.client_secret_ciphertext {
-        Some(sealed) => Some(secrets::open_provider_secret(&state.keys, provider.id, sealed).ok_or_else(|| {
-            Failure::new("idp_error", "The client secret cannot be opened with this server's key; set it again.")
-        })?),
+        Some(sealed) => Some(
+            secrets::open_provider_secret(&state.keys, provider.id, sealed).ok_or_else(|| {
+                Failure::new(
+                    "idp_error",
+                    "The client secret cannot be opened with this server's key; set it again.",
+                )
+            })?,
+        ),
         None => None,
     };
     let redirect = redirect_uri(base, provider.id);
@@ -262,7 +303,10 @@ async fn exchange(
     let mut basic = None;
     match settings.token_auth_method {
         TokenAuthMethod::ClientSecretBasic => {
-            basic = Some((settings.client_id.as_str(), secret.as_deref().unwrap_or_default()));
+            basic = Some((
+                settings.client_id.as_str(),
+                secret.as_deref().unwrap_or_default(),
+            ));
         }
         TokenAuthMethod::ClientSecretPost => {
             form.push(("client_id", &settings.client_id));
@@ -293,8 +337,15 @@ async fn complete_from_userinfo(
     claims: &mut Map<String, Value>,
 ) -> Result<(), Failure> {
     let settings = &provider.settings;
-    let wanted = [Some(&settings.email_claim), Some(&settings.name_claim), settings.groups_claim.as_ref()];
-    let missing = wanted.iter().flatten().any(|claim| !claims.contains_key(claim.as_str()));
+    let wanted = [
+        Some(&settings.email_claim),
+        Some(&settings.name_claim),
+        settings.groups_claim.as_ref(),
+    ];
+    let missing = wanted
+        .iter()
+        .flatten()
+        .any(|claim| !claims.contains_key(claim.as_str()));
     let (Some(endpoint), Some(access)) = (
         provider.discovery.userinfo_endpoint.as_deref(),
         tokens.get("access_token").and_then(Value::as_str),
@@ -304,12 +355,22 @@ async fn complete_from_userinfo(
     if !missing {
         return Ok(());
     }
-    let info = state.sso.client.get_json(endpoint, Some(access)).await.map_err(|e| match e {
-        OidcHttpError::Unreachable(why) => Failure::new("idp_unreachable", format!("The userinfo endpoint: {why}")),
-        other => Failure::new("invalid_token", format!("The userinfo endpoint: {other}")),
-    })?;
+    let info = state
+        .sso
+        .client
+        .get_json(endpoint, Some(access))
+        .await
+        .map_err(|e| match e {
+            OidcHttpError::Unreachable(why) => {
+                Failure::new("idp_unreachable", format!("The userinfo endpoint: {why}"))
+            }
+            other => Failure::new("invalid_token", format!("The userinfo endpoint: {other}")),
+        })?;
     if info.get("sub").and_then(Value::as_str) != Some(subject) {
-        return Err(Failure::new("invalid_token", "The userinfo answer is about another subject."));
+        return Err(Failure::new(
+            "invalid_token",
+            "The userinfo answer is about another subject.",
+        ));
     }
     for (key, value) in info {
         claims.entry(key).or_insert(value);

@@ -30,7 +30,10 @@ pub fn missing() -> Option<String> {
         return Some("node is not installed".to_owned());
     }
     let installed = directory().join("node_modules/oauth2-mock-server").is_dir();
-    (!installed).then(|| "oauth2-mock-server is not installed (cd crates/spog-server/tests/oidc && npm ci)".to_owned())
+    (!installed).then(|| {
+        "oauth2-mock-server is not installed (cd crates/spog-server/tests/oidc && npm ci)"
+            .to_owned()
+    })
 }
 
 impl OidcProvider {

@@ -47,7 +47,11 @@ impl Browser {
         };
         let mut request = self.http.get(&url);
         if url.starts_with(&self.base) && !self.cookies.is_empty() {
-            let header: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let header: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             request = request.header(COOKIE, header.join("; "));
         }
         let response = request.send().await.expect("an answer");
@@ -129,7 +133,9 @@ async fn last_entry(admin: &Client, action: &str) -> Value {
 
 #[tokio::test]
 async fn providers_are_managed_with_their_discovery_and_a_write_only_sealed_secret() {
-    let Some(oidc) = OidcProvider::start() else { return };
+    let Some(oidc) = OidcProvider::start() else {
+        return;
+    };
     for server in servers().await {
         let admin = server.admin().await;
         let provider = add_provider(&admin, &oidc, json!({})).await;
@@ -147,33 +153,50 @@ async fn providers_are_managed_with_their_discovery_and_a_write_only_sealed_secr
         );
         let created = last_entry(&admin, "identity_provider.create").await;
         assert_eq!(created["resource_id"], id);
-        assert!(!created.to_string().contains("the client secret"), "{created}");
+        assert!(
+            !created.to_string().contains("the client secret"),
+            "{created}"
+        );
         // Sealed at rest: the secret is nowhere in the database's row.
         let mut conn = server.state.store.conn().await.unwrap();
-        let (sealed,): (String,) = sqlx::query_as(
-            "SELECT client_secret_ciphertext FROM identity_providers WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
+        let (sealed,): (String,) =
+            sqlx::query_as("SELECT client_secret_ciphertext FROM identity_providers WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
         drop(conn);
         assert!(!sealed.contains("the client secret"));
 
         let again = json!({"name": "Corp ID", "issuer": oidc.issuer, "client_id": "x", "client_secret": "s"});
-        assert_eq!(admin.post("/identity-providers", again).await.0, StatusCode::CONFLICT);
+        assert_eq!(
+            admin.post("/identity-providers", again).await.0,
+            StatusCode::CONFLICT
+        );
         for (fields, field) in [
             (json!({"scopes": ["email"]}), "scopes"),
-            (json!({"role_mappings": [{"group": "g", "roles": ["nope"]}]}), "role_mappings[0].roles"),
-            (json!({"allowed_domains": ["example.com", "not a domain"]}), "allowed_domains[1]"),
+            (
+                json!({"role_mappings": [{"group": "g", "roles": ["nope"]}]}),
+                "role_mappings[0].roles",
+            ),
+            (
+                json!({"allowed_domains": ["example.com", "not a domain"]}),
+                "allowed_domains[1]",
+            ),
             (json!({"issuer": format!("{}/", oidc.issuer)}), "issuer"),
             (json!({"issuer": "http://127.0.0.1:9/"}), "issuer"),
             (json!({"client_secret": null}), "client_secret"),
         ] {
             let mut body = json!({"name": "Other", "issuer": oidc.issuer, "client_id": "c", "client_secret": "s"});
-            body.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
+            body.as_object_mut()
+                .unwrap()
+                .extend(fields.as_object().unwrap().clone());
             let (status, error) = admin.post("/identity-providers", body).await;
-            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{fields}: {error}");
+            assert_eq!(
+                status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{fields}: {error}"
+            );
             assert!(
                 error["error"]["details"]["fields"].get(field).is_some(),
                 "{fields}: {error}"
@@ -181,7 +204,10 @@ async fn providers_are_managed_with_their_discovery_and_a_write_only_sealed_secr
         }
 
         let (status, changed) = admin
-            .patch(&format!("/identity-providers/{id}"), json!({"jit_provisioning": true, "groups_claim": "groups"}))
+            .patch(
+                &format!("/identity-providers/{id}"),
+                json!({"jit_provisioning": true, "groups_claim": "groups"}),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{changed}");
         assert_eq!(changed["client_id"], "spog-test");
@@ -196,19 +222,29 @@ async fn providers_are_managed_with_their_discovery_and_a_write_only_sealed_secr
         assert_eq!(list["items"].as_array().unwrap().len(), 1);
 
         // Another account's administrator sees none of it.
-        let viewer = admin.user_with_roles(&server, "viewer@example.com", &["viewer"]).await;
-        assert_eq!(viewer.get("/identity-providers").await.0, StatusCode::FORBIDDEN);
+        let viewer = admin
+            .user_with_roles(&server, "viewer@example.com", &["viewer"])
+            .await;
+        assert_eq!(
+            viewer.get("/identity-providers").await.0,
+            StatusCode::FORBIDDEN
+        );
 
         let (status, _) = admin.delete(&format!("/identity-providers/{id}")).await;
         assert_eq!(status, StatusCode::NO_CONTENT);
-        assert_eq!(admin.get(&format!("/identity-providers/{id}")).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(
+            admin.get(&format!("/identity-providers/{id}")).await.0,
+            StatusCode::NOT_FOUND
+        );
         server.stop().await;
     }
 }
 
 #[tokio::test]
 async fn the_first_sign_in_creates_the_user_with_mapped_roles_and_the_next_resyncs_them() {
-    let Some(oidc) = OidcProvider::start() else { return };
+    let Some(oidc) = OidcProvider::start() else {
+        return;
+    };
     for server in servers().await {
         let admin = server.admin().await;
         let provider = add_provider(
@@ -243,12 +279,18 @@ async fn the_first_sign_in_creates_the_user_with_mapped_roles_and_the_next_resyn
         let user_id = me["user_id"].as_str().unwrap().to_owned();
         let (_, user) = admin.get(&format!("/users/{user_id}")).await;
         assert_eq!(user["roles"], json!(["auditor", "viewer"]), "{user}");
-        assert_eq!(user["identities"], json!([{"provider": id, "subject": "ann-subject"}]));
+        assert_eq!(
+            user["identities"],
+            json!([{"provider": id, "subject": "ann-subject"}])
+        );
         let login = last_entry(&admin, "auth.sso_login").await;
         assert_eq!(login["outcome"], "success", "{login}");
         assert_eq!(login["metadata"]["linked"], "created");
         assert_eq!(login["resource_id"], user_id.as_str());
-        assert_eq!(last_entry(&admin, "user.create").await["resource_id"], user_id.as_str());
+        assert_eq!(
+            last_entry(&admin, "user.create").await["resource_id"],
+            user_id.as_str()
+        );
 
         // Groups changed at the provider: the roles follow at the next sign-in.
         let claims = json!({"email": "ann@example.com", "email_verified": true, "groups": "ops"});
@@ -259,21 +301,34 @@ async fn the_first_sign_in_creates_the_user_with_mapped_roles_and_the_next_resyn
         assert_eq!(user["roles"], json!(["operator", "viewer"]), "{user}");
         let synced = last_entry(&admin, "user.update").await;
         assert_eq!(synced["resource_id"], user_id.as_str());
-        assert_eq!(synced["before"]["roles"], json!(["auditor", "viewer"]), "{synced}");
+        assert_eq!(
+            synced["before"]["roles"],
+            json!(["auditor", "viewer"]),
+            "{synced}"
+        );
         assert_eq!(synced["after"]["roles"], json!(["operator", "viewer"]));
-        assert_eq!(last_entry(&admin, "auth.sso_login").await["metadata"]["linked"], "existing");
+        assert_eq!(
+            last_entry(&admin, "auth.sso_login").await["metadata"]["linked"],
+            "existing"
+        );
         server.stop().await;
     }
 }
 
 #[tokio::test]
 async fn a_tampered_or_replayed_state_is_refused_and_on_record() {
-    let Some(oidc) = OidcProvider::start() else { return };
+    let Some(oidc) = OidcProvider::start() else {
+        return;
+    };
     for server in servers().await {
         let admin = server.admin().await;
         let provider = add_provider(&admin, &oidc, json!({"jit_provisioning": true})).await;
         let id = provider["id"].as_str().unwrap();
-        oidc.sign_in_as("bob", json!({"email": "bob@example.com", "email_verified": true})).await;
+        oidc.sign_in_as(
+            "bob",
+            json!({"email": "bob@example.com", "email_verified": true}),
+        )
+        .await;
         let mut browser = Browser::new(&server);
         let callback = through_provider(&mut browser, id, "/").await;
         let tampered = callback.replace("state=", "state=x");
@@ -296,7 +351,10 @@ async fn a_tampered_or_replayed_state_is_refused_and_on_record() {
         let unknown = "/login/sso/0190a4b2-0000-7000-8000-000000000000";
         assert_eq!(browser.get(unknown).await.status, StatusCode::NOT_FOUND);
         assert_eq!(
-            browser.get(&format!("{unknown}/callback?state=x&code=y")).await.status,
+            browser
+                .get(&format!("{unknown}/callback?state=x&code=y"))
+                .await
+                .status,
             StatusCode::NOT_FOUND
         );
         server.stop().await;
@@ -305,7 +363,9 @@ async fn a_tampered_or_replayed_state_is_refused_and_on_record() {
 
 #[tokio::test]
 async fn identities_outside_the_policy_are_refused_with_their_reason() {
-    let Some(oidc) = OidcProvider::start() else { return };
+    let Some(oidc) = OidcProvider::start() else {
+        return;
+    };
     for server in servers().await {
         let admin = server.admin().await;
         let provider = add_provider(
@@ -316,8 +376,16 @@ async fn identities_outside_the_policy_are_refused_with_their_reason() {
         .await;
         let id = provider["id"].as_str().unwrap();
         for (claims, status, reason) in [
-            (json!({"email": "eve@elsewhere.org", "email_verified": true}), StatusCode::FORBIDDEN, "email_not_allowed"),
-            (json!({"email": "eve@example.com", "email_verified": false}), StatusCode::FORBIDDEN, "email_unverified"),
+            (
+                json!({"email": "eve@elsewhere.org", "email_verified": true}),
+                StatusCode::FORBIDDEN,
+                "email_not_allowed",
+            ),
+            (
+                json!({"email": "eve@example.com", "email_verified": false}),
+                StatusCode::FORBIDDEN,
+                "email_unverified",
+            ),
         ] {
             oidc.sign_in_as("eve", claims).await;
             let mut browser = Browser::new(&server);
@@ -329,27 +397,53 @@ async fn identities_outside_the_policy_are_refused_with_their_reason() {
             assert_eq!(entry["metadata"]["subject"], "eve");
         }
         // An existing user with the verified email is linked, not duplicated.
-        admin.user_with_roles(&server, "carol@example.com", &["viewer"]).await;
-        oidc.sign_in_as("carol-sub", json!({"email": "carol@example.com", "email_verified": true})).await;
+        admin
+            .user_with_roles(&server, "carol@example.com", &["viewer"])
+            .await;
+        oidc.sign_in_as(
+            "carol-sub",
+            json!({"email": "carol@example.com", "email_verified": true}),
+        )
+        .await;
         let mut browser = Browser::new(&server);
-        assert_eq!(sign_in(&mut browser, id).await.status, StatusCode::SEE_OTHER);
-        assert_eq!(last_entry(&admin, "auth.sso_login").await["metadata"]["linked"], "email");
+        assert_eq!(
+            sign_in(&mut browser, id).await.status,
+            StatusCode::SEE_OTHER
+        );
+        assert_eq!(
+            last_entry(&admin, "auth.sso_login").await["metadata"]["linked"],
+            "email"
+        );
         server.stop().await;
     }
 }
 
 #[tokio::test]
 async fn a_key_rotation_at_the_provider_is_followed_and_refetches_are_bounded() {
-    let Some(oidc) = OidcProvider::start() else { return };
+    let Some(oidc) = OidcProvider::start() else {
+        return;
+    };
     for server in servers().await {
         let admin = server.admin().await;
         let provider = add_provider(&admin, &oidc, json!({"jit_provisioning": true})).await;
         let id = provider["id"].as_str().unwrap();
-        oidc.sign_in_as("dan", json!({"email": "dan@example.com", "email_verified": true})).await;
-        assert_eq!(sign_in(&mut Browser::new(&server), id).await.status, StatusCode::SEE_OTHER);
+        oidc.sign_in_as(
+            "dan",
+            json!({"email": "dan@example.com", "email_verified": true}),
+        )
+        .await;
+        assert_eq!(
+            sign_in(&mut Browser::new(&server), id).await.status,
+            StatusCode::SEE_OTHER
+        );
         oidc.rotate_keys().await;
         let after_rotation = sign_in(&mut Browser::new(&server), id).await;
-        assert_eq!(after_rotation.status, StatusCode::SEE_OTHER, "{}", after_rotation.body);
+        assert_eq!(
+            after_rotation.status,
+            StatusCode::SEE_OTHER,
+            "{}",
+            after_rotation.body
+        );
         // A second unknown key within the minute is not fetched for.
         oidc.rotate_keys().await;
         let refused = sign_in(&mut Browser::new(&server), id).await;
@@ -364,42 +458,65 @@ async fn a_key_rotation_at_the_provider_is_followed_and_refetches_are_bounded() 
 
 #[tokio::test]
 async fn sso_only_accounts_refuse_passwords_except_to_break_glass_administrators() {
-    let Some(oidc) = OidcProvider::start() else { return };
+    let Some(oidc) = OidcProvider::start() else {
+        return;
+    };
     for server in servers().await {
         let admin = server.admin().await;
         let (_, me) = admin.get("/auth/me").await;
         let admin_id = me["user_id"].as_str().unwrap().to_owned();
-        let viewer = admin.user_with_roles(&server, "vic@example.com", &["viewer"]).await;
+        let viewer = admin
+            .user_with_roles(&server, "vic@example.com", &["viewer"])
+            .await;
         let (_, vic) = viewer.get("/auth/me").await;
         let on = |users: Vec<&str>| json!({"sso_only": true, "break_glass_user_ids": users});
         // No provider yet, then no break-glass administrator: no lock-out.
         let (status, error) = admin.put("/auth-settings", on(vec![&admin_id])).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
-        assert!(error["error"]["details"]["fields"].get("sso_only").is_some());
+        assert!(
+            error["error"]["details"]["fields"]
+                .get("sso_only")
+                .is_some()
+        );
         add_provider(&admin, &oidc, json!({})).await;
         let (status, error) = admin
             .put("/auth-settings", on(vec![vic["user_id"].as_str().unwrap()]))
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(error["error"]["details"]["fields"].get("break_glass_user_ids").is_some(), "{error}");
+        assert!(
+            error["error"]["details"]["fields"]
+                .get("break_glass_user_ids")
+                .is_some(),
+            "{error}"
+        );
         let (status, error) = admin
-            .put("/auth-settings", on(vec!["0190a4b2-0000-7000-8000-000000000000"]))
+            .put(
+                "/auth-settings",
+                on(vec!["0190a4b2-0000-7000-8000-000000000000"]),
+            )
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
         let (status, settings) = admin.put("/auth-settings", on(vec![&admin_id])).await;
         assert_eq!(status, StatusCode::OK, "{settings}");
         assert_eq!(admin.get("/auth-settings").await.1, settings);
-        assert_eq!(last_entry(&admin, "auth_settings.update").await["after"]["sso_only"], true);
+        assert_eq!(
+            last_entry(&admin, "auth_settings.update").await["after"]["sso_only"],
+            true
+        );
 
         let anonymous = server.anonymous();
         let login = |password: &str| json!({"email": "vic@example.com", "password": password});
-        let (status, error) = anonymous.post("/auth/login", login("a long enough password")).await;
+        let (status, error) = anonymous
+            .post("/auth/login", login("a long enough password"))
+            .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{error}");
         assert_eq!(error["error"]["code"], "sso_required");
         let refused = last_entry(&admin, "auth.login").await;
         assert_eq!(refused["metadata"]["reason"], "sso_only", "{refused}");
         assert_eq!(refused["outcome"], "failure");
-        let (status, _) = anonymous.post("/auth/login", login("a wrong password!!")).await;
+        let (status, _) = anonymous
+            .post("/auth/login", login("a wrong password!!"))
+            .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         // The break-glass administrator still signs in with a password; API tokens work.
         server.admin().await;

@@ -183,12 +183,13 @@ pub async fn delete(
     account: Id<Account>,
     provider: Id<IdentityProvider>,
 ) -> StoreResult<u64> {
-    let unlinked = sqlx::query("DELETE FROM user_identities WHERE account_id = $1 AND provider = $2")
-        .bind(account.to_string())
-        .bind(provider.to_string())
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+    let unlinked =
+        sqlx::query("DELETE FROM user_identities WHERE account_id = $1 AND provider = $2")
+            .bind(account.to_string())
+            .bind(provider.to_string())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
     sqlx::query("DELETE FROM sso_logins WHERE account_id = $1 AND provider_id = $2")
         .bind(account.to_string())
         .bind(provider.to_string())

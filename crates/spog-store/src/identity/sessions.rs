@@ -168,7 +168,14 @@ pub async fn live_of(
     user: Id<User>,
     now: Timestamp,
 ) -> StoreResult<Vec<LiveSession>> {
-    type Row = (String, i64, i64, Option<String>, Option<String>, Option<String>);
+    type Row = (
+        String,
+        i64,
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, created_at, expires_at, ip, user_agent, provider_id FROM sessions \
          WHERE account_id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3 \
@@ -181,18 +188,20 @@ pub async fn live_of(
     .fetch_all(conn)
     .await?;
     rows.into_iter()
-        .map(|(session, created_at, expires_at, ip, user_agent, provider_id)| {
-            Ok(LiveSession {
-                id: id(&session)?,
-                created_at: at(created_at),
-                expires_at: at(expires_at),
-                origin: Origin {
-                    ip,
-                    user_agent,
-                    provider_id,
-                },
-            })
-        })
+        .map(
+            |(session, created_at, expires_at, ip, user_agent, provider_id)| {
+                Ok(LiveSession {
+                    id: id(&session)?,
+                    created_at: at(created_at),
+                    expires_at: at(expires_at),
+                    origin: Origin {
+                        ip,
+                        user_agent,
+                        provider_id,
+                    },
+                })
+            },
+        )
         .collect()
 }
 

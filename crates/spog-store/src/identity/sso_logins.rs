@@ -55,8 +55,7 @@ pub async fn take(conn: &mut Conn, state_hash: &str) -> StoreResult<Option<Pendi
     .bind(state_hash)
     .fetch_optional(conn)
     .await?;
-    let Some((account, provider, browser_hash, nonce, code_verifier, next, created, expires)) =
-        row
+    let Some((account, provider, browser_hash, nonce, code_verifier, next, created, expires)) = row
     else {
         return Ok(None);
     };
