@@ -116,12 +116,13 @@ pub async fn log_in(
             return Err(ApiError::Unauthenticated(BAD_LOGIN.to_owned()));
         }
     };
-    let mut tx = state.store.begin().await?;
-    if !auth_settings::get(&mut tx, candidate.account)
-        .await?
-        .allows_password(candidate.user)
-    {
+    let policy = {
+        let mut conn = state.store.conn().await?;
+        auth_settings::get(&mut conn, candidate.account).await?
+    };
+    if !policy.allows_password(candidate.user) {
         // A correct password, refused by the account's policy: on record, no session.
+        let mut tx = state.store.begin().await?;
         let user = users::get(&mut tx, candidate.account, candidate.user).await?;
         let entry = login_entry(request, candidate.account, &user, source);
         tx.record(entry.failed().metadata(json!({"reason": "sso_only"})))
@@ -133,6 +134,7 @@ pub async fn log_in(
         .login_throttle
         .succeeded(&state.store, attempt, now)
         .await;
+    let mut tx = state.store.begin().await?;
     let user = users::get(&mut tx, candidate.account, candidate.user).await?;
     let entry = login_entry(request, candidate.account, &user, source);
     let session: Id<Session> = Id::new();
