@@ -11,7 +11,7 @@ use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::Cookie;
 use serde::Deserialize;
 use spog_core::audit::Source;
-use spog_store::identity::providers;
+use spog_store::identity::{providers, sessions};
 
 use super::assets;
 use super::error::{PageError, PageResult};
@@ -270,6 +270,18 @@ pub async fn log_out_form(
             "This page is out of date; reload it and log out again.".to_owned(),
         ));
     }
+    let account = principal.account;
+    let provider = {
+        let mut conn = state.store.conn().await?;
+        sessions::provider_of(&mut conn, account, id).await?
+    };
+    let base = crate::sso::public_base(&state.config, &headers, request.origin.as_ref());
     log_out(&state, &Auth { principal, request }).await?;
-    Ok((jar, Redirect::to("/login")).into_response())
+    let to = match provider {
+        Some(provider) => crate::sso::signin::logout_url(&state, account, &provider, &base)
+            .await?
+            .unwrap_or_else(|| "/login".to_owned()),
+        None => "/login".to_owned(),
+    };
+    Ok((jar, Redirect::to(&to)).into_response())
 }

@@ -381,3 +381,35 @@ async fn complete_from_userinfo(
 fn clip(text: &str) -> String {
     text.chars().filter(|c| !c.is_control()).take(200).collect()
 }
+
+/// Where the console sends a browser whose session came from `provider` once it logged out:
+/// the provider's `end_session_endpoint` (RP-initiated logout, with `client_id` and back to
+/// `/login`) when the provider has `rp_logout`, else nowhere.
+pub async fn logout_url(
+    state: &AppState,
+    account: Id<spog_core::model::Account>,
+    provider: &str,
+    base: &str,
+) -> Result<Option<String>, ApiError> {
+    let Ok(provider) = provider.parse::<Id<IdentityProvider>>() else {
+        return Ok(None);
+    };
+    let mut conn = state.store.conn().await?;
+    let provider = match providers::get(&mut conn, account, provider).await {
+        Ok(provider) => provider,
+        Err(StoreError::NotFound) => return Ok(None),
+        Err(other) => return Err(other.into()),
+    };
+    let endpoint = provider
+        .discovery
+        .end_session_endpoint
+        .as_deref()
+        .filter(|_| provider.settings.rp_logout && provider.settings.enabled);
+    let Some(Ok(mut url)) = endpoint.map(reqwest::Url::parse) else {
+        return Ok(None);
+    };
+    url.query_pairs_mut()
+        .append_pair("client_id", &provider.settings.client_id)
+        .append_pair("post_logout_redirect_uri", &format!("{base}/login"));
+    Ok(Some(url.into()))
+}

@@ -72,6 +72,35 @@ impl Browser {
         }
     }
 
+    /// Posts a form to our server with this browser's cookies.
+    pub async fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
+        let header: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(COOKIE, header.join("; "))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(serde_urlencoded::to_string(form).unwrap())
+            .send()
+            .await
+            .expect("an answer");
+        Answer {
+            status: response.status(),
+            location: response
+                .headers()
+                .get(LOCATION)
+                .map(|v| v.to_str().unwrap().to_owned()),
+            body: response.text().await.unwrap(),
+        }
+    }
+
     /// The API as the session this browser signed in with.
     pub fn api(&self, server: &TestServer) -> Client {
         server
@@ -522,6 +551,58 @@ async fn sso_only_accounts_refuse_passwords_except_to_break_glass_administrators
         server.admin().await;
         let token = admin.token_client("system", &["audit_logs.view"]).await;
         assert_eq!(token.get("/audit-logs?limit=1").await.0, StatusCode::OK);
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn logging_out_also_ends_the_providers_session_with_rp_logout() {
+    let Some(oidc) = OidcProvider::start() else {
+        return;
+    };
+    for server in servers().await {
+        let admin = server.admin().await;
+        let provider = add_provider(&admin, &oidc, json!({"jit_provisioning": true})).await;
+        let id = provider["id"].as_str().unwrap();
+        oidc.sign_in_as(
+            "lou",
+            json!({"email": "lou@example.com", "email_verified": true}),
+        )
+        .await;
+        for (rp_logout, expected) in [
+            (false, "/login".to_owned()),
+            (true, format!("{}/endsession?", oidc.issuer)),
+        ] {
+            let (status, _) = admin
+                .patch(
+                    &format!("/identity-providers/{id}"),
+                    json!({"rp_logout": rp_logout}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK);
+            let mut browser = Browser::new(&server);
+            assert_eq!(
+                sign_in(&mut browser, id).await.status,
+                StatusCode::SEE_OTHER
+            );
+            let page = browser.get("/account").await.body;
+            let csrf = page
+                .split("name=\"csrf-token\" content=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .expect("the page's CSRF token")
+                .to_owned();
+            let api = browser.api(&server);
+            let out = browser.post_form("/logout", &[("csrf", &csrf)]).await;
+            assert_eq!(out.status, StatusCode::SEE_OTHER, "{}", out.body);
+            let to = out.location.unwrap();
+            assert!(to.starts_with(&expected), "{to}");
+            if rp_logout {
+                assert!(to.contains("client_id=spog-test"), "{to}");
+                assert!(to.contains("post_logout_redirect_uri="), "{to}");
+            }
+            assert_eq!(api.get("/auth/me").await.0, StatusCode::UNAUTHORIZED);
+        }
         server.stop().await;
     }
 }

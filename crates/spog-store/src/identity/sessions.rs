@@ -205,6 +205,22 @@ pub async fn live_of(
         .collect()
 }
 
+/// The identity provider a session of the account was opened through, if any.
+#[tracing::instrument(name = "identity::sessions::provider_of", skip_all, fields(account = %account, session = %session))]
+pub async fn provider_of(
+    conn: &mut Conn,
+    account: Id<Account>,
+    session: Id<Session>,
+) -> StoreResult<Option<String>> {
+    let row: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT provider_id FROM sessions WHERE account_id = $1 AND id = $2")
+            .bind(account.to_string())
+            .bind(session.to_string())
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.and_then(|(provider,)| provider))
+}
+
 /// Deletes sessions that expired before `before`; returns how many.
 #[tracing::instrument(name = "identity::sessions::delete_expired", skip_all)]
 pub async fn delete_expired(conn: &mut Conn, before: Timestamp) -> StoreResult<u64> {
