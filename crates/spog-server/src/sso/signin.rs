@@ -20,6 +20,9 @@ use crate::error::ApiError;
 use crate::secrets;
 use crate::state::AppState;
 
+/// Most sign-ins under way at one provider (each waits `sso_state_ttl` at most).
+const MAX_PENDING: i64 = 10_000;
+
 /// The cookie binding sign-ins under way to this browser.
 pub const BROWSER_COOKIE: &str = "spog_sso";
 
@@ -118,6 +121,12 @@ pub async fn start(
     let mut conn = state.store.conn().await?;
     // Sign-ins nobody came back from go on the way; the index keeps this cheap.
     sso_logins::delete_expired(&mut conn, now).await?;
+    // Anyone may start a sign-in: a flood fills a bounded table and waits out the TTL.
+    if sso_logins::pending(&mut conn, provider.id).await? >= MAX_PENDING {
+        return Err(SignInError::Internal(ApiError::Unavailable(
+            "too many sign-ins are under way; try again in a few minutes".to_owned(),
+        )));
+    }
     sso_logins::insert(&mut conn, &login).await?;
     let settings = &provider.settings;
     let mut location = reqwest::Url::parse(&provider.discovery.authorization_endpoint)

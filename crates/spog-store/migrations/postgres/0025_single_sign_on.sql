@@ -31,6 +31,7 @@ CREATE TABLE sso_logins (
     expires_at     BIGINT NOT NULL
 );
 CREATE INDEX sso_logins_expiry ON sso_logins (expires_at);
+CREATE INDEX sso_logins_provider ON sso_logins (provider_id);
 
 -- An account's sign-in policy; no row: passwords allowed.
 CREATE TABLE auth_settings (

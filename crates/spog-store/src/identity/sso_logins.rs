@@ -72,6 +72,17 @@ pub async fn take(conn: &mut Conn, state_hash: &str) -> StoreResult<Option<Pendi
     }))
 }
 
+/// How many sign-ins at `provider` are under way.
+#[tracing::instrument(name = "identity::sso_logins::pending", skip_all, fields(provider = %provider))]
+pub async fn pending(conn: &mut Conn, provider: Id<IdentityProvider>) -> StoreResult<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM sso_logins WHERE provider_id = $1")
+            .bind(provider.to_string())
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
 /// Deletes sign-ins that expired before `now`; returns how many.
 #[tracing::instrument(name = "identity::sso_logins::delete_expired", skip_all)]
 pub async fn delete_expired(conn: &mut Conn, now: Timestamp) -> StoreResult<u64> {
