@@ -20,6 +20,7 @@ pub mod read_object;
 pub mod recordings;
 pub mod redact;
 mod schema;
+pub mod sso;
 pub mod time;
 pub mod utf8_stream;
 pub mod validate;

@@ -25,6 +25,7 @@ pub mod openapi;
 pub mod private_files;
 pub mod recordings;
 pub mod secrets;
+pub mod sso;
 pub mod state;
 pub mod terminal;
 #[cfg(feature = "testing")]

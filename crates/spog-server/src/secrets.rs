@@ -237,3 +237,25 @@ pub async fn bind_existing(store: &Store, keys: &Keys) -> anyhow::Result<Bound> 
     }
     Ok(bound)
 }
+
+fn provider_binding(provider: Id<spog_core::sso::IdentityProvider>) -> Binding {
+    Binding::new("identity_providers", &provider.to_string(), "client_secret")
+}
+
+/// An identity provider's client secret, sealed for its row.
+pub fn seal_provider_secret(
+    keys: &Keys,
+    provider: Id<spog_core::sso::IdentityProvider>,
+    secret: &str,
+) -> String {
+    keys.seal(secret, &provider_binding(provider))
+}
+
+/// The provider's client secret in clear; `None` when it cannot be opened.
+pub fn open_provider_secret(
+    keys: &Keys,
+    provider: Id<spog_core::sso::IdentityProvider>,
+    sealed: &str,
+) -> Option<String> {
+    keys.open(sealed, &provider_binding(provider))
+}

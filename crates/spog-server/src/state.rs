@@ -63,11 +63,14 @@ pub struct App {
     pub peers: reqwest::Client,
     /// The connections of this instance's syslog audit streams.
     pub syslog: crate::audit_streams::syslog::Connections,
+    /// Single sign-on's guarded client and the identity providers' keys (SPEC 2.1).
+    pub sso: crate::sso::Sso,
 }
 
 impl AppState {
     pub fn new(config: Config, store: Store, keys: Keys) -> anyhow::Result<Self> {
         let engine = Engine::new(&config)?;
+        let sso = crate::sso::Sso::new(&config)?;
         let auth_cache = Arc::new(AuthCache::new(config.auth_cache_ttl));
         let blocking = Blocking::default();
         let budget = open_files::budget(
@@ -105,6 +108,7 @@ impl AppState {
             agent_enroll_limiter: EnrollLimiter::default(),
             peers: peers()?,
             syslog: Default::default(),
+            sso,
         })))
     }
 }

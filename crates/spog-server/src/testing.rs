@@ -1,6 +1,7 @@
 //! A real server for tests: `launch` on port 0 with a fresh data directory and database,
 //! and a small JSON client that speaks to it over HTTP.
 
+pub mod oidc;
 pub mod s3;
 
 use std::path::PathBuf;
@@ -201,6 +202,10 @@ impl Client {
 
     pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.send(Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(Method::PUT, path, Some(body)).await
     }
 
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {

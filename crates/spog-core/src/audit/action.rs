@@ -87,6 +87,16 @@ catalogue! {
     AuditStreamUpdate => ("audit_stream.update", "audit_stream", "An audit stream was changed."),
     AuthLogin => ("auth.login", "user", "A user logged in, or failed to."),
     AuthLogout => ("auth.logout", "user", "A user logged out, ending the session."),
+    AuthSettingsUpdate => (
+        "auth_settings.update",
+        "auth_settings",
+        "An account's sign-in policy (SSO-only, break-glass users) was changed.",
+    ),
+    AuthSsoLogin => (
+        "auth.sso_login",
+        "user",
+        "A user signed in through an identity provider, or a sign-in through one failed.",
+    ),
     AuthPasswordChange => (
         "auth.password_change",
         "user",
@@ -147,6 +157,26 @@ catalogue! {
         "enrollment_token.revoke",
         "enrollment_token",
         "An unused enrollment token was revoked.",
+    ),
+    IdentityProviderCreate => (
+        "identity_provider.create",
+        "identity_provider",
+        "An OpenID Connect identity provider was added to the account.",
+    ),
+    IdentityProviderDelete => (
+        "identity_provider.delete",
+        "identity_provider",
+        "An identity provider was deleted; the identities it linked were unlinked.",
+    ),
+    IdentityProviderTest => (
+        "identity_provider.test",
+        "identity_provider",
+        "An identity provider's discovery document and keys were fetched on request.",
+    ),
+    IdentityProviderUpdate => (
+        "identity_provider.update",
+        "identity_provider",
+        "An identity provider was changed.",
     ),
     EventPublish => ("event.publish", "event", "A platform event was published."),
     HostAccessGrant => (
@@ -284,15 +314,10 @@ catalogue! {
     WebhookUpdate => ("webhook.update", "webhook", "A webhook was changed."),
 }
 
-/// Namespaces the SPEC gives the actions of features not built yet (sign-in
-/// settings and identity providers, agent enrollment, maintenance windows, silences): reserved now, so that an entry ingested today cannot collide with them later.
+/// Namespaces the SPEC gives the actions of features not built yet (maintenance windows,
+/// silences): reserved now, so that an entry ingested today cannot collide with them later.
 /// A feature that is built moves its actions into the catalogue and its namespace out of here.
-pub const RESERVED_NAMESPACES: &[&str] = &[
-    "auth_settings",
-    "identity_provider",
-    "maintenance_window",
-    "silence",
-];
+pub const RESERVED_NAMESPACES: &[&str] = &["maintenance_window", "silence"];
 
 impl Action {
     /// The dotted name entries carry: `host.update`.

@@ -125,3 +125,30 @@ impl<T: Audited> Audited for &T {
         (*self).audit_organization()
     }
 }
+
+impl Audited for crate::sso::IdentityProvider {
+    const RESOURCE_TYPE: &'static str = "identity_provider";
+    fn audit_id(&self) -> String {
+        self.id.to_string()
+    }
+    fn audit_name(&self) -> String {
+        self.settings.name.clone()
+    }
+    fn audit_organization(&self) -> Option<Id<Organization>> {
+        None
+    }
+}
+
+/// An account's sign-in policy is one object per account.
+impl Audited for crate::sso::AuthSettings {
+    const RESOURCE_TYPE: &'static str = "auth_settings";
+    fn audit_id(&self) -> String {
+        self.account_id.to_string()
+    }
+    fn audit_name(&self) -> String {
+        "sign-in settings".to_owned()
+    }
+    fn audit_organization(&self) -> Option<Id<Organization>> {
+        None
+    }
+}

@@ -191,6 +191,20 @@ pub struct Config {
     /// (what losing a machine can lose at most).
     #[serde(with = "duration")]
     pub recording_upload_interval: Duration,
+
+    // Single sign-on (SPEC 2.1).
+    /// The external base URL (`https://spog.example.com`) of redirect URIs registered at
+    /// identity providers; unset: the request's own scheme and host.
+    pub public_url: Option<String>,
+    /// How long a sign-in started at a provider may take to come back.
+    #[serde(with = "duration")]
+    pub sso_state_ttl: Duration,
+    /// Each request to an identity provider (discovery, keys, token, userinfo).
+    #[serde(with = "duration")]
+    pub oidc_http_timeout: Duration,
+    /// Leeway for an ID token's `exp` and `iat` against this server's clock.
+    #[serde(with = "duration")]
+    pub oidc_clock_skew: Duration,
 }
 
 impl Default for Config {
@@ -260,6 +274,10 @@ impl Default for Config {
             s3_allow_http: false,
             s3_virtual_hosted_style: false,
             recording_upload_interval: Duration::from_secs(60),
+            public_url: None,
+            sso_state_ttl: Duration::from_secs(600),
+            oidc_http_timeout: Duration::from_secs(10),
+            oidc_clock_skew: Duration::from_secs(60),
         }
     }
 }
@@ -352,6 +370,14 @@ impl Config {
         crate::recordings::storage::Location::parse(&self.recordings_storage)?;
         if self.recording_upload_interval < Duration::from_secs(1) {
             return Err("recording_upload_interval must be at least 1s".into());
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err("public_url must be an http:// or https:// URL".into());
+        }
+        if self.sso_state_ttl < Duration::from_secs(10) || self.oidc_http_timeout.is_zero() {
+            return Err("sso_state_ttl must be at least 10s and oidc_http_timeout positive".into());
         }
         if self.webhook_retry_schedule.is_empty() {
             return Err("webhook_retry_schedule needs at least one delay".into());

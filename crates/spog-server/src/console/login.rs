@@ -11,6 +11,7 @@ use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::Cookie;
 use serde::Deserialize;
 use spog_core::audit::Source;
+use spog_store::identity::{providers, sessions};
 
 use super::assets;
 use super::error::{PageError, PageResult};
@@ -29,8 +30,24 @@ struct LoginPage {
     assets: String,
     csrf: String,
     next: String,
+    next_encoded: String,
     email: String,
     error: Option<String>,
+    sso_error: Option<String>,
+    providers: Vec<LoginProvider>,
+}
+
+/// A "Sign in with {name}" button.
+struct LoginProvider {
+    id: String,
+    name: String,
+}
+
+/// A message above the form, about the password form or about a single sign-on.
+pub enum Notice {
+    None,
+    Password(String),
+    Sso(String),
 }
 
 #[derive(Deserialize)]
@@ -65,28 +82,43 @@ fn nonce_of(jar: &CookieJar) -> String {
 }
 
 /// The login form with `status`, setting its nonce cookie.
-fn login_form(
+pub async fn login_form(
     state: &AppState,
     request: &RequestInfo,
     jar: CookieJar,
     status: StatusCode,
     next: String,
     email: String,
-    error: Option<String>,
+    notice: Notice,
 ) -> PageResult {
     let nonce = nonce_of(&jar);
+    let providers = {
+        let mut conn = state.store.conn().await?;
+        providers::on_login_page(&mut conn).await?
+    };
+    let (error, sso_error) = match notice {
+        Notice::None => (None, None),
+        Notice::Password(message) => (Some(message), None),
+        Notice::Sso(message) => (None, Some(message)),
+    };
     let page = LoginPage {
         assets: assets::base(),
         csrf: login_token(&state.keys, &nonce),
+        next_encoded: form_urlencoded::byte_serialize(next.as_bytes()).collect(),
         next,
         email,
         error,
+        sso_error,
+        providers: providers
+            .into_iter()
+            .map(|(id, name)| LoginProvider { id, name })
+            .collect(),
     };
     let jar = jar.add(login_nonce_cookie(secure(state, request), nonce));
     Ok((status, jar, Html(page.render()?)).into_response())
 }
 
-fn secure(state: &AppState, request: &RequestInfo) -> bool {
+pub fn secure(state: &AppState, request: &RequestInfo) -> bool {
     secure_cookies(&state.config, request.origin.as_ref())
 }
 
@@ -114,8 +146,9 @@ pub async fn login_page(
         StatusCode::OK,
         next,
         String::new(),
-        None,
+        Notice::None,
     )
+    .await
 }
 
 pub async fn log_in_form(
@@ -140,8 +173,9 @@ pub async fn log_in_form(
             StatusCode::FORBIDDEN,
             next,
             form.email,
-            Some(message),
-        );
+            Notice::Password(message),
+        )
+        .await;
     }
     let result = log_in(&state, &request, &form.email, &form.password, Source::Web).await;
     let (status, message) = match result {
@@ -163,6 +197,11 @@ pub async fn log_in_form(
             },
         ),
         Err(ApiError::Unauthenticated(message)) => (StatusCode::UNAUTHORIZED, message),
+        Err(ApiError::Coded {
+            code: "sso_required",
+            message,
+            ..
+        }) => (StatusCode::FORBIDDEN, message),
         Err(ApiError::Unavailable(message)) => (StatusCode::SERVICE_UNAVAILABLE, message),
         Err(ApiError::RateLimited(wait)) => {
             let message = format!(
@@ -176,8 +215,9 @@ pub async fn log_in_form(
                 StatusCode::TOO_MANY_REQUESTS,
                 next,
                 form.email,
-                Some(message),
-            )?;
+                Notice::Password(message),
+            )
+            .await?;
             page.headers_mut().insert(RETRY_AFTER, retry_after(wait));
             return Ok(page);
         }
@@ -191,8 +231,9 @@ pub async fn log_in_form(
         status,
         next,
         form.email,
-        Some(message),
+        Notice::Password(message),
     )
+    .await
 }
 
 fn capitalised(text: &str) -> String {
@@ -229,6 +270,18 @@ pub async fn log_out_form(
             "This page is out of date; reload it and log out again.".to_owned(),
         ));
     }
+    let account = principal.account;
+    let provider = {
+        let mut conn = state.store.conn().await?;
+        sessions::provider_of(&mut conn, account, id).await?
+    };
+    let base = crate::sso::public_base(&state.config, &headers, request.origin.as_ref());
     log_out(&state, &Auth { principal, request }).await?;
-    Ok((jar, Redirect::to("/login")).into_response())
+    let to = match provider {
+        Some(provider) => crate::sso::signin::logout_url(&state, account, &provider, &base)
+            .await?
+            .unwrap_or_else(|| "/login".to_owned()),
+        None => "/login".to_owned(),
+    };
+    Ok((jar, Redirect::to(&to)).into_response())
 }

@@ -25,6 +25,8 @@ mod recording_settings;
 mod recordings;
 mod roles;
 mod session;
+mod sso;
+mod sso_admin;
 mod system;
 mod terminal;
 mod tokens;
@@ -51,6 +53,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/login", get(login::login_page).post(login::log_in_form))
         .route("/logout", post(login::log_out_form))
+        .route("/login/sso/{id}", get(sso::start))
+        .route("/login/sso/{id}/callback", get(sso::callback))
         .merge(pages::router())
         // Outside the sidebar: the bell's page and menu, for every signed-in user.
         .route("/account", get(account::account_page))

@@ -13,7 +13,7 @@ use spog_core::Permission;
 use super::session::Viewer;
 use super::{
     alerts, audit, channels, dashboard, enrollment_tokens, hosts, organizations,
-    recording_settings, recordings, roles, system, terminal, tokens, users, webhooks,
+    recording_settings, recordings, roles, sso_admin, system, terminal, tokens, users, webhooks,
 };
 use crate::state::AppState;
 
@@ -248,6 +248,17 @@ pub const NAV: &[NavEntry] = &[
             page("/admin/roles", "Roles", || get(roles::list_page)),
             page("/admin/roles/table", "Roles", || get(roles::table_partial)),
             page("/admin/roles/{id}", "Roles", || get(roles::edit_page)),
+        ],
+    },
+    NavEntry {
+        label: "Single sign-on",
+        section: "Admin",
+        permission: Some(Permission::UsersManage),
+        pages: &[
+            page("/admin/sso", "Single sign-on", || get(sso_admin::list_page)),
+            page("/admin/sso/{id}", "Single sign-on", || {
+                get(sso_admin::edit_page)
+            }),
         ],
     },
     NavEntry {

@@ -10,7 +10,7 @@ use spog_core::model::{Account, User};
 use spog_core::validate::Email;
 use spog_core::{FieldErrors, Id, PermissionSet, Timestamp};
 use spog_store::identity::sessions::{self, Session};
-use spog_store::identity::users;
+use spog_store::identity::{auth_settings, users};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -116,6 +116,20 @@ pub async fn log_in(
             return Err(ApiError::Unauthenticated(BAD_LOGIN.to_owned()));
         }
     };
+    let policy = {
+        let mut conn = state.store.conn().await?;
+        auth_settings::get(&mut conn, candidate.account).await?
+    };
+    if !policy.allows_password(candidate.user) {
+        // A correct password, refused by the account's policy: on record, no session.
+        let mut tx = state.store.begin().await?;
+        let user = users::get(&mut tx, candidate.account, candidate.user).await?;
+        let entry = login_entry(request, candidate.account, &user, source);
+        tx.record(entry.failed().metadata(json!({"reason": "sso_only"})))
+            .await?;
+        tx.commit().await?;
+        return Err(sso_required());
+    }
     state
         .login_throttle
         .succeeded(&state.store, attempt, now)
@@ -128,6 +142,7 @@ pub async fn log_in(
     let origin = sessions::Origin {
         ip: request.ip.clone(),
         user_agent: request.user_agent.clone(),
+        provider_id: None,
     };
     sessions::create(
         &mut tx,
@@ -155,6 +170,17 @@ pub async fn log_in(
         expires_at,
         user,
     })
+}
+
+/// 403 `sso_required`: the account signs in through its identity providers only.
+pub fn sso_required() -> ApiError {
+    ApiError::Coded {
+        status: StatusCode::FORBIDDEN,
+        code: "sso_required",
+        message: "this account signs in through single sign-on; use your identity provider"
+            .to_owned(),
+        details: None,
+    }
 }
 
 /// The `auth.login` entry of an attempt on `user`.

@@ -13,7 +13,7 @@ use spog_core::page::{self, Page};
 use spog_core::validate::{self, Email};
 use spog_core::{FieldError, FieldErrors, Id, Timestamp, UniqueList};
 use spog_store::identity::sessions::{self, Session};
-use spog_store::identity::{tokens as token_store, users};
+use spog_store::identity::{auth_settings, tokens as token_store, users};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -78,6 +78,12 @@ pub async fn change_own_password(
     }
     let new = errors.finish(new)?;
     let mut conn = state.store.conn().await?;
+    if !auth_settings::get(&mut conn, auth.account())
+        .await?
+        .allows_password(user)
+    {
+        return Err(crate::http::auth::sso_required());
+    }
     let me = users::get(&mut conn, auth.account(), user).await?;
     let hash = users::password_hash(&mut conn, auth.account(), user).await?;
     drop(conn);
@@ -187,8 +193,12 @@ pub async fn own_sessions(state: &AppState, auth: &Auth) -> ApiResult<Vec<MySess
             id: s.id,
             created_at: s.created_at,
             expires_at: s.expires_at,
-            method: "password",
-            provider_id: None,
+            method: if s.origin.provider_id.is_some() {
+                "sso"
+            } else {
+                "password"
+            },
+            provider_id: s.origin.provider_id,
             ip: s.origin.ip,
             user_agent: s.origin.user_agent,
             current: s.id == current,

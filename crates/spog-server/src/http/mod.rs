@@ -5,12 +5,14 @@ pub mod alerts;
 pub mod audit;
 pub mod audit_streams;
 pub mod auth;
+pub mod auth_settings;
 pub mod channels;
 pub mod delivery_history;
 pub mod downloads;
 pub mod enrollment_tokens;
 pub mod events;
 pub mod hosts;
+pub mod identity_providers;
 pub mod me;
 pub mod metrics;
 pub mod notifications;
@@ -36,6 +38,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(audit_streams::router())
         .merge(users::router())
         .merge(roles::router())
+        .merge(identity_providers::router())
+        .merge(auth_settings::router())
         .merge(organizations::router())
         .merge(tokens::router())
         .merge(hosts::router())

@@ -32,6 +32,7 @@ mod secrets_at_rest;
 mod self_service;
 mod smtp;
 mod socket_credentials;
+mod sso;
 mod terminal;
 mod transport;
 mod web_terminal;

@@ -18,6 +18,7 @@ mod receiver;
 mod recordings;
 mod session;
 mod sidebar;
+mod sso;
 mod terminal;
 mod webhooks;
 

@@ -15,6 +15,8 @@ pub struct Session;
 pub struct Origin {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The identity provider the session was opened through; none for a password.
+    pub provider_id: Option<String>,
 }
 
 /// A live session, as its user reviews it.
@@ -39,8 +41,8 @@ pub async fn create(
     origin: &Origin,
 ) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO sessions (id, account_id, user_id, created_at, expires_at, ip, user_agent) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO sessions (id, account_id, user_id, created_at, expires_at, ip, user_agent, \
+         provider_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(session.to_string())
     .bind(account.to_string())
@@ -49,6 +51,7 @@ pub async fn create(
     .bind(expires_at.micros())
     .bind(origin.ip.as_deref())
     .bind(origin.user_agent.as_deref())
+    .bind(origin.provider_id.as_deref())
     .execute(conn)
     .await?;
     Ok(())
@@ -165,9 +168,16 @@ pub async fn live_of(
     user: Id<User>,
     now: Timestamp,
 ) -> StoreResult<Vec<LiveSession>> {
-    type Row = (String, i64, i64, Option<String>, Option<String>);
+    type Row = (
+        String,
+        i64,
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, created_at, expires_at, ip, user_agent FROM sessions \
+        "SELECT id, created_at, expires_at, ip, user_agent, provider_id FROM sessions \
          WHERE account_id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3 \
          ORDER BY created_at DESC, id DESC LIMIT $4",
     )
@@ -178,15 +188,37 @@ pub async fn live_of(
     .fetch_all(conn)
     .await?;
     rows.into_iter()
-        .map(|(session, created_at, expires_at, ip, user_agent)| {
-            Ok(LiveSession {
-                id: id(&session)?,
-                created_at: at(created_at),
-                expires_at: at(expires_at),
-                origin: Origin { ip, user_agent },
-            })
-        })
+        .map(
+            |(session, created_at, expires_at, ip, user_agent, provider_id)| {
+                Ok(LiveSession {
+                    id: id(&session)?,
+                    created_at: at(created_at),
+                    expires_at: at(expires_at),
+                    origin: Origin {
+                        ip,
+                        user_agent,
+                        provider_id,
+                    },
+                })
+            },
+        )
         .collect()
+}
+
+/// The identity provider a session of the account was opened through, if any.
+#[tracing::instrument(name = "identity::sessions::provider_of", skip_all, fields(account = %account, session = %session))]
+pub async fn provider_of(
+    conn: &mut Conn,
+    account: Id<Account>,
+    session: Id<Session>,
+) -> StoreResult<Option<String>> {
+    let row: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT provider_id FROM sessions WHERE account_id = $1 AND id = $2")
+            .bind(account.to_string())
+            .bind(session.to_string())
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.and_then(|(provider,)| provider))
 }
 
 /// Deletes sessions that expired before `before`; returns how many.

@@ -10,6 +10,7 @@ mod identity;
 mod login_throttle;
 mod metrics;
 mod sessions;
+mod sso;
 
 use spog_core::Id;
 use spog_core::Timestamp;

@@ -36,6 +36,7 @@ async fn users_see_and_end_their_own_sessions_only() {
         let origin = Origin {
             ip: Some("192.0.2.7".into()),
             user_agent: Some("curl/8".into()),
+            provider_id: None,
         };
         let mut ann_sessions = Vec::new();
         for step in 0..3 {
