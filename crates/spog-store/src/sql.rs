@@ -240,14 +240,17 @@ mod tests {
 /// A read-only transaction for a text search. On PostgreSQL, sequential scans are ruled out in
 /// it: its estimate of how many rows `LIKE '%…%'` keeps is no guide either way (without
 /// statistics it scans the whole table for rare text; with them, for common text), while every
-/// read of a search has an index that serves it.
+/// read of a search has an index that serves it. So are parallel plans, which the same
+/// estimates choose for a few dozen rows and which cost more to start than those rows to read.
 pub(crate) async fn indexed_reads(conn: &mut Conn) -> StoreResult<sqlx::Transaction<'_, Any>> {
     let postgres = conn.backend_name() != "SQLite";
     let mut tx = sqlx::Connection::begin(conn).await?;
     if postgres {
-        sqlx::query("SET LOCAL enable_seqscan = off")
-            .execute(&mut *tx)
-            .await?;
+        sqlx::raw_sql(
+            "SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0",
+        )
+        .execute(&mut *tx)
+        .await?;
     }
     Ok(tx)
 }

@@ -169,7 +169,9 @@ pub async fn list(
             sql.fetch_all::<EntryRow>(conn).await?
         }
     };
-    Ok(Page::from_rows(entries(rows)?, limit, &scope, |e| {
+    let mut entries = entries(rows)?;
+    entries.sort_unstable_by(|a, b| (b.occurred_at, &b.id).cmp(&(a.occurred_at, &a.id)));
+    Ok(Page::from_rows(entries, limit, &scope, |e| {
         vec![e.occurred_at.micros().into(), e.id.clone().into()]
     }))
 }
@@ -309,13 +311,15 @@ async fn search(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    // Unordered: an `ORDER BY` could be served by walking the time index down to the oldest
+    // of them. The caller puts the page in order.
     let mut sql = Sql::new(&format!(
         "SELECT {COLUMNS} FROM audit_logs WHERE account_id = "
     ));
     sql.bind(account.to_string())
         .push(" AND id IN ")
         .bind_list(ids.into_iter().map(|(id,)| id))
-        .push(" ORDER BY occurred_at DESC, id DESC");
+        .planned_per_run();
     sql.fetch_all::<EntryRow>(conn).await
 }
 
