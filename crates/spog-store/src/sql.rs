@@ -223,20 +223,6 @@ impl Sql<Postgres> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::pg_array;
-
-    #[test]
-    fn an_array_literal_quotes_every_element_and_escapes_quotes_and_backslashes() {
-        assert_eq!(pg_array(Vec::<String>::new()), "{}");
-        assert_eq!(
-            pg_array(["1", "a,b", r#"say "hi"\"#, "NULL"]),
-            r#"{"1","a,b","say \"hi\"\\","NULL"}"#
-        );
-    }
-}
-
 /// A read-only transaction for a text search. On PostgreSQL, sequential scans are ruled out in
 /// it: its estimate of how many rows `LIKE '%…%'` keeps is no guide either way (without
 /// statistics it scans the whole table for rare text; with them, for common text), while every
@@ -258,4 +244,18 @@ pub(crate) async fn indexed_reads(conn: &mut Conn) -> StoreResult<sqlx::Transact
 /// `query` as a quoted FTS5 string: its trigrams in a row, that is the text as a substring.
 pub(crate) fn fts_phrase(query: &str) -> String {
     format!("\"{}\"", query.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pg_array;
+
+    #[test]
+    fn an_array_literal_quotes_every_element_and_escapes_quotes_and_backslashes() {
+        assert_eq!(pg_array(Vec::<String>::new()), "{}");
+        assert_eq!(
+            pg_array(["1", "a,b", r#"say "hi"\"#, "NULL"]),
+            r#"{"1","a,b","say \"hi\"\\","NULL"}"#
+        );
+    }
 }

@@ -23,11 +23,13 @@ const GROUP: usize = 256;
 /// Publications that may wait for a writer before publishers wait too.
 const QUEUE: usize = 1_024;
 
+/// Writes the entry recording a new event, given its id and deliveries.
+pub type EntryOf = Box<dyn Fn(Id<Event>, &[Id<Delivery>]) -> AuditEntry + Send + Sync>;
+
 /// An event to publish, with the audit entry that records its publication.
 pub struct Publication {
     pub event: NewEvent,
-    /// The entry recording a new event, given its id and deliveries.
-    pub entry: Box<dyn Fn(Id<Event>, &[Id<Delivery>]) -> AuditEntry + Send + Sync>,
+    pub entry: EntryOf,
 }
 
 /// Why a publication was refused.

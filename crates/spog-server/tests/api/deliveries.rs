@@ -207,13 +207,12 @@ async fn concurrent_publications_each_stay_all_or_nothing() {
             }
         });
         let answers = futures::future::join_all(publications).await;
-        let status = |n: usize| answers[n].0;
-        for n in 0..60 {
+        for (n, (status, body)) in answers.iter().enumerate() {
             let expected = match n % 10 {
                 0 => StatusCode::UNPROCESSABLE_ENTITY,
                 _ => StatusCode::ACCEPTED,
             };
-            assert_eq!(status(n), expected, "{n}: {}", answers[n].1);
+            assert_eq!(*status, expected, "{n}: {body}");
         }
         let once: Vec<&Value> = (0..60)
             .filter(|n| n % 10 == 1)
