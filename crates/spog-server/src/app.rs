@@ -111,6 +111,7 @@ pub async fn launch(
         workers::liveness::spawn(&state, shutdown.clone()),
         workers::alert_evaluation::spawn(&state, shutdown.clone()),
         workers::no_data::spawn(&state, shutdown.clone()),
+        workers::silences::spawn(&state, shutdown.clone()),
         workers::delivery::spawn(&state, shutdown.clone()),
         workers::delivery_cleanup::spawn(&state, shutdown.clone()),
         workers::metrics_pruning::spawn(&state, shutdown.clone()),

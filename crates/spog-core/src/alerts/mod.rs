@@ -2,6 +2,7 @@
 //! `alert.*` events say. Pure rules; the store keeps the state.
 
 mod draft;
+pub mod silences;
 pub use draft::RuleBody;
 
 use serde::{Deserialize, Serialize};
@@ -283,6 +284,27 @@ pub struct Alert {
     pub resolved_at: Option<Timestamp>,
     pub resolved_reason: Option<ResolvedReason>,
     pub updated_at: Timestamp,
+    /// What kept the alert from notifying when it fired (SPEC 7.4).
+    pub suppressed_by: Vec<Suppression>,
+    /// When it notified channels and people; null while suppressed (or in cooldown).
+    pub notified_at: Option<Timestamp>,
+}
+
+/// A silence (or, later, a maintenance window) that suppressed an alert.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Suppression {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+}
+
+impl Suppression {
+    pub fn silence(id: Id<silences::Silence>) -> Self {
+        Self {
+            kind: "silence".to_owned(),
+            id: id.to_string(),
+        }
+    }
 }
 
 impl Alert {
@@ -306,6 +328,7 @@ impl Alert {
             "host_id": self.host_id,
             "hostname": self.hostname,
             "source_event_id": self.source_event_id,
+            "suppressed": !self.suppressed_by.is_empty() && self.notified_at.is_none(),
             "at": at,
         })
     }

@@ -1,6 +1,7 @@
 //! What an audit entry names of the object a change is about, for each audited domain type.
 
 use crate::Id;
+use crate::alerts::silences::Silence;
 use crate::alerts::{Alert, AlertRule};
 use crate::audit_streams::AuditStream;
 use crate::channels::Channel;
@@ -60,6 +61,7 @@ audited! {
     AlertRule => "alert_rule", |r| r.name.clone(), in organization_id;
     // An alert is named by its rule's name, which it keeps after the rule is deleted.
     Alert => "alert", |a| a.rule_name.clone(), in organization_id;
+    Silence => "silence", |s| format!("silence {}", s.id), in organization_id;
     Notification => "notification", |n| n.title.clone();
     AuditStream => "audit_stream", |s| s.name.clone();
     DesktopRecording => "desktop_recording", |r| format!("{}@{}", r.user_email, r.hostname),

@@ -6,6 +6,7 @@
 
 pub mod metrics;
 pub mod no_data;
+pub mod silenced;
 
 use serde_json::json;
 use spog_core::alerts::{Alert, AlertRule, AlertState, ResolvedReason};
@@ -25,26 +26,36 @@ pub fn alert_engine(account: Id<Account>) -> Actor {
     Actor::system(account, "alert engine", Source::Scheduler)
 }
 
-/// Stores a firing alert and, unless the rule's cooldown runs, announces it.
+/// Stores a firing alert and, unless the rule's cooldown runs, announces it. Under a matching
+/// silence it is stored and its event published (`"suppressed": true`) but it notifies no one.
 #[tracing::instrument(name = "alerting::fire", skip_all,
     fields(account = %account, rule = %rule.id, alert = %alert.id))]
 pub async fn fire(
     tx: &mut Tx,
     account: Id<Account>,
     rule: &AlertRule,
-    alert: Alert,
+    mut alert: Alert,
     now: Timestamp,
     announcements: &mut Announcements,
 ) -> StoreResult<()> {
+    alert.suppressed_by = silenced::suppressions(tx, account, &alert, now).await?;
+    let suppressed = !alert.suppressed_by.is_empty();
+    // A suppressed alert does not take the rule's cooldown: it notified no one.
+    let notifies = !suppressed && rules::claim_notification(tx, rule, now).await?;
+    if notifies {
+        alert.notified_at = Some(now);
+    }
     alerts::insert(tx, account, &alert).await?;
-    let notifies = rules::claim_notification(tx, rule, now).await?;
     let entry = alert_engine(account)
         .did(Action::AlertFire, &alert)
         .after(&alert)
-        .metadata(json!({"rule_id": rule.id, "notified": notifies}));
+        .metadata(json!({"rule_id": rule.id, "notified": notifies,
+            "suppressed_by": alert.suppressed_by}));
     tx.record(entry).await?;
     if notifies {
         announce(tx, account, &alert, &rule.channel_ids, now, announcements).await?;
+    } else if suppressed {
+        announce_quietly(tx, account, &alert, now, announcements).await?;
     }
     Ok(())
 }
@@ -73,6 +84,14 @@ pub async fn change_state(
         return Ok(false);
     }
     let changed = alerts::get(tx, account, alert.id).await?;
+    if changed.notified_at.is_none() && !changed.suppressed_by.is_empty() {
+        // Never notified: its acknowledgement or resolution notifies no one either, and it
+        // no longer waits for its silences to end.
+        alerts::release(tx, account, changed.id, None).await?;
+        return announce_quietly(tx, account, &changed, now, announcements)
+            .await
+            .map(|()| true);
+    }
     // A deleted rule notifies no channels; a failed lookup fails the change.
     let channels = match changed.rule_id {
         Some(rule) => match rules::get(tx, account, rule).await {
@@ -112,6 +131,31 @@ pub async fn resolve_by_engine(
             .metadata(json!({"resolved_reason": reason}));
         tx.record(entry).await?;
     }
+    Ok(())
+}
+
+/// The `alert.*` event of a suppressed alert, to webhooks only (no channel, no in-app
+/// notification), and the alert to the browsers showing alerts.
+async fn announce_quietly(
+    tx: &mut Tx,
+    account: Id<Account>,
+    alert: &Alert,
+    now: Timestamp,
+    announcements: &mut Announcements,
+) -> StoreResult<()> {
+    let event = NewEvent::new(
+        account,
+        alert.organization_id,
+        alert.state.event_type(),
+        now,
+        alert.event_data(now),
+    );
+    Box::pin(events::publish(tx, event, now, announcements)).await?;
+    let dashboard = Dashboard {
+        topic: "alerts".to_owned(),
+        data: json!({"alert_id": alert.id, "state": alert.state}),
+    };
+    announcements.push(BusEvent::Dashboard { account, dashboard });
     Ok(())
 }
 

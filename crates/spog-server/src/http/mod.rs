@@ -19,6 +19,7 @@ pub mod notifications;
 pub mod organizations;
 pub mod recordings;
 pub mod roles;
+pub mod silences;
 pub mod system;
 pub mod telemetry;
 pub mod tokens;
@@ -51,6 +52,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(notifications::router())
         .merge(channels::router())
         .merge(alerts::router())
+        .merge(silences::router())
         .merge(recordings::router())
         .merge(crate::terminal::open::router())
         .merge(telemetry::router())

@@ -18,6 +18,7 @@ pub mod recording_text;
 pub mod recording_upload;
 pub mod recordings;
 pub mod retention;
+pub mod silences;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -57,6 +57,12 @@ async fn mutations(
         .await;
     let token = token["api_token"]["id"].as_str().unwrap().to_owned();
     let (webhook, delivery) = failed_delivery(server, admin, &org).await;
+    let ends_at =
+        spog_core::Timestamp::from_micros(spog_core::Timestamp::now().micros() + 3_600_000_000);
+    let silence_body = json!({"organization_id": org, "ends_at": ends_at, "comment": "c",
+        "matchers": [{"name": "severity", "op": "=", "value": "low"}]});
+    let (_, silence) = admin.post("/silences", silence_body.clone()).await;
+    let silence = silence["id"].as_str().expect("a silence").to_owned();
     let (_, silent_host) = admin
         .post("/hosts", json!({"organization_id": org, "hostname": "h-3"}))
         .await;
@@ -393,6 +399,19 @@ async fn mutations(
             Method::POST,
             "/alerts/{id}/resolve",
             format!("/alerts/{alert}/resolve"),
+            json!({}),
+        ),
+        (Method::POST, "/silences", "/silences".into(), silence_body),
+        (
+            Method::PATCH,
+            "/silences/{id}",
+            format!("/silences/{silence}"),
+            json!({"comment": "longer"}),
+        ),
+        (
+            Method::POST,
+            "/silences/{id}/expire",
+            format!("/silences/{silence}/expire"),
             json!({}),
         ),
         (

@@ -30,6 +30,7 @@ mod retention;
 mod scale_out;
 mod secrets_at_rest;
 mod self_service;
+mod silences;
 mod smtp;
 mod socket_credentials;
 mod sso;

@@ -11,7 +11,7 @@ use crate::{Conn, Sql, StoreError, StoreResult};
 
 const COLUMNS: &str = "id, organization_id, rule_id, rule_name, kind, reason, severity, state, summary, host_id, hostname, \
      metric, labels, value, threshold, operator, source_event_id, fired_at, acknowledged_at, acknowledged_by, resolved_at, \
-     resolved_reason, updated_at";
+     resolved_reason, updated_at, suppressed_by, notified_at";
 
 #[derive(sqlx::FromRow)]
 struct AlertRow {
@@ -38,6 +38,8 @@ struct AlertRow {
     resolved_at: Option<i64>,
     resolved_reason: Option<String>,
     updated_at: i64,
+    suppressed_by: String,
+    notified_at: Option<i64>,
 }
 
 impl TryFrom<AlertRow> for Alert {
@@ -72,6 +74,8 @@ impl TryFrom<AlertRow> for Alert {
                 .map(|r| ResolvedReason::parse(r).ok_or_else(|| corrupt("resolved_reason")))
                 .transpose()?,
             updated_at: at(row.updated_at),
+            suppressed_by: from_json(&row.suppressed_by)?,
+            notified_at: opt_at(row.notified_at),
         })
     }
 }
@@ -106,6 +110,8 @@ pub fn firing(rule: &AlertRule, summary: String, now: Timestamp) -> Alert {
         resolved_at: None,
         resolved_reason: None,
         updated_at: now,
+        suppressed_by: Vec::new(),
+        notified_at: None,
     }
 }
 
@@ -113,9 +119,13 @@ pub fn firing(rule: &AlertRule, summary: String, now: Timestamp) -> Alert {
 #[tracing::instrument(name = "alerting::alerts::insert", skip_all, fields(account = %account, alert = %alert.id))]
 pub async fn insert(conn: &mut Conn, account: Id<Account>, alert: &Alert) -> StoreResult<()> {
     let mut sql = Sql::new(&format!(
-        "INSERT INTO alerts (account_id, {COLUMNS}) VALUES ("
+        "INSERT INTO alerts (account_id, held, {COLUMNS}) VALUES ("
     ));
+    // Suppressed and not notified: it waits for its silences to end.
+    let held = !alert.suppressed_by.is_empty() && alert.notified_at.is_none();
     sql.bind(account.to_string())
+        .push(", ")
+        .bind(i64::from(held))
         .push(", ")
         .bind(alert.id.to_string())
         .push(", ")
@@ -154,6 +164,10 @@ pub async fn insert(conn: &mut Conn, account: Id<Account>, alert: &Alert) -> Sto
         .bind(alert.fired_at.micros())
         .push(", NULL, NULL, NULL, NULL, ")
         .bind(alert.updated_at.micros())
+        .push(", ")
+        .bind(json_text(&alert.suppressed_by))
+        .push(", ")
+        .bind(alert.notified_at.map(|t| t.micros()))
         .push(")");
     sql.execute(conn).await.map_err(|e| match e {
         StoreError::Database(db) => {
@@ -350,5 +364,60 @@ pub async fn delete_resolved(
         .push(" AND id = ")
         .bind(alert.to_string())
         .push(" AND state = 'resolved'");
+    Ok(sql.execute(conn).await?.rows_affected() == 1)
+}
+
+/// Up to `limit` alerts of an organization that a silence held back from notifying.
+#[tracing::instrument(name = "alerting::alerts::held", skip_all, fields(account = %account, organization = %organization))]
+pub async fn held(
+    conn: &mut Conn,
+    account: Id<Account>,
+    organization: Id<Organization>,
+    limit: u32,
+) -> StoreResult<Vec<Alert>> {
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM alerts WHERE account_id = "));
+    sql.bind(account.to_string())
+        .push(" AND organization_id = ")
+        .bind(organization.to_string())
+        .push(" AND held = 1 ORDER BY fired_at, id LIMIT ")
+        .bind(i64::from(limit));
+    sql.fetch_all::<AlertRow>(conn)
+        .await?
+        .into_iter()
+        .map(Alert::try_from)
+        .collect()
+}
+
+/// Up to `limit` organizations with held alerts, in any account.
+#[tracing::instrument(name = "alerting::alerts::organizations_holding", skip_all)]
+pub async fn organizations_holding(
+    conn: &mut Conn,
+    limit: u32,
+) -> StoreResult<Vec<(Id<Account>, Id<Organization>)>> {
+    let mut sql =
+        Sql::new("SELECT DISTINCT account_id, organization_id FROM alerts WHERE held = 1 LIMIT ");
+    sql.bind(i64::from(limit));
+    let rows: Vec<(String, String)> = sql.fetch_all(conn).await?;
+    rows.iter()
+        .map(|(account, organization)| Ok((id(account)?, id(organization)?)))
+        .collect()
+}
+
+/// Stops holding an alert; `notified_at` marks that it notified now. False when another
+/// instance released it first.
+#[tracing::instrument(name = "alerting::alerts::release", skip_all, fields(account = %account, alert = %alert))]
+pub async fn release(
+    conn: &mut Conn,
+    account: Id<Account>,
+    alert: Id<Alert>,
+    notified_at: Option<Timestamp>,
+) -> StoreResult<bool> {
+    let mut sql = Sql::new("UPDATE alerts SET held = 0, notified_at = ");
+    sql.bind(notified_at.map(|t| t.micros()))
+        .push(" WHERE account_id = ")
+        .bind(account.to_string())
+        .push(" AND id = ")
+        .bind(alert.to_string())
+        .push(" AND held = 1");
     Ok(sql.execute(conn).await?.rows_affected() == 1)
 }

@@ -3,4 +3,5 @@
 pub mod alerts;
 pub mod metric_states;
 pub mod rules;
+pub mod silences;
 pub mod silent_series;
