@@ -60,7 +60,7 @@ async fn mutations(
     let ends_at =
         spog_core::Timestamp::from_micros(spog_core::Timestamp::now().micros() + 3_600_000_000);
     let silence_body = json!({"organization_id": org, "ends_at": ends_at, "comment": "c",
-        "matchers": [{"name": "severity", "op": "=", "value": "low"}]});
+        "matchers": [{"name": "severity", "op": "=", "value": "critical"}]});
     let (_, silence) = admin.post("/silences", silence_body.clone()).await;
     let silence = silence["id"].as_str().expect("a silence").to_owned();
     let (_, silent_host) = admin
