@@ -60,8 +60,15 @@ pub async fn walk(
                     return Ok::<_, StoreError>(None);
                 }
                 let upto = last.min(after.saturating_add(batch_size.max(1)));
-                let links = read_links(&store, account, after, upto).await?;
-                Ok(Some((links, upto)))
+                let links = read_links(&store, account.clone(), after, upto).await?;
+                // Past a gap (links gone or moved), on from the next link there is.
+                let next = match links.last_seq() {
+                    Some(_) => upto,
+                    None => next_link(&store, &account, after)
+                        .await?
+                        .map_or(last, |n| n - 1),
+                };
+                Ok(Some((links, next)))
             }
         })
     };
@@ -107,20 +114,39 @@ pub async fn range(
     limit: i64,
 ) -> StoreResult<(ChainBatch, Option<i64>)> {
     let account = account.to_string();
-    let bound = after.saturating_add(limit.max(1));
-    let links = read_links(
-        store,
-        account.clone(),
-        after,
-        upto.map_or(bound, |u| u.min(bound)),
-    )
-    .await?;
+    let read = |after: i64| {
+        let bound = after.saturating_add(limit.max(1));
+        read_links(
+            store,
+            account.clone(),
+            after,
+            upto.map_or(bound, |u| u.min(bound)),
+        )
+    };
+    let mut links = read(after).await?;
+    if links.last_seq().is_none()
+        && let Some(next) = next_link(store, &account, after).await?
+    {
+        // Past a gap (links gone or moved), from the next link there is.
+        links = read(next - 1).await?;
+    }
     let last = links.last_seq();
     let filter = Arc::new(AuditFilter::default());
     Ok((
         read_entries(store.clone(), account, filter, links).await?,
         last,
     ))
+}
+
+/// The account's first link after `after`, if any: where a walk goes on past a gap.
+async fn next_link(store: &Store, account: &str, after: i64) -> StoreResult<Option<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT MIN(seq) FROM audit_links WHERE account_id = $1 AND seq > $2")
+            .bind(account.to_owned())
+            .bind(after)
+            .fetch_one(&mut *store.conn().await?)
+            .await?,
+    )
 }
 
 /// The entries of `ids` (queued ones, in id order), read apart from the transaction that
