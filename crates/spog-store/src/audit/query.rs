@@ -164,11 +164,12 @@ pub async fn list(
             rows
         }
         _ => {
-            let mut sql = newest_first(account, filter, after.as_ref());
-            sql.push(" LIMIT ").bind(i64::from(limit) + 1);
-            sql.fetch_all::<EntryRow>(conn).await?
+            newest_first(account, filter, after.as_ref(), i64::from(limit) + 1)
+                .fetch_all::<EntryRow>(conn)
+                .await?
         }
     };
+    // A search reads its page's entries by key, in no order.
     let mut entries = entries(rows)?;
     entries.sort_unstable_by(|a, b| (b.occurred_at, &b.id).cmp(&(a.occurred_at, &a.id)));
     Ok(Page::from_rows(entries, limit, &scope, |e| {
@@ -179,15 +180,21 @@ pub async fn list(
 /// A listing key: `(occurred_at, id)`, newest first.
 type Key = (i64, String);
 
-/// The entries `filter` keeps, older than `after`, newest first (the `LIMIT` is the caller's).
-fn newest_first(account: Id<Account>, filter: &AuditFilter, after: Option<&Key>) -> Sql {
+/// Up to `limit` entries `filter` keeps, older than `after`, newest first.
+fn newest_first(
+    account: Id<Account>,
+    filter: &AuditFilter,
+    after: Option<&Key>,
+    limit: i64,
+) -> Sql {
     let mut sql = Sql::new(&format!(
         "SELECT {COLUMNS} FROM audit_logs WHERE account_id = "
     ));
     sql.bind(account.to_string());
     filter.push_conditions(&mut sql);
     push_older_than(&mut sql, "occurred_at", after);
-    sql.push(" ORDER BY occurred_at DESC, id DESC")
+    sql.push(" ORDER BY occurred_at DESC, id DESC LIMIT ")
+        .bind(limit)
         .planned_per_run();
     sql
 }
